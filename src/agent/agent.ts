@@ -1,0 +1,221 @@
+/**
+ * The per-host agent's composition root.
+ *
+ *   config dir + data dir --> LocalState <--- /v1/agent/* (local API)
+ *                               |   ^
+ *               CheckScheduler -+   | results
+ *                               v
+ *                   AntiEntropy --> servers (catalog)      Heartbeat --> servers (liveness)
+ *
+ * Services registered through the API are kept in the data dir, so they survive a restart;
+ * those from the config dir are re-read at start and on reload (SIGHUP).
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  normalizeCheckType,
+  normalizeServiceRegistration,
+  type CheckRegistration,
+  type ServiceRegistration,
+} from '../api/index.js';
+import { createClient, type TrellisClient } from '../client/index.js';
+import { loadConfigDir, formatDiagnostic } from '../config/index.js';
+import { describeError, type Clock, type Random } from '../core/index.js';
+import { CheckScheduler } from './checks/index.js';
+import { LocalState } from './local/local-state.js';
+import { AntiEntropy, type NodeInfo } from './sync/anti-entropy.js';
+import { Heartbeat } from './sync/heartbeat.js';
+
+export interface AgentLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface AgentOptions {
+  node: NodeInfo;
+  servers: string[];
+  dataDir: string;
+  configDir?: string;
+  clock: Clock;
+  random: Random;
+  log: AgentLogger;
+  enableScriptChecks?: boolean;
+  syncIntervalMs?: number;
+  heartbeatIntervalMs?: number;
+  heartbeatTtlMs?: number;
+  /** True when this agent runs inside a server process (its node is the server's). */
+  server?: boolean;
+  token?: string;
+}
+
+interface Persisted {
+  services: ServiceRegistration[];
+  checks: CheckRegistration[];
+}
+
+export class ConfigLoadError extends Error {
+  constructor(readonly diagnostics: string[]) {
+    super(`configuration has ${diagnostics.length} error(s):\n${diagnostics.join('\n')}`);
+  }
+}
+
+export class TrellisAgent {
+  readonly opts: AgentOptions;
+  readonly client: TrellisClient;
+  readonly local: LocalState;
+  readonly checks: CheckScheduler;
+  readonly sync: AntiEntropy;
+  readonly heartbeat: Heartbeat;
+  readonly startedAt: number;
+  #persistFile: string;
+  #loading = false;
+
+  constructor(opts: AgentOptions) {
+    this.opts = opts;
+    this.startedAt = opts.clock.now();
+    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    this.#persistFile = join(opts.dataDir, 'local-services.json');
+    this.client = createClient({ addresses: opts.servers, clock: opts.clock, ...(opts.token ? { token: opts.token } : {}) });
+    this.checks = new CheckScheduler({
+      clock: opts.clock,
+      random: opts.random,
+      enableScriptChecks: opts.enableScriptChecks ?? false,
+      onChange: (id, r) => this.local.setCheckStatus(id, r.status, r.output),
+    });
+    this.local = new LocalState(
+      {
+        start: (id, def, status) => {
+          this.checks.add(id, def, status);
+        },
+        stop: (id) => {
+          this.checks.remove(id);
+        },
+      },
+      () => this.#onLocalChange(),
+    );
+    this.sync = new AntiEntropy({
+      client: this.client,
+      local: this.local,
+      node: opts.node,
+      clock: opts.clock,
+      random: opts.random,
+      intervalMs: opts.syncIntervalMs ?? 60_000,
+      protectedServices: opts.server ? ['consul'] : [],
+      log: opts.log,
+    });
+    this.heartbeat = new Heartbeat({
+      client: this.client,
+      node: opts.node,
+      clock: opts.clock,
+      intervalMs: opts.heartbeatIntervalMs ?? 2_000,
+      ttlMs: opts.heartbeatTtlMs ?? 10_000,
+      log: opts.log,
+    });
+  }
+
+  #onLocalChange(): void {
+    if (this.#loading) return;
+    this.#persist();
+    this.sync.trigger();
+  }
+
+  /** Loads persisted and config-dir definitions; throws ConfigLoadError on any file error. */
+  async start(): Promise<void> {
+    this.#loading = true;
+    try {
+      await this.#loadConfigDir();
+      this.#loadPersisted();
+    } finally {
+      this.#loading = false;
+    }
+    this.heartbeat.start();
+    this.sync.start();
+  }
+
+  async #loadConfigDir(): Promise<void> {
+    if (!this.opts.configDir) return;
+    const defs = await loadConfigDir(this.opts.configDir);
+    if (defs.errors.length > 0) throw new ConfigLoadError(defs.errors.map(formatDiagnostic));
+    const services = defs.services.map((s, i) => normalizeServiceRegistration(s, `services[${i}]`));
+    const checks = defs.checks.map((c, i) => ({ ...normalizeCheckType(c, `checks[${i}]`), Name: c.Name, ...(c.ID ? { ID: c.ID } : {}) }));
+    // Refuse the whole set before changing anything if any check cannot run here.
+    if (!this.opts.enableScriptChecks) {
+      const all = [...services.flatMap((s) => [...(s.Check ? [s.Check] : []), ...(s.Checks ?? [])]), ...checks];
+      const script = all.find((c) => c.ScriptArgs);
+      if (script) throw new ConfigLoadError([`script check "${script.CheckID ?? script.Name ?? ''}" is defined but script checks are disabled (start the agent with --enable-script-checks)`]);
+    }
+    // Replace the file-sourced set: drop what the files no longer define, then (re)add.
+    const wanted = new Set(services.map((s) => s.ID || s.Name));
+    for (const [id, e] of [...this.local.services]) if (e.source === 'file' && !wanted.has(id)) this.local.removeService(id);
+    const wantedChecks = new Set(checks.map((c) => c.ID || c.CheckID || c.Name));
+    for (const [id, e] of [...this.local.checks]) if (e.source === 'file' && !e.ownedByService && !wantedChecks.has(id)) this.local.removeCheck(id);
+    for (const s of services) this.local.addService(s, 'file');
+    for (const c of checks) this.local.addCheck(c as CheckRegistration, 'file');
+  }
+
+  #loadPersisted(): void {
+    if (!existsSync(this.#persistFile)) return;
+    let saved: Persisted;
+    try {
+      saved = JSON.parse(readFileSync(this.#persistFile, 'utf8')) as Persisted;
+    } catch (err) {
+      this.opts.log.error({ file: this.#persistFile, err: describeError(err) }, 'cannot read saved local services; starting without them');
+      return;
+    }
+    for (const s of saved.services ?? []) {
+      try {
+        this.local.addService(normalizeServiceRegistration(s), 'api');
+      } catch (err) {
+        this.opts.log.warn({ service: s.ID ?? s.Name, err: describeError(err) }, 'skipping saved service');
+      }
+    }
+    for (const c of saved.checks ?? []) {
+      try {
+        this.local.addCheck(c, 'api');
+      } catch (err) {
+        this.opts.log.warn({ check: c.ID ?? c.Name, err: describeError(err) }, 'skipping saved check');
+      }
+    }
+  }
+
+  /** Writes API-registered definitions atomically (temp file + rename). */
+  #persist(): void {
+    const services: ServiceRegistration[] = [];
+    for (const e of this.local.services.values()) if (e.source === 'api') services.push(e.registration);
+    const checks: CheckRegistration[] = [];
+    for (const e of this.local.checks.values()) if (e.source === 'api' && e.registration) checks.push(e.registration);
+    const tmp = `${this.#persistFile}.tmp`;
+    try {
+      writeFileSync(tmp, JSON.stringify({ services, checks } satisfies Persisted), { mode: 0o600 });
+      renameSync(tmp, this.#persistFile);
+    } catch (err) {
+      this.opts.log.error({ file: this.#persistFile, err: describeError(err) }, 'cannot save local services');
+    }
+  }
+
+  /** Re-reads the config dir (SIGHUP); on any error the running configuration stays. */
+  async reload(): Promise<void> {
+    if (this.opts.configDir) {
+      const defs = await loadConfigDir(this.opts.configDir);
+      if (defs.errors.length > 0) throw new ConfigLoadError(defs.errors.map(formatDiagnostic));
+    }
+    await this.#loadConfigDir();
+    this.opts.log.info({ configDir: this.opts.configDir }, 'configuration reloaded');
+  }
+
+  async stop(opts: { leave?: boolean } = {}): Promise<void> {
+    this.sync.stop();
+    if (opts.leave) {
+      try {
+        await this.heartbeat.leave();
+      } catch (err) {
+        this.opts.log.warn({ err: describeError(err) }, 'could not leave the cluster cleanly');
+      }
+    } else {
+      this.heartbeat.stop();
+    }
+    await this.checks.stop();
+    await this.client.close();
+  }
+}

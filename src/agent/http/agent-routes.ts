@@ -1,0 +1,233 @@
+/** /v1/agent/*: this host's services, checks, maintenance, members and self. */
+import type { FastifyInstance } from 'fastify';
+import { compileFilter } from '../../api/filter.js';
+import {
+  canonicalize,
+  isObject,
+  normalizeCheckType,
+  normalizeServiceRegistration,
+  SERF_CHECK_ID,
+  status as statusField,
+  type AgentService,
+  type CheckRegistration,
+  type HealthCheck,
+  type HealthStatus,
+  type Member,
+} from '../../api/index.js';
+import { badRequest, notFound } from '../../core/index.js';
+import { boolParam, jsonBody, param, query, route, sendJSON } from '../../httpkit/consul-http.js';
+import type { TrellisAgent } from '../agent.js';
+import type { LocalCheck } from '../local/local-state.js';
+
+export const VERSION = '0.1.0';
+
+function agentService(agent: TrellisAgent, id: string): AgentService | undefined {
+  const e = agent.local.services.get(id);
+  if (!e) return undefined;
+  return { ...e.service, Datacenter: agent.opts.node.datacenter };
+}
+
+function agentCheck(agent: TrellisAgent, c: LocalCheck): HealthCheck {
+  const svc = c.ServiceID ? agent.local.services.get(c.ServiceID)?.service : undefined;
+  return {
+    Node: agent.opts.node.node,
+    CheckID: c.CheckID,
+    Name: c.Name,
+    Status: c.Status,
+    Notes: c.Notes,
+    Output: c.Output,
+    ServiceID: c.ServiceID,
+    ServiceName: svc?.Service ?? '',
+    ServiceTags: svc?.Tags ?? [],
+    Type: c.Type,
+    Interval: c.Interval,
+    Timeout: c.Timeout,
+    ExposedPort: 0,
+    Definition: c.Definition,
+    CreateIndex: 0,
+    ModifyIndex: 0,
+  };
+}
+
+function filtered<T>(items: Record<string, T>, expr: string | undefined): Record<string, T> {
+  if (!expr) return items;
+  const pred = compileFilter(expr);
+  return Object.fromEntries(Object.entries(items).filter(([, v]) => pred(v)));
+}
+
+/** Aggregated status as Consul computes it: critical > warning > passing. */
+function aggregate(checks: LocalCheck[]): HealthStatus {
+  if (checks.some((c) => c.Status === 'critical')) return 'critical';
+  if (checks.some((c) => c.Status === 'warning')) return 'warning';
+  return 'passing';
+}
+
+const HEALTH_CODE: Record<HealthStatus, number> = { passing: 200, warning: 429, critical: 503 };
+
+export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
+  const node = agent.opts.node;
+
+  route(app, ['GET'], '/v1/agent/self', async (_req, reply) =>
+    sendJSON(reply, {
+      Config: {
+        Datacenter: node.datacenter,
+        PrimaryDatacenter: node.datacenter,
+        NodeName: node.node,
+        NodeID: node.nodeId,
+        Revision: 'trellis',
+        Server: agent.opts.server === true,
+        Version: VERSION,
+        BuildDate: '2026-11-25T00:00:00Z',
+      },
+      DebugConfig: {},
+      Coord: null,
+      Member: selfMember(agent),
+      Stats: {
+        agent: { checks: String(agent.local.checks.size), services: String(agent.local.services.size) },
+        trellis: { sync_error: agent.sync.lastError ?? '', synced: String(agent.sync.syncedVersion === agent.local.version) },
+      },
+      Meta: node.meta,
+    }),
+  );
+
+  route(app, ['GET'], '/v1/agent/members', async (_req, reply) => {
+    const [nodes, checks] = await Promise.all([agent.client.catalog.nodes(), agent.client.health.state('any')]);
+    const serf = new Map(checks.value.filter((c) => c.CheckID === SERF_CHECK_ID).map((c) => [c.Node, c.Status]));
+    const members: Member[] = nodes.value
+      .filter((n) => serf.has(n.Node))
+      .map((n) => member(n.Node, n.Address, node.datacenter, n.Meta['trellis-role'] === 'server', serf.get(n.Node) === 'passing' ? 1 : 4));
+    return sendJSON(reply, members);
+  });
+
+  route(app, ['GET'], '/v1/agent/services', async (req, reply) => {
+    const out: Record<string, AgentService> = {};
+    for (const id of agent.local.services.keys()) out[id] = agentService(agent, id)!;
+    return sendJSON(reply, filtered(out, param(query(req), 'filter')));
+  });
+
+  route(app, ['GET'], '/v1/agent/service/:id', async (req, reply) => {
+    const id = (req.params as { id: string }).id;
+    const svc = agentService(agent, id);
+    if (!svc) throw notFound(`unknown service ID: ${id}`);
+    return sendJSON(reply, svc);
+  });
+
+  route(app, ['PUT'], '/v1/agent/service/register', async (req, reply) => {
+    const reg = normalizeServiceRegistration(jsonBody(req));
+    const replace = boolParam(query(req), 'replace-existing-checks');
+    agent.local.addService(reg, 'api', replace || true);
+    return reply.code(200).send();
+  });
+
+  route(app, ['PUT'], '/v1/agent/service/deregister/:id', async (req, reply) => {
+    agent.local.removeService((req.params as { id: string }).id);
+    return reply.code(200).send();
+  });
+
+  route(app, ['PUT'], '/v1/agent/service/maintenance/:id', async (req, reply) => {
+    const q = query(req);
+    if (param(q, 'enable') === undefined) throw badRequest('Missing value for enable', 'enable');
+    agent.local.setServiceMaintenance((req.params as { id: string }).id, boolParam(q, 'enable'), param(q, 'reason') ?? '');
+    return reply.code(200).send();
+  });
+
+  route(app, ['PUT'], '/v1/agent/maintenance', async (req, reply) => {
+    const q = query(req);
+    if (param(q, 'enable') === undefined) throw badRequest('Missing value for enable', 'enable');
+    agent.local.setNodeMaintenance(boolParam(q, 'enable'), param(q, 'reason') ?? '');
+    return reply.code(200).send();
+  });
+
+  route(app, ['GET'], '/v1/agent/checks', async (req, reply) => {
+    const out: Record<string, HealthCheck> = {};
+    for (const [id, e] of agent.local.checks) out[id] = agentCheck(agent, e.check);
+    return sendJSON(reply, filtered(out, param(query(req), 'filter')));
+  });
+
+  route(app, ['PUT'], '/v1/agent/check/register', async (req, reply) => {
+    const raw = jsonBody(req);
+    const c = normalizeCheckType(raw, 'body');
+    const o = isObject(raw) ? canonicalize(raw, ['Name', 'ID', 'ServiceID']) : {};
+    const nm = typeof o.Name === 'string' ? o.Name : '';
+    if (!nm) throw badRequest('Missing check name', 'Name');
+    const reg: CheckRegistration & { ServiceID?: string } = { ...c, Name: nm };
+    if (typeof o.ID === 'string' && o.ID) reg.ID = o.ID;
+    agent.local.addCheck(reg, 'api');
+    return reply.code(200).send();
+  });
+
+  route(app, ['PUT'], '/v1/agent/check/deregister/:id', async (req, reply) => {
+    agent.local.removeCheck((req.params as { id: string }).id);
+    return reply.code(200).send();
+  });
+
+  const ttl = (status: HealthStatus) => async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
+    const id = (req.params as { id: string }).id;
+    if (!agent.checks.has(id)) throw notFound(`Unknown check ID "${id}". Ensure that the check ID is passed, not the check name.`);
+    agent.checks.ttlUpdate(id, status, param(query(req), 'note') ?? '');
+    return reply.code(200).send();
+  };
+  route(app, ['PUT'], '/v1/agent/check/pass/:id', ttl('passing'));
+  route(app, ['PUT'], '/v1/agent/check/warn/:id', ttl('warning'));
+  route(app, ['PUT'], '/v1/agent/check/fail/:id', ttl('critical'));
+
+  route(app, ['PUT'], '/v1/agent/check/update/:id', async (req, reply) => {
+    const id = (req.params as { id: string }).id;
+    const raw = jsonBody(req);
+    if (!isObject(raw)) throw badRequest('Request body must be {Status, Output}', 'body');
+    const o = canonicalize(raw, ['Status', 'Output']);
+    const st = statusField(o, 'Status', '');
+    if (!st) throw badRequest('Status: must be passing, warning or critical', 'Status');
+    if (!agent.checks.has(id)) throw notFound(`Unknown check ID "${id}"`);
+    agent.checks.ttlUpdate(id, st, typeof o.Output === 'string' ? o.Output : '');
+    return reply.code(200).send();
+  });
+
+  route(app, ['GET'], '/v1/agent/health/service/id/:id', async (req, reply) => {
+    const id = (req.params as { id: string }).id;
+    const svc = agentService(agent, id);
+    if (!svc) return reply.code(404).type('text/plain; charset=utf-8').send(`ServiceId ${id} not found`);
+    const st = aggregate(agent.local.checksOf(id));
+    reply.code(HEALTH_CODE[st]);
+    return sendJSON(reply, { AggregatedStatus: st, Service: svc, Checks: agent.local.checksOf(id).map((c) => agentCheck(agent, c)) });
+  });
+
+  route(app, ['GET'], '/v1/agent/health/service/name/:name', async (req, reply) => {
+    const name = (req.params as { name: string }).name;
+    const list = [...agent.local.services.values()].filter((e) => e.service.Service === name);
+    if (list.length === 0) return reply.code(404).type('text/plain; charset=utf-8').send(`ServiceName ${name} Not Found`);
+    const entries = list.map((e) => {
+      const checks = agent.local.checksOf(e.service.ID);
+      return { AggregatedStatus: aggregate(checks), Service: agentService(agent, e.service.ID), Checks: checks.map((c) => agentCheck(agent, c)) };
+    });
+    const worst = aggregate(list.flatMap((e) => agent.local.checksOf(e.service.ID)));
+    reply.code(HEALTH_CODE[worst]);
+    return sendJSON(reply, entries);
+  });
+
+  route(app, ['PUT'], '/v1/agent/reload', async (_req, reply) => {
+    await agent.reload();
+    return reply.code(200).send();
+  });
+}
+
+function member(name: string, addr: string, dc: string, server: boolean, status: number): Member {
+  return {
+    Name: name,
+    Addr: addr,
+    Port: 8301,
+    Tags: { role: server ? 'consul' : 'node', dc, build: VERSION, vsn: '2', vsn_min: '2', vsn_max: '3', port: '8300' },
+    Status: status,
+    ProtocolMin: 1,
+    ProtocolMax: 5,
+    ProtocolCur: 2,
+    DelegateMin: 2,
+    DelegateMax: 5,
+    DelegateCur: 4,
+  };
+}
+
+function selfMember(agent: TrellisAgent): Member {
+  const n = agent.opts.node;
+  return member(n.node, n.address, n.datacenter, agent.opts.server === true, 1);
+}

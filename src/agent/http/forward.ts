@@ -1,0 +1,81 @@
+/**
+ * Forwards catalog, health, KV, session, txn and status calls from the agent's local API to a
+ * server, byte for byte (status, Consul headers, body). A connection failure moves on to the
+ * next server; an HTTP answer (even an error) is passed back as it is.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Agent, type Dispatcher } from 'undici';
+import { describeError, unavailable } from '../../core/index.js';
+
+const FORWARDED_PREFIXES = ['/v1/catalog/', '/v1/health/', '/v1/kv/', '/v1/kv', '/v1/txn', '/v1/session/', '/v1/status/', '/v1/internal/trellis/'];
+const PASS_HEADERS = ['content-type', 'x-consul-index', 'x-consul-knownleader', 'x-consul-lastcontact', 'x-consul-effective-consistency', 'x-consul-default-acl-policy'];
+
+export interface Forwarder {
+  forward(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply>;
+  close(): Promise<void>;
+}
+
+function toOrigin(addr: string): string {
+  return /^https?:\/\//.test(addr) ? addr.replace(/\/+$/, '') : `http://${addr}`;
+}
+
+export function createForwarder(servers: string[]): Forwarder {
+  const origins = servers.map(toOrigin);
+  // Blocking queries may be held up to 10m + jitter by the server.
+  const dispatcher: Dispatcher = new Agent({ headersTimeout: 11 * 60_000, bodyTimeout: 11 * 60_000, keepAliveTimeout: 30_000, connectTimeout: 5_000 });
+  let preferred = 0;
+
+  return {
+    async forward(req, reply) {
+      const headers: Record<string, string> = {};
+      for (const h of ['content-type', 'x-consul-token', 'authorization']) {
+        const v = req.headers[h];
+        if (typeof v === 'string') headers[h] = v;
+      }
+      const body = Buffer.isBuffer(req.body) ? req.body : undefined;
+      const ac = new AbortController();
+      const onClose = (): void => ac.abort();
+      reply.raw.once('close', onClose);
+      const errors: string[] = [];
+      try {
+        for (let i = 0; i < origins.length; i++) {
+          const at = (preferred + i) % origins.length;
+          try {
+            const res = await dispatcher.request({
+              origin: origins[at]!,
+              path: req.url,
+              method: req.method as Dispatcher.HttpMethod,
+              headers,
+              body,
+              signal: ac.signal,
+            });
+            preferred = at;
+            const payload = Buffer.from(await res.body.arrayBuffer());
+            reply.code(res.statusCode);
+            for (const h of PASS_HEADERS) {
+              const v = res.headers[h];
+              if (typeof v === 'string') reply.header(h, v);
+            }
+            return reply.send(payload);
+          } catch (err) {
+            if (ac.signal.aborted) return reply;
+            errors.push(`${origins[at]}: ${describeError(err)}`);
+          }
+        }
+      } finally {
+        reply.raw.off('close', onClose);
+      }
+      throw unavailable(`No server reachable (${errors.join('; ')})`);
+    },
+    close: () => dispatcher.close(),
+  };
+}
+
+/** Mounts the forwarder on every path the servers answer. */
+export function forwardRoutes(app: FastifyInstance, fwd: Forwarder): void {
+  const handler = (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => fwd.forward(req, reply);
+  for (const p of FORWARDED_PREFIXES) {
+    const url = p.endsWith('/') ? `${p}*` : p;
+    app.route({ method: ['GET', 'PUT', 'POST', 'DELETE'], url, handler });
+  }
+}

@@ -1,0 +1,5 @@
+/**
+ * api: the wire contract shared by catalog, agent, client and CLI. Pure: no I/O.
+ */
+export * from './types.js';
+export * from './normalize.js';

@@ -1,0 +1,321 @@
+/**
+ * Turns request bodies into complete, validated wire objects: checks types field by field
+ * (errors name the field), fills Consul's defaults (ID = Name, Weights 1/1, empty Tags/Meta) and
+ * accepts Consul's case-insensitive and snake_case spellings of keys. Pure; shared by the catalog
+ * (catalog/register) and the agent (agent/service/register).
+ */
+import { badRequest } from '../core/errors.js';
+import { parseDuration } from '../core/duration.js';
+import type {
+  AgentService,
+  CheckType,
+  ConnectProxyConfig,
+  HealthStatus,
+  ServiceAddress,
+  ServiceConnect,
+  ServiceRegistration,
+  Upstream,
+} from './types.js';
+
+type Obj = Record<string, unknown>;
+
+/** A name usable as a DNS label and a SPIFFE path segment. */
+export const NAME_RE = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9_])?$/;
+
+export function isObject(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const fold = (k: string): string => k.replace(/_/g, '').toLowerCase();
+
+/**
+ * Re-keys `o` to the canonical spellings in `fields` (matching case-insensitively, ignoring
+ * underscores). Unknown keys are kept as they are (Consul ignores them in API bodies).
+ */
+export function canonicalize(o: Obj, fields: readonly string[]): Obj {
+  const map = new Map(fields.map((f) => [fold(f), f]));
+  const out: Obj = {};
+  for (const [k, v] of Object.entries(o)) out[map.get(fold(k)) ?? k] = v;
+  return out;
+}
+
+export function str(o: Obj, k: string, path: string, def = ''): string {
+  const v = o[k];
+  if (v === undefined || v === null) return def;
+  if (typeof v !== 'string') throw badRequest(`${path}${k}: must be a string`, path + k);
+  return v;
+}
+
+export function optStr(o: Obj, k: string, path: string): string | undefined {
+  return o[k] === undefined || o[k] === null ? undefined : str(o, k, path);
+}
+
+export function int(o: Obj, k: string, path: string, def = 0, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  let v = o[k];
+  if (v === undefined || v === null) return def;
+  if (typeof v === 'string' && /^-?\d+$/.test(v)) v = Number(v);
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw badRequest(`${path}${k}: must be an integer`, path + k);
+  if (v < min || v > max) throw badRequest(`${path}${k}: must be between ${min} and ${max}`, path + k);
+  return v;
+}
+
+export function bool(o: Obj, k: string, path: string, def = false): boolean {
+  const v = o[k];
+  if (v === undefined || v === null) return def;
+  if (typeof v !== 'boolean') throw badRequest(`${path}${k}: must be true or false`, path + k);
+  return v;
+}
+
+export function strList(o: Obj, k: string, path: string): string[] {
+  const v = o[k];
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) {
+    throw badRequest(`${path}${k}: must be a list of strings`, path + k);
+  }
+  return v as string[];
+}
+
+export function strMap(o: Obj, k: string, path: string, maxKey = 128, maxValue = 512): Record<string, string> {
+  const v = o[k];
+  if (v === undefined || v === null) return {};
+  if (!isObject(v)) throw badRequest(`${path}${k}: must be an object of strings`, path + k);
+  const out: Record<string, string> = {};
+  for (const [mk, mv] of Object.entries(v)) {
+    if (typeof mv !== 'string') throw badRequest(`${path}${k}.${mk}: must be a string`, `${path}${k}.${mk}`);
+    if (mk.length === 0 || mk.length > maxKey) throw badRequest(`${path}${k}: key "${mk.slice(0, 40)}" must be 1 to ${maxKey} characters`, path + k);
+    if (mv.length > maxValue) throw badRequest(`${path}${k}.${mk}: value longer than ${maxValue} characters`, `${path}${k}.${mk}`);
+    out[mk] = mv;
+  }
+  return out;
+}
+
+export function name(o: Obj, k: string, path: string, required: boolean): string {
+  const v = str(o, k, path);
+  if (v === '') {
+    if (required) throw badRequest(`${path}${k}: missing (required)`, path + k);
+    return v;
+  }
+  if (!NAME_RE.test(v)) {
+    throw badRequest(
+      `${path}${k}: "${v.slice(0, 64)}" is not a valid name (letters, digits, '.', '_', '-'; it must start with a letter or digit, at most 128 characters)`,
+      path + k,
+    );
+  }
+  return v;
+}
+
+export function duration(o: Obj, k: string, path: string): string | undefined {
+  const v = optStr(o, k, path);
+  if (v === undefined || v === '') return undefined;
+  if (parseDuration(v) === undefined) throw badRequest(`${path}${k}: "${v}" is not a duration (e.g. "10s", "1m30s")`, path + k);
+  return v;
+}
+
+export function status(o: Obj, k: string, path: string): HealthStatus | undefined {
+  const v = optStr(o, k, path);
+  if (v === undefined || v === '') return undefined;
+  if (v !== 'passing' && v !== 'warning' && v !== 'critical') {
+    throw badRequest(`${path}${k}: must be passing, warning or critical`, path + k);
+  }
+  return v;
+}
+
+const CHECK_FIELDS = [
+  'CheckID', 'ID', 'Name', 'Notes', 'ScriptArgs', 'Args', 'Interval', 'Timeout', 'TTL', 'HTTP', 'Header',
+  'Method', 'Body', 'DisableRedirects', 'TCP', 'GRPC', 'GRPCUseTLS', 'TLSServerName', 'TLSSkipVerify',
+  'OutputMaxSize', 'Status', 'SuccessBeforePassing', 'FailuresBeforeWarning', 'FailuresBeforeCritical',
+  'DeregisterCriticalServiceAfter', 'ServiceID', 'Output',
+] as const;
+
+/** Validates a check as an agent runs it (Consul's CheckType). */
+export function normalizeCheckType(raw: unknown, path: string): CheckType & { ID?: string; ServiceID?: string } {
+  if (!isObject(raw)) throw badRequest(`${path}: must be an object`, path);
+  const o = canonicalize(raw, CHECK_FIELDS);
+  const p = `${path}.`;
+  const c: CheckType & { ID?: string; ServiceID?: string } = {};
+  const id = optStr(o, 'CheckID', p) ?? optStr(o, 'ID', p);
+  if (id !== undefined && id !== '') c.CheckID = id;
+  const nm = optStr(o, 'Name', p);
+  if (nm) c.Name = nm;
+  const notes = optStr(o, 'Notes', p);
+  if (notes) c.Notes = notes;
+  const args = o.ScriptArgs !== undefined ? strList(o, 'ScriptArgs', p) : strList(o, 'Args', p);
+  if (args.length) c.ScriptArgs = args;
+  for (const k of ['Interval', 'Timeout', 'TTL', 'DeregisterCriticalServiceAfter'] as const) {
+    const d = duration(o, k, p);
+    if (d !== undefined) c[k] = d;
+  }
+  for (const k of ['HTTP', 'Method', 'Body', 'TCP', 'GRPC', 'TLSServerName'] as const) {
+    const v = optStr(o, k, p);
+    if (v) c[k] = v;
+  }
+  for (const k of ['DisableRedirects', 'GRPCUseTLS', 'TLSSkipVerify'] as const) {
+    if (o[k] !== undefined) c[k] = bool(o, k, p);
+  }
+  for (const k of ['OutputMaxSize', 'SuccessBeforePassing', 'FailuresBeforeWarning', 'FailuresBeforeCritical'] as const) {
+    if (o[k] !== undefined) c[k] = int(o, k, p);
+  }
+  if (o.Header !== undefined && o.Header !== null) {
+    if (!isObject(o.Header)) throw badRequest(`${p}Header: must be an object of string lists`, `${p}Header`);
+    const h: Record<string, string[]> = {};
+    for (const hk of Object.keys(o.Header)) h[hk] = strList(o.Header, hk, `${p}Header.`);
+    c.Header = h;
+  }
+  const st = status(o, 'Status', p);
+  if (st) c.Status = st;
+  const sid = optStr(o, 'ServiceID', p);
+  if (sid) c.ServiceID = sid;
+  const kinds = [c.ScriptArgs, c.HTTP, c.TCP, c.GRPC, c.TTL].filter((x) => x !== undefined).length;
+  if (kinds > 1) throw badRequest(`${path}: a check has exactly one of ScriptArgs, HTTP, TCP, GRPC or TTL`, path);
+  if (kinds === 1 && !c.TTL && !c.Interval) throw badRequest(`${path}.Interval: required for a ${c.HTTP ? 'HTTP' : c.TCP ? 'TCP' : c.GRPC ? 'gRPC' : 'script'} check`, `${path}.Interval`);
+  return c;
+}
+
+const UPSTREAM_FIELDS = [
+  'DestinationType', 'DestinationNamespace', 'DestinationName', 'Datacenter', 'LocalBindAddress',
+  'LocalBindPort', 'LocalBindSocketPath', 'Config',
+] as const;
+
+function normalizeUpstream(raw: unknown, path: string): Upstream {
+  if (!isObject(raw)) throw badRequest(`${path}: must be an object`, path);
+  const o = canonicalize(raw, UPSTREAM_FIELDS);
+  const p = `${path}.`;
+  const u: Upstream = { DestinationName: name(o, 'DestinationName', p, true) };
+  const t = optStr(o, 'DestinationType', p);
+  if (t) u.DestinationType = t;
+  const dc = optStr(o, 'Datacenter', p);
+  if (dc) u.Datacenter = dc;
+  const addr = optStr(o, 'LocalBindAddress', p);
+  if (addr) u.LocalBindAddress = addr;
+  if (o.LocalBindPort !== undefined) u.LocalBindPort = int(o, 'LocalBindPort', p, 0, 0, 65535);
+  if (isObject(o.Config)) u.Config = o.Config;
+  return u;
+}
+
+const PROXY_FIELDS = [
+  'DestinationServiceName', 'DestinationServiceID', 'LocalServiceAddress', 'LocalServicePort', 'Mode',
+  'TransparentProxy', 'Config', 'Upstreams',
+] as const;
+
+export function normalizeProxy(raw: unknown, path: string, requireDestination: boolean): ConnectProxyConfig {
+  if (!isObject(raw)) throw badRequest(`${path}: must be an object`, path);
+  const o = canonicalize(raw, PROXY_FIELDS);
+  const p = `${path}.`;
+  const px: ConnectProxyConfig = { DestinationServiceName: name(o, 'DestinationServiceName', p, requireDestination) };
+  const did = optStr(o, 'DestinationServiceID', p);
+  if (did) px.DestinationServiceID = did;
+  const la = optStr(o, 'LocalServiceAddress', p);
+  if (la) px.LocalServiceAddress = la;
+  if (o.LocalServicePort !== undefined) px.LocalServicePort = int(o, 'LocalServicePort', p, 0, 0, 65535);
+  const mode = optStr(o, 'Mode', p);
+  if (mode) {
+    if (!['direct', 'transparent'].includes(mode)) throw badRequest(`${p}Mode: must be "direct" or "transparent"`, `${p}Mode`);
+    px.Mode = mode;
+  }
+  if (isObject(o.TransparentProxy)) {
+    const tp = canonicalize(o.TransparentProxy, ['OutboundListenerPort', 'DialedDirectly']);
+    px.TransparentProxy = {
+      OutboundListenerPort: int(tp, 'OutboundListenerPort', `${p}TransparentProxy.`, 0, 0, 65535),
+      DialedDirectly: bool(tp, 'DialedDirectly', `${p}TransparentProxy.`),
+    };
+  }
+  if (o.Config !== undefined && o.Config !== null) {
+    if (!isObject(o.Config)) throw badRequest(`${p}Config: must be an object`, `${p}Config`);
+    px.Config = o.Config;
+  }
+  if (o.Upstreams !== undefined && o.Upstreams !== null) {
+    if (!Array.isArray(o.Upstreams)) throw badRequest(`${p}Upstreams: must be a list`, `${p}Upstreams`);
+    px.Upstreams = o.Upstreams.map((u, i) => normalizeUpstream(u, `${p}Upstreams[${i}]`));
+  }
+  return px;
+}
+
+const SERVICE_FIELDS = [
+  'Kind', 'ID', 'Name', 'Service', 'Tags', 'Port', 'Address', 'TaggedAddresses', 'EnableTagOverride', 'Meta',
+  'Weights', 'Check', 'Checks', 'Proxy', 'Connect',
+] as const;
+
+function taggedAddresses(o: Obj, p: string): Record<string, ServiceAddress> | undefined {
+  const v = o.TaggedAddresses;
+  if (v === undefined || v === null) return undefined;
+  if (!isObject(v)) throw badRequest(`${p}TaggedAddresses: must be an object`, `${p}TaggedAddresses`);
+  const out: Record<string, ServiceAddress> = {};
+  for (const [k, a] of Object.entries(v)) {
+    if (!isObject(a)) throw badRequest(`${p}TaggedAddresses.${k}: must be {Address, Port}`, `${p}TaggedAddresses.${k}`);
+    const ca = canonicalize(a, ['Address', 'Port']);
+    out[k] = { Address: str(ca, 'Address', `${p}TaggedAddresses.${k}.`), Port: int(ca, 'Port', `${p}TaggedAddresses.${k}.`, 0, 0, 65535) };
+  }
+  return out;
+}
+
+/**
+ * Validates an agent service registration; `nameKey` is "Name" for agent bodies and "Service"
+ * for the Service object of a catalog registration.
+ */
+export function normalizeServiceRegistration(raw: unknown, path = ''): ServiceRegistration {
+  if (!isObject(raw)) throw badRequest(`${path || 'body'}: must be a JSON object`, path || 'body');
+  const o = canonicalize(raw, SERVICE_FIELDS);
+  const p = path ? `${path}.` : '';
+  const r: ServiceRegistration = { Name: name(o, o.Name !== undefined ? 'Name' : 'Service', p, true) };
+  const kind = optStr(o, 'Kind', p);
+  if (kind) {
+    if (!['connect-proxy', 'mesh-gateway', 'terminating-gateway', 'ingress-gateway', 'api-gateway'].includes(kind)) {
+      throw badRequest(`${p}Kind: unknown service kind "${kind}"`, `${p}Kind`);
+    }
+    r.Kind = kind;
+  }
+  const id = name(o, 'ID', p, false);
+  if (id) r.ID = id;
+  r.Tags = strList(o, 'Tags', p);
+  r.Port = int(o, 'Port', p, 0, 0, 65535);
+  r.Address = str(o, 'Address', p);
+  const ta = taggedAddresses(o, p);
+  if (ta) r.TaggedAddresses = ta;
+  r.EnableTagOverride = bool(o, 'EnableTagOverride', p);
+  r.Meta = strMap(o, 'Meta', p);
+  if (o.Weights !== undefined && o.Weights !== null) {
+    if (!isObject(o.Weights)) throw badRequest(`${p}Weights: must be {Passing, Warning}`, `${p}Weights`);
+    const w = canonicalize(o.Weights, ['Passing', 'Warning']);
+    r.Weights = { Passing: int(w, 'Passing', `${p}Weights.`, 1, 1), Warning: int(w, 'Warning', `${p}Weights.`, 1, 0) };
+  }
+  if (o.Check !== undefined && o.Check !== null) r.Check = normalizeCheckType(o.Check, `${p}Check`);
+  if (o.Checks !== undefined && o.Checks !== null) {
+    if (!Array.isArray(o.Checks)) throw badRequest(`${p}Checks: must be a list`, `${p}Checks`);
+    r.Checks = o.Checks.map((c, i) => normalizeCheckType(c, `${p}Checks[${i}]`));
+  }
+  if (o.Proxy !== undefined && o.Proxy !== null) r.Proxy = normalizeProxy(o.Proxy, `${p}Proxy`, kind === 'connect-proxy');
+  if (kind === 'connect-proxy' && !r.Proxy) throw badRequest(`${p}Proxy: required for a connect-proxy`, `${p}Proxy`);
+  if (o.Connect !== undefined && o.Connect !== null) {
+    if (!isObject(o.Connect)) throw badRequest(`${p}Connect: must be an object`, `${p}Connect`);
+    const c = canonicalize(o.Connect, ['Native', 'SidecarService']);
+    const conn: ServiceConnect = {};
+    if (c.Native !== undefined) conn.Native = bool(c, 'Native', `${p}Connect.`);
+    if (c.SidecarService !== undefined && c.SidecarService !== null) {
+      const side = isObject(c.SidecarService) ? { Name: `${r.Name}-sidecar-proxy`, ...c.SidecarService } : c.SidecarService;
+      conn.SidecarService = normalizeServiceRegistration(side, `${p}Connect.SidecarService`);
+    }
+    r.Connect = conn;
+  }
+  return r;
+}
+
+/** The stored form of a registered instance: every field present, Consul's defaults filled. */
+export function toAgentService(r: ServiceRegistration): Omit<AgentService, 'CreateIndex' | 'ModifyIndex'> {
+  const s: Omit<AgentService, 'CreateIndex' | 'ModifyIndex'> = {
+    ID: r.ID || r.Name,
+    Service: r.Name,
+    Tags: r.Tags ?? [],
+    Meta: r.Meta ?? {},
+    Port: r.Port ?? 0,
+    Address: r.Address ?? '',
+    Weights: r.Weights ?? { Passing: 1, Warning: 1 },
+    EnableTagOverride: r.EnableTagOverride ?? false,
+  };
+  if (r.Kind) s.Kind = r.Kind;
+  if (r.TaggedAddresses) s.TaggedAddresses = r.TaggedAddresses;
+  if (r.Proxy) s.Proxy = r.Proxy;
+  if (r.Connect && (r.Connect.Native || r.Connect.SidecarService)) {
+    s.Connect = r.Connect.Native ? { Native: true } : {};
+  }
+  return s;
+}

@@ -1,0 +1,30 @@
+/**
+ * What every catalog route needs: the state to read, the writer to change it, time, and the
+ * identity of this server.
+ */
+import type { Clock, Random } from '../../core/index.js';
+import type { StateStore } from '../state/state-store.js';
+import type { Writer } from '../state/writer.js';
+import type { Liveness } from '../liveness.js';
+import type { SessionTimers } from '../session-timers.js';
+
+export interface CatalogLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface CatalogContext {
+  state: StateStore;
+  writer: Writer;
+  clock: Clock;
+  random: Random;
+  datacenter: string;
+  /** This server's node name and RPC-style address ("ip:8300") for /status. */
+  nodeName: string;
+  advertise: string;
+  liveness: Liveness;
+  sessions: SessionTimers;
+  log: CatalogLogger;
+  newId(): string;
+}

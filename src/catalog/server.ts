@@ -1,0 +1,158 @@
+/**
+ * The catalog server's composition root.
+ *
+ *   1. open the durable store (recover snapshot + write-ahead log) and rebuild the state
+ *   2. start the writer (group-committed log -> apply in order), liveness and session timers
+ *   3. serve the Consul-compatible HTTP API
+ *   4. register this server's own node, its `consul` service and serfHealth
+ *
+ * It knows nothing of the agent: the agent API for the server's own node is mounted by the
+ * binary through `extraRoutes`.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import { SERF_CHECK_ID } from '../api/index.js';
+import type { Clock, Random } from '../core/index.js';
+import { installConsulHttp, MAX_BODY_BYTES } from '../httpkit/consul-http.js';
+import { catalogRoutes } from './http/catalog-routes.js';
+import type { CatalogContext, CatalogLogger } from './http/context.js';
+import { healthRoutes } from './http/health-routes.js';
+import { kvRoutes } from './http/kv-routes.js';
+import { sessionRoutes } from './http/session-routes.js';
+import { statusRoutes } from './http/status-routes.js';
+import { ALIVE_OUTPUT, Liveness, serfCheck } from './liveness.js';
+import { SessionTimers } from './session-timers.js';
+import { StateStore } from './state/state-store.js';
+import { Writer } from './state/writer.js';
+import { createEmbeddedStore } from './store/index.js';
+import type { DurableStore } from './store/types.js';
+
+export interface ServerOptions {
+  dataDir: string;
+  datacenter: string;
+  nodeName: string;
+  nodeId: string;
+  /** Address to listen on. */
+  host: string;
+  port: number;
+  /** Address other hosts reach this server at (its node Address). */
+  advertiseAddr: string;
+  clock: Clock;
+  random: Random;
+  newId: () => string;
+  log: CatalogLogger;
+  snapshotEvery?: number;
+  sessionMinTTLms?: number;
+  /** Time nodes get after a server start to heartbeat again (ms). */
+  nodeGraceMs?: number;
+  /** Extra routes (the agent API of this server's own node). */
+  extraRoutes?: (app: FastifyInstance) => void | Promise<void>;
+  store?: DurableStore;
+}
+
+export interface CatalogServer {
+  app: FastifyInstance;
+  state: StateStore;
+  writer: Writer;
+  /** host:port the API listens on. */
+  address: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
+  const store = opts.store ?? createEmbeddedStore({ dir: opts.dataDir, logger: opts.log });
+  const recovered = await store.open();
+  for (const w of recovered.warnings) opts.log.warn({ dataDir: opts.dataDir }, w);
+  const state = recovered.snapshot ? StateStore.deserialize(recovered.snapshot.data) : new StateStore();
+  for (const e of recovered.entries) state.apply(e.command as never, e.index);
+  opts.log.info(
+    { index: state.lastIndex, snapshot: recovered.snapshot?.index ?? 0, replayed: recovered.entries.length },
+    'catalog state recovered',
+  );
+
+  const writer = new Writer(state, store, { snapshotEvery: opts.snapshotEvery ?? 10_000, logger: opts.log });
+  const liveness = new Liveness(state, writer, {
+    clock: opts.clock,
+    graceMs: opts.nodeGraceMs ?? 30_000,
+    selfNode: opts.nodeName,
+    datacenter: opts.datacenter,
+    log: opts.log,
+  });
+  const sessions = new SessionTimers(writer, opts.clock, opts.log);
+  const ctx: CatalogContext = {
+    state,
+    writer,
+    clock: opts.clock,
+    random: opts.random,
+    datacenter: opts.datacenter,
+    nodeName: opts.nodeName,
+    advertise: `${opts.advertiseAddr}:8300`,
+    liveness,
+    sessions,
+    log: opts.log,
+    newId: opts.newId,
+  };
+
+  const app = Fastify({ bodyLimit: MAX_BODY_BYTES, logger: false, forceCloseConnections: true, return503OnClosing: false });
+  installConsulHttp(app, opts.log);
+  catalogRoutes(app, ctx);
+  healthRoutes(app, ctx);
+  kvRoutes(app, ctx);
+  sessionRoutes(app, ctx, { minTTLms: opts.sessionMinTTLms ?? 10_000, maxTTLms: 86_400_000 });
+  statusRoutes(app, ctx);
+  if (opts.extraRoutes) await opts.extraRoutes(app);
+
+  await registerSelf(state, writer, opts);
+  sessions.restoreAll(state);
+  liveness.start();
+  await app.listen({ host: opts.host, port: opts.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+
+  return {
+    app,
+    state,
+    writer,
+    address: `${hostForUrl}:${port}`,
+    async close() {
+      liveness.stop();
+      sessions.stop();
+      await app.close();
+      await writer.close();
+      await store.close();
+    },
+  };
+}
+
+/** The server's own node, with the `consul` service and a passing serfHealth, as Consul has. */
+async function registerSelf(state: StateStore, writer: Writer, opts: ServerOptions): Promise<void> {
+  const node = state.catalog.nodes.get(opts.nodeName);
+  const svc = state.catalog.getService(opts.nodeName, 'consul');
+  const serf = state.catalog.getCheck(opts.nodeName, SERF_CHECK_ID);
+  if (node?.Address === opts.advertiseAddr && svc && serf?.Status === 'passing') return;
+  const a = opts.advertiseAddr;
+  const r = await writer.propose({
+    type: 'register',
+    node: {
+      ID: opts.nodeId,
+      Node: opts.nodeName,
+      Address: a,
+      Datacenter: opts.datacenter,
+      TaggedAddresses: { lan: a, lan_ipv4: a, wan: a, wan_ipv4: a },
+      Meta: { 'consul-network-segment': '', 'trellis-role': 'server' },
+    },
+    skipNodeUpdate: false,
+    service: {
+      ID: 'consul',
+      Service: 'consul',
+      Tags: [],
+      Meta: {},
+      Port: 8300,
+      Address: '',
+      Weights: { Passing: 1, Warning: 1 },
+      EnableTagOverride: false,
+    },
+    checks: [serfCheck('passing', ALIVE_OUTPUT)],
+  });
+  if (!r.ok) throw new Error(`could not register the server's own node: ${r.error}`);
+}

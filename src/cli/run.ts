@@ -1,0 +1,125 @@
+/**
+ * Builds the `trellis` parser and runs one command line. Nothing here exits the process:
+ * runCli returns the exit code, and bin/trellis.ts decides what to do with it.
+ */
+import { readFile } from 'node:fs/promises';
+import yargs, { type Argv } from 'yargs';
+import { createClient } from '../client/index.js';
+import { parseServiceDefinitions } from '../config/index.js';
+import { catalogCommand } from './commands/catalog/index.js';
+import { healthCommand } from './commands/health/index.js';
+import { kvCommand } from './commands/kv/index.js';
+import { membersCommand } from './commands/members/list.js';
+import { servicesCommand } from './commands/services/index.js';
+import { watchCommand } from './commands/watch/index.js';
+import { report, type CliContext, type CliDeps, type CliIo, type GlobalArgs } from './context.js';
+import { UsageError } from './exit.js';
+import type { OutputFormat } from './output.js';
+
+export const DEFAULT_HTTP_ADDR = '127.0.0.1:8500';
+
+export interface CliOptions {
+  /**
+   * Adds commands next to the built-in ones (bin adds server, agent, dev). Wrap handlers
+   * with `action(ctx, body)` to get the same error reporting and exit codes.
+   */
+  register?: (parser: Argv<GlobalArgs>, ctx: CliContext) => Argv<GlobalArgs>;
+  /** Replaces collaborators; for tests. */
+  deps?: Partial<CliDeps>;
+}
+
+const FORMATS: readonly OutputFormat[] = ['table', 'json'];
+
+/** The configured parser and the context its commands report into. */
+export function buildCli(
+  io: CliIo,
+  opts: CliOptions = {},
+): { parser: Argv<GlobalArgs>; ctx: CliContext } {
+  const ctx: CliContext = {
+    io,
+    deps: { createClient, parseServiceDefinitions, readFile: (p) => readFile(p), ...opts.deps },
+    exitCode: 0,
+    commandPaths: new Set(),
+    argv: [],
+  };
+  const base = yargs()
+    .scriptName('trellis')
+    .usage('$0 <command> [options]')
+    .option('http-addr', {
+      type: 'string',
+      default: io.env.TRELLIS_HTTP_ADDR || DEFAULT_HTTP_ADDR,
+      defaultDescription: `$TRELLIS_HTTP_ADDR or ${DEFAULT_HTTP_ADDR}`,
+      describe: 'API address(es), host:port or URL; comma-separated ones are tried in order',
+      requiresArg: true,
+    })
+    .option('token', {
+      type: 'string',
+      // Shown by name only, so --help never prints a secret.
+      default: io.env.TRELLIS_HTTP_TOKEN,
+      defaultDescription: '$TRELLIS_HTTP_TOKEN',
+      describe: 'ACL token sent as X-Consul-Token',
+      requiresArg: true,
+    })
+    .option('format', {
+      choices: FORMATS,
+      default: 'table' as OutputFormat,
+      describe: 'Output format',
+    }) as unknown as Argv<GlobalArgs>;
+  let parser = base
+    .command(servicesCommand(ctx))
+    .command(catalogCommand(ctx))
+    .command(healthCommand(ctx))
+    .command(kvCommand(ctx))
+    .command(membersCommand(ctx))
+    .command(watchCommand(ctx));
+  if (opts.register) parser = opts.register(parser, ctx);
+  parser = parser
+    .example('$0 catalog services', 'List the services in the catalog')
+    .example('$0 kv put config/web/port 8080 --http-addr 10.0.0.5:8500', 'Write to another server')
+    .epilogue('Exit codes: 0 ok, 1 failure, 2 usage or configuration error.')
+    .demandCommand(1, 'Missing command')
+    .strict()
+    .strictCommands()
+    .recommendCommands()
+    .exitProcess(false)
+    .wrap(100)
+    .help()
+    .alias('help', 'h')
+    .version(false)
+    .fail((msg, err) => {
+      // Validation failures arrive as msg; anything else is rethrown unchanged.
+      if (err) throw err;
+      throw new UsageError(
+        msg.replace(/^Did you mean (.*)\?$/, 'Unknown command; did you mean "$1"?'),
+      );
+    });
+  return { parser, ctx };
+}
+
+/** Runs one command line and resolves to its exit code. */
+export async function runCli(argv: string[], io: CliIo, opts: CliOptions = {}): Promise<number> {
+  const { parser, ctx } = buildCli(io, opts);
+  ctx.argv = argv;
+  let output = '';
+  try {
+    // With a callback yargs hands help text back instead of printing it itself.
+    await parser.parseAsync(argv, {}, (_err, _args, text) => {
+      output = text;
+    });
+  } catch (err) {
+    return report(ctx, err, commandPath(argv, ctx.commandPaths));
+  }
+  if (output) io.stdout(output.endsWith('\n') ? output : `${output}\n`);
+  return ctx.exitCode;
+}
+
+/** The longest known command path the words of argv spell ("kv put"). */
+function commandPath(argv: readonly string[], paths: ReadonlySet<string>): string {
+  const words: string[] = [];
+  for (const token of argv) {
+    if (token.startsWith('-')) continue;
+    if (!paths.has([...words, token].join(' '))) break;
+    words.push(token);
+  }
+  return words.join(' ');
+}

@@ -1,0 +1,49 @@
+/**
+ * createClient: one transport shared by the typed API groups.
+ */
+import { createAgentApi, type AgentApi } from './agent.js';
+import { createCatalogApi, type CatalogApi } from './catalog.js';
+import { createHealthApi, type HealthApi } from './health.js';
+import { createKvApi, type KvApi } from './kv.js';
+import { createSessionApi, type SessionApi } from './session.js';
+import { createStatusApi, type StatusApi } from './status.js';
+import {
+  createTransport,
+  type ApiResponse,
+  type RequestOptions,
+  type TransportOptions,
+} from './transport.js';
+import { watch, type WatchFetch, type WatchHandler, type WatchOptions } from './watch.js';
+
+export type ClientOptions = TransportOptions;
+
+export interface TrellisClient {
+  /** Sends one request; see RequestOptions. Throws MeshError on failure. */
+  request<T = unknown>(opts: RequestOptions): Promise<ApiResponse<T>>;
+  catalog: CatalogApi;
+  health: HealthApi;
+  kv: KvApi;
+  agent: AgentApi;
+  status: StatusApi;
+  session: SessionApi;
+  /** The watch loop (see watch.ts), using the client's clock unless told otherwise. */
+  watch<T>(fetch: WatchFetch<T>, onChange: WatchHandler<T>, opts: WatchOptions): Promise<void>;
+  /** Closes pooled connections; in-flight requests fail. */
+  close(): Promise<void>;
+}
+
+export function createClient(opts: ClientOptions): TrellisClient {
+  const transport = createTransport(opts);
+  return {
+    request: (req) => transport.request(req),
+    catalog: createCatalogApi(transport),
+    health: createHealthApi(transport),
+    kv: createKvApi(transport),
+    agent: createAgentApi(transport),
+    status: createStatusApi(transport),
+    session: createSessionApi(transport),
+    watch: (fetch, onChange, watchOpts) =>
+      watch(fetch, onChange, { clock: opts.clock, ...watchOpts }),
+    close: () => transport.close(),
+  };
+}

@@ -1,0 +1,26 @@
+/**
+ * config: the one parser for operator-written configuration. Reads HCL-like and JSON text into a
+ * positioned syntax tree (parseConfigText), checks it against a declarative Schema (decode) and
+ * reports every problem as `file:line:column: key: message`. Service definition files decode to
+ * the API's ServiceRegistration and CheckRegistration (parseServiceDefinitions, loadConfigFile,
+ * loadConfigDir); other settings files define their own schemas with the same builders.
+ */
+export * from './ast.js';
+export * from './diagnostics.js';
+export { parseHcl, type HclParseResult } from './hcl.js';
+export { parseJson, type JsonParseResult } from './json.js';
+export * from './parse.js';
+export * from './schema.js';
+export { decode, joinPath, type DecodeOptions, type DecodeResult } from './decode.js';
+export * from './validators.js';
+export { closest, editDistance, normalizeKey } from './suggest.js';
+export {
+  serviceSchema,
+  checkRegistrationSchema,
+  serviceDefinitionFields,
+  serviceDefinitionSchema,
+  decodeServiceDefinitionsAt,
+  type Located,
+  type LocatedDefinitions,
+} from './service-definition.js';
+export * from './load.js';

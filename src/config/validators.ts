@@ -1,0 +1,61 @@
+/**
+ * Value checks shared by schemas. Each returns an error message or undefined.
+ */
+import type { Check } from './schema.js';
+import { closest } from './suggest.js';
+
+// A name that works as one SPIFFE path segment and (nearly) as a DNS label.
+const IDENT_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+
+/** Service names and ids: they end up in SPIFFE ids, DNS names and URL paths. */
+export function serviceIdent(what: string): Check<string> {
+  return (v) => {
+    if (v === '') return `${what} must not be empty`;
+    if (IDENT_RE.test(v)) return undefined;
+    if (v.length > 63) return `${what} is ${v.length} characters long; at most 63 are allowed`;
+    return `invalid ${what} ${JSON.stringify(v)}: use letters, digits, ".", "_" and "-", starting with a letter or digit`;
+  };
+}
+
+/** Ports: 0 means "not set", as in Consul. */
+export const port: Check<number> = (n) =>
+  n < 0 || n > 65535 ? `port ${n} is out of range: use 1-65535 (or 0 for none)` : undefined;
+
+export function atLeast(min: number): Check<number> {
+  return (n) => (n < min ? `must be at least ${min}, got ${n}` : undefined);
+}
+
+export function oneOf(values: readonly string[]): Check<string> {
+  const shown = values.filter((v) => v !== '').map((v) => JSON.stringify(v));
+  return (v) => {
+    if (values.includes(v)) return undefined;
+    const guess = closest(
+      v,
+      values.filter((x) => x !== ''),
+    );
+    const hint = guess ? `; did you mean ${JSON.stringify(guess)}?` : '';
+    return `invalid value ${JSON.stringify(v)}: must be one of ${shown.join(', ')}${hint}`;
+  };
+}
+
+export function maxLength(max: number, what: string): Check<string> {
+  return (v) =>
+    v.length > max
+      ? `${what} is ${v.length} characters long; at most ${max} are allowed`
+      : undefined;
+}
+
+export function notEmpty(what: string): Check<string> {
+  return (v) => (v === '' ? `${what} must not be empty` : undefined);
+}
+
+/** Runs the checks in order; the first failure wins. */
+export function all<T>(...checks: Check<T>[]): Check<T> {
+  return (v) => {
+    for (const c of checks) {
+      const problem = c(v);
+      if (problem) return problem;
+    }
+    return undefined;
+  };
+}

@@ -1,0 +1,9 @@
+/**
+ * core: the pieces every other module may use, importing nothing of ours.
+ * errors (coded, classified), Clock/Random (injected time), durations, Deferred.
+ */
+export * from './errors.js';
+export * from './clock.js';
+export * from './duration.js';
+export * from './deferred.js';
+export * from './ids.js';
