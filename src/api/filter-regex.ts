@@ -1,7 +1,7 @@
 /**
  * The regular expressions of `matches` / `not matches` filters: RE2 syntax (what Consul, in Go,
- * accepts) run by a Thompson-NFA simulation, so matching time is linear in the subject for any
- * pattern.
+ * accepts) run by a Thompson-NFA simulation, memoised as a lazy DFA, so matching time is linear in
+ * the subject for any pattern.
  *
  * Why not JavaScript's RegExp: V8 backtracks, and rejecting backreferences and lookaround is not
  * enough. Nested repeats such as `(a+)+$` are exponential, and even a pattern like `.*.*.*x` takes
@@ -23,8 +23,7 @@ const MAX_REPEAT_COUNT = 1000;
 export const MAX_PROGRAM_SIZE = 2000;
 
 export type RegexResult =
-  | { ok: true; test: (subject: string) => boolean }
-  | { ok: false; reason: string };
+  { ok: true; size: number; test: (subject: string) => boolean } | { ok: false; reason: string };
 
 export function compileRegex(pattern: string): RegexResult {
   if (pattern.length > MAX_PATTERN_LENGTH) {
@@ -36,8 +35,8 @@ export function compileRegex(pattern: string): RegexResult {
   try {
     const ast = new RegexParser(pattern).parse();
     const prog = compile(ast);
-    const machine = assemble(prog);
-    return { ok: true, test: (subject) => run(machine, subject) };
+    const matcher = new Matcher(assemble(prog));
+    return { ok: true, size: prog.length, test: (subject) => matcher.test(subject) };
   } catch (err) {
     if (err instanceof Rejected) return { ok: false, reason: err.message };
     throw err;
@@ -158,24 +157,23 @@ function foldTest(test: CharTest, fold: boolean): CharTest {
 
 // Unicode classes are tested with single-character JavaScript property escapes: anchored and of
 // length one, they cannot backtrack.
-const unicodeClassCache = new Map<string, RegExp | null>();
+const unicodeClassCache = new Map<string, RegExp>();
 
 function unicodeClass(name: string): RegExp | null {
-  let re = unicodeClassCache.get(name);
-  if (re !== undefined) return re;
-  re = null;
-  if (/^[A-Za-z_]+$/.test(name)) {
-    for (const spelling of [name, `Script=${name}`]) {
-      try {
-        re = new RegExp(`^\\p{${spelling}}$`, 'u');
-        break;
-      } catch {
-        // Not a property under this spelling; try the next.
-      }
+  const cached = unicodeClassCache.get(name);
+  if (cached !== undefined) return cached;
+  if (!/^[A-Za-z_]+$/.test(name)) return null;
+  for (const spelling of [name, `Script=${name}`]) {
+    try {
+      const re = new RegExp(`^\\p{${spelling}}$`, 'u');
+      // Only real property names are cached, so the cache stays small whatever callers send.
+      unicodeClassCache.set(name, re);
+      return re;
+    } catch {
+      // Not a property under this spelling; try the next.
     }
   }
-  unicodeClassCache.set(name, re);
-  return re;
+  return null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -213,7 +211,11 @@ class RegexParser {
       if (atom === null) continue; // a flag group such as (?i): changes flags, matches nothing
       items.push(this.parseRepeats(atom));
     }
-    return items.length === 1 ? items[0] : items.length === 0 ? { t: 'empty' } : { t: 'cat', items };
+    return items.length === 1
+      ? items[0]
+      : items.length === 0
+        ? { t: 'empty' }
+        : { t: 'cat', items };
   }
 
   private parseRepeats(atom: RNode): RNode {
@@ -289,7 +291,12 @@ class RegexParser {
   private literal(cp: number): RNode {
     if (!this.flags.i) return { t: 'char', test: (x) => x === cp };
     const variants = caseVariants(cp);
-    return { t: 'char', test: (x) => variants.includes(x) };
+    // Subject-side variants too, so e.g. the Kelvin sign matches (?i)k as in RE2.
+    return {
+      t: 'char',
+      test: (x) =>
+        variants.includes(x) || (x > 0x7f && caseVariants(x).some((v) => variants.includes(v))),
+    };
   }
 
   private parseGroup(): RNode | null {
@@ -297,7 +304,7 @@ class RegexParser {
     const open = this.i;
     this.i += 1;
     if (p[this.i] === '?') {
-      const rest = p.slice(this.i + 1, this.i + 40);
+      const rest = p.slice(this.i + 1);
       const named = /^P?<([A-Za-z_][A-Za-z0-9_]*)>/.exec(rest);
       if (named) {
         this.i += 1 + named[0].length;
@@ -412,9 +419,12 @@ class RegexParser {
       this.i += 2;
       return simple[e];
     }
-    if (e >= '1' && e <= '9') this.fail('backreferences are not supported', at);
-    if (e === '0') {
-      const m = /^0[0-7]{0,2}/.exec(p.slice(at + 1, at + 4)) as RegExpExecArray;
+    // As in RE2: \0, or \1-\7 followed by another octal digit, is an octal escape (up to three
+    // digits); any other \<digit> would be a backreference.
+    const octal = e === '0' || (e >= '1' && e <= '7' && /[0-7]/.test(p[at + 2] ?? ''));
+    if (!octal && e >= '1' && e <= '9') this.fail('backreferences are not supported', at);
+    if (octal) {
+      const m = /^[0-7]{1,3}/.exec(p.slice(at + 1, at + 4)) as RegExpExecArray;
       this.i += 1 + m[0].length;
       return parseInt(m[0], 8);
     }
@@ -493,13 +503,7 @@ class RegexParser {
   /** One character inside a class (literal or escape); returns its code point. */
   private classChar(): number {
     const p = this.p;
-    if (p[this.i] === '\\') {
-      if (p[this.i + 1] === 'b') {
-        this.i += 2;
-        return 8; // \b inside a class is a backspace only in some dialects; RE2 rejects it
-      }
-      return this.parseCharEscape();
-    }
+    if (p[this.i] === '\\') return this.parseCharEscape();
     const cp = cpOf(p.slice(this.i));
     this.i += cp > 0xffff ? 2 : 1;
     return cp;
@@ -671,38 +675,109 @@ function assemble(prog: Inst[]): Machine {
   return m;
 }
 
-/**
- * Is there a match anywhere in `subject`? A Thompson simulation: every live thread advances one
- * character at a time and threads at the same instruction merge, so the time is
- * O(len(subject) * len(program)) whatever the pattern.
- */
-function run(m: Machine, subject: string): boolean {
-  const { op, a, b, tests, ascii } = m;
-  const size = op.length;
-  const anchored = op[0] === OP_ASSERT && b[0] === ASSERT_CODES.bot;
-  const cps = Array.from(subject, cpOf);
-  const n = cps.length;
-  const seen = new Int32Array(size).fill(-1);
-  const stack = new Int32Array(size * 2 + 2);
-  let pending = new Int32Array(size + 1);
-  let pendingLen = 0;
-  let current = new Int32Array(size + 1);
+// The simulation is memoised as a lazy DFA: a state is the set of threads waiting to read the next
+// character (plus what the previous character was, for ^ $ \b), and each transition is computed
+// once by stepping the NFA and then cached. Filters run one pattern over many items, so most
+// steps become a map lookup. The cache is bounded and simply dropped when full.
+const MAX_DFA_STATES = 1024;
+const MAX_DFA_THREADS = 1 << 16;
+const MAX_DFA_TRANSITIONS = 1 << 14;
 
-  for (let pos = 0; pos <= n; pos++) {
-    const prev = pos > 0 ? cps[pos - 1] : -1;
-    const next = pos < n ? cps[pos] : -1;
-    // Threads carried from the previous position, plus a fresh start here: an unanchored search.
-    // A pattern that starts with \A or ^ (without (?m)) can only start at 0.
-    if (pos === 0 || !anchored) pending[pendingLen++] = 0;
-    else if (pendingLen === 0) return false;
-    let currentLen = 0;
-    for (let r = 0; r < pendingLen; r++) {
+// Classes of the previous character, with a representative used to evaluate assertions.
+const PREV_REPRESENTATIVE = [-1, NEWLINE, 0x61, 0x20];
+const prevClassOf = (cp: number): number =>
+  cp === -1 ? 0 : cp === NEWLINE ? 1 : isWordChar(cp) ? 2 : 3;
+
+interface DState {
+  /** Sorted program counters of the threads waiting at this point. */
+  roots: Int32Array;
+  prevClass: number;
+  /** By next code point: the next state, true for "a match was found", false for "none can be". */
+  trans: Map<number, DState | boolean>;
+  atEnd: boolean | undefined;
+}
+
+class Matcher {
+  private readonly anchored: boolean;
+  private readonly seen: Int32Array;
+  private readonly added: Int32Array;
+  private readonly stack: Int32Array;
+  private readonly threads: Int32Array;
+  private gen = 0;
+  private states = new Map<string, DState>();
+  private storedThreads = 0;
+  private storedTransitions = 0;
+
+  constructor(private readonly m: Machine) {
+    const size = m.op.length;
+    this.anchored = m.op[0] === OP_ASSERT && m.b[0] === ASSERT_CODES.bot;
+    this.seen = new Int32Array(size);
+    this.added = new Int32Array(size);
+    this.stack = new Int32Array(size * 2 + 2);
+    this.threads = new Int32Array(size + 1);
+  }
+
+  /** Is there a match anywhere in `subject`? */
+  test(subject: string): boolean {
+    let state = this.state(Int32Array.of(0), 0);
+    for (const ch of subject) {
+      const cp = cpOf(ch);
+      let t = state.trans.get(cp);
+      if (t === undefined) {
+        t = this.step(state, cp);
+        // Forgetting the cache also drops the transitions stored in its states.
+        if (++this.storedTransitions > MAX_DFA_TRANSITIONS) this.reset();
+        state.trans.set(cp, t);
+      }
+      if (typeof t === 'boolean') return t;
+      state = t;
+    }
+    state.atEnd ??= this.step(state, -1) === true;
+    return state.atEnd;
+  }
+
+  private reset(): void {
+    this.states = new Map();
+    this.storedThreads = 0;
+    this.storedTransitions = 0;
+  }
+
+  private state(roots: Int32Array, prevClass: number): DState {
+    const key = `${prevClass}:${roots.join(',')}`;
+    let s = this.states.get(key);
+    if (s === undefined) {
+      if (
+        this.states.size >= MAX_DFA_STATES ||
+        this.storedThreads + roots.length > MAX_DFA_THREADS
+      ) {
+        this.reset();
+      }
+      s = { roots, prevClass, trans: new Map(), atEnd: undefined };
+      this.states.set(key, s);
+      this.storedThreads += roots.length;
+    }
+    return s;
+  }
+
+  /**
+   * Follows the empty transitions from `from` with `next` as the coming character (-1 at the end
+   * of the subject), then reads `next`. A Thompson step: threads at the same instruction merge, so
+   * it costs O(program size).
+   */
+  private step(from: DState, next: number): DState | boolean {
+    const { op, a, b, tests, ascii } = this.m;
+    const { seen, added, stack, threads } = this;
+    const prev = PREV_REPRESENTATIVE[from.prevClass];
+    this.gen += 1;
+    const gen = this.gen;
+    let count = 0;
+    for (const root of from.roots) {
       let sp = 0;
-      stack[sp++] = pending[r];
+      stack[sp++] = root;
       while (sp > 0) {
         const pc = stack[--sp];
-        if (seen[pc] === pos) continue;
-        seen[pc] = pos;
+        if (seen[pc] === gen) continue;
+        seen[pc] = gen;
         switch (op[pc]) {
           case OP_MATCH:
             return true;
@@ -714,39 +789,37 @@ function run(m: Machine, subject: string): boolean {
             stack[sp++] = a[pc];
             break;
           case OP_ASSERT:
-            if (assertionHolds(b[pc], pos, n, prev, next)) stack[sp++] = a[pc];
+            if (assertionHolds(b[pc], prev, next)) stack[sp++] = a[pc];
             break;
           default:
-            current[currentLen++] = pc;
+            if (next !== -1 && (next < 128 ? ascii[pc][next] === 1 : tests[pc](next))) {
+              const target = a[pc];
+              if (added[target] !== gen) {
+                added[target] = gen;
+                threads[count++] = target;
+              }
+            }
         }
       }
     }
-    if (pos === n) break;
-    const swap = pending;
-    pending = current;
-    current = swap;
-    pendingLen = 0;
-    for (let k = 0; k < currentLen; k++) {
-      const pc = pending[k];
-      if (next < 128 ? ascii[pc][next] === 1 : tests[pc](next)) current[pendingLen++] = a[pc];
-    }
-    const back = pending;
-    pending = current;
-    current = back;
+    if (next === -1) return false;
+    // Unanchored search: a new attempt may start at every position.
+    if (!this.anchored && added[0] !== gen) threads[count++] = 0;
+    if (count === 0) return false;
+    return this.state(threads.slice(0, count).sort(), prevClassOf(next));
   }
-  return false;
 }
 
-function assertionHolds(code: number, pos: number, n: number, prev: number, next: number): boolean {
+function assertionHolds(code: number, prev: number, next: number): boolean {
   switch (code) {
     case 0:
-      return pos === 0;
+      return prev === -1;
     case 1:
-      return pos === n;
+      return next === -1;
     case 2:
-      return pos === 0 || prev === NEWLINE;
+      return prev === -1 || prev === NEWLINE;
     case 3:
-      return pos === n || next === NEWLINE;
+      return next === -1 || next === NEWLINE;
     case 4:
       return isWordChar(prev) !== isWordChar(next);
     default:

@@ -50,6 +50,9 @@ export type FilterPredicate = (item: unknown) => boolean;
 export const MAX_FILTER_LENGTH = 4096;
 /** Deepest accepted nesting of parentheses and `not`. */
 export const MAX_FILTER_DEPTH = 32;
+/** Most `matches` clauses in one filter, and their total compiled size, to bound matching cost. */
+export const MAX_FILTER_REGEXES = 16;
+export const MAX_FILTER_REGEX_SIZE = 4000;
 
 type MatchOp = 'equal' | 'contains' | 'empty' | 'matches';
 
@@ -58,26 +61,22 @@ interface Match {
   path: string[];
   op: MatchOp;
   negate: boolean;
-  /** The value as written (after unquoting); absent for `is empty`. */
+  /** The value as written (after unquoting); '' for `is empty`. */
   raw: string;
   regex: ((subject: string) => boolean) | undefined;
 }
 
-type Node =
-  | { kind: 'and' | 'or'; items: Node[] }
-  | { kind: 'not'; operand: Node }
-  | Match;
+type Node = { kind: 'and' | 'or'; items: Node[] } | { kind: 'not'; operand: Node } | Match;
 
 /**
- * Compiles a filter expression. Throws a 400 MeshError (field 'filter') naming the position of a
- * syntax error. The empty string compiles to "match everything", as Consul ignores `?filter=`.
+ * Compiles a filter expression. Throws a 400 MeshError (field 'filter') naming the 1-based
+ * character position of a syntax error. The empty string compiles to "match everything", as
+ * Consul ignores an empty `?filter=`; whitespace alone is a syntax error, as in Consul.
  */
 export function compileFilter(expr: string): FilterPredicate {
+  // The cheap UTF-16 length first, so a huge input is never encoded.
   if (expr.length > MAX_FILTER_LENGTH || utf8Length(expr) > MAX_FILTER_LENGTH) {
-    throw badRequest(
-      `filter expression is too long: ${utf8Length(expr)} bytes (limit ${MAX_FILTER_LENGTH})`,
-      'filter',
-    );
+    throw filterError(`filter expression is longer than the limit of ${MAX_FILTER_LENGTH} bytes`);
   }
   if (expr === '') return () => true;
   const ast = new Parser(expr).parse();
@@ -98,7 +97,8 @@ const isIdentChar = (c: string | undefined): boolean => c !== undefined && /[A-Z
 const isSpace = (c: string | undefined): boolean =>
   c === ' ' || c === '\t' || c === '\r' || c === '\n';
 
-const OPERATORS = '==, !=, contains, not contains, in, not in, is empty, is not empty, matches, not matches';
+const OPERATORS =
+  '==, !=, contains, not contains, in, not in, is empty, is not empty, matches, not matches';
 
 type Operand =
   | { type: 'selector'; path: string[]; text: string; start: number }
@@ -107,6 +107,8 @@ type Operand =
 class Parser {
   private pos = 0;
   private depth = 0;
+  private regexCount = 0;
+  private regexSize = 0;
 
   constructor(private readonly src: string) {}
 
@@ -187,9 +189,7 @@ class Parser {
       const inner = this.parseOr();
       this.skipSpace();
       if (this.src[this.pos] !== ')') {
-        this.fail(
-          `expected ')' to close the '(' at position ${start + 1}, found ${this.found()}`,
-        );
+        this.fail(`expected ')' to close the '(' at position ${start + 1}, found ${this.found()}`);
       }
       this.pos += 1;
       this.depth -= 1;
@@ -239,7 +239,22 @@ class Parser {
     if (op === 'matches') {
       const compiled = compileRegex(raw);
       if (!compiled.ok) {
-        this.fail(`regular expression ${JSON.stringify(raw)} rejected: ${compiled.reason}`, valueStart);
+        this.fail(
+          `regular expression ${JSON.stringify(raw)} rejected: ${compiled.reason}`,
+          valueStart,
+        );
+      }
+      this.regexCount += 1;
+      this.regexSize += compiled.size;
+      if (this.regexCount > MAX_FILTER_REGEXES) {
+        this.fail(`more than ${MAX_FILTER_REGEXES} 'matches' clauses in one filter`, opStart);
+      }
+      if (this.regexSize > MAX_FILTER_REGEX_SIZE) {
+        this.fail(
+          `the regular expressions of this filter are too large in total ` +
+            `(limit ${MAX_FILTER_REGEX_SIZE} instructions)`,
+          valueStart,
+        );
       }
       regex = compiled.test;
     }
@@ -257,9 +272,7 @@ class Parser {
       const negate = this.eatWord('not');
       if (!this.eatWord('empty')) {
         this.skipSpace();
-        this.fail(
-          `expected 'empty' after '${negate ? 'is not' : 'is'}', found ${this.found()}`,
-        );
+        this.fail(`expected 'empty' after '${negate ? 'is not' : 'is'}', found ${this.found()}`);
       }
       return { op: 'empty', negate, text: negate ? 'is not empty' : 'is empty' };
     }

@@ -68,7 +68,7 @@ export async function runAgent(args: AgentArgs, log: Logger): Promise<RunningAge
   installConsulHttp(app, log.child({ component: 'agent-http' }));
   agentRoutes(app, agent);
   const fwd: Forwarder = createForwarder(args.servers);
-  forwardRoutes(app, fwd);
+  forwardRoutes(app, fwd, agent.opts.node.node);
   await app.listen({ host, port });
   const addr = app.server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;

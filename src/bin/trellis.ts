@@ -14,7 +14,8 @@ import { action, runCli, type CliContext, type GlobalArgs } from '../cli/index.j
 import { describeError } from '../core/index.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { makeAgent, runAgent } from './agent-command.js';
-import { runServer } from './server-command.js';
+import { runServer, splitHostPort } from './server-command.js';
+import { createServer } from 'node:net';
 
 /** Resolves when SIGINT/SIGTERM arrives; SIGHUP calls `onHup`. */
 function untilSignal(onHup?: () => void): Promise<string> {
@@ -176,10 +177,26 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
     });
 }
 
+/** Replaces port 0 with a free port, so the address is known before the server starts. */
+async function concretePort(bind: string): Promise<string> {
+  const { host, port } = splitHostPort(bind, 8500);
+  if (port !== 0) return bind;
+  const free = await new Promise<number>((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+  return `${host.includes(':') ? `[${host}]` : host}:${free}`;
+}
+
 async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<number> {
   const log: Logger = createLogger({ level: args['log-level'] });
   const dataDir = args['data-dir'] ?? mkdtempSync(join(tmpdir(), 'trellis-dev-'));
-  const bind = args.bind ?? '127.0.0.1:8500';
+  // The in-process agent syncs to the server over HTTP, so it needs the real port up front.
+  const bind = await concretePort(args.bind ?? '127.0.0.1:8500');
   const node = args.node ?? 'dev';
   const agent = makeAgent(
     {

@@ -20,8 +20,10 @@ export const DEFAULT_HTTP_ADDR = '127.0.0.1:8500';
 
 export interface CliOptions {
   /**
-   * Adds commands next to the built-in ones (bin adds server, agent, dev). Wrap handlers
-   * with `action(ctx, body)` to get the same error reporting and exit codes.
+   * Adds commands next to the built-in ones (bin adds server, agent, dev). Type each module
+   * as `CommandModule<GlobalArgs, GlobalArgs & Args>` and wrap its handler with
+   * `action<Args>(ctx, body)` to get the same error reporting and exit codes:
+   *   register: (y, ctx) => y.command(serverCommand(ctx))
    */
   register?: (parser: Argv<GlobalArgs>, ctx: CliContext) => Argv<GlobalArgs>;
   /** Replaces collaborators; for tests. */

@@ -28,7 +28,7 @@ export interface TrellisClient {
   session: SessionApi;
   /** The watch loop (see watch.ts), using the client's clock unless told otherwise. */
   watch<T>(fetch: WatchFetch<T>, onChange: WatchHandler<T>, opts: WatchOptions): Promise<void>;
-  /** Closes pooled connections; in-flight requests fail. */
+  /** Closes pooled connections after in-flight requests end. Safe to call again. */
   close(): Promise<void>;
 }
 

@@ -169,11 +169,11 @@ export function createTransport(opts: TransportOptions): Transport {
     throw unavailable(`Cannot reach the Trellis HTTP API; tried ${tried.join(', ')}`, lastCause);
   }
 
+  let closing: Promise<void> | undefined;
   return {
     request,
-    close: async () => {
-      await ownAgent?.close();
-    },
+    // Idempotent: undici rejects a second close of the same agent.
+    close: () => (closing ??= ownAgent ? ownAgent.close() : Promise.resolve()),
   };
 }
 

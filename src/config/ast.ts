@@ -72,7 +72,10 @@ export interface PlainObject {
   [key: string]: PlainValue;
 }
 
-/** Converts a node to plain data; labeled blocks nest as maps, as Consul's HCL decoding does. */
+/**
+ * Converts a node to plain data. Labeled blocks nest as maps and blocks of one type merge, as
+ * Consul's HCL decoding does: `a "x" {}` and `a "y" {}` give `{ a: { x: {}, y: {} } }`.
+ */
 export function toPlain(node: ValueNode): PlainValue {
   switch (node.kind) {
     case 'list':
@@ -80,10 +83,16 @@ export function toPlain(node: ValueNode): PlainValue {
     case 'object': {
       const out: PlainObject = {};
       for (const entry of node.entries) {
-        let value = toPlain(entry.value);
-        for (let i = entry.labels.length - 1; i >= 0; i--)
-          value = { [entry.labels[i]!.value]: value };
-        out[entry.key] = value;
+        let target = out;
+        let key = entry.key;
+        for (const label of entry.labels) {
+          const existing = target[key];
+          const next = isPlainObject(existing) ? existing : {};
+          target[key] = next;
+          target = next;
+          key = label.value;
+        }
+        target[key] = toPlain(entry.value);
       }
       return out;
     }
@@ -92,6 +101,10 @@ export function toPlain(node: ValueNode): PlainValue {
     default:
       return node.value;
   }
+}
+
+function isPlainObject(v: PlainValue | undefined): v is PlainObject {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** A short description of a value for messages: `string "abc"`, `number 80.5`, `a list`. */

@@ -306,7 +306,24 @@ class Decoder {
           return [];
         });
       case 'opaque':
+        this.uniqueKeys(node, path);
         return toPlain(node);
+    }
+  }
+
+  /** Opaque data gets no schema, but a key set twice would silently lose one value. */
+  private uniqueKeys(node: ValueNode, path: string): void {
+    if (node.kind === 'list')
+      node.items.forEach((item, i) => this.uniqueKeys(item, `${path}[${i}]`));
+    if (node.kind !== 'object') return;
+    const seen = new Map<string, Position>();
+    for (const e of node.entries) {
+      const keyPath = [e.key, ...e.labels.map((l) => l.value)].reduce(joinPath, path);
+      const first = seen.get(keyPath);
+      if (first)
+        this.reporter.error(e.keyPos, keyPath, `duplicate key (first set at ${at(first)})`);
+      else seen.set(keyPath, e.keyPos);
+      this.uniqueKeys(e.value, keyPath);
     }
   }
 

@@ -71,6 +71,7 @@ class JsonParser {
   private describeHere(): string {
     const c = this.src[this.i];
     if (c === undefined) return 'end of file';
+    if (c === '"') return 'a string';
     const word = /^[A-Za-z0-9_.+-]+/.exec(this.src.slice(this.i, this.i + 20));
     return word ? JSON.stringify(word[0]) : JSON.stringify(c);
   }

@@ -5,13 +5,16 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Agent, type Dispatcher } from 'undici';
-import { describeError, unavailable } from '../../core/index.js';
+import { isObject } from '../../api/index.js';
+import { badRequest, describeError, unavailable } from '../../core/index.js';
+import { jsonBody } from '../../httpkit/consul-http.js';
 
 const FORWARDED_PREFIXES = ['/v1/catalog/', '/v1/health/', '/v1/kv/', '/v1/kv', '/v1/txn', '/v1/session/', '/v1/status/', '/v1/internal/trellis/'];
 const PASS_HEADERS = ['content-type', 'x-consul-index', 'x-consul-knownleader', 'x-consul-lastcontact', 'x-consul-effective-consistency', 'x-consul-default-acl-policy'];
 
 export interface Forwarder {
-  forward(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply>;
+  /** Forwards the request; `body` replaces the request's own body when given. */
+  forward(req: FastifyRequest, reply: FastifyReply, body?: Buffer): Promise<FastifyReply>;
   close(): Promise<void>;
 }
 
@@ -26,13 +29,13 @@ export function createForwarder(servers: string[]): Forwarder {
   let preferred = 0;
 
   return {
-    async forward(req, reply) {
+    async forward(req, reply, replacement) {
       const headers: Record<string, string> = {};
       for (const h of ['content-type', 'x-consul-token', 'authorization']) {
         const v = req.headers[h];
         if (typeof v === 'string') headers[h] = v;
       }
-      const body = Buffer.isBuffer(req.body) ? req.body : undefined;
+      const body = replacement ?? (Buffer.isBuffer(req.body) ? req.body : undefined);
       const ac = new AbortController();
       const onClose = (): void => ac.abort();
       reply.raw.once('close', onClose);
@@ -71,8 +74,22 @@ export function createForwarder(servers: string[]): Forwarder {
   };
 }
 
-/** Mounts the forwarder on every path the servers answer. */
-export function forwardRoutes(app: FastifyInstance, fwd: Forwarder): void {
+/**
+ * Mounts the forwarder on every path the servers answer. Sessions created through an agent
+ * belong to the agent's node unless the body names one, as in Consul.
+ */
+export function forwardRoutes(app: FastifyInstance, fwd: Forwarder, nodeName: string): void {
+  app.route({
+    method: ['PUT'],
+    url: '/v1/session/create',
+    handler: (req, reply) => {
+      const raw = jsonBody(req);
+      const body = raw === undefined ? {} : raw;
+      if (!isObject(body)) throw badRequest('Request body must be a JSON object', 'body');
+      const hasNode = Object.keys(body).some((k) => k.toLowerCase() === 'node');
+      return fwd.forward(req, reply, Buffer.from(JSON.stringify(hasNode ? body : { ...body, Node: nodeName })));
+    },
+  });
   const handler = (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => fwd.forward(req, reply);
   for (const p of FORWARDED_PREFIXES) {
     const url = p.endsWith('/') ? `${p}*` : p;

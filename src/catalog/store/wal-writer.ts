@@ -139,7 +139,11 @@ export class WalWriter {
     await Promise.resolve();
     while (this.queue.length > 0) {
       const batch = this.takeBatch();
-      await this.exclusive(() => this.writeBatch(batch));
+      await this.exclusive(() => this.writeBatch(batch)).catch((err: unknown) => {
+        // writeBatch reports I/O failures itself; this is only for the unexpected.
+        const msg = `write-ahead log: unexpected failure writing a batch: ${describeError(err)}`;
+        rejectAll(batch, storageError(msg, err));
+      });
     }
     this.draining = null;
   }

@@ -12,7 +12,7 @@ import { createEmbeddedStore } from '../../../src/catalog/store/embedded-store.j
 const IN_FLIGHT = 64;
 const SNAPSHOT_EVERY = 300;
 /** Pads snapshots so that writing one takes long enough to be hit by a kill. */
-const SNAPSHOT_PAD = ' '.repeat(512 * 1024);
+const SNAPSHOT_PAD = ' '.repeat(64 * 1024);
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);

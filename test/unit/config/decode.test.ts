@@ -11,7 +11,9 @@ import {
 } from '../../../src/config/index.js';
 
 /** An ACL-rules-like schema: labeled blocks decode to maps, as later parts of Trellis need. */
-const rule = schema([field('policy', t.string(oneOf(['read', 'write', 'deny'])), { required: true })]);
+const rule = schema([
+  field('policy', t.string(oneOf(['read', 'write', 'deny'])), { required: true }),
+]);
 const aclSchema = schema([
   field('key_prefix', t.mapOf(t.object(rule))),
   field('service', t.mapOf(t.object(rule))),
@@ -25,10 +27,13 @@ const settingsSchema = schema(
     field('timeout', t.duration(), { out: 'Timeout' }),
     field('labels', t.mapOfString(), { out: 'Labels' }),
     field('extra', t.opaque(), { out: 'Extra' }),
-    field('peer', t.block(schema([field('addr', t.string(), { required: true })])), { out: 'Peers' }),
+    field('peer', t.block(schema([field('addr', t.string(), { required: true })])), {
+      out: 'Peers',
+    }),
   ],
   (v) => {
-    if (v.get('enabled') === false && v.has('http_port')) v.error('not used when enabled = false', 'http_port');
+    if (v.get('enabled') === false && v.has('http_port'))
+      v.error('not used when enabled = false', 'http_port');
   },
 );
 
@@ -41,8 +46,10 @@ function run(text: string, file: string, s: Schema): { value: unknown; errors: s
 
 describe('config/decode', () => {
   it('decodes labeled blocks and their JSON form to the same map', () => {
-    const hcl = 'key_prefix "a/" { policy = "read" }\nkey_prefix "" { policy = "deny" }\nservice "web" { policy = "write" }\n';
-    const json = '{"key_prefix": {"a/": {"policy": "read"}, "": {"policy": "deny"}}, "service": {"web": {"policy": "write"}}}';
+    const hcl =
+      'key_prefix "a/" { policy = "read" }\nkey_prefix "" { policy = "deny" }\nservice "web" { policy = "write" }\n';
+    const json =
+      '{"key_prefix": {"a/": {"policy": "read"}, "": {"policy": "deny"}}, "service": {"web": {"policy": "write"}}}';
     const expected = {
       key_prefix: { 'a/': { policy: 'read' }, '': { policy: 'deny' } },
       service: { web: { policy: 'write' } },
@@ -52,7 +59,8 @@ describe('config/decode', () => {
   });
 
   it('reports problems inside labeled blocks with the label in the path', () => {
-    const hcl = 'key_prefix "a/" { polcy = "read" }\nkey_prefix "b/" { policy = "reed" }\nkey_prefix "a/" { policy = "deny" }\n';
+    const hcl =
+      'key_prefix "a/" { polcy = "read" }\nkey_prefix "b/" { policy = "reed" }\nkey_prefix "a/" { policy = "deny" }\n';
     expect(run(hcl, 'acl.hcl', aclSchema).errors).to.deep.equal([
       'acl.hcl:1:12: key_prefix["a/"].policy: missing required key',
       'acl.hcl:1:19: key_prefix["a/"].polcy: unknown key; did you mean "policy"?',
@@ -82,7 +90,9 @@ describe('config/decode', () => {
   });
 
   it('treats null as not set', () => {
-    expect(run('{"node_name": "n", "http_port": null}', 'a.json', settingsSchema).value).to.deep.equal({
+    expect(
+      run('{"node_name": "n", "http_port": null}', 'a.json', settingsSchema).value,
+    ).to.deep.equal({
       NodeName: 'n',
     });
     expect(run('{"node_name": null}', 'a.json', settingsSchema).errors).to.deep.equal([
@@ -91,15 +101,42 @@ describe('config/decode', () => {
   });
 
   it('passes opaque values through as plain data', () => {
-    const { value } = run('node_name = "n"\nextra { a = [1, {b = "c"}]\n nested "x" { y = true } }\n', 'a.hcl', settingsSchema);
-    expect(value).to.deep.equal({ NodeName: 'n', Extra: { a: [1, { b: 'c' }], nested: { x: { y: true } } } });
+    const { value } = run(
+      'node_name = "n"\nextra { a = [1, {b = "c"}]\n nested "x" { y = true } }\n',
+      'a.hcl',
+      settingsSchema,
+    );
+    expect(value).to.deep.equal({
+      NodeName: 'n',
+      Extra: { a: [1, { b: 'c' }], nested: { x: { y: true } } },
+    });
+  });
+
+  it('merges repeated labeled blocks in opaque data and rejects keys set twice', () => {
+    const merged = run(
+      'node_name = "n"\nextra {\n  x "a" { v = 1 }\n  x "b" { v = 2 }\n}\n',
+      'a.hcl',
+      settingsSchema,
+    );
+    expect(merged.value).to.deep.equal({
+      NodeName: 'n',
+      Extra: { x: { a: { v: 1 }, b: { v: 2 } } },
+    });
+    const twice = run('node_name = "n"\nextra {\n  a = 1\n  a = 2\n}\n', 'a.hcl', settingsSchema);
+    expect(twice.errors).to.deep.equal(['a.hcl:4:3: extra.a: duplicate key (first set at 3:3)']);
   });
 
   it('collects repeated blocks and lists of objects into one array', () => {
     const hcl = 'node_name = "n"\npeer { addr = "a" }\npeer { addr = "b" }\n';
-    expect(run(hcl, 'a.hcl', settingsSchema).value).to.deep.equal({ NodeName: 'n', Peers: [{ addr: 'a' }, { addr: 'b' }] });
+    expect(run(hcl, 'a.hcl', settingsSchema).value).to.deep.equal({
+      NodeName: 'n',
+      Peers: [{ addr: 'a' }, { addr: 'b' }],
+    });
     const json = '{"node_name": "n", "peer": [{"addr": "a"}, {"addr": "b"}]}';
-    expect(run(json, 'a.json', settingsSchema).value).to.deep.equal({ NodeName: 'n', Peers: [{ addr: 'a' }, { addr: 'b' }] });
+    expect(run(json, 'a.json', settingsSchema).value).to.deep.equal({
+      NodeName: 'n',
+      Peers: [{ addr: 'a' }, { addr: 'b' }],
+    });
   });
 
   it('reports every problem of a file, in file order', () => {
@@ -126,15 +163,15 @@ describe('config/decode', () => {
   });
 
   it('runs object-level checks with positions of the keys they name', () => {
-    expect(run('node_name = "n"\nenabled = false\nhttp_port = 1\n', 'a.hcl', settingsSchema).errors).to.deep.equal([
-      'a.hcl:3:1: http_port: not used when enabled = false',
-    ]);
+    expect(
+      run('node_name = "n"\nenabled = false\nhttp_port = 1\n', 'a.hcl', settingsSchema).errors,
+    ).to.deep.equal(['a.hcl:3:1: http_port: not used when enabled = false']);
   });
 
   it('rejects labels on blocks that take none', () => {
-    expect(run('node_name = "n"\npeer "x" { addr = "a" }\n', 'a.hcl', settingsSchema).errors).to.deep.equal([
-      'a.hcl:2:6: peer: unexpected label "x": this block takes no label',
-    ]);
+    expect(
+      run('node_name = "n"\npeer "x" { addr = "a" }\n', 'a.hcl', settingsSchema).errors,
+    ).to.deep.equal(['a.hcl:2:6: peer: unexpected label "x": this block takes no label']);
   });
 
   it('offers no suggestion for a key unlike any known one', () => {
@@ -145,9 +182,9 @@ describe('config/decode', () => {
 
   it('rejects a top-level value that is not an object, and prefixes paths on request', () => {
     const parsed = parseConfigText('[1]', 'a.json');
-    expect(decode(parsed.root, settingsSchema, { file: 'a.json' }).errors.map(formatDiagnostic)).to.deep.equal([
-      'a.json:1:1: expected an object at the top level, got a list',
-    ]);
+    expect(
+      decode(parsed.root, settingsSchema, { file: 'a.json' }).errors.map(formatDiagnostic),
+    ).to.deep.equal(['a.json:1:1: expected an object at the top level, got a list']);
     const nested = parseConfigText('{"http_port": "x"}', 'a.json');
     const r = decode(nested.root, settingsSchema, { file: 'a.json', path: 'agent' });
     expect(r.errors.map(formatDiagnostic)).to.deep.equal([

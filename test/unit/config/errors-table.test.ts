@@ -27,7 +27,15 @@ const CASES: Case[] = [
   {
     name: 'unknown key inside a check',
     file: 'web.hcl',
-    text: lines('service {', '  name = "web"', '  check {', '    http = "http://x/"', '    intreval = "10s"', '  }', '}'),
+    text: lines(
+      'service {',
+      '  name = "web"',
+      '  check {',
+      '    http = "http://x/"',
+      '    intreval = "10s"',
+      '  }',
+      '}',
+    ),
     errors: [
       'web.hcl:3:3: service.check.interval: missing required key (every check except a ttl check needs one)',
       'web.hcl:5:5: service.check.intreval: unknown key; did you mean "interval"?',
@@ -60,7 +68,15 @@ const CASES: Case[] = [
   {
     name: 'bad duration',
     file: 'web.hcl',
-    text: lines('service {', '  name = "web"', '  check {', '    tcp = "localhost:80"', '    interval = "10 seconds"', '  }', '}'),
+    text: lines(
+      'service {',
+      '  name = "web"',
+      '  check {',
+      '    tcp = "localhost:80"',
+      '    interval = "10 seconds"',
+      '  }',
+      '}',
+    ),
     errors: [
       'web.hcl:5:16: service.check.interval: invalid duration "10 seconds": use Go syntax such as "10s", "1m30s" or "500ms"',
     ],
@@ -78,13 +94,24 @@ const CASES: Case[] = [
       '  }',
       '}',
     ),
-    errors: ['web.hcl:5:5: service.check.tcp: conflicts with http: a check takes exactly one of args, http, tcp, grpc, ttl'],
+    errors: [
+      'web.hcl:5:5: service.check.tcp: conflicts with http: a check takes exactly one of args, http, tcp, grpc, ttl',
+    ],
   },
   {
     name: 'check without interval',
     file: 'web.hcl',
-    text: lines('service {', '  name = "web"', '  check {', '    http = "http://localhost/health"', '  }', '}'),
-    errors: ['web.hcl:3:3: service.check.interval: missing required key (every check except a ttl check needs one)'],
+    text: lines(
+      'service {',
+      '  name = "web"',
+      '  check {',
+      '    http = "http://localhost/health"',
+      '  }',
+      '}',
+    ),
+    errors: [
+      'web.hcl:3:3: service.check.interval: missing required key (every check except a ttl check needs one)',
+    ],
   },
   {
     name: 'check of no kind',
@@ -137,12 +164,22 @@ const CASES: Case[] = [
     name: 'name longer than a DNS label',
     file: 'web.hcl',
     text: lines('service {', `  name = "${'a'.repeat(64)}"`, '}'),
-    errors: ['web.hcl:2:10: service.name: service name is 64 characters long; at most 63 are allowed'],
+    errors: [
+      'web.hcl:2:10: service.name: service name is 64 characters long; at most 63 are allowed',
+    ],
   },
   {
     name: 'meta key and value too long',
     file: 'web.hcl',
-    text: lines('service {', '  name = "web"', '  meta {', `    ${'k'.repeat(129)} = "v"`, `    ok = "${'v'.repeat(513)}"`, '  }', '}'),
+    text: lines(
+      'service {',
+      '  name = "web"',
+      '  meta {',
+      `    ${'k'.repeat(129)} = "v"`,
+      `    ok = "${'v'.repeat(513)}"`,
+      '  }',
+      '}',
+    ),
     errors: [
       `web.hcl:4:5: service.meta.${'k'.repeat(129)}: meta key is 129 characters long; at most 128 are allowed`,
       'web.hcl:5:10: service.meta.ok: meta value is 513 characters long; at most 512 are allowed',
@@ -151,7 +188,15 @@ const CASES: Case[] = [
   {
     name: 'wrong types',
     file: 'web.hcl',
-    text: lines('service {', '  name = "web"', '  tags = "v1"', '  enable_tag_override = "yes"', '  meta = ["a"]', '  check = "x"', '}'),
+    text: lines(
+      'service {',
+      '  name = "web"',
+      '  tags = "v1"',
+      '  enable_tag_override = "yes"',
+      '  meta = ["a"]',
+      '  check = "x"',
+      '}',
+    ),
     errors: [
       'web.hcl:3:10: service.tags: expected a list, got string "v1"',
       'web.hcl:4:25: service.enable_tag_override: expected a boolean (true or false), got string "yes"',
@@ -170,8 +215,16 @@ const CASES: Case[] = [
   {
     name: 'connect-proxy without a destination',
     file: 'proxy.hcl',
-    text: lines('service {', '  name = "web-proxy"', '  kind = "connect-proxy"', '  proxy { local_service_port = 8080 }', '}'),
-    errors: ['proxy.hcl:4:3: service.proxy: destination_service_name is required when kind is "connect-proxy"'],
+    text: lines(
+      'service {',
+      '  name = "web-proxy"',
+      '  kind = "connect-proxy"',
+      '  proxy { local_service_port = 8080 }',
+      '}',
+    ),
+    errors: [
+      'proxy.hcl:4:3: service.proxy: destination_service_name is required when kind is "connect-proxy"',
+    ],
   },
   {
     name: 'upstream without destination_name and with a bad port',
@@ -193,13 +246,30 @@ const CASES: Case[] = [
   {
     name: 'sidecar together with connect native',
     file: 'web.hcl',
-    text: lines('service {', '  name = "web"', '  connect {', '    native = true', '    sidecar_service {}', '  }', '}'),
+    text: lines(
+      'service {',
+      '  name = "web"',
+      '  connect {',
+      '    native = true',
+      '    sidecar_service {}',
+      '  }',
+      '}',
+    ),
     errors: ['web.hcl:5:5: service.connect.sidecar_service: cannot be combined with native = true'],
   },
   {
     name: 'invalid check status and negative threshold',
     file: 'web.hcl',
-    text: lines('service {', '  name = "web"', '  check {', '    ttl = "30s"', '    status = "ok"', '    failures_before_critical = -2', '  }', '}'),
+    text: lines(
+      'service {',
+      '  name = "web"',
+      '  check {',
+      '    ttl = "30s"',
+      '    status = "ok"',
+      '    failures_before_critical = -2',
+      '  }',
+      '}',
+    ),
     errors: [
       'web.hcl:5:14: service.check.status: invalid value "ok": must be one of "passing", "warning", "critical"',
       'web.hcl:6:32: service.check.failures_before_critical: must be at least 0, got -2',
@@ -214,7 +284,15 @@ const CASES: Case[] = [
   {
     name: 'service_id on a service check',
     file: 'web.hcl',
-    text: lines('service {', '  name = "web"', '  check {', '    service_id = "web"', '    ttl = "10s"', '  }', '}'),
+    text: lines(
+      'service {',
+      '  name = "web"',
+      '  check {',
+      '    service_id = "web"',
+      '    ttl = "10s"',
+      '  }',
+      '}',
+    ),
     errors: ['web.hcl:4:5: service.check.service_id: unknown key'],
   },
   {
@@ -226,7 +304,13 @@ const CASES: Case[] = [
   {
     name: 'weights and tagged addresses',
     file: 'web.hcl',
-    text: lines('service {', '  name = "web"', '  weights { passing = 0 }', '  tagged_addresses { lan = { port = 80 } }', '}'),
+    text: lines(
+      'service {',
+      '  name = "web"',
+      '  weights { passing = 0 }',
+      '  tagged_addresses { lan = { port = 80 } }',
+      '}',
+    ),
     errors: [
       'web.hcl:3:23: service.weights.passing: must be at least 1, got 0',
       'web.hcl:4:22: service.tagged_addresses.lan.address: missing required key',
@@ -285,7 +369,10 @@ describe('config/service definitions: broken files', () => {
   }
 
   it('gives structured diagnostics as well as formatted ones', () => {
-    const [d] = parseServiceDefinitions('service {\n  name = "web"\n  prot = 80\n}\n', 'web.hcl').errors;
+    const [d] = parseServiceDefinitions(
+      'service {\n  name = "web"\n  prot = 80\n}\n',
+      'web.hcl',
+    ).errors;
     expect(d).to.deep.equal({
       file: 'web.hcl',
       line: 3,

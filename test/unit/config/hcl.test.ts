@@ -60,7 +60,10 @@ describe('config/hcl parser', () => {
   });
 
   it('parses block labels with their positions', () => {
-    const { root, errors } = parseHcl('key_prefix "a/" { policy = "read" }\nnode foo "b" {}\n', 'acl.hcl');
+    const { root, errors } = parseHcl(
+      'key_prefix "a/" { policy = "read" }\nnode foo "b" {}\n',
+      'acl.hcl',
+    );
     expect(errors).to.deep.equal([]);
     const kp = entry(root, 'key_prefix');
     expect(kp.labels).to.deep.equal([{ value: 'a/', pos: { line: 1, column: 12, offset: 11 } }]);
@@ -84,7 +87,9 @@ describe('config/hcl parser', () => {
   });
 
   it('parses numbers, bools and null', () => {
-    expect(plain('a = 1\nb = -2.5\nc = 1e3\nd = 0x1F\ne = true\nf = false\ng = null\n')).to.deep.equal({
+    expect(
+      plain('a = 1\nb = -2.5\nc = 1e3\nd = 0x1F\ne = true\nf = false\ng = null\n'),
+    ).to.deep.equal({
       a: 1,
       b: -2.5,
       c: 1000,
@@ -122,31 +127,59 @@ describe('config/hcl parser', () => {
 
   describe('syntax errors', () => {
     const cases: [string, string, string[]][] = [
-      ['unterminated string', 'service {\n  name = "web\n  port = 80\n}\n', ['bad.hcl:2:10: unterminated string: missing closing quote']],
+      [
+        'unterminated string',
+        'service {\n  name = "web\n  port = 80\n}\n',
+        ['bad.hcl:2:10: unterminated string: missing closing quote'],
+      ],
       [
         'missing closing brace',
         'service {\n  name = "web"\n',
         ['bad.hcl:3:1: expected "}" to close the block opened at 1:9, found end of file'],
       ],
       ['missing value', 'a =\nb = 1\n', ['bad.hcl:1:3: expected a value after "=" for key "a"']],
-      ['two values', 'port = 80 80\n', ['bad.hcl:1:11: expected a line break or "," before number 80']],
-      ['missing list comma', 'tags = ["a" "b"]\n', ['bad.hcl:1:13: expected "," or "]" in list, found string "b"']],
+      [
+        'two values',
+        'port = 80 80\n',
+        ['bad.hcl:1:11: expected a line break or "," before number 80'],
+      ],
+      [
+        'missing list comma',
+        'tags = ["a" "b"]\n',
+        ['bad.hcl:1:13: expected "," or "]" in list, found string "b"'],
+      ],
       [
         'unclosed list',
         'tags = ["a",\n',
         ['bad.hcl:2:1: expected "]" to close the list opened at 1:8, found end of file'],
       ],
-      ['bare word', 'name = web\n', ['bad.hcl:1:8: unquoted word web: strings must be in double quotes']],
-      ['missing =', 'name "web"\n', ['bad.hcl:1:6: expected "=" or "{" after key "name", found string "web"']],
+      [
+        'bare word',
+        'name = web\n',
+        ['bad.hcl:1:8: unquoted word web: strings must be in double quotes'],
+      ],
+      [
+        'missing =',
+        'name "web"\n',
+        ['bad.hcl:1:6: expected "=" or "{" after key "name", found string "web"'],
+      ],
       [
         'unit on a number',
         'interval = 10s\n',
         ['bad.hcl:1:12: invalid number 10s; quote it if it is a duration: "10s"'],
       ],
-      ['stray closing brace', '}\na = 1\n', ['bad.hcl:1:1: unexpected "}": there is no open block to close']],
+      [
+        'stray closing brace',
+        '}\na = 1\n',
+        ['bad.hcl:1:1: unexpected "}": there is no open block to close'],
+      ],
       ['bad escape', 'a = "x\\qy"\n', ['bad.hcl:1:7: invalid escape "\\\\q" in string']],
       ['bad character', 'a = 1\n@\n', ['bad.hcl:2:1: unexpected character "@"']],
-      ['unterminated comment', 'a = 1\n/* no end\n', ['bad.hcl:2:1: unterminated comment: "/*" is never closed by "*/"']],
+      [
+        'unterminated comment',
+        'a = 1\n/* no end\n',
+        ['bad.hcl:2:1: unterminated comment: "/*" is never closed by "*/"'],
+      ],
       [
         'unterminated heredoc',
         'a = <<EOF\ntext\n',
@@ -183,7 +216,13 @@ describe('config/hcl parser', () => {
 
     it('carries file, line, column and message in each error', () => {
       expect(parseHcl('a = "x', 'dir/f.hcl').errors).to.deep.equal([
-        { file: 'dir/f.hcl', line: 1, column: 5, key: '', message: 'unterminated string: missing closing quote' },
+        {
+          file: 'dir/f.hcl',
+          line: 1,
+          column: 5,
+          key: '',
+          message: 'unterminated string: missing closing quote',
+        },
       ]);
     });
   });

@@ -1,6 +1,10 @@
 import { expect } from 'chai';
 import type { ServiceRegistration } from '../../../src/api/index.js';
-import { formatDiagnostic, parseServiceDefinitions, type ServiceDefinitions } from '../../../src/config/index.js';
+import {
+  formatDiagnostic,
+  parseServiceDefinitions,
+  type ServiceDefinitions,
+} from '../../../src/config/index.js';
 
 function ok(text: string, file: string): Omit<ServiceDefinitions, 'errors'> {
   const { services, checks, errors } = parseServiceDefinitions(text, file);
@@ -39,11 +43,19 @@ const WEB: ServiceRegistration = {
   Port: 8080,
   Tags: ['v1', 'primary'],
   Meta: { version: '1' },
-  Check: { CheckID: 'web-http', HTTP: 'http://127.0.0.1:8080/health', Interval: '10s', Timeout: '1s' },
+  Check: {
+    CheckID: 'web-http',
+    HTTP: 'http://127.0.0.1:8080/health',
+    Interval: '10s',
+    Timeout: '1s',
+  },
   Connect: {
     SidecarService: {
       Name: 'web-sidecar-proxy',
-      Proxy: { DestinationServiceName: 'web', Upstreams: [{ DestinationName: 'api', LocalBindPort: 9191 }] },
+      Proxy: {
+        DestinationServiceName: 'web',
+        Upstreams: [{ DestinationName: 'api', LocalBindPort: 9191 }],
+      },
     },
   },
 };
@@ -61,8 +73,17 @@ describe('config/service definitions', () => {
         port: 8080,
         tags: ['v1', 'primary'],
         meta: { version: '1' },
-        check: { id: 'web-http', http: 'http://127.0.0.1:8080/health', interval: '10s', timeout: '1s' },
-        connect: { sidecar_service: { proxy: { upstreams: [{ destination_name: 'api', local_bind_port: 9191 }] } } },
+        check: {
+          id: 'web-http',
+          http: 'http://127.0.0.1:8080/health',
+          interval: '10s',
+          timeout: '1s',
+        },
+        connect: {
+          sidecar_service: {
+            proxy: { upstreams: [{ destination_name: 'api', local_bind_port: 9191 }] },
+          },
+        },
       },
     });
     expect(ok(json, 'web.json').services).to.deep.equal([WEB]);
@@ -76,8 +97,17 @@ describe('config/service definitions', () => {
         Port: 8080,
         Tags: ['v1', 'primary'],
         Meta: { version: '1' },
-        Check: { CheckID: 'web-http', HTTP: 'http://127.0.0.1:8080/health', Interval: '10s', Timeout: '1s' },
-        Connect: { SidecarService: { Proxy: { Upstreams: [{ DestinationName: 'api', LocalBindPort: 9191 }] } } },
+        Check: {
+          CheckID: 'web-http',
+          HTTP: 'http://127.0.0.1:8080/health',
+          Interval: '10s',
+          Timeout: '1s',
+        },
+        Connect: {
+          SidecarService: {
+            Proxy: { Upstreams: [{ DestinationName: 'api', LocalBindPort: 9191 }] },
+          },
+        },
       },
     });
     expect(ok(json, 'web.json').services).to.deep.equal([WEB]);
@@ -89,7 +119,8 @@ describe('config/service definitions', () => {
   });
 
   it('reads several service blocks and a services list, in file order', () => {
-    const hcl = 'service { name = "a" }\nservice { name = "b" }\nservices = [{ name = "c" }, { name = "d", port = 1 }]\n';
+    const hcl =
+      'service { name = "a" }\nservice { name = "b" }\nservices = [{ name = "c" }, { name = "d", port = 1 }]\n';
     expect(ok(hcl, 'x.hcl').services.map((s) => s.Name)).to.deep.equal(['a', 'b', 'c', 'd']);
     const json = '{"services": [{"name": "c"}, {"name": "d"}], "service": [{"name": "a"}]}';
     expect(ok(json, 'x.json').services.map((s) => s.Name)).to.deep.equal(['a', 'c', 'd']);
@@ -276,7 +307,12 @@ checks = [{ check_id = "disk", name = "Disk", tcp = "localhost:22", interval = "
     expect(ok(hcl, 'checks.hcl')).to.deep.equal({
       services: [],
       checks: [
-        { ID: 'mem', Name: 'Memory', ScriptArgs: ['/usr/local/bin/check_mem', '-w', '80'], Interval: '30s' },
+        {
+          ID: 'mem',
+          Name: 'Memory',
+          ScriptArgs: ['/usr/local/bin/check_mem', '-w', '80'],
+          Interval: '30s',
+        },
         { Name: 'web alive', ServiceID: 'web-1', TTL: '15s' },
         { ID: 'disk', Name: 'Disk', TCP: 'localhost:22', Interval: '1m' },
       ],
@@ -286,6 +322,8 @@ checks = [{ check_id = "disk", name = "Disk", tcp = "localhost:22", interval = "
   it('accepts port 0 as unset, an empty file, and comments everywhere', () => {
     expect(ok('# nothing here\n', 'empty.hcl')).to.deep.equal({ services: [], checks: [] });
     expect(ok('{}', 'empty.json')).to.deep.equal({ services: [], checks: [] });
-    expect(ok('service { /* c */ name = "a" // c\n port = 0 }', 'x.hcl').services).to.deep.equal([{ Name: 'a', Port: 0 }]);
+    expect(ok('service { /* c */ name = "a" // c\n port = 0 }', 'x.hcl').services).to.deep.equal([
+      { Name: 'a', Port: 0 },
+    ]);
   });
 });

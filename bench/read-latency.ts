@@ -1,0 +1,293 @@
+/**
+ * Read latency at size. Loads services x instances (each instance with a passing service check,
+ * spread over the nodes so a service's instances are on distinct nodes) with concurrent
+ * registrations, then times reads at 1 and 16 concurrent clients:
+ *   GET /v1/status/leader (baseline: no catalog work), /v1/catalog/services,
+ *   /v1/catalog/service/<one>, /v1/health/service/<one>?passing.
+ * The server's memory is read from /proc/<pid>/status (VmRSS) before and after loading, and
+ * after a forced full GC (the server runs with a small preload that collects on SIGUSR2).
+ *
+ * BENCH_READ_SERVICES (10000)          services
+ * BENCH_READ_INSTANCES (10)            instances per service
+ * BENCH_READ_NODES (1000)              nodes the instances are spread over
+ * BENCH_READ_LOAD_CONCURRENCY (64)     concurrent registrations while loading
+ * BENCH_READ_REQUESTS (2000)           requests per endpoint and concurrency
+ * BENCH_READ_CONCURRENCY (1,16)        concurrent readers
+ * BENCH_READ_SETTLE_MS (3000)          idle time before the forced GC after loading
+ */
+import type { Benchmark, Log } from './lib/benchmark.js';
+import { envInt, envIntList } from './lib/config.js';
+import { directoryBytes } from './lib/files.js';
+import { bytes, int, mib, ms, seconds, table } from './lib/format.js';
+import { makePool, putJson, sendOk } from './lib/http.js';
+import { runLoad } from './lib/load.js';
+import { startServer, type BenchServer } from './lib/server.js';
+import { summarize, type LatencySummary } from './lib/stats.js';
+import { sleep } from './lib/time.js';
+
+export interface LoadFigures {
+  services: number;
+  instances: number;
+  nodes: number;
+  concurrency: number;
+  elapsedMs: number;
+  perSecond: number;
+  errors: number;
+  errorSamples: string[];
+  latency: LatencySummary;
+  dataDirBytes: number;
+}
+
+export interface MemoryPoint {
+  when: string;
+  rss: number;
+  /** V8 heap in use, when measured right after a forced GC. */
+  heapUsed?: number;
+}
+
+export interface ReadRow {
+  endpoint: string;
+  concurrency: number;
+  requests: number;
+  errors: number;
+  errorSamples: string[];
+  perSecond: number;
+  latency: LatencySummary;
+  responseBytes: number;
+  /** Entries in the answer (keys of an object, elements of a list). */
+  items: number;
+}
+
+export interface ReadLatencyResult {
+  load: LoadFigures;
+  memory: MemoryPoint[];
+  peakRss: number;
+  reads: ReadRow[];
+}
+
+interface Layout {
+  services: number;
+  instances: number;
+  nodes: number;
+}
+
+/** Instance j of service s: its own service ID, on a node no other instance of s uses. */
+function instanceBody(layout: Layout, i: number): object {
+  const s = Math.floor(i / layout.instances);
+  const j = i % layout.instances;
+  const n = i % layout.nodes;
+  const id = `svc-${s}-${j}`;
+  return {
+    Node: `node-${n}`,
+    Address: `10.1.${(n >> 8) & 255}.${n & 255}`,
+    NodeMeta: { rack: `r${n % 20}` },
+    Service: {
+      ID: id,
+      Service: `svc-${s}`,
+      Port: 20_000 + j,
+      Tags: ['v1', `zone-${j % 3}`],
+      Meta: { team: `t${s % 50}` },
+    },
+    Check: { CheckID: `service:${id}`, Name: `${id} health`, Status: 'passing', ServiceID: id },
+  };
+}
+
+function countItems(body: string): number {
+  const v: unknown = JSON.parse(body);
+  if (Array.isArray(v)) return v.length;
+  if (v && typeof v === 'object') return Object.keys(v).length;
+  return 1;
+}
+
+async function memoryAfterGc(server: BenchServer, when: string): Promise<MemoryPoint> {
+  const heap = await server.collectGarbage();
+  return { when, rss: server.memory().rss, heapUsed: heap.heapUsed };
+}
+
+async function load(server: BenchServer, layout: Layout, concurrency: number, log: Log): Promise<LoadFigures> {
+  const total = layout.services * layout.instances;
+  log(`read-latency: loading ${int(layout.services)} services, ${int(total)} instances on ${int(layout.nodes)} nodes (${concurrency} concurrent)`);
+  const pool = makePool(server.origin, { connections: concurrency });
+  try {
+    const r = await runLoad({
+      concurrency,
+      count: total,
+      op: async (i) => {
+        await putJson(pool, '/v1/catalog/register', instanceBody(layout, i));
+      },
+    });
+    const figures: LoadFigures = {
+      ...layout,
+      instances: total,
+      concurrency,
+      elapsedMs: r.elapsedMs,
+      perSecond: r.rate,
+      errors: r.errors,
+      errorSamples: r.errorSamples,
+      latency: summarize(r.latenciesMs),
+      dataDirBytes: directoryBytes(server.dataDir),
+    };
+    log(`  loaded in ${seconds(r.elapsedMs)} s (${int(r.rate)}/s, ${r.errors} errors, max ${ms(figures.latency.max)} ms)`);
+    return figures;
+  } finally {
+    await pool.close();
+  }
+}
+
+async function measureReads(server: BenchServer, target: string, log: Log): Promise<ReadRow[]> {
+  const requests = envInt('BENCH_READ_REQUESTS', 2000);
+  const levels = envIntList('BENCH_READ_CONCURRENCY', [1, 16]);
+  const endpoints = [
+    '/v1/status/leader',
+    '/v1/catalog/services',
+    `/v1/catalog/service/${target}`,
+    `/v1/health/service/${target}?passing`,
+  ];
+  const rows: ReadRow[] = [];
+  for (const concurrency of levels) {
+    const pool = makePool(server.origin, { connections: concurrency });
+    try {
+      for (const endpoint of endpoints) {
+        const sample = await sendOk(pool, 'GET', endpoint);
+        const op = async (): Promise<void> => {
+          await sendOk(pool, 'GET', endpoint);
+        };
+        await runLoad({ concurrency, count: Math.min(200, requests), op });
+        log(`read-latency: GET ${endpoint}, ${concurrency} concurrent, ${requests} requests`);
+        const r = await runLoad({ concurrency, count: requests, op });
+        const row: ReadRow = {
+          endpoint: `GET ${endpoint}`,
+          concurrency,
+          requests: r.ops,
+          errors: r.errors,
+          errorSamples: r.errorSamples,
+          perSecond: r.rate,
+          latency: summarize(r.latenciesMs),
+          responseBytes: Buffer.byteLength(sample.body),
+          items: countItems(sample.body),
+        };
+        log(`  p50 ${ms(row.latency.p50)} ms, p99 ${ms(row.latency.p99)} ms, ${int(row.perSecond)}/s`);
+        rows.push(row);
+      }
+    } finally {
+      await pool.close();
+    }
+  }
+  return rows;
+}
+
+export const readLatency: Benchmark<ReadLatencyResult> = {
+  name: 'read-latency',
+  title: 'read latency and memory at 100,000 instances',
+  async run(log) {
+    const layout: Layout = {
+      services: envInt('BENCH_READ_SERVICES', 10_000),
+      instances: envInt('BENCH_READ_INSTANCES', 10),
+      nodes: envInt('BENCH_READ_NODES', 1000),
+    };
+    if (layout.instances > layout.nodes) throw new Error('BENCH_READ_INSTANCES must not exceed BENCH_READ_NODES');
+    const server = await startServer({ name: 'read', gcHook: true });
+    try {
+      await sleep(1000);
+      const memory: MemoryPoint[] = [await memoryAfterGc(server, 'started, empty catalog (after full GC)')];
+      const figures = await load(server, layout, envInt('BENCH_READ_LOAD_CONCURRENCY', 64), log);
+      memory.push({ when: 'just after loading', rss: server.memory().rss });
+      await sleep(envInt('BENCH_READ_SETTLE_MS', 3000));
+      memory.push(await memoryAfterGc(server, 'after loading, idle and a full GC'));
+      const reads = await measureReads(server, `svc-${Math.floor(layout.services / 2)}`, log);
+      memory.push({ when: 'after the read runs', rss: server.memory().rss });
+      for (const m of memory) log(`  memory ${m.when}: RSS ${mib(m.rss)} MiB${m.heapUsed ? `, heap ${mib(m.heapUsed)} MiB` : ''}`);
+      return { load: figures, memory, peakRss: server.memory().peakRss, reads };
+    } finally {
+      await server.stop();
+    }
+  },
+  render(r) {
+    const l = r.load;
+    const loadTable = table(
+      [
+        { title: 'Services', align: 'right' },
+        { title: 'Instances', align: 'right' },
+        { title: 'Nodes', align: 'right' },
+        { title: 'Concurrency', align: 'right' },
+        { title: 'Load time s', align: 'right' },
+        { title: 'Writes/s', align: 'right' },
+        { title: 'Errors', align: 'right' },
+        { title: 'Write p50 ms', align: 'right' },
+        { title: 'Write p99 ms', align: 'right' },
+        { title: 'Write max ms', align: 'right' },
+        { title: 'Data dir', align: 'right' },
+      ],
+      [
+        [
+          int(l.services),
+          int(l.instances),
+          int(l.nodes),
+          String(l.concurrency),
+          seconds(l.elapsedMs),
+          int(l.perSecond),
+          int(l.errors),
+          ms(l.latency.p50),
+          ms(l.latency.p99),
+          ms(l.latency.max),
+          bytes(l.dataDirBytes),
+        ],
+      ],
+    );
+    const memTable = table(
+      [{ title: 'Server memory' }, { title: 'VmRSS MiB', align: 'right' }, { title: 'V8 heap used MiB', align: 'right' }],
+      [
+        ...r.memory.map((m) => [m.when, mib(m.rss), m.heapUsed === undefined ? '' : mib(m.heapUsed)]),
+        ['peak over the run (VmHWM)', mib(r.peakRss), ''],
+      ],
+    );
+    const readTable = table(
+      [
+        { title: 'Request' },
+        { title: 'Clients', align: 'right' },
+        { title: 'Requests', align: 'right' },
+        { title: 'Errors', align: 'right' },
+        { title: 'Per second', align: 'right' },
+        { title: 'p50 ms', align: 'right' },
+        { title: 'p99 ms', align: 'right' },
+        { title: 'max ms', align: 'right' },
+        { title: 'Answer', align: 'right' },
+      ],
+      r.reads.map((x) => [
+        `\`${x.endpoint}\``,
+        String(x.concurrency),
+        int(x.requests),
+        int(x.errors),
+        int(x.perSecond),
+        ms(x.latency.p50),
+        ms(x.latency.p99),
+        ms(x.latency.max),
+        `${int(x.items)} entries, ${bytes(x.responseBytes)}`,
+      ]),
+    );
+    const errors = [
+      ...l.errorSamples.map((e) => `- loading: ${e}`),
+      ...r.reads.flatMap((x) => x.errorSamples.map((e) => `- ${x.endpoint} at ${x.concurrency}: ${e}`)),
+    ];
+    return [
+      `The catalog is loaded with ${int(l.services)} services of ${int(l.instances / l.services)} ` +
+        `instances each (${int(l.instances)} instances, each with a passing service check) on ` +
+        `${int(l.nodes)} nodes by ${l.concurrency} concurrent registrations; every write is fsynced.`,
+      '',
+      loadTable,
+      '',
+      memTable,
+      '',
+      readTable,
+      '',
+      'Read it this way: the leader row is the HTTP round trip with no catalog work, so the ' +
+        'difference to it is the cost of the query and of encoding its answer. ' +
+        '`/v1/catalog/services` walks every instance to gather tags and answers every service, ' +
+        'so it grows with the catalog; the per-service reads should not. With 16 clients on 2 ' +
+        'shared cores, latency includes queueing behind the other clients: compare requests per ' +
+        'second rather than p50. Memory is the resident size of the server process; the ' +
+        'after-GC figure is the settled size of the catalog at this scale.',
+      ...(errors.length ? ['', 'Errors seen (first few):', '', ...errors] : []),
+    ].join('\n');
+  },
+};

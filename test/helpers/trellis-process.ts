@@ -1,0 +1,79 @@
+/**
+ * Starts real `trellis` processes for end-to-end tests and stops exactly the ones it started
+ * (by PID). Each process is asked to bind port 0 and reports the address it got on stdout.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const TRELLIS_BIN = resolve('dist/src/bin/trellis.js');
+
+export interface TrellisProcess {
+  proc: ChildProcess;
+  address: string;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  stop(): Promise<void>;
+  kill9(): Promise<void>;
+  exited: Promise<number | null>;
+}
+
+const READY_RE = /(?:listening on |ready on http:\/\/)(\S+)/;
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `trellis-test-${prefix}-`));
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export async function startTrellis(args: string[], opts: { timeoutMs?: number } = {}): Promise<TrellisProcess> {
+  const proc = spawn(process.execPath, [TRELLIS_BIN, ...args, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
+  const address = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`trellis ${args[0]} did not start within ${opts.timeoutMs ?? 15000}ms:\n${out}`)), opts.timeoutMs ?? 15_000);
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      const m = READY_RE.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]!);
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      rej(new Error(`trellis ${args[0]} exited with ${code} before it was ready:\n${out}`));
+    });
+  });
+  const signal = async (sig: NodeJS.Signals): Promise<void> => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
+    await exited;
+  };
+  return { proc, address, output: () => out, stop: () => signal('SIGTERM'), kill9: () => signal('SIGKILL'), exited };
+}
+
+/** Polls `fn` until it returns a truthy value or the time runs out. */
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`condition not met within ${timeoutMs}ms${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export function hostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
+}
