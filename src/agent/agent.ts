@@ -76,7 +76,11 @@ export class TrellisAgent {
     this.startedAt = opts.clock.now();
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.#persistFile = join(opts.dataDir, 'local-services.json');
-    this.client = createClient({ addresses: opts.servers, clock: opts.clock, ...(opts.token ? { token: opts.token } : {}) });
+    this.client = createClient({
+      addresses: opts.servers,
+      clock: opts.clock,
+      ...(opts.token ? { token: opts.token } : {}),
+    });
     this.checks = new CheckScheduler({
       clock: opts.clock,
       random: opts.random,
@@ -138,18 +142,31 @@ export class TrellisAgent {
     const defs = await loadConfigDir(this.opts.configDir);
     if (defs.errors.length > 0) throw new ConfigLoadError(defs.errors.map(formatDiagnostic));
     const services = defs.services.map((s, i) => normalizeServiceRegistration(s, `services[${i}]`));
-    const checks = defs.checks.map((c, i) => ({ ...normalizeCheckType(c, `checks[${i}]`), Name: c.Name, ...(c.ID ? { ID: c.ID } : {}) }));
+    const checks = defs.checks.map((c, i) => ({
+      ...normalizeCheckType(c, `checks[${i}]`),
+      Name: c.Name,
+      ...(c.ID ? { ID: c.ID } : {}),
+    }));
     // Refuse the whole set before changing anything if any check cannot run here.
     if (!this.opts.enableScriptChecks) {
-      const all = [...services.flatMap((s) => [...(s.Check ? [s.Check] : []), ...(s.Checks ?? [])]), ...checks];
+      const all = [
+        ...services.flatMap((s) => [...(s.Check ? [s.Check] : []), ...(s.Checks ?? [])]),
+        ...checks,
+      ];
       const script = all.find((c) => c.ScriptArgs);
-      if (script) throw new ConfigLoadError([`script check "${script.CheckID ?? script.Name ?? ''}" is defined but script checks are disabled (start the agent with --enable-script-checks)`]);
+      if (script)
+        throw new ConfigLoadError([
+          `script check "${script.CheckID ?? script.Name ?? ''}" is defined but script checks are disabled (start the agent with --enable-script-checks)`,
+        ]);
     }
     // Replace the file-sourced set: drop what the files no longer define, then (re)add.
     const wanted = new Set(services.map((s) => s.ID || s.Name));
-    for (const [id, e] of [...this.local.services]) if (e.source === 'file' && !wanted.has(id)) this.local.removeService(id);
+    for (const [id, e] of [...this.local.services])
+      if (e.source === 'file' && !wanted.has(id)) this.local.removeService(id);
     const wantedChecks = new Set(checks.map((c) => c.ID || c.CheckID || c.Name));
-    for (const [id, e] of [...this.local.checks]) if (e.source === 'file' && !e.ownedByService && !wantedChecks.has(id)) this.local.removeCheck(id);
+    for (const [id, e] of [...this.local.checks])
+      if (e.source === 'file' && !e.ownedByService && !wantedChecks.has(id))
+        this.local.removeCheck(id);
     for (const s of services) this.local.addService(s, 'file');
     for (const c of checks) this.local.addCheck(c as CheckRegistration, 'file');
   }
@@ -160,21 +177,30 @@ export class TrellisAgent {
     try {
       saved = JSON.parse(readFileSync(this.#persistFile, 'utf8')) as Persisted;
     } catch (err) {
-      this.opts.log.error({ file: this.#persistFile, err: describeError(err) }, 'cannot read saved local services; starting without them');
+      this.opts.log.error(
+        { file: this.#persistFile, err: describeError(err) },
+        'cannot read saved local services; starting without them',
+      );
       return;
     }
     for (const s of saved.services ?? []) {
       try {
         this.local.addService(normalizeServiceRegistration(s), 'api');
       } catch (err) {
-        this.opts.log.warn({ service: s.ID ?? s.Name, err: describeError(err) }, 'skipping saved service');
+        this.opts.log.warn(
+          { service: s.ID ?? s.Name, err: describeError(err) },
+          'skipping saved service',
+        );
       }
     }
     for (const c of saved.checks ?? []) {
       try {
         this.local.addCheck(c, 'api');
       } catch (err) {
-        this.opts.log.warn({ check: c.ID ?? c.Name, err: describeError(err) }, 'skipping saved check');
+        this.opts.log.warn(
+          { check: c.ID ?? c.Name, err: describeError(err) },
+          'skipping saved check',
+        );
       }
     }
   }
@@ -182,15 +208,20 @@ export class TrellisAgent {
   /** Writes API-registered definitions atomically (temp file + rename). */
   #persist(): void {
     const services: ServiceRegistration[] = [];
-    for (const e of this.local.services.values()) if (e.source === 'api') services.push(e.registration);
+    for (const e of this.local.services.values())
+      if (e.source === 'api') services.push(e.registration);
     const checks: CheckRegistration[] = [];
-    for (const e of this.local.checks.values()) if (e.source === 'api' && e.registration) checks.push(e.registration);
+    for (const e of this.local.checks.values())
+      if (e.source === 'api' && e.registration) checks.push(e.registration);
     const tmp = `${this.#persistFile}.tmp`;
     try {
       writeFileSync(tmp, JSON.stringify({ services, checks } satisfies Persisted), { mode: 0o600 });
       renameSync(tmp, this.#persistFile);
     } catch (err) {
-      this.opts.log.error({ file: this.#persistFile, err: describeError(err) }, 'cannot save local services');
+      this.opts.log.error(
+        { file: this.#persistFile, err: describeError(err) },
+        'cannot save local services',
+      );
     }
   }
 

@@ -50,12 +50,21 @@ export function optStr(o: Obj, k: string, path: string): string | undefined {
   return o[k] === undefined || o[k] === null ? undefined : str(o, k, path);
 }
 
-export function int(o: Obj, k: string, path: string, def = 0, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+export function int(
+  o: Obj,
+  k: string,
+  path: string,
+  def = 0,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   let v = o[k];
   if (v === undefined || v === null) return def;
   if (typeof v === 'string' && /^-?\d+$/.test(v)) v = Number(v);
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw badRequest(`${path}${k}: must be an integer`, path + k);
-  if (v < min || v > max) throw badRequest(`${path}${k}: must be between ${min} and ${max}`, path + k);
+  if (typeof v !== 'number' || !Number.isInteger(v))
+    throw badRequest(`${path}${k}: must be an integer`, path + k);
+  if (v < min || v > max)
+    throw badRequest(`${path}${k}: must be between ${min} and ${max}`, path + k);
   return v;
 }
 
@@ -75,15 +84,30 @@ export function strList(o: Obj, k: string, path: string): string[] {
   return v as string[];
 }
 
-export function strMap(o: Obj, k: string, path: string, maxKey = 128, maxValue = 512): Record<string, string> {
+export function strMap(
+  o: Obj,
+  k: string,
+  path: string,
+  maxKey = 128,
+  maxValue = 512,
+): Record<string, string> {
   const v = o[k];
   if (v === undefined || v === null) return {};
   if (!isObject(v)) throw badRequest(`${path}${k}: must be an object of strings`, path + k);
   const out: Record<string, string> = {};
   for (const [mk, mv] of Object.entries(v)) {
-    if (typeof mv !== 'string') throw badRequest(`${path}${k}.${mk}: must be a string`, `${path}${k}.${mk}`);
-    if (mk.length === 0 || mk.length > maxKey) throw badRequest(`${path}${k}: key "${mk.slice(0, 40)}" must be 1 to ${maxKey} characters`, path + k);
-    if (mv.length > maxValue) throw badRequest(`${path}${k}.${mk}: value longer than ${maxValue} characters`, `${path}${k}.${mk}`);
+    if (typeof mv !== 'string')
+      throw badRequest(`${path}${k}.${mk}: must be a string`, `${path}${k}.${mk}`);
+    if (mk.length === 0 || mk.length > maxKey)
+      throw badRequest(
+        `${path}${k}: key "${mk.slice(0, 40)}" must be 1 to ${maxKey} characters`,
+        path + k,
+      );
+    if (mv.length > maxValue)
+      throw badRequest(
+        `${path}${k}.${mk}: value longer than ${maxValue} characters`,
+        `${path}${k}.${mk}`,
+      );
     out[mk] = mv;
   }
   return out;
@@ -107,7 +131,8 @@ export function name(o: Obj, k: string, path: string, required: boolean): string
 export function duration(o: Obj, k: string, path: string): string | undefined {
   const v = optStr(o, k, path);
   if (v === undefined || v === '') return undefined;
-  if (parseDuration(v) === undefined) throw badRequest(`${path}${k}: "${v}" is not a duration (e.g. "10s", "1m30s")`, path + k);
+  if (parseDuration(v) === undefined)
+    throw badRequest(`${path}${k}: "${v}" is not a duration (e.g. "10s", "1m30s")`, path + k);
   return v;
 }
 
@@ -121,14 +146,40 @@ export function status(o: Obj, k: string, path: string): HealthStatus | undefine
 }
 
 const CHECK_FIELDS = [
-  'CheckID', 'ID', 'Name', 'Notes', 'ScriptArgs', 'Args', 'Interval', 'Timeout', 'TTL', 'HTTP', 'Header',
-  'Method', 'Body', 'DisableRedirects', 'TCP', 'GRPC', 'GRPCUseTLS', 'TLSServerName', 'TLSSkipVerify',
-  'OutputMaxSize', 'Status', 'SuccessBeforePassing', 'FailuresBeforeWarning', 'FailuresBeforeCritical',
-  'DeregisterCriticalServiceAfter', 'ServiceID', 'Output',
+  'CheckID',
+  'ID',
+  'Name',
+  'Notes',
+  'ScriptArgs',
+  'Args',
+  'Interval',
+  'Timeout',
+  'TTL',
+  'HTTP',
+  'Header',
+  'Method',
+  'Body',
+  'DisableRedirects',
+  'TCP',
+  'GRPC',
+  'GRPCUseTLS',
+  'TLSServerName',
+  'TLSSkipVerify',
+  'OutputMaxSize',
+  'Status',
+  'SuccessBeforePassing',
+  'FailuresBeforeWarning',
+  'FailuresBeforeCritical',
+  'DeregisterCriticalServiceAfter',
+  'ServiceID',
+  'Output',
 ] as const;
 
 /** Validates a check as an agent runs it (Consul's CheckType). */
-export function normalizeCheckType(raw: unknown, path: string): CheckType & { ID?: string; ServiceID?: string } {
+export function normalizeCheckType(
+  raw: unknown,
+  path: string,
+): CheckType & { ID?: string; ServiceID?: string } {
   if (!isObject(raw)) throw badRequest(`${path}: must be an object`, path);
   const o = canonicalize(raw, CHECK_FIELDS);
   const p = `${path}.`;
@@ -152,11 +203,17 @@ export function normalizeCheckType(raw: unknown, path: string): CheckType & { ID
   for (const k of ['DisableRedirects', 'GRPCUseTLS', 'TLSSkipVerify'] as const) {
     if (o[k] !== undefined) c[k] = bool(o, k, p);
   }
-  for (const k of ['OutputMaxSize', 'SuccessBeforePassing', 'FailuresBeforeWarning', 'FailuresBeforeCritical'] as const) {
+  for (const k of [
+    'OutputMaxSize',
+    'SuccessBeforePassing',
+    'FailuresBeforeWarning',
+    'FailuresBeforeCritical',
+  ] as const) {
     if (o[k] !== undefined) c[k] = int(o, k, p);
   }
   if (o.Header !== undefined && o.Header !== null) {
-    if (!isObject(o.Header)) throw badRequest(`${p}Header: must be an object of string lists`, `${p}Header`);
+    if (!isObject(o.Header))
+      throw badRequest(`${p}Header: must be an object of string lists`, `${p}Header`);
     const h: Record<string, string[]> = {};
     for (const hk of Object.keys(o.Header)) h[hk] = strList(o.Header, hk, `${p}Header.`);
     c.Header = h;
@@ -166,14 +223,28 @@ export function normalizeCheckType(raw: unknown, path: string): CheckType & { ID
   const sid = optStr(o, 'ServiceID', p);
   if (sid) c.ServiceID = sid;
   const kinds = [c.ScriptArgs, c.HTTP, c.TCP, c.GRPC, c.TTL].filter((x) => x !== undefined).length;
-  if (kinds > 1) throw badRequest(`${path}: a check has exactly one of ScriptArgs, HTTP, TCP, GRPC or TTL`, path);
-  if (kinds === 1 && !c.TTL && !c.Interval) throw badRequest(`${path}.Interval: required for a ${c.HTTP ? 'HTTP' : c.TCP ? 'TCP' : c.GRPC ? 'gRPC' : 'script'} check`, `${path}.Interval`);
+  if (kinds > 1)
+    throw badRequest(
+      `${path}: a check has exactly one of ScriptArgs, HTTP, TCP, GRPC or TTL`,
+      path,
+    );
+  if (kinds === 1 && !c.TTL && !c.Interval)
+    throw badRequest(
+      `${path}.Interval: required for a ${c.HTTP ? 'HTTP' : c.TCP ? 'TCP' : c.GRPC ? 'gRPC' : 'script'} check`,
+      `${path}.Interval`,
+    );
   return c;
 }
 
 const UPSTREAM_FIELDS = [
-  'DestinationType', 'DestinationNamespace', 'DestinationName', 'Datacenter', 'LocalBindAddress',
-  'LocalBindPort', 'LocalBindSocketPath', 'Config',
+  'DestinationType',
+  'DestinationNamespace',
+  'DestinationName',
+  'Datacenter',
+  'LocalBindAddress',
+  'LocalBindPort',
+  'LocalBindSocketPath',
+  'Config',
 ] as const;
 
 function normalizeUpstream(raw: unknown, path: string): Upstream {
@@ -193,23 +264,37 @@ function normalizeUpstream(raw: unknown, path: string): Upstream {
 }
 
 const PROXY_FIELDS = [
-  'DestinationServiceName', 'DestinationServiceID', 'LocalServiceAddress', 'LocalServicePort', 'Mode',
-  'TransparentProxy', 'Config', 'Upstreams',
+  'DestinationServiceName',
+  'DestinationServiceID',
+  'LocalServiceAddress',
+  'LocalServicePort',
+  'Mode',
+  'TransparentProxy',
+  'Config',
+  'Upstreams',
 ] as const;
 
-export function normalizeProxy(raw: unknown, path: string, requireDestination: boolean): ConnectProxyConfig {
+export function normalizeProxy(
+  raw: unknown,
+  path: string,
+  requireDestination: boolean,
+): ConnectProxyConfig {
   if (!isObject(raw)) throw badRequest(`${path}: must be an object`, path);
   const o = canonicalize(raw, PROXY_FIELDS);
   const p = `${path}.`;
-  const px: ConnectProxyConfig = { DestinationServiceName: name(o, 'DestinationServiceName', p, requireDestination) };
+  const px: ConnectProxyConfig = {
+    DestinationServiceName: name(o, 'DestinationServiceName', p, requireDestination),
+  };
   const did = optStr(o, 'DestinationServiceID', p);
   if (did) px.DestinationServiceID = did;
   const la = optStr(o, 'LocalServiceAddress', p);
   if (la) px.LocalServiceAddress = la;
-  if (o.LocalServicePort !== undefined) px.LocalServicePort = int(o, 'LocalServicePort', p, 0, 0, 65535);
+  if (o.LocalServicePort !== undefined)
+    px.LocalServicePort = int(o, 'LocalServicePort', p, 0, 0, 65535);
   const mode = optStr(o, 'Mode', p);
   if (mode) {
-    if (!['direct', 'transparent'].includes(mode)) throw badRequest(`${p}Mode: must be "direct" or "transparent"`, `${p}Mode`);
+    if (!['direct', 'transparent'].includes(mode))
+      throw badRequest(`${p}Mode: must be "direct" or "transparent"`, `${p}Mode`);
     px.Mode = mode;
   }
   if (isObject(o.TransparentProxy)) {
@@ -224,26 +309,48 @@ export function normalizeProxy(raw: unknown, path: string, requireDestination: b
     px.Config = o.Config;
   }
   if (o.Upstreams !== undefined && o.Upstreams !== null) {
-    if (!Array.isArray(o.Upstreams)) throw badRequest(`${p}Upstreams: must be a list`, `${p}Upstreams`);
+    if (!Array.isArray(o.Upstreams))
+      throw badRequest(`${p}Upstreams: must be a list`, `${p}Upstreams`);
     px.Upstreams = o.Upstreams.map((u, i) => normalizeUpstream(u, `${p}Upstreams[${i}]`));
   }
   return px;
 }
 
 const SERVICE_FIELDS = [
-  'Kind', 'ID', 'Name', 'Service', 'Tags', 'Port', 'Address', 'TaggedAddresses', 'EnableTagOverride', 'Meta',
-  'Weights', 'Check', 'Checks', 'Proxy', 'Connect',
+  'Kind',
+  'ID',
+  'Name',
+  'Service',
+  'Tags',
+  'Port',
+  'Address',
+  'TaggedAddresses',
+  'EnableTagOverride',
+  'Meta',
+  'Weights',
+  'Check',
+  'Checks',
+  'Proxy',
+  'Connect',
 ] as const;
 
 function taggedAddresses(o: Obj, p: string): Record<string, ServiceAddress> | undefined {
   const v = o.TaggedAddresses;
   if (v === undefined || v === null) return undefined;
-  if (!isObject(v)) throw badRequest(`${p}TaggedAddresses: must be an object`, `${p}TaggedAddresses`);
+  if (!isObject(v))
+    throw badRequest(`${p}TaggedAddresses: must be an object`, `${p}TaggedAddresses`);
   const out: Record<string, ServiceAddress> = {};
   for (const [k, a] of Object.entries(v)) {
-    if (!isObject(a)) throw badRequest(`${p}TaggedAddresses.${k}: must be {Address, Port}`, `${p}TaggedAddresses.${k}`);
+    if (!isObject(a))
+      throw badRequest(
+        `${p}TaggedAddresses.${k}: must be {Address, Port}`,
+        `${p}TaggedAddresses.${k}`,
+      );
     const ca = canonicalize(a, ['Address', 'Port']);
-    out[k] = { Address: str(ca, 'Address', `${p}TaggedAddresses.${k}.`), Port: int(ca, 'Port', `${p}TaggedAddresses.${k}.`, 0, 0, 65535) };
+    out[k] = {
+      Address: str(ca, 'Address', `${p}TaggedAddresses.${k}.`),
+      Port: int(ca, 'Port', `${p}TaggedAddresses.${k}.`, 0, 0, 65535),
+    };
   }
   return out;
 }
@@ -256,10 +363,20 @@ export function normalizeServiceRegistration(raw: unknown, path = ''): ServiceRe
   if (!isObject(raw)) throw badRequest(`${path || 'body'}: must be a JSON object`, path || 'body');
   const o = canonicalize(raw, SERVICE_FIELDS);
   const p = path ? `${path}.` : '';
-  const r: ServiceRegistration = { Name: name(o, o.Name !== undefined ? 'Name' : 'Service', p, true) };
+  const r: ServiceRegistration = {
+    Name: name(o, o.Name !== undefined ? 'Name' : 'Service', p, true),
+  };
   const kind = optStr(o, 'Kind', p);
   if (kind) {
-    if (!['connect-proxy', 'mesh-gateway', 'terminating-gateway', 'ingress-gateway', 'api-gateway'].includes(kind)) {
+    if (
+      ![
+        'connect-proxy',
+        'mesh-gateway',
+        'terminating-gateway',
+        'ingress-gateway',
+        'api-gateway',
+      ].includes(kind)
+    ) {
       throw badRequest(`${p}Kind: unknown service kind "${kind}"`, `${p}Kind`);
     }
     r.Kind = kind;
@@ -274,24 +391,32 @@ export function normalizeServiceRegistration(raw: unknown, path = ''): ServiceRe
   r.EnableTagOverride = bool(o, 'EnableTagOverride', p);
   r.Meta = strMap(o, 'Meta', p);
   if (o.Weights !== undefined && o.Weights !== null) {
-    if (!isObject(o.Weights)) throw badRequest(`${p}Weights: must be {Passing, Warning}`, `${p}Weights`);
+    if (!isObject(o.Weights))
+      throw badRequest(`${p}Weights: must be {Passing, Warning}`, `${p}Weights`);
     const w = canonicalize(o.Weights, ['Passing', 'Warning']);
-    r.Weights = { Passing: int(w, 'Passing', `${p}Weights.`, 1, 1), Warning: int(w, 'Warning', `${p}Weights.`, 1, 0) };
+    r.Weights = {
+      Passing: int(w, 'Passing', `${p}Weights.`, 1, 1),
+      Warning: int(w, 'Warning', `${p}Weights.`, 1, 0),
+    };
   }
   if (o.Check !== undefined && o.Check !== null) r.Check = normalizeCheckType(o.Check, `${p}Check`);
   if (o.Checks !== undefined && o.Checks !== null) {
     if (!Array.isArray(o.Checks)) throw badRequest(`${p}Checks: must be a list`, `${p}Checks`);
     r.Checks = o.Checks.map((c, i) => normalizeCheckType(c, `${p}Checks[${i}]`));
   }
-  if (o.Proxy !== undefined && o.Proxy !== null) r.Proxy = normalizeProxy(o.Proxy, `${p}Proxy`, kind === 'connect-proxy');
-  if (kind === 'connect-proxy' && !r.Proxy) throw badRequest(`${p}Proxy: required for a connect-proxy`, `${p}Proxy`);
+  if (o.Proxy !== undefined && o.Proxy !== null)
+    r.Proxy = normalizeProxy(o.Proxy, `${p}Proxy`, kind === 'connect-proxy');
+  if (kind === 'connect-proxy' && !r.Proxy)
+    throw badRequest(`${p}Proxy: required for a connect-proxy`, `${p}Proxy`);
   if (o.Connect !== undefined && o.Connect !== null) {
     if (!isObject(o.Connect)) throw badRequest(`${p}Connect: must be an object`, `${p}Connect`);
     const c = canonicalize(o.Connect, ['Native', 'SidecarService']);
     const conn: ServiceConnect = {};
     if (c.Native !== undefined) conn.Native = bool(c, 'Native', `${p}Connect.`);
     if (c.SidecarService !== undefined && c.SidecarService !== null) {
-      const side = isObject(c.SidecarService) ? { Name: `${r.Name}-sidecar-proxy`, ...c.SidecarService } : c.SidecarService;
+      const side = isObject(c.SidecarService)
+        ? { Name: `${r.Name}-sidecar-proxy`, ...c.SidecarService }
+        : c.SidecarService;
       conn.SidecarService = normalizeServiceRegistration(side, `${p}Connect.SidecarService`);
     }
     r.Connect = conn;
@@ -300,7 +425,9 @@ export function normalizeServiceRegistration(raw: unknown, path = ''): ServiceRe
 }
 
 /** The stored form of a registered instance: every field present, Consul's defaults filled. */
-export function toAgentService(r: ServiceRegistration): Omit<AgentService, 'CreateIndex' | 'ModifyIndex'> {
+export function toAgentService(
+  r: ServiceRegistration,
+): Omit<AgentService, 'CreateIndex' | 'ModifyIndex'> {
   const s: Omit<AgentService, 'CreateIndex' | 'ModifyIndex'> = {
     ID: r.ID || r.Name,
     Service: r.Name,

@@ -43,7 +43,9 @@ export function makeAgent(args: AgentArgs, log: Logger, server: boolean): Trelli
       nodeId: nodeIdFor(args.dataDir),
       address: args.advertise ?? '127.0.0.1',
       datacenter: args.datacenter,
-      meta: server ? { 'consul-network-segment': '', 'trellis-role': 'server', ...args.nodeMeta } : (args.nodeMeta ?? {}),
+      meta: server
+        ? { 'consul-network-segment': '', 'trellis-role': 'server', ...args.nodeMeta }
+        : (args.nodeMeta ?? {}),
     },
     servers: args.servers,
     dataDir: args.dataDir,

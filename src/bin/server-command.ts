@@ -50,6 +50,9 @@ export async function runServer(
     ...(args.sessionMinTtlMs !== undefined ? { sessionMinTTLms: args.sessionMinTtlMs } : {}),
     ...(args.nodeGraceMs !== undefined ? { nodeGraceMs: args.nodeGraceMs } : {}),
   });
-  log.info({ address: server.address, node: nodeName, datacenter: args.datacenter, dataDir: args.dataDir }, 'trellis server ready');
+  log.info(
+    { address: server.address, node: nodeName, datacenter: args.datacenter, dataDir: args.dataDir },
+    'trellis server ready',
+  );
   return server;
 }

@@ -69,7 +69,11 @@ function commonOptions(y: Argv<GlobalArgs>): Argv<DaemonArgs> {
     .option('node', { type: 'string', describe: 'Node name (default: the hostname)' })
     .option('datacenter', { type: 'string', default: 'dc1', describe: 'Datacenter name' })
     .option('data-dir', { type: 'string', describe: 'Directory for durable state' })
-    .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'] }) as unknown as Argv<DaemonArgs>;
+    .option('log-level', {
+      type: 'string',
+      default: 'info',
+      choices: ['debug', 'info', 'warn', 'error'],
+    }) as unknown as Argv<DaemonArgs>;
 }
 
 function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
@@ -79,11 +83,28 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
       describe: 'Run a catalog server',
       builder: (y) =>
         commonOptions(y)
-          .option('bind', { type: 'string', default: '0.0.0.0:8500', describe: 'HTTP API listen address host:port' })
-          .option('advertise', { type: 'string', describe: 'Address other hosts reach this server at' })
-          .option('snapshot-every', { type: 'number', default: 10000, describe: 'Snapshot after this many writes' })
-          .option('session-min-ttl', { type: 'number', describe: 'Smallest session TTL accepted, in ms (default 10000)' })
-          .option('node-grace', { type: 'number', describe: 'Grace after start before silent nodes turn critical, ms (default 30000)' })
+          .option('bind', {
+            type: 'string',
+            default: '0.0.0.0:8500',
+            describe: 'HTTP API listen address host:port',
+          })
+          .option('advertise', {
+            type: 'string',
+            describe: 'Address other hosts reach this server at',
+          })
+          .option('snapshot-every', {
+            type: 'number',
+            default: 10000,
+            describe: 'Snapshot after this many writes',
+          })
+          .option('session-min-ttl', {
+            type: 'number',
+            describe: 'Smallest session TTL accepted, in ms (default 10000)',
+          })
+          .option('node-grace', {
+            type: 'number',
+            describe: 'Grace after start before silent nodes turn critical, ms (default 30000)',
+          })
           .demandOption('data-dir')
           .example('$0 server --data-dir /var/lib/trellis --bind 0.0.0.0:8500', 'A catalog server'),
       handler: action<DaemonArgs>(ctx, async (env, args) => {
@@ -96,7 +117,9 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             ...(args.node ? { node: args.node } : {}),
             ...(args.advertise ? { advertise: args.advertise } : {}),
             ...(args['snapshot-every'] ? { snapshotEvery: args['snapshot-every'] } : {}),
-            ...(args['session-min-ttl'] !== undefined ? { sessionMinTtlMs: args['session-min-ttl'] } : {}),
+            ...(args['session-min-ttl'] !== undefined
+              ? { sessionMinTtlMs: args['session-min-ttl'] }
+              : {}),
             ...(args['node-grace'] !== undefined ? { nodeGraceMs: args['node-grace'] } : {}),
           },
           log,
@@ -112,17 +135,53 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
       describe: 'Run the per-host agent',
       builder: (y) =>
         commonOptions(y)
-          .option('server', { type: 'string', array: true, demandOption: true, describe: 'Server address host:port (repeatable)' })
-          .option('bind', { type: 'string', default: '127.0.0.1:8500', describe: 'Local HTTP API address (also --http-addr for the CLI)' })
-          .option('advertise', { type: 'string', default: '127.0.0.1', describe: "This node's address in the catalog" })
-          .option('config-dir', { type: 'string', describe: 'Directory of service definitions (*.hcl, *.json)' })
-          .option('enable-script-checks', { type: 'boolean', default: false, describe: 'Allow checks that run commands' })
-          .option('sync-interval', { type: 'number', describe: 'Full anti-entropy sync period, ms (default 60000)' })
-          .option('heartbeat-interval', { type: 'number', describe: 'Heartbeat period, ms (default 2000)' })
-          .option('heartbeat-ttl', { type: 'number', describe: 'Node stays alive this long without heartbeats, ms (default 10000)' })
-          .option('node-meta', { type: 'string', array: true, describe: 'Node metadata key:value (repeatable)' })
+          .option('server', {
+            type: 'string',
+            array: true,
+            demandOption: true,
+            describe: 'Server address host:port (repeatable)',
+          })
+          .option('bind', {
+            type: 'string',
+            default: '127.0.0.1:8500',
+            describe: 'Local HTTP API address (also --http-addr for the CLI)',
+          })
+          .option('advertise', {
+            type: 'string',
+            default: '127.0.0.1',
+            describe: "This node's address in the catalog",
+          })
+          .option('config-dir', {
+            type: 'string',
+            describe: 'Directory of service definitions (*.hcl, *.json)',
+          })
+          .option('enable-script-checks', {
+            type: 'boolean',
+            default: false,
+            describe: 'Allow checks that run commands',
+          })
+          .option('sync-interval', {
+            type: 'number',
+            describe: 'Full anti-entropy sync period, ms (default 60000)',
+          })
+          .option('heartbeat-interval', {
+            type: 'number',
+            describe: 'Heartbeat period, ms (default 2000)',
+          })
+          .option('heartbeat-ttl', {
+            type: 'number',
+            describe: 'Node stays alive this long without heartbeats, ms (default 10000)',
+          })
+          .option('node-meta', {
+            type: 'string',
+            array: true,
+            describe: 'Node metadata key:value (repeatable)',
+          })
           .demandOption('data-dir')
-          .example('$0 agent --server 198.18.0.10:8500 --node web-1 --data-dir /var/lib/trellis --config-dir /etc/trellis.d', 'An agent'),
+          .example(
+            '$0 agent --server 198.18.0.10:8500 --node web-1 --data-dir /var/lib/trellis --config-dir /etc/trellis.d',
+            'An agent',
+          ),
       handler: action<DaemonArgs>(ctx, async (env, args) => {
         const log = createLogger({ level: args['log-level'] });
         let running;
@@ -138,7 +197,9 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
               ...(args.advertise ? { advertise: args.advertise } : {}),
               enableScriptChecks: args['enable-script-checks'] ?? false,
               ...(args['sync-interval'] ? { syncIntervalMs: args['sync-interval'] } : {}),
-              ...(args['heartbeat-interval'] ? { heartbeatIntervalMs: args['heartbeat-interval'] } : {}),
+              ...(args['heartbeat-interval']
+                ? { heartbeatIntervalMs: args['heartbeat-interval'] }
+                : {}),
               ...(args['heartbeat-ttl'] ? { heartbeatTtlMs: args['heartbeat-ttl'] } : {}),
               nodeMeta: parseMeta(args['node-meta']),
               ...(args.token ? { token: args.token } : {}),
@@ -156,8 +217,16 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
         const agent = running.agent;
         const sig = await untilSignal(() => {
           agent.reload().catch((err: unknown) => {
-            if (err instanceof ConfigLoadError) log.error({ errors: err.diagnostics }, 'reload refused; the running configuration stays');
-            else log.error({ err: describeError(err) }, 'reload failed; the running configuration stays');
+            if (err instanceof ConfigLoadError)
+              log.error(
+                { errors: err.diagnostics },
+                'reload refused; the running configuration stays',
+              );
+            else
+              log.error(
+                { err: describeError(err) },
+                'reload failed; the running configuration stays',
+              );
           });
         });
         log.info({ signal: sig }, 'shutting down');
@@ -169,9 +238,17 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
       describe: 'Run a server and an agent in one process, with data in a temporary directory',
       builder: (y) =>
         commonOptions(y)
-          .option('bind', { type: 'string', default: '127.0.0.1:8500', describe: 'HTTP API listen address' })
+          .option('bind', {
+            type: 'string',
+            default: '127.0.0.1:8500',
+            describe: 'HTTP API listen address',
+          })
           .option('config-dir', { type: 'string', describe: 'Directory of service definitions' })
-          .option('no-demo', { type: 'boolean', default: false, describe: 'Do not register the demo service' })
+          .option('no-demo', {
+            type: 'boolean',
+            default: false,
+            describe: 'Do not register the demo service',
+          })
           .example('$0 dev', 'Start a development cluster on 127.0.0.1:8500'),
       handler: action<DaemonArgs>(ctx, async (env, args) => runDev(env.io.stdout, args)),
     });
@@ -213,19 +290,34 @@ async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<nu
     true,
   );
   const server = await runServer(
-    { dataDir: join(dataDir, 'server'), datacenter: args.datacenter, node, bind, advertise: '127.0.0.1', sessionMinTtlMs: 1000 },
+    {
+      dataDir: join(dataDir, 'server'),
+      datacenter: args.datacenter,
+      node,
+      bind,
+      advertise: '127.0.0.1',
+      sessionMinTtlMs: 1000,
+    },
     log,
     (app) => agentRoutes(app, agent),
   );
   await agent.start();
   if (!args['no-demo'] && !agent.local.services.has('demo')) {
-    agent.local.addService({ Name: 'demo', ID: 'demo', Port: 8080, Tags: ['demo'], Meta: { purpose: 'try trellis' } }, 'api');
+    agent.local.addService(
+      { Name: 'demo', ID: 'demo', Port: 8080, Tags: ['demo'], Meta: { purpose: 'try trellis' } },
+      'api',
+    );
   }
   stdout(
     `trellis dev ready on http://${server.address} (data in ${dataDir})\n` +
       `  try: trellis catalog services\n        trellis kv put hello world && trellis kv get hello\n`,
   );
-  await untilSignal(() => void agent.reload().catch((err: unknown) => log.error({ err: describeError(err) }, 'reload failed')));
+  await untilSignal(
+    () =>
+      void agent
+        .reload()
+        .catch((err: unknown) => log.error({ err: describeError(err) }, 'reload failed')),
+  );
   await agent.stop();
   await server.close();
   if (!args['data-dir']) rmSync(dataDir, { recursive: true, force: true });

@@ -41,7 +41,8 @@ export class Liveness {
     this.#startedAt = this.#opts.clock.now();
     const tick = (): void => {
       void this.sweep().finally(() => {
-        if (this.#timer) this.#timer = this.#opts.clock.setTimeout(tick, this.#opts.sweepMs ?? 1000);
+        if (this.#timer)
+          this.#timer = this.#opts.clock.setTimeout(tick, this.#opts.sweepMs ?? 1000);
       });
     };
     this.#timer = this.#opts.clock.setTimeout(tick, this.#opts.sweepMs ?? 1000);
@@ -54,7 +55,13 @@ export class Liveness {
   }
 
   /** Records a heartbeat; registers the node (and a passing serfHealth) when needed. */
-  async heartbeat(hb: { node: string; address: string; ttlMs: number; nodeId: string; meta?: Record<string, string> }): Promise<void> {
+  async heartbeat(hb: {
+    node: string;
+    address: string;
+    ttlMs: number;
+    nodeId: string;
+    meta?: Record<string, string>;
+  }): Promise<void> {
     this.#deadline.set(hb.node, this.#opts.clock.now() + hb.ttlMs);
     const node = this.#state.catalog.nodes.get(hb.node);
     const serf = this.#state.catalog.getCheck(hb.node, SERF_CHECK_ID);
@@ -67,7 +74,12 @@ export class Liveness {
         Node: hb.node,
         Address: hb.address,
         Datacenter: this.#opts.datacenter,
-        TaggedAddresses: { lan: hb.address, lan_ipv4: hb.address, wan: hb.address, wan_ipv4: hb.address },
+        TaggedAddresses: {
+          lan: hb.address,
+          lan_ipv4: hb.address,
+          wan: hb.address,
+          wan_ipv4: hb.address,
+        },
         Meta: hb.meta ?? node?.Meta ?? {},
       },
       skipNodeUpdate: false,
@@ -92,7 +104,13 @@ export class Liveness {
       if (deadline > now) continue;
       this.#opts.log.warn({ node }, 'node stopped heartbeating; marking serfHealth critical');
       try {
-        await this.#writer.propose({ type: 'check-status', node, checkID: SERF_CHECK_ID, status: 'critical', output: DEAD_OUTPUT });
+        await this.#writer.propose({
+          type: 'check-status',
+          node,
+          checkID: SERF_CHECK_ID,
+          status: 'critical',
+          output: DEAD_OUTPUT,
+        });
       } catch (err) {
         this.#opts.log.warn({ err, node }, 'could not record node failure; will retry');
       }

@@ -62,14 +62,23 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
   const store = opts.store ?? createEmbeddedStore({ dir: opts.dataDir, logger: opts.log });
   const recovered = await store.open();
   for (const w of recovered.warnings) opts.log.warn({ dataDir: opts.dataDir }, w);
-  const state = recovered.snapshot ? StateStore.deserialize(recovered.snapshot.data) : new StateStore();
+  const state = recovered.snapshot
+    ? StateStore.deserialize(recovered.snapshot.data)
+    : new StateStore();
   for (const e of recovered.entries) state.apply(e.command as never, e.index);
   opts.log.info(
-    { index: state.lastIndex, snapshot: recovered.snapshot?.index ?? 0, replayed: recovered.entries.length },
+    {
+      index: state.lastIndex,
+      snapshot: recovered.snapshot?.index ?? 0,
+      replayed: recovered.entries.length,
+    },
     'catalog state recovered',
   );
 
-  const writer = new Writer(state, store, { snapshotEvery: opts.snapshotEvery ?? 10_000, logger: opts.log });
+  const writer = new Writer(state, store, {
+    snapshotEvery: opts.snapshotEvery ?? 10_000,
+    logger: opts.log,
+  });
   const liveness = new Liveness(state, writer, {
     clock: opts.clock,
     graceMs: opts.nodeGraceMs ?? 30_000,
@@ -92,7 +101,12 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     newId: opts.newId,
   };
 
-  const app = Fastify({ bodyLimit: MAX_BODY_BYTES, logger: false, forceCloseConnections: true, return503OnClosing: false });
+  const app = Fastify({
+    bodyLimit: MAX_BODY_BYTES,
+    logger: false,
+    forceCloseConnections: true,
+    return503OnClosing: false,
+  });
   installConsulHttp(app, opts.log);
   catalogRoutes(app, ctx);
   healthRoutes(app, ctx);

@@ -6,7 +6,13 @@
  *  - query parameters parse the Consul way (presence flags, Go durations, repeatable tags),
  *  - each path answers 405 for methods it does not support.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods, RouteHandlerMethod } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  HTTPMethods,
+  RouteHandlerMethod,
+} from 'fastify';
 import { badRequest, isMeshError, parseDuration, describeError } from '../core/index.js';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -48,7 +54,10 @@ export function uintParam(q: Query, k: string): number | undefined {
   const v = param(q, k);
   if (v === undefined || v === '') return undefined;
   if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) {
-    throw badRequest(`Invalid ${k} parameter: "${v.slice(0, 40)}" is not a non-negative integer`, k);
+    throw badRequest(
+      `Invalid ${k} parameter: "${v.slice(0, 40)}" is not a non-negative integer`,
+      k,
+    );
   }
   return Number(v);
 }
@@ -65,12 +74,17 @@ export function blockingParams(q: Query): BlockingParams {
   let waitMs = DEFAULT_WAIT_MS;
   if (w !== undefined && w !== '') {
     const parsed = parseDuration(w);
-    if (parsed === undefined || parsed < 0) throw badRequest(`Invalid wait time: "${w.slice(0, 40)}" (use a duration like "30s" or "5m")`, 'wait');
+    if (parsed === undefined || parsed < 0)
+      throw badRequest(
+        `Invalid wait time: "${w.slice(0, 40)}" (use a duration like "30s" or "5m")`,
+        'wait',
+      );
     waitMs = Math.min(parsed, MAX_WAIT_MS);
   }
   const stale = flag(q, 'stale');
   const consistent = flag(q, 'consistent');
-  if (stale && consistent) throw badRequest('Cannot specify ?stale with ?consistent, conflicting semantics.', 'stale');
+  if (stale && consistent)
+    throw badRequest('Cannot specify ?stale with ?consistent, conflicting semantics.', 'stale');
   return { index, waitMs, consistency: stale ? 'stale' : consistent ? 'consistent' : 'leader' };
 }
 
@@ -81,7 +95,8 @@ export function nodeMetaParam(q: Query): Record<string, string> | undefined {
   const out: Record<string, string> = {};
   for (const kv of list) {
     const i = kv.indexOf(':');
-    if (i <= 0) throw badRequest(`Invalid node-meta "${kv.slice(0, 60)}": expected key:value`, 'node-meta');
+    if (i <= 0)
+      throw badRequest(`Invalid node-meta "${kv.slice(0, 60)}": expected key:value`, 'node-meta');
     out[kv.slice(0, i)] = kv.slice(i + 1);
   }
   return out;
@@ -117,7 +132,12 @@ export function sendJSON(reply: FastifyReply, value: unknown, pretty = false): F
 const ALL_METHODS: HTTPMethods[] = ['GET', 'PUT', 'POST', 'DELETE'];
 
 /** Registers `handler` for `methods` on `path` and a 405 answer for the other methods. */
-export function route(app: FastifyInstance, methods: HTTPMethods[], path: string, handler: RouteHandlerMethod): void {
+export function route(
+  app: FastifyInstance,
+  methods: HTTPMethods[],
+  path: string,
+  handler: RouteHandlerMethod,
+): void {
   app.route({ method: methods, url: path, handler });
   const others = ALL_METHODS.filter((m) => !methods.includes(m));
   if (others.length === 0) return;
@@ -138,13 +158,20 @@ export interface HttpLogger {
 /** Body parsing and error answers common to every Consul-compatible API. */
 export function installConsulHttp(app: FastifyInstance, log?: HttpLogger): void {
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_BODY_BYTES }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(
+    '*',
+    { parseAs: 'buffer', bodyLimit: MAX_BODY_BYTES },
+    (_req, body, done) => done(null, body),
+  );
   app.addHook('onSend', async (_req, reply, payload) => {
     reply.header('X-Consul-Default-ACL-Policy', 'allow');
     return payload;
   });
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).type('text/plain; charset=utf-8').send(`Unsupported path: ${req.method} ${req.url.split('?')[0]}`);
+    reply
+      .code(404)
+      .type('text/plain; charset=utf-8')
+      .send(`Unsupported path: ${req.method} ${req.url.split('?')[0]}`);
   });
   app.setErrorHandler((err: unknown, _req, reply) => {
     if (isMeshError(err)) {
@@ -153,14 +180,23 @@ export function installConsulHttp(app: FastifyInstance, log?: HttpLogger): void 
     }
     const e = err as { statusCode?: number; code?: string; message?: string };
     if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      reply.code(413).type('text/plain; charset=utf-8').send(`Request body too large (limit ${MAX_BODY_BYTES} bytes)`);
+      reply
+        .code(413)
+        .type('text/plain; charset=utf-8')
+        .send(`Request body too large (limit ${MAX_BODY_BYTES} bytes)`);
       return;
     }
     if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-      reply.code(e.statusCode).type('text/plain; charset=utf-8').send(e.message ?? 'Bad request');
+      reply
+        .code(e.statusCode)
+        .type('text/plain; charset=utf-8')
+        .send(e.message ?? 'Bad request');
       return;
     }
     log?.error({ err }, 'request failed');
-    reply.code(500).type('text/plain; charset=utf-8').send(`Internal error: ${describeError(err)}`);
+    reply
+      .code(500)
+      .type('text/plain; charset=utf-8')
+      .send(`Internal error: ${describeError(err)}`);
   });
 }

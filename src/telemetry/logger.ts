@@ -11,7 +11,10 @@ export function createLogger(opts: { level?: string; name?: string } = {}): Logg
     {
       name: opts.name ?? 'trellis',
       level: opts.level ?? 'info',
-      redact: { paths: ['token', '*.token', 'headers["x-consul-token"]', 'SecretID', '*.SecretID'], censor: '[redacted]' },
+      redact: {
+        paths: ['token', '*.token', 'headers["x-consul-token"]', 'SecretID', '*.SecretID'],
+        censor: '[redacted]',
+      },
       base: undefined,
     },
     pino.destination(2),

@@ -40,12 +40,16 @@ export function consulCompatSuite(t: CompatTarget): void {
       const list = (await t.other().catalog.service.list()) as Record<string, string[]>;
       return list.web?.includes('v1');
     });
-    const before = (await t.other().health.service({ service: 'web', passing: true })) as ServiceEntryLike[];
+    const before = (await t
+      .other()
+      .health.service({ service: 'web', passing: true })) as ServiceEntryLike[];
     expect(before.map((e) => e.Service.ID)).to.not.include('web-1');
 
     await consul.agent.check.pass({ id: 'service:web-1', note: 'all good' } as never);
     const entries = await eventually(async () => {
-      const e = (await t.other().health.service({ service: 'web', passing: true })) as ServiceEntryLike[];
+      const e = (await t
+        .other()
+        .health.service({ service: 'web', passing: true })) as ServiceEntryLike[];
       return e.some((x) => x.Service.ID === 'web-1') ? e : undefined;
     });
     const mine = entries.find((e) => e.Service.ID === 'web-1')!;
@@ -57,10 +61,19 @@ export function consulCompatSuite(t: CompatTarget): void {
 
   it('deregisters a service and its checks', async () => {
     const consul = t.consul();
-    await consul.agent.service.register({ name: 'tmp', id: 'tmp-1', port: 9000, check: { ttl: '10s' } } as never);
-    await eventually(async () => ((await t.other().catalog.service.nodes('tmp')) as unknown[]).length === 1);
+    await consul.agent.service.register({
+      name: 'tmp',
+      id: 'tmp-1',
+      port: 9000,
+      check: { ttl: '10s' },
+    } as never);
+    await eventually(
+      async () => ((await t.other().catalog.service.nodes('tmp')) as unknown[]).length === 1,
+    );
     await consul.agent.service.deregister('tmp-1');
-    await eventually(async () => ((await t.other().catalog.service.nodes('tmp')) as unknown[]).length === 0);
+    await eventually(
+      async () => ((await t.other().catalog.service.nodes('tmp')) as unknown[]).length === 0,
+    );
     const checks = (await t.other().health.checks('tmp')) as unknown[];
     expect(checks).to.have.length(0);
   });
@@ -73,10 +86,16 @@ export function consulCompatSuite(t: CompatTarget): void {
       service: { service: 'db', id: 'db-1', port: 5432, tags: ['primary'] },
       check: { name: 'db up', status: 'passing', serviceid: 'db-1' },
     } as never);
-    const db = (await t.other().catalog.service.nodes('db')) as { Node: string; ServicePort: number; ServiceTags: string[] }[];
+    const db = (await t.other().catalog.service.nodes('db')) as {
+      Node: string;
+      ServicePort: number;
+      ServiceTags: string[];
+    }[];
     expect(db).to.have.length(1);
     expect(db[0]).to.include({ Node: 'external-db', ServicePort: 5432 });
-    const healthy = (await t.other().health.service({ service: 'db', passing: true })) as ServiceEntryLike[];
+    const healthy = (await t
+      .other()
+      .health.service({ service: 'db', passing: true })) as ServiceEntryLike[];
     expect(healthy).to.have.length(1);
     await consul.catalog.deregister({ node: 'external-db' } as never);
     expect(await t.other().catalog.service.nodes('db')).to.deep.equal([]);
@@ -87,15 +106,38 @@ export function consulCompatSuite(t: CompatTarget): void {
     expect(await consul.kv.set('app/config/port', '8080')).to.equal(true);
     const got = (await consul.kv.get('app/config/port')) as { Value: string; ModifyIndex: number };
     expect(got.Value).to.equal('8080');
-    expect(await consul.kv.set({ key: 'app/config/port', value: '9090', cas: String(got.ModifyIndex + 1000) } as never)).to.not.equal(true); // node-consul turns a `false` body into undefined
-    expect(await consul.kv.set({ key: 'app/config/port', value: '9090', cas: String(got.ModifyIndex) } as never)).to.equal(true);
+    expect(
+      await consul.kv.set({
+        key: 'app/config/port',
+        value: '9090',
+        cas: String(got.ModifyIndex + 1000),
+      } as never),
+    ).to.not.equal(true); // node-consul turns a `false` body into undefined
+    expect(
+      await consul.kv.set({
+        key: 'app/config/port',
+        value: '9090',
+        cas: String(got.ModifyIndex),
+      } as never),
+    ).to.equal(true);
     expect(((await consul.kv.get('app/config/port')) as { Value: string }).Value).to.equal('9090');
-    expect(await consul.kv.set({ key: 'app/config/port', value: 'x', cas: '0' } as never)).to.not.equal(true); // node-consul turns a `false` body into undefined
+    expect(
+      await consul.kv.set({ key: 'app/config/port', value: 'x', cas: '0' } as never),
+    ).to.not.equal(true); // node-consul turns a `false` body into undefined
     await consul.kv.set('app/config/host', 'h');
     await consul.kv.set('app/flags/a', '1');
-    expect(await consul.kv.keys({ key: 'app/', separator: '/' } as never)).to.deep.equal(['app/config/', 'app/flags/']);
-    const all = (await consul.kv.get({ key: "app/", recurse: true } as never)) as unknown as { Key: string }[];
-    expect(all.map((e) => e.Key)).to.deep.equal(['app/config/host', 'app/config/port', 'app/flags/a']);
+    expect(await consul.kv.keys({ key: 'app/', separator: '/' } as never)).to.deep.equal([
+      'app/config/',
+      'app/flags/',
+    ]);
+    const all = (await consul.kv.get({ key: 'app/', recurse: true } as never)) as unknown as {
+      Key: string;
+    }[];
+    expect(all.map((e) => e.Key)).to.deep.equal([
+      'app/config/host',
+      'app/config/port',
+      'app/flags/a',
+    ]);
     expect(await consul.kv.get('missing/key')).to.equal(undefined);
     await consul.kv.del({ key: 'app/', recurse: true } as never);
     expect(await consul.kv.get({ key: 'app/', recurse: true } as never)).to.equal(undefined);
@@ -103,16 +145,30 @@ export function consulCompatSuite(t: CompatTarget): void {
 
   it('takes and releases a KV lock with sessions', async () => {
     const consul = t.consul();
-    const s1 = (await consul.session.create({ name: 'lock-a', ttl: '15s' } as never)) as { ID: string };
+    const s1 = (await consul.session.create({ name: 'lock-a', ttl: '15s' } as never)) as {
+      ID: string;
+    };
     const s2 = (await consul.session.create({ name: 'lock-b' } as never)) as { ID: string };
-    expect(await consul.kv.set({ key: 'locks/leader', value: 'a', acquire: s1.ID } as never)).to.equal(true);
-    expect(await consul.kv.set({ key: 'locks/leader', value: 'b', acquire: s2.ID } as never)).to.not.equal(true); // node-consul turns a `false` body into undefined
-    const held = (await consul.kv.get("locks/leader")) as unknown as { Session: string; LockIndex: number };
+    expect(
+      await consul.kv.set({ key: 'locks/leader', value: 'a', acquire: s1.ID } as never),
+    ).to.equal(true);
+    expect(
+      await consul.kv.set({ key: 'locks/leader', value: 'b', acquire: s2.ID } as never),
+    ).to.not.equal(true); // node-consul turns a `false` body into undefined
+    const held = (await consul.kv.get('locks/leader')) as unknown as {
+      Session: string;
+      LockIndex: number;
+    };
     expect(held.Session).to.equal(s1.ID);
     expect(held.LockIndex).to.equal(1);
-    expect(await consul.kv.set({ key: 'locks/leader', value: 'a', release: s1.ID } as never)).to.equal(true);
-    expect(await consul.kv.set({ key: 'locks/leader', value: 'b', acquire: s2.ID } as never)).to.equal(true);
-    const info = (await consul.session.info(s1.ID)) as { Name: string }[] | { Name: string } | undefined;
+    expect(
+      await consul.kv.set({ key: 'locks/leader', value: 'a', release: s1.ID } as never),
+    ).to.equal(true);
+    expect(
+      await consul.kv.set({ key: 'locks/leader', value: 'b', acquire: s2.ID } as never),
+    ).to.equal(true);
+    const info = (await consul.session.info(s1.ID)) as
+      { Name: string }[] | { Name: string } | undefined;
     expect(JSON.stringify(info)).to.include('lock-a');
     const renewed = (await consul.session.renew(s1.ID)) as unknown;
     expect(JSON.stringify(renewed)).to.include(s1.ID);
@@ -150,8 +206,13 @@ export function consulCompatSuite(t: CompatTarget): void {
     const consul = t.consul();
     await consul.kv.set('watched/key', 'v0');
     const seen: string[] = [];
-    const watch = consul.watch({ method: consul.kv.get, options: { key: 'watched/key', wait: '5s' } as never });
-    watch.on('change', (data: { Value?: string } | undefined) => seen.push(data?.Value ?? '<deleted>'));
+    const watch = consul.watch({
+      method: consul.kv.get,
+      options: { key: 'watched/key', wait: '5s' } as never,
+    });
+    watch.on('change', (data: { Value?: string } | undefined) =>
+      seen.push(data?.Value ?? '<deleted>'),
+    );
     watch.on('error', () => {});
     try {
       await eventually(async () => seen.includes('v0'));
@@ -161,7 +222,13 @@ export function consulCompatSuite(t: CompatTarget): void {
       }
       await consul.kv.del('watched/key');
       await eventually(async () => seen.includes('<deleted>'));
-      expect(seen.filter((s) => s !== seen[seen.length - 1] || true)).to.include.members(['v0', 'v1', 'v2', 'v3', '<deleted>']);
+      expect(seen.filter((s) => s !== seen[seen.length - 1] || true)).to.include.members([
+        'v0',
+        'v1',
+        'v2',
+        'v3',
+        '<deleted>',
+      ]);
     } finally {
       watch.end();
     }
@@ -170,8 +237,13 @@ export function consulCompatSuite(t: CompatTarget): void {
   it('watches a service and sees every change', async () => {
     const consul = t.consul();
     const snapshots: string[][] = [];
-    const watch = consul.watch({ method: consul.health.service, options: { service: 'watched', wait: '5s' } as never });
-    watch.on('change', (data: ServiceEntryLike[]) => snapshots.push(data.map((e) => e.Service.ID).sort()));
+    const watch = consul.watch({
+      method: consul.health.service,
+      options: { service: 'watched', wait: '5s' } as never,
+    });
+    watch.on('change', (data: ServiceEntryLike[]) =>
+      snapshots.push(data.map((e) => e.Service.ID).sort()),
+    );
     watch.on('error', () => {});
     try {
       await eventually(async () => snapshots.length >= 1);
@@ -180,7 +252,9 @@ export function consulCompatSuite(t: CompatTarget): void {
       await consul.agent.service.register({ name: 'watched', id: 'watched-2', port: 2 } as never);
       await eventually(async () => snapshots.some((s) => s.length === 2));
       await consul.agent.service.deregister('watched-1');
-      await eventually(async () => JSON.stringify(snapshots[snapshots.length - 1]) === '["watched-2"]');
+      await eventually(
+        async () => JSON.stringify(snapshots[snapshots.length - 1]) === '["watched-2"]',
+      );
       await consul.agent.service.deregister('watched-2');
       await eventually(async () => snapshots[snapshots.length - 1]!.length === 0);
     } finally {
@@ -190,9 +264,15 @@ export function consulCompatSuite(t: CompatTarget): void {
 
   it('answers status, self and members the way Consul clients expect', async () => {
     const consul = t.consul();
-    expect(await consul.status.leader()).to.be.a('string').and.not.equal('');
-    expect(await consul.status.peers()).to.be.an('array').with.length.greaterThan(0);
-    const self = (await consul.agent.self()) as { Config: { Datacenter: string; NodeName: string } };
+    expect(await consul.status.leader())
+      .to.be.a('string')
+      .and.not.equal('');
+    expect(await consul.status.peers())
+      .to.be.an('array')
+      .with.length.greaterThan(0);
+    const self = (await consul.agent.self()) as {
+      Config: { Datacenter: string; NodeName: string };
+    };
     expect(self.Config.Datacenter).to.equal('dc1');
     expect(self.Config.NodeName).to.equal(t.node);
     const members = (await consul.agent.members()) as { Name: string; Status: number }[];

@@ -29,12 +29,25 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export async function startTrellis(args: string[], opts: { timeoutMs?: number } = {}): Promise<TrellisProcess> {
-  const proc = spawn(process.execPath, [TRELLIS_BIN, ...args, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startTrellis(
+  args: string[],
+  opts: { timeoutMs?: number } = {},
+): Promise<TrellisProcess> {
+  const proc = spawn(process.execPath, [TRELLIS_BIN, ...args, '--log-level', 'warn'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
   const address = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`trellis ${args[0]} did not start within ${opts.timeoutMs ?? 15000}ms:\n${out}`)), opts.timeoutMs ?? 15_000);
+    const timer = setTimeout(
+      () =>
+        rej(
+          new Error(
+            `trellis ${args[0]} did not start within ${opts.timeoutMs ?? 15000}ms:\n${out}`,
+          ),
+        ),
+      opts.timeoutMs ?? 15_000,
+    );
     const onData = (d: Buffer): void => {
       out += d.toString();
       const m = READY_RE.exec(out);
@@ -54,11 +67,22 @@ export async function startTrellis(args: string[], opts: { timeoutMs?: number } 
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(sig);
     await exited;
   };
-  return { proc, address, output: () => out, stop: () => signal('SIGTERM'), kill9: () => signal('SIGKILL'), exited };
+  return {
+    proc,
+    address,
+    output: () => out,
+    stop: () => signal('SIGTERM'),
+    kill9: () => signal('SIGKILL'),
+    exited,
+  };
 }
 
 /** Polls `fn` until it returns a truthy value or the time runs out. */
-export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 10_000,
+  everyMs = 50,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -68,7 +92,8 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, ti
     } catch (err) {
       last = err;
     }
-    if (Date.now() > until) throw new Error(`condition not met within ${timeoutMs}ms${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > until)
+      throw new Error(`condition not met within ${timeoutMs}ms${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

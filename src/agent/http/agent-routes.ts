@@ -83,19 +83,38 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
       Coord: null,
       Member: selfMember(agent),
       Stats: {
-        agent: { checks: String(agent.local.checks.size), services: String(agent.local.services.size) },
-        trellis: { sync_error: agent.sync.lastError ?? '', synced: String(agent.sync.syncedVersion === agent.local.version) },
+        agent: {
+          checks: String(agent.local.checks.size),
+          services: String(agent.local.services.size),
+        },
+        trellis: {
+          sync_error: agent.sync.lastError ?? '',
+          synced: String(agent.sync.syncedVersion === agent.local.version),
+        },
       },
       Meta: node.meta,
     }),
   );
 
   route(app, ['GET'], '/v1/agent/members', async (_req, reply) => {
-    const [nodes, checks] = await Promise.all([agent.client.catalog.nodes(), agent.client.health.state('any')]);
-    const serf = new Map(checks.value.filter((c) => c.CheckID === SERF_CHECK_ID).map((c) => [c.Node, c.Status]));
+    const [nodes, checks] = await Promise.all([
+      agent.client.catalog.nodes(),
+      agent.client.health.state('any'),
+    ]);
+    const serf = new Map(
+      checks.value.filter((c) => c.CheckID === SERF_CHECK_ID).map((c) => [c.Node, c.Status]),
+    );
     const members: Member[] = nodes.value
       .filter((n) => serf.has(n.Node))
-      .map((n) => member(n.Node, n.Address, node.datacenter, n.Meta['trellis-role'] === 'server', serf.get(n.Node) === 'passing' ? 1 : 4));
+      .map((n) =>
+        member(
+          n.Node,
+          n.Address,
+          node.datacenter,
+          n.Meta['trellis-role'] === 'server',
+          serf.get(n.Node) === 'passing' ? 1 : 4,
+        ),
+      );
     return sendJSON(reply, members);
   });
 
@@ -127,7 +146,11 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   route(app, ['PUT'], '/v1/agent/service/maintenance/:id', async (req, reply) => {
     const q = query(req);
     if (param(q, 'enable') === undefined) throw badRequest('Missing value for enable', 'enable');
-    agent.local.setServiceMaintenance((req.params as { id: string }).id, boolParam(q, 'enable'), param(q, 'reason') ?? '');
+    agent.local.setServiceMaintenance(
+      (req.params as { id: string }).id,
+      boolParam(q, 'enable'),
+      param(q, 'reason') ?? '',
+    );
     return reply.code(200).send();
   });
 
@@ -161,12 +184,17 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     return reply.code(200).send();
   });
 
-  const ttl = (status: HealthStatus) => async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
-    const id = (req.params as { id: string }).id;
-    if (!agent.checks.has(id)) throw notFound(`Unknown check ID "${id}". Ensure that the check ID is passed, not the check name.`);
-    agent.checks.ttlUpdate(id, status, param(query(req), 'note') ?? '');
-    return reply.code(200).send();
-  };
+  const ttl =
+    (status: HealthStatus) =>
+    async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
+      const id = (req.params as { id: string }).id;
+      if (!agent.checks.has(id))
+        throw notFound(
+          `Unknown check ID "${id}". Ensure that the check ID is passed, not the check name.`,
+        );
+      agent.checks.ttlUpdate(id, status, param(query(req), 'note') ?? '');
+      return reply.code(200).send();
+    };
   route(app, ['PUT'], '/v1/agent/check/pass/:id', ttl('passing'));
   route(app, ['PUT'], '/v1/agent/check/warn/:id', ttl('warning'));
   route(app, ['PUT'], '/v1/agent/check/fail/:id', ttl('critical'));
@@ -186,19 +214,32 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   route(app, ['GET'], '/v1/agent/health/service/id/:id', async (req, reply) => {
     const id = (req.params as { id: string }).id;
     const svc = agentService(agent, id);
-    if (!svc) return reply.code(404).type('text/plain; charset=utf-8').send(`ServiceId ${id} not found`);
+    if (!svc)
+      return reply.code(404).type('text/plain; charset=utf-8').send(`ServiceId ${id} not found`);
     const st = aggregate(agent.local.checksOf(id));
     reply.code(HEALTH_CODE[st]);
-    return sendJSON(reply, { AggregatedStatus: st, Service: svc, Checks: agent.local.checksOf(id).map((c) => agentCheck(agent, c)) });
+    return sendJSON(reply, {
+      AggregatedStatus: st,
+      Service: svc,
+      Checks: agent.local.checksOf(id).map((c) => agentCheck(agent, c)),
+    });
   });
 
   route(app, ['GET'], '/v1/agent/health/service/name/:name', async (req, reply) => {
     const name = (req.params as { name: string }).name;
     const list = [...agent.local.services.values()].filter((e) => e.service.Service === name);
-    if (list.length === 0) return reply.code(404).type('text/plain; charset=utf-8').send(`ServiceName ${name} Not Found`);
+    if (list.length === 0)
+      return reply
+        .code(404)
+        .type('text/plain; charset=utf-8')
+        .send(`ServiceName ${name} Not Found`);
     const entries = list.map((e) => {
       const checks = agent.local.checksOf(e.service.ID);
-      return { AggregatedStatus: aggregate(checks), Service: agentService(agent, e.service.ID), Checks: checks.map((c) => agentCheck(agent, c)) };
+      return {
+        AggregatedStatus: aggregate(checks),
+        Service: agentService(agent, e.service.ID),
+        Checks: checks.map((c) => agentCheck(agent, c)),
+      };
     });
     const worst = aggregate(list.flatMap((e) => agent.local.checksOf(e.service.ID)));
     reply.code(HEALTH_CODE[worst]);
@@ -216,7 +257,15 @@ function member(name: string, addr: string, dc: string, server: boolean, status:
     Name: name,
     Addr: addr,
     Port: 8301,
-    Tags: { role: server ? 'consul' : 'node', dc, build: VERSION, vsn: '2', vsn_min: '2', vsn_max: '3', port: '8300' },
+    Tags: {
+      role: server ? 'consul' : 'node',
+      dc,
+      build: VERSION,
+      vsn: '2',
+      vsn_min: '2',
+      vsn_max: '3',
+      port: '8300',
+    },
     Status: status,
     ProtocolMin: 1,
     ProtocolMax: 5,

@@ -9,8 +9,24 @@ import { isObject } from '../../api/index.js';
 import { badRequest, describeError, unavailable } from '../../core/index.js';
 import { jsonBody } from '../../httpkit/consul-http.js';
 
-const FORWARDED_PREFIXES = ['/v1/catalog/', '/v1/health/', '/v1/kv/', '/v1/kv', '/v1/txn', '/v1/session/', '/v1/status/', '/v1/internal/trellis/'];
-const PASS_HEADERS = ['content-type', 'x-consul-index', 'x-consul-knownleader', 'x-consul-lastcontact', 'x-consul-effective-consistency', 'x-consul-default-acl-policy'];
+const FORWARDED_PREFIXES = [
+  '/v1/catalog/',
+  '/v1/health/',
+  '/v1/kv/',
+  '/v1/kv',
+  '/v1/txn',
+  '/v1/session/',
+  '/v1/status/',
+  '/v1/internal/trellis/',
+];
+const PASS_HEADERS = [
+  'content-type',
+  'x-consul-index',
+  'x-consul-knownleader',
+  'x-consul-lastcontact',
+  'x-consul-effective-consistency',
+  'x-consul-default-acl-policy',
+];
 
 export interface Forwarder {
   /** Forwards the request; `body` replaces the request's own body when given. */
@@ -25,7 +41,12 @@ function toOrigin(addr: string): string {
 export function createForwarder(servers: string[]): Forwarder {
   const origins = servers.map(toOrigin);
   // Blocking queries may be held up to 10m + jitter by the server.
-  const dispatcher: Dispatcher = new Agent({ headersTimeout: 11 * 60_000, bodyTimeout: 11 * 60_000, keepAliveTimeout: 30_000, connectTimeout: 5_000 });
+  const dispatcher: Dispatcher = new Agent({
+    headersTimeout: 11 * 60_000,
+    bodyTimeout: 11 * 60_000,
+    keepAliveTimeout: 30_000,
+    connectTimeout: 5_000,
+  });
   let preferred = 0;
 
   return {
@@ -87,10 +108,15 @@ export function forwardRoutes(app: FastifyInstance, fwd: Forwarder, nodeName: st
       const body = raw === undefined ? {} : raw;
       if (!isObject(body)) throw badRequest('Request body must be a JSON object', 'body');
       const hasNode = Object.keys(body).some((k) => k.toLowerCase() === 'node');
-      return fwd.forward(req, reply, Buffer.from(JSON.stringify(hasNode ? body : { ...body, Node: nodeName })));
+      return fwd.forward(
+        req,
+        reply,
+        Buffer.from(JSON.stringify(hasNode ? body : { ...body, Node: nodeName })),
+      );
     },
   });
-  const handler = (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => fwd.forward(req, reply);
+  const handler = (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> =>
+    fwd.forward(req, reply);
   for (const p of FORWARDED_PREFIXES) {
     const url = p.endsWith('/') ? `${p}*` : p;
     app.route({ method: ['GET', 'PUT', 'POST', 'DELETE'], url, handler });

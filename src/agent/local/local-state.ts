@@ -68,7 +68,20 @@ function checkType(def: CheckType): string {
 
 function definitionOf(def: CheckType): CheckDefinition {
   const d: CheckDefinition = {};
-  for (const k of ['HTTP', 'Header', 'Method', 'Body', 'TLSServerName', 'TLSSkipVerify', 'TCP', 'GRPC', 'GRPCUseTLS', 'Interval', 'Timeout', 'DeregisterCriticalServiceAfter'] as const) {
+  for (const k of [
+    'HTTP',
+    'Header',
+    'Method',
+    'Body',
+    'TLSServerName',
+    'TLSSkipVerify',
+    'TCP',
+    'GRPC',
+    'GRPCUseTLS',
+    'Interval',
+    'Timeout',
+    'DeregisterCriticalServiceAfter',
+  ] as const) {
     if (def[k] !== undefined) (d as Record<string, unknown>)[k] = def[k];
   }
   return d;
@@ -100,7 +113,8 @@ export class LocalState {
     const id = service.ID;
     const defs = [...(reg.Check ? [reg.Check] : []), ...(reg.Checks ?? [])];
     const planned = defs.map((def, i) => {
-      const checkID = def.CheckID || (defs.length === 1 ? `service:${id}` : `service:${id}:${i + 1}`);
+      const checkID =
+        def.CheckID || (defs.length === 1 ? `service:${id}` : `service:${id}:${i + 1}`);
       const check: LocalCheck = {
         CheckID: checkID,
         Name: def.Name || `Service '${service.Service}' check`,
@@ -118,10 +132,15 @@ export class LocalState {
     });
     const ids = new Set<string>();
     for (const c of planned) {
-      if (ids.has(c.CheckID)) throw badRequest(`Check ID "${c.CheckID}" is used twice in service "${id}"`, 'Checks');
+      if (ids.has(c.CheckID))
+        throw badRequest(`Check ID "${c.CheckID}" is used twice in service "${id}"`, 'Checks');
       ids.add(c.CheckID);
       const other = this.checks.get(c.CheckID);
-      if (other && other.check.ServiceID !== id) throw badRequest(`Check ID "${c.CheckID}" is already used by another registration`, 'Checks');
+      if (other && other.check.ServiceID !== id)
+        throw badRequest(
+          `Check ID "${c.CheckID}" is already used by another registration`,
+          'Checks',
+        );
     }
     const old = this.services.get(id);
     // Start new checks first: if one cannot run, undo and leave the old registration alone.
@@ -167,7 +186,10 @@ export class LocalState {
 
   removeService(id: string): void {
     const entry = this.services.get(id);
-    if (!entry) throw notFound(`Unknown service ID "${id}". Ensure that the service ID is passed, not the service name.`);
+    if (!entry)
+      throw notFound(
+        `Unknown service ID "${id}". Ensure that the service ID is passed, not the service name.`,
+      );
     for (const [cid, c] of this.checks) {
       if (c.check.ServiceID === id) {
         this.#hooks.stop(cid);
@@ -182,9 +204,13 @@ export class LocalState {
     const id = reg.ID || reg.CheckID || reg.Name;
     if (!id) throw badRequest('Missing check name', 'Name');
     const serviceID = reg.ServiceID ?? '';
-    if (serviceID && !this.services.has(serviceID)) throw notFound(`ServiceID "${serviceID}" does not exist`);
-    const kinds = [reg.ScriptArgs, reg.HTTP, reg.TCP, reg.GRPC, reg.TTL].filter((x) => x !== undefined).length;
-    if (kinds === 0) throw badRequest('Invalid check: TTL, HTTP, TCP, GRPC or ScriptArgs must be set', 'TTL');
+    if (serviceID && !this.services.has(serviceID))
+      throw notFound(`ServiceID "${serviceID}" does not exist`);
+    const kinds = [reg.ScriptArgs, reg.HTTP, reg.TCP, reg.GRPC, reg.TTL].filter(
+      (x) => x !== undefined,
+    ).length;
+    if (kinds === 0)
+      throw badRequest('Invalid check: TTL, HTTP, TCP, GRPC or ScriptArgs must be set', 'TTL');
     const prev = this.checks.get(id);
     const check: LocalCheck = {
       CheckID: id,
@@ -215,7 +241,10 @@ export class LocalState {
 
   removeCheck(id: string): void {
     const entry = this.checks.get(id);
-    if (!entry) throw notFound(`Unknown check ID "${id}". Ensure that the check ID is passed, not the check name.`);
+    if (!entry)
+      throw notFound(
+        `Unknown check ID "${id}". Ensure that the check ID is passed, not the check name.`,
+      );
     this.#hooks.stop(id);
     this.checks.delete(id);
     this.#changed();
@@ -236,18 +265,44 @@ export class LocalState {
   }
 
   setServiceMaintenance(serviceID: string, enable: boolean, reason: string): void {
-    if (!this.services.has(serviceID)) throw notFound(`No service registered with ID "${serviceID}"`);
-    this.#setMaintenance(SERVICE_MAINT_PREFIX + serviceID, serviceID, 'Service Maintenance Mode', enable, reason);
+    if (!this.services.has(serviceID))
+      throw notFound(`No service registered with ID "${serviceID}"`);
+    this.#setMaintenance(
+      SERVICE_MAINT_PREFIX + serviceID,
+      serviceID,
+      'Service Maintenance Mode',
+      enable,
+      reason,
+    );
   }
 
-  #setMaintenance(id: string, serviceID: string, name: string, enable: boolean, reason: string): void {
+  #setMaintenance(
+    id: string,
+    serviceID: string,
+    name: string,
+    enable: boolean,
+    reason: string,
+  ): void {
     if (!enable) {
       if (this.checks.delete(id)) this.#changed();
       return;
     }
-    const notes = reason || 'Maintenance mode is enabled for this node, but no reason was provided. This is a default message.';
+    const notes =
+      reason ||
+      'Maintenance mode is enabled for this node, but no reason was provided. This is a default message.';
     this.checks.set(id, {
-      check: { CheckID: id, Name: name, Notes: notes, ServiceID: serviceID, Status: 'critical', Output: '', Type: 'maintenance', Interval: '', Timeout: '', Definition: {} },
+      check: {
+        CheckID: id,
+        Name: name,
+        Notes: notes,
+        ServiceID: serviceID,
+        Status: 'critical',
+        Output: '',
+        Type: 'maintenance',
+        Interval: '',
+        Timeout: '',
+        Definition: {},
+      },
       source: 'api',
       ownedByService: serviceID !== '',
     });

@@ -5,7 +5,12 @@
  * local change (coalesced) and periodically (interval + jitter) to repair anything the catalog
  * lost; a failed sync retries with backoff.
  */
-import { SERF_CHECK_ID, type AgentService, type CatalogRegistration, type HealthCheck } from '../../api/index.js';
+import {
+  SERF_CHECK_ID,
+  type AgentService,
+  type CatalogRegistration,
+  type HealthCheck,
+} from '../../api/index.js';
 import type { TrellisClient } from '../../client/index.js';
 import { describeError, jitter, type Clock, type Random, type Timer } from '../../core/index.js';
 import type { LocalCheck, LocalService, LocalState } from '../local/local-state.js';
@@ -105,7 +110,10 @@ export class AntiEntropy {
   async syncOnce(): Promise<void> {
     const { client, local, node } = this.#o;
     const version = local.version;
-    const [catNode, catChecks] = await Promise.all([client.catalog.node(node.node), client.health.node(node.node)]);
+    const [catNode, catChecks] = await Promise.all([
+      client.catalog.node(node.node),
+      client.health.node(node.node),
+    ]);
     const remoteServices = catNode.value?.Services ?? {};
     const remoteChecks = new Map<string, HealthCheck>(catChecks.value.map((c) => [c.CheckID, c]));
     const protectedIds = new Set(this.#o.protectedServices ?? []);
@@ -133,13 +141,18 @@ export class AntiEntropy {
       const svc = entry.service;
       const checks = local.checksOf(svc.ID);
       const remote = remoteServices[svc.ID];
-      const differs = !remote || !sameService(remote, svc) || checks.some((c) => !sameCheck(remoteChecks.get(c.CheckID), c));
+      const differs =
+        !remote ||
+        !sameService(remote, svc) ||
+        checks.some((c) => !sameCheck(remoteChecks.get(c.CheckID), c));
       if (!differs && !nodeChanged) continue;
       await client.catalog.register(this.#registration(svc, checks));
       nodeRegistered = true;
     }
     // Node-level checks (maintenance, standalone checks).
-    const nodeChecks = [...local.checks.values()].filter((c) => c.check.ServiceID === '').map((c) => c.check);
+    const nodeChecks = [...local.checks.values()]
+      .filter((c) => c.check.ServiceID === '')
+      .map((c) => c.check);
     const nodeChecksDiffer = nodeChecks.some((c) => !sameCheck(remoteChecks.get(c.CheckID), c));
     if (nodeChecksDiffer || (nodeChanged && !nodeRegistered)) {
       await client.catalog.register(this.#registration(undefined, nodeChecks));
@@ -197,7 +210,11 @@ function sameCheck(remote: HealthCheck | undefined, c: LocalCheck): boolean {
 function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);
   if (v && typeof v === 'object') {
-    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]));
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]),
+    );
   }
   return v;
 }

@@ -42,7 +42,13 @@ export class Heartbeat {
       await client.request({
         method: 'PUT',
         path: '/v1/internal/trellis/heartbeat',
-        body: { Node: node.node, ID: node.nodeId, Address: node.address, TTL: formatDuration(this.#o.ttlMs), Meta: node.meta },
+        body: {
+          Node: node.node,
+          ID: node.nodeId,
+          Address: node.address,
+          TTL: formatDuration(this.#o.ttlMs),
+          Meta: node.meta,
+        },
       });
       if (this.#failing) this.#o.log.info({}, 'heartbeats reach the servers again');
       this.#failing = false;
@@ -58,6 +64,9 @@ export class Heartbeat {
   /** Leaves the cluster on purpose: the server removes this node from the catalog. */
   async leave(): Promise<void> {
     this.stop();
-    await this.#o.client.request({ method: 'PUT', path: `/v1/internal/trellis/leave/${encodeURIComponent(this.#o.node.node)}` });
+    await this.#o.client.request({
+      method: 'PUT',
+      path: `/v1/internal/trellis/leave/${encodeURIComponent(this.#o.node.node)}`,
+    });
   }
 }

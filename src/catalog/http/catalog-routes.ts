@@ -12,21 +12,66 @@ import {
   type HealthStatus,
 } from '../../api/index.js';
 import { badRequest } from '../../core/index.js';
-import { jsonBody, nodeMetaParam, params, query, route, sendJSON } from '../../httpkit/consul-http.js';
+import {
+  jsonBody,
+  nodeMetaParam,
+  params,
+  query,
+  route,
+  sendJSON,
+} from '../../httpkit/consul-http.js';
 import type { CheckSpec, RegisterCommand } from '../state/commands.js';
 import * as Q from '../state/queries.js';
 import type { CatalogContext } from './context.js';
 import { read } from './read.js';
 import { propose } from './write.js';
 
-const REG_FIELDS = ['ID', 'Node', 'Address', 'Datacenter', 'TaggedAddresses', 'NodeMeta', 'Service', 'Check', 'Checks', 'SkipNodeUpdate'];
-const CHECK_FIELDS = ['Node', 'CheckID', 'ID', 'Name', 'Notes', 'Status', 'Output', 'ServiceID', 'Type', 'Interval', 'Timeout', 'Definition'];
-const DEF_FIELDS = ['HTTP', 'Header', 'Method', 'Body', 'TLSServerName', 'TLSSkipVerify', 'TCP', 'GRPC', 'GRPCUseTLS', 'Interval', 'Timeout', 'DeregisterCriticalServiceAfter'];
+const REG_FIELDS = [
+  'ID',
+  'Node',
+  'Address',
+  'Datacenter',
+  'TaggedAddresses',
+  'NodeMeta',
+  'Service',
+  'Check',
+  'Checks',
+  'SkipNodeUpdate',
+];
+const CHECK_FIELDS = [
+  'Node',
+  'CheckID',
+  'ID',
+  'Name',
+  'Notes',
+  'Status',
+  'Output',
+  'ServiceID',
+  'Type',
+  'Interval',
+  'Timeout',
+  'Definition',
+];
+const DEF_FIELDS = [
+  'HTTP',
+  'Header',
+  'Method',
+  'Body',
+  'TLSServerName',
+  'TLSSkipVerify',
+  'TCP',
+  'GRPC',
+  'GRPCUseTLS',
+  'Interval',
+  'Timeout',
+  'DeregisterCriticalServiceAfter',
+];
 
 /** Node tagged addresses are strings; be lenient with clients that send {Address, Port}. */
 function nodeTaggedAddresses(v: unknown): Record<string, string> {
   if (v === undefined || v === null) return {};
-  if (!isObject(v)) throw badRequest('TaggedAddresses: must be an object of strings', 'TaggedAddresses');
+  if (!isObject(v))
+    throw badRequest('TaggedAddresses: must be an object of strings', 'TaggedAddresses');
   const out: Record<string, string> = {};
   for (const [k, a] of Object.entries(v)) {
     if (typeof a === 'string') out[k] = a;
@@ -36,18 +81,28 @@ function nodeTaggedAddresses(v: unknown): Record<string, string> {
   return out;
 }
 
-export function catalogCheckSpec(raw: unknown, path: string, node: string, serviceID: string | undefined): CheckSpec {
+export function catalogCheckSpec(
+  raw: unknown,
+  path: string,
+  node: string,
+  serviceID: string | undefined,
+): CheckSpec {
   if (!isObject(raw)) throw badRequest(`${path}: must be an object`, path);
   const o = canonicalize(raw, CHECK_FIELDS);
   const p = `${path}.`;
   const checkNode = str(o, 'Node', p);
-  if (checkNode && checkNode !== node) throw badRequest(`${p}Node: "${checkNode}" does not match the registration's node "${node}"`, `${p}Node`);
+  if (checkNode && checkNode !== node)
+    throw badRequest(
+      `${p}Node: "${checkNode}" does not match the registration's node "${node}"`,
+      `${p}Node`,
+    );
   const nm = str(o, 'Name', p);
   const id = str(o, 'CheckID', p) || str(o, 'ID', p) || nm;
   if (!id) throw badRequest(`${p}CheckID: missing (set CheckID or Name)`, `${p}CheckID`);
   let definition = {};
   if (o.Definition !== undefined && o.Definition !== null) {
-    if (!isObject(o.Definition)) throw badRequest(`${p}Definition: must be an object`, `${p}Definition`);
+    if (!isObject(o.Definition))
+      throw badRequest(`${p}Definition: must be an object`, `${p}Definition`);
     definition = canonicalize(o.Definition, DEF_FIELDS);
   }
   const def = definition as Record<string, unknown>;
@@ -73,7 +128,8 @@ export function registerCommand(ctx: CatalogContext, raw: unknown): RegisterComm
   const address = str(o, 'Address', '');
   if (!address) throw badRequest('Address: missing (required)', 'Address');
   const dc = str(o, 'Datacenter', '');
-  if (dc && dc !== ctx.datacenter) throw badRequest(`Datacenter: no path to datacenter "${dc}"`, 'Datacenter');
+  if (dc && dc !== ctx.datacenter)
+    throw badRequest(`Datacenter: no path to datacenter "${dc}"`, 'Datacenter');
   const existing = ctx.state.catalog.nodes.get(node);
   const cmd: RegisterCommand = {
     type: 'register',
@@ -91,10 +147,13 @@ export function registerCommand(ctx: CatalogContext, raw: unknown): RegisterComm
   if (o.Service !== undefined && o.Service !== null) {
     cmd.service = toAgentService(normalizeServiceRegistration(o.Service, 'Service'));
   }
-  if (o.Check !== undefined && o.Check !== null) cmd.checks.push(catalogCheckSpec(o.Check, 'Check', node, undefined));
+  if (o.Check !== undefined && o.Check !== null)
+    cmd.checks.push(catalogCheckSpec(o.Check, 'Check', node, undefined));
   if (o.Checks !== undefined && o.Checks !== null) {
     if (!Array.isArray(o.Checks)) throw badRequest('Checks: must be a list', 'Checks');
-    o.Checks.forEach((c, i) => cmd.checks.push(catalogCheckSpec(c, `Checks[${i}]`, node, undefined)));
+    o.Checks.forEach((c, i) =>
+      cmd.checks.push(catalogCheckSpec(c, `Checks[${i}]`, node, undefined)),
+    );
   }
   return cmd;
 }
@@ -112,14 +171,22 @@ export function catalogRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     const node = name(o, 'Node', '', true);
     const serviceID = str(o, 'ServiceID', '');
     const checkID = str(o, 'CheckID', '');
-    if (serviceID && checkID) throw badRequest('ServiceID and CheckID: set at most one', 'ServiceID');
-    const cmd = { type: 'deregister' as const, node, ...(serviceID ? { serviceID } : {}), ...(checkID ? { checkID } : {}) };
+    if (serviceID && checkID)
+      throw badRequest('ServiceID and CheckID: set at most one', 'ServiceID');
+    const cmd = {
+      type: 'deregister' as const,
+      node,
+      ...(serviceID ? { serviceID } : {}),
+      ...(checkID ? { checkID } : {}),
+    };
     const out = await propose(ctx, cmd);
     if (!serviceID && !checkID) ctx.liveness.forget(node);
     return sendJSON(reply, out);
   });
 
-  route(app, ['GET'], '/v1/catalog/datacenters', async (_req, reply) => sendJSON(reply, [ctx.datacenter]));
+  route(app, ['GET'], '/v1/catalog/datacenters', async (_req, reply) =>
+    sendJSON(reply, [ctx.datacenter]),
+  );
 
   route(app, ['GET'], '/v1/catalog/nodes', async (req, reply) => {
     const meta = nodeMetaParam(query(req));
@@ -131,13 +198,21 @@ export function catalogRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     return read(ctx, req, reply, () => Q.catalogServices(ctx.state, meta));
   });
 
-  const serviceRead = (connect: boolean) => async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
-    const q = query(req);
-    const svc = (req.params as { name: string }).name;
-    const tags = params(q, 'tag');
-    const sq: Q.ServiceQuery = { connect, nodeMeta: nodeMetaParam(q), ...(tags.length ? { tags } : {}) };
-    return read(ctx, req, reply, () => Q.catalogService(ctx.state, svc, sq), { filterable: true });
-  };
+  const serviceRead =
+    (connect: boolean) =>
+    async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
+      const q = query(req);
+      const svc = (req.params as { name: string }).name;
+      const tags = params(q, 'tag');
+      const sq: Q.ServiceQuery = {
+        connect,
+        nodeMeta: nodeMetaParam(q),
+        ...(tags.length ? { tags } : {}),
+      };
+      return read(ctx, req, reply, () => Q.catalogService(ctx.state, svc, sq), {
+        filterable: true,
+      });
+    };
   route(app, ['GET'], '/v1/catalog/service/:name', serviceRead(false));
   route(app, ['GET'], '/v1/catalog/connect/:name', serviceRead(true));
 
@@ -154,7 +229,10 @@ export function catalogRoutes(app: FastifyInstance, ctx: CatalogContext): void {
       reply,
       () => {
         const r = Q.catalogNode(ctx.state, node);
-        return { ...r, value: r.value ? { Node: r.value.Node, Services: Object.values(r.value.Services) } : null };
+        return {
+          ...r,
+          value: r.value ? { Node: r.value.Node, Services: Object.values(r.value.Services) } : null,
+        };
       },
       { filterable: true, filterField: 'Services' },
     );

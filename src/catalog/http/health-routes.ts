@@ -37,8 +37,14 @@ export function healthRoutes(app: FastifyInstance, ctx: CatalogContext): void {
 
   route(app, ['GET'], '/v1/health/state/:state', async (req, reply) => {
     const state = (req.params as { state: string }).state;
-    if (!STATES.has(state)) throw badRequest(`Invalid check state "${state.slice(0, 40)}" (use any, passing, warning or critical)`, 'state');
+    if (!STATES.has(state))
+      throw badRequest(
+        `Invalid check state "${state.slice(0, 40)}" (use any, passing, warning or critical)`,
+        'state',
+      );
     const meta = nodeMetaParam(query(req));
-    return read(ctx, req, reply, () => Q.healthState(ctx.state, state as 'any', meta), { filterable: true });
+    return read(ctx, req, reply, () => Q.healthState(ctx.state, state as 'any', meta), {
+      filterable: true,
+    });
   });
 }

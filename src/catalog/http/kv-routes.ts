@@ -2,7 +2,16 @@
 import type { FastifyInstance } from 'fastify';
 import { canonicalize, isObject } from '../../api/index.js';
 import { badRequest, MeshError } from '../../core/index.js';
-import { flag, jsonBody, param, query, route, sendJSON, setQueryMeta, uintParam } from '../../httpkit/consul-http.js';
+import {
+  flag,
+  jsonBody,
+  param,
+  query,
+  route,
+  sendJSON,
+  setQueryMeta,
+  uintParam,
+} from '../../httpkit/consul-http.js';
 import type { TxnKVOp } from '../state/commands.js';
 import * as Q from '../state/queries.js';
 import type { TxnResult } from '../state/state-store.js';
@@ -14,10 +23,29 @@ export const MAX_VALUE_BYTES = 512 * 1024;
 export const MAX_TXN_OPS = 128;
 
 const TXN_VERBS = new Set([
-  'set', 'cas', 'lock', 'unlock', 'get', 'get-or-empty', 'get-tree', 'check-index', 'check-session',
-  'check-not-exists', 'delete', 'delete-tree', 'delete-cas',
+  'set',
+  'cas',
+  'lock',
+  'unlock',
+  'get',
+  'get-or-empty',
+  'get-tree',
+  'check-index',
+  'check-session',
+  'check-not-exists',
+  'delete',
+  'delete-tree',
+  'delete-cas',
 ]);
-const WRITE_VERBS = new Set(['set', 'cas', 'lock', 'unlock', 'delete', 'delete-tree', 'delete-cas']);
+const WRITE_VERBS = new Set([
+  'set',
+  'cas',
+  'lock',
+  'unlock',
+  'delete',
+  'delete-tree',
+  'delete-cas',
+]);
 
 /** The key from the URL, rejecting traversal tricks that Consul rejects. */
 function kvKey(url: string): string {
@@ -29,7 +57,8 @@ function kvKey(url: string): string {
   } catch {
     throw badRequest('Invalid key: bad percent-encoding', 'key');
   }
-  if (/(^|\/)\.\.(\/|$)/.test(key)) throw badRequest('Invalid key: path traversal is not allowed', 'key');
+  if (/(^|\/)\.\.(\/|$)/.test(key))
+    throw badRequest('Invalid key: path traversal is not allowed', 'key');
   return key;
 }
 
@@ -49,7 +78,9 @@ export function kvRoutes(app: FastifyInstance, ctx: CatalogContext): void {
         setQueryMeta(reply, r.index);
         const e = r.value[0];
         if (!e) return reply.code(404).send();
-        return reply.type('text/plain; charset=utf-8').send(e.Value === null ? Buffer.alloc(0) : Buffer.from(e.Value, 'base64'));
+        return reply
+          .type('text/plain; charset=utf-8')
+          .send(e.Value === null ? Buffer.alloc(0) : Buffer.from(e.Value, 'base64'));
       }
       return read(ctx, req, reply, () => Q.kvGet(ctx.state, key, recurse), { emptyStatus: 404 });
     }
@@ -57,11 +88,17 @@ export function kvRoutes(app: FastifyInstance, ctx: CatalogContext): void {
       if (key === '') throw badRequest('Missing key name', 'key');
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       if (body.length > MAX_VALUE_BYTES) {
-        throw new MeshError('MESH_ERR_TOO_LARGE', 'user', `Value exceeds ${MAX_VALUE_BYTES} byte limit`, { status: 413 });
+        throw new MeshError(
+          'MESH_ERR_TOO_LARGE',
+          'user',
+          `Value exceeds ${MAX_VALUE_BYTES} byte limit`,
+          { status: 413 },
+        );
       }
       const acquire = param(q, 'acquire');
       const release = param(q, 'release');
-      if (acquire !== undefined && release !== undefined) throw badRequest('Conflicting flags: acquire and release', 'acquire');
+      if (acquire !== undefined && release !== undefined)
+        throw badRequest('Conflicting flags: acquire and release', 'acquire');
       const cas = uintParam(q, 'cas');
       const out = await propose(ctx, {
         type: 'kv-set',
@@ -79,14 +116,28 @@ export function kvRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     const cas = uintParam(q, 'cas');
     if (recurse && cas !== undefined) throw badRequest('Conflicting flags: cas and recurse', 'cas');
     if (!recurse && key === '') throw badRequest('Missing key name', 'key');
-    return sendJSON(reply, await propose(ctx, { type: 'kv-delete', key, recurse, ...(cas !== undefined ? { cas } : {}) }));
+    return sendJSON(
+      reply,
+      await propose(ctx, {
+        type: 'kv-delete',
+        key,
+        recurse,
+        ...(cas !== undefined ? { cas } : {}),
+      }),
+    );
   });
 
   route(app, ['PUT'], '/v1/txn', async (req, reply) => {
     const raw = jsonBody(req);
-    if (!Array.isArray(raw)) throw badRequest('Request body must be a JSON list of operations', 'body');
+    if (!Array.isArray(raw))
+      throw badRequest('Request body must be a JSON list of operations', 'body');
     if (raw.length > MAX_TXN_OPS) {
-      throw new MeshError('MESH_ERR_TOO_LARGE', 'user', `Transaction contains too many operations (${raw.length} > ${MAX_TXN_OPS})`, { status: 413 });
+      throw new MeshError(
+        'MESH_ERR_TOO_LARGE',
+        'user',
+        `Transaction contains too many operations (${raw.length} > ${MAX_TXN_OPS})`,
+        { status: 413 },
+      );
     }
     const ops: TxnKVOp[] = raw.map((op, i) => txnOp(op, i));
     const readOnly = ops.every((o) => !WRITE_VERBS.has(o.Verb));
@@ -113,24 +164,41 @@ function txnOp(raw: unknown, i: number): TxnKVOp {
   }
   const o = canonicalize(top.KV, ['Verb', 'Key', 'Value', 'Flags', 'Index', 'Session']);
   const verb = typeof o.Verb === 'string' ? o.Verb : '';
-  if (!TXN_VERBS.has(verb)) throw badRequest(`${path}.KV.Verb: unknown verb "${String(o.Verb).slice(0, 40)}"`, `${path}.KV.Verb`);
-  if (typeof o.Key !== 'string') throw badRequest(`${path}.KV.Key: must be a string`, `${path}.KV.Key`);
+  if (!TXN_VERBS.has(verb))
+    throw badRequest(
+      `${path}.KV.Verb: unknown verb "${String(o.Verb).slice(0, 40)}"`,
+      `${path}.KV.Verb`,
+    );
+  if (typeof o.Key !== 'string')
+    throw badRequest(`${path}.KV.Key: must be a string`, `${path}.KV.Key`);
   let value: string | null = null;
   if (o.Value !== undefined && o.Value !== null) {
     if (typeof o.Value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(o.Value)) {
       throw badRequest(`${path}.KV.Value: must be base64`, `${path}.KV.Value`);
     }
-    if (Buffer.byteLength(o.Value, 'base64') > MAX_VALUE_BYTES) throw badRequest(`${path}.KV.Value: exceeds ${MAX_VALUE_BYTES} bytes`, `${path}.KV.Value`);
+    if (Buffer.byteLength(o.Value, 'base64') > MAX_VALUE_BYTES)
+      throw badRequest(`${path}.KV.Value: exceeds ${MAX_VALUE_BYTES} bytes`, `${path}.KV.Value`);
     value = o.Value === '' ? null : o.Value;
   }
   const num = (k: string): number => {
     const v = o[k];
     if (v === undefined || v === null) return 0;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw badRequest(`${path}.KV.${k}: must be a non-negative integer`, `${path}.KV.${k}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+      throw badRequest(`${path}.KV.${k}: must be a non-negative integer`, `${path}.KV.${k}`);
     return v;
   };
-  if ((verb === 'lock' || verb === 'unlock' || verb === 'check-session') && typeof o.Session !== 'string') {
+  if (
+    (verb === 'lock' || verb === 'unlock' || verb === 'check-session') &&
+    typeof o.Session !== 'string'
+  ) {
     throw badRequest(`${path}.KV.Session: required for ${verb}`, `${path}.KV.Session`);
   }
-  return { Verb: verb, Key: o.Key, Value: value, Flags: num('Flags'), Index: num('Index'), Session: typeof o.Session === 'string' ? o.Session : '' };
+  return {
+    Verb: verb,
+    Key: o.Key,
+    Value: value,
+    Flags: num('Flags'),
+    Index: num('Index'),
+    Session: typeof o.Session === 'string' ? o.Session : '',
+  };
 }

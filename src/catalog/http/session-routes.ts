@@ -15,10 +15,23 @@ export interface SessionLimits {
 
 const DEFAULT_LOCK_DELAY_NS = 15e9;
 
-function sessionFromBody(ctx: CatalogContext, raw: unknown, limits: SessionLimits): Omit<Session, 'CreateIndex' | 'ModifyIndex'> {
+function sessionFromBody(
+  ctx: CatalogContext,
+  raw: unknown,
+  limits: SessionLimits,
+): Omit<Session, 'CreateIndex' | 'ModifyIndex'> {
   const o = raw === undefined ? {} : raw;
   if (!isObject(o)) throw badRequest('Request body must be a JSON object', 'body');
-  const b = canonicalize(o, ['Name', 'Node', 'LockDelay', 'Behavior', 'TTL', 'NodeChecks', 'ServiceChecks', 'Checks']);
+  const b = canonicalize(o, [
+    'Name',
+    'Node',
+    'LockDelay',
+    'Behavior',
+    'TTL',
+    'NodeChecks',
+    'ServiceChecks',
+    'Checks',
+  ]);
   const strField = (k: string): string => {
     const v = b[k];
     if (v === undefined || v === null) return '';
@@ -26,34 +39,44 @@ function sessionFromBody(ctx: CatalogContext, raw: unknown, limits: SessionLimit
     return v;
   };
   const behavior = strField('Behavior') || 'release';
-  if (behavior !== 'release' && behavior !== 'delete') throw badRequest('Behavior: must be "release" or "delete"', 'Behavior');
+  if (behavior !== 'release' && behavior !== 'delete')
+    throw badRequest('Behavior: must be "release" or "delete"', 'Behavior');
   const ttl = strField('TTL');
   if (ttl) {
     const ms = parseDuration(ttl);
     if (ms === undefined) throw badRequest(`TTL: "${ttl}" is not a duration`, 'TTL');
     if (ms !== 0 && (ms < limits.minTTLms || ms > limits.maxTTLms)) {
-      throw badRequest(`TTL: must be between ${limits.minTTLms / 1000}s and ${limits.maxTTLms / 1000}s`, 'TTL');
+      throw badRequest(
+        `TTL: must be between ${limits.minTTLms / 1000}s and ${limits.maxTTLms / 1000}s`,
+        'TTL',
+      );
     }
   }
   let lockDelay = DEFAULT_LOCK_DELAY_NS;
-  if (typeof b.LockDelay === 'number') lockDelay = b.LockDelay < 1e6 ? b.LockDelay * 1e9 : b.LockDelay; // seconds or ns
+  if (typeof b.LockDelay === 'number')
+    lockDelay = b.LockDelay < 1e6 ? b.LockDelay * 1e9 : b.LockDelay; // seconds or ns
   else if (typeof b.LockDelay === 'string') {
     const ms = parseDuration(b.LockDelay);
-    if (ms === undefined) throw badRequest(`LockDelay: "${b.LockDelay}" is not a duration`, 'LockDelay');
+    if (ms === undefined)
+      throw badRequest(`LockDelay: "${b.LockDelay}" is not a duration`, 'LockDelay');
     lockDelay = ms * 1e6;
-  } else if (b.LockDelay !== undefined && b.LockDelay !== null) throw badRequest('LockDelay: must be a duration', 'LockDelay');
+  } else if (b.LockDelay !== undefined && b.LockDelay !== null)
+    throw badRequest('LockDelay: must be a duration', 'LockDelay');
   const list = (k: string): string[] | undefined => {
     const v = b[k];
     if (v === undefined || v === null) return undefined;
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw badRequest(`${k}: must be a list of strings`, k);
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))
+      throw badRequest(`${k}: must be a list of strings`, k);
     return v as string[];
   };
   const nodeChecks = list('NodeChecks') ?? list('Checks') ?? [SERF_CHECK_ID];
   let serviceChecks: { ID: string }[] | null = null;
   if (b.ServiceChecks !== undefined && b.ServiceChecks !== null) {
-    if (!Array.isArray(b.ServiceChecks)) throw badRequest('ServiceChecks: must be a list of {ID}', 'ServiceChecks');
+    if (!Array.isArray(b.ServiceChecks))
+      throw badRequest('ServiceChecks: must be a list of {ID}', 'ServiceChecks');
     serviceChecks = b.ServiceChecks.map((x, i) => {
-      if (!isObject(x) || typeof x.ID !== 'string') throw badRequest(`ServiceChecks[${i}].ID: must be a string`, `ServiceChecks[${i}].ID`);
+      if (!isObject(x) || typeof x.ID !== 'string')
+        throw badRequest(`ServiceChecks[${i}].ID: must be a string`, `ServiceChecks[${i}].ID`);
       return { ID: x.ID };
     });
   }
@@ -69,7 +92,11 @@ function sessionFromBody(ctx: CatalogContext, raw: unknown, limits: SessionLimit
   };
 }
 
-export function sessionRoutes(app: FastifyInstance, ctx: CatalogContext, limits: SessionLimits): void {
+export function sessionRoutes(
+  app: FastifyInstance,
+  ctx: CatalogContext,
+  limits: SessionLimits,
+): void {
   route(app, ['PUT'], '/v1/session/create', async (req, reply) => {
     const session = sessionFromBody(ctx, jsonBody(req), limits);
     const out = await propose(ctx, { type: 'session-create', session });
@@ -100,5 +127,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: CatalogContext, limits:
     const node = (req.params as { node: string }).node;
     return read(ctx, req, reply, () => Q.sessionsOfNode(ctx.state, node), { filterable: true });
   });
-  route(app, ['GET'], '/v1/session/list', async (req, reply) => read(ctx, req, reply, () => Q.sessionList(ctx.state), { filterable: true }));
+  route(app, ['GET'], '/v1/session/list', async (req, reply) =>
+    read(ctx, req, reply, () => Q.sessionList(ctx.state), { filterable: true }),
+  );
 }

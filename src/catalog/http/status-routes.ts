@@ -21,9 +21,16 @@ export function statusRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     const address = str(o, 'Address', '');
     if (!address) throw badRequest('Address: missing (required)', 'Address');
     const ttlMs = parseDuration(str(o, 'TTL', '') || '30s');
-    if (!ttlMs || ttlMs > MAX_HEARTBEAT_TTL_MS) throw badRequest('TTL: must be a duration between 1ms and 10m', 'TTL');
+    if (!ttlMs || ttlMs > MAX_HEARTBEAT_TTL_MS)
+      throw badRequest('TTL: must be a duration between 1ms and 10m', 'TTL');
     const meta = isObject(o.Meta) ? (o.Meta as Record<string, string>) : undefined;
-    await ctx.liveness.heartbeat({ node, address, ttlMs, nodeId: str(o, 'ID', ''), ...(meta ? { meta } : {}) });
+    await ctx.liveness.heartbeat({
+      node,
+      address,
+      ttlMs,
+      nodeId: str(o, 'ID', ''),
+      ...(meta ? { meta } : {}),
+    });
     return sendJSON(reply, true);
   });
 

@@ -23,7 +23,8 @@ export async function blockingQuery<T>(
   let r = run();
   // An index below the caller's means the state was reset: answer so the client resyncs.
   if (opts.minIndex === 0 || r.index !== opts.minIndex) return r;
-  const deadline = opts.clock.now() + opts.waitMs + jitter(opts.random, Math.max(1, opts.waitMs / 16));
+  const deadline =
+    opts.clock.now() + opts.waitMs + jitter(opts.random, Math.max(1, opts.waitMs / 16));
   while (r.index === opts.minIndex) {
     const remaining = deadline - opts.clock.now();
     if (remaining <= 0 || opts.signal?.aborted) return r;

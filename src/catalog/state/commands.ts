@@ -3,12 +3,7 @@
  * applied deterministically: ids, timestamps and defaults are filled in before it is logged, so
  * replaying the write-ahead log after a crash rebuilds exactly the same state.
  */
-import type {
-  AgentService,
-  CheckDefinition,
-  HealthStatus,
-  Session,
-} from '../../api/index.js';
+import type { AgentService, CheckDefinition, HealthStatus, Session } from '../../api/index.js';
 
 export interface NodeSpec {
   ID: string;

@@ -48,7 +48,15 @@ function hasTags(svc: AgentService, tags: string[] | undefined): boolean {
 }
 
 const byNodeThenId = (a: ServiceRow, b: ServiceRow): number =>
-  a.node < b.node ? -1 : a.node > b.node ? 1 : a.svc.ID < b.svc.ID ? -1 : a.svc.ID > b.svc.ID ? 1 : 0;
+  a.node < b.node
+    ? -1
+    : a.node > b.node
+      ? 1
+      : a.svc.ID < b.svc.ID
+        ? -1
+        : a.svc.ID > b.svc.ID
+          ? 1
+          : 0;
 
 /** Instances of a service (or, with `connect`, the proxies and native instances for it). */
 function instances(st: StateStore, name: string, q: ServiceQuery): ServiceRow[] {
@@ -56,7 +64,8 @@ function instances(st: StateStore, name: string, q: ServiceQuery): ServiceRow[] 
   if (q.connect) {
     for (const byName of st.catalog.servicesByName.values()) {
       for (const r of byName.values()) {
-        const isProxy = r.svc.Kind === 'connect-proxy' && r.svc.Proxy?.DestinationServiceName === name;
+        const isProxy =
+          r.svc.Kind === 'connect-proxy' && r.svc.Proxy?.DestinationServiceName === name;
         const isNative = r.svc.Service === name && r.svc.Connect?.Native === true;
         if (isProxy || isNative) rows.push(r);
       }
@@ -74,7 +83,10 @@ function instances(st: StateStore, name: string, q: ServiceQuery): ServiceRow[] 
   return out.sort(byNodeThenId);
 }
 
-export function catalogServices(st: StateStore, nodeMeta?: Record<string, string>): QueryResult<Record<string, string[]>> {
+export function catalogServices(
+  st: StateStore,
+  nodeMeta?: Record<string, string>,
+): QueryResult<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
   const names = [...st.catalog.servicesByName.keys()].sort();
   for (const name of names) {
@@ -90,7 +102,10 @@ export function catalogServices(st: StateStore, nodeMeta?: Record<string, string
   return result(st, nodeMeta ? [K.services, K.nodes] : [K.services], out);
 }
 
-export function catalogNodes(st: StateStore, nodeMeta?: Record<string, string>): QueryResult<Node[]> {
+export function catalogNodes(
+  st: StateStore,
+  nodeMeta?: Record<string, string>,
+): QueryResult<Node[]> {
   const nodes = [...st.catalog.nodes.values()].filter((n) => nodeMatches(n, nodeMeta));
   nodes.sort((a, b) => (a.Node < b.Node ? -1 : a.Node > b.Node ? 1 : 0));
   return result(st, [K.nodes], nodes);
@@ -127,9 +142,17 @@ function serviceKey(name: string, q: ServiceQuery): string {
   return q.connect ? `connect:${name}` : K.service(name);
 }
 
-export function catalogService(st: StateStore, name: string, q: ServiceQuery = {}): QueryResult<CatalogService[]> {
+export function catalogService(
+  st: StateStore,
+  name: string,
+  q: ServiceQuery = {},
+): QueryResult<CatalogService[]> {
   const rows = instances(st, name, q);
-  return result(st, [serviceKey(name, q)], rows.map((r) => toCatalogService(st, r)));
+  return result(
+    st,
+    [serviceKey(name, q)],
+    rows.map((r) => toCatalogService(st, r)),
+  );
 }
 
 export function catalogNode(
@@ -156,7 +179,11 @@ function checkOrder(a: HealthCheck, b: HealthCheck): number {
   return a.CheckID < b.CheckID ? -1 : a.CheckID > b.CheckID ? 1 : 0;
 }
 
-export function healthService(st: StateStore, name: string, q: ServiceQuery = {}): QueryResult<ServiceEntry[]> {
+export function healthService(
+  st: StateStore,
+  name: string,
+  q: ServiceQuery = {},
+): QueryResult<ServiceEntry[]> {
   const out: ServiceEntry[] = [];
   for (const r of instances(st, name, q)) {
     const checks = entryChecks(st, r);
@@ -166,9 +193,14 @@ export function healthService(st: StateStore, name: string, q: ServiceQuery = {}
   return result(st, [serviceKey(name, q)], out);
 }
 
-export function healthChecks(st: StateStore, name: string, nodeMeta?: Record<string, string>): QueryResult<HealthCheck[]> {
+export function healthChecks(
+  st: StateStore,
+  name: string,
+  nodeMeta?: Record<string, string>,
+): QueryResult<HealthCheck[]> {
   const out: HealthCheck[] = [];
-  for (const r of instances(st, name, { nodeMeta })) out.push(...st.catalog.serviceChecks(r.node, r.svc.ID).sort(checkOrder));
+  for (const r of instances(st, name, { nodeMeta }))
+    out.push(...st.catalog.serviceChecks(r.node, r.svc.ID).sort(checkOrder));
   return result(st, [K.service(name)], out);
 }
 
@@ -196,7 +228,9 @@ export function healthState(
 
 function kvResult<T>(st: StateStore, prefix: string, exact: boolean, value: T): QueryResult<T> {
   const index = Math.max(1, st.kv.maxIndex(prefix, exact));
-  const watch: WatchSpec = exact ? { keys: [], kvKeys: [prefix] } : { keys: [], kvPrefixes: [prefix] };
+  const watch: WatchSpec = exact
+    ? { keys: [], kvKeys: [prefix] }
+    : { keys: [], kvPrefixes: [prefix] };
   return { index, value, watch };
 }
 
@@ -226,7 +260,11 @@ export function kvKeys(st: StateStore, prefix: string, separator: string): Query
 // ---- sessions ---------------------------------------------------------------------------------
 
 export function sessionList(st: StateStore): QueryResult<Session[]> {
-  return result(st, [K.sessions], [...st.sessions.values()].sort((a, b) => a.CreateIndex - b.CreateIndex));
+  return result(
+    st,
+    [K.sessions],
+    [...st.sessions.values()].sort((a, b) => a.CreateIndex - b.CreateIndex),
+  );
 }
 
 export function sessionInfo(st: StateStore, id: string): QueryResult<Session[]> {
@@ -236,5 +274,9 @@ export function sessionInfo(st: StateStore, id: string): QueryResult<Session[]> 
 
 export function sessionsOfNode(st: StateStore, node: string): QueryResult<Session[]> {
   const out = [...st.sessions.values()].filter((s) => s.Node === node);
-  return result(st, [K.nodeSessions(node)], out.sort((a, b) => a.CreateIndex - b.CreateIndex));
+  return result(
+    st,
+    [K.nodeSessions(node)],
+    out.sort((a, b) => a.CreateIndex - b.CreateIndex),
+  );
 }

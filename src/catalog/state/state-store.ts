@@ -26,7 +26,8 @@ import { KVTable } from './kv-table.js';
 import { WatchHub, type ChangeSet } from './watch.js';
 
 /** What a command returned: a value for the client, or a user error (nothing was changed). */
-export type ApplyResult = { ok: true; value: unknown } | { ok: false; error: string; status: number };
+export type ApplyResult =
+  { ok: true; value: unknown } | { ok: false; error: string; status: number };
 
 export interface TxnResult {
   Results: { KV: KVPair }[] | null;
@@ -112,8 +113,14 @@ export class StateStore {
     const svc = cmd.service;
     // Validate everything before changing anything.
     for (const c of cmd.checks) {
-      if (c.ServiceID && c.ServiceID !== svc?.ID && !this.catalog.getService(nodeName, c.ServiceID)) {
-        return fail(`Unknown service ID "${c.ServiceID}" for check "${c.CheckID}" on node "${nodeName}"`);
+      if (
+        c.ServiceID &&
+        c.ServiceID !== svc?.ID &&
+        !this.catalog.getService(nodeName, c.ServiceID)
+      ) {
+        return fail(
+          `Unknown service ID "${c.ServiceID}" for check "${c.CheckID}" on node "${nodeName}"`,
+        );
       }
     }
 
@@ -144,7 +151,12 @@ export class StateStore {
         // Checks carry the service's name and tags; keep them in step.
         for (const c of this.catalog.serviceChecks(nodeName, svc.ID)) {
           if (c.ServiceName !== svc.Service || !sameJSON(c.ServiceTags, svc.Tags)) {
-            this.catalog.putCheck({ ...c, ServiceName: svc.Service, ServiceTags: svc.Tags, ModifyIndex: index });
+            this.catalog.putCheck({
+              ...c,
+              ServiceName: svc.Service,
+              ServiceTags: svc.Tags,
+              ModifyIndex: index,
+            });
             change.keys.add(K.checks);
           }
         }
@@ -232,7 +244,12 @@ export class StateStore {
     const old = this.catalog.getCheck(cmd.node, cmd.checkID);
     if (!old) return fail(`Unknown check "${cmd.checkID}" on node "${cmd.node}"`, 404);
     if (old.Status === cmd.status && old.Output === cmd.output) return ok(true);
-    const check: HealthCheck = { ...old, Status: cmd.status, Output: cmd.output, ModifyIndex: index };
+    const check: HealthCheck = {
+      ...old,
+      Status: cmd.status,
+      Output: cmd.output,
+      ModifyIndex: index,
+    };
     this.catalog.putCheck(check);
     this.#touchCheckOwner(check, change);
     if (check.Status === 'critical') this.#invalidateSessionsForCheck(check, index, change);
@@ -338,7 +355,8 @@ export class StateStore {
       Value: cmd.value,
     };
     if (session) entry.Session = session;
-    if (existing?.Session && existing.Session !== session) this.#dropLock(existing.Session, cmd.key);
+    if (existing?.Session && existing.Session !== session)
+      this.#dropLock(existing.Session, cmd.key);
     if (session) this.#holdLock(session, cmd.key);
     this.kv.put(entry);
     change.kvKeys.add(cmd.key);
@@ -360,7 +378,8 @@ export class StateStore {
     }
     const existing = this.kv.get(cmd.key);
     if (cmd.cas !== undefined) {
-      if (cmd.cas === 0 ? existing !== undefined : existing?.ModifyIndex !== cmd.cas) return ok(false);
+      if (cmd.cas === 0 ? existing !== undefined : existing?.ModifyIndex !== cmd.cas)
+        return ok(false);
     }
     if (existing) {
       this.#dropLock(existing.Session, existing.Key);
@@ -431,7 +450,11 @@ export class StateStore {
     };
     const write = (extra: Partial<KVSetCommand>, failText: string): string | undefined => {
       save(key);
-      const r = this.#kvWrite({ key, value: op.Value, flags: op.Flags, at, ...extra }, index, change);
+      const r = this.#kvWrite(
+        { key, value: op.Value, flags: op.Flags, at, ...extra },
+        index,
+        change,
+      );
       if (!r.ok) return r.error;
       if (r.value !== true) return failText;
       writeResult();
@@ -445,7 +468,10 @@ export class StateStore {
       case 'lock':
         return write({ acquire: op.Session }, `failed to lock key "${key}", lock is already held`);
       case 'unlock':
-        return write({ release: op.Session }, `failed to unlock key "${key}", lock isn't held, or is held by another session`);
+        return write(
+          { release: op.Session },
+          `failed to unlock key "${key}", lock isn't held, or is held by another session`,
+        );
       case 'get':
         if (!existing) return `key "${key}" doesn't exist`;
         results.push({ KV: existing });
@@ -457,26 +483,36 @@ export class StateStore {
         for (const e of this.kv.withPrefix(key)) results.push({ KV: e });
         return undefined;
       case 'check-index':
-        if (!existing || existing.ModifyIndex !== op.Index) return `current modify index ${existing?.ModifyIndex ?? 0} != ${op.Index}`;
+        if (!existing || existing.ModifyIndex !== op.Index)
+          return `current modify index ${existing?.ModifyIndex ?? 0} != ${op.Index}`;
         results.push({ KV: { ...existing, Value: null } });
         return undefined;
       case 'check-session':
-        if (!existing || existing.Session !== op.Session) return `key "${key}" is not locked by session "${op.Session}"`;
+        if (!existing || existing.Session !== op.Session)
+          return `key "${key}" is not locked by session "${op.Session}"`;
         results.push({ KV: { ...existing, Value: null } });
         return undefined;
       case 'check-not-exists':
         return existing ? `key "${key}" exists` : undefined;
       case 'delete':
         save(key);
-        return this.#kvDelete({ type: 'kv-delete', key, recurse: false }, index, change).ok ? undefined : `failed to delete key "${key}"`;
+        return this.#kvDelete({ type: 'kv-delete', key, recurse: false }, index, change).ok
+          ? undefined
+          : `failed to delete key "${key}"`;
       case 'delete-tree':
         for (const e of this.kv.withPrefix(key)) save(e.Key);
         this.#kvDelete({ type: 'kv-delete', key, recurse: true }, index, change);
         return undefined;
       case 'delete-cas': {
         save(key);
-        const r = this.#kvDelete({ type: 'kv-delete', key, recurse: false, cas: op.Index }, index, change);
-        return r.ok && r.value === true ? undefined : `failed to delete key "${key}", index is stale`;
+        const r = this.#kvDelete(
+          { type: 'kv-delete', key, recurse: false, cas: op.Index },
+          index,
+          change,
+        );
+        return r.ok && r.value === true
+          ? undefined
+          : `failed to delete key "${key}", index is stale`;
       }
       default:
         return `unknown KV verb "${op.Verb}"`;
@@ -488,9 +524,11 @@ export class StateStore {
   /** Serializes the whole state (at lastIndex) for the durable store's snapshot. */
   serialize(): Buffer {
     const services: ServiceRow[] = [];
-    for (const byId of this.catalog.servicesByNode.values()) for (const r of byId.values()) services.push(r);
+    for (const byId of this.catalog.servicesByNode.values())
+      for (const r of byId.values()) services.push(r);
     const checks: HealthCheck[] = [];
-    for (const byId of this.catalog.checksByNode.values()) for (const c of byId.values()) checks.push(c);
+    for (const byId of this.catalog.checksByNode.values())
+      for (const c of byId.values()) checks.push(c);
     return Buffer.from(
       JSON.stringify({
         v: 1,
@@ -546,7 +584,9 @@ function sameNode(a: Node, b: Omit<Node, 'CreateIndex' | 'ModifyIndex'>): boolea
   );
 }
 
-function stripIndexes<T extends { CreateIndex?: number; ModifyIndex?: number }>(o: T): Omit<T, 'CreateIndex' | 'ModifyIndex'> {
+function stripIndexes<T extends { CreateIndex?: number; ModifyIndex?: number }>(
+  o: T,
+): Omit<T, 'CreateIndex' | 'ModifyIndex'> {
   const { CreateIndex: _c, ModifyIndex: _m, ...rest } = o;
   return rest;
 }

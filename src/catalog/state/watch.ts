@@ -57,7 +57,8 @@ export class WatchHub {
   /** Number of registered waiters (for tests and metrics). */
   get size(): number {
     let n = 0;
-    for (const m of [this.#byKey, this.#byKvKey, this.#byKvPrefix]) for (const s of m.values()) n += s.size;
+    for (const m of [this.#byKey, this.#byKvKey, this.#byKvPrefix])
+      for (const s of m.values()) n += s.size;
     return n;
   }
 }

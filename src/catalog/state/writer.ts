@@ -51,8 +51,15 @@ export class Writer {
   }
 
   propose(cmd: Command): Promise<ApplyResult> {
-    if (this.#closed) return Promise.reject(storageError('The catalog is shutting down; the write was not made'));
-    const p: Pending = { index: ++this.#nextIndex, cmd, done: false, error: undefined, result: deferred() };
+    if (this.#closed)
+      return Promise.reject(storageError('The catalog is shutting down; the write was not made'));
+    const p: Pending = {
+      index: ++this.#nextIndex,
+      cmd,
+      done: false,
+      error: undefined,
+      result: deferred(),
+    };
     this.#queue.push(p);
     this.#store.append({ index: p.index, command: cmd }).then(
       () => this.#settle(p, undefined),
@@ -74,7 +81,10 @@ export class Writer {
       try {
         head.result.resolve(this.#state.apply(head.cmd, head.index));
       } catch (err) {
-        this.#log?.error({ err, index: head.index, type: head.cmd.type }, 'applying a durable command failed');
+        this.#log?.error(
+          { err, index: head.index, type: head.cmd.type },
+          'applying a durable command failed',
+        );
         head.result.reject(storageError(`Internal error applying write ${head.index}`, err));
       }
       this.#sinceSnapshot++;
@@ -89,7 +99,9 @@ export class Writer {
     const snap = { index: this.#state.lastIndex, data: this.#state.serialize() };
     this.#snapshotting = this.#store
       .snapshot(snap)
-      .catch((err: unknown) => this.#log?.warn({ err }, 'snapshot failed; the log keeps every write'))
+      .catch((err: unknown) =>
+        this.#log?.warn({ err }, 'snapshot failed; the log keeps every write'),
+      )
       .finally(() => {
         this.#snapshotting = null;
       });
