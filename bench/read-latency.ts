@@ -11,7 +11,8 @@
  * BENCH_READ_INSTANCES (10)            instances per service
  * BENCH_READ_NODES (1000)              nodes the instances are spread over
  * BENCH_READ_LOAD_CONCURRENCY (64)     concurrent registrations while loading
- * BENCH_READ_REQUESTS (2000)           requests per endpoint and concurrency
+ * BENCH_READ_REQUESTS (2000)           requests per endpoint and concurrency...
+ * BENCH_READ_MAX_S (15)                ...or fewer, if they take longer than this (seconds)
  * BENCH_READ_CONCURRENCY (1,16)        concurrent readers
  * BENCH_READ_SETTLE_MS (3000)          idle time before the forced GC after loading
  */
@@ -49,6 +50,8 @@ export interface ReadRow {
   endpoint: string;
   concurrency: number;
   requests: number;
+  /** Requests asked for; fewer were made when the time cap was reached. */
+  planned: number;
   errors: number;
   errorSamples: string[];
   perSecond: number;
@@ -59,6 +62,8 @@ export interface ReadRow {
 }
 
 export interface ReadLatencyResult {
+  /** Time cap per endpoint and concurrency (ms). */
+  capMs: number;
   load: LoadFigures;
   memory: MemoryPoint[];
   peakRss: number;
@@ -134,7 +139,9 @@ async function load(server: BenchServer, layout: Layout, concurrency: number, lo
   }
 }
 
-async function measureReads(server: BenchServer, target: string, log: Log): Promise<ReadRow[]> {
+const WARMUP = { count: 200, durationMs: 2000 };
+
+async function measureReads(server: BenchServer, target: string, capMs: number, log: Log): Promise<ReadRow[]> {
   const requests = envInt('BENCH_READ_REQUESTS', 2000);
   const levels = envIntList('BENCH_READ_CONCURRENCY', [1, 16]);
   const endpoints = [
@@ -152,13 +159,14 @@ async function measureReads(server: BenchServer, target: string, log: Log): Prom
         const op = async (): Promise<void> => {
           await sendOk(pool, 'GET', endpoint);
         };
-        await runLoad({ concurrency, count: Math.min(200, requests), op });
-        log(`read-latency: GET ${endpoint}, ${concurrency} concurrent, ${requests} requests`);
-        const r = await runLoad({ concurrency, count: requests, op });
+        await runLoad({ concurrency, count: Math.min(WARMUP.count, requests), durationMs: WARMUP.durationMs, op });
+        log(`read-latency: GET ${endpoint}, ${concurrency} concurrent, ${requests} requests (at most ${capMs / 1000} s)`);
+        const r = await runLoad({ concurrency, count: requests, durationMs: capMs, op });
         const row: ReadRow = {
           endpoint: `GET ${endpoint}`,
           concurrency,
           requests: r.ops,
+          planned: requests,
           errors: r.errors,
           errorSamples: r.errorSamples,
           perSecond: r.rate,
@@ -194,10 +202,11 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
       memory.push({ when: 'just after loading', rss: server.memory().rss });
       await sleep(envInt('BENCH_READ_SETTLE_MS', 3000));
       memory.push(await memoryAfterGc(server, 'after loading, idle and a full GC'));
-      const reads = await measureReads(server, `svc-${Math.floor(layout.services / 2)}`, log);
+      const capMs = envInt('BENCH_READ_MAX_S', 15) * 1000;
+      const reads = await measureReads(server, `svc-${Math.floor(layout.services / 2)}`, capMs, log);
       memory.push({ when: 'after the read runs', rss: server.memory().rss });
       for (const m of memory) log(`  memory ${m.when}: RSS ${mib(m.rss)} MiB${m.heapUsed ? `, heap ${mib(m.heapUsed)} MiB` : ''}`);
-      return { load: figures, memory, peakRss: server.memory().peakRss, reads };
+      return { capMs, load: figures, memory, peakRss: server.memory().peakRss, reads };
     } finally {
       await server.stop();
     }
@@ -256,7 +265,7 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
       r.reads.map((x) => [
         `\`${x.endpoint}\``,
         String(x.concurrency),
-        int(x.requests),
+        x.requests < x.planned ? `${int(x.requests)}*` : int(x.requests),
         int(x.errors),
         int(x.perSecond),
         ms(x.latency.p50),
@@ -269,24 +278,39 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
       ...l.errorSamples.map((e) => `- loading: ${e}`),
       ...r.reads.flatMap((x) => x.errorSamples.map((e) => `- ${x.endpoint} at ${x.concurrency}: ${e}`)),
     ];
+    const capped = r.reads.filter((x) => x.requests < x.planned);
+    const one = (endpoint: string): ReadRow | undefined => r.reads.find((x) => x.concurrency === 1 && x.endpoint.startsWith(endpoint));
+    const all = one('GET /v1/catalog/services');
+    const health = one('GET /v1/health/service/');
+    const leader = one('GET /v1/status/leader');
     return [
       `The catalog is loaded with ${int(l.services)} services of ${int(l.instances / l.services)} ` +
         `instances each (${int(l.instances)} instances, each with a passing service check) on ` +
-        `${int(l.nodes)} nodes by ${l.concurrency} concurrent registrations; every write is fsynced.`,
+        `${int(l.nodes)} nodes by ${l.concurrency} concurrent registrations; every write is fsynced. ` +
+        '"Data dir" is the size of the write-ahead log and snapshots after loading.',
       '',
       loadTable,
       '',
       memTable,
       '',
       readTable,
+      ...(capped.length
+        ? ['', `\\* fewer than ${int(capped[0]!.planned)} requests: the run stopped at its ${r.capMs / 1000} s cap (BENCH_READ_MAX_S).`]
+        : []),
       '',
       'Read it this way: the leader row is the HTTP round trip with no catalog work, so the ' +
-        'difference to it is the cost of the query and of encoding its answer. ' +
-        '`/v1/catalog/services` walks every instance to gather tags and answers every service, ' +
-        'so it grows with the catalog; the per-service reads should not. With 16 clients on 2 ' +
-        'shared cores, latency includes queueing behind the other clients: compare requests per ' +
-        'second rather than p50. Memory is the resident size of the server process; the ' +
-        'after-GC figure is the settled size of the catalog at this scale.',
+        'difference to it is the cost of the query and of encoding its answer. With 16 clients ' +
+        'on 2 shared cores latency is mostly queueing behind the other clients, so compare ' +
+        'requests per second there. ' +
+        (all && health && leader
+          ? `At this size one \`/v1/catalog/services\` takes ${ms(all.latency.p50)} ms (p50, 1 client) ` +
+            `against ${ms(health.latency.p50)} ms for one service's health and ${ms(leader.latency.p50)} ms ` +
+            'for the leader: it walks every instance on every call, and the server does nothing ' +
+            'else meanwhile. '
+          : '') +
+        'Memory is the resident size of the server process (VmRSS); the figure after a full GC ' +
+        'is the settled size of the catalog at this scale, and the peak includes the load and ' +
+        'its snapshots.',
       ...(errors.length ? ['', 'Errors seen (first few):', '', ...errors] : []),
     ].join('\n');
   },

@@ -5,6 +5,7 @@
  * (catalog/register) and the agent (agent/service/register).
  */
 import { badRequest } from '../core/errors.js';
+import { closest, normalizeKey } from '../core/suggest.js';
 import { parseDuration } from '../core/duration.js';
 import type {
   AgentService,
@@ -26,16 +27,70 @@ export function isObject(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const fold = (k: string): string => k.replace(/_/g, '').toLowerCase();
+/**
+ * Fields Consul's clients may send that Trellis accepts and ignores (enterprise tenancy, request
+ * metadata, read-only fields echoed back). Anything else unknown is a 400, so a typo is caught.
+ */
+const IGNORED_FIELDS = new Set(
+  [
+    'Namespace',
+    'Partition',
+    'PeerName',
+    'Locality',
+    'CreateIndex',
+    'ModifyIndex',
+    'ContentHash',
+    'Token',
+    'WriteRequest',
+    'SocketPath',
+    'DockerContainerID',
+    'Shell',
+    'UDP',
+    'H2PING',
+    'H2PingUseTLS',
+    'OSService',
+    'AliasNode',
+    'AliasService',
+    'TCPUseTLS',
+    'ExposedPort',
+    'ServiceName',
+    'ServiceTags',
+    'Datacenter',
+    'EnterpriseMeta',
+    'Expose',
+    'MeshGateway',
+    'AccessLogs',
+    'LocalServiceSocketPath',
+    'DestinationPartition',
+    'DestinationPeer',
+    'LocalBindSocketMode',
+    'CentrallyConfigured',
+    'IntervalDuration',
+    'TimeoutDuration',
+    'DeregisterCriticalServiceAfterDuration',
+  ].map((f) => normalizeKey(f)),
+);
 
 /**
  * Re-keys `o` to the canonical spellings in `fields` (matching case-insensitively, ignoring
- * underscores). Unknown keys are kept as they are (Consul ignores them in API bodies).
+ * underscores, as Consul decodes). A key that is neither known nor a Consul field Trellis
+ * ignores is refused with a "did you mean" hint.
  */
-export function canonicalize(o: Obj, fields: readonly string[]): Obj {
-  const map = new Map(fields.map((f) => [fold(f), f]));
+export function canonicalize(o: Obj, fields: readonly string[], path = ''): Obj {
+  const map = new Map(fields.map((f) => [normalizeKey(f), f]));
   const out: Obj = {};
-  for (const [k, v] of Object.entries(o)) out[map.get(fold(k)) ?? k] = v;
+  for (const [k, v] of Object.entries(o)) {
+    const canonical = map.get(normalizeKey(k));
+    if (canonical) {
+      out[canonical] = v;
+    } else if (!IGNORED_FIELDS.has(normalizeKey(k))) {
+      const hint = closest(k, fields);
+      throw badRequest(
+        `${path}${k}: unknown field${hint ? `; did you mean "${hint}"?` : ''}`,
+        path + k,
+      );
+    }
+  }
   return out;
 }
 
@@ -181,7 +236,7 @@ export function normalizeCheckType(
   path: string,
 ): CheckType & { ID?: string; ServiceID?: string } {
   if (!isObject(raw)) throw badRequest(`${path}: must be an object`, path);
-  const o = canonicalize(raw, CHECK_FIELDS);
+  const o = canonicalize(raw, CHECK_FIELDS, `${path}.`);
   const p = `${path}.`;
   const c: CheckType & { ID?: string; ServiceID?: string } = {};
   const id = optStr(o, 'CheckID', p) ?? optStr(o, 'ID', p);
@@ -249,7 +304,7 @@ const UPSTREAM_FIELDS = [
 
 function normalizeUpstream(raw: unknown, path: string): Upstream {
   if (!isObject(raw)) throw badRequest(`${path}: must be an object`, path);
-  const o = canonicalize(raw, UPSTREAM_FIELDS);
+  const o = canonicalize(raw, UPSTREAM_FIELDS, `${path}.`);
   const p = `${path}.`;
   const u: Upstream = { DestinationName: name(o, 'DestinationName', p, true) };
   const t = optStr(o, 'DestinationType', p);
@@ -280,7 +335,7 @@ export function normalizeProxy(
   requireDestination: boolean,
 ): ConnectProxyConfig {
   if (!isObject(raw)) throw badRequest(`${path}: must be an object`, path);
-  const o = canonicalize(raw, PROXY_FIELDS);
+  const o = canonicalize(raw, PROXY_FIELDS, `${path}.`);
   const p = `${path}.`;
   const px: ConnectProxyConfig = {
     DestinationServiceName: name(o, 'DestinationServiceName', p, requireDestination),
@@ -298,7 +353,11 @@ export function normalizeProxy(
     px.Mode = mode;
   }
   if (isObject(o.TransparentProxy)) {
-    const tp = canonicalize(o.TransparentProxy, ['OutboundListenerPort', 'DialedDirectly']);
+    const tp = canonicalize(
+      o.TransparentProxy,
+      ['OutboundListenerPort', 'DialedDirectly'],
+      `${p}TransparentProxy.`,
+    );
     px.TransparentProxy = {
       OutboundListenerPort: int(tp, 'OutboundListenerPort', `${p}TransparentProxy.`, 0, 0, 65535),
       DialedDirectly: bool(tp, 'DialedDirectly', `${p}TransparentProxy.`),
@@ -346,7 +405,7 @@ function taggedAddresses(o: Obj, p: string): Record<string, ServiceAddress> | un
         `${p}TaggedAddresses.${k}: must be {Address, Port}`,
         `${p}TaggedAddresses.${k}`,
       );
-    const ca = canonicalize(a, ['Address', 'Port']);
+    const ca = canonicalize(a, ['Address', 'Port'], `${p}TaggedAddresses.${k}.`);
     out[k] = {
       Address: str(ca, 'Address', `${p}TaggedAddresses.${k}.`),
       Port: int(ca, 'Port', `${p}TaggedAddresses.${k}.`, 0, 0, 65535),
@@ -361,7 +420,7 @@ function taggedAddresses(o: Obj, p: string): Record<string, ServiceAddress> | un
  */
 export function normalizeServiceRegistration(raw: unknown, path = ''): ServiceRegistration {
   if (!isObject(raw)) throw badRequest(`${path || 'body'}: must be a JSON object`, path || 'body');
-  const o = canonicalize(raw, SERVICE_FIELDS);
+  const o = canonicalize(raw, SERVICE_FIELDS, path ? `${path}.` : '');
   const p = path ? `${path}.` : '';
   const r: ServiceRegistration = {
     Name: name(o, o.Name !== undefined ? 'Name' : 'Service', p, true),
@@ -393,7 +452,7 @@ export function normalizeServiceRegistration(raw: unknown, path = ''): ServiceRe
   if (o.Weights !== undefined && o.Weights !== null) {
     if (!isObject(o.Weights))
       throw badRequest(`${p}Weights: must be {Passing, Warning}`, `${p}Weights`);
-    const w = canonicalize(o.Weights, ['Passing', 'Warning']);
+    const w = canonicalize(o.Weights, ['Passing', 'Warning'], `${p}Weights.`);
     r.Weights = {
       Passing: int(w, 'Passing', `${p}Weights.`, 1, 1),
       Warning: int(w, 'Warning', `${p}Weights.`, 1, 0),
@@ -410,7 +469,7 @@ export function normalizeServiceRegistration(raw: unknown, path = ''): ServiceRe
     throw badRequest(`${p}Proxy: required for a connect-proxy`, `${p}Proxy`);
   if (o.Connect !== undefined && o.Connect !== null) {
     if (!isObject(o.Connect)) throw badRequest(`${p}Connect: must be an object`, `${p}Connect`);
-    const c = canonicalize(o.Connect, ['Native', 'SidecarService']);
+    const c = canonicalize(o.Connect, ['Native', 'SidecarService'], `${p}Connect.`);
     const conn: ServiceConnect = {};
     if (c.Native !== undefined) conn.Native = bool(c, 'Native', `${p}Connect.`);
     if (c.SidecarService !== undefined && c.SidecarService !== null) {

@@ -106,6 +106,7 @@ export class Liveness {
       try {
         await this.#writer.propose({
           type: 'check-status',
+          at: now,
           node,
           checkID: SERF_CHECK_ID,
           status: 'critical',

@@ -14,7 +14,7 @@ import {
 } from './ast.js';
 import { Reporter, sortDiagnostics, type ConfigDiagnostic } from './diagnostics.js';
 import type { FieldSpec, FieldType, ObjectView, Schema } from './schema.js';
-import { closest, normalizeKey } from './suggest.js';
+import { closest, normalizeKey } from '../core/suggest.js';
 
 export interface DecodeOptions {
   /** File name used in diagnostics. */

@@ -13,7 +13,7 @@ export * from './parse.js';
 export * from './schema.js';
 export { decode, joinPath, type DecodeOptions, type DecodeResult } from './decode.js';
 export * from './validators.js';
-export { closest, editDistance, normalizeKey } from './suggest.js';
+export { closest, editDistance, normalizeKey } from '../core/suggest.js';
 export {
   serviceSchema,
   checkRegistrationSchema,

@@ -2,7 +2,7 @@
  * Value checks shared by schemas. Each returns an error message or undefined.
  */
 import type { Check } from './schema.js';
-import { closest } from './suggest.js';
+import { closest } from '../core/suggest.js';
 
 // A name that works as one SPIFFE path segment and (nearly) as a DNS label.
 const IDENT_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;

@@ -7,3 +7,4 @@ export * from './clock.js';
 export * from './duration.js';
 export * from './deferred.js';
 export * from './ids.js';
+export * from './suggest.js';

@@ -168,13 +168,9 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   });
 
   route(app, ['PUT'], '/v1/agent/check/register', async (req, reply) => {
-    const raw = jsonBody(req);
-    const c = normalizeCheckType(raw, 'body');
-    const o = isObject(raw) ? canonicalize(raw, ['Name', 'ID', 'ServiceID']) : {};
-    const nm = typeof o.Name === 'string' ? o.Name : '';
-    if (!nm) throw badRequest('Missing check name', 'Name');
-    const reg: CheckRegistration & { ServiceID?: string } = { ...c, Name: nm };
-    if (typeof o.ID === 'string' && o.ID) reg.ID = o.ID;
+    const c = normalizeCheckType(jsonBody(req), 'check');
+    if (!c.Name) throw badRequest('Missing check name', 'Name');
+    const reg: CheckRegistration & { ServiceID?: string } = { ...c, Name: c.Name };
     agent.local.addCheck(reg, 'api');
     return reply.code(200).send();
   });

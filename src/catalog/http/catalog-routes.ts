@@ -88,7 +88,7 @@ export function catalogCheckSpec(
   serviceID: string | undefined,
 ): CheckSpec {
   if (!isObject(raw)) throw badRequest(`${path}: must be an object`, path);
-  const o = canonicalize(raw, CHECK_FIELDS);
+  const o = canonicalize(raw, CHECK_FIELDS, `${path}.`);
   const p = `${path}.`;
   const checkNode = str(o, 'Node', p);
   if (checkNode && checkNode !== node)
@@ -103,7 +103,7 @@ export function catalogCheckSpec(
   if (o.Definition !== undefined && o.Definition !== null) {
     if (!isObject(o.Definition))
       throw badRequest(`${p}Definition: must be an object`, `${p}Definition`);
-    definition = canonicalize(o.Definition, DEF_FIELDS);
+    definition = canonicalize(o.Definition, DEF_FIELDS, `${p}Definition.`);
   }
   const def = definition as Record<string, unknown>;
   const type = str(o, 'Type', p) || (def.HTTP ? 'http' : def.TCP ? 'tcp' : def.GRPC ? 'grpc' : '');
@@ -143,6 +143,7 @@ export function registerCommand(ctx: CatalogContext, raw: unknown): RegisterComm
     },
     skipNodeUpdate: o.SkipNodeUpdate === true,
     checks: [],
+    at: ctx.clock.now(),
   };
   if (o.Service !== undefined && o.Service !== null) {
     cmd.service = toAgentService(normalizeServiceRegistration(o.Service, 'Service'));
@@ -176,6 +177,7 @@ export function catalogRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     const cmd = {
       type: 'deregister' as const,
       node,
+      at: ctx.clock.now(),
       ...(serviceID ? { serviceID } : {}),
       ...(checkID ? { checkID } : {}),
     };

@@ -38,7 +38,7 @@ export function statusRoutes(app: FastifyInstance, ctx: CatalogContext): void {
   route(app, ['PUT'], '/v1/internal/trellis/leave/:node', async (req, reply) => {
     const node = (req.params as { node: string }).node;
     ctx.liveness.forget(node);
-    await propose(ctx, { type: 'deregister', node });
+    await propose(ctx, { type: 'deregister', node, at: ctx.clock.now() });
     return sendJSON(reply, true);
   });
 }

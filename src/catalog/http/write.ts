@@ -4,7 +4,7 @@ import type { Command } from '../state/commands.js';
 import type { CatalogContext } from './context.js';
 
 export async function propose(ctx: CatalogContext, cmd: Command): Promise<unknown> {
-  const r = await ctx.writer.propose(cmd);
+  const r = ctx.state.validate(cmd) ?? (await ctx.writer.propose(cmd));
   if (!r.ok) {
     throw new MeshError(
       r.status >= 500 ? 'MESH_ERR_WRITE_REJECTED' : 'MESH_ERR_BAD_REQUEST',

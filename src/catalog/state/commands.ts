@@ -35,6 +35,8 @@ export interface RegisterCommand {
   skipNodeUpdate: boolean;
   service?: ServiceSpec;
   checks: CheckSpec[];
+  /** Wall-clock time of the write (ms): starts lock-delay if a session ends because of it. */
+  at?: number;
 }
 
 export interface DeregisterCommand {
@@ -42,6 +44,7 @@ export interface DeregisterCommand {
   node: string;
   serviceID?: string;
   checkID?: string;
+  at?: number;
 }
 
 /** Changes only a check's status and output (heartbeats, TTL updates, agent check results). */
@@ -51,6 +54,7 @@ export interface CheckStatusCommand {
   checkID: string;
   status: HealthStatus;
   output: string;
+  at?: number;
 }
 
 export interface KVSetCommand {

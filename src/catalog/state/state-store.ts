@@ -49,6 +49,42 @@ export class StateStore {
   readonly hub = new WatchHub();
   lastIndex = 0;
 
+  /**
+   * The state-dependent checks of a command, without applying it. The API runs this before
+   * logging a write, so an invalid request leaves no trace; apply runs it again because the
+   * state may have moved in between.
+   */
+  validate(cmd: Command): ApplyResult | undefined {
+    if (cmd.type === 'register') {
+      for (const c of cmd.checks) {
+        if (
+          c.ServiceID &&
+          c.ServiceID !== cmd.service?.ID &&
+          !this.catalog.getService(cmd.node.Node, c.ServiceID)
+        ) {
+          return fail(
+            `Unknown service ID "${c.ServiceID}" for check "${c.CheckID}" on node "${cmd.node.Node}"`,
+          );
+        }
+      }
+    } else if (cmd.type === 'session-create') {
+      const s = cmd.session;
+      if (!this.catalog.nodes.has(s.Node))
+        return fail(`Node: missing node registration "${s.Node}"`, 400);
+      const ids = [
+        ...(s.NodeChecks ?? []).map((id) => ['NodeChecks', id]),
+        ...(s.ServiceChecks ?? []).map((c) => ['ServiceChecks', c.ID]),
+      ];
+      for (const [field, id] of ids) {
+        const c = this.catalog.getCheck(s.Node, id!);
+        if (!c) return fail(`${field}: missing check '${id}' registration`, 400);
+        if (c.Status === 'critical')
+          return fail(`${field}: check '${id}' is in critical state`, 400);
+      }
+    }
+    return undefined;
+  }
+
   apply(cmd: Command, index: number): ApplyResult {
     const change: ChangeSet = { keys: new Set(), kvKeys: new Set() };
     let result: ApplyResult;
@@ -179,7 +215,8 @@ export class StateStore {
       if (old?.ServiceID && old.ServiceID !== spec.ServiceID) this.#touchCheckOwner(old, change);
       this.catalog.putCheck(check);
       this.#touchCheckOwner(check, change);
-      if (check.Status === 'critical') this.#invalidateSessionsForCheck(check, index, change);
+      if (check.Status === 'critical')
+        this.#invalidateSessionsForCheck(check, index, cmd.at ?? 0, change);
     }
     return ok(true);
   }
@@ -202,24 +239,24 @@ export class StateStore {
       const old = this.catalog.deleteCheck(nodeName, cmd.checkID);
       if (old) {
         this.#touchCheckOwner(old, change);
-        this.#invalidateSessionsForCheck(old, index, change);
+        this.#invalidateSessionsForCheck(old, index, cmd.at ?? 0, change);
       }
       return ok(true);
     }
     if (cmd.serviceID !== undefined) {
-      this.#deleteService(nodeName, cmd.serviceID, index, change);
+      this.#deleteService(nodeName, cmd.serviceID, index, cmd.at ?? 0, change);
       return ok(true);
     }
     // The whole node: its services, its checks, its sessions.
     for (const id of [...(this.catalog.servicesByNode.get(nodeName)?.keys() ?? [])]) {
-      this.#deleteService(nodeName, id, index, change);
+      this.#deleteService(nodeName, id, index, cmd.at ?? 0, change);
     }
     for (const c of this.catalog.nodeChecks(nodeName)) {
       this.catalog.deleteCheck(nodeName, c.CheckID);
       change.keys.add(K.checks);
     }
     for (const s of [...this.sessions.values()]) {
-      if (s.Node === nodeName) this.#invalidateSession(s.ID, index, 0, change);
+      if (s.Node === nodeName) this.#invalidateSession(s.ID, index, cmd.at ?? 0, change);
     }
     this.catalog.nodes.delete(nodeName);
     change.keys.add(K.nodes);
@@ -227,13 +264,13 @@ export class StateStore {
     return ok(true);
   }
 
-  #deleteService(node: string, id: string, index: number, change: ChangeSet): void {
+  #deleteService(node: string, id: string, index: number, at: number, change: ChangeSet): void {
     const row = this.catalog.getService(node, id);
     if (!row) return;
     for (const c of this.catalog.serviceChecks(node, id)) {
       this.catalog.deleteCheck(node, c.CheckID);
       change.keys.add(K.checks);
-      this.#invalidateSessionsForCheck(c, index, change);
+      this.#invalidateSessionsForCheck(c, index, at, change);
     }
     this.catalog.deleteService(node, id);
     this.#touchService(row, change);
@@ -252,7 +289,8 @@ export class StateStore {
     };
     this.catalog.putCheck(check);
     this.#touchCheckOwner(check, change);
-    if (check.Status === 'critical') this.#invalidateSessionsForCheck(check, index, change);
+    if (check.Status === 'critical')
+      this.#invalidateSessionsForCheck(check, index, cmd.at ?? 0, change);
     return ok(true);
   }
 
@@ -260,17 +298,8 @@ export class StateStore {
 
   #sessionCreate(cmd: SessionCreateCommand, index: number, change: ChangeSet): ApplyResult {
     const s = cmd.session;
-    if (!this.catalog.nodes.has(s.Node)) return fail(`Missing node registration "${s.Node}"`, 500);
-    for (const id of s.NodeChecks ?? []) {
-      const c = this.catalog.getCheck(s.Node, id);
-      if (!c) return fail(`Missing check '${id}' registration`, 500);
-      if (c.Status === 'critical') return fail(`Check '${id}' is in critical state`, 500);
-    }
-    for (const sc of s.ServiceChecks ?? []) {
-      const c = this.catalog.getCheck(s.Node, sc.ID);
-      if (!c) return fail(`Missing check '${sc.ID}' registration`, 500);
-      if (c.Status === 'critical') return fail(`Check '${sc.ID}' is in critical state`, 500);
-    }
+    const invalid = this.validate(cmd);
+    if (invalid) return invalid;
     if (this.sessions.has(s.ID)) return fail(`Session "${s.ID}" already exists`, 409);
     this.sessions.set(s.ID, { ...s, CreateIndex: index, ModifyIndex: index });
     change.keys.add(K.sessions);
@@ -279,12 +308,17 @@ export class StateStore {
     return ok({ ID: s.ID });
   }
 
-  #invalidateSessionsForCheck(check: HealthCheck, index: number, change: ChangeSet): void {
+  #invalidateSessionsForCheck(
+    check: HealthCheck,
+    index: number,
+    at: number,
+    change: ChangeSet,
+  ): void {
     for (const s of [...this.sessions.values()]) {
       if (s.Node !== check.Node) continue;
       const byNode = (s.NodeChecks ?? []).includes(check.CheckID);
       const bySvc = (s.ServiceChecks ?? []).some((c) => c.ID === check.CheckID);
-      if (byNode || bySvc) this.#invalidateSession(s.ID, index, 0, change);
+      if (byNode || bySvc) this.#invalidateSession(s.ID, index, at, change);
     }
   }
 

@@ -1,0 +1,258 @@
+/**
+ * Hostile and broken requests: each gets a 4xx with a message naming what is wrong, nothing is
+ * written (the catalog's index does not move), and the server keeps serving.
+ */
+import { expect } from 'chai';
+import { Client, request } from 'undici';
+import { startTestServer, type TestServer } from '../../helpers/in-process-server.js';
+
+interface Case {
+  name: string;
+  method: 'GET' | 'PUT' | 'DELETE' | 'POST';
+  path: string;
+  body?: string | Buffer;
+  status: number;
+  message: string;
+}
+
+const reg = (o: unknown): string => JSON.stringify(o);
+
+const CASES: Case[] = [
+  {
+    name: 'malformed JSON',
+    method: 'PUT',
+    path: '/v1/catalog/register',
+    body: '{"Node": "n1",',
+    status: 400,
+    message: 'Request decode failed',
+  },
+  {
+    name: 'body is not an object',
+    method: 'PUT',
+    path: '/v1/catalog/register',
+    body: '[1,2]',
+    status: 400,
+    message: 'JSON object',
+  },
+  {
+    name: 'missing node',
+    method: 'PUT',
+    path: '/v1/catalog/register',
+    body: reg({ Address: '198.18.0.1' }),
+    status: 400,
+    message: 'Node: missing',
+  },
+  {
+    name: 'missing address',
+    method: 'PUT',
+    path: '/v1/catalog/register',
+    body: reg({ Node: 'n1' }),
+    status: 400,
+    message: 'Address',
+  },
+  {
+    name: 'unknown field with a hint',
+    method: 'PUT',
+    path: '/v1/catalog/register',
+    body: reg({ Node: 'n1', Address: 'a', Servce: {} }),
+    status: 400,
+    message: 'Servce: unknown field; did you mean "Service"?',
+  },
+  {
+    name: 'mistyped port',
+    method: 'PUT',
+    path: '/v1/catalog/register',
+    body: reg({ Node: 'n1', Address: 'a', Service: { Service: 'web', Port: 'http' } }),
+    status: 400,
+    message: 'Service.Port: must be an integer',
+  },
+  {
+    name: 'port out of range',
+    method: 'PUT',
+    path: '/v1/catalog/register',
+    body: reg({ Node: 'n1', Address: 'a', Service: { Service: 'web', Port: 70000 } }),
+    status: 400,
+    message: 'Service.Port',
+  },
+  {
+    name: 'name that is not a SPIFFE segment',
+    method: 'PUT',
+    path: '/v1/catalog/register',
+    body: reg({ Node: 'n1', Address: 'a', Service: { Service: 'web/admin' } }),
+    status: 400,
+    message: 'Service.Service: "web/admin" is not a valid name',
+  },
+  {
+    name: 'node name with spaces',
+    method: 'PUT',
+    path: '/v1/catalog/register',
+    body: reg({ Node: 'my node', Address: 'a' }),
+    status: 400,
+    message: 'Node',
+  },
+  {
+    name: 'check for an unknown service',
+    method: 'PUT',
+    path: '/v1/catalog/register',
+    body: reg({ Node: 'n1', Address: 'a', Check: { Name: 'c', ServiceID: 'nope' } }),
+    status: 400,
+    message: 'Unknown service ID "nope"',
+  },
+  {
+    name: 'bad check status',
+    method: 'PUT',
+    path: '/v1/catalog/register',
+    body: reg({ Node: 'n1', Address: 'a', Check: { Name: 'c', Status: 'fine' } }),
+    status: 400,
+    message: 'Status',
+  },
+  {
+    name: 'oversized body',
+    method: 'PUT',
+    path: '/v1/catalog/register',
+    body: Buffer.alloc(2 * 1024 * 1024, 0x20),
+    status: 413,
+    message: 'too large',
+  },
+  {
+    name: 'oversized KV value',
+    method: 'PUT',
+    path: '/v1/kv/big',
+    body: Buffer.alloc(600 * 1024, 0x61),
+    status: 413,
+    message: '524288',
+  },
+  {
+    name: 'KV without a key',
+    method: 'PUT',
+    path: '/v1/kv/',
+    body: 'x',
+    status: 400,
+    message: 'Missing key name',
+  },
+  {
+    name: 'KV path traversal',
+    method: 'PUT',
+    path: '/v1/kv/a/%2e%2e/b',
+    body: 'x',
+    status: 400,
+    message: 'traversal',
+  },
+  {
+    name: 'KV acquire and release at once',
+    method: 'PUT',
+    path: '/v1/kv/x?acquire=a&release=b',
+    body: 'x',
+    status: 400,
+    message: 'acquire',
+  },
+  {
+    name: 'KV bad cas',
+    method: 'PUT',
+    path: '/v1/kv/x?cas=abc',
+    body: 'x',
+    status: 400,
+    message: 'cas',
+  },
+  {
+    name: 'session on a nonexistent node',
+    method: 'PUT',
+    path: '/v1/session/create',
+    body: reg({ Node: 'ghost' }),
+    status: 400,
+    message: 'missing node registration "ghost"',
+  },
+  {
+    name: 'session TTL too long',
+    method: 'PUT',
+    path: '/v1/session/create',
+    body: reg({ TTL: '1000h' }),
+    status: 400,
+    message: 'TTL',
+  },
+  {
+    name: 'txn with an unknown verb',
+    method: 'PUT',
+    path: '/v1/txn',
+    body: reg([{ KV: { Verb: 'explode', Key: 'k' } }]),
+    status: 400,
+    message: '[0].KV.Verb',
+  },
+  {
+    name: 'txn with too many operations',
+    method: 'PUT',
+    path: '/v1/txn',
+    body: reg(Array.from({ length: 129 }, () => ({ KV: { Verb: 'get', Key: 'k' } }))),
+    status: 413,
+    message: 'too many operations',
+  },
+  {
+    name: 'bad health state',
+    method: 'GET',
+    path: '/v1/health/state/sad',
+    status: 400,
+    message: 'Invalid check state',
+  },
+  {
+    name: 'bad filter',
+    method: 'GET',
+    path: '/v1/catalog/service/web?filter=ServiceName%20%3D%3D',
+    status: 400,
+    message: 'filter',
+  },
+  {
+    name: 'bad node-meta',
+    method: 'GET',
+    path: '/v1/catalog/nodes?node-meta=nocolon',
+    status: 400,
+    message: 'node-meta',
+  },
+  {
+    name: 'wrong method',
+    method: 'GET',
+    path: '/v1/catalog/register',
+    status: 405,
+    message: 'method GET not allowed',
+  },
+  {
+    name: 'unknown path',
+    method: 'GET',
+    path: '/v1/nothing/here',
+    status: 404,
+    message: 'Unsupported path',
+  },
+];
+
+describe('API bad input', function () {
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer();
+  });
+  after(() => t.close());
+
+  for (const c of CASES) {
+    it(`${c.name}: ${c.status}, nothing written`, async () => {
+      const before = t.server.state.lastIndex;
+      // A raw path, so that encoded dots reach the server as sent.
+      const client = new Client(t.url);
+      const r = await client.request({
+        path: c.path,
+        method: c.method,
+        ...(c.body !== undefined ? { body: c.body } : {}),
+      });
+      const text = await r.body.text();
+      await client.close();
+      expect(r.statusCode, text).to.equal(c.status);
+      expect(r.headers['content-type']).to.match(/^text\/plain/);
+      expect(text).to.include(c.message);
+      expect(text).to.not.match(/\n\s+at /); // no stack traces
+      expect(t.server.state.lastIndex, 'no write was logged').to.equal(before);
+    });
+  }
+
+  it('keeps serving after all of that', async () => {
+    const r = await request(`${t.url}/v1/catalog/services`);
+    expect(r.statusCode).to.equal(200);
+    expect(await r.body.json()).to.have.property('consul');
+  });
+});
