@@ -15,6 +15,7 @@
 import type { Pool } from 'undici';
 import type { Benchmark, Log } from './lib/benchmark.js';
 import { envInt, envIntList } from './lib/config.js';
+import { measureCpu, type CpuShare } from './lib/cpu.js';
 import { describe } from './lib/errors.js';
 import { int, ms, seconds, table } from './lib/format.js';
 import { makePool, putJson, sendOk } from './lib/http.js';
@@ -44,6 +45,8 @@ export interface FanoutRound {
   errorSamples: string[];
   /** The "fan" write's own round trip (it is fsynced before it is answered). */
   writeAckMs: number;
+  /** CPU of server and client from the write to the last answer, % of one core. */
+  cpu: CpuShare;
   wake: LatencySummary;
 }
 
@@ -73,7 +76,14 @@ function fanBody(tag: string): object {
   };
 }
 
-async function round(server: BenchServer, ctl: Pool, n: number, requested: number, k: number, log: Log): Promise<FanoutRound> {
+async function round(
+  server: BenchServer,
+  ctl: Pool,
+  n: number,
+  requested: number,
+  k: number,
+  log: Log,
+): Promise<FanoutRound> {
   const batch = envInt('BENCH_FANOUT_BATCH', 500);
   const settleMs = envInt('BENCH_FANOUT_SETTLE_MS', 2000);
   const start = await sendOk(ctl, 'GET', '/v1/health/service/fan');
@@ -113,7 +123,9 @@ async function round(server: BenchServer, ctl: Pool, n: number, requested: numbe
     await sleep(settleMs);
     const parked = pool.stats.running;
     const early = arrivals.length;
-    log(`  ${parked} of ${n} on the wire after ${seconds(parkMs)} s (+${settleMs} ms settle); ${early} answered early`);
+    log(
+      `  ${parked} of ${n} on the wire after ${seconds(parkMs)} s (+${settleMs} ms settle); ${early} answered early`,
+    );
 
     const tUnrelated = now();
     await putJson(ctl, '/v1/catalog/register', {
@@ -122,12 +134,17 @@ async function round(server: BenchServer, ctl: Pool, n: number, requested: numbe
       Service: { ID: `unrelated-${k}`, Service: `unrelated-${k}`, Port: 9001 },
     });
     await sleep(Math.max(0, tUnrelated + UNRELATED_WINDOW_MS - now()));
-    const wokenByUnrelated = arrivals.filter((a) => a.t >= tUnrelated && a.t < tUnrelated + UNRELATED_WINDOW_MS).length;
+    const wokenByUnrelated = arrivals.filter(
+      (a) => a.t >= tUnrelated && a.t < tUnrelated + UNRELATED_WINDOW_MS,
+    ).length;
 
     const tFan = now();
-    await putJson(ctl, '/v1/catalog/register', fanBody(`round-${k}`));
-    const writeAckMs = now() - tFan;
-    await waitFor(() => arrivals.length >= n, WAKE_TIMEOUT_MS, 5);
+    const { value: writeAckMs, cpu } = await measureCpu(server.cpuMs, async () => {
+      await putJson(ctl, '/v1/catalog/register', fanBody(`round-${k}`));
+      const ack = now() - tFan;
+      await waitFor(() => arrivals.length >= n, WAKE_TIMEOUT_MS, 5);
+      return ack;
+    });
 
     const after = arrivals.filter((a) => a.t >= tFan);
     const ok = after.filter((a) => !a.error && a.status === 200 && a.index > start.index);
@@ -140,11 +157,13 @@ async function round(server: BenchServer, ctl: Pool, n: number, requested: numbe
       early,
       wokenByUnrelated,
       woken: ok.length,
-      staleAnswers: after.filter((a) => !a.error && a.status === 200 && a.index <= start.index).length,
+      staleAnswers: after.filter((a) => !a.error && a.status === 200 && a.index <= start.index)
+        .length,
       missing: n - arrivals.length,
       errors: failed.length,
       errorSamples: [...new Set(failed.map((a) => a.error ?? `HTTP ${a.status}`))].slice(0, 5),
       writeAckMs,
+      cpu,
       wake: summarize(ok.map((a) => a.t - tFan)),
     };
     log(
@@ -179,7 +198,8 @@ export const fanout: Benchmark<FanoutResult> = {
     try {
       await putJson(ctl, '/v1/catalog/register', fanBody('round-0'));
       const rounds: FanoutRound[] = [];
-      for (const [k, c] of counts.entries()) rounds.push(await round(server, ctl, c.n, c.requested, k + 1, log));
+      for (const [k, c] of counts.entries())
+        rounds.push(await round(server, ctl, c.n, c.requested, k + 1, log));
       return { openFileLimit: limit, notes, rounds };
     } finally {
       await ctl.close();
@@ -198,6 +218,8 @@ export const fanout: Benchmark<FanoutResult> = {
         { title: 'Wake p99 ms', align: 'right' },
         { title: 'Last woken ms', align: 'right' },
         { title: 'Woken by unrelated write (1 s)', align: 'right' },
+        { title: 'Server CPU', align: 'right' },
+        { title: 'Client CPU', align: 'right' },
       ],
       r.rounds.map((x) => [
         int(x.watchers),
@@ -209,12 +231,15 @@ export const fanout: Benchmark<FanoutResult> = {
         ms(x.wake.p99),
         ms(x.wake.max),
         int(x.wokenByUnrelated),
+        `${Math.round(x.cpu.server)}%`,
+        `${Math.round(x.cpu.client)}%`,
       ]),
     );
     const odd = r.rounds.flatMap((x) => {
       const lines: string[] = [];
       if (x.early) lines.push(`- ${x.watchers} watchers: ${x.early} answered before any write.`);
-      if (x.staleAnswers) lines.push(`- ${x.watchers} watchers: ${x.staleAnswers} answered without a newer index.`);
+      if (x.staleAnswers)
+        lines.push(`- ${x.watchers} watchers: ${x.staleAnswers} answered without a newer index.`);
       if (x.missing) lines.push(`- ${x.watchers} watchers: ${x.missing} never answered.`);
       for (const e of x.errorSamples) lines.push(`- ${x.watchers} watchers: error ${e}`);
       return lines;
@@ -223,7 +248,7 @@ export const fanout: Benchmark<FanoutResult> = {
     return [
       'Every watcher holds `GET /v1/health/service/fan?index=<current>&wait=60s` on its own ' +
         'connection from one client process. Times run from just before the write that ' +
-        're-registers `fan` with a new tag is sent to the arrival of each watcher\'s response ' +
+        "re-registers `fan` with a new tag is sent to the arrival of each watcher's response " +
         '(headers parsed by the client), on one monotonic clock.',
       '',
       t,
@@ -233,6 +258,9 @@ export const fanout: Benchmark<FanoutResult> = {
         'spread from p50 to "Last woken" is the server writing N responses (and the client ' +
         'reading them) on a shared CPU. The last column is the number of watchers that got an ' +
         'answer within 1 s of a write to an unrelated service: 0 means wake-ups are targeted. ' +
+        'The CPU columns cover the time from the write to the last answer, in % of one core: ' +
+        'a server near 100% is the bottleneck, a client near 100% would mean the figures ' +
+        'understate the server. ' +
         `Parking (connecting and sending every request) took ${parking}.`,
       ...(r.notes.length ? ['', ...r.notes.map((n) => `Note: ${n}`)] : []),
       ...(odd.length ? ['', 'Anomalies:', '', ...odd] : []),

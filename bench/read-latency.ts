@@ -109,9 +109,16 @@ async function memoryAfterGc(server: BenchServer, when: string): Promise<MemoryP
   return { when, rss: server.memory().rss, heapUsed: heap.heapUsed };
 }
 
-async function load(server: BenchServer, layout: Layout, concurrency: number, log: Log): Promise<LoadFigures> {
+async function load(
+  server: BenchServer,
+  layout: Layout,
+  concurrency: number,
+  log: Log,
+): Promise<LoadFigures> {
   const total = layout.services * layout.instances;
-  log(`read-latency: loading ${int(layout.services)} services, ${int(total)} instances on ${int(layout.nodes)} nodes (${concurrency} concurrent)`);
+  log(
+    `read-latency: loading ${int(layout.services)} services, ${int(total)} instances on ${int(layout.nodes)} nodes (${concurrency} concurrent)`,
+  );
   const pool = makePool(server.origin, { connections: concurrency });
   try {
     const r = await runLoad({
@@ -132,7 +139,9 @@ async function load(server: BenchServer, layout: Layout, concurrency: number, lo
       latency: summarize(r.latenciesMs),
       dataDirBytes: directoryBytes(server.dataDir),
     };
-    log(`  loaded in ${seconds(r.elapsedMs)} s (${int(r.rate)}/s, ${r.errors} errors, max ${ms(figures.latency.max)} ms)`);
+    log(
+      `  loaded in ${seconds(r.elapsedMs)} s (${int(r.rate)}/s, ${r.errors} errors, max ${ms(figures.latency.max)} ms)`,
+    );
     return figures;
   } finally {
     await pool.close();
@@ -141,7 +150,12 @@ async function load(server: BenchServer, layout: Layout, concurrency: number, lo
 
 const WARMUP = { count: 200, durationMs: 2000 };
 
-async function measureReads(server: BenchServer, target: string, capMs: number, log: Log): Promise<ReadRow[]> {
+async function measureReads(
+  server: BenchServer,
+  target: string,
+  capMs: number,
+  log: Log,
+): Promise<ReadRow[]> {
   const requests = envInt('BENCH_READ_REQUESTS', 2000);
   const levels = envIntList('BENCH_READ_CONCURRENCY', [1, 16]);
   const endpoints = [
@@ -159,8 +173,15 @@ async function measureReads(server: BenchServer, target: string, capMs: number, 
         const op = async (): Promise<void> => {
           await sendOk(pool, 'GET', endpoint);
         };
-        await runLoad({ concurrency, count: Math.min(WARMUP.count, requests), durationMs: WARMUP.durationMs, op });
-        log(`read-latency: GET ${endpoint}, ${concurrency} concurrent, ${requests} requests (at most ${capMs / 1000} s)`);
+        await runLoad({
+          concurrency,
+          count: Math.min(WARMUP.count, requests),
+          durationMs: WARMUP.durationMs,
+          op,
+        });
+        log(
+          `read-latency: GET ${endpoint}, ${concurrency} concurrent, ${requests} requests (at most ${capMs / 1000} s)`,
+        );
         const r = await runLoad({ concurrency, count: requests, durationMs: capMs, op });
         const row: ReadRow = {
           endpoint: `GET ${endpoint}`,
@@ -174,7 +195,9 @@ async function measureReads(server: BenchServer, target: string, capMs: number, 
           responseBytes: Buffer.byteLength(sample.body),
           items: countItems(sample.body),
         };
-        log(`  p50 ${ms(row.latency.p50)} ms, p99 ${ms(row.latency.p99)} ms, ${int(row.perSecond)}/s`);
+        log(
+          `  p50 ${ms(row.latency.p50)} ms, p99 ${ms(row.latency.p99)} ms, ${int(row.perSecond)}/s`,
+        );
         rows.push(row);
       }
     } finally {
@@ -193,19 +216,30 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
       instances: envInt('BENCH_READ_INSTANCES', 10),
       nodes: envInt('BENCH_READ_NODES', 1000),
     };
-    if (layout.instances > layout.nodes) throw new Error('BENCH_READ_INSTANCES must not exceed BENCH_READ_NODES');
+    if (layout.instances > layout.nodes)
+      throw new Error('BENCH_READ_INSTANCES must not exceed BENCH_READ_NODES');
     const server = await startServer({ name: 'read', gcHook: true });
     try {
       await sleep(1000);
-      const memory: MemoryPoint[] = [await memoryAfterGc(server, 'started, empty catalog (after full GC)')];
+      const memory: MemoryPoint[] = [
+        await memoryAfterGc(server, 'started, empty catalog (after full GC)'),
+      ];
       const figures = await load(server, layout, envInt('BENCH_READ_LOAD_CONCURRENCY', 64), log);
       memory.push({ when: 'just after loading', rss: server.memory().rss });
       await sleep(envInt('BENCH_READ_SETTLE_MS', 3000));
       memory.push(await memoryAfterGc(server, 'after loading, idle and a full GC'));
       const capMs = envInt('BENCH_READ_MAX_S', 15) * 1000;
-      const reads = await measureReads(server, `svc-${Math.floor(layout.services / 2)}`, capMs, log);
+      const reads = await measureReads(
+        server,
+        `svc-${Math.floor(layout.services / 2)}`,
+        capMs,
+        log,
+      );
       memory.push({ when: 'after the read runs', rss: server.memory().rss });
-      for (const m of memory) log(`  memory ${m.when}: RSS ${mib(m.rss)} MiB${m.heapUsed ? `, heap ${mib(m.heapUsed)} MiB` : ''}`);
+      for (const m of memory)
+        log(
+          `  memory ${m.when}: RSS ${mib(m.rss)} MiB${m.heapUsed ? `, heap ${mib(m.heapUsed)} MiB` : ''}`,
+        );
       return { capMs, load: figures, memory, peakRss: server.memory().peakRss, reads };
     } finally {
       await server.stop();
@@ -244,9 +278,17 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
       ],
     );
     const memTable = table(
-      [{ title: 'Server memory' }, { title: 'VmRSS MiB', align: 'right' }, { title: 'V8 heap used MiB', align: 'right' }],
       [
-        ...r.memory.map((m) => [m.when, mib(m.rss), m.heapUsed === undefined ? '' : mib(m.heapUsed)]),
+        { title: 'Server memory' },
+        { title: 'VmRSS MiB', align: 'right' },
+        { title: 'V8 heap used MiB', align: 'right' },
+      ],
+      [
+        ...r.memory.map((m) => [
+          m.when,
+          mib(m.rss),
+          m.heapUsed === undefined ? '' : mib(m.heapUsed),
+        ]),
         ['peak over the run (VmHWM)', mib(r.peakRss), ''],
       ],
     );
@@ -276,10 +318,13 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
     );
     const errors = [
       ...l.errorSamples.map((e) => `- loading: ${e}`),
-      ...r.reads.flatMap((x) => x.errorSamples.map((e) => `- ${x.endpoint} at ${x.concurrency}: ${e}`)),
+      ...r.reads.flatMap((x) =>
+        x.errorSamples.map((e) => `- ${x.endpoint} at ${x.concurrency}: ${e}`),
+      ),
     ];
     const capped = r.reads.filter((x) => x.requests < x.planned);
-    const one = (endpoint: string): ReadRow | undefined => r.reads.find((x) => x.concurrency === 1 && x.endpoint.startsWith(endpoint));
+    const one = (endpoint: string): ReadRow | undefined =>
+      r.reads.find((x) => x.concurrency === 1 && x.endpoint.startsWith(endpoint));
     const all = one('GET /v1/catalog/services');
     const health = one('GET /v1/health/service/');
     const leader = one('GET /v1/status/leader');
@@ -295,7 +340,10 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
       '',
       readTable,
       ...(capped.length
-        ? ['', `\\* fewer than ${int(capped[0]!.planned)} requests: the run stopped at its ${r.capMs / 1000} s cap (BENCH_READ_MAX_S).`]
+        ? [
+            '',
+            `\\* fewer than ${int(capped[0]!.planned)} requests: the run stopped at its ${r.capMs / 1000} s cap (BENCH_READ_MAX_S).`,
+          ]
         : []),
       '',
       'Read it this way: the leader row is the HTTP round trip with no catalog work, so the ' +

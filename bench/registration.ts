@@ -13,10 +13,11 @@
 import type { Pool } from 'undici';
 import type { Benchmark, Log } from './lib/benchmark.js';
 import { envInt, envIntList } from './lib/config.js';
-import { fsyncLoop } from './lib/disk.js';
+import { fsyncLoop, fsyncLoopPromises, type FsyncLoopResult } from './lib/disk.js';
 import { int, ms, table } from './lib/format.js';
 import { makePool, putJson, sendOk } from './lib/http.js';
-import { runLoad, type LoadResult } from './lib/load.js';
+import { runLoad, type LoadOptions, type LoadResult } from './lib/load.js';
+import { measureCpu, type CpuShare } from './lib/cpu.js';
 import { startServer } from './lib/server.js';
 import { summarize, type LatencySummary } from './lib/stats.js';
 
@@ -28,18 +29,24 @@ export interface ThroughputRow {
   errorSamples: string[];
   perSecond: number;
   latency: LatencySummary;
+  /** CPU of server and client during the run, % of one core (absent for the disk loops). */
+  cpu?: CpuShare;
 }
 
 export interface RegistrationResult {
   durationMs: number;
+  /** Blocking write + fdatasync loop: the disk's rate for one writer. */
   fsync: ThroughputRow;
+  /** The same through node:fs/promises (the thread pool), as the server does it. */
+  fsyncPromises: ThroughputRow;
   levels: { concurrency: number; leader: ThroughputRow; register: ThroughputRow }[];
 }
 
 const WARMUP_OPS = 300;
 
-function row(what: string, r: LoadResult): ThroughputRow {
+function row(what: string, r: LoadResult, cpu: CpuShare): ThroughputRow {
   return {
+    cpu,
     what,
     concurrency: r.concurrency,
     ops: r.ops,
@@ -47,6 +54,18 @@ function row(what: string, r: LoadResult): ThroughputRow {
     errorSamples: r.errorSamples,
     perSecond: r.rate,
     latency: summarize(r.latenciesMs),
+  };
+}
+
+function diskRow(what: string, f: FsyncLoopResult): ThroughputRow {
+  return {
+    what,
+    concurrency: 1,
+    ops: f.ops,
+    errors: 0,
+    errorSamples: [],
+    perSecond: f.rate,
+    latency: summarize(f.latenciesMs),
   };
 }
 
@@ -66,24 +85,33 @@ export function registrationBody(prefix: string, i: number): object {
   };
 }
 
-async function measureLevel(concurrency: number, durationMs: number, log: Log): Promise<RegistrationResult['levels'][number]> {
+async function measureLevel(
+  concurrency: number,
+  durationMs: number,
+  log: Log,
+): Promise<RegistrationResult['levels'][number]> {
   const server = await startServer({ name: `reg-c${concurrency}` });
   const pool: Pool = makePool(server.origin, { connections: concurrency });
   try {
     const leaderOp = async (): Promise<void> => {
       await sendOk(pool, 'GET', '/v1/status/leader');
     };
-    const registerOp = (prefix: string) => async (i: number): Promise<void> => {
-      await putJson(pool, '/v1/catalog/register', registrationBody(prefix, i));
-    };
+    const registerOp =
+      (prefix: string) =>
+      async (i: number): Promise<void> => {
+        await putJson(pool, '/v1/catalog/register', registrationBody(prefix, i));
+      };
     // Warm up JIT and sockets on both paths (the warm-up nodes stay in the catalog).
     await runLoad({ concurrency, count: WARMUP_OPS, op: leaderOp });
     await runLoad({ concurrency, count: WARMUP_OPS, op: registerOp(`warm-c${concurrency}`) });
 
-    log(`registration: GET /v1/status/leader, ${concurrency} concurrent, ${durationMs / 1000}s`);
-    const leader = row('GET /v1/status/leader', await runLoad({ concurrency, durationMs, op: leaderOp }));
-    log(`registration: PUT /v1/catalog/register, ${concurrency} concurrent, ${durationMs / 1000}s`);
-    const register = row('PUT /v1/catalog/register', await runLoad({ concurrency, durationMs, op: registerOp(`c${concurrency}`) }));
+    const measured = async (what: string, op: LoadOptions['op']): Promise<ThroughputRow> => {
+      log(`registration: ${what}, ${concurrency} concurrent, ${durationMs / 1000}s`);
+      const m = await measureCpu(server.cpuMs, () => runLoad({ concurrency, durationMs, op }));
+      return row(what, m.value, m.cpu);
+    };
+    const leader = await measured('GET /v1/status/leader', leaderOp);
+    const register = await measured('PUT /v1/catalog/register', registerOp(`c${concurrency}`));
     log(
       `  leader ${int(leader.perSecond)}/s p99 ${ms(leader.latency.p99)} ms; ` +
         `register ${int(register.perSecond)}/s p99 ${ms(register.latency.p99)} ms, ${register.errors} errors`,
@@ -103,25 +131,22 @@ export const registration: Benchmark<RegistrationResult> = {
     const levels = envIntList('BENCH_REG_CONCURRENCY', [1, 16, 128]);
     const fsyncMs = envInt('BENCH_FSYNC_DURATION_S', 5) * 1000;
 
-    log(`registration: raw write+fdatasync loop, 1 writer, ${fsyncMs / 1000}s`);
-    const f = fsyncLoop(fsyncMs);
-    const fsync: ThroughputRow = {
-      what: 'raw write(200 B) + fdatasync',
-      concurrency: 1,
-      ops: f.ops,
-      errors: 0,
-      errorSamples: [],
-      perSecond: f.rate,
-      latency: summarize(f.latenciesMs),
-    };
-    log(`  ${int(fsync.perSecond)} syncs/s, p50 ${ms(fsync.latency.p50)} ms`);
+    log(`registration: raw write+fdatasync loops, 1 writer, ${fsyncMs / 1000}s each`);
+    const fsync = diskRow('raw write(200 B) + fdatasync', fsyncLoop(fsyncMs));
+    const fsyncPromises = diskRow(
+      'same via fs/promises (thread pool)',
+      await fsyncLoopPromises(fsyncMs),
+    );
+    log(
+      `  ${int(fsync.perSecond)} syncs/s (p50 ${ms(fsync.latency.p50)} ms); via fs/promises ${int(fsyncPromises.perSecond)}/s`,
+    );
 
     const out: RegistrationResult['levels'] = [];
     for (const c of levels) out.push(await measureLevel(c, durationMs, log));
-    return { durationMs, fsync, levels: out };
+    return { durationMs, fsync, fsyncPromises, levels: out };
   },
   render(r) {
-    const rows: ThroughputRow[] = [r.fsync];
+    const rows: ThroughputRow[] = [r.fsync, r.fsyncPromises];
     for (const l of r.levels) rows.push(l.leader, l.register);
     const t = table(
       [
@@ -133,6 +158,8 @@ export const registration: Benchmark<RegistrationResult> = {
         { title: 'p50 ms', align: 'right' },
         { title: 'p99 ms', align: 'right' },
         { title: 'max ms', align: 'right' },
+        { title: 'Server CPU', align: 'right' },
+        { title: 'Client CPU', align: 'right' },
       ],
       rows.map((x) => [
         x.what,
@@ -143,9 +170,13 @@ export const registration: Benchmark<RegistrationResult> = {
         ms(x.latency.p50),
         ms(x.latency.p99),
         ms(x.latency.max),
+        x.cpu ? `${Math.round(x.cpu.server)}%` : '',
+        x.cpu ? `${Math.round(x.cpu.client)}%` : '',
       ]),
     );
-    const errors = rows.flatMap((x) => x.errorSamples.map((e) => `- ${x.what} at ${x.concurrency}: ${e}`));
+    const errors = rows.flatMap((x) =>
+      x.errorSamples.map((e) => `- ${x.what} at ${x.concurrency}: ${e}`),
+    );
     const first = r.levels[0];
     const last = r.levels[r.levels.length - 1];
     const scaling =
@@ -163,14 +194,17 @@ export const registration: Benchmark<RegistrationResult> = {
       '',
       t,
       '',
-      'Read it this way: the raw fdatasync row is what this disk gives one writer that syncs ' +
-        'every record; a registration at concurrency 1 pays at least one such sync (plus the ' +
-        "hop to Node's thread pool). With more writers the server group-commits (one sync per " +
-        'batch), so the disk should stop being the limit and the leader row at the same ' +
+      'Read it this way: the raw fdatasync rows are what this disk gives one writer that ' +
+        'syncs every record, directly and through the thread pool as the server does it; a ' +
+        'registration at concurrency 1 pays at least one such sync. With more writers the ' +
+        'server group-commits (one sync per batch), so the disk should stop being the limit and the leader row at the same ' +
         'concurrency (the HTTP ceiling, no write at all) becomes the bound. ' +
         scaling +
         'The gap between the register and leader rows is the cost of the write path: JSON ' +
-        'decoding and validation, encoding the log record, waiting for the batch sync, applying.',
+        'decoding and validation, encoding the log record, waiting for the batch sync, applying. ' +
+        'CPU columns are % of one core over the run (100% = one core busy; the machine has ' +
+        'two, shared by client and server): a server well below 100% with requests queued is ' +
+        'waiting, not working.',
       ...(errors.length ? ['', 'Errors seen (first few):', '', ...errors] : []),
     ].join('\n');
   },

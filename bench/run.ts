@@ -39,18 +39,24 @@ function commandLine(names: string[]): string {
     .map(([k, v]) => `${k}=${v}`)
     .sort();
   const viaNpm = process.env.npm_lifecycle_event === 'bench';
-  const cmd = viaNpm ? `npm run bench${names.length ? ` -- ${names.join(' ')}` : ''}` : `node dist/bench/run.js${names.length ? ` ${names.join(' ')}` : ''}`;
+  const cmd = viaNpm
+    ? `npm run bench${names.length ? ` -- ${names.join(' ')}` : ''}`
+    : `node dist/bench/run.js${names.length ? ` ${names.join(' ')}` : ''}`;
   return [...vars, cmd].join(' ');
 }
 
 async function main(argv: string[]): Promise<number> {
   if (argv.includes('--list') || argv.includes('--help')) {
-    process.stdout.write(`usage: node dist/bench/run.js [${BENCHMARKS.map((b) => b.name).join('|')} ...]\n`);
+    process.stdout.write(
+      `usage: node dist/bench/run.js [${BENCHMARKS.map((b) => b.name).join('|')} ...]\n`,
+    );
     return 0;
   }
   const unknown = argv.filter((a) => !BENCHMARKS.some((b) => b.name === a));
   if (unknown.length) {
-    process.stderr.write(`unknown benchmark(s): ${unknown.join(', ')}; known: ${BENCHMARKS.map((b) => b.name).join(', ')}\n`);
+    process.stderr.write(
+      `unknown benchmark(s): ${unknown.join(', ')}; known: ${BENCHMARKS.map((b) => b.name).join(', ')}\n`,
+    );
     return 2;
   }
   const selected = argv.length ? BENCHMARKS.filter((b) => argv.includes(b.name)) : BENCHMARKS;
@@ -71,8 +77,15 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   const head = header(machineInfo(), started, commandLine(argv));
-  writeReport(REPORT_PATH, head, BENCHMARKS.map((b) => b.name), sections);
-  log(`wrote ${REPORT_PATH}${failed ? ` (${failed} benchmark(s) failed; their previous sections were kept)` : ''}`);
+  writeReport(
+    REPORT_PATH,
+    head,
+    BENCHMARKS.map((b) => b.name),
+    sections,
+  );
+  log(
+    `wrote ${REPORT_PATH}${failed ? ` (${failed} benchmark(s) failed; their previous sections were kept)` : ''}`,
+  );
   return failed ? 1 : 0;
 }
 

@@ -41,7 +41,12 @@ function consulIndex(value: string | string[] | undefined): number {
 }
 
 /** One request; resolves with the whole body. Never throws on an HTTP status. */
-export async function send(pool: Pool, method: 'GET' | 'PUT', path: string, body?: string): Promise<Reply> {
+export async function send(
+  pool: Pool,
+  method: 'GET' | 'PUT',
+  path: string,
+  body?: string,
+): Promise<Reply> {
   const res = await pool.request({
     method,
     path,
@@ -52,7 +57,12 @@ export async function send(pool: Pool, method: 'GET' | 'PUT', path: string, body
 }
 
 /** Like send, but a non-2xx answer is an HttpError. */
-export async function sendOk(pool: Pool, method: 'GET' | 'PUT', path: string, body?: string): Promise<Reply> {
+export async function sendOk(
+  pool: Pool,
+  method: 'GET' | 'PUT',
+  path: string,
+  body?: string,
+): Promise<Reply> {
   const r = await send(pool, method, path, body);
   if (r.status < 200 || r.status > 299) throw new HttpError(r.status, r.body, `${method} ${path}`);
   return r;

@@ -33,13 +33,15 @@ export interface LoadResult {
 const MAX_ERROR_SAMPLES = 5;
 
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
-  if (opts.durationMs === undefined && opts.count === undefined) throw new Error('runLoad: set durationMs or count');
+  if (opts.durationMs === undefined && opts.count === undefined)
+    throw new Error('runLoad: set durationMs or count');
   const latencies: number[] = [];
   const samples: string[] = [];
   let errors = 0;
   let next = 0;
   const start = now();
-  const deadline = opts.durationMs === undefined ? Number.POSITIVE_INFINITY : start + opts.durationMs;
+  const deadline =
+    opts.durationMs === undefined ? Number.POSITIVE_INFINITY : start + opts.durationMs;
   const limit = opts.count ?? Number.POSITIVE_INFINITY;
 
   const worker = async (): Promise<void> => {

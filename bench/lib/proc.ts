@@ -26,3 +26,16 @@ export function openFileLimit(): number {
   if (!m || m[1] === 'unlimited') return Number.POSITIVE_INFINITY;
   return Number(m[1]);
 }
+
+/** Linux reports process CPU time in clock ticks of 1/100 s (USER_HZ) on every common arch. */
+const TICKS_PER_SECOND = 100;
+
+/** CPU time (user + system) a process has used so far, in ms, from /proc/<pid>/stat. */
+export function processCpuMs(pid: number): number {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) is in parentheses and may hold spaces: split after it.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 (utime, stime) are at 11 and 12 counted from field 3.
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return (ticks * 1000) / TICKS_PER_SECOND;
+}

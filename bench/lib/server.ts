@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GC_DONE_MARK } from './gc-preload.js';
 import { GC_PRELOAD_URL, TRELLIS_BIN } from './paths.js';
-import { processMemory, type ProcessMemory } from './proc.js';
+import { processCpuMs, processMemory, type ProcessMemory } from './proc.js';
 
 const READY_RE = /trellis server listening on (\S+)/;
 const START_TIMEOUT_MS = 30_000;
@@ -31,6 +31,8 @@ export interface BenchServer {
   origin: string;
   dataDir: string;
   memory(): ProcessMemory;
+  /** CPU time (user + system) the server has used so far, ms. */
+  cpuMs(): number;
   /** Full GC in the server (needs `gcHook`), then its memory usage as the server sees it. */
   collectGarbage(): Promise<HeapAfterGc>;
   /** What the server printed (capped), for error messages. */
@@ -48,7 +50,8 @@ export interface StartOptions {
 const live = new Set<BenchServer>();
 
 export async function startServer(opts: StartOptions): Promise<BenchServer> {
-  if (!existsSync(TRELLIS_BIN)) throw new Error(`${TRELLIS_BIN} is missing: run the build first (npm run build)`);
+  if (!existsSync(TRELLIS_BIN))
+    throw new Error(`${TRELLIS_BIN} is missing: run the build first (npm run build)`);
   const dataDir = mkdtempSync(join(tmpdir(), `trellis-bench-${opts.name}-`));
   const nodeArgs = opts.gcHook ? ['--expose-gc', '--import', GC_PRELOAD_URL] : [];
   const args = [
@@ -77,7 +80,8 @@ export async function startServer(opts: StartOptions): Promise<BenchServer> {
     while ((nl = pendingLine.indexOf('\n')) >= 0) {
       const line = pendingLine.slice(0, nl);
       pendingLine = pendingLine.slice(nl + 1);
-      if (line.startsWith(GC_DONE_MARK)) gcWaiters.shift()?.(line.slice(GC_DONE_MARK.length).trim());
+      if (line.startsWith(GC_DONE_MARK))
+        gcWaiters.shift()?.(line.slice(GC_DONE_MARK.length).trim());
     }
   });
   proc.stderr!.on('data', (d: Buffer) => {
@@ -98,10 +102,15 @@ export async function startServer(opts: StartOptions): Promise<BenchServer> {
     origin,
     dataDir,
     memory: () => processMemory(proc.pid!),
+    cpuMs: () => processCpuMs(proc.pid!),
     collectGarbage() {
-      if (!opts.gcHook) return Promise.reject(new Error('collectGarbage() needs startServer({ gcHook: true })'));
+      if (!opts.gcHook)
+        return Promise.reject(new Error('collectGarbage() needs startServer({ gcHook: true })'));
       return new Promise<HeapAfterGc>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('the server did not report after SIGUSR2')), 30_000);
+        const timer = setTimeout(
+          () => reject(new Error('the server did not report after SIGUSR2')),
+          30_000,
+        );
         gcWaiters.push((json) => {
           clearTimeout(timer);
           resolve(JSON.parse(json) as HeapAfterGc);
@@ -125,7 +134,11 @@ export async function stopAllServers(): Promise<void> {
   await Promise.allSettled([...live].map((s) => s.stop()));
 }
 
-function waitReady(proc: ChildProcess, exited: Promise<void>, output: () => string): Promise<string> {
+function waitReady(
+  proc: ChildProcess,
+  exited: Promise<void>,
+  output: () => string,
+): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
       reject(new Error(`trellis server did not start within ${START_TIMEOUT_MS} ms:\n${output()}`));
@@ -140,7 +153,11 @@ function waitReady(proc: ChildProcess, exited: Promise<void>, output: () => stri
     proc.stdout!.on('data', onData);
     void exited.then(() => {
       clearTimeout(timer);
-      reject(new Error(`trellis server exited (${proc.exitCode ?? proc.signalCode}) before it was ready:\n${output()}`));
+      reject(
+        new Error(
+          `trellis server exited (${proc.exitCode ?? proc.signalCode}) before it was ready:\n${output()}`,
+        ),
+      );
     });
   });
 }

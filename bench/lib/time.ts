@@ -9,7 +9,11 @@ export function sleep(msValue: number): Promise<void> {
 }
 
 /** Polls `ready` every `everyMs` until it is true or `timeoutMs` passes; returns whether it was. */
-export async function waitFor(ready: () => boolean, timeoutMs: number, everyMs = 20): Promise<boolean> {
+export async function waitFor(
+  ready: () => boolean,
+  timeoutMs: number,
+  everyMs = 20,
+): Promise<boolean> {
   const until = now() + timeoutMs;
   while (!ready()) {
     if (now() > until) return false;
