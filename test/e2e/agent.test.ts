@@ -145,9 +145,7 @@ describe('trellis agent', function () {
     writeFileSync(join(conf, 'zz-broken.hcl'), 'service {\n  name = "x"\n  prot = 1\n}\n');
     agent.proc.kill('SIGHUP');
     await eventually(async () => agent.output().includes('reload refused'));
-    expect(agent.output()).to.include(
-      'zz-broken.hcl:3:3: service.prot: unknown key; did you mean',
-    );
+    expect(agent.output()).to.include('zz-broken.hcl:3:3: service.prot: unknown key; did you mean');
     const services = await getJSON<Record<string, string[]>>(`${base}/v1/catalog/services`);
     expect(services).to.have.property('web');
 
