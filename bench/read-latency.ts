@@ -22,6 +22,7 @@ import { directoryBytes } from './lib/files.js';
 import { bytes, int, mib, ms, seconds, table } from './lib/format.js';
 import { makePool, putJson, sendOk } from './lib/http.js';
 import { runLoad } from './lib/load.js';
+import { startProbe } from './lib/probe.js';
 import { startServer, type BenchServer } from './lib/server.js';
 import { summarize, type LatencySummary } from './lib/stats.js';
 import { sleep } from './lib/time.js';
@@ -36,6 +37,8 @@ export interface LoadFigures {
   errors: number;
   errorSamples: string[];
   latency: LatencySummary;
+  /** GET /v1/status/leader every 100 ms during the load: how long the server stalled. */
+  probe: LatencySummary;
   dataDirBytes: number;
 }
 
@@ -120,6 +123,7 @@ async function load(
     `read-latency: loading ${int(layout.services)} services, ${int(total)} instances on ${int(layout.nodes)} nodes (${concurrency} concurrent)`,
   );
   const pool = makePool(server.origin, { connections: concurrency });
+  const probe = startProbe(server.origin, '/v1/status/leader', 100);
   try {
     const r = await runLoad({
       concurrency,
@@ -137,6 +141,7 @@ async function load(
       errors: r.errors,
       errorSamples: r.errorSamples,
       latency: summarize(r.latenciesMs),
+      probe: await probe.stop(),
       dataDirBytes: directoryBytes(server.dataDir),
     };
     log(
@@ -259,6 +264,7 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
         { title: 'Write p50 ms', align: 'right' },
         { title: 'Write p99 ms', align: 'right' },
         { title: 'Write max ms', align: 'right' },
+        { title: 'Probe max ms', align: 'right' },
         { title: 'Data dir', align: 'right' },
       ],
       [
@@ -273,6 +279,7 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
           ms(l.latency.p50),
           ms(l.latency.p99),
           ms(l.latency.max),
+          ms(l.probe.max),
           bytes(l.dataDirBytes),
         ],
       ],
@@ -332,6 +339,9 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
       `The catalog is loaded with ${int(l.services)} services of ${int(l.instances / l.services)} ` +
         `instances each (${int(l.instances)} instances, each with a passing service check) on ` +
         `${int(l.nodes)} nodes by ${l.concurrency} concurrent registrations; every write is fsynced. ` +
+        '"Probe max" is the worst latency of a `GET /v1/status/leader` sent every 100 ms on ' +
+        `its own connection during the load (${int(l.probe.count)} probes, p50 ${ms(l.probe.p50)} ms): ` +
+        "it shows the longest time the server's event loop was blocked. " +
         '"Data dir" is the size of the write-ahead log and snapshots after loading.',
       '',
       loadTable,

@@ -18,7 +18,7 @@
 import { fanout } from './fanout.js';
 import { runnable, type Runnable } from './lib/benchmark.js';
 import { describe } from './lib/errors.js';
-import { machineInfo } from './lib/machine.js';
+import { busyPercent, cpuTimes, loadAverage, machineInfo } from './lib/machine.js';
 import { REPORT_PATH } from './lib/paths.js';
 import { header, readPreviousSections, sectionText, writeReport } from './lib/report.js';
 import { stopAllServers } from './lib/server.js';
@@ -66,8 +66,11 @@ async function main(argv: string[]): Promise<number> {
   for (const b of selected) {
     log(`== ${b.name}: ${b.title}`);
     try {
+      const load = loadAverage();
+      const cpu0 = cpuTimes();
       const outcome = await b.execute(log);
-      const text = sectionText({ ...outcome, date: new Date() });
+      const machineBusy = busyPercent(cpu0, cpuTimes());
+      const text = sectionText({ ...outcome, date: new Date(), loadAverage: load, machineBusy });
       sections.set(b.name, text);
       process.stdout.write(`\n${text}\n`);
     } catch (err) {

@@ -1,6 +1,6 @@
 /** A description of the machine a run happened on, for the report header. */
 import { readFileSync } from 'node:fs';
-import { availableParallelism, cpus, release, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { openFileLimit } from './proc.js';
 
 export interface MachineInfo {
@@ -31,4 +31,29 @@ export function machineInfo(): MachineInfo {
     kernel: release(),
     openFileLimit: openFileLimit(),
   };
+}
+
+export interface CpuTimes {
+  busy: number;
+  total: number;
+}
+
+/** Machine-wide CPU time counters (all cores, all processes) from /proc/stat. */
+export function cpuTimes(): CpuTimes {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** Share of the machine's CPU (all cores) that was busy between two readings, in %. */
+export function busyPercent(a: CpuTimes, b: CpuTimes): number {
+  const total = b.total - a.total;
+  return total > 0 ? ((b.busy - a.busy) / total) * 100 : Number.NaN;
+}
+
+/** The 1-minute load average. */
+export function loadAverage(): number {
+  return loadavg()[0] ?? Number.NaN;
 }

@@ -134,7 +134,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   route(app, ['PUT'], '/v1/agent/service/register', async (req, reply) => {
     const reg = normalizeServiceRegistration(jsonBody(req));
     const replace = boolParam(query(req), 'replace-existing-checks');
-    agent.local.addService(reg, 'api', replace || true);
+    agent.local.addService(reg, 'api', replace);
     return reply.code(200).send();
   });
 
