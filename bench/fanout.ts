@@ -260,7 +260,8 @@ export const fanout: Benchmark<FanoutResult> = {
         'answer within 1 s of a write to an unrelated service: 0 means wake-ups are targeted. ' +
         'The CPU columns cover the time from the write to the last answer, in % of one core: ' +
         'a server near 100% is the bottleneck, a client near 100% would mean the figures ' +
-        'understate the server. ' +
+        'understate the server (on a machine busy with other work neither may reach 100%: see ' +
+        'the machine figure above). ' +
         `Parking (connecting and sending every request) took ${parking}.`,
       ...(r.notes.length ? ['', ...r.notes.map((n) => `Note: ${n}`)] : []),
       ...(odd.length ? ['', 'Anomalies:', '', ...odd] : []),

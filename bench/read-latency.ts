@@ -19,7 +19,7 @@
 import type { Benchmark, Log } from './lib/benchmark.js';
 import { envInt, envIntList } from './lib/config.js';
 import { directoryBytes } from './lib/files.js';
-import { bytes, int, mib, ms, seconds, table } from './lib/format.js';
+import { bytes, count, int, mib, ms, seconds, table } from './lib/format.js';
 import { makePool, putJson, sendOk } from './lib/http.js';
 import { runLoad } from './lib/load.js';
 import { startProbe } from './lib/probe.js';
@@ -214,7 +214,7 @@ async function measureReads(
 
 export const readLatency: Benchmark<ReadLatencyResult> = {
   name: 'read-latency',
-  title: 'read latency and memory at 100,000 instances',
+  title: 'read latency and server memory with a loaded catalog',
   async run(log) {
     const layout: Layout = {
       services: envInt('BENCH_READ_SERVICES', 10_000),
@@ -320,7 +320,7 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
         ms(x.latency.p50),
         ms(x.latency.p99),
         ms(x.latency.max),
-        `${int(x.items)} entries, ${bytes(x.responseBytes)}`,
+        `${count(x.items, 'entry', 'entries')}, ${bytes(x.responseBytes)}`,
       ]),
     );
     const errors = [

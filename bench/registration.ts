@@ -14,7 +14,7 @@ import type { Pool } from 'undici';
 import type { Benchmark, Log } from './lib/benchmark.js';
 import { envInt, envIntList } from './lib/config.js';
 import { fsyncLoop, fsyncLoopPromises, type FsyncLoopResult } from './lib/disk.js';
-import { int, ms, table } from './lib/format.js';
+import { count, int, ms, table } from './lib/format.js';
 import { makePool, putJson, sendOk } from './lib/http.js';
 import { runLoad, type LoadOptions, type LoadResult } from './lib/load.js';
 import { measureCpu, type CpuShare } from './lib/cpu.js';
@@ -181,7 +181,7 @@ export const registration: Benchmark<RegistrationResult> = {
     const last = r.levels[r.levels.length - 1];
     const scaling =
       first && last && first !== last
-        ? `Here registration went from ${int(first.register.perSecond)}/s at ${first.concurrency} writer(s) ` +
+        ? `Here registration went from ${int(first.register.perSecond)}/s at ${count(first.concurrency, 'writer', 'writers')} ` +
           `to ${int(last.register.perSecond)}/s at ${last.concurrency} ` +
           `(${(last.register.perSecond / r.fsync.perSecond).toFixed(1)}x the raw sync rate), against ` +
           `${int(last.leader.perSecond)}/s for the leader read at the same concurrency. `
@@ -204,7 +204,7 @@ export const registration: Benchmark<RegistrationResult> = {
         'decoding and validation, encoding the log record, waiting for the batch sync, applying. ' +
         'CPU columns are % of one core over the run (100% = one core busy; the machine has ' +
         'two, shared by client and server): a server well below 100% with requests queued is ' +
-        'waiting, not working.',
+        'waiting, not working (unless other processes hold the cores: see the machine figure above).',
       ...(errors.length ? ['', 'Errors seen (first few):', '', ...errors] : []),
     ].join('\n');
   },

@@ -44,3 +44,8 @@ export function table(columns: readonly Column[], rows: readonly (readonly strin
   const body = rows.map((r) => `| ${r.map(esc).join(' | ')} |`);
   return [head, rule, ...body].join('\n');
 }
+
+/** "1 entry", "3 entries": a count with its noun in the right number. */
+export function count(n: number, singular: string, plural: string): string {
+  return `${int(n)} ${n === 1 ? singular : plural}`;
+}

@@ -9,11 +9,13 @@ import { systemClock, systemRandom } from '../core/index.js';
 import { installConsulHttp, MAX_BODY_BYTES } from '../httpkit/consul-http.js';
 import type { Logger } from '../telemetry/logger.js';
 import { nodeIdFor } from './node-id.js';
-import { splitHostPort } from './server-command.js';
+import { splitHostPort } from './addresses.js';
 
 export interface AgentArgs {
   servers: string[];
   node?: string;
+  /** The node's UUID; read from (or made in) the data dir when absent. */
+  nodeId?: string;
   datacenter: string;
   dataDir: string;
   httpAddr: string;
@@ -40,7 +42,7 @@ export function makeAgent(args: AgentArgs, log: Logger, server: boolean): Trelli
   return new TrellisAgent({
     node: {
       node: nodeName,
-      nodeId: nodeIdFor(args.dataDir),
+      nodeId: args.nodeId ?? nodeIdFor(args.dataDir),
       address: args.advertise ?? '127.0.0.1',
       datacenter: args.datacenter,
       meta: server

@@ -1,10 +1,20 @@
-/** `trellis server`: argv -> catalog server. */
-import type { FastifyInstance } from 'fastify';
+/**
+ * `trellis server`: argv -> a catalog server plus the agent of its own node, whose /v1/agent/*
+ * routes the server serves (as a Consul server is also an agent). Layout of --data-dir:
+ *   <data-dir>/node-id   this node's UUID
+ *   <data-dir>/catalog/  write-ahead log and snapshots
+ *   <data-dir>/agent/    the node's own agent state
+ */
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { newId, systemClock, systemRandom } from '../core/index.js';
+import { join } from 'node:path';
+import type { TrellisAgent } from '../agent/agent.js';
+import { agentRoutes } from '../agent/http/agent-routes.js';
 import { startServer, type CatalogServer } from '../catalog/server.js';
+import { newId, systemClock, systemRandom } from '../core/index.js';
 import type { Logger } from '../telemetry/logger.js';
+import { concretePort, dialable, splitHostPort } from './addresses.js';
+import { makeAgent } from './agent-command.js';
 import { nodeIdFor } from './node-id.js';
 
 export interface ServerArgs {
@@ -13,31 +23,46 @@ export interface ServerArgs {
   node?: string;
   bind: string;
   advertise?: string;
+  configDir?: string;
   snapshotEvery?: number;
   sessionMinTtlMs?: number;
   nodeGraceMs?: number;
 }
 
-export function splitHostPort(addr: string, defPort: number): { host: string; port: number } {
-  const m = /^\[(.+)\]:(\d+)$/.exec(addr) ?? /^([^:]+):(\d+)$/.exec(addr);
-  if (m) return { host: m[1]!, port: Number(m[2]) };
-  return { host: addr, port: defPort };
+export interface RunningServer {
+  server: CatalogServer;
+  agent: TrellisAgent;
+  address: string;
+  close(): Promise<void>;
 }
 
-export async function runServer(
-  args: ServerArgs,
-  log: Logger,
-  extraRoutes?: (app: FastifyInstance) => void,
-): Promise<CatalogServer> {
+export async function runServer(args: ServerArgs, log: Logger): Promise<RunningServer> {
   mkdirSync(args.dataDir, { recursive: true, mode: 0o700 });
-  const { host, port } = splitHostPort(args.bind, 8500);
+  const bind = await concretePort(args.bind, 8500);
+  const { host, port } = splitHostPort(bind, 8500);
   const nodeName = args.node ?? hostname();
+  const nodeId = nodeIdFor(args.dataDir);
   const advertise = args.advertise ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+  const agent = makeAgent(
+    {
+      servers: [dialable(bind, 8500)],
+      node: nodeName,
+      nodeId,
+      datacenter: args.datacenter,
+      dataDir: join(args.dataDir, 'agent'),
+      httpAddr: bind,
+      advertise,
+      ...(args.configDir ? { configDir: args.configDir } : {}),
+      syncIntervalMs: 10_000,
+    },
+    log,
+    true,
+  );
   const server = await startServer({
-    dataDir: args.dataDir,
+    dataDir: join(args.dataDir, 'catalog'),
     datacenter: args.datacenter,
     nodeName,
-    nodeId: nodeIdFor(args.dataDir),
+    nodeId,
     host,
     port,
     advertiseAddr: advertise,
@@ -45,14 +70,28 @@ export async function runServer(
     random: systemRandom,
     newId,
     log: log.child({ component: 'catalog' }),
-    ...(extraRoutes ? { extraRoutes } : {}),
+    extraRoutes: (app) => agentRoutes(app, agent),
     ...(args.snapshotEvery ? { snapshotEvery: args.snapshotEvery } : {}),
     ...(args.sessionMinTtlMs !== undefined ? { sessionMinTTLms: args.sessionMinTtlMs } : {}),
     ...(args.nodeGraceMs !== undefined ? { nodeGraceMs: args.nodeGraceMs } : {}),
   });
+  try {
+    await agent.start();
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
   log.info(
     { address: server.address, node: nodeName, datacenter: args.datacenter, dataDir: args.dataDir },
     'trellis server ready',
   );
-  return server;
+  return {
+    server,
+    agent,
+    address: server.address,
+    async close() {
+      await agent.stop();
+      await server.close();
+    },
+  };
 }

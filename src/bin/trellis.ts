@@ -9,13 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import { ConfigLoadError } from '../agent/agent.js';
-import { agentRoutes } from '../agent/http/agent-routes.js';
 import { action, runCli, type CliContext, type GlobalArgs } from '../cli/index.js';
 import { describeError } from '../core/index.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
-import { makeAgent, runAgent } from './agent-command.js';
-import { runServer, splitHostPort } from './server-command.js';
-import { createServer } from 'node:net';
+import { runAgent } from './agent-command.js';
+import { runServer } from './server-command.js';
 
 /** Resolves when SIGINT/SIGTERM arrives; SIGHUP calls `onHup`. */
 function untilSignal(onHup?: () => void): Promise<string> {
@@ -109,23 +107,42 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
           .example('$0 server --data-dir /var/lib/trellis --bind 0.0.0.0:8500', 'A catalog server'),
       handler: action<DaemonArgs>(ctx, async (env, args) => {
         const log = createLogger({ level: args['log-level'] });
-        const server = await runServer(
-          {
-            dataDir: args['data-dir']!,
-            datacenter: args.datacenter,
-            bind: args.bind ?? '0.0.0.0:8500',
-            ...(args.node ? { node: args.node } : {}),
-            ...(args.advertise ? { advertise: args.advertise } : {}),
-            ...(args['snapshot-every'] ? { snapshotEvery: args['snapshot-every'] } : {}),
-            ...(args['session-min-ttl'] !== undefined
-              ? { sessionMinTtlMs: args['session-min-ttl'] }
-              : {}),
-            ...(args['node-grace'] !== undefined ? { nodeGraceMs: args['node-grace'] } : {}),
-          },
-          log,
-        );
+        let server;
+        try {
+          server = await runServer(
+            {
+              dataDir: args['data-dir']!,
+              datacenter: args.datacenter,
+              bind: args.bind ?? '0.0.0.0:8500',
+              ...(args.node ? { node: args.node } : {}),
+              ...(args.advertise ? { advertise: args.advertise } : {}),
+              ...(args['config-dir'] ? { configDir: args['config-dir'] } : {}),
+              ...(args['snapshot-every'] ? { snapshotEvery: args['snapshot-every'] } : {}),
+              ...(args['session-min-ttl'] !== undefined
+                ? { sessionMinTtlMs: args['session-min-ttl'] }
+                : {}),
+              ...(args['node-grace'] !== undefined ? { nodeGraceMs: args['node-grace'] } : {}),
+            },
+            log,
+          );
+        } catch (err) {
+          if (err instanceof ConfigLoadError) {
+            env.io.stderr(`${err.diagnostics.join('\n')}\n`);
+            return 2;
+          }
+          throw err;
+        }
         env.io.stdout(`trellis server listening on ${server.address}\n`);
-        const sig = await untilSignal();
+        const sig = await untilSignal(() => {
+          server.agent
+            .reload()
+            .catch((err: unknown) =>
+              log.error(
+                { err: describeError(err) },
+                'reload refused; the running configuration stays',
+              ),
+            );
+        });
         log.info({ signal: sig }, 'shutting down');
         await server.close();
       }),
@@ -254,54 +271,22 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
     });
 }
 
-/** Replaces port 0 with a free port, so the address is known before the server starts. */
-async function concretePort(bind: string): Promise<string> {
-  const { host, port } = splitHostPort(bind, 8500);
-  if (port !== 0) return bind;
-  const free = await new Promise<number>((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-  return `${host.includes(':') ? `[${host}]` : host}:${free}`;
-}
-
 async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<number> {
   const log: Logger = createLogger({ level: args['log-level'] });
   const dataDir = args['data-dir'] ?? mkdtempSync(join(tmpdir(), 'trellis-dev-'));
-  // The in-process agent syncs to the server over HTTP, so it needs the real port up front.
-  const bind = await concretePort(args.bind ?? '127.0.0.1:8500');
-  const node = args.node ?? 'dev';
-  const agent = makeAgent(
+  const running = await runServer(
     {
-      servers: [bind],
-      node,
+      dataDir,
       datacenter: args.datacenter,
-      dataDir: join(dataDir, 'agent'),
-      httpAddr: bind,
-      advertise: '127.0.0.1',
-      ...(args['config-dir'] ? { configDir: args['config-dir'] } : {}),
-      syncIntervalMs: 10_000,
-    },
-    log,
-    true,
-  );
-  const server = await runServer(
-    {
-      dataDir: join(dataDir, 'server'),
-      datacenter: args.datacenter,
-      node,
-      bind,
+      node: args.node ?? 'dev',
+      bind: args.bind ?? '127.0.0.1:8500',
       advertise: '127.0.0.1',
       sessionMinTtlMs: 1000,
+      ...(args['config-dir'] ? { configDir: args['config-dir'] } : {}),
     },
     log,
-    (app) => agentRoutes(app, agent),
   );
-  await agent.start();
+  const agent = running.agent;
   if (!args['no-demo'] && !agent.local.services.has('demo')) {
     agent.local.addService(
       { Name: 'demo', ID: 'demo', Port: 8080, Tags: ['demo'], Meta: { purpose: 'try trellis' } },
@@ -309,7 +294,7 @@ async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<nu
     );
   }
   stdout(
-    `trellis dev ready on http://${server.address} (data in ${dataDir})\n` +
+    `trellis dev ready on http://${running.address} (data in ${dataDir})\n` +
       `  try: trellis catalog services\n        trellis kv put hello world && trellis kv get hello\n`,
   );
   await untilSignal(
@@ -318,8 +303,7 @@ async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<nu
         .reload()
         .catch((err: unknown) => log.error({ err: describeError(err) }, 'reload failed')),
   );
-  await agent.stop();
-  await server.close();
+  await running.close();
   if (!args['data-dir']) rmSync(dataDir, { recursive: true, force: true });
   return 0;
 }

@@ -124,9 +124,9 @@ export function setQueryMeta(reply: FastifyReply, index: number, consistency = '
 }
 
 export function sendJSON(reply: FastifyReply, value: unknown, pretty = false): FastifyReply {
-  // Exactly "application/json": node-consul decodes only that content type.
+  // Exactly "application/json", as Consul sends it; a Buffer keeps fastify from adding a charset.
   reply.header('content-type', 'application/json');
-  return reply.send(pretty ? JSON.stringify(value, null, 4) : JSON.stringify(value));
+  return reply.send(Buffer.from(pretty ? JSON.stringify(value, null, 4) : JSON.stringify(value)));
 }
 
 const ALL_METHODS: HTTPMethods[] = ['GET', 'PUT', 'POST', 'DELETE'];

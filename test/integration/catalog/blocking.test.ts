@@ -93,6 +93,8 @@ describe('blocking queries', function () {
     expect(Number(r.headers['x-consul-index'])).to.equal(idx);
     expect(r.headers['x-consul-knownleader']).to.equal('true');
     expect(r.headers['x-consul-lastcontact']).to.equal('0');
+    // Exactly this type: node-consul's HTTP layer decodes nothing else as JSON.
+    expect(r.headers['content-type']).to.equal('application/json');
     await r.body.dump();
   });
 

@@ -6,6 +6,7 @@
  */
 import { expect } from 'chai';
 import { readdirSync, watch } from 'node:fs';
+import { join } from 'node:path';
 import { Pool } from 'undici';
 import {
   removeDir,
@@ -147,7 +148,7 @@ describe('catalog server durability under SIGKILL', function () {
         } else {
           // Kill the moment a snapshot's temporary file appears (or after 8s at the latest).
           const fallback = setTimeout(kill, 8000);
-          watcher = watch(dir, (_ev, name) => {
+          watcher = watch(join(dir, 'catalog'), (_ev, name) => {
             if (name && String(name).endsWith('.tmp')) {
               clearTimeout(fallback);
               kill();
@@ -162,7 +163,7 @@ describe('catalog server durability under SIGKILL', function () {
       await verify(server.address, acked);
       await server.stop();
       server = undefined;
-      expect(readdirSync(dir).some((f) => f.endsWith('.log'))).to.equal(true);
+      expect(readdirSync(join(dir, 'catalog')).some((f) => f.endsWith('.log'))).to.equal(true);
     });
   }
 });
