@@ -88,6 +88,22 @@ export interface CheckDefinition {
   DeregisterCriticalServiceAfter?: string;
 }
 
+/** The keys of CheckDefinition, for code that copies or canonicalizes one. */
+export const CHECK_DEFINITION_FIELDS = [
+  'HTTP',
+  'Header',
+  'Method',
+  'Body',
+  'TLSServerName',
+  'TLSSkipVerify',
+  'TCP',
+  'GRPC',
+  'GRPCUseTLS',
+  'Interval',
+  'Timeout',
+  'DeregisterCriticalServiceAfter',
+] as const satisfies readonly (keyof CheckDefinition)[];
+
 export interface HealthCheck {
   Node: string;
   CheckID: string;

@@ -32,6 +32,13 @@ function untilSignal(onHup?: () => void): Promise<string> {
   });
 }
 
+/** A broken config dir at start: print every diagnostic and exit 2; rethrow anything else. */
+function configErrorExit(err: unknown, stderr: (s: string) => void): number {
+  if (!(err instanceof ConfigLoadError)) throw err;
+  stderr(`${err.diagnostics.join('\n')}\n`);
+  return 2;
+}
+
 function parseMeta(list: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const kv of list ?? []) {
@@ -126,11 +133,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             log,
           );
         } catch (err) {
-          if (err instanceof ConfigLoadError) {
-            env.io.stderr(`${err.diagnostics.join('\n')}\n`);
-            return 2;
-          }
-          throw err;
+          return configErrorExit(err, env.io.stderr);
         }
         env.io.stdout(`trellis server listening on ${server.address}\n`);
         const sig = await untilSignal(() => {
@@ -224,11 +227,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             log,
           );
         } catch (err) {
-          if (err instanceof ConfigLoadError) {
-            env.io.stderr(`${err.diagnostics.join('\n')}\n`);
-            return 2;
-          }
-          throw err;
+          return configErrorExit(err, env.io.stderr);
         }
         env.io.stdout(`trellis agent listening on ${running.address}\n`);
         const agent = running.agent;

@@ -4,6 +4,7 @@
  * it by anti-entropy (local state wins). Every change bumps `version` and calls `onChange`.
  */
 import {
+  CHECK_DEFINITION_FIELDS,
   NODE_MAINT_CHECK_ID,
   SERVICE_MAINT_PREFIX,
   toAgentService,
@@ -68,20 +69,7 @@ function checkType(def: CheckType): string {
 
 function definitionOf(def: CheckType): CheckDefinition {
   const d: CheckDefinition = {};
-  for (const k of [
-    'HTTP',
-    'Header',
-    'Method',
-    'Body',
-    'TLSServerName',
-    'TLSSkipVerify',
-    'TCP',
-    'GRPC',
-    'GRPCUseTLS',
-    'Interval',
-    'Timeout',
-    'DeregisterCriticalServiceAfter',
-  ] as const) {
+  for (const k of CHECK_DEFINITION_FIELDS) {
     if (def[k] !== undefined) (d as Record<string, unknown>)[k] = def[k];
   }
   return d;

@@ -1,6 +1,7 @@
 /** /v1/catalog/*: register, deregister and the catalog reads. */
 import type { FastifyInstance } from 'fastify';
 import {
+  CHECK_DEFINITION_FIELDS,
   canonicalize,
   isObject,
   name,
@@ -52,20 +53,6 @@ const CHECK_FIELDS = [
   'Timeout',
   'Definition',
 ];
-const DEF_FIELDS = [
-  'HTTP',
-  'Header',
-  'Method',
-  'Body',
-  'TLSServerName',
-  'TLSSkipVerify',
-  'TCP',
-  'GRPC',
-  'GRPCUseTLS',
-  'Interval',
-  'Timeout',
-  'DeregisterCriticalServiceAfter',
-];
 
 /** Node tagged addresses are strings; be lenient with clients that send {Address, Port}. */
 function nodeTaggedAddresses(v: unknown): Record<string, string> {
@@ -103,7 +90,7 @@ export function catalogCheckSpec(
   if (o.Definition !== undefined && o.Definition !== null) {
     if (!isObject(o.Definition))
       throw badRequest(`${p}Definition: must be an object`, `${p}Definition`);
-    definition = canonicalize(o.Definition, DEF_FIELDS, `${p}Definition.`);
+    definition = canonicalize(o.Definition, CHECK_DEFINITION_FIELDS, `${p}Definition.`);
   }
   const def = definition as Record<string, unknown>;
   const type = str(o, 'Type', p) || (def.HTTP ? 'http' : def.TCP ? 'tcp' : def.GRPC ? 'grpc' : '');
