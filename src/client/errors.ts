@@ -80,6 +80,33 @@ export function isConnectionFailure(err: unknown): boolean {
   return !(typeof code === 'string' && LOCAL_ERROR_CODES.has(code));
 }
 
+/** Failures that prove the request never reached the server: safe to send elsewhere. */
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/**
+ * Whether a failed request may be tried at the next server. Reads always may; a write only
+ * when it certainly was not delivered, since a write that reached a server and lost its answer
+ * must not be applied twice (a repeated CAS would report a conflict for its own success).
+ */
+export function mayRetryElsewhere(method: string, err: unknown): boolean {
+  if (method === 'GET' || method === 'HEAD') return true;
+  let cause: unknown = err;
+  for (let depth = 0; cause && depth < 4; depth++) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string' && NOT_SENT_CODES.has(code)) return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 /** Short reason for one failed address, e.g. "ECONNREFUSED" or "timed out after 5000ms". */
 export function failureReason(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;

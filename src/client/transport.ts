@@ -10,7 +10,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import { systemClock, unavailable, type Clock, MeshError } from '../core/index.js';
 import { parseAddress, type Endpoint } from './address.js';
-import { failureReason, isConnectionFailure, statusError } from './errors.js';
+import { failureReason, isConnectionFailure, mayRetryElsewhere, statusError } from './errors.js';
 
 export type HttpMethod = 'GET' | 'PUT' | 'POST' | 'DELETE';
 
@@ -154,6 +154,12 @@ export function createTransport(opts: TransportOptions): Transport {
       } catch (err) {
         if (!(err instanceof ConnectionFailure)) throw err;
         tried.push(`${ep.label} (${err.reason})`);
+        if (!mayRetryElsewhere(req.method, err.cause)) {
+          throw unavailable(
+            `Request to ${ep.label} failed after it was sent (${err.reason}); not retried elsewhere, it may have been applied`,
+            err.cause,
+          );
+        }
         lastCause = err.cause;
         continue;
       }

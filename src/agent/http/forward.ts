@@ -6,6 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Agent, type Dispatcher } from 'undici';
 import { isObject } from '../../api/index.js';
+import { mayRetryElsewhere } from '../../client/index.js';
 import { badRequest, describeError, unavailable } from '../../core/index.js';
 import { jsonBody } from '../../httpkit/consul-http.js';
 
@@ -84,6 +85,7 @@ export function createForwarder(servers: string[]): Forwarder {
           } catch (err) {
             if (ac.signal.aborted) return reply;
             errors.push(`${origins[at]}: ${describeError(err)}`);
+            if (!mayRetryElsewhere(req.method, err)) break;
           }
         }
       } finally {
