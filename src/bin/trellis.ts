@@ -163,8 +163,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
           })
           .option('bind', {
             type: 'string',
-            default: '127.0.0.1:8500',
-            describe: 'Local HTTP API address (also --http-addr for the CLI)',
+            describe: 'Local HTTP API address (default: --http-addr, i.e. 127.0.0.1:8500)',
           })
           .option('advertise', {
             type: 'string',
@@ -211,7 +210,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
               servers: (args.server ?? []).flatMap((s) => s.split(',')).filter(Boolean),
               datacenter: args.datacenter,
               dataDir: args['data-dir']!,
-              httpAddr: args.bind ?? '127.0.0.1:8500',
+              httpAddr: args.bind ?? args.httpAddr,
               ...(args.node ? { node: args.node } : {}),
               ...(args['config-dir'] ? { configDir: args['config-dir'] } : {}),
               ...(args.advertise ? { advertise: args.advertise } : {}),
