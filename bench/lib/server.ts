@@ -48,6 +48,11 @@ export interface StartOptions {
 }
 
 const live = new Set<BenchServer>();
+/** Last resort if this process dies without stopping them: kill our servers, drop their dirs. */
+const emergency = new Map<BenchServer, () => void>();
+process.on('exit', () => {
+  for (const kill of emergency.values()) kill();
+});
 
 export async function startServer(opts: StartOptions): Promise<BenchServer> {
   if (!existsSync(TRELLIS_BIN))
@@ -121,11 +126,16 @@ export async function startServer(opts: StartOptions): Promise<BenchServer> {
     output: () => out,
     async stop() {
       live.delete(server);
+      emergency.delete(server);
       await kill(proc, exited);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
   live.add(server);
+  emergency.set(server, () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
   return server;
 }
 

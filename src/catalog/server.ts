@@ -15,6 +15,7 @@ import type { Clock, Random } from '../core/index.js';
 import { installConsulHttp, MAX_BODY_BYTES } from '../httpkit/consul-http.js';
 import { catalogRoutes } from './http/catalog-routes.js';
 import type { CatalogContext, CatalogLogger } from './http/context.js';
+import { ResponseCache } from './http/response-cache.js';
 import { healthRoutes } from './http/health-routes.js';
 import { kvRoutes } from './http/kv-routes.js';
 import { sessionRoutes } from './http/session-routes.js';
@@ -99,6 +100,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     sessions,
     log: opts.log,
     newId: opts.newId,
+    responses: new ResponseCache(),
   };
 
   const app = Fastify({

@@ -7,6 +7,7 @@ import type { StateStore } from '../state/state-store.js';
 import type { Writer } from '../state/writer.js';
 import type { Liveness } from '../liveness.js';
 import type { SessionTimers } from '../session-timers.js';
+import type { ResponseCache } from './response-cache.js';
 
 export interface CatalogLogger {
   info(obj: object, msg: string): void;
@@ -27,4 +28,6 @@ export interface CatalogContext {
   sessions: SessionTimers;
   log: CatalogLogger;
   newId(): string;
+  /** Reads answered since the last write, shared by identical queries. */
+  responses: ResponseCache;
 }

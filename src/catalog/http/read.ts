@@ -4,10 +4,11 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { compileFilter } from '../../api/filter.js';
-import { blockingParams, param, query, sendJSON, setQueryMeta } from '../../httpkit/consul-http.js';
+import { blockingParams, param, query, setQueryMeta } from '../../httpkit/consul-http.js';
 import { blockingQuery } from '../state/blocking.js';
 import type { QueryResult } from '../state/queries.js';
 import type { CatalogContext } from './context.js';
+import type { CachedBody } from './response-cache.js';
 
 export interface ReadOptions {
   /** Apply ?filter to the elements of an array result (or values of an object result). */
@@ -32,9 +33,11 @@ export async function read<T>(
   const ac = new AbortController();
   const onClose = (): void => ac.abort();
   reply.raw.once('close', onClose);
+  const key = cacheKey(req.url);
+  const cachedRun = (): QueryResult<T> => ctx.responses.result(key, ctx.state.lastIndex, run);
   let r: QueryResult<T>;
   try {
-    r = await blockingQuery(ctx.state.hub, run, {
+    r = await blockingQuery(ctx.state.hub, cachedRun, {
       minIndex: bp.index,
       waitMs: bp.waitMs,
       clock: ctx.clock,
@@ -45,7 +48,39 @@ export async function read<T>(
     reply.raw.off('close', onClose);
   }
   setQueryMeta(reply, r.index, bp.consistency);
-  let value: unknown = r.value;
+  const hit = ctx.responses.body(key, r);
+  if (hit) return sendCached(reply, hit);
+  const answer = shape(r.value, predicate, opts, q.pretty !== undefined);
+  ctx.responses.setBody(key, r, answer);
+  return sendCached(reply, answer);
+}
+
+function sendCached(reply: FastifyReply, a: CachedBody): FastifyReply {
+  reply.code(a.status);
+  if (a.body === null) return reply.send();
+  reply.header('content-type', 'application/json');
+  return reply.send(a.body);
+}
+
+/** The request's path and parameters, less the ones that only say how long to wait. */
+function cacheKey(url: string): string {
+  const i = url.indexOf('?');
+  if (i < 0) return url;
+  const params = url
+    .slice(i + 1)
+    .split('&')
+    .filter((p) => !/^(index|wait|stale|consistent|cached)(=|$)/.test(p));
+  return `${url.slice(0, i)}?${params.join('&')}`;
+}
+
+/** Applies ?filter and the empty-result status, and serializes. */
+function shape(
+  raw: unknown,
+  predicate: ((item: unknown) => boolean) | undefined,
+  opts: ReadOptions,
+  pretty: boolean,
+): CachedBody {
+  let value: unknown = raw;
   if (predicate && opts.filterField && value && typeof value === 'object') {
     const obj = value as Record<string, unknown>;
     const list = obj[opts.filterField];
@@ -57,7 +92,10 @@ export async function read<T>(
     }
   }
   if (opts.emptyStatus && (value === null || (Array.isArray(value) && value.length === 0))) {
-    return reply.code(opts.emptyStatus).send();
+    return { status: opts.emptyStatus, body: null };
   }
-  return sendJSON(reply, value, q.pretty !== undefined);
+  return {
+    status: 200,
+    body: Buffer.from(pretty ? JSON.stringify(value, null, 4) : JSON.stringify(value)),
+  };
 }

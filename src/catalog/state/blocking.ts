@@ -40,6 +40,9 @@ export async function blockingQuery<T>(
         resolve();
       }
     });
+    // Let the write that woke us answer its own client first; thousands of woken reads
+    // would otherwise run ahead of it in the microtask queue.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     r = run();
   }
   return r;
