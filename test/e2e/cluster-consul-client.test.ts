@@ -65,14 +65,19 @@ describe('consul npm client against a server and two agents', function () {
 
   consulCompatSuite({ consul: () => a, other: () => b, node: 'host-a' });
 
-  it('answers the agent API for the server\'s own node on the server', async () => {
+  it("answers the agent API for the server's own node on the server", async () => {
     const srv = new Consul({ ...hostPort(server.address) });
     const self = (await srv.agent.self()) as { Config: { NodeName: string; Server: boolean } };
     expect(self.Config).to.include({ NodeName: 'srv1', Server: true });
     await srv.agent.service.register({ name: 'on-server', id: 'on-server-1', port: 1234 } as never);
-    await eventually(async () => ((await a.catalog.service.nodes('on-server')) as { Node: string }[])[0]?.Node === 'srv1');
+    await eventually(
+      async () =>
+        ((await a.catalog.service.nodes('on-server')) as { Node: string }[])[0]?.Node === 'srv1',
+    );
     await srv.agent.service.deregister('on-server-1');
-    await eventually(async () => ((await a.catalog.service.nodes('on-server')) as unknown[]).length === 0);
+    await eventually(
+      async () => ((await a.catalog.service.nodes('on-server')) as unknown[]).length === 0,
+    );
     const consulSvc = (await a.catalog.service.nodes('consul')) as { Node: string }[];
     expect(consulSvc.map((s) => s.Node)).to.deep.equal(['srv1']);
   });

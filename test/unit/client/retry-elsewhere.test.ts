@@ -12,7 +12,9 @@ describe('client: which failures may go to the next server', () => {
   it('retries writes only when they were certainly not delivered', () => {
     expect(mayRetryElsewhere('PUT', err('ECONNREFUSED'))).to.equal(true);
     expect(mayRetryElsewhere('PUT', err('UND_ERR_CONNECT_TIMEOUT'))).to.equal(true);
-    expect(mayRetryElsewhere('PUT', new Error('wrapped', { cause: err('EHOSTUNREACH') }))).to.equal(true);
+    expect(mayRetryElsewhere('PUT', new Error('wrapped', { cause: err('EHOSTUNREACH') }))).to.equal(
+      true,
+    );
     expect(mayRetryElsewhere('PUT', err('ECONNRESET'))).to.equal(false);
     expect(mayRetryElsewhere('DELETE', err('UND_ERR_HEADERS_TIMEOUT'))).to.equal(false);
   });
