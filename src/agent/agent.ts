@@ -119,9 +119,30 @@ export class TrellisAgent {
   }
 
   #onLocalChange(): void {
+    // Wake hash-blocking reads of the local API (even while loading: they read local state).
+    const waiters = this.#changeWaiters;
+    this.#changeWaiters = [];
+    for (const w of waiters) w();
     if (this.#loading) return;
     this.#persist();
     this.sync.trigger();
+  }
+
+  #changeWaiters: (() => void)[] = [];
+
+  /** Resolves at the next change of local state, after `ms`, or when `signal` aborts. */
+  waitForChange(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.opts.clock.clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        this.#changeWaiters = this.#changeWaiters.filter((w) => w !== done);
+        resolve();
+      };
+      const timer = this.opts.clock.setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+      this.#changeWaiters.push(done);
+    });
   }
 
   /** Loads persisted and config-dir definitions; throws ConfigLoadError on any file error. */

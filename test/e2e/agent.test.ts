@@ -223,6 +223,40 @@ describe('trellis agent', function () {
     );
   });
 
+  it('answers hash-blocking reads of a local service when it changes', async () => {
+    const agent = await startAgent(agentArgs('hash-host', dir('a5')));
+    const base = `http://${agent.address}`;
+    const register = async (tags: string[]): Promise<void> => {
+      const r = await request(`${base}/v1/agent/service/register`, {
+        method: 'PUT',
+        body: JSON.stringify({ Name: 'hashed', ID: 'hashed-1', Port: 1, Tags: tags }),
+      });
+      expect(r.statusCode).to.equal(200);
+      await r.body.dump();
+    };
+    await register(['a']);
+    const first = await request(`${base}/v1/agent/service/hashed-1`);
+    const hash = first.headers['x-consul-contenthash'] as string;
+    expect(hash).to.match(/^[0-9a-f]{16}$/);
+    await first.body.dump();
+    let answered = false;
+    const waiting = request(`${base}/v1/agent/service/hashed-1?hash=${hash}&wait=20s`).then(
+      async (r) => {
+        answered = true;
+        return {
+          hash: r.headers['x-consul-contenthash'],
+          body: (await r.body.json()) as { Tags: string[] },
+        };
+      },
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(answered, 'an unchanged service keeps the read waiting').to.equal(false);
+    await register(['b']);
+    const res = await waiting;
+    expect(res.hash).to.not.equal(hash);
+    expect(res.body.Tags).to.deep.equal(['b']);
+  });
+
   it('forwards to the next server when the first cannot be reached', async () => {
     const data = dir('a4');
     mkdirSync(data, { recursive: true });

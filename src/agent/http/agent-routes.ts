@@ -1,5 +1,6 @@
 /** /v1/agent/*: this host's services, checks, maintenance, members and self. */
 import type { FastifyInstance } from 'fastify';
+import { createHash } from 'node:crypto';
 import { compileFilter } from '../../api/filter.js';
 import {
   canonicalize,
@@ -15,7 +16,15 @@ import {
   type Member,
 } from '../../api/index.js';
 import { badRequest, notFound } from '../../core/index.js';
-import { boolParam, jsonBody, param, query, route, sendJSON } from '../../httpkit/consul-http.js';
+import {
+  blockingParams,
+  boolParam,
+  jsonBody,
+  param,
+  query,
+  route,
+  sendJSON,
+} from '../../httpkit/consul-http.js';
 import type { TrellisAgent } from '../agent.js';
 import type { LocalCheck } from '../local/local-state.js';
 
@@ -124,11 +133,32 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     return sendJSON(reply, filtered(out, param(query(req), 'filter')));
   });
 
+  // Hash-blocking, as Consul's agent does it: ?hash=<X-Consul-ContentHash>&wait=30s waits for
+  // the instance to change (or to disappear) before answering.
   route(app, ['GET'], '/v1/agent/service/:id', async (req, reply) => {
     const id = (req.params as { id: string }).id;
-    const svc = agentService(agent, id);
-    if (!svc) throw notFound(`unknown service ID: ${id}`);
-    return sendJSON(reply, svc);
+    const q = query(req);
+    const hash = param(q, 'hash');
+    const { waitMs } = blockingParams(q);
+    const deadline = agent.opts.clock.now() + waitMs;
+    const ac = new AbortController();
+    const onClose = (): void => ac.abort();
+    reply.raw.once('close', onClose);
+    try {
+      for (;;) {
+        const svc = agentService(agent, id);
+        if (!svc) throw notFound(`unknown service ID: ${id}`);
+        const current = contentHash(svc);
+        const remaining = deadline - agent.opts.clock.now();
+        if (!hash || hash !== current || remaining <= 0 || ac.signal.aborted) {
+          reply.header('X-Consul-ContentHash', current);
+          return sendJSON(reply, { ...svc, ContentHash: current });
+        }
+        await agent.waitForChange(remaining, ac.signal);
+      }
+    } finally {
+      reply.raw.off('close', onClose);
+    }
   });
 
   route(app, ['PUT'], '/v1/agent/service/register', async (req, reply) => {
@@ -246,6 +276,11 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     await agent.reload();
     return reply.code(200).send();
   });
+}
+
+/** A short stable hash of an instance, for hash-blocking reads. */
+function contentHash(svc: AgentService): string {
+  return createHash('sha256').update(JSON.stringify(svc)).digest('hex').slice(0, 16);
 }
 
 function member(name: string, addr: string, dc: string, server: boolean, status: number): Member {
