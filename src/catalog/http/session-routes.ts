@@ -54,7 +54,7 @@ function sessionFromBody(
   }
   let lockDelay = DEFAULT_LOCK_DELAY_NS;
   if (typeof b.LockDelay === 'number')
-    lockDelay = b.LockDelay < 1e6 ? b.LockDelay * 1e9 : b.LockDelay; // seconds or ns
+    lockDelay = b.LockDelay < 1000 ? b.LockDelay * 1e9 : b.LockDelay; // as Consul: below 1000 means seconds, else ns
   else if (typeof b.LockDelay === 'string') {
     const ms = parseDuration(b.LockDelay);
     if (ms === undefined)
