@@ -20,6 +20,32 @@ export class CatalogTable {
   /** node name -> check id -> check */
   readonly checksByNode = new Map<string, Map<string, HealthCheck>>();
   instanceCount = 0;
+  /** service name -> tag -> number of instances carrying it (for /v1/catalog/services) */
+  readonly #tagCounts = new Map<string, Map<string, number>>();
+  #sortedNames: string[] | null = null;
+
+  /** Service names in order; recomputed only when a name appears or disappears. */
+  serviceNames(): readonly string[] {
+    this.#sortedNames ??= [...this.servicesByName.keys()].sort();
+    return this.#sortedNames;
+  }
+
+  /** The union of the tags of a service's instances, sorted. */
+  serviceTags(name: string): string[] {
+    const counts = this.#tagCounts.get(name);
+    return counts ? [...counts.keys()].sort() : [];
+  }
+
+  #countTags(row: ServiceRow, delta: 1 | -1): void {
+    let counts = this.#tagCounts.get(row.svc.Service);
+    if (!counts) this.#tagCounts.set(row.svc.Service, (counts = new Map()));
+    for (const t of new Set(row.svc.Tags)) {
+      const n = (counts.get(t) ?? 0) + delta;
+      if (n > 0) counts.set(t, n);
+      else counts.delete(t);
+    }
+    if (counts.size === 0) this.#tagCounts.delete(row.svc.Service);
+  }
 
   getService(node: string, id: string): ServiceRow | undefined {
     return this.servicesByNode.get(node)?.get(id);
@@ -28,12 +54,17 @@ export class CatalogTable {
   putService(row: ServiceRow): void {
     const old = this.getService(row.node, row.svc.ID);
     if (old && old.svc.Service !== row.svc.Service) this.#unindexName(old);
-    if (!old) this.instanceCount++;
+    if (old) this.#countTags(old, -1);
+    else this.instanceCount++;
+    this.#countTags(row, 1);
     let byId = this.servicesByNode.get(row.node);
     if (!byId) this.servicesByNode.set(row.node, (byId = new Map()));
     byId.set(row.svc.ID, row);
     let byName = this.servicesByName.get(row.svc.Service);
-    if (!byName) this.servicesByName.set(row.svc.Service, (byName = new Map()));
+    if (!byName) {
+      this.servicesByName.set(row.svc.Service, (byName = new Map()));
+      this.#sortedNames = null;
+    }
     byName.set(`${row.node}\0${row.svc.ID}`, row);
   }
 
@@ -41,6 +72,7 @@ export class CatalogTable {
     const old = this.getService(node, id);
     if (!old) return undefined;
     this.instanceCount--;
+    this.#countTags(old, -1);
     const byId = this.servicesByNode.get(node)!;
     byId.delete(id);
     if (byId.size === 0) this.servicesByNode.delete(node);
@@ -52,7 +84,10 @@ export class CatalogTable {
     const byName = this.servicesByName.get(row.svc.Service);
     if (!byName) return;
     byName.delete(`${row.node}\0${row.svc.ID}`);
-    if (byName.size === 0) this.servicesByName.delete(row.svc.Service);
+    if (byName.size === 0) {
+      this.servicesByName.delete(row.svc.Service);
+      this.#sortedNames = null;
+    }
   }
 
   getCheck(node: string, id: string): HealthCheck | undefined {

@@ -88,8 +88,12 @@ export function catalogServices(
   nodeMeta?: Record<string, string>,
 ): QueryResult<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
-  const names = [...st.catalog.servicesByName.keys()].sort();
-  for (const name of names) {
+  for (const name of st.catalog.serviceNames()) {
+    if (!nodeMeta) {
+      out[name] = st.catalog.serviceTags(name);
+      continue;
+    }
+    // Filtering by node metadata has to look at each instance's node.
     const tags = new Set<string>();
     let any = false;
     for (const r of st.catalog.servicesByName.get(name)!.values()) {

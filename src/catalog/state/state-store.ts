@@ -555,27 +555,34 @@ export class StateStore {
 
   // ---- snapshot -----------------------------------------------------------------------------
 
-  /** Serializes the whole state (at lastIndex) for the durable store's snapshot. */
-  serialize(): Buffer {
+  /**
+   * Captures the whole state at lastIndex. Cheap and synchronous: it copies references only.
+   * That is safe because rows are never changed in place (every write stores a new object), so
+   * the capture can be serialized later, in slices, while writes go on.
+   */
+  capture(): StateCapture {
     const services: ServiceRow[] = [];
     for (const byId of this.catalog.servicesByNode.values())
       for (const r of byId.values()) services.push(r);
     const checks: HealthCheck[] = [];
     for (const byId of this.catalog.checksByNode.values())
       for (const c of byId.values()) checks.push(c);
-    return Buffer.from(
-      JSON.stringify({
-        v: 1,
-        lastIndex: this.lastIndex,
-        nodes: [...this.catalog.nodes.values()],
-        services,
-        checks,
-        kv: [...this.kv.entries.values()],
-        tombstones: [...this.kv.tombstones],
-        sessions: [...this.sessions.values()],
-        indexes: this.indexes.toJSON(),
-      }),
-    );
+    return {
+      v: 1,
+      lastIndex: this.lastIndex,
+      nodes: [...this.catalog.nodes.values()],
+      services,
+      checks,
+      kv: [...this.kv.entries.values()],
+      tombstones: [...this.kv.tombstones],
+      sessions: [...this.sessions.values()],
+      indexes: this.indexes.toJSON(),
+    };
+  }
+
+  /** Serializes the whole state at once (tests, small states). */
+  serialize(): Buffer {
+    return Buffer.from(JSON.stringify(this.capture()));
   }
 
   static deserialize(data: Buffer): StateStore {
@@ -594,6 +601,40 @@ export class StateStore {
     st.indexes = IndexTable.from(s.indexes);
     return st;
   }
+}
+
+export type StateCapture = SerializedState;
+
+/**
+ * Serializes a capture to the same bytes as JSON.stringify, a slice of rows at a time, yielding
+ * to the event loop between slices so a large snapshot does not stall requests.
+ */
+export async function serializeCapture(
+  c: StateCapture,
+  yieldNow: () => Promise<void>,
+  slice = 2000,
+): Promise<Buffer> {
+  const parts: string[] = [`{"v":${c.v},"lastIndex":${c.lastIndex}`];
+  for (const key of [
+    'nodes',
+    'services',
+    'checks',
+    'kv',
+    'tombstones',
+    'sessions',
+    'indexes',
+  ] as const) {
+    const rows: readonly unknown[] = c[key];
+    parts.push(`,"${key}":[`);
+    for (let i = 0; i < rows.length; i += slice) {
+      const chunk = rows.slice(i, i + slice).map((r) => JSON.stringify(r));
+      parts.push((i > 0 ? ',' : '') + chunk.join(','));
+      if (i + slice < rows.length) await yieldNow();
+    }
+    parts.push(']');
+  }
+  parts.push('}');
+  return Buffer.from(parts.join(''));
 }
 
 interface SerializedState {

@@ -10,7 +10,7 @@
 import { deferred, storageError, type Deferred } from '../../core/index.js';
 import type { DurableStore } from '../store/types.js';
 import type { Command } from './commands.js';
-import type { ApplyResult, StateStore } from './state-store.js';
+import { serializeCapture, type ApplyResult, type StateStore } from './state-store.js';
 
 interface Pending {
   index: number;
@@ -96,9 +96,10 @@ export class Writer {
   snapshotNow(): Promise<void> {
     if (this.#snapshotting) return this.#snapshotting;
     this.#sinceSnapshot = 0;
-    const snap = { index: this.#state.lastIndex, data: this.#state.serialize() };
-    this.#snapshotting = this.#store
-      .snapshot(snap)
+    const capture = this.#state.capture();
+    const yieldNow = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    this.#snapshotting = serializeCapture(capture, yieldNow)
+      .then((data) => this.#store.snapshot({ index: capture.lastIndex, data }))
       .catch((err: unknown) =>
         this.#log?.warn({ err }, 'snapshot failed; the log keeps every write'),
       )

@@ -2,7 +2,11 @@
 import { expect } from 'chai';
 import type { CheckSpec, Command, RegisterCommand } from '../../../src/catalog/state/commands.js';
 import * as Q from '../../../src/catalog/state/queries.js';
-import { StateStore, type TxnResult } from '../../../src/catalog/state/state-store.js';
+import {
+  serializeCapture,
+  StateStore,
+  type TxnResult,
+} from '../../../src/catalog/state/state-store.js';
 
 function node(name: string, address = '198.18.0.1'): RegisterCommand['node'] {
   return { ID: '', Node: name, Address: address, Datacenter: 'dc1', TaggedAddresses: {}, Meta: {} };
@@ -295,6 +299,31 @@ describe('catalog state store', () => {
     expect(h.st.kv.get('a')).to.include({ Value: 'MQ==', ModifyIndex: 1 });
     expect(h.st.kv.get('new')).to.equal(undefined);
     expect(h.st.kv.tombstones.has('a')).to.equal(false);
+  });
+
+  it('keeps the tag union of /v1/catalog/services up to date as instances change', () => {
+    const h = new Harness();
+    h.apply(registerCmd('n1', { id: 'web-1', name: 'web', tags: ['a', 'b'] }));
+    h.apply(registerCmd('n2', { id: 'web-2', name: 'web', tags: ['b', 'c'] }));
+    expect(Q.catalogServices(h.st).value).to.deep.equal({ web: ['a', 'b', 'c'] });
+    h.apply(registerCmd('n1', { id: 'web-1', name: 'web', tags: ['b'] }));
+    expect(Q.catalogServices(h.st).value).to.deep.equal({ web: ['b', 'c'] });
+    h.apply(registerCmd('n1', { id: 'web-1', name: 'api', tags: ['z'] }));
+    h.apply({ type: 'deregister', node: 'n2', serviceID: 'web-2' });
+    expect(Q.catalogServices(h.st).value).to.deep.equal({ api: ['z'] });
+  });
+
+  it('serializes in slices to exactly the bytes of a one-shot serialization', async () => {
+    const h = new Harness();
+    for (let i = 0; i < 25; i++)
+      h.apply(
+        registerCmd(`n${i}`, { id: `s${i}`, name: 'web' }, [check(`c${i}`, 'passing', `s${i}`)]),
+      );
+    h.apply({ type: 'kv-set', key: 'k', value: 'eA==', flags: 0, at: 0 });
+    let yields = 0;
+    const sliced = await serializeCapture(h.st.capture(), async () => void yields++, 7);
+    expect(sliced.equals(h.st.serialize())).to.equal(true);
+    expect(yields).to.be.greaterThan(3);
   });
 
   it('serializes and restores to an identical state', () => {
