@@ -5,7 +5,7 @@
  * acknowledged must be there.
  */
 import { expect } from 'chai';
-import { readdirSync, watch } from 'node:fs';
+import { existsSync, readdirSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { Pool } from 'undici';
 import {
@@ -148,8 +148,14 @@ describe('catalog server durability under SIGKILL', function () {
         } else {
           // Kill the moment a snapshot's temporary file appears (or after 8s at the latest).
           const fallback = setTimeout(kill, 8000);
+          // A .tmp event also fires when recovery deletes a leftover file or a snapshot is
+          // renamed into place: act only on one that exists, i.e. is being written now.
           watcher = watch(join(dir, 'catalog'), (_ev, name) => {
-            if (name && String(name).endsWith('.tmp')) {
+            if (
+              name &&
+              String(name).endsWith('.tmp') &&
+              existsSync(join(dir, 'catalog', String(name)))
+            ) {
               clearTimeout(fallback);
               kill();
             }
