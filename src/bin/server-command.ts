@@ -27,6 +27,9 @@ export interface ServerArgs {
   snapshotEvery?: number;
   sessionMinTtlMs?: number;
   nodeGraceMs?: number;
+  /** For the server's own node, as on an agent. */
+  nodeMeta?: Record<string, string>;
+  enableScriptChecks?: boolean;
 }
 
 export interface RunningServer {
@@ -53,6 +56,8 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
       httpAddr: bind,
       advertise,
       ...(args.configDir ? { configDir: args.configDir } : {}),
+      ...(args.nodeMeta ? { nodeMeta: args.nodeMeta } : {}),
+      enableScriptChecks: args.enableScriptChecks ?? false,
       syncIntervalMs: 10_000,
     },
     log,

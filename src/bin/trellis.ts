@@ -9,11 +9,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import { ConfigLoadError } from '../agent/agent.js';
-import { action, runCli, type CliContext, type GlobalArgs } from '../cli/index.js';
+import { action, runCli, UsageError, type CliContext, type GlobalArgs } from '../cli/index.js';
+import type { AgentSettings, LogLevel } from '../config/index.js';
 import { describeError } from '../core/index.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { runAgent } from './agent-command.js';
 import { runServer } from './server-command.js';
+import {
+  DEFAULT_DATACENTER,
+  DEFAULT_LOG_LEVEL,
+  DEFAULT_SERVER_BIND,
+  logRestartNeeded,
+  readSettings,
+  resolveAgent,
+  resolveServer,
+  unusedSettings,
+  type DaemonFlags,
+} from './settings.js';
 
 /** Resolves when SIGINT/SIGTERM arrives; SIGHUP calls `onHup`. */
 function untilSignal(onHup?: () => void): Promise<string> {
@@ -43,7 +55,7 @@ function parseMeta(list: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const kv of list ?? []) {
     const i = kv.indexOf(':');
-    if (i <= 0) throw new Error(`--node-meta "${kv}": expected key:value`);
+    if (i <= 0) throw new UsageError(`--node-meta "${kv}": expected key:value`);
     out[kv.slice(0, i)] = kv.slice(i + 1);
   }
   return out;
@@ -51,14 +63,14 @@ function parseMeta(list: string[] | undefined): Record<string, string> {
 
 interface DaemonArgs extends GlobalArgs {
   node?: string;
-  datacenter: string;
+  datacenter?: string;
   'data-dir'?: string;
   bind?: string;
   advertise?: string;
   server?: string[];
   'config-dir'?: string;
   'enable-script-checks'?: boolean;
-  'log-level': string;
+  'log-level'?: LogLevel;
   'snapshot-every'?: number;
   'session-min-ttl'?: number;
   'node-grace'?: number;
@@ -69,14 +81,69 @@ interface DaemonArgs extends GlobalArgs {
   'no-demo'?: boolean;
 }
 
+/** A number flag in ms (or a count); undefined when not given. */
+function numberFlag(value: number | undefined, flag: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || value < min)
+    throw new UsageError(`--${flag} must be an integer of at least ${min}`);
+  return value;
+}
+
+/** Did the command line itself say --http-addr (rather than its env/default value)? */
+function httpAddrGiven(argv: readonly string[]): boolean {
+  return argv.some((a) => /^--(http-addr|httpAddr)(=|$)/.test(a));
+}
+
+/**
+ * The daemon flags the command line gave. Daemon flags have no yargs defaults, so an absent
+ * flag is undefined and a config-dir setting can take its place (see settings.ts).
+ */
+function givenFlags(args: DaemonArgs, argv: readonly string[]): DaemonFlags {
+  return {
+    node: args.node,
+    datacenter: args.datacenter,
+    dataDir: args['data-dir'],
+    advertise: args.advertise,
+    bind: args.bind,
+    httpAddr: httpAddrGiven(argv) ? args.httpAddr : undefined,
+    servers: args.server?.flatMap((s) => s.split(',')).filter(Boolean),
+    enableScriptChecks: args['enable-script-checks'],
+    nodeMeta: args['node-meta'] ? parseMeta(args['node-meta']) : undefined,
+    logLevel: args['log-level'],
+    heartbeatIntervalMs: numberFlag(args['heartbeat-interval'], 'heartbeat-interval', 1),
+    heartbeatTtlMs: numberFlag(args['heartbeat-ttl'], 'heartbeat-ttl', 1),
+    syncIntervalMs: numberFlag(args['sync-interval'], 'sync-interval', 1),
+    snapshotEvery: numberFlag(args['snapshot-every'], 'snapshot-every', 1),
+    sessionMinTtlMs: numberFlag(args['session-min-ttl'], 'session-min-ttl', 0),
+    nodeGraceMs: numberFlag(args['node-grace'], 'node-grace', 0),
+  };
+}
+
+function logUnused(log: Logger, role: 'agent' | 'server', file: AgentSettings): void {
+  const unused = unusedSettings(role, file);
+  const other = role === 'agent' ? 'a server' : 'an agent';
+  if (unused.length > 0) log.info({ settings: unused }, `settings only ${other} uses; ignored`);
+}
+
 function commonOptions(y: Argv<GlobalArgs>): Argv<DaemonArgs> {
   return y
-    .option('node', { type: 'string', describe: 'Node name (default: the hostname)' })
-    .option('datacenter', { type: 'string', default: 'dc1', describe: 'Datacenter name' })
+    .option('node', {
+      type: 'string',
+      describe: 'Node name (default: node_name in --config-dir, else the hostname)',
+    })
+    .option('datacenter', {
+      type: 'string',
+      defaultDescription: DEFAULT_DATACENTER,
+      describe: 'Datacenter name',
+    })
     .option('data-dir', { type: 'string', describe: 'Directory for durable state' })
+    .option('config-dir', {
+      type: 'string',
+      describe: 'Directory of service definitions and settings (*.hcl, *.json)',
+    })
     .option('log-level', {
       type: 'string',
-      default: 'info',
+      defaultDescription: DEFAULT_LOG_LEVEL,
       choices: ['debug', 'info', 'warn', 'error'],
     }) as unknown as Argv<DaemonArgs>;
 }
@@ -90,7 +157,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
         commonOptions(y)
           .option('bind', {
             type: 'string',
-            default: '0.0.0.0:8500',
+            defaultDescription: DEFAULT_SERVER_BIND,
             describe: 'HTTP API listen address host:port',
           })
           .option('advertise', {
@@ -99,7 +166,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
           })
           .option('snapshot-every', {
             type: 'number',
-            default: 10000,
+            defaultDescription: '10000',
             describe: 'Snapshot after this many writes',
           })
           .option('session-min-ttl', {
@@ -110,35 +177,32 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             type: 'number',
             describe: 'Grace after start before silent nodes turn critical, ms (default 30000)',
           })
-          .demandOption('data-dir')
-          .example('$0 server --data-dir /var/lib/trellis --bind 0.0.0.0:8500', 'A catalog server'),
+          .example('$0 server --data-dir /var/lib/trellis --bind 0.0.0.0:8500', 'A catalog server')
+          .example('$0 server --config-dir /etc/trellis.d', 'Settings from /etc/trellis.d/*.hcl'),
       handler: action<DaemonArgs>(ctx, async (env, args) => {
-        const log = createLogger({ level: args['log-level'] });
+        const configDir = args['config-dir'];
+        let file: AgentSettings;
+        try {
+          file = await readSettings(configDir);
+        } catch (err) {
+          return configErrorExit(err, env.io.stderr);
+        }
+        const flags = givenFlags(args, env.argv);
+        const { logLevel, ...settings } = resolveServer(flags, file);
+        const log = createLogger({ level: logLevel });
+        logUnused(log, 'server', file);
         let server;
         try {
-          server = await runServer(
-            {
-              dataDir: args['data-dir']!,
-              datacenter: args.datacenter,
-              bind: args.bind ?? '0.0.0.0:8500',
-              ...(args.node ? { node: args.node } : {}),
-              ...(args.advertise ? { advertise: args.advertise } : {}),
-              ...(args['config-dir'] ? { configDir: args['config-dir'] } : {}),
-              ...(args['snapshot-every'] ? { snapshotEvery: args['snapshot-every'] } : {}),
-              ...(args['session-min-ttl'] !== undefined
-                ? { sessionMinTtlMs: args['session-min-ttl'] }
-                : {}),
-              ...(args['node-grace'] !== undefined ? { nodeGraceMs: args['node-grace'] } : {}),
-            },
-            log,
-          );
+          server = await runServer({ ...settings, ...(configDir ? { configDir } : {}) }, log);
         } catch (err) {
           return configErrorExit(err, env.io.stderr);
         }
         env.io.stdout(`trellis server listening on ${server.address}\n`);
+        const running = { ...settings, logLevel };
         const sig = await untilSignal(() => {
           server.agent
             .reload()
+            .then(() => logRestartNeeded(configDir, running, (f) => resolveServer(flags, f), log))
             .catch((err: unknown) =>
               log.error(
                 { err: describeError(err) },
@@ -158,25 +222,21 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
           .option('server', {
             type: 'string',
             array: true,
-            demandOption: true,
-            describe: 'Server address host:port (repeatable)',
+            describe: 'Server address host:port (repeatable; default: retry_join in --config-dir)',
           })
           .option('bind', {
             type: 'string',
-            describe: 'Local HTTP API address (default: --http-addr, i.e. 127.0.0.1:8500)',
+            describe:
+              'Local HTTP API address (default: http_addr in --config-dir, else --http-addr)',
           })
           .option('advertise', {
             type: 'string',
-            default: '127.0.0.1',
+            defaultDescription: '127.0.0.1',
             describe: "This node's address in the catalog",
-          })
-          .option('config-dir', {
-            type: 'string',
-            describe: 'Directory of service definitions (*.hcl, *.json)',
           })
           .option('enable-script-checks', {
             type: 'boolean',
-            default: false,
+            defaultDescription: 'false',
             describe: 'Allow checks that run commands',
           })
           .option('sync-interval', {
@@ -196,31 +256,30 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             array: true,
             describe: 'Node metadata key:value (repeatable)',
           })
-          .demandOption('data-dir')
           .example(
             '$0 agent --server 198.18.0.10:8500 --node web-1 --data-dir /var/lib/trellis --config-dir /etc/trellis.d',
             'An agent',
-          ),
+          )
+          .example('$0 agent --config-dir /etc/trellis.d', 'Settings from /etc/trellis.d/*.hcl'),
       handler: action<DaemonArgs>(ctx, async (env, args) => {
-        const log = createLogger({ level: args['log-level'] });
+        const configDir = args['config-dir'];
+        let file: AgentSettings;
+        try {
+          file = await readSettings(configDir);
+        } catch (err) {
+          return configErrorExit(err, env.io.stderr);
+        }
+        const flags = givenFlags(args, env.argv);
+        const resolve = (f: AgentSettings) => resolveAgent(flags, f, args.httpAddr);
+        const { logLevel, ...settings } = resolve(file);
+        const log = createLogger({ level: logLevel });
+        logUnused(log, 'agent', file);
         let running;
         try {
           running = await runAgent(
             {
-              servers: (args.server ?? []).flatMap((s) => s.split(',')).filter(Boolean),
-              datacenter: args.datacenter,
-              dataDir: args['data-dir']!,
-              httpAddr: args.bind ?? args.httpAddr,
-              ...(args.node ? { node: args.node } : {}),
-              ...(args['config-dir'] ? { configDir: args['config-dir'] } : {}),
-              ...(args.advertise ? { advertise: args.advertise } : {}),
-              enableScriptChecks: args['enable-script-checks'] ?? false,
-              ...(args['sync-interval'] ? { syncIntervalMs: args['sync-interval'] } : {}),
-              ...(args['heartbeat-interval']
-                ? { heartbeatIntervalMs: args['heartbeat-interval'] }
-                : {}),
-              ...(args['heartbeat-ttl'] ? { heartbeatTtlMs: args['heartbeat-ttl'] } : {}),
-              nodeMeta: parseMeta(args['node-meta']),
+              ...settings,
+              ...(configDir ? { configDir } : {}),
               ...(args.token ? { token: args.token } : {}),
             },
             log,
@@ -230,19 +289,23 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
         }
         env.io.stdout(`trellis agent listening on ${running.address}\n`);
         const agent = running.agent;
+        const atStart = { ...settings, logLevel };
         const sig = await untilSignal(() => {
-          agent.reload().catch((err: unknown) => {
-            if (err instanceof ConfigLoadError)
-              log.error(
-                { errors: err.diagnostics },
-                'reload refused; the running configuration stays',
-              );
-            else
-              log.error(
-                { err: describeError(err) },
-                'reload failed; the running configuration stays',
-              );
-          });
+          agent
+            .reload()
+            .then(() => logRestartNeeded(configDir, atStart, resolve, log))
+            .catch((err: unknown) => {
+              if (err instanceof ConfigLoadError)
+                log.error(
+                  { errors: err.diagnostics },
+                  'reload refused; the running configuration stays',
+                );
+              else
+                log.error(
+                  { err: describeError(err) },
+                  'reload failed; the running configuration stays',
+                );
+            });
         });
         log.info({ signal: sig }, 'shutting down');
         await running.close({ leave: sig === 'SIGINT' || sig === 'SIGTERM' });
@@ -258,7 +321,6 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             default: '127.0.0.1:8500',
             describe: 'HTTP API listen address',
           })
-          .option('config-dir', { type: 'string', describe: 'Directory of service definitions' })
           .option('no-demo', {
             type: 'boolean',
             default: false,
@@ -270,12 +332,13 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
 }
 
 async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<number> {
-  const log: Logger = createLogger({ level: args['log-level'] });
+  // dev takes no settings from --config-dir files: it always runs with its own fixed ones.
+  const log: Logger = createLogger({ level: args['log-level'] ?? DEFAULT_LOG_LEVEL });
   const dataDir = args['data-dir'] ?? mkdtempSync(join(tmpdir(), 'trellis-dev-'));
   const running = await runServer(
     {
       dataDir,
-      datacenter: args.datacenter,
+      datacenter: args.datacenter ?? DEFAULT_DATACENTER,
       node: args.node ?? 'dev',
       bind: args.bind ?? '127.0.0.1:8500',
       advertise: '127.0.0.1',

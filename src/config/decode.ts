@@ -244,6 +244,8 @@ class Decoder {
   private value(type: FieldType, node: ValueNode, path: string, pos: Position): Decoded {
     const v = this.rawValue(type, node, path, pos);
     if (v === INVALID || !('check' in type) || !type.check) return v;
+    // A list whose bad items were dropped would fail its own check for the wrong reason.
+    if (node.kind === 'list' && Array.isArray(v) && v.length !== node.items.length) return v;
     const problem = (type.check as (x: unknown) => string | undefined)(v);
     if (problem) {
       this.reporter.error(node.pos, path, problem);

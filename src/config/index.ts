@@ -3,7 +3,9 @@
  * positioned syntax tree (parseConfigText), checks it against a declarative Schema (decode) and
  * reports every problem as `file:line:column: key: message`. Service definition files decode to
  * the API's ServiceRegistration and CheckRegistration (parseServiceDefinitions, loadConfigFile,
- * loadConfigDir); other settings files define their own schemas with the same builders.
+ * loadConfigDir). Config-dir files may also hold agent and server settings (AgentSettings, merged
+ * across files by loadConfigDir); other settings files define their own schemas with the same
+ * builders.
  */
 export * from './ast.js';
 export * from './diagnostics.js';
@@ -20,7 +22,19 @@ export {
   serviceDefinitionFields,
   serviceDefinitionSchema,
   decodeServiceDefinitionsAt,
+  locateDefinitions,
   type Located,
   type LocatedDefinitions,
 } from './service-definition.js';
+export {
+  configFileSchema,
+  decodeConfigFileAt,
+  mergeSettings,
+  LOG_LEVELS,
+  type AgentSettings,
+  type LocatedConfigFile,
+  type LogLevel,
+  type MergedSettings,
+  type SettingEntry,
+} from './agent-settings.js';
 export * from './load.js';

@@ -12,7 +12,7 @@ import type {
   Weights,
 } from '../api/index.js';
 import type { Position, ValueNode } from './ast.js';
-import { decode } from './decode.js';
+import { decode, type DecodeResult } from './decode.js';
 import type { ConfigDiagnostic } from './diagnostics.js';
 import { field, schema, t, type FieldSpec, type ObjectView, type Schema } from './schema.js';
 import { all, atLeast, maxLength, notEmpty, oneOf, port, serviceIdent } from './validators.js';
@@ -250,7 +250,13 @@ export function decodeServiceDefinitionsAt(
   root: ValueNode | undefined,
   file: string,
 ): LocatedDefinitions {
-  const { value, errors, positions } = decode<DecodedFile>(root, serviceDefinitionSchema, { file });
+  return locateDefinitions(decode(root, serviceDefinitionSchema, { file }), file);
+}
+
+/** The definitions of a file decoded with a schema that includes serviceDefinitionFields. */
+export function locateDefinitions(result: DecodeResult<object>, file: string): LocatedDefinitions {
+  const { errors, positions } = result;
+  const value = result.value as DecodedFile;
   const services = [...(value.service ?? []), ...(value.services ?? [])].map((s) => ({
     value: finishService(s, undefined),
     file,

@@ -1,0 +1,207 @@
+/**
+ * Where a daemon's settings come from: a flag given on the command line wins over a setting in a
+ * config-dir file, which wins over the default. The resolve functions are pure, so the precedence
+ * rules are unit-tested without starting anything; settings are read once, at start.
+ */
+import { ConfigLoadError } from '../agent/agent.js';
+import { UsageError } from '../cli/index.js';
+import {
+  formatDiagnostic,
+  loadConfigDir,
+  type AgentSettings,
+  type LogLevel,
+} from '../config/index.js';
+import { describeError } from '../core/index.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { AgentArgs } from './agent-command.js';
+import type { ServerArgs } from './server-command.js';
+
+/** The daemon flags as given on the command line; undefined when not given. */
+export interface DaemonFlags {
+  node?: string;
+  datacenter?: string;
+  dataDir?: string;
+  advertise?: string;
+  bind?: string;
+  /** The global --http-addr, only when given explicitly (its default is weaker than a file). */
+  httpAddr?: string;
+  servers?: string[];
+  enableScriptChecks?: boolean;
+  nodeMeta?: Record<string, string>;
+  logLevel?: LogLevel;
+  heartbeatIntervalMs?: number;
+  heartbeatTtlMs?: number;
+  syncIntervalMs?: number;
+  snapshotEvery?: number;
+  sessionMinTtlMs?: number;
+  nodeGraceMs?: number;
+}
+
+export const DEFAULT_DATACENTER = 'dc1';
+export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
+export const DEFAULT_SERVER_BIND = '0.0.0.0:8500';
+const DEFAULT_AGENT_ADVERTISE = '127.0.0.1';
+const DEFAULT_PORT = 8500;
+
+export type ResolvedAgent = Omit<AgentArgs, 'configDir' | 'token' | 'nodeId'> & {
+  logLevel: LogLevel;
+};
+export type ResolvedServer = Omit<ServerArgs, 'configDir'> & { logLevel: LogLevel };
+
+const NO_DATA_DIR = 'no data dir: pass --data-dir or set data_dir in a config file';
+
+/** `httpAddrDefault` is what --http-addr defaults to ($TRELLIS_HTTP_ADDR or 127.0.0.1:8500). */
+export function resolveAgent(
+  flags: DaemonFlags,
+  file: AgentSettings,
+  httpAddrDefault: string,
+): ResolvedAgent {
+  const servers = flags.servers ?? file.retryJoin?.map(withPort);
+  if (!servers || servers.length === 0)
+    throw new UsageError('no server address: pass --server or set retry_join in a config file');
+  const dataDir = flags.dataDir ?? file.dataDir;
+  if (!dataDir) throw new UsageError(NO_DATA_DIR);
+  const node = flags.node ?? file.nodeName;
+  const heartbeatIntervalMs = flags.heartbeatIntervalMs ?? file.heartbeatIntervalMs;
+  const heartbeatTtlMs = flags.heartbeatTtlMs ?? file.heartbeatTtlMs;
+  const syncIntervalMs = flags.syncIntervalMs ?? file.syncIntervalMs;
+  return {
+    servers,
+    dataDir,
+    datacenter: flags.datacenter ?? file.datacenter ?? DEFAULT_DATACENTER,
+    httpAddr: flags.bind ?? flags.httpAddr ?? file.httpAddr ?? httpAddrDefault,
+    advertise: flags.advertise ?? file.advertiseAddr ?? DEFAULT_AGENT_ADVERTISE,
+    enableScriptChecks: flags.enableScriptChecks ?? file.enableScriptChecks ?? false,
+    // Per key: a --node-meta flag replaces only the file's value for that key.
+    nodeMeta: { ...file.nodeMeta, ...flags.nodeMeta },
+    logLevel: flags.logLevel ?? file.logLevel ?? DEFAULT_LOG_LEVEL,
+    ...(node !== undefined ? { node } : {}),
+    ...(heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs } : {}),
+    ...(heartbeatTtlMs !== undefined ? { heartbeatTtlMs } : {}),
+    ...(syncIntervalMs !== undefined ? { syncIntervalMs } : {}),
+  };
+}
+
+export function resolveServer(flags: DaemonFlags, file: AgentSettings): ResolvedServer {
+  const dataDir = flags.dataDir ?? file.dataDir;
+  if (!dataDir) throw new UsageError(NO_DATA_DIR);
+  const node = flags.node ?? file.nodeName;
+  const advertise = flags.advertise ?? file.advertiseAddr;
+  const snapshotEvery = flags.snapshotEvery ?? file.snapshotEvery;
+  return {
+    dataDir,
+    datacenter: flags.datacenter ?? file.datacenter ?? DEFAULT_DATACENTER,
+    // Not http_addr: a file shared with the agents would make the server listen on loopback.
+    bind: flags.bind ?? file.bindAddr ?? DEFAULT_SERVER_BIND,
+    logLevel: flags.logLevel ?? file.logLevel ?? DEFAULT_LOG_LEVEL,
+    enableScriptChecks: file.enableScriptChecks ?? false,
+    ...(file.nodeMeta ? { nodeMeta: file.nodeMeta } : {}),
+    ...(node !== undefined ? { node } : {}),
+    ...(advertise !== undefined ? { advertise } : {}),
+    ...(snapshotEvery !== undefined ? { snapshotEvery } : {}),
+    ...(flags.sessionMinTtlMs !== undefined ? { sessionMinTtlMs: flags.sessionMinTtlMs } : {}),
+    ...(flags.nodeGraceMs !== undefined ? { nodeGraceMs: flags.nodeGraceMs } : {}),
+  };
+}
+
+/** Consul's retry_join names a host; a Trellis server is an HTTP address with a port. */
+function withPort(addr: string): string {
+  if (/^\[.*\]:\d+$/.test(addr) || /^[^:]+:\d+$/.test(addr)) return addr;
+  return `${addr.includes(':') && !addr.startsWith('[') ? `[${addr}]` : addr}:${DEFAULT_PORT}`;
+}
+
+/** The file key of each setting, for messages. */
+const SETTING_NAMES: Record<string, string> = {
+  servers: 'retry_join',
+  node: 'node_name',
+  datacenter: 'datacenter',
+  dataDir: 'data_dir',
+  httpAddr: 'http_addr',
+  advertise: 'advertise_addr',
+  enableScriptChecks: 'enable_script_checks',
+  nodeMeta: 'node_meta',
+  logLevel: 'log_level',
+  heartbeatIntervalMs: 'heartbeat_interval',
+  heartbeatTtlMs: 'heartbeat_ttl',
+  syncIntervalMs: 'sync_interval',
+  bind: 'bind_addr',
+  snapshotEvery: 'snapshot_every',
+  nodeGraceMs: '--node-grace',
+  sessionMinTtlMs: '--session-min-ttl',
+};
+
+export interface SettingChange {
+  setting: string;
+  from: unknown;
+  to: unknown;
+}
+
+/** What differs between two resolved settings, by file key. */
+export function changedSettings<T extends object>(running: T, next: T): SettingChange[] {
+  const a = running as Record<string, unknown>;
+  const b = next as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+  return keys
+    .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+    .map((k) => ({ setting: SETTING_NAMES[k] ?? k, from: a[k], to: b[k] }));
+}
+
+const FILE_KEYS: Record<keyof AgentSettings, string> = {
+  nodeName: 'node_name',
+  datacenter: 'datacenter',
+  dataDir: 'data_dir',
+  advertiseAddr: 'advertise_addr',
+  httpAddr: 'http_addr',
+  retryJoin: 'retry_join',
+  enableScriptChecks: 'enable_script_checks',
+  nodeMeta: 'node_meta',
+  logLevel: 'log_level',
+  heartbeatIntervalMs: 'heartbeat_interval',
+  heartbeatTtlMs: 'heartbeat_ttl',
+  syncIntervalMs: 'sync_interval',
+  bindAddr: 'bind_addr',
+  snapshotEvery: 'snapshot_every',
+};
+
+/** File settings the other kind of daemon uses; set here, they are ignored (and logged). */
+const UNUSED: Record<'agent' | 'server', readonly (keyof AgentSettings)[]> = {
+  agent: ['bindAddr', 'snapshotEvery'],
+  server: ['retryJoin', 'httpAddr', 'heartbeatIntervalMs', 'heartbeatTtlMs', 'syncIntervalMs'],
+};
+
+export function unusedSettings(role: 'agent' | 'server', file: AgentSettings): string[] {
+  return UNUSED[role].filter((k) => file[k] !== undefined).map((k) => FILE_KEYS[k]);
+}
+
+/** The settings of a config dir (none without one); any file error is a ConfigLoadError. */
+export async function readSettings(configDir: string | undefined): Promise<AgentSettings> {
+  if (!configDir) return {};
+  const { settings, errors } = await loadConfigDir(configDir);
+  if (errors.length > 0) throw new ConfigLoadError(errors.map(formatDiagnostic));
+  return settings;
+}
+
+/**
+ * After a SIGHUP reload: settings are not applied while running, so say which ones changed.
+ * File errors were already reported by the reload itself.
+ */
+export async function logRestartNeeded<T extends object>(
+  configDir: string | undefined,
+  running: T,
+  resolve: (file: AgentSettings) => T,
+  log: Logger,
+): Promise<void> {
+  let next: T;
+  try {
+    next = resolve(await readSettings(configDir));
+  } catch (err) {
+    if (err instanceof ConfigLoadError) return;
+    log.warn(
+      { err: describeError(err) },
+      'the changed settings would not start; needs a restart once fixed',
+    );
+    return;
+  }
+  for (const change of changedSettings(running, next))
+    log.warn(change, `setting ${change.setting} changed; needs a restart to take effect`);
+}
