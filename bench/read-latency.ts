@@ -14,6 +14,8 @@
  * BENCH_READ_REQUESTS (2000)           requests per endpoint and concurrency...
  * BENCH_READ_MAX_S (15)                ...or fewer, if they take longer than this (seconds)
  * BENCH_READ_CONCURRENCY (1,16)        concurrent readers
+ * The three catalog reads are also timed at 1 client with a write to the service they read
+ * before each one (the write is not timed), so no answer computed earlier can be reused.
  * BENCH_READ_SETTLE_MS (3000)          idle time before the forced GC after loading
  */
 import type { Benchmark, Log } from './lib/benchmark.js';
@@ -25,7 +27,7 @@ import { runLoad } from './lib/load.js';
 import { startProbe } from './lib/probe.js';
 import { startServer, type BenchServer } from './lib/server.js';
 import { summarize, type LatencySummary } from './lib/stats.js';
-import { sleep } from './lib/time.js';
+import { now, sleep } from './lib/time.js';
 
 export interface LoadFigures {
   services: number;
@@ -52,6 +54,8 @@ export interface MemoryPoint {
 export interface ReadRow {
   endpoint: string;
   concurrency: number;
+  /** Each read came right after a write to what it reads (only the read is timed). */
+  afterWrite: boolean;
   requests: number;
   /** Requests asked for; fewer were made when the time cap was reached. */
   planned: number;
@@ -80,7 +84,7 @@ interface Layout {
 }
 
 /** Instance j of service s: its own service ID, on a node no other instance of s uses. */
-function instanceBody(layout: Layout, i: number): object {
+function instanceBody(layout: Layout, i: number, tick = ''): object {
   const s = Math.floor(i / layout.instances);
   const j = i % layout.instances;
   const n = i % layout.nodes;
@@ -94,7 +98,7 @@ function instanceBody(layout: Layout, i: number): object {
       Service: `svc-${s}`,
       Port: 20_000 + j,
       Tags: ['v1', `zone-${j % 3}`],
-      Meta: { team: `t${s % 50}` },
+      Meta: tick ? { team: `t${s % 50}`, tick } : { team: `t${s % 50}` },
     },
     Check: { CheckID: `service:${id}`, Name: `${id} health`, Status: 'passing', ServiceID: id },
   };
@@ -155,56 +159,87 @@ async function load(
 
 const WARMUP = { count: 200, durationMs: 2000 };
 
-async function measureReads(
-  server: BenchServer,
-  target: string,
-  capMs: number,
-  log: Log,
-): Promise<ReadRow[]> {
-  const requests = envInt('BENCH_READ_REQUESTS', 2000);
-  const levels = envIntList('BENCH_READ_CONCURRENCY', [1, 16]);
+interface ReadCase {
+  endpoint: string;
+  concurrency: number;
+  /** Re-register one instance of the target service before each (untimed) read. */
+  afterWrite: boolean;
+}
+
+/** Every endpoint at every concurrency, then the catalog reads right after a write (1 client). */
+function readCases(target: string, levels: number[]): ReadCase[] {
   const endpoints = [
     '/v1/status/leader',
     '/v1/catalog/services',
     `/v1/catalog/service/${target}`,
     `/v1/health/service/${target}?passing`,
   ];
-  const rows: ReadRow[] = [];
+  const cases: ReadCase[] = [];
   for (const concurrency of levels) {
-    const pool = makePool(server.origin, { connections: concurrency });
+    for (const endpoint of endpoints) cases.push({ endpoint, concurrency, afterWrite: false });
+  }
+  for (const endpoint of endpoints.slice(1))
+    cases.push({ endpoint, concurrency: 1, afterWrite: true });
+  return cases;
+}
+
+async function measureReads(
+  server: BenchServer,
+  layout: Layout,
+  capMs: number,
+  log: Log,
+): Promise<ReadRow[]> {
+  const requests = envInt('BENCH_READ_REQUESTS', 2000);
+  const levels = envIntList('BENCH_READ_CONCURRENCY', [1, 16]);
+  const targetService = Math.floor(layout.services / 2);
+  const target = `svc-${targetService}`;
+  const rows: ReadRow[] = [];
+  for (const c of readCases(target, levels)) {
+    const pool = makePool(server.origin, { connections: c.concurrency + (c.afterWrite ? 1 : 0) });
     try {
-      for (const endpoint of endpoints) {
-        const sample = await sendOk(pool, 'GET', endpoint);
-        const op = async (): Promise<void> => {
-          await sendOk(pool, 'GET', endpoint);
-        };
-        await runLoad({
-          concurrency,
-          count: Math.min(WARMUP.count, requests),
-          durationMs: WARMUP.durationMs,
-          op,
-        });
-        log(
-          `read-latency: GET ${endpoint}, ${concurrency} concurrent, ${requests} requests (at most ${capMs / 1000} s)`,
-        );
-        const r = await runLoad({ concurrency, count: requests, durationMs: capMs, op });
-        const row: ReadRow = {
-          endpoint: `GET ${endpoint}`,
-          concurrency,
-          requests: r.ops,
-          planned: requests,
-          errors: r.errors,
-          errorSamples: r.errorSamples,
-          perSecond: r.rate,
-          latency: summarize(r.latenciesMs),
-          responseBytes: Buffer.byteLength(sample.body),
-          items: countItems(sample.body),
-        };
-        log(
-          `  p50 ${ms(row.latency.p50)} ms, p99 ${ms(row.latency.p99)} ms, ${int(row.perSecond)}/s`,
-        );
-        rows.push(row);
-      }
+      const sample = await sendOk(pool, 'GET', c.endpoint);
+      const read = async (): Promise<void> => {
+        await sendOk(pool, 'GET', c.endpoint);
+      };
+      // A change to the target service (a new Meta value on its first instance) touches every
+      // read measured here, so none of them can be answered from anything computed before.
+      const afterWrite = async (i: number): Promise<number> => {
+        const body = instanceBody(layout, targetService * layout.instances, `w${i}`);
+        await putJson(pool, '/v1/catalog/register', body);
+        const t0 = now();
+        await read();
+        return now() - t0;
+      };
+      const op = c.afterWrite ? afterWrite : read;
+      const warmup = { count: Math.min(WARMUP.count, requests), durationMs: WARMUP.durationMs };
+      await runLoad({ concurrency: c.concurrency, ...warmup, op });
+      const label = `GET ${c.endpoint}${c.afterWrite ? ' (each after a write)' : ''}`;
+      log(
+        `read-latency: ${label}, ${c.concurrency} concurrent, ${requests} requests (at most ${capMs / 1000} s)`,
+      );
+      const r = await runLoad({
+        concurrency: c.concurrency,
+        count: requests,
+        durationMs: capMs,
+        op,
+      });
+      const row: ReadRow = {
+        endpoint: label,
+        concurrency: c.concurrency,
+        afterWrite: c.afterWrite,
+        requests: r.ops,
+        planned: requests,
+        errors: r.errors,
+        errorSamples: r.errorSamples,
+        perSecond: r.rate,
+        latency: summarize(r.latenciesMs),
+        responseBytes: Buffer.byteLength(sample.body),
+        items: countItems(sample.body),
+      };
+      log(
+        `  p50 ${ms(row.latency.p50)} ms, p99 ${ms(row.latency.p99)} ms, ${int(row.perSecond)}/s`,
+      );
+      rows.push(row);
     } finally {
       await pool.close();
     }
@@ -234,12 +269,7 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
       await sleep(envInt('BENCH_READ_SETTLE_MS', 3000));
       memory.push(await memoryAfterGc(server, 'after loading, idle and a full GC'));
       const capMs = envInt('BENCH_READ_MAX_S', 15) * 1000;
-      const reads = await measureReads(
-        server,
-        `svc-${Math.floor(layout.services / 2)}`,
-        capMs,
-        log,
-      );
+      const reads = await measureReads(server, layout, capMs, log);
       memory.push({ when: 'after the read runs', rss: server.memory().rss });
       for (const m of memory)
         log(
@@ -316,7 +346,7 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
         String(x.concurrency),
         x.requests < x.planned ? `${int(x.requests)}*` : int(x.requests),
         int(x.errors),
-        int(x.perSecond),
+        x.afterWrite ? '—' : int(x.perSecond),
         ms(x.latency.p50),
         ms(x.latency.p99),
         ms(x.latency.max),
@@ -330,11 +360,16 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
       ),
     ];
     const capped = r.reads.filter((x) => x.requests < x.planned);
-    const one = (endpoint: string): ReadRow | undefined =>
-      r.reads.find((x) => x.concurrency === 1 && x.endpoint.startsWith(endpoint));
-    const all = one('GET /v1/catalog/services');
-    const health = one('GET /v1/health/service/');
-    const leader = one('GET /v1/status/leader');
+    const one = (endpoint: string, afterWrite: boolean): ReadRow | undefined =>
+      r.reads.find(
+        (x) =>
+          x.concurrency === 1 && x.afterWrite === afterWrite && x.endpoint.startsWith(endpoint),
+      );
+    const all = one('GET /v1/catalog/services', false);
+    const allCold = one('GET /v1/catalog/services', true);
+    const health = one('GET /v1/health/service/', false);
+    const healthCold = one('GET /v1/health/service/', true);
+    const leader = one('GET /v1/status/leader', false);
     return [
       `The catalog is loaded with ${int(l.services)} services of ${int(l.instances / l.services)} ` +
         `instances each (${int(l.instances)} instances, each with a passing service check) on ` +
@@ -357,14 +392,18 @@ export const readLatency: Benchmark<ReadLatencyResult> = {
         : []),
       '',
       'Read it this way: the leader row is the HTTP round trip with no catalog work, so the ' +
-        'difference to it is the cost of the query and of encoding its answer. With 16 clients ' +
-        'on 2 shared cores latency is mostly queueing behind the other clients, so compare ' +
-        'requests per second there. ' +
-        (all && health && leader
-          ? `At this size one \`/v1/catalog/services\` takes ${ms(all.latency.p50)} ms (p50, 1 client) ` +
-            `against ${ms(health.latency.p50)} ms for one service's health and ${ms(leader.latency.p50)} ms ` +
-            'for the leader: it walks every instance on every call, and the server does nothing ' +
-            'else meanwhile. '
+        'difference to it is the cost of the query and of encoding its answer. The plain rows ' +
+        'repeat the same read with no write in between, so a server may answer them from ' +
+        'work it already did; the "each after a write" rows change the service they read ' +
+        'first, so each answer is computed afresh (the time of the write itself is left out, ' +
+        'and so is a rate). ' +
+        'With 16 clients on 2 shared cores latency is mostly queueing behind the other ' +
+        'clients, so compare requests per second there. ' +
+        (all && allCold && health && healthCold && leader
+          ? `Here \`/v1/catalog/services\` (${count(all.items, 'entry', 'entries')}, ${bytes(all.responseBytes)}) ` +
+            `took ${ms(all.latency.p50)} ms repeated and ${ms(allCold.latency.p50)} ms after a write ` +
+            `(p50, 1 client), one service's health ${ms(health.latency.p50)} ms and ` +
+            `${ms(healthCold.latency.p50)} ms, the leader ${ms(leader.latency.p50)} ms. `
           : '') +
         'Memory is the resident size of the server process (VmRSS); the figure after a full GC ' +
         'is the settled size of the catalog at this scale, and the peak includes the load and ' +

@@ -4,7 +4,8 @@
  * the number of concurrent writers. Each concurrency level gets a fresh server and runs:
  *   - GET /v1/status/leader (no write): the HTTP stack's ceiling at that concurrency,
  *   - PUT /v1/catalog/register of a distinct service on a distinct node per request.
- * Before them, one writer appends 200 bytes + fdatasync in a loop: the disk's raw sync rate.
+ * Before them, one writer appends 200 bytes + fdatasync in a loop: the disk's raw sync rate,
+ * once with blocking calls and once through node:fs/promises (the thread pool, as the server).
  *
  * BENCH_REG_DURATION_S (10)        seconds per measurement
  * BENCH_REG_CONCURRENCY (1,16,128) concurrent writers

@@ -12,8 +12,11 @@ export interface LoadOptions {
   durationMs?: number;
   /** ...or after this many operations. One of the two must be set. */
   count?: number;
-  /** The i-th operation (i counts from 0 across all workers); throws on failure. */
-  op: (i: number) => Promise<void>;
+  /**
+   * The i-th operation (i counts from 0 across all workers); throws on failure. It may return
+   * the latency to record (ms) when only part of it should count; otherwise all of it counts.
+   */
+  op: (i: number) => Promise<void | number>;
 }
 
 export interface LoadResult {
@@ -49,8 +52,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       const i = next++;
       const t0 = now();
       try {
-        await opts.op(i);
-        latencies.push(now() - t0);
+        const own = await opts.op(i);
+        latencies.push(typeof own === 'number' ? own : now() - t0);
       } catch (err) {
         errors++;
         if (samples.length < MAX_ERROR_SAMPLES) samples.push(describe(err));

@@ -2,6 +2,7 @@
 
 export interface LatencySummary {
   count: number;
+  min: number;
   mean: number;
   p50: number;
   p99: number;
@@ -21,6 +22,7 @@ export function summarize(samples: readonly number[]): LatencySummary {
   for (const v of sorted) sum += v;
   return {
     count: sorted.length,
+    min: sorted.length ? sorted[0]! : Number.NaN,
     mean: sorted.length ? sum / sorted.length : Number.NaN,
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
