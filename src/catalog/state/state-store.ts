@@ -614,7 +614,8 @@ export async function serializeCapture(
   yieldNow: () => Promise<void>,
   slice = 2000,
 ): Promise<Buffer> {
-  const parts: string[] = [`{"v":${c.v},"lastIndex":${c.lastIndex}`];
+  // Bytes are made per slice, so no single step converts the whole snapshot at once.
+  const parts: Buffer[] = [Buffer.from(`{"v":${c.v},"lastIndex":${c.lastIndex}`)];
   for (const key of [
     'nodes',
     'services',
@@ -625,16 +626,16 @@ export async function serializeCapture(
     'indexes',
   ] as const) {
     const rows: readonly unknown[] = c[key];
-    parts.push(`,"${key}":[`);
+    parts.push(Buffer.from(`,"${key}":[`));
     for (let i = 0; i < rows.length; i += slice) {
       const chunk = rows.slice(i, i + slice).map((r) => JSON.stringify(r));
-      parts.push((i > 0 ? ',' : '') + chunk.join(','));
+      parts.push(Buffer.from((i > 0 ? ',' : '') + chunk.join(',')));
       if (i + slice < rows.length) await yieldNow();
     }
-    parts.push(']');
+    parts.push(Buffer.from(']'));
   }
-  parts.push('}');
-  return Buffer.from(parts.join(''));
+  parts.push(Buffer.from('}'));
+  return Buffer.concat(parts);
 }
 
 interface SerializedState {
