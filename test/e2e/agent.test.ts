@@ -11,21 +11,16 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import {
   eventually,
-  removeDir,
   startTrellis,
-  tempDir,
   TRELLIS_BIN,
   type TrellisProcess,
+  getJSON,
+  tempDirs,
 } from '../helpers/trellis-process.js';
 
 interface Entry {
   Service: { ID: string };
   Checks: { CheckID: string; Status: string; Output: string }[];
-}
-
-async function getJSON<T>(url: string): Promise<T> {
-  const r = await request(url);
-  return (await r.body.json()) as T;
 }
 
 describe('trellis agent', function () {
@@ -34,14 +29,10 @@ describe('trellis agent', function () {
   let app: Server;
   let appHealthy = true;
   let appPort = 0;
-  const dirs: string[] = [];
   const started: TrellisProcess[] = [];
 
-  const dir = (name: string): string => {
-    const d = tempDir(name);
-    dirs.push(d);
-    return d;
-  };
+  const tmp = tempDirs();
+  const dir = (name: string): string => tmp.make(name);
 
   const agentArgs = (node: string, dataDir: string, extra: string[] = []): string[] => [
     'agent',
@@ -90,7 +81,7 @@ describe('trellis agent', function () {
     for (const p of started) await p.stop();
     await server?.stop();
     await new Promise((r) => app.close(r));
-    for (const d of dirs) removeDir(d);
+    tmp.removeAll();
   });
 
   it('runs the checks of services from its config dir and reports them to the catalog', async () => {

@@ -7,14 +7,13 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { request } from 'undici';
 import {
   eventually,
-  removeDir,
   startTrellis,
-  tempDir,
   TRELLIS_BIN,
   type TrellisProcess,
+  getJSON,
+  tempDirs,
 } from '../helpers/trellis-process.js';
 
 interface CatalogNode {
@@ -22,22 +21,13 @@ interface CatalogNode {
   Services: Record<string, { Service: string; Port: number }>;
 }
 
-async function getJSON<T>(url: string): Promise<T> {
-  const r = await request(url);
-  return (await r.body.json()) as T;
-}
-
 describe('settings in the config dir', function () {
   this.timeout(60_000);
   let server: TrellisProcess;
-  const dirs: string[] = [];
   const started: TrellisProcess[] = [];
 
-  const dir = (name: string): string => {
-    const d = tempDir(name);
-    dirs.push(d);
-    return d;
-  };
+  const tmp = tempDirs();
+  const dir = (name: string): string => tmp.make(name);
 
   const start = async (args: string[]): Promise<TrellisProcess> => {
     const p = await startTrellis(args);
@@ -83,7 +73,7 @@ node_meta {
 
   after(async () => {
     for (const p of started.reverse()) await p.stop();
-    for (const d of dirs) removeDir(d);
+    tmp.removeAll();
   });
 
   it('a server takes its node name and data dir from the config dir', async () => {

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { request } from 'undici';
 
 export const TRELLIS_BIN = resolve('dist/src/bin/trellis.js');
 
@@ -101,4 +102,25 @@ export async function eventually<T>(
 export function hostPort(address: string): { host: string; port: number } {
   const i = address.lastIndexOf(':');
   return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
+}
+
+/** GET a URL and decode its JSON body. */
+export async function getJSON<T>(url: string): Promise<T> {
+  const r = await request(url);
+  return (await r.body.json()) as T;
+}
+
+/** Temp dirs made by a test file, all removed by `removeAll()`. */
+export function tempDirs(): { make(name: string): string; removeAll(): void } {
+  const made: string[] = [];
+  return {
+    make(name) {
+      const d = tempDir(name);
+      made.push(d);
+      return d;
+    },
+    removeAll() {
+      for (const d of made.splice(0)) removeDir(d);
+    },
+  };
 }
