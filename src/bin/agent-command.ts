@@ -6,7 +6,7 @@ import { TrellisAgent } from '../agent/agent.js';
 import { agentRoutes } from '../agent/http/agent-routes.js';
 import { createForwarder, forwardRoutes, type Forwarder } from '../agent/http/forward.js';
 import { systemClock, systemRandom } from '../core/index.js';
-import { installConsulHttp, MAX_BODY_BYTES } from '../httpkit/consul-http.js';
+import { installConsulHttp, CONSUL_FASTIFY_OPTIONS } from '../httpkit/consul-http.js';
 import type { Logger } from '../telemetry/logger.js';
 import { nodeIdFor } from './node-id.js';
 import { splitHostPort } from './addresses.js';
@@ -68,7 +68,7 @@ export async function runAgent(args: AgentArgs, log: Logger): Promise<RunningAge
   const agent = makeAgent(args, log, false);
   await agent.start();
   const { host, port } = splitHostPort(args.httpAddr, 8500);
-  const app = Fastify({ bodyLimit: MAX_BODY_BYTES, logger: false, forceCloseConnections: true });
+  const app = Fastify(CONSUL_FASTIFY_OPTIONS);
   installConsulHttp(app, log.child({ component: 'agent-http' }));
   agentRoutes(app, agent);
   const fwd: Forwarder = createForwarder(args.servers);

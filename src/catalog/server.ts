@@ -12,7 +12,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { SERF_CHECK_ID } from '../api/index.js';
 import type { Clock, Random } from '../core/index.js';
-import { installConsulHttp, MAX_BODY_BYTES } from '../httpkit/consul-http.js';
+import { CONSUL_FASTIFY_OPTIONS, installConsulHttp } from '../httpkit/consul-http.js';
 import { catalogRoutes } from './http/catalog-routes.js';
 import type { CatalogContext, CatalogLogger } from './http/context.js';
 import { ResponseCache } from './http/response-cache.js';
@@ -103,12 +103,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     responses: new ResponseCache(),
   };
 
-  const app = Fastify({
-    bodyLimit: MAX_BODY_BYTES,
-    logger: false,
-    forceCloseConnections: true,
-    return503OnClosing: false,
-  });
+  const app = Fastify(CONSUL_FASTIFY_OPTIONS);
   installConsulHttp(app, opts.log);
   catalogRoutes(app, ctx);
   healthRoutes(app, ctx);

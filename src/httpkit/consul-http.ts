@@ -19,6 +19,21 @@ export const MAX_BODY_BYTES = 1024 * 1024;
 export const MAX_WAIT_MS = 10 * 60_000;
 export const DEFAULT_WAIT_MS = 5 * 60_000;
 
+/**
+ * Server options for every Consul-compatible API. A client gets 30s to send its request (so a
+ * slow sender cannot hold a connection forever), but no limit on waiting for the answer, since
+ * blocking queries legitimately wait up to 10 minutes. Path parameters may be as long as a name
+ * can be.
+ */
+export const CONSUL_FASTIFY_OPTIONS = {
+  bodyLimit: MAX_BODY_BYTES,
+  logger: false,
+  forceCloseConnections: true,
+  return503OnClosing: false,
+  requestTimeout: 30_000,
+  routerOptions: { maxParamLength: 512 },
+} as const;
+
 export type Query = Record<string, string | string[] | undefined>;
 
 export function query(req: FastifyRequest): Query {

@@ -3,6 +3,7 @@
  * written (the catalog's index does not move), and the server keeps serving.
  */
 import { expect } from 'chai';
+import { connect, type Socket } from 'node:net';
 import { Client, request } from 'undici';
 import { startTestServer, type TestServer } from '../../helpers/in-process-server.js';
 
@@ -249,6 +250,38 @@ describe('API bad input', function () {
       expect(t.server.state.lastIndex, 'no write was logged').to.equal(before);
     });
   }
+
+  it('routes long names to a clear answer instead of a 414', async () => {
+    const long = 'a'.repeat(200);
+    const r = await request(`${t.url}/v1/catalog/service/${long}`);
+    expect(r.statusCode).to.equal(200);
+    expect(await r.body.json()).to.deep.equal([]);
+    const w = await request(`${t.url}/v1/catalog/register`, {
+      method: 'PUT',
+      body: JSON.stringify({ Node: 'n1', Address: 'a', Service: { Service: long } }),
+    });
+    expect(w.statusCode).to.equal(400);
+    expect(await w.body.text()).to.include('at most 128 characters');
+  });
+
+  it('keeps serving others while many clients send their requests slowly', async () => {
+    const { port } = new URL(t.url);
+    const slow: Socket[] = [];
+    for (let i = 0; i < 200; i++) {
+      const s = connect(Number(port), '127.0.0.1');
+      s.on('error', () => {});
+      s.write('PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc');
+      slow.push(s);
+    }
+    try {
+      const r = await request(`${t.url}/v1/status/leader`);
+      expect(r.statusCode).to.equal(200);
+      await r.body.dump();
+    } finally {
+      for (const s of slow) s.destroy();
+    }
+    expect(t.server.state.kv.get('slow')).to.equal(undefined);
+  });
 
   it('keeps serving after all of that', async () => {
     const r = await request(`${t.url}/v1/catalog/services`);
