@@ -13,7 +13,7 @@ import type {
   HTTPMethods,
   RouteHandlerMethod,
 } from 'fastify';
-import { badRequest, isMeshError, parseDuration, describeError } from '../core/index.js';
+import { badRequest, isMeshError, MeshError, parseDuration, describeError } from '../core/index.js';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 export const MAX_WAIT_MS = 10 * 60_000;
@@ -101,6 +101,17 @@ export function blockingParams(q: Query): BlockingParams {
   if (stale && consistent)
     throw badRequest('Cannot specify ?stale with ?consistent, conflicting semantics.', 'stale');
   return { index, waitMs, consistency: stale ? 'stale' : consistent ? 'consistent' : 'leader' };
+}
+
+/** Trellis serves one datacenter: `?dc=` naming another has nowhere to go (Consul: same text). */
+export function checkDatacenter(q: Query, ours: string): void {
+  const dc = param(q, 'dc');
+  if (dc && dc !== ours) {
+    throw new MeshError('MESH_ERR_NO_DATACENTER', 'user', `No path to datacenter "${dc}"`, {
+      status: 400,
+      field: 'dc',
+    });
+  }
 }
 
 /** `node-meta=k:v` (repeatable) as a map, or undefined when absent. */

@@ -4,7 +4,13 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { compileFilter } from '../../api/filter.js';
-import { blockingParams, param, query, setQueryMeta } from '../../httpkit/consul-http.js';
+import {
+  blockingParams,
+  checkDatacenter,
+  param,
+  query,
+  setQueryMeta,
+} from '../../httpkit/consul-http.js';
 import { blockingQuery } from '../state/blocking.js';
 import type { QueryResult } from '../state/queries.js';
 import type { CatalogContext } from './context.js';
@@ -27,6 +33,7 @@ export async function read<T>(
   opts: ReadOptions = {},
 ): Promise<FastifyReply> {
   const q = query(req);
+  checkDatacenter(q, ctx.datacenter);
   const bp = blockingParams(q);
   const filterText = opts.filterable ? param(q, 'filter') : undefined;
   const predicate = filterText ? compileFilter(filterText) : undefined;

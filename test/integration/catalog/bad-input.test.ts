@@ -209,6 +209,13 @@ const CASES: Case[] = [
     message: 'node-meta',
   },
   {
+    name: 'another datacenter',
+    method: 'GET',
+    path: '/v1/catalog/services?dc=dc9',
+    status: 400,
+    message: 'No path to datacenter "dc9"',
+  },
+  {
     name: 'wrong method',
     method: 'GET',
     path: '/v1/catalog/register',
