@@ -40,15 +40,12 @@ export async function startTrellis(
   let out = '';
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
   const address = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(
-      () =>
-        rej(
-          new Error(
-            `trellis ${args[0]} did not start within ${opts.timeoutMs ?? 15000}ms:\n${out}`,
-          ),
-        ),
-      opts.timeoutMs ?? 15_000,
-    );
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL'); // never leave a half-started process behind
+      rej(
+        new Error(`trellis ${args[0]} did not start within ${opts.timeoutMs ?? 15000}ms:\n${out}`),
+      );
+    }, opts.timeoutMs ?? 15_000);
     const onData = (d: Buffer): void => {
       out += d.toString();
       const m = READY_RE.exec(out);
