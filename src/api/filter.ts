@@ -25,7 +25,7 @@
  *     string, key presence on a map. `V in S` is `S contains V`.
  *   - `is empty` holds for missing, null, "", [] and {}; numbers and booleans are never empty.
  *   - `matches` tests a string against an RE2-syntax regular expression, run by the linear-time
- *     matcher in filter-regex.ts (JavaScript's backtracking RegExp is unsafe on hostile
+ *     matcher in core/re2.ts (JavaScript's backtracking RegExp is unsafe on hostile
  *     patterns); non-strings never match. Bad patterns are rejected when the filter compiles.
  *   - Each negated operator (`!=`, `not contains`, `not in`, `is not empty`, `not matches`) is
  *     exactly the negation of its positive form on the value it reaches; a type that the positive
@@ -42,7 +42,7 @@
  * Not supported: go-bexpr's JSON-pointer selectors ("/Service/Tags").
  */
 import { badRequest, type MeshError } from '../core/errors.js';
-import { compileRegex } from './filter-regex.js';
+import { compileRegex } from '../core/re2.js';
 
 export type FilterPredicate = (item: unknown) => boolean;
 

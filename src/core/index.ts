@@ -8,3 +8,4 @@ export * from './duration.js';
 export * from './deferred.js';
 export * from './ids.js';
 export * from './suggest.js';
+export * from './re2.js';

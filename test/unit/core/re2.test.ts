@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { compileRegex, MAX_PROGRAM_SIZE } from '../../../src/api/filter-regex.js';
+import { compileRegex, MAX_PROGRAM_SIZE } from '../../../src/core/re2.js';
 
 function re(pattern: string): (s: string) => boolean {
   const r = compileRegex(pattern);
@@ -13,7 +13,7 @@ function rejected(pattern: string): string {
   return r.reason;
 }
 
-describe('api/filter-regex compileRegex', () => {
+describe('core/re2 compileRegex', () => {
   it('searches anywhere unless anchored', () => {
     expect(re('eb')('web')).to.equal(true);
     expect(re('^eb')('web')).to.equal(false);
