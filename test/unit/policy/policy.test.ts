@@ -1,0 +1,165 @@
+import { expect } from 'chai';
+import {
+  agentSpiffeId,
+  decide,
+  parseSpiffeId,
+  precedence,
+  serviceSpiffeId,
+  sortIntentions,
+  validateRule,
+  type IntentionRule,
+} from '../../../src/policy/index.js';
+
+const TD = '11111111-2222-3333-4444-555555555555.consul';
+
+describe('policy: SPIFFE ids', () => {
+  it('formats and parses service and agent identities', () => {
+    const svc = serviceSpiffeId(TD, 'dc1', 'web');
+    expect(svc).to.equal(`spiffe://${TD}/ns/default/dc/dc1/svc/web`);
+    expect(parseSpiffeId(svc)).to.deep.equal({
+      kind: 'service',
+      trustDomain: TD,
+      namespace: 'default',
+      datacenter: 'dc1',
+      service: 'web',
+    });
+    expect(parseSpiffeId(agentSpiffeId(TD, 'dc1', 'host-1'))).to.deep.equal({
+      kind: 'agent',
+      trustDomain: TD,
+      datacenter: 'dc1',
+      node: 'host-1',
+    });
+  });
+
+  it('refuses every other spelling', () => {
+    for (const bad of [
+      `spiffe://${TD}/ns/default/dc/dc1/svc/web/extra`,
+      `spiffe://${TD}/ns/default/dc/dc1/svc/`,
+      `spiffe://${TD}/ns/default/dc/dc1/svc/%77eb`,
+      `spiffe://${TD}/ns/default/dc/dc1/svc/..`,
+      `spiffe://${TD}//ns/default/dc/dc1/svc/web`,
+      `SPIFFE://${TD}/ns/default/dc/dc1/svc/web`,
+      `spiffe://${TD.toUpperCase()}/ns/default/dc/dc1/svc/web`,
+      `spiffe://${TD}/ns/default/dc/dc1/svc/web?x=1`,
+      `https://${TD}/ns/default/dc/dc1/svc/web`,
+      `spiffe://${TD}/ns/default/dc/dc1/svc/${'a'.repeat(3000)}`,
+    ]) {
+      expect(parseSpiffeId(bad), bad.slice(0, 80)).to.equal(undefined);
+    }
+  });
+});
+
+describe('policy: intentions', () => {
+  const rule = (src: string, dst: string, extra: Partial<IntentionRule>): IntentionRule => ({
+    ID: `${src}->${dst}`,
+    SourceName: src,
+    DestinationName: dst,
+    ...extra,
+  });
+
+  it('orders by Consul precedence, then destination and source names', () => {
+    expect([
+      precedence('a', 'b'),
+      precedence('*', 'b'),
+      precedence('a', '*'),
+      precedence('*', '*'),
+    ]).to.deep.equal([9, 8, 6, 5]);
+    const sorted = sortIntentions([
+      rule('*', '*', { Action: 'deny' }),
+      rule('web', '*', { Action: 'allow' }),
+      rule('*', 'api', { Action: 'deny' }),
+      rule('web', 'api', { Action: 'allow' }),
+      rule('admin', 'api', { Action: 'allow' }),
+    ]);
+    expect(sorted.map((r) => r.ID)).to.deep.equal([
+      'admin->api',
+      'web->api',
+      '*->api',
+      'web->*',
+      '*->*',
+    ]);
+  });
+
+  it('lets the most specific intention decide, and says which', () => {
+    const rules = sortIntentions([
+      rule('*', 'api', { Action: 'deny' }),
+      rule('web', 'api', { Action: 'allow' }),
+    ]);
+    expect(decide(rules, { source: 'web', destination: 'api' }, false)).to.deep.include({
+      allowed: true,
+      reason: 'intention web => api (allow)',
+    });
+    expect(decide(rules, { source: 'batch', destination: 'api' }, true)).to.deep.include({
+      allowed: false,
+      reason: 'intention * => api (deny)',
+    });
+    expect(decide(rules, { source: 'web', destination: 'db' }, false)).to.deep.equal({
+      allowed: false,
+      reason: 'no intention matched: default policy (deny)',
+    });
+  });
+
+  it('evaluates L7 permissions top to bottom and denies plain connections', () => {
+    const l7 = rule('web', 'api', {
+      Permissions: [
+        { Action: 'deny', HTTP: { PathPrefix: '/admin' } },
+        {
+          Action: 'allow',
+          HTTP: { PathRegex: '^/v[0-9]+/items/[0-9]+$', Methods: ['GET', 'head'] },
+        },
+        {
+          Action: 'allow',
+          HTTP: {
+            PathExact: '/health',
+            Header: [
+              { Name: 'X-Probe', Exact: 'YES', IgnoreCase: true },
+              { Name: 'X-Debug', Present: true, Invert: true },
+            ],
+          },
+        },
+      ],
+    });
+    expect(validateRule(l7)).to.equal(undefined);
+    const http = (path: string, method = 'GET', headers: Record<string, string> = {}) => ({
+      source: 'web',
+      destination: 'api',
+      http: { path, method, headers },
+    });
+    expect(decide([l7], http('/admin/x'), true)).to.deep.include({ allowed: false, permission: 0 });
+    expect(decide([l7], http('/v2/items/7'), false)).to.deep.include({
+      allowed: true,
+      permission: 1,
+    });
+    expect(decide([l7], http('/v2/items/7', 'POST'), false).allowed).to.equal(false);
+    expect(decide([l7], http('/health', 'GET', { 'x-probe': 'yes' }), false)).to.deep.include({
+      allowed: true,
+      permission: 2,
+    });
+    expect(
+      decide([l7], http('/health', 'GET', { 'x-probe': 'yes', 'x-debug': '1' }), false).allowed,
+    ).to.equal(false);
+    const l4 = decide([l7], { source: 'web', destination: 'api' }, true);
+    expect(l4.allowed).to.equal(false);
+    expect(l4.reason).to.include('L7 permissions');
+    expect(decide([l7], http('/other'), true).reason).to.include('none of its permissions did');
+  });
+
+  it('refuses rules that could not be enforced safely', () => {
+    expect(validateRule(rule('a', 'b', {}))).to.include('required');
+    expect(
+      validateRule(rule('a', 'b', { Action: 'allow', Permissions: [{ Action: 'deny' }] })),
+    ).to.include('mutually exclusive');
+    expect(
+      validateRule(
+        rule('a', 'b', { Permissions: [{ Action: 'allow', HTTP: { PathRegex: '(a)\\1' } }] }),
+      ),
+    ).to.include('PathRegex');
+    expect(
+      validateRule(
+        rule('a', 'b', {
+          Permissions: [{ Action: 'allow', HTTP: { PathExact: '/a', PathPrefix: '/b' } }],
+        }),
+      ),
+    ).to.include('at most one');
+  });
+});
