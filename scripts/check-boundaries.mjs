@@ -9,7 +9,7 @@ const ALLOWED = {
   core: [],
   api: ['core'],
   policy: ['core'],
-  config: ['core', 'api'],
+  config: ['core', 'api', 'policy'],
   telemetry: ['core'],
   httpkit: ['core', 'api'],
   client: ['core', 'api'],

@@ -149,11 +149,16 @@ class Parser {
     this.fail(brace.pos, `${want}, found ${describeToken(brace)}`);
   }
 
-  /** An entry ends at a line break, a comma, the closing brace or the end of the file. */
+  /**
+   * An entry ends at a line break, a comma, the closing brace or the end of the file, or (as in
+   * HCL 1, which Consul's files and ACL rules use) where the next key starts on the same line:
+   * `service "web" { policy = "write" intentions = "write" }`.
+   */
   private expectEntryEnd(inBlock: boolean): void {
     const t = this.peek();
     if (t.newlineBefore || t.kind === ',' || t.kind === 'eof' || (inBlock && t.kind === '}'))
       return;
+    if (inBlock && t.kind === 'ident') return;
     this.fail(t.pos, `expected a line break or "," before ${describeToken(t)}`);
   }
 

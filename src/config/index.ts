@@ -38,3 +38,4 @@ export {
   type SettingEntry,
 } from './agent-settings.js';
 export * from './load.js';
+export * from './acl-rules.js';

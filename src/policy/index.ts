@@ -5,3 +5,4 @@
  */
 export * from './spiffe.js';
 export * from './intentions.js';
+export * from './acl.js';
