@@ -17,6 +17,8 @@ export interface LivenessOptions {
   /** Nodes never reaped (this server's own). */
   selfNode: string;
   datacenter: string;
+  /** A node critical this long is removed from the catalog (Consul: 72h). */
+  reapAfterMs?: number;
   log: { warn(obj: object, msg: string): void };
 }
 
@@ -25,6 +27,8 @@ export const DEAD_OUTPUT = 'Agent not live or unreachable';
 
 export class Liveness {
   readonly #deadline = new Map<string, number>();
+  /** When each node was first seen with a critical serfHealth (memory only, like deadlines). */
+  readonly #criticalSince = new Map<string, number>();
   readonly #state: StateStore;
   readonly #writer: Writer;
   readonly #opts: LivenessOptions;
@@ -91,15 +95,33 @@ export class Liveness {
   /** Forgets a node that left on purpose (its registration is removed by the caller). */
   forget(node: string): void {
     this.#deadline.delete(node);
+    this.#criticalSince.delete(node);
   }
 
-  /** Turns serfHealth critical for every node whose deadline passed. */
+  /**
+   * Turns serfHealth critical for every node whose deadline passed, and removes nodes that have
+   * stayed critical for `reapAfterMs` (their agents are gone for good).
+   */
   async sweep(): Promise<void> {
     const now = this.#opts.clock.now();
+    const reapAfter = this.#opts.reapAfterMs ?? 72 * 3_600_000;
     for (const [node, byId] of this.#state.catalog.checksByNode) {
       if (node === this.#opts.selfNode) continue;
       const serf = byId.get(SERF_CHECK_ID);
-      if (!serf || serf.Status === 'critical') continue;
+      if (!serf) continue;
+      if (serf.Status === 'critical') {
+        const since = this.#criticalSince.get(node) ?? now;
+        this.#criticalSince.set(node, since);
+        if (now - since < reapAfter) continue;
+        this.#opts.log.warn({ node }, 'node critical for too long; removing it from the catalog');
+        try {
+          await this.#writer.propose({ type: 'deregister', node, at: now });
+          this.forget(node);
+        } catch (err) {
+          this.#opts.log.warn({ err, node }, 'could not remove the node; will retry');
+        }
+        continue;
+      }
       const deadline = this.#deadline.get(node) ?? this.#startedAt + this.#opts.graceMs;
       if (deadline > now) continue;
       this.#opts.log.warn({ node }, 'node stopped heartbeating; marking serfHealth critical');
@@ -112,6 +134,7 @@ export class Liveness {
           status: 'critical',
           output: DEAD_OUTPUT,
         });
+        this.#criticalSince.set(node, now);
       } catch (err) {
         this.#opts.log.warn({ err, node }, 'could not record node failure; will retry');
       }

@@ -45,6 +45,8 @@ export interface ServerOptions {
   sessionMinTTLms?: number;
   /** Time nodes get after a server start to heartbeat again (ms). */
   nodeGraceMs?: number;
+  /** Nodes critical this long are removed (ms, default 72h as in Consul). */
+  nodeReapAfterMs?: number;
   /** Extra routes (the agent API of this server's own node). */
   extraRoutes?: (app: FastifyInstance) => void | Promise<void>;
   store?: DurableStore;
@@ -83,6 +85,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
   const liveness = new Liveness(state, writer, {
     clock: opts.clock,
     graceMs: opts.nodeGraceMs ?? 30_000,
+    ...(opts.nodeReapAfterMs !== undefined ? { reapAfterMs: opts.nodeReapAfterMs } : {}),
     selfNode: opts.nodeName,
     datacenter: opts.datacenter,
     log: opts.log,

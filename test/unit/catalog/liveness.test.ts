@@ -1,0 +1,64 @@
+/** Node liveness as logic: deadlines, the grace after a start, and reaping long-dead nodes. */
+import { expect } from 'chai';
+import { Liveness } from '../../../src/catalog/liveness.js';
+import { StateStore } from '../../../src/catalog/state/state-store.js';
+import { Writer } from '../../../src/catalog/state/writer.js';
+import type { DurableStore } from '../../../src/catalog/store/types.js';
+import type { Clock } from '../../../src/core/index.js';
+
+/** Keeps nothing: these tests are about liveness, not durability. */
+const memoryStore: DurableStore = {
+  open: async () => ({ snapshot: null, entries: [], warnings: [] }),
+  append: async () => {},
+  snapshot: async () => {},
+  close: async () => {},
+};
+
+function setup(reapAfterMs: number) {
+  let now = 1_000_000;
+  const clock: Clock = { now: () => now, setTimeout: () => ({}), clearTimeout: () => {} };
+  const state = new StateStore();
+  const writer = new Writer(state, memoryStore);
+  const live = new Liveness(state, writer, {
+    clock,
+    graceMs: 5_000,
+    selfNode: 'srv',
+    datacenter: 'dc1',
+    reapAfterMs,
+    log: { warn() {} },
+  });
+  live.start();
+  live.stop(); // only the start time matters here; sweeps are driven by hand
+  const serf = (node: string) => state.catalog.getCheck(node, 'serfHealth')?.Status;
+  return { state, live, serf, advance: (ms: number) => (now += ms) };
+}
+
+describe('catalog liveness', () => {
+  it('marks a silent node critical after its TTL, and a heartbeat heals it', async () => {
+    const t = setup(60_000);
+    await t.live.heartbeat({ node: 'n1', address: '198.18.0.1', ttlMs: 3_000, nodeId: '' });
+    expect(t.serf('n1')).to.equal('passing');
+    t.advance(2_000);
+    await t.live.sweep();
+    expect(t.serf('n1')).to.equal('passing');
+    t.advance(2_000);
+    await t.live.sweep();
+    expect(t.serf('n1')).to.equal('critical');
+    await t.live.heartbeat({ node: 'n1', address: '198.18.0.1', ttlMs: 3_000, nodeId: '' });
+    expect(t.serf('n1')).to.equal('passing');
+  });
+
+  it('removes a node that stays critical for the reap period, not before', async () => {
+    const t = setup(60_000);
+    await t.live.heartbeat({ node: 'gone', address: '198.18.0.2', ttlMs: 1_000, nodeId: '' });
+    t.advance(2_000);
+    await t.live.sweep();
+    expect(t.serf('gone')).to.equal('critical');
+    t.advance(59_000);
+    await t.live.sweep();
+    expect(t.state.catalog.nodes.has('gone')).to.equal(true);
+    t.advance(2_000);
+    await t.live.sweep();
+    expect(t.state.catalog.nodes.has('gone')).to.equal(false);
+  });
+});
