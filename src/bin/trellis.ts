@@ -119,6 +119,18 @@ function givenFlags(args: DaemonArgs, argv: readonly string[]): DaemonFlags {
   };
 }
 
+/** Settings from the config dir, or exit code 2 after printing every file error. */
+async function settingsOrExit(
+  configDir: string | undefined,
+  stderr: (s: string) => void,
+): Promise<AgentSettings | number> {
+  try {
+    return await readSettings(configDir);
+  } catch (err) {
+    return configErrorExit(err, stderr);
+  }
+}
+
 function logUnused(log: Logger, role: 'agent' | 'server', file: AgentSettings): void {
   const unused = unusedSettings(role, file);
   const other = role === 'agent' ? 'a server' : 'an agent';
@@ -181,12 +193,8 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
           .example('$0 server --config-dir /etc/trellis.d', 'Settings from /etc/trellis.d/*.hcl'),
       handler: action<DaemonArgs>(ctx, async (env, args) => {
         const configDir = args['config-dir'];
-        let file: AgentSettings;
-        try {
-          file = await readSettings(configDir);
-        } catch (err) {
-          return configErrorExit(err, env.io.stderr);
-        }
+        const file = await settingsOrExit(configDir, env.io.stderr);
+        if (typeof file === 'number') return file;
         const flags = givenFlags(args, env.argv);
         const { logLevel, ...settings } = resolveServer(flags, file);
         const log = createLogger({ level: logLevel });
@@ -263,12 +271,8 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
           .example('$0 agent --config-dir /etc/trellis.d', 'Settings from /etc/trellis.d/*.hcl'),
       handler: action<DaemonArgs>(ctx, async (env, args) => {
         const configDir = args['config-dir'];
-        let file: AgentSettings;
-        try {
-          file = await readSettings(configDir);
-        } catch (err) {
-          return configErrorExit(err, env.io.stderr);
-        }
+        const file = await settingsOrExit(configDir, env.io.stderr);
+        if (typeof file === 'number') return file;
         const flags = givenFlags(args, env.argv);
         const resolve = (f: AgentSettings) => resolveAgent(flags, f, args.httpAddr);
         const { logLevel, ...settings } = resolve(file);

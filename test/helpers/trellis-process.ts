@@ -121,3 +121,16 @@ export function tempDirs(): { make(name: string): string; removeAll(): void } {
     },
   };
 }
+
+/** A `trellis server` on 127.0.0.1 port 0 with its data in `dir`. */
+export function startServerProcess(
+  dir: string,
+  node: string,
+  extra: string[] = [],
+  opts: { timeoutMs?: number } = {},
+): Promise<TrellisProcess> {
+  return startTrellis(
+    ['server', '--data-dir', dir, '--bind', '127.0.0.1:0', '--node', node, ...extra],
+    opts,
+  );
+}

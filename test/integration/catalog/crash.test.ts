@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Pool } from 'undici';
 import {
   removeDir,
-  startTrellis,
+  startServerProcess,
   tempDir,
   type TrellisProcess,
 } from '../../helpers/trellis-process.js';
@@ -108,20 +108,7 @@ describe('catalog server durability under SIGKILL', function () {
   });
 
   const start = (): Promise<TrellisProcess> =>
-    startTrellis(
-      [
-        'server',
-        '--data-dir',
-        dir,
-        '--bind',
-        '127.0.0.1:0',
-        '--node',
-        'crash-srv',
-        '--snapshot-every',
-        '500',
-      ],
-      { timeoutMs: 60_000 },
-    );
+    startServerProcess(dir, 'crash-srv', ['--snapshot-every', '500'], { timeoutMs: 60_000 });
 
   for (const [round, mode] of [
     [0, 'random'],

@@ -8,18 +8,10 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { startTrellis, tempDirs, TRELLIS_BIN } from '../../helpers/trellis-process.js';
+import { startServerProcess, tempDirs, TRELLIS_BIN } from '../../helpers/trellis-process.js';
 
 async function fill(dir: string, keys: number): Promise<void> {
-  const server = await startTrellis([
-    'server',
-    '--data-dir',
-    dir,
-    '--bind',
-    '127.0.0.1:0',
-    '--node',
-    'dmg',
-  ]);
+  const server = await startServerProcess(dir, 'dmg');
   for (let i = 0; i < keys; i++) {
     const r = await request(`http://${server.address}/v1/kv/k/${i}`, {
       method: 'PUT',
@@ -49,15 +41,7 @@ describe('catalog server with a damaged write-ahead log', function () {
     await fill(dir, 20);
     const seg = newestSegment(dir);
     truncateSync(seg, statSync(seg).size - 3); // the last record loses its tail
-    const server = await startTrellis([
-      'server',
-      '--data-dir',
-      dir,
-      '--bind',
-      '127.0.0.1:0',
-      '--node',
-      'dmg',
-    ]);
+    const server = await startServerProcess(dir, 'dmg');
     try {
       const r = await request(`http://${server.address}/v1/kv/k/?recurse`);
       const keys = ((await r.body.json()) as { Key: string }[]).map((e) => e.Key);
