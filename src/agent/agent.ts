@@ -19,6 +19,7 @@ import {
   type ServiceRegistration,
 } from '../api/index.js';
 import { createClient, type TrellisClient } from '../client/index.js';
+import { remoteTokenResolver, type TokenResolver } from './acl/token-resolver.js';
 import { loadConfigDir, formatDiagnostic } from '../config/index.js';
 import { describeError, type Clock, type Random } from '../core/index.js';
 import { CheckScheduler } from './checks/index.js';
@@ -46,12 +47,17 @@ export interface AgentOptions {
   heartbeatTtlMs?: number;
   /** True when this agent runs inside a server process (its node is the server's). */
   server?: boolean;
+  /** The agent's own token: node registration, heartbeats, services without a token. */
   token?: string;
+  /** Decides local API requests; default: ask the servers (cached). */
+  tokenResolver?: TokenResolver;
 }
 
 interface Persisted {
   services: ServiceRegistration[];
   checks: CheckRegistration[];
+  /** Service id -> the ACL token it was registered with (the file is mode 0600). */
+  tokens?: Record<string, string>;
 }
 
 export class ConfigLoadError extends Error {
@@ -67,6 +73,7 @@ export class TrellisAgent {
   readonly checks: CheckScheduler;
   readonly sync: AntiEntropy;
   readonly heartbeat: Heartbeat;
+  readonly resolveToken: TokenResolver;
   readonly startedAt: number;
   #persistFile: string;
   #loading = false;
@@ -81,6 +88,7 @@ export class TrellisAgent {
       clock: opts.clock,
       ...(opts.token ? { token: opts.token } : {}),
     });
+    this.resolveToken = opts.tokenResolver ?? remoteTokenResolver(this.client, opts.clock);
     this.checks = new CheckScheduler({
       clock: opts.clock,
       random: opts.random,
@@ -206,7 +214,8 @@ export class TrellisAgent {
     }
     for (const s of saved.services ?? []) {
       try {
-        this.local.addService(normalizeServiceRegistration(s), 'api');
+        const reg = normalizeServiceRegistration(s);
+        this.local.addService(reg, 'api', true, saved.tokens?.[reg.ID ?? reg.Name]);
       } catch (err) {
         this.opts.log.warn(
           { service: s.ID ?? s.Name, err: describeError(err) },
@@ -229,14 +238,20 @@ export class TrellisAgent {
   /** Writes API-registered definitions atomically (temp file + rename). */
   #persist(): void {
     const services: ServiceRegistration[] = [];
-    for (const e of this.local.services.values())
-      if (e.source === 'api') services.push(e.registration);
+    const tokens: Record<string, string> = {};
+    for (const e of this.local.services.values()) {
+      if (e.source !== 'api') continue;
+      services.push(e.registration);
+      if (e.token) tokens[e.service.ID] = e.token;
+    }
     const checks: CheckRegistration[] = [];
     for (const e of this.local.checks.values())
       if (e.source === 'api' && e.registration) checks.push(e.registration);
     const tmp = `${this.#persistFile}.tmp`;
     try {
-      writeFileSync(tmp, JSON.stringify({ services, checks } satisfies Persisted), { mode: 0o600 });
+      writeFileSync(tmp, JSON.stringify({ services, checks, tokens } satisfies Persisted), {
+        mode: 0o600,
+      });
       renameSync(tmp, this.#persistFile);
     } catch (err) {
       this.opts.log.error(

@@ -2,6 +2,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
+import type { TokenResolver } from '../agent/acl/token-resolver.js';
 import { TrellisAgent } from '../agent/agent.js';
 import { agentRoutes } from '../agent/http/agent-routes.js';
 import { createForwarder, forwardRoutes, type Forwarder } from '../agent/http/forward.js';
@@ -36,7 +37,12 @@ export interface RunningAgent {
   close(opts?: { leave?: boolean }): Promise<void>;
 }
 
-export function makeAgent(args: AgentArgs, log: Logger, server: boolean): TrellisAgent {
+export function makeAgent(
+  args: AgentArgs,
+  log: Logger,
+  server: boolean,
+  tokenResolver?: TokenResolver,
+): TrellisAgent {
   const nodeName = args.node ?? hostname();
   mkdirSync(args.dataDir, { recursive: true, mode: 0o700 });
   return new TrellisAgent({
@@ -60,6 +66,7 @@ export function makeAgent(args: AgentArgs, log: Logger, server: boolean): Trelli
     ...(args.heartbeatIntervalMs ? { heartbeatIntervalMs: args.heartbeatIntervalMs } : {}),
     ...(args.heartbeatTtlMs ? { heartbeatTtlMs: args.heartbeatTtlMs } : {}),
     ...(args.token ? { token: args.token } : {}),
+    ...(tokenResolver ? { tokenResolver } : {}),
     server,
   });
 }

@@ -30,6 +30,8 @@ export interface ServerArgs {
   /** For the server's own node, as on an agent. */
   nodeMeta?: Record<string, string>;
   enableScriptChecks?: boolean;
+  /** 'deny' (production default) or 'allow' (dev mode). */
+  aclDefaultPolicy?: 'allow' | 'deny';
 }
 
 export interface RunningServer {
@@ -46,6 +48,12 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
   const nodeName = args.node ?? hostname();
   const nodeId = nodeIdFor(args.dataDir);
   const advertise = args.advertise ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
+  // The server's own agent acts with a per-process secret that the catalog treats as
+  // management; it is never stored or shown.
+  const internalSecret = newId();
+  // The agent is made before the catalog (the catalog serves its routes); it resolves tokens
+  // through the catalog once that exists.
+  const late: { server?: CatalogServer } = {};
   const agent = makeAgent(
     {
       servers: [dialable(bind, 8500)],
@@ -59,9 +67,14 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
       ...(args.nodeMeta ? { nodeMeta: args.nodeMeta } : {}),
       enableScriptChecks: args.enableScriptChecks ?? false,
       syncIntervalMs: 10_000,
+      token: internalSecret,
     },
     log,
     true,
+    async (secret) => {
+      if (!late.server) throw new Error('catalog not started');
+      return late.server.acl.resolve(secret);
+    },
   );
   const server = await startServer({
     dataDir: join(args.dataDir, 'catalog'),
@@ -76,27 +89,37 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
     newId,
     log: log.child({ component: 'catalog' }),
     extraRoutes: (app) => agentRoutes(app, agent),
+    internalSecret,
+    aclDefaultPolicy: args.aclDefaultPolicy ?? 'deny',
     ...(args.snapshotEvery ? { snapshotEvery: args.snapshotEvery } : {}),
     ...(args.sessionMinTtlMs !== undefined ? { sessionMinTTLms: args.sessionMinTtlMs } : {}),
     ...(args.nodeGraceMs !== undefined ? { nodeGraceMs: args.nodeGraceMs } : {}),
   });
+  late.server = server;
   try {
     await agent.start();
   } catch (err) {
     await server.close();
     throw err;
   }
+  const started = server;
   log.info(
-    { address: server.address, node: nodeName, datacenter: args.datacenter, dataDir: args.dataDir },
+    {
+      address: server.address,
+      aclDefaultPolicy: args.aclDefaultPolicy ?? 'deny',
+      node: nodeName,
+      datacenter: args.datacenter,
+      dataDir: args.dataDir,
+    },
     'trellis server ready',
   );
   return {
-    server,
+    server: started,
     agent,
-    address: server.address,
+    address: started.address,
     async close() {
       await agent.stop();
-      await server.close();
+      await started.close();
     },
   };
 }

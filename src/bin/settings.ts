@@ -35,6 +35,7 @@ export interface DaemonFlags {
   snapshotEvery?: number;
   sessionMinTtlMs?: number;
   nodeGraceMs?: number;
+  aclDefaultPolicy?: 'allow' | 'deny';
 }
 
 export const DEFAULT_DATACENTER = 'dc1';
@@ -45,6 +46,8 @@ const DEFAULT_PORT = 8500;
 
 export type ResolvedAgent = Omit<AgentArgs, 'configDir' | 'token' | 'nodeId'> & {
   logLevel: LogLevel;
+  /** The agent token from `acl { tokens { agent } }`; --token wins over it. */
+  fileToken?: string;
 };
 export type ResolvedServer = Omit<ServerArgs, 'configDir'> & { logLevel: LogLevel };
 
@@ -79,6 +82,7 @@ export function resolveAgent(
     ...(heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs } : {}),
     ...(heartbeatTtlMs !== undefined ? { heartbeatTtlMs } : {}),
     ...(syncIntervalMs !== undefined ? { syncIntervalMs } : {}),
+    ...(file.aclAgentToken ? { fileToken: file.aclAgentToken } : {}),
   };
 }
 
@@ -101,6 +105,8 @@ export function resolveServer(flags: DaemonFlags, file: AgentSettings): Resolved
     ...(snapshotEvery !== undefined ? { snapshotEvery } : {}),
     ...(flags.sessionMinTtlMs !== undefined ? { sessionMinTtlMs: flags.sessionMinTtlMs } : {}),
     ...(flags.nodeGraceMs !== undefined ? { nodeGraceMs: flags.nodeGraceMs } : {}),
+    // Production servers deny what no rule allows, as Consul recommends.
+    aclDefaultPolicy: flags.aclDefaultPolicy ?? file.aclDefaultPolicy ?? 'deny',
   };
 }
 
@@ -161,12 +167,21 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
   syncIntervalMs: 'sync_interval',
   bindAddr: 'bind_addr',
   snapshotEvery: 'snapshot_every',
+  aclDefaultPolicy: 'acl.default_policy',
+  aclAgentToken: 'acl.tokens.agent',
 };
 
 /** File settings the other kind of daemon uses; set here, they are ignored (and logged). */
 const UNUSED: Record<'agent' | 'server', readonly (keyof AgentSettings)[]> = {
-  agent: ['bindAddr', 'snapshotEvery'],
-  server: ['retryJoin', 'httpAddr', 'heartbeatIntervalMs', 'heartbeatTtlMs', 'syncIntervalMs'],
+  agent: ['bindAddr', 'snapshotEvery', 'aclDefaultPolicy'],
+  server: [
+    'retryJoin',
+    'httpAddr',
+    'heartbeatIntervalMs',
+    'heartbeatTtlMs',
+    'syncIntervalMs',
+    'aclAgentToken',
+  ],
 };
 
 export function unusedSettings(role: 'agent' | 'server', file: AgentSettings): string[] {

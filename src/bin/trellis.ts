@@ -79,6 +79,7 @@ interface DaemonArgs extends GlobalArgs {
   'heartbeat-ttl'?: number;
   'node-meta'?: string[];
   'no-demo'?: boolean;
+  'acl-default-policy'?: 'allow' | 'deny';
 }
 
 /** A number flag in ms (or a count); undefined when not given. */
@@ -116,6 +117,7 @@ function givenFlags(args: DaemonArgs, argv: readonly string[]): DaemonFlags {
     snapshotEvery: numberFlag(args['snapshot-every'], 'snapshot-every', 1),
     sessionMinTtlMs: numberFlag(args['session-min-ttl'], 'session-min-ttl', 0),
     nodeGraceMs: numberFlag(args['node-grace'], 'node-grace', 0),
+    aclDefaultPolicy: args['acl-default-policy'],
   };
 }
 
@@ -188,6 +190,11 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
           .option('node-grace', {
             type: 'number',
             describe: 'Grace after start before silent nodes turn critical, ms (default 30000)',
+          })
+          .option('acl-default-policy', {
+            choices: ['allow', 'deny'] as const,
+            defaultDescription: 'deny',
+            describe: 'What a token may do where no rule says (acl.default_policy)',
           })
           .example('$0 server --data-dir /var/lib/trellis --bind 0.0.0.0:8500', 'A catalog server')
           .example('$0 server --config-dir /etc/trellis.d', 'Settings from /etc/trellis.d/*.hcl'),
@@ -284,7 +291,9 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             {
               ...settings,
               ...(configDir ? { configDir } : {}),
-              ...(args.token ? { token: args.token } : {}),
+              ...(args.token || settings.fileToken
+                ? { token: args.token ?? settings.fileToken }
+                : {}),
             },
             log,
           );
@@ -325,6 +334,11 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             default: '127.0.0.1:8500',
             describe: 'HTTP API listen address',
           })
+          .option('acl-default-policy', {
+            choices: ['allow', 'deny'] as const,
+            defaultDescription: 'allow',
+            describe: 'What a token may do where no rule says',
+          })
           .option('no-demo', {
             type: 'boolean',
             default: false,
@@ -347,6 +361,9 @@ async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<nu
       bind: args.bind ?? '127.0.0.1:8500',
       advertise: '127.0.0.1',
       sessionMinTtlMs: 1000,
+      // Dev mode is for trying things: every request is allowed until an operator bootstraps
+      // ACLs and writes deny rules.
+      aclDefaultPolicy: args['acl-default-policy'] ?? 'allow',
       ...(args['config-dir'] ? { configDir: args['config-dir'] } : {}),
     },
     log,

@@ -12,6 +12,9 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { SERF_CHECK_ID } from '../api/index.js';
 import type { Clock, Random } from '../core/index.js';
+import type { DefaultPolicy } from '../policy/index.js';
+import { AclResolver } from './acl/resolver.js';
+import { aclRoutes } from './http/acl-routes.js';
 import { CONSUL_FASTIFY_OPTIONS, installConsulHttp } from '../httpkit/consul-http.js';
 import { catalogRoutes } from './http/catalog-routes.js';
 import type { CatalogContext, CatalogLogger } from './http/context.js';
@@ -50,6 +53,10 @@ export interface ServerOptions {
   /** Extra routes (the agent API of this server's own node). */
   extraRoutes?: (app: FastifyInstance) => void | Promise<void>;
   store?: DurableStore;
+  /** What tokens without a matching rule may do: 'deny' in production, 'allow' in dev mode. */
+  aclDefaultPolicy?: DefaultPolicy;
+  /** Secret the server's own in-process agent uses (management rights, never stored). */
+  internalSecret?: string;
 }
 
 export interface CatalogServer {
@@ -58,6 +65,8 @@ export interface CatalogServer {
   writer: Writer;
   /** host:port the API listens on. */
   address: string;
+  /** Resolves request tokens (the server's own agent decides its API with it). */
+  acl: AclResolver;
   close(): Promise<void>;
 }
 
@@ -104,6 +113,13 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     log: opts.log,
     newId: opts.newId,
     responses: new ResponseCache(),
+    acl: new AclResolver(state, {
+      defaultPolicy: opts.aclDefaultPolicy ?? 'deny',
+      datacenter: opts.datacenter,
+      clock: opts.clock,
+      ...(opts.internalSecret ? { internalSecret: opts.internalSecret } : {}),
+    }),
+    caFingerprint: () => '',
   };
 
   const app = Fastify(CONSUL_FASTIFY_OPTIONS);
@@ -113,6 +129,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
   kvRoutes(app, ctx);
   sessionRoutes(app, ctx, { minTTLms: opts.sessionMinTTLms ?? 10_000, maxTTLms: 86_400_000 });
   statusRoutes(app, ctx);
+  aclRoutes(app, ctx);
   if (opts.extraRoutes) await opts.extraRoutes(app);
 
   await registerSelf(state, writer, opts);
@@ -128,6 +145,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     state,
     writer,
     address: `${hostForUrl}:${port}`,
+    acl: ctx.acl,
     async close() {
       liveness.stop();
       sessions.stop();

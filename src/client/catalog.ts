@@ -25,8 +25,9 @@ export interface CatalogApi {
   /** One node and its services; an unknown node gives null. */
   node(name: string, opts?: QueryOptions): Promise<QueryResult<CatalogNode | null>>;
   datacenters(opts?: QueryOptions): Promise<QueryResult<string[]>>;
-  register(reg: CatalogRegistration, opts?: { signal?: AbortSignal }): Promise<boolean>;
-  deregister(dereg: CatalogDeregistration, opts?: { signal?: AbortSignal }): Promise<boolean>;
+  /** `token` overrides the client's token for this write (an agent syncing a service's token). */
+  register(reg: CatalogRegistration, opts?: WriteOptions): Promise<boolean>;
+  deregister(dereg: CatalogDeregistration, opts?: WriteOptions): Promise<boolean>;
 }
 
 export function createCatalogApi(t: Transport): CatalogApi {
@@ -46,6 +47,7 @@ export function createCatalogApi(t: Transport): CatalogApi {
           path: '/v1/catalog/register',
           body: reg,
           signal: opts?.signal,
+          ...(opts?.token ? { headers: { 'x-consul-token': opts.token } } : {}),
         }),
       ),
     deregister: async (dereg, opts) =>
@@ -55,9 +57,15 @@ export function createCatalogApi(t: Transport): CatalogApi {
           path: '/v1/catalog/deregister',
           body: dereg,
           signal: opts?.signal,
+          ...(opts?.token ? { headers: { 'x-consul-token': opts.token } } : {}),
         }),
       ),
   };
+}
+
+export interface WriteOptions {
+  signal?: AbortSignal;
+  token?: string;
 }
 
 /** The tag parameter, repeated once per tag. */

@@ -37,6 +37,10 @@ export interface AgentSettings {
   syncIntervalMs?: number;
   bindAddr?: string;
   snapshotEvery?: number;
+  /** `acl { default_policy = "deny" }`: servers decide tokens without a matching rule by it. */
+  aclDefaultPolicy?: 'allow' | 'deny';
+  /** `acl { tokens { agent = "..." } }`: the agent's own token. */
+  aclAgentToken?: string;
 }
 
 /** One setting as one file wrote it. */
@@ -86,7 +90,7 @@ const nonEmptyList: Check<unknown[]> = (l) =>
   l.length === 0 ? 'must list at least one server address' : undefined;
 
 /** Keys whose values are compared (and reported) per member rather than as a whole. */
-const PER_MEMBER = new Set(['node_meta', 'addresses', 'ports']);
+const PER_MEMBER = new Set(['node_meta', 'addresses', 'ports', 'acl']);
 
 const settingFields: readonly FieldSpec[] = [
   field('node_name', t.string(serviceIdent('node name'))),
@@ -111,6 +115,24 @@ const settingFields: readonly FieldSpec[] = [
   field('sync_interval', t.duration(positive)),
   field('bind_addr', t.string(hostPort(true))),
   field('snapshot_every', t.int(atLeast(1))),
+  field(
+    'acl',
+    t.object(
+      schema([
+        field('enabled', t.bool()),
+        field('default_policy', t.string(oneOf(['allow', 'deny']))),
+        field(
+          'tokens',
+          t.object(
+            schema([
+              field('agent', t.string(notEmpty('agent token'))),
+              field('default', t.string()),
+            ]),
+          ),
+        ),
+      ]),
+    ),
+  ),
 ];
 
 /** Every top-level key a config-dir file may hold: definitions and settings. */
@@ -244,6 +266,8 @@ function toSettings(m: ReadonlyMap<string, SettingEntry>): AgentSettings {
   set('syncIntervalMs', get('sync_interval'));
   set('bindAddr', get('bind_addr'));
   set('snapshotEvery', get('snapshot_every'));
+  set('aclDefaultPolicy', get('acl.defaultpolicy'));
+  set('aclAgentToken', get<{ agent?: string }>('acl.tokens')?.agent);
   return s;
 }
 

@@ -51,6 +51,24 @@ export function params(q: Query, k: string): string[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
+/**
+ * The ACL secret a request carries, in Consul's order: `?token`, then `X-Consul-Token`, then
+ * `Authorization: Bearer`. '' when there is none.
+ */
+export function requestToken(req: FastifyRequest): string {
+  const q = param(query(req), 'token');
+  if (q) return q;
+  const h = req.headers['x-consul-token'];
+  const header = Array.isArray(h) ? h[0] : h;
+  if (header) return header.trim();
+  const auth = req.headers.authorization;
+  if (auth) {
+    const m = /^bearer\s+(\S+)\s*$/i.exec(auth);
+    if (m) return m[1]!;
+  }
+  return '';
+}
+
 /** Presence flags (`?recurse`, `?stale=`, `?keys=true`): on when present. */
 export function flag(q: Query, k: string): boolean {
   return q[k] !== undefined;

@@ -6,3 +6,4 @@
 export * from './spiffe.js';
 export * from './intentions.js';
 export * from './acl.js';
+export * from './authorizer.js';

@@ -68,6 +68,8 @@ describe('trellis agent', function () {
       '127.0.0.1:0',
       '--node',
       'srv',
+      '--acl-default-policy',
+      'allow',
     ]);
     app = createServer((_req, res) => {
       res.statusCode = appHealthy ? 200 : 500;

@@ -48,6 +48,8 @@ describe('consul npm client against a server and two agents', function () {
       '127.0.0.1:0',
       '--node',
       'srv1',
+      '--acl-default-policy',
+      'allow',
       '--session-min-ttl',
       '1000',
     ]);

@@ -66,7 +66,7 @@ node_meta {
     const conf = dir('srvconf');
     writeFileSync(
       join(conf, 'server.hcl'),
-      `node_name = "srv-from-file"\ndata_dir = "${dir('srv')}"\nsnapshot_every = 50\n`,
+      `node_name = "srv-from-file"\ndata_dir = "${dir('srv')}"\nsnapshot_every = 50\nacl { default_policy = "allow" }\n`,
     );
     server = await start(['server', '--config-dir', conf, '--bind', '127.0.0.1:0']);
   });

@@ -27,6 +27,7 @@ export async function startTestServer(opts: Partial<ServerOptions> = {}): Promis
     newId,
     log: quiet,
     sessionMinTTLms: 1000,
+    aclDefaultPolicy: 'allow',
     ...opts,
   });
   return {

@@ -122,15 +122,19 @@ export function tempDirs(): { make(name: string): string; removeAll(): void } {
   };
 }
 
-/** A `trellis server` on 127.0.0.1 port 0 with its data in `dir`. */
+/**
+ * A `trellis server` on 127.0.0.1 port 0 with its data in `dir`. ACLs default to allow so tests
+ * of other features need no tokens; ACL tests pass `--acl-default-policy deny`.
+ */
 export function startServerProcess(
   dir: string,
   node: string,
   extra: string[] = [],
   opts: { timeoutMs?: number } = {},
 ): Promise<TrellisProcess> {
+  const acl = extra.includes('--acl-default-policy') ? [] : ['--acl-default-policy', 'allow'];
   return startTrellis(
-    ['server', '--data-dir', dir, '--bind', '127.0.0.1:0', '--node', node, ...extra],
+    ['server', '--data-dir', dir, '--bind', '127.0.0.1:0', '--node', node, ...acl, ...extra],
     opts,
   );
 }

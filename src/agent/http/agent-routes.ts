@@ -26,6 +26,10 @@ import {
   sendJSON,
 } from '../../httpkit/consul-http.js';
 import type { TrellisAgent } from '../agent.js';
+import type { Authorizer } from '../../policy/index.js';
+import { MeshError } from '../../core/index.js';
+import { requestToken } from '../../httpkit/consul-http.js';
+import type { FastifyRequest } from 'fastify';
 import type { LocalCheck } from '../local/local-state.js';
 
 export const VERSION = '0.1.0';
@@ -73,11 +77,40 @@ function aggregate(checks: LocalCheck[]): HealthStatus {
 
 const HEALTH_CODE: Record<HealthStatus, number> = { passing: 200, warning: 429, critical: 503 };
 
+function denied(a: Authorizer, permission: string, name: string): MeshError {
+  const who = a.accessor ? `token with AccessorID '${a.accessor}'` : 'token';
+  return new MeshError(
+    'MESH_ERR_PERMISSION_DENIED',
+    'user',
+    `Permission denied: ${who} lacks permission '${permission}' on "${name}"`,
+    { status: 403 },
+  );
+}
+
 export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   const node = agent.opts.node;
+  const authz = (req: FastifyRequest): Promise<Authorizer> => agent.resolveToken(requestToken(req));
+  const need = (
+    a: Authorizer,
+    resource: 'service' | 'node' | 'agent',
+    name: string,
+    access: 'read' | 'write',
+  ): void => {
+    if (!a.allowed(resource, name, access)) throw denied(a, `${resource}:${access}`, name);
+  };
+  /** Write on what a check belongs to: its service, else the node. */
+  const needCheckWrite = (a: Authorizer, checkId: string): void => {
+    const c = agent.local.checks.get(checkId)?.check;
+    const svc = c?.ServiceID ? agent.local.services.get(c.ServiceID)?.service.Service : undefined;
+    if (svc) need(a, 'service', svc, 'write');
+    else need(a, 'node', node.node, 'write');
+  };
+  const visibleCheck = (a: Authorizer, h: HealthCheck): boolean =>
+    h.ServiceName ? a.allowed('service', h.ServiceName, 'read') : a.allowed('node', h.Node, 'read');
 
-  route(app, ['GET'], '/v1/agent/self', async (_req, reply) =>
-    sendJSON(reply, {
+  route(app, ['GET'], '/v1/agent/self', async (req, reply) => {
+    need(await authz(req), 'agent', node.node, 'read');
+    return sendJSON(reply, {
       Config: {
         Datacenter: node.datacenter,
         PrimaryDatacenter: node.datacenter,
@@ -102,10 +135,11 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
         },
       },
       Meta: node.meta,
-    }),
-  );
+    });
+  });
 
-  route(app, ['GET'], '/v1/agent/members', async (_req, reply) => {
+  route(app, ['GET'], '/v1/agent/members', async (req, reply) => {
+    const a = await authz(req);
     const [nodes, checks] = await Promise.all([
       agent.client.catalog.nodes(),
       agent.client.health.state('any'),
@@ -114,7 +148,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
       checks.value.filter((c) => c.CheckID === SERF_CHECK_ID).map((c) => [c.Node, c.Status]),
     );
     const members: Member[] = nodes.value
-      .filter((n) => serf.has(n.Node))
+      .filter((n) => serf.has(n.Node) && a.allowed('node', n.Node, 'read'))
       .map((n) =>
         member(
           n.Node,
@@ -128,8 +162,10 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   });
 
   route(app, ['GET'], '/v1/agent/services', async (req, reply) => {
+    const a = await authz(req);
     const out: Record<string, AgentService> = {};
-    for (const id of agent.local.services.keys()) out[id] = agentService(agent, id)!;
+    for (const [id, e] of agent.local.services)
+      if (a.allowed('service', e.service.Service, 'read')) out[id] = agentService(agent, id)!;
     return sendJSON(reply, filtered(out, param(query(req), 'filter')));
   });
 
@@ -137,6 +173,9 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   // the instance to change (or to disappear) before answering.
   route(app, ['GET'], '/v1/agent/service/:id', async (req, reply) => {
     const id = (req.params as { id: string }).id;
+    const a = await authz(req);
+    const found = agent.local.services.get(id);
+    if (found) need(a, 'service', found.service.Service, 'read');
     const q = query(req);
     const hash = param(q, 'hash');
     const { waitMs } = blockingParams(q);
@@ -162,20 +201,31 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   });
 
   route(app, ['PUT'], '/v1/agent/service/register', async (req, reply) => {
+    const a = await authz(req);
     const reg = normalizeServiceRegistration(jsonBody(req));
+    need(a, 'service', reg.Name, 'write');
+    const old = agent.local.services.get(reg.ID ?? reg.Name);
+    if (old && old.service.Service !== reg.Name) need(a, 'service', old.service.Service, 'write');
     const replace = boolParam(query(req), 'replace-existing-checks');
-    agent.local.addService(reg, 'api', replace);
+    // The catalog copy is written with the registering token (Consul's per-service token).
+    const token = requestToken(req);
+    agent.local.addService(reg, 'api', replace, token || undefined);
     return reply.code(200).send();
   });
 
   route(app, ['PUT'], '/v1/agent/service/deregister/:id', async (req, reply) => {
-    agent.local.removeService((req.params as { id: string }).id);
+    const id = (req.params as { id: string }).id;
+    const existing = agent.local.services.get(id);
+    if (existing) need(await authz(req), 'service', existing.service.Service, 'write');
+    agent.local.removeService(id);
     return reply.code(200).send();
   });
 
   route(app, ['PUT'], '/v1/agent/service/maintenance/:id', async (req, reply) => {
     const q = query(req);
     if (param(q, 'enable') === undefined) throw badRequest('Missing value for enable', 'enable');
+    const target = agent.local.services.get((req.params as { id: string }).id);
+    if (target) need(await authz(req), 'service', target.service.Service, 'write');
     agent.local.setServiceMaintenance(
       (req.params as { id: string }).id,
       boolParam(q, 'enable'),
@@ -187,13 +237,18 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   route(app, ['PUT'], '/v1/agent/maintenance', async (req, reply) => {
     const q = query(req);
     if (param(q, 'enable') === undefined) throw badRequest('Missing value for enable', 'enable');
+    need(await authz(req), 'node', node.node, 'write');
     agent.local.setNodeMaintenance(boolParam(q, 'enable'), param(q, 'reason') ?? '');
     return reply.code(200).send();
   });
 
   route(app, ['GET'], '/v1/agent/checks', async (req, reply) => {
+    const a = await authz(req);
     const out: Record<string, HealthCheck> = {};
-    for (const [id, e] of agent.local.checks) out[id] = agentCheck(agent, e.check);
+    for (const [id, e] of agent.local.checks) {
+      const h = agentCheck(agent, e.check);
+      if (visibleCheck(a, h)) out[id] = h;
+    }
     return sendJSON(reply, filtered(out, param(query(req), 'filter')));
   });
 
@@ -201,12 +256,18 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     const c = normalizeCheckType(jsonBody(req), 'check');
     if (!c.Name) throw badRequest('Missing check name', 'Name');
     const reg: CheckRegistration & { ServiceID?: string } = { ...c, Name: c.Name };
+    const a = await authz(req);
+    const owner = reg.ServiceID ? agent.local.services.get(reg.ServiceID) : undefined;
+    if (owner) need(a, 'service', owner.service.Service, 'write');
+    else need(a, 'node', node.node, 'write');
     agent.local.addCheck(reg, 'api');
     return reply.code(200).send();
   });
 
   route(app, ['PUT'], '/v1/agent/check/deregister/:id', async (req, reply) => {
-    agent.local.removeCheck((req.params as { id: string }).id);
+    const id = (req.params as { id: string }).id;
+    needCheckWrite(await authz(req), id);
+    agent.local.removeCheck(id);
     return reply.code(200).send();
   });
 
@@ -218,6 +279,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
         throw notFound(
           `Unknown check ID "${id}". Ensure that the check ID is passed, not the check name.`,
         );
+      needCheckWrite(await authz(req), id);
       agent.checks.ttlUpdate(id, status, param(query(req), 'note') ?? '');
       return reply.code(200).send();
     };
@@ -233,6 +295,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     const st = statusField(o, 'Status', '');
     if (!st) throw badRequest('Status: must be passing, warning or critical', 'Status');
     if (!agent.checks.has(id)) throw notFound(`Unknown check ID "${id}"`);
+    needCheckWrite(await authz(req), id);
     agent.checks.ttlUpdate(id, st, typeof o.Output === 'string' ? o.Output : '');
     return reply.code(200).send();
   });
@@ -240,6 +303,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   route(app, ['GET'], '/v1/agent/health/service/id/:id', async (req, reply) => {
     const id = (req.params as { id: string }).id;
     const svc = agentService(agent, id);
+    if (svc) need(await authz(req), 'service', svc.Service, 'read');
     if (!svc)
       return reply.code(404).type('text/plain; charset=utf-8').send(`ServiceId ${id} not found`);
     const st = aggregate(agent.local.checksOf(id));
@@ -253,6 +317,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
 
   route(app, ['GET'], '/v1/agent/health/service/name/:name', async (req, reply) => {
     const name = (req.params as { name: string }).name;
+    need(await authz(req), 'service', name, 'read');
     const list = [...agent.local.services.values()].filter((e) => e.service.Service === name);
     if (list.length === 0)
       return reply
@@ -272,7 +337,8 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     return sendJSON(reply, entries);
   });
 
-  route(app, ['PUT'], '/v1/agent/reload', async (_req, reply) => {
+  route(app, ['PUT'], '/v1/agent/reload', async (req, reply) => {
+    need(await authz(req), 'agent', node.node, 'write');
     await agent.reload();
     return reply.code(200).send();
   });

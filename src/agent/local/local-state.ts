@@ -42,6 +42,8 @@ export interface ServiceEntry {
   registration: ServiceRegistration;
   source: Source;
   checkIDs: string[];
+  /** ACL token the service was registered with; anti-entropy writes it to the catalog with it. */
+  token?: string;
 }
 
 export interface CheckEntry {
@@ -96,7 +98,12 @@ export class LocalState {
    * Adds or replaces a service and the checks it defines. Checks are validated (and started)
    * before anything is replaced, so a bad check leaves the old registration in force.
    */
-  addService(reg: ServiceRegistration, source: Source, replaceExistingChecks = true): LocalService {
+  addService(
+    reg: ServiceRegistration,
+    source: Source,
+    replaceExistingChecks = true,
+    token?: string,
+  ): LocalService {
     const service = toAgentService(reg);
     const id = service.ID;
     const defs = [...(reg.Check ? [reg.Check] : []), ...(reg.Checks ?? [])];
@@ -167,7 +174,13 @@ export class LocalState {
       }
     }
     const keep = old && !replaceExistingChecks ? old.checkIDs.filter((c) => !ids.has(c)) : [];
-    this.services.set(id, { service, registration: reg, source, checkIDs: [...keep, ...ids] });
+    this.services.set(id, {
+      service,
+      registration: reg,
+      source,
+      checkIDs: [...keep, ...ids],
+      ...(token ? { token } : {}),
+    });
     this.#changed();
     return service;
   }

@@ -135,8 +135,17 @@ export class AntiEntropy {
       await client.catalog.deregister({ Node: node.node, CheckID: c.CheckID });
     }
 
+    // The node (and its own checks) first, with the agent's token, so the service writes below
+    // do not change the node and need only their own service's token.
+    const nodeChecks = [...local.checks.values()]
+      .filter((c) => c.check.ServiceID === '')
+      .map((c) => c.check);
+    const nodeChecksDiffer = nodeChecks.some((c) => !sameCheck(remoteChecks.get(c.CheckID), c));
+    if (nodeChecksDiffer || nodeChanged) {
+      await client.catalog.register(this.#registration(undefined, nodeChecks));
+    }
+
     // Register services (with their checks) that are missing or differ.
-    let nodeRegistered = false;
     for (const entry of local.services.values()) {
       const svc = entry.service;
       const checks = local.checksOf(svc.ID);
@@ -145,17 +154,11 @@ export class AntiEntropy {
         !remote ||
         !sameService(remote, svc) ||
         checks.some((c) => !sameCheck(remoteChecks.get(c.CheckID), c));
-      if (!differs && !nodeChanged) continue;
-      await client.catalog.register(this.#registration(svc, checks));
-      nodeRegistered = true;
-    }
-    // Node-level checks (maintenance, standalone checks).
-    const nodeChecks = [...local.checks.values()]
-      .filter((c) => c.check.ServiceID === '')
-      .map((c) => c.check);
-    const nodeChecksDiffer = nodeChecks.some((c) => !sameCheck(remoteChecks.get(c.CheckID), c));
-    if (nodeChecksDiffer || (nodeChanged && !nodeRegistered)) {
-      await client.catalog.register(this.#registration(undefined, nodeChecks));
+      if (!differs) continue;
+      await client.catalog.register(
+        this.#registration(svc, checks),
+        entry.token ? { token: entry.token } : undefined,
+      );
     }
     this.syncedVersion = version;
   }

@@ -24,6 +24,9 @@ import {
 import type { CheckSpec, RegisterCommand } from '../state/commands.js';
 import * as Q from '../state/queries.js';
 import type { CatalogContext } from './context.js';
+import { filters } from '../acl/filters.js';
+import { authz, requireNamed } from './authz.js';
+import type { Authorizer } from '../../policy/index.js';
 import { read } from './read.js';
 import { propose } from './write.js';
 
@@ -148,7 +151,9 @@ export function registerCommand(ctx: CatalogContext, raw: unknown): RegisterComm
 
 export function catalogRoutes(app: FastifyInstance, ctx: CatalogContext): void {
   route(app, ['PUT'], '/v1/catalog/register', async (req, reply) => {
+    const a = authz(ctx, req);
     const cmd = registerCommand(ctx, jsonBody(req));
+    authorizeRegister(ctx, a, cmd);
     return sendJSON(reply, await propose(ctx, cmd));
   });
 
@@ -161,6 +166,7 @@ export function catalogRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     const checkID = str(o, 'CheckID', '');
     if (serviceID && checkID)
       throw badRequest('ServiceID and CheckID: set at most one', 'ServiceID');
+    authorizeDeregister(ctx, authz(ctx, req), node, serviceID, checkID);
     const cmd = {
       type: 'deregister' as const,
       node,
@@ -179,12 +185,17 @@ export function catalogRoutes(app: FastifyInstance, ctx: CatalogContext): void {
 
   route(app, ['GET'], '/v1/catalog/nodes', async (req, reply) => {
     const meta = nodeMetaParam(query(req));
-    return read(ctx, req, reply, () => Q.catalogNodes(ctx.state, meta), { filterable: true });
+    return read(ctx, req, reply, () => Q.catalogNodes(ctx.state, meta), {
+      filterable: true,
+      acl: filters.nodes,
+    });
   });
 
   route(app, ['GET'], '/v1/catalog/services', async (req, reply) => {
     const meta = nodeMetaParam(query(req));
-    return read(ctx, req, reply, () => Q.catalogServices(ctx.state, meta));
+    return read(ctx, req, reply, () => Q.catalogServices(ctx.state, meta), {
+      acl: filters.serviceNames,
+    });
   });
 
   const serviceRead =
@@ -200,6 +211,7 @@ export function catalogRoutes(app: FastifyInstance, ctx: CatalogContext): void {
       };
       return read(ctx, req, reply, () => Q.catalogService(ctx.state, svc, sq), {
         filterable: true,
+        acl: filters.catalogService,
       });
     };
   route(app, ['GET'], '/v1/catalog/service/:name', serviceRead(false));
@@ -207,7 +219,9 @@ export function catalogRoutes(app: FastifyInstance, ctx: CatalogContext): void {
 
   route(app, ['GET'], '/v1/catalog/node/:name', async (req, reply) => {
     const node = (req.params as { name: string }).name;
-    return read(ctx, req, reply, () => Q.catalogNode(ctx.state, node));
+    return read(ctx, req, reply, () => Q.catalogNode(ctx.state, node), {
+      acl: (v, a) => filters.nodeServices(v, node, a),
+    });
   });
 
   route(app, ['GET'], '/v1/catalog/node-services/:name', async (req, reply) => {
@@ -223,7 +237,74 @@ export function catalogRoutes(app: FastifyInstance, ctx: CatalogContext): void {
           value: r.value ? { Node: r.value.Node, Services: Object.values(r.value.Services) } : null,
         };
       },
-      { filterable: true, filterField: 'Services' },
+      {
+        filterable: true,
+        filterField: 'Services',
+        acl: (v, a) => filters.nodeServices(v, node, a),
+      },
     );
   });
+}
+
+/** A node's identity fields, to tell whether a registration changes the node itself. */
+function sameNodeInfo(ctx: CatalogContext, cmd: RegisterCommand): boolean {
+  const n = ctx.state.catalog.nodes.get(cmd.node.Node);
+  if (!n) return false;
+  if (cmd.skipNodeUpdate) return true;
+  return (
+    n.Address === cmd.node.Address &&
+    (!cmd.node.ID || n.ID === cmd.node.ID) &&
+    JSON.stringify(n.Meta) === JSON.stringify(cmd.node.Meta) &&
+    JSON.stringify(n.TaggedAddresses) === JSON.stringify(cmd.node.TaggedAddresses)
+  );
+}
+
+/**
+ * Consul's rules for a catalog registration: node:write when it creates or changes the node,
+ * service:write on the service (and on the name it replaces), and for each check write on
+ * what the check belongs to.
+ */
+export function authorizeRegister(ctx: CatalogContext, a: Authorizer, cmd: RegisterCommand): void {
+  if (a.management) return;
+  const node = cmd.node.Node;
+  if (!sameNodeInfo(ctx, cmd)) requireNamed(a, 'node', node, 'write');
+  if (cmd.service) {
+    requireNamed(a, 'service', cmd.service.Service, 'write');
+    const old = ctx.state.catalog.getService(node, cmd.service.ID);
+    if (old && old.svc.Service !== cmd.service.Service)
+      requireNamed(a, 'service', old.svc.Service, 'write');
+  }
+  for (const c of cmd.checks) {
+    if (!c.ServiceID) {
+      requireNamed(a, 'node', node, 'write');
+      continue;
+    }
+    const svc =
+      c.ServiceID === cmd.service?.ID
+        ? cmd.service.Service
+        : ctx.state.catalog.getService(node, c.ServiceID)?.svc.Service;
+    if (svc) requireNamed(a, 'service', svc, 'write');
+    else requireNamed(a, 'node', node, 'write');
+  }
+}
+
+export function authorizeDeregister(
+  ctx: CatalogContext,
+  a: Authorizer,
+  node: string,
+  serviceID: string,
+  checkID: string,
+): void {
+  if (a.management) return;
+  if (serviceID) {
+    // A node's owner may also remove instances from its own node (an agent cleaning up a
+    // service whose registration token it no longer has); Consul asks service:write only.
+    const row = ctx.state.catalog.getService(node, serviceID);
+    if (row && !a.allowed('node', node, 'write'))
+      return requireNamed(a, 'service', row.svc.Service, 'write');
+  } else if (checkID) {
+    const c = ctx.state.catalog.getCheck(node, checkID);
+    if (c?.ServiceName) return requireNamed(a, 'service', c.ServiceName, 'write');
+  }
+  requireNamed(a, 'node', node, 'write');
 }

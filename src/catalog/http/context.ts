@@ -8,6 +8,7 @@ import type { Writer } from '../state/writer.js';
 import type { Liveness } from '../liveness.js';
 import type { SessionTimers } from '../session-timers.js';
 import type { ResponseCache } from './response-cache.js';
+import type { AclResolver } from '../acl/resolver.js';
 
 export interface CatalogLogger {
   info(obj: object, msg: string): void;
@@ -28,6 +29,9 @@ export interface CatalogContext {
   sessions: SessionTimers;
   log: CatalogLogger;
   newId(): string;
+  acl: AclResolver;
+  /** SHA-256 fingerprint of the active CA root ('' until the CA exists): join tokens carry it. */
+  caFingerprint(): string;
   /** Reads answered since the last write, shared by identical queries. */
   responses: ResponseCache;
 }

@@ -4,6 +4,7 @@ import { badRequest } from '../../core/index.js';
 import { boolParam, nodeMetaParam, params, query, route } from '../../httpkit/consul-http.js';
 import * as Q from '../state/queries.js';
 import type { CatalogContext } from './context.js';
+import { filters } from '../acl/filters.js';
 import { read } from './read.js';
 
 const STATES = new Set(['any', 'passing', 'warning', 'critical']);
@@ -19,7 +20,10 @@ export function healthRoutes(app: FastifyInstance, ctx: CatalogContext): void {
       nodeMeta: nodeMetaParam(q),
       ...(tags.length ? { tags } : {}),
     };
-    return read(ctx, req, reply, () => Q.healthService(ctx.state, svc, sq), { filterable: true });
+    return read(ctx, req, reply, () => Q.healthService(ctx.state, svc, sq), {
+      filterable: true,
+      acl: filters.healthService,
+    });
   };
   route(app, ['GET'], '/v1/health/service/:name', serviceRead(false));
   route(app, ['GET'], '/v1/health/connect/:name', serviceRead(true));
@@ -27,12 +31,18 @@ export function healthRoutes(app: FastifyInstance, ctx: CatalogContext): void {
   route(app, ['GET'], '/v1/health/checks/:name', async (req, reply) => {
     const svc = (req.params as { name: string }).name;
     const meta = nodeMetaParam(query(req));
-    return read(ctx, req, reply, () => Q.healthChecks(ctx.state, svc, meta), { filterable: true });
+    return read(ctx, req, reply, () => Q.healthChecks(ctx.state, svc, meta), {
+      filterable: true,
+      acl: filters.checks,
+    });
   });
 
   route(app, ['GET'], '/v1/health/node/:name', async (req, reply) => {
     const node = (req.params as { name: string }).name;
-    return read(ctx, req, reply, () => Q.healthNode(ctx.state, node), { filterable: true });
+    return read(ctx, req, reply, () => Q.healthNode(ctx.state, node), {
+      filterable: true,
+      acl: filters.checks,
+    });
   });
 
   route(app, ['GET'], '/v1/health/state/:state', async (req, reply) => {
@@ -45,6 +55,7 @@ export function healthRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     const meta = nodeMetaParam(query(req));
     return read(ctx, req, reply, () => Q.healthState(ctx.state, state as 'any', meta), {
       filterable: true,
+      acl: filters.checks,
     });
   });
 }

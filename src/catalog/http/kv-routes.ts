@@ -16,6 +16,9 @@ import type { TxnKVOp } from '../state/commands.js';
 import * as Q from '../state/queries.js';
 import type { TxnResult } from '../state/state-store.js';
 import type { CatalogContext } from './context.js';
+import { filters } from '../acl/filters.js';
+import { authz, denied, requireNamed } from './authz.js';
+import type { Authorizer } from '../../policy/index.js';
 import { read } from './read.js';
 import { propose } from './write.js';
 
@@ -66,13 +69,19 @@ export function kvRoutes(app: FastifyInstance, ctx: CatalogContext): void {
   route(app, ['GET', 'PUT', 'DELETE'], '/v1/kv/*', async (req, reply) => {
     const q = query(req);
     const key = kvKey(req.url);
+    const a = authz(ctx, req);
     if (req.method === 'GET') {
       const recurse = flag(q, 'recurse');
       if (flag(q, 'keys')) {
         const sep = param(q, 'separator') ?? '';
-        return read(ctx, req, reply, () => Q.kvKeys(ctx.state, key, sep), { emptyStatus: 404 });
+        return read(ctx, req, reply, () => Q.kvKeys(ctx.state, key, sep), {
+          emptyStatus: 404,
+          acl: filters.keys,
+        });
       }
       if (!recurse && key === '') throw badRequest('Missing key name', 'key');
+      // One key: refused outright, as Consul does; a prefix: narrowed to the readable keys.
+      if (!recurse) requireNamed(a, 'key', key, 'read');
       if (flag(q, 'raw') && !recurse) {
         const r = Q.kvGet(ctx.state, key, false);
         setQueryMeta(reply, r.index);
@@ -82,10 +91,14 @@ export function kvRoutes(app: FastifyInstance, ctx: CatalogContext): void {
           .type('text/plain; charset=utf-8')
           .send(e.Value === null ? Buffer.alloc(0) : Buffer.from(e.Value, 'base64'));
       }
-      return read(ctx, req, reply, () => Q.kvGet(ctx.state, key, recurse), { emptyStatus: 404 });
+      return read(ctx, req, reply, () => Q.kvGet(ctx.state, key, recurse), {
+        emptyStatus: 404,
+        acl: filters.kv,
+      });
     }
     if (req.method === 'PUT') {
       if (key === '') throw badRequest('Missing key name', 'key');
+      requireNamed(a, 'key', key, 'write');
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       if (body.length > MAX_VALUE_BYTES) {
         throw new MeshError(
@@ -116,6 +129,8 @@ export function kvRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     const cas = uintParam(q, 'cas');
     if (recurse && cas !== undefined) throw badRequest('Conflicting flags: cas and recurse', 'cas');
     if (!recurse && key === '') throw badRequest('Missing key name', 'key');
+    if (recurse ? !a.writePrefix('key', key) : !a.allowed('key', key, 'write'))
+      throw denied(a, 'key:write', key);
     return sendJSON(
       reply,
       await propose(ctx, {
@@ -128,6 +143,7 @@ export function kvRoutes(app: FastifyInstance, ctx: CatalogContext): void {
   });
 
   route(app, ['PUT'], '/v1/txn', async (req, reply) => {
+    const a = authz(ctx, req);
     const raw = jsonBody(req);
     if (!Array.isArray(raw))
       throw badRequest('Request body must be a JSON list of operations', 'body');
@@ -140,6 +156,11 @@ export function kvRoutes(app: FastifyInstance, ctx: CatalogContext): void {
       );
     }
     const ops: TxnKVOp[] = raw.map((op, i) => txnOp(op, i));
+    const refused = vetTxn(a, ops);
+    if (refused.length > 0) {
+      setQueryMeta(reply, ctx.state.lastIndex);
+      return sendJSON(reply.code(409), { Results: null, Errors: refused });
+    }
     const readOnly = ops.every((o) => !WRITE_VERBS.has(o.Verb));
     let result: TxnResult;
     if (readOnly) {
@@ -149,9 +170,40 @@ export function kvRoutes(app: FastifyInstance, ctx: CatalogContext): void {
       result = (await propose(ctx, { type: 'txn', ops, at: ctx.clock.now() })) as TxnResult;
     }
     if (result.Errors) reply.code(409);
+    else if (!a.management && result.Results) {
+      // get-tree answers only the keys this token may read.
+      const kept = result.Results.filter((r) => a.allowed('key', r.KV.Key, 'read'));
+      if (kept.length !== result.Results.length) {
+        reply.header('X-Consul-Results-Filtered-By-ACLs', 'true');
+        result = { ...result, Results: kept };
+      }
+    }
     setQueryMeta(reply, ctx.state.lastIndex);
     return sendJSON(reply, result);
   });
+}
+
+/**
+ * The ACL check of every operation before any runs, as the direct endpoints decide: writes need
+ * key:write (delete-tree on the whole subtree), single-key reads and checks need key:read.
+ * Any refusal fails the whole transaction with Consul's per-operation error.
+ */
+function vetTxn(a: Authorizer, ops: TxnKVOp[]): { OpIndex: number; What: string }[] {
+  if (a.management) return [];
+  const errors: { OpIndex: number; What: string }[] = [];
+  ops.forEach((op, i) => {
+    let ok: boolean;
+    if (op.Verb === 'delete-tree') ok = a.writePrefix('key', op.Key);
+    else if (WRITE_VERBS.has(op.Verb)) ok = a.allowed('key', op.Key, 'write');
+    else if (op.Verb === 'get-tree') ok = true;
+    else ok = a.allowed('key', op.Key, 'read');
+    if (!ok)
+      errors.push({
+        OpIndex: i,
+        What: denied(a, `key:${WRITE_VERBS.has(op.Verb) ? 'write' : 'read'}`, op.Key).message,
+      });
+  });
+  return errors;
 }
 
 function txnOp(raw: unknown, i: number): TxnKVOp {

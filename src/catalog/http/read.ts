@@ -15,14 +15,21 @@ import { blockingQuery } from '../state/blocking.js';
 import type { QueryResult } from '../state/queries.js';
 import type { CatalogContext } from './context.js';
 import type { CachedBody } from './response-cache.js';
+import type { Authorizer } from '../../policy/index.js';
+import { authz } from './authz.js';
 
-export interface ReadOptions {
+export interface ReadOptions<T = unknown> {
   /** Apply ?filter to the elements of an array result (or values of an object result). */
   filterable?: boolean;
   /** Filter this field's elements instead of the top-level value. */
   filterField?: string;
   /** Status to answer when the result is empty/null (KV answers 404). */
   emptyStatus?: number;
+  /**
+   * Narrows the result to what the token may read (see acl/filters.ts); returns its input when
+   * nothing was dropped. Reads without one need no permission (status, datacenters).
+   */
+  acl?: (value: T, a: Authorizer) => T;
 }
 
 export async function read<T>(
@@ -30,10 +37,12 @@ export async function read<T>(
   req: FastifyRequest,
   reply: FastifyReply,
   run: () => QueryResult<T>,
-  opts: ReadOptions = {},
+  opts: ReadOptions<T> = {},
 ): Promise<FastifyReply> {
   const q = query(req);
   checkDatacenter(q, ctx.datacenter);
+  // Resolve first: an unknown token is refused at once rather than after a blocking wait.
+  const a = authz(ctx, req);
   const bp = blockingParams(q);
   const filterText = opts.filterable ? param(q, 'filter') : undefined;
   const predicate = filterText ? compileFilter(filterText) : undefined;
@@ -55,6 +64,14 @@ export async function read<T>(
     reply.raw.off('close', onClose);
   }
   setQueryMeta(reply, r.index, bp.consistency);
+  if (opts.acl && !a.management) {
+    const visible = opts.acl(r.value, a);
+    if (visible !== r.value) {
+      // A narrowed answer is this token's alone: shaped fresh, never cached.
+      reply.header('X-Consul-Results-Filtered-By-ACLs', 'true');
+      return sendCached(reply, shape(visible, predicate, opts, q.pretty !== undefined));
+    }
+  }
   const hit = ctx.responses.body(key, r);
   if (hit) return sendCached(reply, hit);
   const answer = shape(r.value, predicate, opts, q.pretty !== undefined);
@@ -84,7 +101,7 @@ function cacheKey(url: string): string {
 function shape(
   raw: unknown,
   predicate: ((item: unknown) => boolean) | undefined,
-  opts: ReadOptions,
+  opts: Pick<ReadOptions, 'filterField' | 'emptyStatus'>,
   pretty: boolean,
 ): CachedBody {
   let value: unknown = raw;

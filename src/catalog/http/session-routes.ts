@@ -7,6 +7,8 @@ import * as Q from '../state/queries.js';
 import type { CatalogContext } from './context.js';
 import { read } from './read.js';
 import { propose } from './write.js';
+import { filters } from '../acl/filters.js';
+import { authz, requireNamed } from './authz.js';
 
 export interface SessionLimits {
   minTTLms: number;
@@ -98,7 +100,9 @@ export function sessionRoutes(
   limits: SessionLimits,
 ): void {
   route(app, ['PUT'], '/v1/session/create', async (req, reply) => {
+    const a = authz(ctx, req);
     const session = sessionFromBody(ctx, jsonBody(req), limits);
+    requireNamed(a, 'session', session.Node, 'write');
     const out = await propose(ctx, { type: 'session-create', session });
     if (session.TTL) ctx.sessions.reset(session.ID, session.TTL);
     return sendJSON(reply, out);
@@ -106,6 +110,9 @@ export function sessionRoutes(
 
   route(app, ['PUT'], '/v1/session/destroy/:id', async (req, reply) => {
     const id = (req.params as { id: string }).id;
+    const a = authz(ctx, req);
+    const existing = ctx.state.sessions.get(id);
+    if (existing) requireNamed(a, 'session', existing.Node, 'write');
     ctx.sessions.clear(id);
     await propose(ctx, { type: 'session-destroy', id, at: ctx.clock.now() });
     return sendJSON(reply, true);
@@ -115,19 +122,26 @@ export function sessionRoutes(
     const id = (req.params as { id: string }).id;
     const s = ctx.state.sessions.get(id);
     if (!s) throw notFound(`Session id '${id}' not found`);
+    requireNamed(authz(ctx, req), 'session', s.Node, 'write');
     if (s.TTL) ctx.sessions.reset(id, s.TTL);
     return sendJSON(reply, [s]);
   });
 
   route(app, ['GET'], '/v1/session/info/:id', async (req, reply) => {
     const id = (req.params as { id: string }).id;
-    return read(ctx, req, reply, () => Q.sessionInfo(ctx.state, id));
+    return read(ctx, req, reply, () => Q.sessionInfo(ctx.state, id), { acl: filters.sessions });
   });
   route(app, ['GET'], '/v1/session/node/:node', async (req, reply) => {
     const node = (req.params as { node: string }).node;
-    return read(ctx, req, reply, () => Q.sessionsOfNode(ctx.state, node), { filterable: true });
+    return read(ctx, req, reply, () => Q.sessionsOfNode(ctx.state, node), {
+      filterable: true,
+      acl: filters.sessions,
+    });
   });
   route(app, ['GET'], '/v1/session/list', async (req, reply) =>
-    read(ctx, req, reply, () => Q.sessionList(ctx.state), { filterable: true }),
+    read(ctx, req, reply, () => Q.sessionList(ctx.state), {
+      filterable: true,
+      acl: filters.sessions,
+    }),
   );
 }

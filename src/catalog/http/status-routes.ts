@@ -5,6 +5,7 @@ import { badRequest, parseDuration } from '../../core/index.js';
 import { jsonBody, route, sendJSON } from '../../httpkit/consul-http.js';
 import type { CatalogContext } from './context.js';
 import { propose } from './write.js';
+import { authz, requireNamed } from './authz.js';
 
 const MAX_HEARTBEAT_TTL_MS = 10 * 60_000;
 
@@ -18,6 +19,7 @@ export function statusRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     if (!isObject(raw)) throw badRequest('Request body must be a JSON object', 'body');
     const o = canonicalize(raw, ['Node', 'Address', 'TTL', 'ID', 'Meta', 'Datacenter']);
     const node = name(o, 'Node', '', true);
+    requireNamed(authz(ctx, req), 'node', node, 'write');
     const address = str(o, 'Address', '');
     if (!address) throw badRequest('Address: missing (required)', 'Address');
     const ttlMs = parseDuration(str(o, 'TTL', '') || '30s');
@@ -37,6 +39,7 @@ export function statusRoutes(app: FastifyInstance, ctx: CatalogContext): void {
   // Trellis-specific: an agent leaving on purpose removes its node (Consul's leave).
   route(app, ['PUT'], '/v1/internal/trellis/leave/:node', async (req, reply) => {
     const node = (req.params as { node: string }).node;
+    requireNamed(authz(ctx, req), 'node', node, 'write');
     ctx.liveness.forget(node);
     await propose(ctx, { type: 'deregister', node, at: ctx.clock.now() });
     return sendJSON(reply, true);

@@ -3,6 +3,7 @@
  * applied deterministically: ids, timestamps and defaults are filled in before it is logged, so
  * replaying the write-ahead log after a crash rebuilds exactly the same state.
  */
+import type { AclCommand } from './acl-commands.js';
 import type { AgentService, CheckDefinition, HealthStatus, Session } from '../../api/index.js';
 
 export interface NodeSpec {
@@ -110,4 +111,5 @@ export type Command =
   | KVDeleteCommand
   | TxnCommand
   | SessionCreateCommand
-  | SessionDestroyCommand;
+  | SessionDestroyCommand
+  | AclCommand;

@@ -43,6 +43,7 @@ export const K = {
   checks: 'checks',
   sessions: 'sessions',
   kv: 'kv',
+  acl: 'acl',
   service: (name: string) => `svc:${name}`,
   node: (name: string) => `node:${name}`,
   session: (id: string) => `session:${id}`,

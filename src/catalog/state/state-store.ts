@@ -21,6 +21,8 @@ import type {
   TxnCommand,
   TxnKVOp,
 } from './commands.js';
+import { applyAcl, validateAcl, type AclCommand } from './acl-commands.js';
+import { AclTable, type AclTableState } from './acl-table.js';
 import { IndexTable, K } from './index-table.js';
 import { KVTable } from './kv-table.js';
 import { WatchHub, type ChangeSet } from './watch.js';
@@ -40,6 +42,7 @@ const fail = (error: string, status = 400): ApplyResult => ({ ok: false, error, 
 export class StateStore {
   readonly catalog = new CatalogTable();
   readonly kv = new KVTable();
+  acl = new AclTable();
   readonly sessions = new Map<string, Session>();
   /** session id -> keys it holds locks on */
   readonly locksBySession = new Map<string, Set<string>>();
@@ -55,6 +58,7 @@ export class StateStore {
    * state may have moved in between.
    */
   validate(cmd: Command): ApplyResult | undefined {
+    if (isAcl(cmd)) return validateAcl(this.acl, cmd);
     if (cmd.type === 'register') {
       for (const c of cmd.checks) {
         if (
@@ -116,6 +120,8 @@ export class StateStore {
         result = ok(existed);
         break;
       }
+      default:
+        result = applyAcl(this.acl, cmd, index, change);
     }
     this.lastIndex = index;
     if (change.kvKeys.size > 0) change.keys.add(K.kv);
@@ -577,6 +583,7 @@ export class StateStore {
       tombstones: [...this.kv.tombstones],
       sessions: [...this.sessions.values()],
       indexes: this.indexes.toJSON(),
+      acl: this.acl.toJSON(),
     };
   }
 
@@ -599,6 +606,7 @@ export class StateStore {
     for (const [k, i] of s.tombstones) st.kv.restore(k, undefined, i);
     for (const x of s.sessions) st.sessions.set(x.ID, x);
     st.indexes = IndexTable.from(s.indexes);
+    st.acl = AclTable.from(s.acl);
     return st;
   }
 }
@@ -634,6 +642,8 @@ export async function serializeCapture(
     }
     parts.push(Buffer.from(']'));
   }
+  // Small tables go in one piece.
+  parts.push(Buffer.from(`,"acl":${JSON.stringify(c.acl)}`));
   parts.push(Buffer.from('}'));
   return Buffer.concat(parts);
 }
@@ -648,6 +658,12 @@ interface SerializedState {
   tombstones: [string, number][];
   sessions: Session[];
   indexes: [string, number][];
+  /** Absent in snapshots written before ACLs existed. */
+  acl?: AclTableState;
+}
+
+function isAcl(cmd: Command): cmd is AclCommand {
+  return cmd.type.startsWith('acl-');
 }
 
 function sameNode(a: Node, b: Omit<Node, 'CreateIndex' | 'ModifyIndex'>): boolean {

@@ -45,6 +45,8 @@ describe('catalog server on a full disk', function () {
         '127.0.0.1:0',
         '--node',
         'full',
+        '--acl-default-policy',
+        'allow',
         '--snapshot-every',
         '1000000',
       ]);

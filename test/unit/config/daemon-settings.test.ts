@@ -130,7 +130,14 @@ describe('bin/settings: server', () => {
       bind: '0.0.0.0:8500',
       logLevel: 'info',
       enableScriptChecks: false,
+      aclDefaultPolicy: 'deny',
     });
+    expect(resolveServer({}, { ...FILE, aclDefaultPolicy: 'allow' })).to.include({
+      aclDefaultPolicy: 'allow',
+    });
+    expect(
+      resolveServer({ aclDefaultPolicy: 'deny' }, { ...FILE, aclDefaultPolicy: 'allow' }),
+    ).to.include({ aclDefaultPolicy: 'deny' });
     expect(resolveServer({}, FILE)).to.deep.equal({
       dataDir: '/file/data',
       datacenter: 'east',
@@ -142,6 +149,7 @@ describe('bin/settings: server', () => {
       node: 'file-node',
       advertise: '10.0.1.21',
       snapshotEvery: 500,
+      aclDefaultPolicy: 'deny',
     });
     expect(
       resolveServer(

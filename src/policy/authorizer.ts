@@ -1,0 +1,161 @@
+/**
+ * An Authorizer answers "may this token do X?" for one resolved token: its policies' rule sets,
+ * its service and node identities merged into one rule set, over the cluster's default policy.
+ * Every endpoint asks through this one interface, so the direct endpoint and the txn path decide
+ * alike. Pure: building one costs a merge; callers cache it per token.
+ */
+import {
+  allows,
+  allowsGlobal,
+  allowsIntentions,
+  emptyRuleSet,
+  mergeRuleSets,
+  type Access,
+  type AclRule,
+  type AclRuleSet,
+  type GlobalResource,
+  type NamedResource,
+} from './acl.js';
+
+export type DefaultPolicy = 'allow' | 'deny';
+
+export interface Authorizer {
+  /** The token's accessor id ('' for the server's own internal token). */
+  readonly accessor: string;
+  readonly management: boolean;
+  allowed(resource: NamedResource, name: string, access: Access): boolean;
+  global(resource: GlobalResource, access: Access): boolean;
+  intention(destination: string, access: 'read' | 'write'): boolean;
+  /** Write on `prefix` and on everything under it (recursive KV delete, delete-tree). */
+  writePrefix(resource: NamedResource, prefix: string): boolean;
+}
+
+export interface ServiceIdentitySpec {
+  ServiceName: string;
+  Datacenters?: string[];
+}
+
+export interface NodeIdentitySpec {
+  NodeName: string;
+  Datacenter: string;
+}
+
+const rule = (policy: AclRule['policy'], intentions?: AclRule['intentions']): AclRule =>
+  intentions ? { policy, intentions } : { policy };
+
+/**
+ * A service identity, as Consul synthesizes it: write on the service and its sidecar, read on
+ * every service and node (to discover upstreams).
+ */
+export function serviceIdentityRules(service: string): AclRuleSet {
+  const set = emptyRuleSet();
+  set.exact.service = new Map([
+    [service, rule('write')],
+    [`${service}-sidecar-proxy`, rule('write')],
+  ]);
+  set.prefix.service = new Map([['', rule('read')]]);
+  set.prefix.node = new Map([['', rule('read')]]);
+  return set;
+}
+
+/** A node identity: write on the node (register it, its checks, heartbeats), read on services. */
+export function nodeIdentityRules(node: string): AclRuleSet {
+  const set = emptyRuleSet();
+  set.exact.node = new Map([[node, rule('write')]]);
+  set.exact.agent = new Map([[node, rule('read')]]);
+  set.exact.session = new Map([[node, rule('write')]]);
+  set.prefix.service = new Map([['', rule('read')]]);
+  return set;
+}
+
+export interface AuthorizerSpec {
+  accessor: string;
+  management: boolean;
+  ruleSets: readonly AclRuleSet[];
+  defaultPolicy: DefaultPolicy;
+}
+
+export function buildAuthorizer(spec: AuthorizerSpec): Authorizer {
+  if (spec.management) return managementAuthorizer(spec.accessor);
+  const set = mergeRuleSets(spec.ruleSets);
+  const dflt = spec.defaultPolicy === 'allow';
+  return {
+    accessor: spec.accessor,
+    management: false,
+    allowed: (resource, name, access) => allows(set, resource, name, access, dflt),
+    global: (resource, access) => allowsGlobal(set, resource, access, dflt),
+    intention: (destination, access) => allowsIntentions(set, destination, access, dflt),
+    writePrefix(resource, prefix) {
+      if (!allows(set, resource, prefix, 'write', dflt)) return false;
+      // Any narrower rule that does not grant write makes part of the subtree unwritable.
+      for (const kind of ['exact', 'prefix'] as const) {
+        for (const [name, r] of set[kind][resource] ?? []) {
+          if (name.length > prefix.length && name.startsWith(prefix) && r.policy !== 'write')
+            return false;
+        }
+      }
+      return true;
+    },
+  };
+}
+
+export function managementAuthorizer(accessor: string): Authorizer {
+  return {
+    accessor,
+    management: true,
+    allowed: () => true,
+    global: () => true,
+    intention: () => true,
+    writePrefix: () => true,
+  };
+}
+
+/** The serializable form of a resolved token, sent from servers to agents. */
+export interface ResolvedAuthorizer {
+  AccessorID: string;
+  Management: boolean;
+  DefaultPolicy: DefaultPolicy;
+  /** The merged rule set: [resource, kind, name, policy, intentions?] rows plus globals. */
+  Rules: {
+    named: [NamedResource, 'exact' | 'prefix', string, AclRule['policy'], AclRule['intentions']?][];
+    global: [GlobalResource, AclRule['policy']][];
+  };
+}
+
+export function serializeRuleSet(set: AclRuleSet): ResolvedAuthorizer['Rules'] {
+  const named: ResolvedAuthorizer['Rules']['named'] = [];
+  for (const kind of ['exact', 'prefix'] as const) {
+    for (const [resource, map] of Object.entries(set[kind]) as [
+      NamedResource,
+      Map<string, AclRule>,
+    ][]) {
+      for (const [name, r] of map) {
+        named.push(
+          r.intentions
+            ? [resource, kind, name, r.policy, r.intentions]
+            : [resource, kind, name, r.policy],
+        );
+      }
+    }
+  }
+  const global = Object.entries(set.global) as [GlobalResource, AclRule['policy']][];
+  return { named, global };
+}
+
+export function deserializeRuleSet(rules: ResolvedAuthorizer['Rules']): AclRuleSet {
+  const set = emptyRuleSet();
+  for (const [resource, kind, name, policy, intentions] of rules.named) {
+    (set[kind][resource] ??= new Map()).set(name, rule(policy, intentions));
+  }
+  for (const [g, d] of rules.global) set.global[g] = d;
+  return set;
+}
+
+export function authorizerFromResolved(r: ResolvedAuthorizer): Authorizer {
+  return buildAuthorizer({
+    accessor: r.AccessorID,
+    management: r.Management,
+    ruleSets: [deserializeRuleSet(r.Rules)],
+    defaultPolicy: r.DefaultPolicy,
+  });
+}
