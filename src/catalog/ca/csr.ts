@@ -1,72 +1,194 @@
 /**
  * PKCS#10 certificate requests with EC keys: the agent makes one (its key never leaves the
- * host), the CA checks it. node-forge reads only RSA requests, so this walks the ASN.1 itself.
- * The CA takes nothing from a request but its public key (the identity comes from the catalog),
- * so parsing checks the proof of possession and the shape, and ignores the subject and SANs.
+ * host), the CA checks it. node-forge reads only RSA requests, so requests are walked with our
+ * own DER reader; anything malformed is a 400 naming the CSR and what was wrong with it.
+ * The CA takes only the public key from a request as-is; the names a request asks for are
+ * reported so the signer can refuse requests for names it will not grant.
  */
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
 import { badRequest } from '../../core/index.js';
+import {
+  children,
+  ctx,
+  expectTag,
+  readBitStringBytes,
+  readOid,
+  readOnly,
+  readSmallInt,
+  TAG,
+  whole,
+} from './der.js';
+import { OID, readBasicConstraints, readExtensions, readSubjectAltNames } from './extensions.js';
+import { parseIp } from './ip.js';
+import { pemDecodeAll, pemEncode } from './pem.js';
 
 const { asn1 } = forge;
 const T = asn1.Type;
 const C = asn1.Class;
-const ECDSA_SHA256 = '1.2.840.10045.4.3.2';
-const MAX_CSR_BYTES = 16 * 1024;
+export const MAX_CSR_BYTES = 16 * 1024;
+const WHAT = 'CSR';
 
 type Node = forge.asn1.Asn1;
 const bin = (b: Buffer): string => b.toString('binary');
+const oidNode = (o: string): Node =>
+  asn1.create(C.UNIVERSAL, T.OID, false, asn1.oidToDer(o).getBytes());
+const seq = (items: Node[]): Node => asn1.create(C.UNIVERSAL, T.SEQUENCE, true, items);
 
-/** Makes a CSR (PEM) for `privateKey`, naming the SPIFFE id it asks for. */
-export function createCsr(privateKey: KeyObject, uri: string): string {
+export interface CsrOptions {
+  /** Extra DNS SANs to ask for (granted only if the CA allows them). */
+  dnsNames?: string[];
+  /** Extra IP SANs to ask for. */
+  ipAddresses?: string[];
+}
+
+/**
+ * Makes a CSR (PEM) for `privateKey`, naming the SPIFFE id it asks for. EC keys sign with
+ * ECDSA-SHA256; RSA keys (which the CA refuses) with RSA-SHA256, so refusals can be tested.
+ */
+export function createCsr(privateKey: KeyObject, uri: string, opts: CsrOptions = {}): string {
   const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
-  const sanExt = asn1.create(C.UNIVERSAL, T.SEQUENCE, true, [
-    asn1.create(C.UNIVERSAL, T.OID, false, asn1.oidToDer('2.5.29.17').getBytes()),
-    asn1.create(
-      C.UNIVERSAL,
-      T.OCTETSTRING,
-      false,
-      asn1
-        .toDer(
-          asn1.create(C.UNIVERSAL, T.SEQUENCE, true, [
-            asn1.create(C.CONTEXT_SPECIFIC, 6, false, uri),
-          ]),
-        )
-        .getBytes(),
-    ),
+  const names: Node[] = [asn1.create(C.CONTEXT_SPECIFIC, 6, false, uri)];
+  for (const d of opts.dnsNames ?? []) names.push(asn1.create(C.CONTEXT_SPECIFIC, 2, false, d));
+  for (const ip of opts.ipAddresses ?? []) {
+    const bytes = parseIp(ip);
+    if (!bytes) throw badRequest(`CSR: "${ip}" is not an IP address`, 'ipAddresses');
+    names.push(asn1.create(C.CONTEXT_SPECIFIC, 7, false, bin(bytes)));
+  }
+  const sanExt = seq([
+    oidNode(OID.subjectAltName),
+    asn1.create(C.UNIVERSAL, T.OCTETSTRING, false, asn1.toDer(seq(names)).getBytes()),
   ]);
-  const extReq = asn1.create(C.UNIVERSAL, T.SEQUENCE, true, [
-    asn1.create(C.UNIVERSAL, T.OID, false, asn1.oidToDer('1.2.840.113549.1.9.14').getBytes()),
-    asn1.create(C.UNIVERSAL, T.SET, true, [asn1.create(C.UNIVERSAL, T.SEQUENCE, true, [sanExt])]),
+  const extReq = seq([
+    oidNode(OID.extensionRequest),
+    asn1.create(C.UNIVERSAL, T.SET, true, [seq([sanExt])]),
   ]);
-  const info = asn1.create(C.UNIVERSAL, T.SEQUENCE, true, [
+  const info = seq([
     asn1.create(C.UNIVERSAL, T.INTEGER, false, '\x00'),
-    asn1.create(C.UNIVERSAL, T.SEQUENCE, true, []),
+    seq([]),
     asn1.fromDer(bin(spki)),
     asn1.create(C.CONTEXT_SPECIFIC, 0, true, [extReq]),
   ]);
   const infoDer = Buffer.from(asn1.toDer(info).getBytes(), 'binary');
+  const rsa = privateKey.asymmetricKeyType === 'rsa';
   const sig = sign('sha256', infoDer, privateKey);
-  const csr = asn1.create(C.UNIVERSAL, T.SEQUENCE, true, [
-    info,
-    asn1.create(C.UNIVERSAL, T.SEQUENCE, true, [
-      asn1.create(C.UNIVERSAL, T.OID, false, asn1.oidToDer(ECDSA_SHA256).getBytes()),
-    ]),
-    asn1.create(C.UNIVERSAL, T.BITSTRING, false, `\x00${bin(sig)}`),
-  ]);
-  const b64 = Buffer.from(asn1.toDer(csr).getBytes(), 'binary')
-    .toString('base64')
-    .replace(/.{1,64}/g, '$&\n');
-  return `-----BEGIN CERTIFICATE REQUEST-----\n${b64}-----END CERTIFICATE REQUEST-----\n`;
+  const alg = rsa
+    ? seq([oidNode(OID.sha256WithRSA), asn1.create(C.UNIVERSAL, T.NULL, false, '')])
+    : seq([oidNode(OID.ecdsaWithSHA256)]);
+  const csr = seq([info, alg, asn1.create(C.UNIVERSAL, T.BITSTRING, false, `\x00${bin(sig)}`)]);
+  return pemEncode('CERTIFICATE REQUEST', Buffer.from(asn1.toDer(csr).getBytes(), 'binary'));
 }
 
-function pemBody(pem: string): Buffer {
-  const m =
-    /-----BEGIN (?:NEW )?CERTIFICATE REQUEST-----([A-Za-z0-9+/=\s]+)-----END (?:NEW )?CERTIFICATE REQUEST-----/.exec(
-      pem,
+/** What a request contains, after its proof of possession has been checked. */
+export interface CsrInfo {
+  /** EC P-256 public key the request proved possession of. */
+  publicKey: KeyObject;
+  uris: string[];
+  dnsNames: string[];
+  ipAddresses: string[];
+  /** Whether the request asks for basicConstraints CA:true. */
+  isCA: boolean;
+  /** OIDs of requested extensions other than subjectAltName and basicConstraints. */
+  otherExtensions: string[];
+  /** Kinds of SAN other than URI, DNS and IP (email, otherName, ...). */
+  otherNameTypes: string[];
+}
+
+function csrDer(pem: string): Buffer {
+  if (pem.length > MAX_CSR_BYTES) throw badRequest(`CSR: larger than ${MAX_CSR_BYTES} bytes`, WHAT);
+  const found = [
+    ...pemDecodeAll(pem, 'CERTIFICATE REQUEST', WHAT),
+    ...pemDecodeAll(pem, 'NEW CERTIFICATE REQUEST', WHAT),
+  ];
+  if (found.length === 0) throw badRequest('CSR: not a PEM "CERTIFICATE REQUEST"', WHAT);
+  if (found.length > 1) throw badRequest('CSR: more than one request in the PEM text', WHAT);
+  return found[0]!;
+}
+
+/**
+ * Parses a CSR and checks its signature with its own key (proof of possession). The key must be
+ * EC P-256 and the signature ECDSA-SHA256. Malformed requests are a 400 that says why.
+ */
+export function inspectCsr(pem: string): CsrInfo {
+  const der = csrDer(pem);
+  const outer = readOnly(der, WHAT);
+  const parts = outer.tag === TAG.sequence ? children(der, outer, WHAT) : [];
+  if (
+    parts.length !== 3 ||
+    parts[0]!.tag !== TAG.sequence ||
+    parts[1]!.tag !== TAG.sequence ||
+    parts[2]!.tag !== TAG.bitString
+  )
+    throw badRequest('CSR: not a PKCS#10 certification request', WHAT);
+  const [info, alg, sigBits] = [parts[0]!, parts[1]!, parts[2]!];
+
+  const fields = children(der, info, WHAT);
+  if (readSmallInt(der, fields[0], WHAT, 'version') !== 0)
+    throw badRequest('CSR: unsupported request version', WHAT);
+  expectTag(fields[1], TAG.sequence, WHAT, 'subject');
+  const spki = expectTag(fields[2], TAG.sequence, WHAT, 'public key');
+  const attrs = fields[3];
+  if (fields.length > 4 || (attrs && attrs.tag !== ctx(0, true)))
+    throw badRequest('CSR: malformed request attributes', WHAT);
+
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey({ key: whole(der, spki), format: 'der', type: 'spki' });
+  } catch {
+    throw badRequest('CSR: unreadable public key', WHAT);
+  }
+  const curve = publicKey.asymmetricKeyDetails?.namedCurve;
+  if (publicKey.asymmetricKeyType !== 'ec' || curve !== 'prime256v1')
+    throw badRequest(
+      `CSR: the key must be EC P-256, not ${publicKey.asymmetricKeyType ?? 'unknown'}${curve ? ` ${curve}` : ''}`,
+      WHAT,
     );
-  if (!m) throw badRequest('CSR: not a PEM "CERTIFICATE REQUEST"', 'CSR');
-  return Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
+  const algParts = children(der, alg, WHAT);
+  const algOid = algParts[0] ? readOid(der, algParts[0], WHAT) : '';
+  if (algOid !== OID.ecdsaWithSHA256 || algParts.length !== 1)
+    throw badRequest('CSR: signature algorithm must be ECDSA with SHA-256', WHAT);
+  // The signature covers the request info exactly as sent.
+  const sig = readBitStringBytes(der, sigBits, WHAT, 'signature');
+  let ok = false;
+  try {
+    ok = verify('sha256', whole(der, info), publicKey, sig);
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw badRequest('CSR: signature does not match its key', WHAT);
+
+  const out: CsrInfo = {
+    publicKey,
+    uris: [],
+    dnsNames: [],
+    ipAddresses: [],
+    isCA: false,
+    otherExtensions: [],
+    otherNameTypes: [],
+  };
+  let sawExtensions = false;
+  for (const attr of attrs ? children(der, attrs, WHAT) : []) {
+    const [type, values, ...rest] = attr.tag === TAG.sequence ? children(der, attr, WHAT) : [];
+    if (!type || !values || rest.length > 0 || values.tag !== TAG.set)
+      throw badRequest('CSR: malformed request attribute', WHAT);
+    if (readOid(der, type, WHAT) !== OID.extensionRequest) continue; // e.g. challengePassword
+    const exts = children(der, values, WHAT);
+    if (sawExtensions || exts.length !== 1)
+      throw badRequest('CSR: more than one set of requested extensions', WHAT);
+    sawExtensions = true;
+    for (const ext of readExtensions(der, exts[0]!, WHAT)) {
+      if (ext.oid === OID.subjectAltName) {
+        const sans = readSubjectAltNames(ext.value, WHAT);
+        out.uris = sans.uris;
+        out.dnsNames = sans.dnsNames;
+        out.ipAddresses = sans.ipAddresses;
+        out.otherNameTypes = sans.other;
+      } else if (ext.oid === OID.basicConstraints) {
+        out.isCA = readBasicConstraints(ext.value, WHAT).isCA;
+      } else out.otherExtensions.push(ext.oid);
+    }
+  }
+  return out;
 }
 
 /**
@@ -74,69 +196,5 @@ function pemBody(pem: string): Buffer {
  * key must be EC P-256. Anything malformed is a 400 naming the CSR.
  */
 export function csrPublicKey(pem: string): KeyObject {
-  if (pem.length > MAX_CSR_BYTES)
-    throw badRequest(`CSR: larger than ${MAX_CSR_BYTES} bytes`, 'CSR');
-  const der = pemBody(pem);
-  let root: Node;
-  try {
-    root = asn1.fromDer(bin(der), true);
-  } catch {
-    throw badRequest('CSR: not valid DER', 'CSR');
-  }
-  const parts = root.value;
-  if (!Array.isArray(parts) || parts.length !== 3)
-    throw badRequest('CSR: not a PKCS#10 request', 'CSR');
-  const [info, alg] = parts as [Node, Node, Node];
-  const infoParts = info.value;
-  if (!Array.isArray(infoParts) || infoParts.length < 3)
-    throw badRequest('CSR: malformed request info', 'CSR');
-  const algOid =
-    Array.isArray(alg.value) && alg.value[0]
-      ? asn1.derToOid(forge.util.createBuffer(alg.value[0].value as string))
-      : '';
-  if (algOid !== ECDSA_SHA256)
-    throw badRequest('CSR: signature algorithm must be ECDSA with SHA-256', 'CSR');
-  let publicKey: KeyObject;
-  try {
-    const spkiDer = Buffer.from(asn1.toDer(infoParts[2] as Node).getBytes(), 'binary');
-    publicKey = createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
-  } catch {
-    throw badRequest('CSR: unreadable public key', 'CSR');
-  }
-  if (
-    publicKey.asymmetricKeyType !== 'ec' ||
-    publicKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1'
-  ) {
-    throw badRequest('CSR: the key must be EC P-256', 'CSR');
-  }
-  // The signature covers the request info exactly as sent, so take its bytes from the input
-  // rather than re-encoding the parsed form.
-  const outer = readTlv(der, 0);
-  const infoTlv = readTlv(der, outer.valueStart);
-  const infoDer = der.subarray(outer.valueStart, infoTlv.end);
-  const algTlv = readTlv(der, infoTlv.end);
-  const sigTlv = readTlv(der, algTlv.end);
-  if (der[algTlv.end] !== 0x03 || sigTlv.end - sigTlv.valueStart < 2)
-    throw badRequest('CSR: malformed signature', 'CSR');
-  const sig = der.subarray(sigTlv.valueStart + 1, sigTlv.end);
-  if (!verify('sha256', infoDer, publicKey, sig))
-    throw badRequest('CSR: signature does not match its key', 'CSR');
-  return publicKey;
-}
-
-/** One DER tag-length-value at `at`: where its value starts and where it ends. */
-function readTlv(buf: Buffer, at: number): { valueStart: number; end: number } {
-  if (at + 2 > buf.length) throw badRequest('CSR: truncated', 'CSR');
-  let len = buf[at + 1]!;
-  let valueStart = at + 2;
-  if (len & 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 3 || valueStart + n > buf.length) throw badRequest('CSR: bad length', 'CSR');
-    len = 0;
-    for (let i = 0; i < n; i++) len = (len << 8) | buf[valueStart + i]!;
-    valueStart += n;
-  }
-  const end = valueStart + len;
-  if (end > buf.length) throw badRequest('CSR: truncated', 'CSR');
-  return { valueStart, end };
+  return inspectCsr(pem).publicKey;
 }

@@ -1,27 +1,19 @@
 /**
  * X.509 certificates with EC P-256 keys, built with node-forge's ASN.1 encoder and signed with
- * node:crypto (node-forge signs only RSA). Enough for a mesh CA: self-signed roots, and leaves
- * for a public key with a SPIFFE URI SAN, client+server auth, and key identifiers that chain.
+ * node:crypto (node-forge signs only RSA). Enough for a mesh CA: self-signed roots, cross-signed
+ * copies of roots, and leaves for a public key with SPIFFE URI (and optional DNS/IP) SANs,
+ * client+server auth, and key identifiers that chain.
  */
 import { createHash, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
+import { badRequest } from '../../core/index.js';
+import { OID } from './extensions.js';
+import { parseIp } from './ip.js';
+import { pemEncode } from './pem.js';
 
 const { asn1 } = forge;
 const T = asn1.Type;
 const C = asn1.Class;
-
-const OID = {
-  ecdsaWithSHA256: '1.2.840.10045.4.3.2',
-  commonName: '2.5.4.3',
-  basicConstraints: '2.5.29.19',
-  keyUsage: '2.5.29.15',
-  extKeyUsage: '2.5.29.37',
-  subjectKeyId: '2.5.29.14',
-  authorityKeyId: '2.5.29.35',
-  subjectAltName: '2.5.29.17',
-  serverAuth: '1.3.6.1.5.5.7.3.1',
-  clientAuth: '1.3.6.1.5.5.7.3.2',
-} as const;
 
 type Node = forge.asn1.Asn1;
 
@@ -75,36 +67,83 @@ export function keyId(publicKey: KeyObject): Buffer {
 
 export interface CertificateSpec {
   serial: Buffer;
-  subjectCN: string;
-  issuerCN: string;
+  /** Subject common name; empty or absent for an empty subject. */
+  subjectCN?: string;
+  /** A DER subject Name to copy byte for byte (cross-signing); wins over subjectCN. */
+  subjectName?: Buffer;
+  /** Issuer common name, for certificates whose issuer has a CN-only subject. */
+  issuerCN?: string;
+  /** The issuer's DER subject Name, copied byte for byte; wins over issuerCN. */
+  issuerName?: Buffer;
   notBefore: Date;
   notAfter: Date;
   publicKey: KeyObject;
-  /** The signer's private key and public key (for the authority key id). */
+  /** The signer's private key (EC). */
   signerKey: KeyObject;
-  signerPublicKey: KeyObject;
+  /** The signer's public key, for the authority key id when authorityKeyId is not given. */
+  signerPublicKey?: KeyObject;
+  /** The issuer's subject key id, when it was not computed by keyId() (a foreign root). */
+  authorityKeyId?: Buffer;
+  /** Overrides keyId(publicKey): a cross-signed copy must keep its original's identifier. */
+  subjectKeyId?: Buffer;
   isCA: boolean;
+  /** basicConstraints pathLenConstraint; CA certificates only. */
+  pathLen?: number;
   /** URI SANs (SPIFFE ids). */
   uris?: string[];
   /** DNS SANs. */
   dnsNames?: string[];
+  /** IP SANs, IPv4 or IPv6 text. */
+  ipAddresses?: string[];
+}
+
+function copiedName(der: Buffer, field: string): Node {
+  let node: Node;
+  try {
+    node = asn1.fromDer(bin(der), true);
+  } catch {
+    throw badRequest(`certificate: ${field} is not a DER Name`, field);
+  }
+  // Chain building compares names byte for byte, so a copy must re-encode identically.
+  if (asn1.toDer(node).getBytes() !== bin(der))
+    throw badRequest(`certificate: ${field} does not re-encode identically`, field);
+  return node;
+}
+
+function ipSan(text: string): Node {
+  const bytes = parseIp(text);
+  if (!bytes) throw badRequest(`certificate: "${text}" is not an IP address`, 'ipAddresses');
+  return asn1.create(C.CONTEXT_SPECIFIC, 7, false, bin(bytes));
 }
 
 /** Builds and signs a certificate; returns it as PEM. */
 export function issueCertificate(spec: CertificateSpec): string {
+  if (spec.signerKey.asymmetricKeyType !== 'ec')
+    throw badRequest('certificate: the signing key must be EC', 'signerKey');
+  const akid =
+    spec.authorityKeyId ?? (spec.signerPublicKey ? keyId(spec.signerPublicKey) : undefined);
+  if (!akid) throw badRequest('certificate: need signerPublicKey or authorityKeyId', 'signer');
+  if (
+    spec.pathLen !== undefined &&
+    (!spec.isCA || !Number.isInteger(spec.pathLen) || spec.pathLen < 0)
+  )
+    throw badRequest('certificate: pathLen needs a CA and a non-negative integer', 'pathLen');
   const sigAlg = seq([oid(OID.ecdsaWithSHA256)]);
   const spkiDer = spec.publicKey.export({ type: 'spki', format: 'der' });
   const keyUsageBits = spec.isCA
     ? bits('\x06', 1) // keyCertSign | cRLSign
     : bits('\xb8', 3); // digitalSignature | keyEncipherment | dataEncipherment | keyAgreement
+  const basic: Node[] = spec.isCA ? [bool(true)] : [];
+  if (spec.pathLen !== undefined)
+    basic.push(integer(Buffer.from(spec.pathLen.toString(16).padStart(8, '0'), 'hex')));
   const exts: Node[] = [
-    extension(OID.basicConstraints, true, seq(spec.isCA ? [bool(true)] : [])),
+    extension(OID.basicConstraints, true, seq(basic)),
     extension(OID.keyUsage, true, keyUsageBits),
-    extension(OID.subjectKeyId, false, octets(bin(keyId(spec.publicKey)))),
+    extension(OID.subjectKeyId, false, octets(bin(spec.subjectKeyId ?? keyId(spec.publicKey)))),
     extension(
       OID.authorityKeyId,
       false,
-      seq([asn1.create(C.CONTEXT_SPECIFIC, 0, false, bin(keyId(spec.signerPublicKey)))]),
+      seq([asn1.create(C.CONTEXT_SPECIFIC, 0, false, bin(akid))]),
     ),
   ];
   if (!spec.isCA)
@@ -112,24 +151,25 @@ export function issueCertificate(spec: CertificateSpec): string {
   const sans: Node[] = [
     ...(spec.uris ?? []).map((u) => asn1.create(C.CONTEXT_SPECIFIC, 6, false, u)),
     ...(spec.dnsNames ?? []).map((d) => asn1.create(C.CONTEXT_SPECIFIC, 2, false, d)),
+    ...(spec.ipAddresses ?? []).map(ipSan),
   ];
-  if (sans.length > 0) exts.push(extension(OID.subjectAltName, false, seq(sans)));
+  // RFC 5280: with an empty subject the SAN extension is critical.
+  const emptySubject = !spec.subjectName && !spec.subjectCN;
+  if (sans.length > 0) exts.push(extension(OID.subjectAltName, emptySubject, seq(sans)));
   const tbs = seq([
     asn1.create(C.CONTEXT_SPECIFIC, 0, true, [integer(Buffer.from([2]))]),
     integer(spec.serial),
     sigAlg,
-    name(spec.issuerCN),
+    spec.issuerName ? copiedName(spec.issuerName, 'issuerName') : name(spec.issuerCN ?? ''),
     seq([time(spec.notBefore), time(spec.notAfter)]),
-    name(spec.subjectCN),
+    spec.subjectName ? copiedName(spec.subjectName, 'subjectName') : name(spec.subjectCN ?? ''),
     asn1.fromDer(bin(spkiDer)),
     asn1.create(C.CONTEXT_SPECIFIC, 3, true, [seq(exts)]),
   ]);
   const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
   const signature = sign('sha256', tbsDer, spec.signerKey); // DER-encoded ECDSA signature
   const cert = seq([tbs, sigAlg, bits(bin(signature))]);
-  const der = Buffer.from(asn1.toDer(cert).getBytes(), 'binary');
-  const b64 = der.toString('base64').replace(/.{1,64}/g, '$&\n');
-  return `-----BEGIN CERTIFICATE-----\n${b64}-----END CERTIFICATE-----\n`;
+  return pemEncode('CERTIFICATE', Buffer.from(asn1.toDer(cert).getBytes(), 'binary'));
 }
 
 /** Public key of a private key (for self-signed roots). */
