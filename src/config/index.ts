@@ -5,7 +5,8 @@
  * the API's ServiceRegistration and CheckRegistration (parseServiceDefinitions, loadConfigFile,
  * loadConfigDir). Config-dir files may also hold agent and server settings (AgentSettings, merged
  * across files by loadConfigDir); other settings files define their own schemas with the same
- * builders.
+ * builders. Consul config entries (service-defaults, routers, splitters, resolvers, intentions)
+ * are validated by normalizeConfigEntry and read from files by parseConfigEntryFile.
  */
 export * from './ast.js';
 export * from './diagnostics.js';
@@ -39,3 +40,5 @@ export {
 } from './agent-settings.js';
 export * from './load.js';
 export * from './acl-rules.js';
+export * from './config-entries.js';
+export * from './config-entry-file.js';
