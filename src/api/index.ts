@@ -4,3 +4,5 @@
 export * from './types.js';
 export * from './normalize.js';
 export * from './filter.js';
+export * from './acl-types.js';
+export * from './connect-types.js';

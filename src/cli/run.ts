@@ -6,8 +6,11 @@ import { readFile } from 'node:fs/promises';
 import yargs, { type Argv } from 'yargs';
 import { createClient } from '../client/index.js';
 import { parseServiceDefinitions } from '../config/index.js';
+import { aclCommand } from './commands/acl/index.js';
 import { catalogCommand } from './commands/catalog/index.js';
+import { configCommand } from './commands/config/index.js';
 import { healthCommand } from './commands/health/index.js';
+import { intentionCommand } from './commands/intention/index.js';
 import { kvCommand } from './commands/kv/index.js';
 import { membersCommand } from './commands/members/list.js';
 import { servicesCommand } from './commands/services/index.js';
@@ -73,7 +76,10 @@ export function buildCli(
     .command(healthCommand(ctx))
     .command(kvCommand(ctx))
     .command(membersCommand(ctx))
-    .command(watchCommand(ctx));
+    .command(watchCommand(ctx))
+    .command(aclCommand(ctx))
+    .command(intentionCommand(ctx))
+    .command(configCommand(ctx));
   if (opts.register) parser = opts.register(parser, ctx);
   parser = parser
     .example('$0 catalog services', 'List the services in the catalog')

@@ -1,8 +1,11 @@
 /**
  * createClient: one transport shared by the typed API groups.
  */
+import { createAclApi, type AclApi } from './acl.js';
 import { createAgentApi, type AgentApi } from './agent.js';
 import { createCatalogApi, type CatalogApi } from './catalog.js';
+import { createConfigEntriesApi, type ConfigEntriesApi } from './config-entries.js';
+import { createConnectApi, type ConnectApi } from './connect.js';
 import { createHealthApi, type HealthApi } from './health.js';
 import { createKvApi, type KvApi } from './kv.js';
 import { createSessionApi, type SessionApi } from './session.js';
@@ -26,6 +29,9 @@ export interface TrellisClient {
   agent: AgentApi;
   status: StatusApi;
   session: SessionApi;
+  acl: AclApi;
+  connect: ConnectApi;
+  configEntries: ConfigEntriesApi;
   /** The watch loop (see watch.ts), using the client's clock unless told otherwise. */
   watch<T>(fetch: WatchFetch<T>, onChange: WatchHandler<T>, opts: WatchOptions): Promise<void>;
   /** Closes pooled connections after in-flight requests end. Safe to call again. */
@@ -42,6 +48,9 @@ export function createClient(opts: ClientOptions): TrellisClient {
     agent: createAgentApi(transport),
     status: createStatusApi(transport),
     session: createSessionApi(transport),
+    acl: createAclApi(transport),
+    connect: createConnectApi(transport),
+    configEntries: createConfigEntriesApi(transport),
     watch: (fetch, onChange, watchOpts) =>
       watch(fetch, onChange, { clock: opts.clock, ...watchOpts }),
     close: () => transport.close(),

@@ -2,7 +2,7 @@
  * client: the typed HTTP client of the Trellis (Consul-compatible) API, over undici.
  *
  *   createClient({ addresses, token, timeoutMs, tls })
- *     -> catalog / health / kv / agent / status / session helpers
+ *     -> catalog / health / kv / agent / status / session / acl / connect / configEntries
  *        -> transport.request: token header, JSON bodies, timeout, failover, error mapping
  *
  * 1. Every read takes `{ index?, wait?, signal? }` and returns `{ value, index }`, where
@@ -58,4 +58,12 @@ export {
 export type { AgentApi, RegisterServiceOptions, WriteOptions } from './agent.js';
 export type { StatusApi } from './status.js';
 export type { SessionApi } from './session.js';
+export type { AclApi, AclWriteOptions, TokenListOptions } from './acl.js';
+export type {
+  ConnectApi,
+  ConnectWriteOptions,
+  IntentionCheckRequest,
+  IntentionMatchBy,
+} from './connect.js';
+export type { ConfigEntriesApi, ConfigEntryWriteOptions } from './config-entries.js';
 export type { AgentSelf, CatalogNode, HealthState, TtlStatus } from './types.js';
