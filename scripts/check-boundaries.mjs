@@ -11,12 +11,13 @@ const ALLOWED = {
   policy: ['core'],
   config: ['core', 'api', 'policy'],
   telemetry: ['core'],
+  pki: ['core'],
   httpkit: ['core', 'api'],
   client: ['core', 'api'],
-  catalog: ['core', 'api', 'policy', 'config', 'telemetry', 'httpkit'],
-  agent: ['core', 'api', 'policy', 'config', 'telemetry', 'httpkit', 'client', 'proxy'],
-  proxy: ['core', 'policy', 'telemetry'],
-  cli: ['core', 'api', 'config', 'client'],
+  catalog: ['core', 'api', 'policy', 'config', 'telemetry', 'httpkit', 'pki'],
+  agent: ['core', 'api', 'policy', 'config', 'telemetry', 'httpkit', 'client', 'proxy', 'pki'],
+  proxy: ['core', 'policy', 'telemetry', 'pki'],
+  cli: ['core', 'api', 'config', 'client', 'pki'],
   bin: null, // composition roots may import anything
 };
 // Pure modules: no I/O.
@@ -38,12 +39,15 @@ for (const file of files(SRC)) {
   const text = readFileSync(file, 'utf8');
   for (const m of text.matchAll(/^\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]/gm)) {
     const spec = m[1];
-    if (NO_IO.has(mod) && IO_MODULES.test(spec)) problems.push(`${relative('.', file)}: ${mod} must do no I/O but imports ${spec}`);
+    if (NO_IO.has(mod) && IO_MODULES.test(spec))
+      problems.push(`${relative('.', file)}: ${mod} must do no I/O but imports ${spec}`);
     if (!spec.startsWith('.')) continue;
     const target = relative(SRC, resolve(dirname(file), spec)).split('/')[0];
     if (target === mod || allowed === null) continue;
-    if (allowed === undefined) problems.push(`${relative('.', file)}: module "${mod}" has no boundary rule`);
-    else if (!allowed.includes(target)) problems.push(`${relative('.', file)}: ${mod} may not import ${target} (${spec})`);
+    if (allowed === undefined)
+      problems.push(`${relative('.', file)}: module "${mod}" has no boundary rule`);
+    else if (!allowed.includes(target))
+      problems.push(`${relative('.', file)}: ${mod} may not import ${target} (${spec})`);
   }
 }
 if (problems.length) {

@@ -20,6 +20,8 @@ import {
 } from '../api/index.js';
 import { createClient, type TrellisClient } from '../client/index.js';
 import { remoteTokenResolver, type TokenResolver } from './acl/token-resolver.js';
+import { LeafManager } from './connect/leaf-manager.js';
+import { IntentionCache } from './connect/intention-cache.js';
 import { loadConfigDir, formatDiagnostic } from '../config/index.js';
 import { describeError, type Clock, type Random } from '../core/index.js';
 import { CheckScheduler } from './checks/index.js';
@@ -74,6 +76,9 @@ export class TrellisAgent {
   readonly sync: AntiEntropy;
   readonly heartbeat: Heartbeat;
   readonly resolveToken: TokenResolver;
+  readonly leaves: LeafManager;
+  /** Every intention, kept current from the servers: connect authorization without a round trip. */
+  readonly intentions: IntentionCache;
   readonly startedAt: number;
   #persistFile: string;
   #loading = false;
@@ -89,6 +94,17 @@ export class TrellisAgent {
       ...(opts.token ? { token: opts.token } : {}),
     });
     this.resolveToken = opts.tokenResolver ?? remoteTokenResolver(this.client, opts.clock);
+    this.intentions = new IntentionCache({ client: this.client, clock: opts.clock, log: opts.log });
+    this.leaves = new LeafManager({
+      client: this.client,
+      node: opts.node.node,
+      datacenter: opts.node.datacenter,
+      agentToken: () => this.opts.token,
+      dataDir: opts.dataDir,
+      clock: opts.clock,
+      random: opts.random,
+      log: opts.log,
+    });
     this.checks = new CheckScheduler({
       clock: opts.clock,
       random: opts.random,
@@ -164,6 +180,8 @@ export class TrellisAgent {
     }
     this.heartbeat.start();
     this.sync.start();
+    this.leaves.start();
+    if (this.opts.servers.length > 0) this.intentions.start();
   }
 
   async #loadConfigDir(): Promise<void> {
@@ -283,6 +301,8 @@ export class TrellisAgent {
       this.heartbeat.stop();
     }
     await this.checks.stop();
+    await this.leaves.stop();
+    await this.intentions.stop();
     await this.client.close();
   }
 }

@@ -22,6 +22,11 @@ export interface CARoot {
   Active: boolean;
   PrivateKeyType: string;
   PrivateKeyBits: number;
+  /**
+   * Trellis: this (older) root cross-signed by the root that replaced it. A holder of a leaf
+   * this root signed sends it after the leaf, so peers that trust only the new root verify it.
+   */
+  TrellisSuccessorCrossCert?: string;
   CreateIndex: number;
   ModifyIndex: number;
 }

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import type { TokenResolver } from '../agent/acl/token-resolver.js';
 import { TrellisAgent } from '../agent/agent.js';
 import { agentRoutes } from '../agent/http/agent-routes.js';
+import { connectRoutes } from '../agent/http/connect-routes.js';
 import { createForwarder, forwardRoutes, type Forwarder } from '../agent/http/forward.js';
 import { systemClock, systemRandom } from '../core/index.js';
 import { installConsulHttp, CONSUL_FASTIFY_OPTIONS } from '../httpkit/consul-http.js';
@@ -78,6 +79,7 @@ export async function runAgent(args: AgentArgs, log: Logger): Promise<RunningAge
   const app = Fastify(CONSUL_FASTIFY_OPTIONS);
   installConsulHttp(app, log.child({ component: 'agent-http' }));
   agentRoutes(app, agent);
+  connectRoutes(app, agent);
   const fwd: Forwarder = createForwarder(args.servers);
   forwardRoutes(app, fwd, agent.opts.node.node);
   await app.listen({ host, port });

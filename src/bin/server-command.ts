@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { TrellisAgent } from '../agent/agent.js';
 import { agentRoutes } from '../agent/http/agent-routes.js';
+import { connectRoutes } from '../agent/http/connect-routes.js';
 import { startServer, type CatalogServer } from '../catalog/server.js';
 import { newId, systemClock, systemRandom } from '../core/index.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -30,6 +31,11 @@ export interface ServerArgs {
   /** For the server's own node, as on an agent. */
   nodeMeta?: Record<string, string>;
   enableScriptChecks?: boolean;
+  /**
+   * HTTPS API address; default: the --bind host on port 8501 (any free port when --bind asks
+   * for port 0); 'off' = plain HTTP only.
+   */
+  httpsBind?: string;
   /** 'deny' (production default) or 'allow' (dev mode). */
   aclDefaultPolicy?: 'allow' | 'deny';
 }
@@ -38,6 +44,7 @@ export interface RunningServer {
   server: CatalogServer;
   agent: TrellisAgent;
   address: string;
+  httpsAddress?: string;
   close(): Promise<void>;
 }
 
@@ -45,6 +52,14 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
   mkdirSync(args.dataDir, { recursive: true, mode: 0o700 });
   const bind = await concretePort(args.bind, 8500);
   const { host, port } = splitHostPort(bind, 8500);
+  const requested = splitHostPort(args.bind, 8500);
+  const httpsBind =
+    args.httpsBind === 'off'
+      ? undefined
+      : splitHostPort(
+          args.httpsBind ?? `${joinHost(host)}:${requested.port === 0 ? 0 : 8501}`,
+          8501,
+        );
   const nodeName = args.node ?? hostname();
   const nodeId = nodeIdFor(args.dataDir);
   const advertise = args.advertise ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
@@ -88,8 +103,12 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
     random: systemRandom,
     newId,
     log: log.child({ component: 'catalog' }),
-    extraRoutes: (app) => agentRoutes(app, agent),
+    extraRoutes: (app) => {
+      agentRoutes(app, agent);
+      connectRoutes(app, agent);
+    },
     internalSecret,
+    ...(httpsBind ? { https: httpsBind } : {}),
     aclDefaultPolicy: args.aclDefaultPolicy ?? 'deny',
     ...(args.snapshotEvery ? { snapshotEvery: args.snapshotEvery } : {}),
     ...(args.sessionMinTtlMs !== undefined ? { sessionMinTTLms: args.sessionMinTtlMs } : {}),
@@ -117,9 +136,14 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
     server: started,
     agent,
     address: started.address,
+    ...(started.httpsAddress ? { httpsAddress: started.httpsAddress } : {}),
     async close() {
       await agent.stop();
       await started.close();
     },
   };
+}
+
+function joinHost(h: string): string {
+  return h.includes(':') && !h.startsWith('[') ? `[${h}]` : h;
 }

@@ -80,6 +80,7 @@ interface DaemonArgs extends GlobalArgs {
   'node-meta'?: string[];
   'no-demo'?: boolean;
   'acl-default-policy'?: 'allow' | 'deny';
+  'https-bind'?: string;
 }
 
 /** A number flag in ms (or a count); undefined when not given. */
@@ -191,6 +192,11 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             type: 'number',
             describe: 'Grace after start before silent nodes turn critical, ms (default 30000)',
           })
+          .option('https-bind', {
+            type: 'string',
+            defaultDescription: '<bind host>:8501',
+            describe: 'HTTPS API address (certificate from the mesh CA); "off" to disable',
+          })
           .option('acl-default-policy', {
             choices: ['allow', 'deny'] as const,
             defaultDescription: 'deny',
@@ -208,10 +214,18 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
         logUnused(log, 'server', file);
         let server;
         try {
-          server = await runServer({ ...settings, ...(configDir ? { configDir } : {}) }, log);
+          server = await runServer(
+            {
+              ...settings,
+              ...(configDir ? { configDir } : {}),
+              ...(args['https-bind'] ? { httpsBind: args['https-bind'] } : {}),
+            },
+            log,
+          );
         } catch (err) {
           return configErrorExit(err, env.io.stderr);
         }
+        if (server.httpsAddress) env.io.stdout(`trellis server https on ${server.httpsAddress}\n`);
         env.io.stdout(`trellis server listening on ${server.address}\n`);
         const running = { ...settings, logLevel };
         const sig = await untilSignal(() => {

@@ -15,8 +15,18 @@ import type { Clock, Random } from '../core/index.js';
 import type { DefaultPolicy } from '../policy/index.js';
 import { AclResolver } from './acl/resolver.js';
 import { aclRoutes } from './http/acl-routes.js';
+import { join } from 'node:path';
+import { caError, CertificateAuthority } from './connect/authority.js';
+import { CaKeyStore } from './connect/key-store.js';
+import { SigningLimiter } from './connect/rate-limit.js';
+import { connectCaRoutes } from './http/connect-ca-routes.js';
+import { isIP } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
+import { ServerTls } from './connect/server-tls.js';
 import { CONSUL_FASTIFY_OPTIONS, installConsulHttp } from '../httpkit/consul-http.js';
 import { catalogRoutes } from './http/catalog-routes.js';
+import { configRoutes } from './http/config-routes.js';
+import { intentionRoutes } from './http/intention-routes.js';
 import type { CatalogContext, CatalogLogger } from './http/context.js';
 import { ResponseCache } from './http/response-cache.js';
 import { healthRoutes } from './http/health-routes.js';
@@ -55,6 +65,10 @@ export interface ServerOptions {
   store?: DurableStore;
   /** What tokens without a matching rule may do: 'deny' in production, 'allow' in dev mode. */
   aclDefaultPolicy?: DefaultPolicy;
+  /** Also serve the API over TLS with a certificate from the mesh CA. */
+  https?: { host: string; port: number };
+  /** Where CA private keys are kept (default <dataDir>/ca-keys). */
+  caKeyDir?: string;
   /** Secret the server's own in-process agent uses (management rights, never stored). */
   internalSecret?: string;
 }
@@ -65,8 +79,11 @@ export interface CatalogServer {
   writer: Writer;
   /** host:port the API listens on. */
   address: string;
+  /** host:port of the HTTPS API, when it runs. */
+  httpsAddress?: string;
   /** Resolves request tokens (the server's own agent decides its API with it). */
   acl: AclResolver;
+  ca: CertificateAuthority;
   close(): Promise<void>;
 }
 
@@ -119,36 +136,100 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
       clock: opts.clock,
       ...(opts.internalSecret ? { internalSecret: opts.internalSecret } : {}),
     }),
-    caFingerprint: () => '',
+    ca: new CertificateAuthority({
+      state,
+      propose: async (cmd) => {
+        const r = await writer.propose(cmd);
+        if (!r.ok) throw caError(r.error, r.status);
+        return r.value;
+      },
+      keys: new CaKeyStore(opts.caKeyDir ?? join(opts.dataDir, 'ca-keys')),
+      clock: opts.clock,
+      datacenter: opts.datacenter,
+      newId: opts.newId,
+      log: opts.log,
+    }),
+    signing: new SigningLimiter(),
   };
 
+  // The same API on plain HTTP and, when asked, on HTTPS with the mesh CA's server certificate.
+  const mount = async (app: FastifyInstance): Promise<void> => {
+    installConsulHttp(app, opts.log);
+    catalogRoutes(app, ctx);
+    healthRoutes(app, ctx);
+    kvRoutes(app, ctx);
+    sessionRoutes(app, ctx, { minTTLms: opts.sessionMinTTLms ?? 10_000, maxTTLms: 86_400_000 });
+    statusRoutes(app, ctx);
+    aclRoutes(app, ctx);
+    connectCaRoutes(app, ctx);
+    configRoutes(app, ctx);
+    intentionRoutes(app, ctx);
+    if (opts.extraRoutes) await opts.extraRoutes(app);
+  };
   const app = Fastify(CONSUL_FASTIFY_OPTIONS);
-  installConsulHttp(app, opts.log);
-  catalogRoutes(app, ctx);
-  healthRoutes(app, ctx);
-  kvRoutes(app, ctx);
-  sessionRoutes(app, ctx, { minTTLms: opts.sessionMinTTLms ?? 10_000, maxTTLms: 86_400_000 });
-  statusRoutes(app, ctx);
-  aclRoutes(app, ctx);
-  if (opts.extraRoutes) await opts.extraRoutes(app);
+  await mount(app);
 
   await registerSelf(state, writer, opts);
+  await ctx.ca.init();
+  ctx.ca.start();
   sessions.restoreAll(state);
   liveness.start();
+  let httpsApp: FastifyInstance | undefined;
+  let serverTls: ServerTls | undefined;
+  if (opts.https) {
+    serverTls = new ServerTls({
+      ca: ctx.ca,
+      state,
+      clock: opts.clock,
+      random: opts.random,
+      datacenter: opts.datacenter,
+      dnsNames: [`server.${opts.datacenter}.consul`, 'localhost'],
+      ipAddresses: [
+        ...new Set(['127.0.0.1', '::1', ...ipsOf(opts.advertiseAddr, opts.https.host)]),
+      ],
+      log: opts.log,
+    });
+    // Clients may present a mesh certificate (agents do); the routes decide what it proves.
+    const https = Fastify({
+      ...CONSUL_FASTIFY_OPTIONS,
+      https: {
+        ...serverTls.options(),
+        requestCert: true,
+        rejectUnauthorized: false,
+        minVersion: 'TLSv1.2',
+      },
+    });
+    httpsApp = https as unknown as FastifyInstance;
+    await mount(httpsApp);
+    serverTls.onChange((o) => (https.server as TlsServer).setSecureContext(o));
+    serverTls.start();
+  }
   await app.listen({ host: opts.host, port: opts.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  let httpsAddress: string | undefined;
+  if (httpsApp && opts.https) {
+    await httpsApp.listen({ host: opts.https.host, port: opts.https.port });
+    const a = httpsApp.server.address();
+    const h = opts.https.host.includes(':') ? `[${opts.https.host}]` : opts.https.host;
+    httpsAddress = `${h}:${typeof a === 'object' && a ? a.port : opts.https.port}`;
+  }
 
   return {
     app,
     state,
     writer,
     address: `${hostForUrl}:${port}`,
+    ...(httpsAddress ? { httpsAddress } : {}),
     acl: ctx.acl,
+    ca: ctx.ca,
     async close() {
       liveness.stop();
       sessions.stop();
+      ctx.ca.stop();
+      serverTls?.stop();
+      await httpsApp?.close();
       await app.close();
       await writer.close();
       await store.close();
@@ -187,4 +268,9 @@ async function registerSelf(state: StateStore, writer: Writer, opts: ServerOptio
     checks: [serfCheck('passing', ALIVE_OUTPUT)],
   });
   if (!r.ok) throw new Error(`could not register the server's own node: ${r.error}`);
+}
+
+/** The IP addresses among the server's addresses, for its certificate. */
+function ipsOf(...addrs: string[]): string[] {
+  return addrs.filter((a) => isIP(a) !== 0 && a !== '0.0.0.0' && a !== '::');
 }

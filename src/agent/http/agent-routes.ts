@@ -31,6 +31,7 @@ import { MeshError } from '../../core/index.js';
 import { requestToken } from '../../httpkit/consul-http.js';
 import type { FastifyRequest } from 'fastify';
 import type { LocalCheck } from '../local/local-state.js';
+import { authorizeRoute } from './authorize-route.js';
 
 export const VERSION = '0.1.0';
 
@@ -342,6 +343,8 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     await agent.reload();
     return reply.code(200).send();
   });
+
+  authorizeRoute(app, agent, authz);
 }
 
 /** A short stable hash of an instance, for hash-blocking reads. */

@@ -19,12 +19,17 @@ const FORWARDED_PREFIXES = [
   '/v1/session/',
   '/v1/status/',
   '/v1/internal/trellis/',
+  '/v1/acl/',
+  '/v1/connect/',
+  '/v1/config',
+  '/v1/config/',
 ];
 const PASS_HEADERS = [
   'content-type',
   'x-consul-index',
   'x-consul-knownleader',
   'x-consul-lastcontact',
+  'x-consul-results-filtered-by-acls',
   'x-consul-effective-consistency',
   'x-consul-default-acl-policy',
 ];

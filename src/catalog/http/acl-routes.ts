@@ -213,7 +213,7 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
       SecretID: secret,
       ExpirationTime: expires,
       Node: node,
-      CAFingerprint: ctx.caFingerprint(),
+      CAFingerprint: ctx.ca.fingerprint(),
     });
   });
 }

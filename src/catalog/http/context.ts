@@ -9,6 +9,8 @@ import type { Liveness } from '../liveness.js';
 import type { SessionTimers } from '../session-timers.js';
 import type { ResponseCache } from './response-cache.js';
 import type { AclResolver } from '../acl/resolver.js';
+import type { CertificateAuthority } from '../connect/authority.js';
+import type { SigningLimiter } from '../connect/rate-limit.js';
 
 export interface CatalogLogger {
   info(obj: object, msg: string): void;
@@ -30,8 +32,9 @@ export interface CatalogContext {
   log: CatalogLogger;
   newId(): string;
   acl: AclResolver;
-  /** SHA-256 fingerprint of the active CA root ('' until the CA exists): join tokens carry it. */
-  caFingerprint(): string;
+  ca: CertificateAuthority;
+  /** Per-agent limits on certificate signing. */
+  signing: SigningLimiter;
   /** Reads answered since the last write, shared by identical queries. */
   responses: ResponseCache;
 }

@@ -4,6 +4,8 @@
  * replaying the write-ahead log after a crash rebuilds exactly the same state.
  */
 import type { AclCommand } from './acl-commands.js';
+import type { CaCommand } from './ca-table.js';
+import type { ConfigCommand } from './config-commands.js';
 import type { AgentService, CheckDefinition, HealthStatus, Session } from '../../api/index.js';
 
 export interface NodeSpec {
@@ -112,4 +114,6 @@ export type Command =
   | TxnCommand
   | SessionCreateCommand
   | SessionDestroyCommand
-  | AclCommand;
+  | AclCommand
+  | CaCommand
+  | ConfigCommand;

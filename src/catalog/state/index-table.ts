@@ -44,8 +44,14 @@ export const K = {
   sessions: 'sessions',
   kv: 'kv',
   acl: 'acl',
+  /** Any service-intentions entry (every intention read and the agents' caches). */
+  intentions: 'intentions',
+  caRoots: 'ca-roots',
+  caConfig: 'ca-config',
   service: (name: string) => `svc:${name}`,
   node: (name: string) => `node:${name}`,
   session: (id: string) => `session:${id}`,
   nodeSessions: (node: string) => `node-sessions:${node}`,
+  configKind: (kind: string) => `config:${kind}`,
+  config: (kind: string, name: string) => `config:${kind}:${name}`,
 } as const;

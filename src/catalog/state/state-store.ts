@@ -23,6 +23,9 @@ import type {
 } from './commands.js';
 import { applyAcl, validateAcl, type AclCommand } from './acl-commands.js';
 import { AclTable, type AclTableState } from './acl-table.js';
+import { CaTable, type CaCommand, type CaTableState } from './ca-table.js';
+import { applyConfig, isConfigCommand, validateConfig } from './config-commands.js';
+import { ConfigTable, type ConfigTableState } from './config-table.js';
 import { IndexTable, K } from './index-table.js';
 import { KVTable } from './kv-table.js';
 import { WatchHub, type ChangeSet } from './watch.js';
@@ -43,6 +46,8 @@ export class StateStore {
   readonly catalog = new CatalogTable();
   readonly kv = new KVTable();
   acl = new AclTable();
+  ca = new CaTable();
+  config = new ConfigTable();
   readonly sessions = new Map<string, Session>();
   /** session id -> keys it holds locks on */
   readonly locksBySession = new Map<string, Set<string>>();
@@ -59,6 +64,8 @@ export class StateStore {
    */
   validate(cmd: Command): ApplyResult | undefined {
     if (isAcl(cmd)) return validateAcl(this.acl, cmd);
+    if (isCa(cmd)) return this.ca.validate(cmd);
+    if (isConfigCommand(cmd)) return validateConfig(this.config, cmd);
     if (cmd.type === 'register') {
       for (const c of cmd.checks) {
         if (
@@ -121,7 +128,10 @@ export class StateStore {
         break;
       }
       default:
-        result = applyAcl(this.acl, cmd, index, change);
+        if (isCa(cmd)) result = this.ca.apply(cmd, index, change);
+        else if (isAcl(cmd)) result = applyAcl(this.acl, cmd, index, change);
+        else if (isConfigCommand(cmd)) result = applyConfig(this.config, cmd, index, change);
+        else result = fail(`unknown command ${(cmd as { type: string }).type}`, 500);
     }
     this.lastIndex = index;
     if (change.kvKeys.size > 0) change.keys.add(K.kv);
@@ -584,6 +594,8 @@ export class StateStore {
       sessions: [...this.sessions.values()],
       indexes: this.indexes.toJSON(),
       acl: this.acl.toJSON(),
+      ca: this.ca.toJSON(),
+      config: this.config.toJSON(),
     };
   }
 
@@ -607,6 +619,8 @@ export class StateStore {
     for (const x of s.sessions) st.sessions.set(x.ID, x);
     st.indexes = IndexTable.from(s.indexes);
     st.acl = AclTable.from(s.acl);
+    st.ca = CaTable.from(s.ca);
+    st.config = ConfigTable.from(s.config);
     return st;
   }
 }
@@ -644,6 +658,8 @@ export async function serializeCapture(
   }
   // Small tables go in one piece.
   parts.push(Buffer.from(`,"acl":${JSON.stringify(c.acl)}`));
+  parts.push(Buffer.from(`,"ca":${JSON.stringify(c.ca)}`));
+  parts.push(Buffer.from(`,"config":${JSON.stringify(c.config)}`));
   parts.push(Buffer.from('}'));
   return Buffer.concat(parts);
 }
@@ -660,6 +676,13 @@ interface SerializedState {
   indexes: [string, number][];
   /** Absent in snapshots written before ACLs existed. */
   acl?: AclTableState;
+  ca?: CaTableState;
+  /** Absent in snapshots written before config entries existed. */
+  config?: ConfigTableState;
+}
+
+function isCa(cmd: Command): cmd is CaCommand {
+  return cmd.type.startsWith('ca-');
 }
 
 function isAcl(cmd: Command): cmd is AclCommand {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { createCsr, csrPublicKey, inspectCsr } from '../../../src/catalog/ca/csr.js';
+import { createCsr, csrPublicKey, inspectCsr } from '../../../src/pki/csr.js';
 import { isMeshError } from '../../../src/core/index.js';
 import { rawCsr, type RawCsrSpec } from './helpers.js';
 

@@ -40,7 +40,7 @@ export interface RawCsrSpec {
 }
 
 /**
- * A CSR built independently of src/catalog/ca/csr.ts, so tests can ask for things our own agent
+ * A CSR built independently of src/pki/csr.ts, so tests can ask for things our own agent
  * never would (CA:true, several URIs, emails, other extensions).
  */
 export function rawCsr(key: KeyObject, spec: RawCsrSpec): string {

@@ -6,7 +6,7 @@ import {
   generateRoot,
   readCertificate,
   sha1Fingerprint,
-} from '../../../src/catalog/ca/index.js';
+} from '../../../src/pki/index.js';
 import { CLUSTER, DAY, T0, TD } from './helpers.js';
 
 function thrown(fn: () => unknown): { status?: number; message: string } {

@@ -31,7 +31,7 @@ import {
   signLeaf,
   verifyChain,
   type GeneratedRoot,
-} from '../../../src/catalog/ca/index.js';
+} from '../../../src/pki/index.js';
 import { CLUSTER, DAY, ecKey, handshake, HOUR, spiffe, TD, type TlsSide } from './helpers.js';
 
 /** OpenSSL's wording when a chain does not reach a trusted root. */

@@ -9,7 +9,7 @@ import {
   signLeaf,
   verifyChain,
   type SignLeafOptions,
-} from '../../../src/catalog/ca/index.js';
+} from '../../../src/pki/index.js';
 import { CLUSTER, DAY, ecKey, HOUR, rawCsr, spiffe, T0, TD } from './helpers.js';
 
 function thrown(fn: () => unknown): { status?: number; message: string; kind?: string } {

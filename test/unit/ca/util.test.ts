@@ -21,7 +21,7 @@ import {
   serialToNumber,
   splitPemChain,
   verifyChain,
-} from '../../../src/catalog/ca/index.js';
+} from '../../../src/pki/index.js';
 import { isMeshError } from '../../../src/core/index.js';
 import { CLUSTER, DAY, ecKey, HOUR, spiffe, T0, TD } from './helpers.js';
 

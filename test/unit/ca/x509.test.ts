@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { generateKeyPairSync, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { connect, createServer, type TLSSocket } from 'node:tls';
-import { issueCertificate, publicOf } from '../../../src/catalog/ca/x509.js';
+import { issueCertificate, publicOf } from '../../../src/pki/x509.js';
 
 const TD = '11111111-2222-3333-4444-555555555555.consul';
 const spiffe = (svc: string): string => `spiffe://${TD}/ns/default/dc/dc1/svc/${svc}`;

@@ -7,7 +7,7 @@
  * `leaf + reverse cross-cert`.
  */
 import type { KeyObject } from 'node:crypto';
-import { badRequest } from '../../core/index.js';
+import { badRequest } from '../core/index.js';
 import { readCertificate } from './certinfo.js';
 import { randomSerial } from './serial.js';
 import { CLOCK_SKEW_MS, floorToSecond, minDate } from './time.js';

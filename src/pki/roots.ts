@@ -4,7 +4,7 @@
  * signs leaves with the root key directly, so SigningKeyID is the root's own key id.
  */
 import { createPrivateKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { badRequest } from '../../core/index.js';
+import { badRequest } from '../core/index.js';
 import { readCertificate } from './certinfo.js';
 import { colonHex, sha1Fingerprint } from './fingerprint.js';
 import { pemEncode } from './pem.js';

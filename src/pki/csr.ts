@@ -7,7 +7,7 @@
  */
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
-import { badRequest } from '../../core/index.js';
+import { badRequest } from '../core/index.js';
 import {
   children,
   ctx,

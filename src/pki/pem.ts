@@ -1,6 +1,6 @@
 /** PEM framing for certificates, and the bridge to Node's X509Certificate. */
 import { X509Certificate } from 'node:crypto';
-import { badRequest } from '../../core/index.js';
+import { badRequest } from '../core/index.js';
 
 /** Largest PEM text accepted anywhere the CA reads certificates (a bundle of a few roots). */
 export const MAX_PEM_BYTES = 256 * 1024;

@@ -1,5 +1,5 @@
 /** Object identifiers the CA uses, and decoders for the extensions it reads back. */
-import { badRequest } from '../../core/index.js';
+import { badRequest } from '../core/index.js';
 import {
   children,
   ctx,

@@ -4,7 +4,7 @@
  * the SANs as lists.
  */
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { badRequest } from '../../core/index.js';
+import { badRequest } from '../core/index.js';
 import { children, ctx, expectTag, readOnly, TAG, value, whole, type Tlv } from './der.js';
 import {
   OID,

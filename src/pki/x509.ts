@@ -6,7 +6,7 @@
  */
 import { createHash, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
-import { badRequest } from '../../core/index.js';
+import { badRequest } from '../core/index.js';
 import { OID } from './extensions.js';
 import { parseIp } from './ip.js';
 import { pemEncode } from './pem.js';

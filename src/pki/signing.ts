@@ -5,7 +5,7 @@
  * refused rather than silently trimmed, so a confused or hostile agent learns why.
  */
 import type { KeyObject } from 'node:crypto';
-import { badRequest, MeshError } from '../../core/index.js';
+import { badRequest, MeshError } from '../core/index.js';
 import { readCertificate } from './certinfo.js';
 import { inspectCsr } from './csr.js';
 import { serialHex } from './fingerprint.js';

@@ -5,7 +5,7 @@
  * TypeError from deep inside a library.
  */
 import forge from 'node-forge';
-import { badRequest } from '../../core/index.js';
+import { badRequest } from '../core/index.js';
 
 /** One tag-length-value: the tag byte and where its header, value and end are in the buffer. */
 export interface Tlv {

@@ -5,7 +5,7 @@
  * dates, CA flags and path lengths. No revocation: mesh leaves are short-lived.
  */
 import type { X509Certificate } from 'node:crypto';
-import { isMeshError } from '../../core/index.js';
+import { isMeshError } from '../core/index.js';
 import { readCertificate, type CertInfo } from './certinfo.js';
 
 const MAX_DEPTH = 8;

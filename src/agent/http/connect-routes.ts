@@ -1,0 +1,54 @@
+/**
+ * The agent's Connect CA endpoints, answered from its own cache (leaf-manager.ts):
+ *   GET /v1/agent/connect/ca/roots          the roots, blocking on their index
+ *   GET /v1/agent/connect/ca/leaf/:service  the service's certificate and key (service:write),
+ *                                           blocking until it is renewed or re-issued
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { MeshError } from '../../core/index.js';
+import { blockingParams, query, requestToken, route, sendJSON } from '../../httpkit/consul-http.js';
+import type { TrellisAgent } from '../agent.js';
+
+export function connectRoutes(app: FastifyInstance, agent: TrellisAgent): void {
+  const abortOnClose = (req: FastifyRequest): AbortSignal => {
+    const ac = new AbortController();
+    req.raw.once('close', () => ac.abort());
+    return ac.signal;
+  };
+
+  route(app, ['GET'], '/v1/agent/connect/ca/roots', async (req, reply) => {
+    const bp = blockingParams(query(req));
+    if (bp.index > 0) await agent.leaves.waitRoots(bp.index, bp.waitMs, abortOnClose(req));
+    const roots = agent.leaves.roots;
+    if (!roots)
+      throw new MeshError(
+        'MESH_ERR_NO_ROOTS',
+        'system',
+        'CA roots not known yet: no server reached',
+        {
+          status: 503,
+        },
+      );
+    reply.header('X-Consul-Index', String(Math.max(1, agent.leaves.rootsIndex)));
+    return sendJSON(reply, roots);
+  });
+
+  route(app, ['GET'], '/v1/agent/connect/ca/leaf/:service', async (req, reply) => {
+    const service = (req.params as { service: string }).service;
+    const token = requestToken(req);
+    const a = await agent.resolveToken(token);
+    if (!a.allowed('service', service, 'write')) {
+      const who = a.accessor ? `token with AccessorID '${a.accessor}'` : 'token';
+      throw new MeshError(
+        'MESH_ERR_PERMISSION_DENIED',
+        'user',
+        `Permission denied: ${who} lacks permission 'service:write' on "${service}"`,
+        { status: 403 },
+      );
+    }
+    const bp = blockingParams(query(req));
+    const cert = await agent.leaves.get(service, token, bp.index, bp.waitMs, abortOnClose(req));
+    reply.header('X-Consul-Index', String(cert.ModifyIndex));
+    return sendJSON(reply, cert);
+  });
+}

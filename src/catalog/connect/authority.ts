@@ -1,0 +1,323 @@
+/**
+ * The built-in certificate authority of a server: it creates the cluster's root on first start,
+ * signs leaves for services, agents and servers with the active root, rotates roots (the new
+ * root cross-signed by the old one, and the old by the new, so handshakes keep working in both
+ * directions while bundles update) and drops old roots once every leaf they signed has expired.
+ *
+ * The identity in every certificate comes from the caller of these methods (the catalog's
+ * record), never from the CSR: signLeaf refuses a CSR that asks for anything else.
+ */
+import type { KeyObject } from 'node:crypto';
+import { MeshError, parseDuration, type Clock } from '../../core/index.js';
+import { agentSpiffeId, serviceSpiffeId } from '../../policy/index.js';
+import {
+  caFingerprint,
+  crossSign,
+  describeRoot,
+  generateRoot,
+  keyMatchesCert,
+  loadPrivateKey,
+  reverseCrossSign,
+  signLeaf,
+  type SignedLeaf,
+} from '../../pki/index.js';
+import {
+  DEFAULT_CA_CONFIG,
+  type CaCommand,
+  type CaConfig,
+  type CaRootRow,
+  type NewCaRoot,
+} from '../state/ca-table.js';
+import type { StateStore } from '../state/state-store.js';
+import type { CaKeyStore } from './key-store.js';
+
+const DAY_MS = 24 * 3600_000;
+const CLOCK_SKEW_MS = 60_000;
+
+export interface IssuedCert {
+  SerialNumber: string;
+  /** The leaf, then the certificates a peer may need to chain it to the roots it holds. */
+  CertPEM: string;
+  Service?: string;
+  ServiceURI?: string;
+  Agent?: string;
+  AgentURI?: string;
+  ValidAfter: string;
+  ValidBefore: string;
+  /** The root that signed it. */
+  RootID: string;
+  CreateIndex: number;
+  ModifyIndex: number;
+}
+
+export interface AuthorityOptions {
+  state: StateStore;
+  propose(cmd: CaCommand): Promise<unknown>;
+  keys: CaKeyStore;
+  clock: Clock;
+  datacenter: string;
+  newId(): string;
+  log: {
+    info(o: object, m: string): void;
+    warn(o: object, m: string): void;
+    error(o: object, m: string): void;
+  };
+}
+
+export function caError(message: string, status = 500): MeshError {
+  return new MeshError('MESH_ERR_CA', status >= 500 ? 'system' : 'user', message, { status });
+}
+
+export function durationMs(text: string): number {
+  return parseDuration(text) ?? 0;
+}
+
+export class CertificateAuthority {
+  readonly #o: AuthorityOptions;
+  #signer: { rootId: string; key: KeyObject; certPem: string } | undefined;
+  #timer: ReturnType<Clock['setTimeout']> | undefined;
+  #rotating: Promise<CaRootRow> | undefined;
+
+  constructor(opts: AuthorityOptions) {
+    this.#o = opts;
+  }
+
+  get trustDomain(): string {
+    return this.#o.state.ca.trustDomain;
+  }
+
+  /** Creates the cluster's CA on first start; afterwards checks this server holds the key. */
+  async init(): Promise<void> {
+    const ca = this.#o.state.ca;
+    if (!ca.initialized) {
+      const clusterId = this.#o.newId();
+      const trustDomain = `${clusterId}.consul`;
+      const g = generateRoot({
+        clusterId,
+        trustDomain,
+        ttlMs: durationMs(DEFAULT_CA_CONFIG.RootCertTTL),
+        now: new Date(this.#o.clock.now()),
+      });
+      this.#o.keys.write(g.root.ID, g.keyPem);
+      await this.#o.propose({
+        type: 'ca-init',
+        clusterId,
+        trustDomain,
+        root: { ...g.root, ExternalTrustDomain: '' },
+        config: DEFAULT_CA_CONFIG,
+      });
+      this.#o.log.info({ trustDomain, root: g.root.ID }, 'certificate authority created');
+    }
+    this.#loadSigner();
+  }
+
+  start(): void {
+    const tick = (): void => {
+      this.#timer = this.#o.clock.setTimeout(() => {
+        this.maintain()
+          .catch((err: unknown) =>
+            this.#o.log.error({ err: String(err) }, 'CA maintenance failed; will retry'),
+          )
+          .finally(tick);
+      }, 30_000);
+    };
+    tick();
+  }
+
+  stop(): void {
+    if (this.#timer) this.#o.clock.clearTimeout(this.#timer);
+  }
+
+  /** Rotation when the root is older than RotationPeriod; pruning of roots no leaf needs. */
+  async maintain(): Promise<void> {
+    const ca = this.#o.state.ca;
+    const active = ca.active();
+    if (!active) return;
+    const now = this.#o.clock.now();
+    const period = durationMs(ca.config.RotationPeriod);
+    if (period > 0 && now - Date.parse(active.NotBefore) > period) {
+      this.#o.log.info({ root: active.ID }, 'root reached its RotationPeriod; rotating');
+      await this.rotate();
+    }
+    const leafTtl = durationMs(ca.config.LeafCertTTL);
+    const expired = ca.roots.filter(
+      (r) =>
+        !r.Active &&
+        r.RotatedOutAt !== undefined &&
+        Date.parse(r.RotatedOutAt) + leafTtl + CLOCK_SKEW_MS < now,
+    );
+    if (expired.length > 0) {
+      await this.#o.propose({ type: 'ca-prune', ids: expired.map((r) => r.ID) });
+      this.#o.log.info(
+        { roots: expired.map((r) => r.ID) },
+        'dropped roots whose leaves have all expired',
+      );
+    }
+  }
+
+  /**
+   * Makes a new active root (ours, or an imported key and certificate) cross-signed by the old
+   * one. Leaves are re-issued by agents as they see the new active root.
+   */
+  rotate(imported?: { keyPem: string; certPem: string }): Promise<CaRootRow> {
+    this.#rotating ??= this.#rotate(imported).finally(() => {
+      this.#rotating = undefined;
+    });
+    return this.#rotating;
+  }
+
+  async #rotate(imported?: { keyPem: string; certPem: string }): Promise<CaRootRow> {
+    const ca = this.#o.state.ca;
+    const old = ca.active();
+    if (!old) throw caError('the CA is not initialized yet', 503);
+    const oldKey = this.#keyFor(old.ID);
+    const nowMs = this.#o.clock.now();
+    const now = new Date(nowMs);
+    let newRoot: NewCaRoot;
+    let newKey: KeyObject;
+    let keyPem: string;
+    if (imported) {
+      newKey = loadPrivateKey(imported.keyPem);
+      if (!keyMatchesCert(newKey, imported.certPem))
+        throw caError('Config.PrivateKey: does not match Config.RootCert', 400);
+      newRoot = { ...describeRoot(imported.certPem, ca.trustDomain), ExternalTrustDomain: '' };
+      keyPem = imported.keyPem;
+    } else {
+      const g = generateRoot({
+        clusterId: ca.clusterId,
+        trustDomain: ca.trustDomain,
+        ttlMs: durationMs(ca.config.RootCertTTL),
+        now,
+      });
+      newRoot = { ...g.root, ExternalTrustDomain: '' };
+      newKey = loadPrivateKey(g.keyPem);
+      keyPem = g.keyPem;
+    }
+    // The cross certificates must outlive every leaf the old root signed.
+    const crossTtl = Math.max(7 * DAY_MS, 2 * durationMs(ca.config.LeafCertTTL));
+    const forward = crossSign({
+      newRootPem: newRoot.RootCert,
+      oldRootPem: old.RootCert,
+      oldRootKey: oldKey,
+      now,
+      ttlMs: crossTtl,
+    });
+    const backward = reverseCrossSign({
+      newRootPem: newRoot.RootCert,
+      newRootKey: newKey,
+      oldRootPem: old.RootCert,
+      now,
+      ttlMs: crossTtl,
+    });
+    this.#o.keys.write(newRoot.ID, keyPem);
+    await this.#o.propose({
+      type: 'ca-rotate',
+      previousId: old.ID,
+      root: { ...newRoot, IntermediateCerts: [forward] },
+      successorCrossCert: backward,
+      at: now.toISOString(),
+    });
+    this.#loadSigner();
+    this.#o.log.info({ from: old.ID, to: newRoot.ID }, 'CA root rotated');
+    return ca.active()!;
+  }
+
+  async setConfig(config: CaConfig): Promise<void> {
+    await this.#o.propose({ type: 'ca-config', config });
+  }
+
+  /** SHA-256 of the active root, which a new host pins when it joins. */
+  fingerprint(): string {
+    const active = this.#o.state.ca.active();
+    return active ? caFingerprint(active.RootCert) : '';
+  }
+
+  signService(service: string, csrPem: string): IssuedCert {
+    const uri = serviceSpiffeId(this.trustDomain, this.#o.datacenter, service);
+    const signed = this.#sign(csrPem, uri);
+    return this.#issued(signed, { Service: service, ServiceURI: uri });
+  }
+
+  signAgent(node: string, csrPem: string): IssuedCert {
+    const uri = agentSpiffeId(this.trustDomain, this.#o.datacenter, node);
+    const signed = this.#sign(csrPem, uri, {
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1', '::1'],
+    });
+    return this.#issued(signed, { Agent: node, AgentURI: uri });
+  }
+
+  /** A certificate for this server's HTTPS API: server identity, its names and addresses. */
+  signServer(csrPem: string, dnsNames: string[], ipAddresses: string[]): IssuedCert {
+    const uri = `spiffe://${this.trustDomain}/agent/server/dc/${this.#o.datacenter}`;
+    const signed = this.#sign(csrPem, uri, { dnsNames, ipAddresses });
+    return this.#issued(signed, {});
+  }
+
+  /** Every root a peer should trust now (PEM bundle). */
+  rootsPem(): string {
+    return this.#o.state.ca.roots.map((r) => r.RootCert).join('');
+  }
+
+  #sign(
+    csrPem: string,
+    uri: string,
+    allow: { dnsNames?: string[]; ipAddresses?: string[] } = {},
+  ): SignedLeaf & { root: CaRootRow } {
+    const s = this.#currentSigner();
+    const ca = this.#o.state.ca;
+    const signed = signLeaf({
+      csrPem,
+      expectedUri: uri,
+      signerKey: s.key,
+      signerCertPem: s.certPem,
+      ttlMs: durationMs(ca.config.LeafCertTTL),
+      now: new Date(this.#o.clock.now()),
+      ...allow,
+    });
+    return { ...signed, root: ca.active()! };
+  }
+
+  #issued(
+    s: SignedLeaf & { root: CaRootRow },
+    who: Partial<Pick<IssuedCert, 'Service' | 'ServiceURI' | 'Agent' | 'AgentURI'>>,
+  ): IssuedCert {
+    // While the previous root is still trusted somewhere, peers holding only it need the
+    // cross-signed copy of the new root to verify this leaf.
+    const previousKnown = this.#o.state.ca.roots.some((r) => !r.Active);
+    const chain = previousKnown ? (s.root.IntermediateCerts ?? []) : [];
+    const index = this.#o.state.lastIndex;
+    return {
+      SerialNumber: s.serialNumber,
+      CertPEM: s.certPem + chain.join(''),
+      ...who,
+      ValidAfter: s.validAfter,
+      ValidBefore: s.validBefore,
+      RootID: s.root.ID,
+      CreateIndex: index,
+      ModifyIndex: index,
+    };
+  }
+
+  #currentSigner(): { key: KeyObject; certPem: string } {
+    const active = this.#o.state.ca.active();
+    if (!active) throw caError('the CA is not initialized yet', 503);
+    if (this.#signer?.rootId !== active.ID) this.#loadSigner();
+    return this.#signer!;
+  }
+
+  #loadSigner(): void {
+    const active = this.#o.state.ca.active();
+    if (!active) return;
+    this.#signer = { rootId: active.ID, key: this.#keyFor(active.ID), certPem: active.RootCert };
+  }
+
+  #keyFor(rootId: string): KeyObject {
+    const pem = this.#o.keys.read(rootId);
+    if (!pem)
+      throw caError(
+        `the private key of CA root ${rootId} is missing from ${this.#o.keys.pathOf(rootId)}; restore it from a backup of this server's data dir`,
+      );
+    return loadPrivateKey(pem);
+  }
+}
