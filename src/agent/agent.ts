@@ -18,7 +18,8 @@ import {
   type CheckRegistration,
   type ServiceRegistration,
 } from '../api/index.js';
-import { createClient, type TrellisClient } from '../client/index.js';
+import { createClient, type TlsOptions, type TrellisClient } from '../client/index.js';
+import type { CARoots } from '../api/index.js';
 import { remoteTokenResolver, type TokenResolver } from './acl/token-resolver.js';
 import { LeafManager } from './connect/leaf-manager.js';
 import { IntentionCache } from './connect/intention-cache.js';
@@ -51,6 +52,10 @@ export interface AgentOptions {
   server?: boolean;
   /** The agent's own token: node registration, heartbeats, services without a token. */
   token?: string;
+  /** TLS to the servers (a joined agent: its certificate and the mesh roots). */
+  tls?: TlsOptions;
+  /** Told when the CA roots change (a joined agent updates the roots it trusts servers by). */
+  onRoots?: (roots: CARoots) => void;
   /** Decides local API requests; default: ask the servers (cached). */
   tokenResolver?: TokenResolver;
 }
@@ -92,6 +97,7 @@ export class TrellisAgent {
       addresses: opts.servers,
       clock: opts.clock,
       ...(opts.token ? { token: opts.token } : {}),
+      ...(opts.tls ? { tls: opts.tls } : {}),
     });
     this.resolveToken = opts.tokenResolver ?? remoteTokenResolver(this.client, opts.clock);
     this.intentions = new IntentionCache({ client: this.client, clock: opts.clock, log: opts.log });
@@ -104,6 +110,7 @@ export class TrellisAgent {
       clock: opts.clock,
       random: opts.random,
       log: opts.log,
+      ...(opts.onRoots ? { onRoots: opts.onRoots } : {}),
     });
     this.checks = new CheckScheduler({
       clock: opts.clock,

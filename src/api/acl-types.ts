@@ -135,4 +135,6 @@ export interface JoinToken {
   ExpirationTime: string;
   /** Fingerprint of the active CA root the new host pins (colon-hex SHA-256 or SHA-1). */
   CAFingerprint: string;
+  /** The server's HTTPS address (advertised host:port) that a new host joins through. */
+  JoinAddress?: string;
 }

@@ -3,6 +3,10 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { TokenResolver } from '../agent/acl/token-resolver.js';
+import type { CARoots } from '../api/index.js';
+import type { TlsOptions } from '../client/index.js';
+import { AgentIdentity } from '../agent/identity/agent-identity.js';
+import { UsageError } from '../cli/index.js';
 import { TrellisAgent } from '../agent/agent.js';
 import { agentRoutes } from '../agent/http/agent-routes.js';
 import { connectRoutes } from '../agent/http/connect-routes.js';
@@ -29,6 +33,9 @@ export interface AgentArgs {
   heartbeatTtlMs?: number;
   nodeMeta?: Record<string, string>;
   token?: string;
+  /** Onboarding: a single-use join token and the CA fingerprint to pin. */
+  joinToken?: string;
+  caFingerprint?: string;
 }
 
 export interface RunningAgent {
@@ -43,6 +50,7 @@ export function makeAgent(
   log: Logger,
   server: boolean,
   tokenResolver?: TokenResolver,
+  secure?: { tls: TlsOptions; onRoots: (r: CARoots) => void },
 ): TrellisAgent {
   const nodeName = args.node ?? hostname();
   mkdirSync(args.dataDir, { recursive: true, mode: 0o700 });
@@ -68,19 +76,31 @@ export function makeAgent(
     ...(args.heartbeatTtlMs ? { heartbeatTtlMs: args.heartbeatTtlMs } : {}),
     ...(args.token ? { token: args.token } : {}),
     ...(tokenResolver ? { tokenResolver } : {}),
+    ...(secure ?? {}),
     server,
   });
 }
 
 export async function runAgent(args: AgentArgs, log: Logger): Promise<RunningAgent> {
-  const agent = makeAgent(args, log, false);
+  const identity = await agentIdentity(args, log);
+  const agent = makeAgent(
+    {
+      ...args,
+      ...(identity ? { token: args.token ?? identity.token } : {}),
+    },
+    log,
+    false,
+    undefined,
+    identity ? { tls: identity.tls(), onRoots: (r) => identity.setRoots(r) } : undefined,
+  );
   await agent.start();
+  identity?.start(agent.client, systemClock, systemRandom, log.child({ component: 'identity' }));
   const { host, port } = splitHostPort(args.httpAddr, 8500);
   const app = Fastify(CONSUL_FASTIFY_OPTIONS);
   installConsulHttp(app, log.child({ component: 'agent-http' }));
   agentRoutes(app, agent);
   connectRoutes(app, agent);
-  const fwd: Forwarder = createForwarder(args.servers);
+  const fwd: Forwarder = createForwarder(args.servers, identity?.tls());
   forwardRoutes(app, fwd, agent.opts.node.node);
   await app.listen({ host, port });
   const addr = app.server.address();
@@ -93,8 +113,40 @@ export async function runAgent(args: AgentArgs, log: Logger): Promise<RunningAge
     address,
     async close(opts = {}) {
       await app.close();
+      identity?.stop(systemClock);
       await agent.stop(opts);
       await fwd.close();
     },
   };
+}
+
+/**
+ * A joined host's identity: loaded from the data dir, or made now by trading the join token.
+ * Without either, the agent talks plain HTTP with the token it was given.
+ */
+async function agentIdentity(args: AgentArgs, log: Logger): Promise<AgentIdentity | undefined> {
+  const saved = AgentIdentity.load(args.dataDir);
+  if (saved) {
+    if (args.joinToken)
+      log.info({ node: saved.file.node }, 'already joined; the join token is not needed');
+    return saved;
+  }
+  if (!args.joinToken) return undefined;
+  if (!args.caFingerprint)
+    throw new UsageError(
+      '--join-token needs --ca-fingerprint (printed by `trellis acl token create --join`)',
+    );
+  const identity = await AgentIdentity.join({
+    servers: args.servers,
+    joinToken: args.joinToken,
+    caFingerprint: args.caFingerprint,
+    node: args.node ?? hostname(),
+    datacenter: args.datacenter,
+    dataDir: args.dataDir,
+  });
+  log.info(
+    { node: identity.file.node, accessor: identity.file.tokenAccessor },
+    'joined the cluster',
+  );
+  return identity;
 }

@@ -81,6 +81,8 @@ interface DaemonArgs extends GlobalArgs {
   'no-demo'?: boolean;
   'acl-default-policy'?: 'allow' | 'deny';
   'https-bind'?: string;
+  'join-token'?: string;
+  'ca-fingerprint'?: string;
 }
 
 /** A number flag in ms (or a count); undefined when not given. */
@@ -249,6 +251,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
       builder: (y) =>
         commonOptions(y)
           .option('server', {
+            alias: 'retry-join',
             type: 'string',
             array: true,
             describe: 'Server address host:port (repeatable; default: retry_join in --config-dir)',
@@ -285,6 +288,14 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             array: true,
             describe: 'Node metadata key:value (repeatable)',
           })
+          .option('join-token', {
+            type: 'string',
+            describe: 'Join the cluster with this single-use token (needs --ca-fingerprint)',
+          })
+          .option('ca-fingerprint', {
+            type: 'string',
+            describe: "SHA-256 fingerprint of the cluster's CA, pinned while joining",
+          })
           .example(
             '$0 agent --server 198.18.0.10:8500 --node web-1 --data-dir /var/lib/trellis --config-dir /etc/trellis.d',
             'An agent',
@@ -305,6 +316,8 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             {
               ...settings,
               ...(configDir ? { configDir } : {}),
+              ...(args['join-token'] ? { joinToken: args['join-token'] } : {}),
+              ...(args['ca-fingerprint'] ? { caFingerprint: args['ca-fingerprint'] } : {}),
               ...(args.token || settings.fileToken
                 ? { token: args.token ?? settings.fileToken }
                 : {}),

@@ -213,7 +213,10 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     await httpsApp.listen({ host: opts.https.host, port: opts.https.port });
     const a = httpsApp.server.address();
     const h = opts.https.host.includes(':') ? `[${opts.https.host}]` : opts.https.host;
-    httpsAddress = `${h}:${typeof a === 'object' && a ? a.port : opts.https.port}`;
+    const httpsPort = typeof a === 'object' && a ? a.port : opts.https.port;
+    httpsAddress = `${h}:${httpsPort}`;
+    const adv = opts.advertiseAddr.includes(':') ? `[${opts.advertiseAddr}]` : opts.advertiseAddr;
+    ctx.httpsAdvertise = `${adv}:${httpsPort}`;
   }
 
   return {

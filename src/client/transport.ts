@@ -7,7 +7,7 @@
  * Only connection failures (refused, reset, timeout) move on to the next address: an HTTP
  * error status is an answer, and the same question would get the same answer elsewhere.
  */
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { systemClock, unavailable, type Clock, MeshError } from '../core/index.js';
 import { parseAddress, type Endpoint } from './address.js';
 import { failureReason, isConnectionFailure, mayRetryElsewhere, statusError } from './errors.js';
@@ -54,6 +54,8 @@ export interface TlsOptions {
   serverName?: string;
   /** Skip server certificate verification. For tests only. */
   insecureSkipVerify?: boolean;
+  /** Settings read at every new connection, overriding ca/cert/key (renewed certificates). */
+  current?: () => { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer };
 }
 
 export interface TransportOptions {
@@ -184,6 +186,25 @@ export function createTransport(opts: TransportOptions): Transport {
 }
 
 function createAgent(tls: TlsOptions | undefined, timeoutMs: number): Agent {
+  const timeout = Math.min(timeoutMs, MAX_CONNECT_TIMEOUT_MS);
+  if (tls?.current) {
+    // Certificates that change while the client runs (an agent renewing its own, roots
+    // rotating): each new connection is made with the settings of the moment.
+    const current = tls.current;
+    return new Agent({
+      connect: (opts, cb) => {
+        const now = current();
+        buildConnector({
+          timeout,
+          ca: now.ca ?? tls.ca,
+          cert: now.cert ?? tls.cert,
+          key: now.key ?? tls.key,
+          servername: tls.serverName,
+          rejectUnauthorized: !tls.insecureSkipVerify,
+        })(opts, cb);
+      },
+    });
+  }
   return new Agent({
     connect: {
       timeout: Math.min(timeoutMs, MAX_CONNECT_TIMEOUT_MS),

@@ -219,7 +219,8 @@ export class IntentionCache {
       return { Authorized: d.allowed, Reason: 'Default behavior configured by ACLs' };
     }
     const pair = `${ixn.SourceName} => ${ixn.DestinationName}`;
-    if (ixn.Action) return { Authorized: d.allowed, Reason: `Matched L4 intention: ${pair} (${ixn.Action})` };
+    if (ixn.Action)
+      return { Authorized: d.allowed, Reason: `Matched L4 intention: ${pair} (${ixn.Action})` };
     const n = ixn.Permissions?.length ?? 0;
     return {
       Authorized: false,
@@ -262,7 +263,11 @@ export class IntentionCache {
       this.#refused = err.message;
       return;
     }
-    if (!this.#failing) log.warn({ err: describeError(err), retryInMs: delayMs }, 'cannot refresh intentions; keeping the last state');
+    if (!this.#failing)
+      log.warn(
+        { err: describeError(err), retryInMs: delayMs },
+        'cannot refresh intentions; keeping the last state',
+      );
     this.#failing = true;
   }
 }

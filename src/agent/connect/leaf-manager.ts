@@ -43,6 +43,7 @@ export interface LeafManagerOptions {
   clock: Clock;
   random: Random;
   log: { info(o: object, m: string): void; warn(o: object, m: string): void };
+  onRoots?: (roots: CARoots) => void;
 }
 
 type Waiter = () => void;
@@ -263,6 +264,7 @@ export class LeafManager {
     this.#roots = roots;
     this.#rootsIndex += 1;
     this.#saveRoots();
+    this.#o.onRoots?.(roots);
     for (const w of [...this.#rootsWaiters]) w();
     if (changedActive && hadRoots) this.#reissueAll();
   }
@@ -279,7 +281,7 @@ export class LeafManager {
         });
         failures = 0;
         this.#setRoots(r.value, r.index);
-      } catch (err) {
+      } catch {
         if (signal.aborted) return;
         failures++;
         const delay = Math.min(30_000, 200 * 2 ** Math.min(failures, 8));

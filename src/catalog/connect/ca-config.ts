@@ -1,7 +1,8 @@
 /**
  * PUT /v1/connect/ca/configuration bodies: Consul's shape, checked field by field. Trellis runs
- * only the built-in ("consul") provider with EC P-256 keys; a leaf may live from 1 minute to a
- * year (Consul's floor is an hour; short-lived leaves are a feature here).
+ * only the built-in ("consul") provider with EC P-256 keys; a leaf may live from 10 seconds to
+ * a year (Consul's floor is an hour; short-lived leaves are a feature here, and the short end
+ * lets tests watch renewals happen).
  */
 import { canonicalize, isObject } from '../../api/index.js';
 import { badRequest, parseDuration } from '../../core/index.js';
@@ -56,7 +57,8 @@ function durationField(
 }
 
 function fmt(ms: number): string {
-  return ms % HOUR === 0 ? `${ms / HOUR}h` : `${ms / MIN}m`;
+  if (ms % HOUR === 0) return `${ms / HOUR}h`;
+  return ms % MIN === 0 ? `${ms / MIN}m` : `${ms / 1000}s`;
 }
 
 function count(o: Record<string, unknown>, k: string, current: number): number {
@@ -88,7 +90,7 @@ export function caConfigUpdate(raw: unknown, current: CaConfig): CaConfigUpdate 
     throw badRequest('Config.PrivateKeyBits: only 256 is supported', 'Config.PrivateKeyBits');
   if (c.IntermediatePEM)
     throw badRequest('Config.IntermediatePEM: not supported', 'Config.IntermediatePEM');
-  const leaf = durationField(c, 'LeafCertTTL', current.LeafCertTTL, MIN, 8760 * HOUR);
+  const leaf = durationField(c, 'LeafCertTTL', current.LeafCertTTL, 10_000, 8760 * HOUR);
   const root = durationField(c, 'RootCertTTL', current.RootCertTTL, HOUR, 100 * 8760 * HOUR);
   const inter = durationField(
     c,

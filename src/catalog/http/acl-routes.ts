@@ -214,6 +214,7 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
       ExpirationTime: expires,
       Node: node,
       CAFingerprint: ctx.ca.fingerprint(),
+      ...(ctx.httpsAdvertise ? { JoinAddress: ctx.httpsAdvertise } : {}),
     });
   });
 }

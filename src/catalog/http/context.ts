@@ -33,6 +33,8 @@ export interface CatalogContext {
   newId(): string;
   acl: AclResolver;
   ca: CertificateAuthority;
+  /** The advertised host:port of this server's HTTPS API, once it listens. */
+  httpsAdvertise?: string;
   /** Per-agent limits on certificate signing. */
   signing: SigningLimiter;
   /** Reads answered since the last write, shared by identical queries. */

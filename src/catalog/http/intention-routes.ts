@@ -23,10 +23,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { canonicalize, isObject, NAME_RE, type Intention } from '../../api/index.js';
 import { badRequest, isMeshError, MeshError } from '../../core/index.js';
-import {
-  normalizeConfigEntry,
-  type SourceIntention,
-} from '../../config/config-entries.js';
+import { normalizeConfigEntry, type SourceIntention } from '../../config/config-entries.js';
 import {
   checkDatacenter,
   jsonBody,
@@ -144,7 +141,8 @@ function intentionBody(
   const id = o.ID === undefined || o.ID === null ? '' : o.ID;
   if (typeof id !== 'string') throw badRequest('ID: must be a string', 'ID');
   const source = opts.names?.source ?? intentionName(o.SourceName, 'SourceName');
-  const destination = opts.names?.destination ?? intentionName(o.DestinationName, 'DestinationName');
+  const destination =
+    opts.names?.destination ?? intentionName(o.DestinationName, 'DestinationName');
   const meta = o.Meta;
   const hasMeta = isObject(meta) && Object.keys(meta).length > 0;
   if (hasMeta && !opts.meta)
@@ -174,11 +172,12 @@ function intentionBody(
 
 /** A config-entry error as the intention API names its fields ("Sources[0].Action" -> "Action"). */
 function asIntentionError(err: MeshError): MeshError {
-  const message = err.message
-    .replace(/^Sources\[0\](\.|: )/, '')
-    .replace(/^LegacyMeta/, 'Meta');
+  const message = err.message.replace(/^Sources\[0\](\.|: )/, '').replace(/^LegacyMeta/, 'Meta');
   const field = err.field?.replace(/^Sources\[0\]\.?/, '').replace(/^LegacyMeta/, 'Meta');
-  return new MeshError(err.code, err.kind, message, { status: err.status, field: field || undefined });
+  return new MeshError(err.code, err.kind, message, {
+    status: err.status,
+    field: field || undefined,
+  });
 }
 
 function pairParams(q: Query): { source: string; destination: string } {
@@ -208,14 +207,16 @@ function checkRequest(q: Query): Request['http'] {
   const rawPath = param(q, 'path');
   const rawMethod = param(q, 'method');
   const headerList = params(q, 'header');
-  if (rawPath === undefined && rawMethod === undefined && headerList.length === 0)
-    return undefined;
+  if (rawPath === undefined && rawMethod === undefined && headerList.length === 0) return undefined;
   const path = (rawPath ?? '/').replace(/[?#].*$/s, '');
   if (!path.startsWith('/')) throw badRequest(`path: must start with "/"`, 'path');
   if (hasControl(path)) throw badRequest('path: must not contain control characters', 'path');
   const method = (rawMethod ?? 'GET').toUpperCase();
   if (!HEADER_NAME_RE.test(method))
-    throw badRequest(`method: ${JSON.stringify(method.slice(0, 32))} is not an HTTP method`, 'method');
+    throw badRequest(
+      `method: ${JSON.stringify(method.slice(0, 32))} is not an HTTP method`,
+      'method',
+    );
   if (headerList.length > MAX_CHECK_HEADERS)
     throw badRequest(`header: at most ${MAX_CHECK_HEADERS} headers`, 'header');
   const headers: Record<string, string> = {};
@@ -229,7 +230,10 @@ function checkRequest(q: Query): Request['http'] {
       );
     const value = h.slice(i + 1).trim();
     if (hasControl(value))
-      throw badRequest(`header: the value of "${name}" must not contain control characters`, 'header');
+      throw badRequest(
+        `header: the value of "${name}" must not contain control characters`,
+        'header',
+      );
     // A repeated header is one comma-joined value, as HTTP combines them.
     headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;
   }
@@ -368,7 +372,10 @@ export function intentionRoutes(app: FastifyInstance, ctx: CatalogContext): void
       });
     }
     writeQuery(req);
-    if (!current) throw new MeshError('MESH_ERR_NOT_FOUND', 'user', `Intention with ID "${id}" not found`, { status: 404 });
+    if (!current)
+      throw new MeshError('MESH_ERR_NOT_FOUND', 'user', `Intention with ID "${id}" not found`, {
+        status: 404,
+      });
     requireIntention(a, current.DestinationName, 'write');
     if (req.method === 'DELETE') {
       await propose(ctx, { type: 'config-intention-delete', id });

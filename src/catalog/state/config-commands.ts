@@ -67,10 +67,7 @@ export interface IntentionDeleteCommand {
 }
 
 export type ConfigCommand =
-  | ConfigSetCommand
-  | ConfigDeleteCommand
-  | IntentionSetCommand
-  | IntentionDeleteCommand;
+  ConfigSetCommand | ConfigDeleteCommand | IntentionSetCommand | IntentionDeleteCommand;
 
 export type ConfigApplyResult =
   { ok: true; value: unknown } | { ok: false; error: string; status: number };
@@ -179,7 +176,9 @@ function planSet(t: ConfigTable, cmd: ConfigSetCommand): Plan | ConfigApplyResul
 function planDelete(t: ConfigTable, cmd: ConfigDeleteCommand): Plan {
   const old = t.get(cmd.kind, cmd.name);
   if (cmd.cas !== undefined && (!old || old.ModifyIndex !== cmd.cas)) return noChange(false);
-  return old ? { puts: [], deletes: [{ kind: cmd.kind, name: cmd.name }], value: true } : noChange(true);
+  return old
+    ? { puts: [], deletes: [{ kind: cmd.kind, name: cmd.name }], value: true }
+    : noChange(true);
 }
 
 function planIntentionSet(t: ConfigTable, cmd: IntentionSetCommand): Plan | ConfigApplyResult {
@@ -221,7 +220,10 @@ function planIntentionSet(t: ConfigTable, cmd: IntentionSetCommand): Plan | Conf
   return { puts, deletes, value: source.LegacyID ? { ID: source.LegacyID } : true };
 }
 
-function planIntentionDelete(t: ConfigTable, cmd: IntentionDeleteCommand): Plan | ConfigApplyResult {
+function planIntentionDelete(
+  t: ConfigTable,
+  cmd: IntentionDeleteCommand,
+): Plan | ConfigApplyResult {
   let entry: StoredIntentionsEntry | undefined;
   let source: SourceIntention | undefined;
   if (cmd.id !== undefined) {

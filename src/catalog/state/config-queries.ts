@@ -67,7 +67,10 @@ export function configGet(
   return result(st, [K.config(kind, name)], e ? configEntryView(e) : null);
 }
 
-export function configList(st: StateStore, kind: ConfigEntryKind): QueryResult<StoredConfigEntry[]> {
+export function configList(
+  st: StateStore,
+  kind: ConfigEntryKind,
+): QueryResult<StoredConfigEntry[]> {
   return result(st, [K.configKind(kind)], st.config.list(kind).map(configEntryView));
 }
 

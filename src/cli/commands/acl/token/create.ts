@@ -126,11 +126,15 @@ async function createJoinToken(env: CommandEnv, args: Args & GlobalArgs): Promis
     if (args[key] !== undefined) throw new UsageError(`--${flag} cannot be used with --join`);
   }
   const ttl = durationFlag(args.ttl, 'ttl');
-  const server = joinAddress(args.httpAddr);
   const token = await env.client.acl.joinTokenCreate(
     { TTL: ttl, Node: args.node, Description: args.description },
     { signal: env.signal },
   );
+  // The server names its HTTPS address (the one a new host joins through); older answers
+  // without it fall back to the address this command used.
+  const server = token.JoinAddress
+    ? { address: token.JoinAddress, loopback: isLoopback(token.JoinAddress) }
+    : joinAddress(args.httpAddr);
   const command = joinCommand(token, server.address);
   if (env.format === 'json') {
     env.io.stdout(formatJson({ ...token, Command: command }));
@@ -148,9 +152,14 @@ async function createJoinToken(env: CommandEnv, args: Args & GlobalArgs): Promis
   );
   if (server.loopback) {
     env.io.stderr(
-      `Note: ${server.address} is a loopback address; give --http-addr an address the new host can reach.\n`,
+      `Note: ${server.address} is a loopback address; start the server with --advertise (or --https-bind) set to an address the new host can reach.\n`,
     );
   }
+}
+
+function isLoopback(address: string): boolean {
+  const host = address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
 /** The host:port of the first --http-addr, which the new host contacts to join. */
