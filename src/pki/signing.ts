@@ -89,7 +89,9 @@ export function signLeaf(opts: SignLeafOptions): SignedLeaf {
   if (!signer.x509.checkPrivateKey(opts.signerKey))
     throw caError('CA: the signing key does not match the signing certificate');
   const now = floorToSecond(opts.now);
-  const notBefore = new Date(now.getTime() - CLOCK_SKEW_MS);
+  // Backdated a minute for clock skew, as Consul does; very short lifetimes (seconds, for tests
+  // and aggressive rotation) are backdated by a quarter of the lifetime instead.
+  const notBefore = new Date(now.getTime() - Math.min(CLOCK_SKEW_MS, Math.floor(opts.ttlMs / 4)));
   const notAfter = minDate(new Date(notBefore.getTime() + opts.ttlMs), signer.notAfter);
   if (notAfter <= now) throw caError('CA: the signing certificate has expired');
 

@@ -216,8 +216,12 @@ export function connectCaRoutes(app: FastifyInstance, ctx: CatalogContext): void
       throw badRequest(`Node: "${node.slice(0, 64)}" is not a valid node name`, 'Node');
     const csr = csrOf(o);
     const join = secret ? ctx.state.acl.tokenBySecretHash(hashSecret(secret)) : undefined;
-    if (!join?.Join)
-      throw new MeshError('MESH_ERR_JOIN', 'user', 'join token not found', { status: 403 });
+    const refuse = (m: string): MeshError =>
+      new MeshError('MESH_ERR_JOIN', 'user', m, { status: 403 });
+    if (!join?.Join) throw refuse('join token not found');
+    if (join.Join.UsedAt) throw refuse('join token was already used');
+    if (join.ExpirationTime && Date.parse(join.ExpirationTime) <= ctx.clock.now())
+      throw refuse('join token has expired');
     if (join.Join.Node && join.Join.Node !== node)
       throw new MeshError(
         'MESH_ERR_JOIN',
