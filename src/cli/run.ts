@@ -9,6 +9,7 @@ import { parseServiceDefinitions } from '../config/index.js';
 import { aclCommand } from './commands/acl/index.js';
 import { catalogCommand } from './commands/catalog/index.js';
 import { configCommand } from './commands/config/index.js';
+import { caCommand } from './commands/ca/index.js';
 import { healthCommand } from './commands/health/index.js';
 import { intentionCommand } from './commands/intention/index.js';
 import { kvCommand } from './commands/kv/index.js';
@@ -79,7 +80,8 @@ export function buildCli(
     .command(watchCommand(ctx))
     .command(aclCommand(ctx))
     .command(intentionCommand(ctx))
-    .command(configCommand(ctx));
+    .command(configCommand(ctx))
+    .command(caCommand(ctx));
   if (opts.register) parser = opts.register(parser, ctx);
   parser = parser
     .example('$0 catalog services', 'List the services in the catalog')
