@@ -5,6 +5,8 @@
  *   registration  registration writes/s with fsync at 1/16/128 writers, HTTP and disk baselines
  *   fanout        blocking-query wake-up time for 1,000 and 10,000 watchers
  *   read-latency  read latency and server memory with 100,000 instances loaded
+ *   leaf-signing  leaf certificates issued per second (in process, and over HTTP)
+ *   intentions    intention checks/s (decide() and /check) and write-to-100-agent-caches time
  *
  * Each benchmark starts its own `trellis server` (127.0.0.1, port 0, fresh temp data dir) and
  * stops it by PID when done. Sizes come from BENCH_* environment variables, documented at the
@@ -16,6 +18,7 @@
  * as they were (each section carries its own "Measured" date).
  */
 import { fanout } from './fanout.js';
+import { intentions } from './intentions.js';
 import { runnable, type Runnable } from './lib/benchmark.js';
 import { describe } from './lib/errors.js';
 import { busyPercent, cpuTimes, loadAverage, machineInfo } from './lib/machine.js';
@@ -24,8 +27,15 @@ import { header, readPreviousSections, sectionText, writeReport } from './lib/re
 import { stopAllServers } from './lib/server.js';
 import { readLatency } from './read-latency.js';
 import { registration } from './registration.js';
+import { leafSigning } from './leaf-signing.js';
 
-const BENCHMARKS: Runnable[] = [runnable(registration), runnable(fanout), runnable(readLatency)];
+const BENCHMARKS: Runnable[] = [
+  runnable(registration),
+  runnable(fanout),
+  runnable(readLatency),
+  runnable(intentions),
+  runnable(leafSigning),
+];
 
 function log(message: string): void {
   const t = new Date().toISOString().slice(11, 19);

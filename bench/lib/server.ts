@@ -45,6 +45,8 @@ export interface StartOptions {
   name: string;
   /** Load bench/lib/gc-preload into the server so collectGarbage() works. */
   gcHook?: boolean;
+  /** More `trellis server` flags (e.g. --acl-default-policy allow). */
+  args?: string[];
 }
 
 const live = new Set<BenchServer>();
@@ -71,6 +73,11 @@ export async function startServer(opts: StartOptions): Promise<BenchServer> {
     'bench-server',
     '--log-level',
     'warn',
+    // Benchmarks of other features run without tokens, as dev mode does.
+    ...((opts.args ?? []).includes('--acl-default-policy')
+      ? []
+      : ['--acl-default-policy', 'allow']),
+    ...(opts.args ?? []),
   ];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));

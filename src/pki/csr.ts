@@ -83,6 +83,8 @@ export function createCsr(privateKey: KeyObject, uri: string, opts: CsrOptions =
 export interface CsrInfo {
   /** EC P-256 public key the request proved possession of. */
   publicKey: KeyObject;
+  /** The same key as SubjectPublicKeyInfo DER, as sent (saves re-exporting it). */
+  spkiDer: Buffer;
   uris: string[];
   dnsNames: string[];
   ipAddresses: string[];
@@ -159,6 +161,7 @@ export function inspectCsr(pem: string): CsrInfo {
 
   const out: CsrInfo = {
     publicKey,
+    spkiDer: Buffer.from(whole(der, spki)),
     uris: [],
     dnsNames: [],
     ipAddresses: [],

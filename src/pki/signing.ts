@@ -6,7 +6,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { badRequest, MeshError } from '../core/index.js';
-import { readCertificate } from './certinfo.js';
+import { readCertificate, type CertInfo } from './certinfo.js';
 import { inspectCsr } from './csr.js';
 import { serialHex } from './fingerprint.js';
 import { canonicalIp } from './ip.js';
@@ -48,6 +48,28 @@ function caError(message: string): MeshError {
   return new MeshError('MESH_ERR_CA', 'system', message);
 }
 
+/**
+ * The signing certificate, parsed and checked against its key once: a CA signs thousands of
+ * leaves with the same pair, and parsing it each time cost more than the signature.
+ */
+const signers = new Map<string, { info: CertInfo; keys: WeakSet<KeyObject> }>();
+
+function signerInfo(certPem: string, key: KeyObject): CertInfo {
+  let s = signers.get(certPem);
+  if (!s) {
+    const info = readCertificate(certPem);
+    if (!info.isCA) throw caError('CA: the signing certificate is not a CA');
+    if (signers.size >= 16) signers.clear();
+    signers.set(certPem, (s = { info, keys: new WeakSet() }));
+  }
+  if (!s.keys.has(key)) {
+    if (!s.info.x509.checkPrivateKey(key))
+      throw caError('CA: the signing key does not match the signing certificate');
+    s.keys.add(key);
+  }
+  return s.info;
+}
+
 /** Checks `csrPem` against what the caller allows and signs a leaf for `expectedUri`. */
 export function signLeaf(opts: SignLeafOptions): SignedLeaf {
   const uri = opts.expectedUri;
@@ -84,10 +106,7 @@ export function signLeaf(opts: SignLeafOptions): SignedLeaf {
     ipAddresses.add(ip);
   }
 
-  const signer = readCertificate(opts.signerCertPem);
-  if (!signer.isCA) throw caError('CA: the signing certificate is not a CA');
-  if (!signer.x509.checkPrivateKey(opts.signerKey))
-    throw caError('CA: the signing key does not match the signing certificate');
+  const signer = signerInfo(opts.signerCertPem, opts.signerKey);
   const now = floorToSecond(opts.now);
   // Backdated a minute for clock skew, as Consul does; very short lifetimes (seconds, for tests
   // and aggressive rotation) are backdated by a quarter of the lifetime instead.
@@ -103,6 +122,7 @@ export function signLeaf(opts: SignLeafOptions): SignedLeaf {
     notBefore,
     notAfter,
     publicKey: csr.publicKey,
+    publicKeyDer: csr.spkiDer,
     signerKey: opts.signerKey,
     signerPublicKey: signer.publicKey,
     authorityKeyId: signer.subjectKeyId,

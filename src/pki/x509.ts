@@ -57,7 +57,11 @@ function extension(id: string, critical: boolean, value: Node): Node {
 
 /** The key identifier of a public key: SHA-1 of its subjectPublicKey bits (RFC 5280 method 1). */
 export function keyId(publicKey: KeyObject): Buffer {
-  const spki = publicKey.export({ type: 'spki', format: 'der' });
+  return keyIdOfSpki(publicKey.export({ type: 'spki', format: 'der' }));
+}
+
+/** keyId from SubjectPublicKeyInfo DER. */
+export function keyIdOfSpki(spki: Buffer): Buffer {
   const parsed = asn1.fromDer(bin(spki));
   const bitString = (parsed.value as Node[])[1]!.value as string;
   return createHash('sha1')
@@ -67,6 +71,8 @@ export function keyId(publicKey: KeyObject): Buffer {
 
 export interface CertificateSpec {
   serial: Buffer;
+  /** publicKey as SubjectPublicKeyInfo DER, when the caller already has it. */
+  publicKeyDer?: Buffer;
   /** Subject common name; empty or absent for an empty subject. */
   subjectCN?: string;
   /** A DER subject Name to copy byte for byte (cross-signing); wins over subjectCN. */
@@ -129,7 +135,7 @@ export function issueCertificate(spec: CertificateSpec): string {
   )
     throw badRequest('certificate: pathLen needs a CA and a non-negative integer', 'pathLen');
   const sigAlg = seq([oid(OID.ecdsaWithSHA256)]);
-  const spkiDer = spec.publicKey.export({ type: 'spki', format: 'der' });
+  const spkiDer = spec.publicKeyDer ?? spec.publicKey.export({ type: 'spki', format: 'der' });
   const keyUsageBits = spec.isCA
     ? bits('\x06', 1) // keyCertSign | cRLSign
     : bits('\xb8', 3); // digitalSignature | keyEncipherment | dataEncipherment | keyAgreement
@@ -139,7 +145,7 @@ export function issueCertificate(spec: CertificateSpec): string {
   const exts: Node[] = [
     extension(OID.basicConstraints, true, seq(basic)),
     extension(OID.keyUsage, true, keyUsageBits),
-    extension(OID.subjectKeyId, false, octets(bin(spec.subjectKeyId ?? keyId(spec.publicKey)))),
+    extension(OID.subjectKeyId, false, octets(bin(spec.subjectKeyId ?? keyIdOfSpki(spkiDer)))),
     extension(
       OID.authorityKeyId,
       false,
