@@ -81,6 +81,8 @@ export class TrellisAgent {
   readonly sync: AntiEntropy;
   readonly heartbeat: Heartbeat;
   readonly resolveToken: TokenResolver;
+  /** The servers' ACL default policy, as last learned while resolving a token. */
+  aclDefaultPolicy = 'allow';
   readonly leaves: LeafManager;
   /** Every intention, kept current from the servers: connect authorization without a round trip. */
   readonly intentions: IntentionCache;
@@ -99,7 +101,12 @@ export class TrellisAgent {
       ...(opts.token ? { token: opts.token } : {}),
       ...(opts.tls ? { tls: opts.tls } : {}),
     });
-    this.resolveToken = opts.tokenResolver ?? remoteTokenResolver(this.client, opts.clock);
+    const resolve = opts.tokenResolver ?? remoteTokenResolver(this.client, opts.clock);
+    this.resolveToken = async (secret) => {
+      const a = await resolve(secret);
+      this.aclDefaultPolicy = a.defaultPolicy;
+      return a;
+    };
     this.intentions = new IntentionCache({ client: this.client, clock: opts.clock, log: opts.log });
     this.leaves = new LeafManager({
       client: this.client,

@@ -97,7 +97,7 @@ export async function runAgent(args: AgentArgs, log: Logger): Promise<RunningAge
   identity?.start(agent.client, systemClock, systemRandom, log.child({ component: 'identity' }));
   const { host, port } = splitHostPort(args.httpAddr, 8500);
   const app = Fastify(CONSUL_FASTIFY_OPTIONS);
-  installConsulHttp(app, log.child({ component: 'agent-http' }));
+  installConsulHttp(app, log.child({ component: 'agent-http' }), () => agent.aclDefaultPolicy);
   agentRoutes(app, agent);
   connectRoutes(app, agent);
   const fwd: Forwarder = createForwarder(args.servers, identity?.tls());

@@ -154,7 +154,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
 
   // The same API on plain HTTP and, when asked, on HTTPS with the mesh CA's server certificate.
   const mount = async (app: FastifyInstance): Promise<void> => {
-    installConsulHttp(app, opts.log);
+    installConsulHttp(app, opts.log, () => ctx.acl.defaultPolicy);
     catalogRoutes(app, ctx);
     healthRoutes(app, ctx);
     kvRoutes(app, ctx);

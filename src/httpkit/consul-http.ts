@@ -200,7 +200,12 @@ export interface HttpLogger {
 }
 
 /** Body parsing and error answers common to every Consul-compatible API. */
-export function installConsulHttp(app: FastifyInstance, log?: HttpLogger): void {
+export function installConsulHttp(
+  app: FastifyInstance,
+  log?: HttpLogger,
+  /** The ACL default policy to announce in X-Consul-Default-ACL-Policy. */
+  aclDefaultPolicy: () => string = () => 'allow',
+): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(
     '*',
@@ -208,7 +213,7 @@ export function installConsulHttp(app: FastifyInstance, log?: HttpLogger): void 
     (_req, body, done) => done(null, body),
   );
   app.addHook('onSend', async (_req, reply, payload) => {
-    reply.header('X-Consul-Default-ACL-Policy', 'allow');
+    reply.header('X-Consul-Default-ACL-Policy', aclDefaultPolicy());
     return payload;
   });
   app.setNotFoundHandler((req, reply) => {

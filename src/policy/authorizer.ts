@@ -23,6 +23,8 @@ export interface Authorizer {
   /** The token's accessor id ('' for the server's own internal token). */
   readonly accessor: string;
   readonly management: boolean;
+  /** The cluster's default policy this answer was made under. */
+  readonly defaultPolicy: DefaultPolicy;
   allowed(resource: NamedResource, name: string, access: Access): boolean;
   global(resource: GlobalResource, access: Access): boolean;
   intention(destination: string, access: 'read' | 'write'): boolean;
@@ -76,12 +78,13 @@ export interface AuthorizerSpec {
 }
 
 export function buildAuthorizer(spec: AuthorizerSpec): Authorizer {
-  if (spec.management) return managementAuthorizer(spec.accessor);
+  if (spec.management) return managementAuthorizer(spec.accessor, spec.defaultPolicy);
   const set = mergeRuleSets(spec.ruleSets);
   const dflt = spec.defaultPolicy === 'allow';
   return {
     accessor: spec.accessor,
     management: false,
+    defaultPolicy: spec.defaultPolicy,
     allowed: (resource, name, access) => allows(set, resource, name, access, dflt),
     global: (resource, access) => allowsGlobal(set, resource, access, dflt),
     intention: (destination, access) => allowsIntentions(set, destination, access, dflt),
@@ -99,10 +102,14 @@ export function buildAuthorizer(spec: AuthorizerSpec): Authorizer {
   };
 }
 
-export function managementAuthorizer(accessor: string): Authorizer {
+export function managementAuthorizer(
+  accessor: string,
+  defaultPolicy: DefaultPolicy = 'deny',
+): Authorizer {
   return {
     accessor,
     management: true,
+    defaultPolicy,
     allowed: () => true,
     global: () => true,
     intention: () => true,

@@ -114,7 +114,11 @@ export class AclResolver {
   #compute(hash: string, now: number): Resolved {
     const forever = Number.POSITIVE_INFINITY;
     if (hash !== '' && hash === this.#internalHash)
-      return { authz: managementAuthorizer(''), token: undefined, until: forever };
+      return {
+        authz: managementAuthorizer('', this.defaultPolicy),
+        token: undefined,
+        until: forever,
+      };
     const acl = this.#state.acl;
     const token = hash === '' ? acl.tokens.get(ANONYMOUS_ACCESSOR) : acl.tokenBySecretHash(hash);
     if (!token || token.Join) throw aclNotFound();
@@ -124,7 +128,7 @@ export class AclResolver {
       if (until <= now) throw aclNotFound();
     }
     if (token.Policies.includes(GLOBAL_MANAGEMENT_ID))
-      return { authz: managementAuthorizer(token.AccessorID), token, until };
+      return { authz: managementAuthorizer(token.AccessorID, this.defaultPolicy), token, until };
     const authz = buildAuthorizer({
       accessor: token.AccessorID,
       management: false,
