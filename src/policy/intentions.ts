@@ -96,17 +96,25 @@ export function validateRule(rule: IntentionRule): string | undefined {
     if (paths.length > 1)
       return `Permissions[${i}].HTTP: at most one of PathExact, PathPrefix, PathRegex`;
     if (p.HTTP?.PathRegex !== undefined) {
-      const r = compileRegex(p.HTTP.PathRegex);
+      const r = compileFullMatch(p.HTTP.PathRegex);
       if (!r.ok) return `Permissions[${i}].HTTP.PathRegex: ${r.reason}`;
     }
     for (const [j, h] of (p.HTTP?.Header ?? []).entries()) {
       if (h.Regex !== undefined) {
-        const r = compileRegex(h.Regex);
+        const r = compileFullMatch(h.Regex);
         if (!r.ok) return `Permissions[${i}].HTTP.Header[${j}].Regex: ${r.reason}`;
       }
     }
   }
   return undefined;
+}
+
+/**
+ * Regexes in permissions must match the whole path or header value, as Envoy's safe_regex does
+ * for Consul: an allow on PathRegex "/api" must not also allow "/x/api/y".
+ */
+export function compileFullMatch(pattern: string): ReturnType<typeof compileRegex> {
+  return compileRegex(`^(?:${pattern})$`);
 }
 
 const compiled = new Map<string, (subject: string) => boolean>();
@@ -116,7 +124,7 @@ const MAX_COMPILED = 1024;
 function regexTest(pattern: string, subject: string): boolean {
   let test = compiled.get(pattern);
   if (!test) {
-    const r = compileRegex(pattern);
+    const r = compileFullMatch(pattern);
     // Rules are validated on write; an invalid pattern here matches nothing.
     test = r.ok ? r.test : () => false;
     if (compiled.size >= MAX_COMPILED) compiled.clear();

@@ -414,7 +414,7 @@ describe('certificate authority and onboarding (real processes)', function () {
       expect(h.ok).to.equal(false);
     });
 
-    it("serves the cached leaf and roots while the server is down", async () => {
+    it('serves the cached leaf and roots while the server is down', async () => {
       const agentUrl = `http://${agentB.address}`;
       const leaf = (
         await call(agentUrl, 'GET', '/v1/agent/connect/ca/leaf/api', { token: apiToken })

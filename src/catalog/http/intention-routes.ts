@@ -22,7 +22,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { canonicalize, isObject, NAME_RE, type Intention } from '../../api/index.js';
-import { badRequest, isMeshError, MeshError } from '../../core/index.js';
+import { badRequest, isMeshError, MeshError, notFound } from '../../core/index.js';
 import { normalizeConfigEntry, type SourceIntention } from '../../config/config-entries.js';
 import {
   checkDatacenter,
@@ -316,7 +316,7 @@ export function intentionRoutes(app: FastifyInstance, ctx: CatalogContext): void
     requireIntention(a, destination, 'read');
     const http = checkRequest(q);
     const d = decide(
-      ctx.state.config.intentions(),
+      ctx.state.config.candidates(source, destination),
       { source, destination, ...(http ? { http } : {}) },
       ctx.acl.defaultPolicy === 'allow',
     );
@@ -372,10 +372,7 @@ export function intentionRoutes(app: FastifyInstance, ctx: CatalogContext): void
       });
     }
     writeQuery(req);
-    if (!current)
-      throw new MeshError('MESH_ERR_NOT_FOUND', 'user', `Intention with ID "${id}" not found`, {
-        status: 404,
-      });
+    if (!current) throw notFound(`Intention with ID "${id}" not found`);
     requireIntention(a, current.DestinationName, 'write');
     if (req.method === 'DELETE') {
       await propose(ctx, { type: 'config-intention-delete', id });

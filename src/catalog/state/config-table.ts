@@ -33,10 +33,13 @@ export interface ConfigTableState {
   entries: StoredConfigEntry[];
 }
 
+const pairKey = (source: string, destination: string): string => `${destination}\n${source}`;
+
 export class ConfigTable implements ConfigEntryView {
   readonly #byKind = new Map<ConfigEntryKind, Map<string, StoredConfigEntry>>();
   #intentions: IntentionRow[] | undefined;
   #byLegacyId: Map<string, IntentionRow> | undefined;
+  #byPair: Map<string, IntentionRow> | undefined;
 
   get(kind: ConfigEntryKind, name: string): StoredConfigEntry | undefined {
     return this.#byKind.get(kind)?.get(name);
@@ -101,9 +104,34 @@ export class ConfigTable implements ConfigEntryView {
     return this.#byLegacyId.get(id);
   }
 
+  /**
+   * The intentions whose names match a request from `source` to `destination`, in evaluation
+   * order: at most one per precedence level (exact => exact, * => exact, exact => *, * => *).
+   * decide() over these gives the same answer as over every intention, without the scan.
+   */
+  candidates(source: string, destination: string): IntentionRow[] {
+    if (!this.#byPair) {
+      this.#byPair = new Map();
+      for (const r of this.intentions())
+        this.#byPair.set(pairKey(r.SourceName, r.DestinationName), r);
+    }
+    const out: IntentionRow[] = [];
+    for (const [s, d] of [
+      [source, destination],
+      ['*', destination],
+      [source, '*'],
+      ['*', '*'],
+    ] as const) {
+      const r = this.#byPair.get(pairKey(s, d));
+      if (r && !out.includes(r)) out.push(r);
+    }
+    return out;
+  }
+
   #dropDerived(): void {
     this.#intentions = undefined;
     this.#byLegacyId = undefined;
+    this.#byPair = undefined;
   }
 
   toJSON(): ConfigTableState {

@@ -205,7 +205,11 @@ describe('config entry API', function () {
       ],
       [
         'splits not summing to 100',
-        { Kind: 'service-splitter', Name: 'x', Splits: [{ Weight: 50 }, { Weight: 20, Service: 'other' }] },
+        {
+          Kind: 'service-splitter',
+          Name: 'x',
+          Splits: [{ Weight: 50 }, { Weight: 20, Service: 'other' }],
+        },
         /weights sum to 70, must sum to 100/,
       ],
       [

@@ -8,6 +8,10 @@ import * as CQ from '../../../src/catalog/state/config-queries.js';
 import { K } from '../../../src/catalog/state/index-table.js';
 import { serializeCapture, StateStore } from '../../../src/catalog/state/state-store.js';
 import { normalizeConfigEntry, type ConfigEntry } from '../../../src/config/config-entries.js';
+import { decide, type Request } from '../../../src/policy/index.js';
+import { IntentionCache } from '../../../src/agent/connect/intention-cache.js';
+import { createClient } from '../../../src/client/index.js';
+import { systemClock } from '../../../src/core/index.js';
 
 class Harness {
   st = new StateStore();
@@ -262,6 +266,61 @@ describe('config table', () => {
       (i) => `${i.SourceName}>${i.DestinationName}`,
     );
     expect(match).to.deep.equal(['web>api', '*>api', 'web>*', '*>*']);
+  });
+
+  it('decides over the at most four candidate intentions exactly as over all of them', async () => {
+    const h = new Harness();
+    h.set({ Kind: 'proxy-defaults', Name: 'global', Config: { protocol: 'http' } });
+    const names = ['a', 'b', 'c', 'd', '*'];
+    // A fixed mix of intentions over five names, wildcards included: none, allow, deny, L7.
+    for (const [i, src] of names.entries()) {
+      for (const [j, dst] of names.entries()) {
+        const roll = (i * 7 + j * 3 + i * j) % 4;
+        if (roll === 0) continue;
+        h.upsert(
+          src,
+          dst,
+          roll === 3
+            ? { Permissions: [{ Action: 'allow', HTTP: { PathPrefix: `/${src}${dst}` } }] }
+            : { Action: roll === 1 ? 'allow' : 'deny' },
+        );
+      }
+    }
+    const client = createClient({ addresses: ['127.0.0.1:1'], clock: systemClock });
+    const cache = new IntentionCache({
+      client,
+      clock: systemClock,
+      log: { info() {}, warn() {}, error() {} },
+    });
+    // Once without a * => * intention (so some requests match nothing), once with it.
+    for (const phase of ['without', 'with']) {
+      if (phase === 'with') h.upsert('*', '*', { Action: 'allow' });
+      const all = h.st.config.intentions();
+      expect(all.length).to.be.greaterThan(10);
+      cache.update({ DefaultAllow: false, Index: 1, Intentions: CQ.intentionList(h.st).value });
+      compare(all);
+    }
+    await client.close();
+
+    function compare(all: ReturnType<typeof h.st.config.intentions>): void {
+      const concrete = ['a', 'b', 'c', 'd', 'e'];
+      for (const src of concrete) {
+        for (const dst of concrete) {
+          for (const http of [undefined, { path: `/${src}${dst}/x`, method: 'GET', headers: {} }]) {
+            const req: Request = { source: src, destination: dst, ...(http ? { http } : {}) };
+            for (const dflt of [true, false]) {
+              const want = decide(all, req, dflt);
+              const got = decide(h.st.config.candidates(src, dst), req, dflt);
+              expect(got, `${src} => ${dst}`).to.deep.equal(want);
+            }
+            const fromCache = cache.decide(req);
+            const want = decide(all, req, false);
+            expect(fromCache.allowed, `cache ${src} => ${dst}`).to.equal(want.allowed);
+            expect(fromCache.reason).to.equal(want.reason);
+          }
+        }
+      }
+    }
   });
 
   it('serializes and restores config entries, in slices too', async () => {

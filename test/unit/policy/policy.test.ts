@@ -99,6 +99,24 @@ describe('policy: intentions', () => {
     });
   });
 
+  it('matches PathRegex and header Regex against the whole value, as Envoy does', () => {
+    const r = rule('web', 'api', {
+      Permissions: [
+        { Action: 'allow', HTTP: { PathRegex: '/api' } },
+        { Action: 'allow', HTTP: { Header: [{ Name: 'x-env', Regex: 'prod' }] } },
+      ],
+    });
+    const req = (path: string, headers: Record<string, string> = {}) => ({
+      source: 'web',
+      destination: 'api',
+      http: { path, method: 'GET', headers },
+    });
+    expect(decide([r], req('/api'), false).allowed).to.equal(true);
+    expect(decide([r], req('/x/api/y'), false).allowed).to.equal(false);
+    expect(decide([r], req('/none', { 'x-env': 'prod' }), false).allowed).to.equal(true);
+    expect(decide([r], req('/none', { 'x-env': 'preprod-eu' }), false).allowed).to.equal(false);
+  });
+
   it('evaluates L7 permissions top to bottom and denies plain connections', () => {
     const l7 = rule('web', 'api', {
       Permissions: [
