@@ -228,7 +228,16 @@ export class TrellisAgent {
     for (const [id, e] of [...this.local.checks])
       if (e.source === 'file' && !e.ownedByService && !wantedChecks.has(id))
         this.local.removeCheck(id);
-    for (const s of services) this.local.addService(s, 'file');
+    // Token is not part of a registration (it never reaches the catalog); keep it beside it.
+    services.forEach((s, i) => {
+      const token = (defs.services[i] as { Token?: unknown }).Token;
+      this.local.addService(
+        s,
+        'file',
+        true,
+        typeof token === 'string' && token ? token : undefined,
+      );
+    });
     for (const c of checks) this.local.addCheck(c as CheckRegistration, 'file');
   }
 

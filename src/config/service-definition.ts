@@ -156,6 +156,8 @@ function serviceFields(sidecar: boolean): FieldSpec[] {
     field('checks', t.listOf(t.object(serviceCheckSchema)), { out: 'Checks' }),
     field('proxy', t.object(proxySchema), { out: 'Proxy' }),
   ];
+  // The ACL token the agent writes this service to the catalog with (Consul's `token`).
+  if (!sidecar) fields.push(field('token', t.string(), { out: 'Token' }));
   if (!sidecar) fields.push(field('connect', t.object(connectSchema()), { out: 'Connect' }));
   return fields;
 }

@@ -118,6 +118,11 @@ describe('config/service definitions', () => {
     expect(ok(`service { name = "a" }`, '-').services).to.deep.equal([{ Name: 'a' }]);
   });
 
+  it("keeps a service's ACL token (Consul's `token`) beside the registration", () => {
+    const s = ok('service {\n  name  = "web"\n  token = "5c1d-secret"\n}\n', 'web.hcl').services[0];
+    expect((s as { Token?: string }).Token).to.equal('5c1d-secret');
+  });
+
   it('reads several service blocks and a services list, in file order', () => {
     const hcl =
       'service { name = "a" }\nservice { name = "b" }\nservices = [{ name = "c" }, { name = "d", port = 1 }]\n';
