@@ -366,6 +366,11 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             defaultDescription: 'allow',
             describe: 'What a token may do where no rule says',
           })
+          .option('https-bind', {
+            type: 'string',
+            defaultDescription: 'off',
+            describe: 'Also serve HTTPS (mesh CA certificate) on this address',
+          })
           .option('no-demo', {
             type: 'boolean',
             default: false,
@@ -391,6 +396,8 @@ async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<nu
       // Dev mode is for trying things: every request is allowed until an operator bootstraps
       // ACLs and writes deny rules.
       aclDefaultPolicy: args['acl-default-policy'] ?? 'allow',
+      // Like Consul's dev agent, plain HTTP only unless asked (port 8501 may well be taken).
+      httpsBind: args['https-bind'] ?? 'off',
       ...(args['config-dir'] ? { configDir: args['config-dir'] } : {}),
     },
     log,
