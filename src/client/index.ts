@@ -23,6 +23,7 @@ export {
   DEFAULT_TIMEOUT_MS,
   encodeQuery,
   parseIndex,
+  currentTlsConnector,
   type ApiResponse,
   type HttpMethod,
   type QueryValue,

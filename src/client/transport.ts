@@ -185,29 +185,30 @@ export function createTransport(opts: TransportOptions): Transport {
   };
 }
 
+/**
+ * A connector for certificates that change while a client runs (an agent renewing its own,
+ * roots rotating): each new connection is made with the settings of the moment.
+ */
+export function currentTlsConnector(tls: TlsOptions, timeoutMs: number): buildConnector.connector {
+  return (opts, cb) => {
+    const now = tls.current?.() ?? {};
+    buildConnector({
+      timeout: timeoutMs,
+      ca: now.ca ?? tls.ca,
+      cert: now.cert ?? tls.cert,
+      key: now.key ?? tls.key,
+      servername: tls.serverName,
+      rejectUnauthorized: !tls.insecureSkipVerify,
+    })(opts, cb);
+  };
+}
+
 function createAgent(tls: TlsOptions | undefined, timeoutMs: number): Agent {
   const timeout = Math.min(timeoutMs, MAX_CONNECT_TIMEOUT_MS);
-  if (tls?.current) {
-    // Certificates that change while the client runs (an agent renewing its own, roots
-    // rotating): each new connection is made with the settings of the moment.
-    const current = tls.current;
-    return new Agent({
-      connect: (opts, cb) => {
-        const now = current();
-        buildConnector({
-          timeout,
-          ca: now.ca ?? tls.ca,
-          cert: now.cert ?? tls.cert,
-          key: now.key ?? tls.key,
-          servername: tls.serverName,
-          rejectUnauthorized: !tls.insecureSkipVerify,
-        })(opts, cb);
-      },
-    });
-  }
+  if (tls?.current) return new Agent({ connect: currentTlsConnector(tls, timeout) });
   return new Agent({
     connect: {
-      timeout: Math.min(timeoutMs, MAX_CONNECT_TIMEOUT_MS),
+      timeout,
       ...(tls && {
         ca: tls.ca,
         cert: tls.cert,

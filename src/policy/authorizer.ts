@@ -4,6 +4,7 @@
  * Every endpoint asks through this one interface, so the direct endpoint and the txn path decide
  * alike. Pure: building one costs a merge; callers cache it per token.
  */
+import { MeshError } from '../core/errors.js';
 import {
   allows,
   allowsGlobal,
@@ -165,4 +166,29 @@ export function authorizerFromResolved(r: ResolvedAuthorizer): Authorizer {
     ruleSets: [deserializeRuleSet(r.Rules)],
     defaultPolicy: r.DefaultPolicy,
   });
+}
+
+/**
+ * The one 403 every endpoint answers: it names the token's accessor (never its secret) and the
+ * permission it lacks, as Consul 1.12+ does, so an operator can fix the policy without guessing.
+ */
+export function permissionDenied(a: Authorizer, permission: string, name?: string): MeshError {
+  const who = a.accessor ? `token with AccessorID '${a.accessor}'` : 'token';
+  const on = name === undefined ? '' : ` on "${name}"`;
+  return new MeshError(
+    'MESH_ERR_PERMISSION_DENIED',
+    'user',
+    `Permission denied: ${who} lacks permission '${permission}'${on}`,
+    { status: 403 },
+  );
+}
+
+/** Throws permissionDenied unless `a` may `access` the named resource. */
+export function requireAllowed(
+  a: Authorizer,
+  resource: NamedResource,
+  name: string,
+  access: Access,
+): void {
+  if (!a.allowed(resource, name, access)) throw permissionDenied(a, `${resource}:${access}`, name);
 }

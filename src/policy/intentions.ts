@@ -211,3 +211,33 @@ export function decide(
     reason: `no intention matched: default policy (${defaultAllow ? 'allow' : 'deny'})`,
   };
 }
+
+/**
+ * Intentions indexed by (source, destination). One pair has at most one intention, so the only
+ * ones that can match a request are exact => exact, * => exact, exact => * and * => *, in that
+ * (evaluation) order: decide() over candidates() answers as over every intention, in constant
+ * time however many there are.
+ */
+export class IntentionIndex<T extends { SourceName: string; DestinationName: string }> {
+  readonly #byPair = new Map<string, T>();
+
+  constructor(rules: Iterable<T>) {
+    for (const r of rules) this.#byPair.set(pairKey(r.SourceName, r.DestinationName), r);
+  }
+
+  candidates(source: string, destination: string): T[] {
+    const out: T[] = [];
+    for (const [s, d] of [
+      [source, destination],
+      ['*', destination],
+      [source, '*'],
+      ['*', '*'],
+    ] as const) {
+      const r = this.#byPair.get(pairKey(s, d));
+      if (r && !out.includes(r)) out.push(r);
+    }
+    return out;
+  }
+}
+
+const pairKey = (source: string, destination: string): string => `${destination}\n${source}`;

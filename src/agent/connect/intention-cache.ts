@@ -17,7 +17,7 @@ import { describeError, MeshError, type Clock } from '../../core/index.js';
 import {
   decide,
   parseSpiffeId,
-  sortIntentions,
+  IntentionIndex,
   type Decision,
   type IntentionRule,
   type Request,
@@ -67,7 +67,7 @@ export interface IntentionCacheOptions {
 export class IntentionCache {
   readonly #opts: IntentionCacheOptions;
   /** Rules by "destination\nsource": a request has at most four candidates (see decide). */
-  #byPair = new Map<string, IntentionRule>();
+  #byPair = new IntentionIndex<IntentionRule>([]);
   #intentions: readonly Intention[] = [];
   #defaultAllow = false;
   #index = 0;
@@ -144,10 +144,7 @@ export class IntentionCache {
 
   /** Installs a state from the servers (the watch loop calls it; tests may too). */
   update(state: IntentionStateWire, index = state.Index): void {
-    const byPair = new Map<string, IntentionRule>();
-    for (const r of sortIntentions(state.Intentions.map(toRule)))
-      byPair.set(pairKey(r.SourceName, r.DestinationName), r);
-    this.#byPair = byPair;
+    this.#byPair = new IntentionIndex(state.Intentions.map(toRule));
     this.#intentions = [...state.Intentions];
     this.#defaultAllow = state.DefaultAllow;
     this.#index = index;
@@ -208,17 +205,7 @@ export class IntentionCache {
    * over every rule, in constant time however many intentions there are.
    */
   #candidates(source: string, destination: string): IntentionRule[] {
-    const out: IntentionRule[] = [];
-    for (const [s, d] of [
-      [source, destination],
-      ['*', destination],
-      [source, '*'],
-      ['*', '*'],
-    ] as const) {
-      const r = this.#byPair.get(pairKey(s, d));
-      if (r && !out.includes(r)) out.push(r);
-    }
-    return out;
+    return this.#byPair.candidates(source, destination);
   }
 
   /**
@@ -296,8 +283,6 @@ export class IntentionCache {
     this.#failing = true;
   }
 }
-
-const pairKey = (source: string, destination: string): string => `${destination}\n${source}`;
 
 function isState(v: unknown): v is IntentionStateWire {
   if (typeof v !== 'object' || v === null) return false;

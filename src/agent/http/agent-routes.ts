@@ -26,8 +26,7 @@ import {
   sendJSON,
 } from '../../httpkit/consul-http.js';
 import type { TrellisAgent } from '../agent.js';
-import type { Authorizer } from '../../policy/index.js';
-import { MeshError } from '../../core/index.js';
+import { requireAllowed, type Authorizer } from '../../policy/index.js';
 import { requestToken } from '../../httpkit/consul-http.js';
 import type { FastifyRequest } from 'fastify';
 import type { LocalCheck } from '../local/local-state.js';
@@ -78,16 +77,6 @@ function aggregate(checks: LocalCheck[]): HealthStatus {
 
 const HEALTH_CODE: Record<HealthStatus, number> = { passing: 200, warning: 429, critical: 503 };
 
-function denied(a: Authorizer, permission: string, name: string): MeshError {
-  const who = a.accessor ? `token with AccessorID '${a.accessor}'` : 'token';
-  return new MeshError(
-    'MESH_ERR_PERMISSION_DENIED',
-    'user',
-    `Permission denied: ${who} lacks permission '${permission}' on "${name}"`,
-    { status: 403 },
-  );
-}
-
 export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   const node = agent.opts.node;
   const authz = (req: FastifyRequest): Promise<Authorizer> => agent.resolveToken(requestToken(req));
@@ -97,7 +86,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     name: string,
     access: 'read' | 'write',
   ): void => {
-    if (!a.allowed(resource, name, access)) throw denied(a, `${resource}:${access}`, name);
+    requireAllowed(a, resource, name, access);
   };
   /** Write on what a check belongs to: its service, else the node. */
   const needCheckWrite = (a: Authorizer, checkId: string): void => {

@@ -13,7 +13,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { canonicalize, isObject, NAME_RE } from '../../api/index.js';
 import { badRequest, MeshError } from '../../core/index.js';
 import { jsonBody, route, sendJSON } from '../../httpkit/consul-http.js';
-import type { Authorizer } from '../../policy/index.js';
+import { requireAllowed, type Authorizer } from '../../policy/index.js';
 import type { TrellisAgent } from '../agent.js';
 
 const FIELDS = ['Target', 'ClientCertURI', 'ClientCertSerial', 'Namespace', 'Partition'];
@@ -45,15 +45,7 @@ export function authorizeRoute(
         throw badRequest(`${k}: only "default" exists`, k);
     }
     const a = await authz(req);
-    if (!a.allowed('service', target, 'write')) {
-      const who = a.accessor ? `token with AccessorID '${a.accessor}'` : 'token';
-      throw new MeshError(
-        'MESH_ERR_PERMISSION_DENIED',
-        'user',
-        `Permission denied: ${who} lacks permission 'service:write' on "${target}"`,
-        { status: 403 },
-      );
-    }
+    requireAllowed(a, 'service', target, 'write');
     const cache = agent.intentions;
     if (!cache.ready && cache.index === 0 && !(await cache.whenReady(READY_WAIT_MS)))
       throw new MeshError(

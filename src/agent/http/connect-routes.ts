@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MeshError } from '../../core/index.js';
+import { requireAllowed } from '../../policy/index.js';
 import { blockingParams, query, requestToken, route, sendJSON } from '../../httpkit/consul-http.js';
 import type { TrellisAgent } from '../agent.js';
 
@@ -37,15 +38,7 @@ export function connectRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     const service = (req.params as { service: string }).service;
     const token = requestToken(req);
     const a = await agent.resolveToken(token);
-    if (!a.allowed('service', service, 'write')) {
-      const who = a.accessor ? `token with AccessorID '${a.accessor}'` : 'token';
-      throw new MeshError(
-        'MESH_ERR_PERMISSION_DENIED',
-        'user',
-        `Permission denied: ${who} lacks permission 'service:write' on "${service}"`,
-        { status: 403 },
-      );
-    }
+    requireAllowed(a, 'service', service, 'write');
     const bp = blockingParams(query(req));
     const cert = await agent.leaves.get(service, token, bp.index, bp.waitMs, abortOnClose(req));
     reply.header('X-Consul-Index', String(cert.ModifyIndex));

@@ -4,9 +4,9 @@
  * next server; an HTTP answer (even an error) is passed back as it is.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Agent, buildConnector, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { isObject } from '../../api/index.js';
-import { mayRetryElsewhere, type TlsOptions } from '../../client/index.js';
+import { currentTlsConnector, mayRetryElsewhere, type TlsOptions } from '../../client/index.js';
 import { badRequest, describeError, unavailable } from '../../core/index.js';
 import { jsonBody } from '../../httpkit/consul-http.js';
 
@@ -48,24 +48,10 @@ function toOrigin(addr: string, tls: boolean): string {
 
 export function createForwarder(servers: string[], tls?: TlsOptions): Forwarder {
   const origins = servers.map((a) => toOrigin(a, tls !== undefined));
-  const current = tls?.current;
   // Blocking queries may be held up to 10m + jitter by the server.
   const dispatcher: Dispatcher = new Agent({
-    ...(tls
-      ? {
-          // The agent's own (renewed) certificate and the current roots, at each connection.
-          connect: (opts: buildConnector.Options, cb: buildConnector.Callback) => {
-            const now = current?.() ?? {};
-            buildConnector({
-              timeout: 5_000,
-              ca: now.ca ?? tls.ca,
-              cert: now.cert ?? tls.cert,
-              key: now.key ?? tls.key,
-              servername: tls.serverName,
-            })(opts, cb);
-          },
-        }
-      : {}),
+    // The agent's own (renewed) certificate and the current roots, at each connection.
+    ...(tls ? { connect: currentTlsConnector(tls, 5_000) } : {}),
     headersTimeout: 11 * 60_000,
     bodyTimeout: 11 * 60_000,
     keepAliveTimeout: 30_000,

@@ -15,7 +15,7 @@ import type {
   ServiceIntentionsEntry,
   SourceIntention,
 } from '../../config/config-entries.js';
-import { sortIntentions, type IntentionRule } from '../../policy/index.js';
+import { IntentionIndex, sortIntentions, type IntentionRule } from '../../policy/index.js';
 
 type Indexed = { CreateIndex: number; ModifyIndex: number };
 
@@ -33,13 +33,11 @@ export interface ConfigTableState {
   entries: StoredConfigEntry[];
 }
 
-const pairKey = (source: string, destination: string): string => `${destination}\n${source}`;
-
 export class ConfigTable implements ConfigEntryView {
   readonly #byKind = new Map<ConfigEntryKind, Map<string, StoredConfigEntry>>();
   #intentions: IntentionRow[] | undefined;
   #byLegacyId: Map<string, IntentionRow> | undefined;
-  #byPair: Map<string, IntentionRow> | undefined;
+  #byPair: IntentionIndex<IntentionRow> | undefined;
 
   get(kind: ConfigEntryKind, name: string): StoredConfigEntry | undefined {
     return this.#byKind.get(kind)?.get(name);
@@ -110,22 +108,8 @@ export class ConfigTable implements ConfigEntryView {
    * decide() over these gives the same answer as over every intention, without the scan.
    */
   candidates(source: string, destination: string): IntentionRow[] {
-    if (!this.#byPair) {
-      this.#byPair = new Map();
-      for (const r of this.intentions())
-        this.#byPair.set(pairKey(r.SourceName, r.DestinationName), r);
-    }
-    const out: IntentionRow[] = [];
-    for (const [s, d] of [
-      [source, destination],
-      ['*', destination],
-      [source, '*'],
-      ['*', '*'],
-    ] as const) {
-      const r = this.#byPair.get(pairKey(s, d));
-      if (r && !out.includes(r)) out.push(r);
-    }
-    return out;
+    this.#byPair ??= new IntentionIndex(this.intentions());
+    return this.#byPair.candidates(source, destination);
   }
 
   #dropDerived(): void {
