@@ -1,0 +1,4 @@
+/** proxy: the data plane. Its only input is a ProxyPlan; it knows nothing of catalog or agent. */
+export * from './plan.js';
+export * from './reasons.js';
+export * from './service-proxy.js';

@@ -1,0 +1,23 @@
+/**
+ * Why a proxy ended a connection or answered a request itself: one stable code per cause, the
+ * same in the access log, the `response_flags` metric label and the `x-trellis-reason` header
+ * (Envoy's flags where Envoy has one).
+ */
+export const REASON = {
+  /** The caller is not allowed by intentions (or has no acceptable identity). */
+  unauthorized: 'UAEX',
+  /** No healthy endpoint for the upstream. */
+  noHealthyUpstream: 'UH',
+  /** Every endpoint tried refused or failed the connection or handshake. */
+  upstreamConnectFailure: 'UF',
+  /** The upstream presented an identity other than the destination's. */
+  upstreamIdentity: 'UI',
+  /** The local application could not be reached. */
+  localAppUnreachable: 'LF',
+  /** No plan yet, or the plan's certificate expired: fail closed. */
+  noPlan: 'NP',
+  /** Idle too long. */
+  idleTimeout: 'IT',
+} as const;
+
+export type Reason = (typeof REASON)[keyof typeof REASON];

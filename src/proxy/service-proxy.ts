@@ -1,0 +1,376 @@
+/**
+ * One service's proxy, driven only by its ProxyPlan (L4: opaque TCP over mTLS).
+ *
+ *   inbound:  public listener -> mTLS (client cert must chain to the roots) -> exactly one
+ *             SPIFFE service id -> intentions (L4) -> connect the local app -> bytes both ways
+ *   outbound: upstream listener -> pick an endpoint -> mTLS connect presenting our leaf, the
+ *             server must be exactly the destination's identity -> bytes both ways
+ *
+ * Nothing is served before the first plan (fail closed), nor after the plan's certificate
+ * expires. A new plan is swapped in at once: new connections use it, open ones keep their
+ * sockets, and open inbound connections are re-authorized against the new intentions so a
+ * deny closes them within the swap (Consul leaves them open).
+ */
+import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
+import {
+  connect as tlsConnect,
+  createServer as createTlsServer,
+  type Server as TlsServer,
+  type TLSSocket,
+} from 'node:tls';
+import type { Clock } from '../core/index.js';
+import { decide } from '../policy/index.js';
+import type { Endpoint, ProxyPlan, UpstreamPlan } from './plan.js';
+import { REASON, type Reason } from './reasons.js';
+import { pipeSockets, type PipeStats } from './tcp/pipe.js';
+import { peerServiceIdentity, uriSans } from './transport/identity.js';
+
+export interface ProxyLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface ServiceProxyOptions {
+  clock: Clock;
+  log: ProxyLogger;
+  /** A connection with no bytes either way for this long is closed (default 1h). */
+  idleTimeoutMs?: number;
+  /** Time for a peer to finish its TLS handshake (default 10s). */
+  handshakeTimeoutMs?: number;
+  /** Time to connect to an upstream endpoint or the local app (default 5s). */
+  connectTimeoutMs?: number;
+}
+
+interface InboundConn {
+  socket: TLSSocket;
+  source: string;
+}
+
+interface OutboundListener {
+  server: Server;
+  key: string;
+  /** Round-robin position. */
+  next: number;
+}
+
+const listenKey = (address: string, port: number): string => `${address}|${port}`;
+
+export class ServiceProxy {
+  readonly #o: Required<ServiceProxyOptions>;
+  #plan: ProxyPlan | undefined;
+  #inbound: TlsServer | undefined;
+  #inboundKey = '';
+  #outbound = new Map<string, OutboundListener>();
+  #open = new Set<InboundConn>();
+  /** Every accepted socket, handshake or not, so stop() ends them at once. */
+  #accepted = new Set<Socket>();
+  #stopped = false;
+
+  constructor(opts: ServiceProxyOptions) {
+    this.#o = {
+      idleTimeoutMs: 3_600_000,
+      handshakeTimeoutMs: 10_000,
+      connectTimeoutMs: 5_000,
+      ...opts,
+    };
+  }
+
+  get plan(): ProxyPlan | undefined {
+    return this.#plan;
+  }
+
+  /** The public listener's port (useful when the plan asked for port 0). */
+  inboundPort(): number | undefined {
+    const a = this.#inbound?.address();
+    return typeof a === 'object' && a ? a.port : undefined;
+  }
+
+  upstreamPort(destination: string): number | undefined {
+    const u = this.#plan?.upstreams.find((x) => x.destination === destination);
+    if (!u) return undefined;
+    const a = this.#outbound.get(listenKey(u.bindAddress, u.bindPort))?.server.address();
+    return typeof a === 'object' && a ? a.port : undefined;
+  }
+
+  /** Installs a complete plan: listeners opened or closed to match, open connections re-checked. */
+  async setPlan(plan: ProxyPlan): Promise<void> {
+    if (this.#stopped) return;
+    const old = this.#plan;
+    this.#plan = Object.freeze(plan);
+    await this.#applyInbound(plan, old);
+    await this.#applyOutbound(plan);
+    this.#reauthorize(plan);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const c of this.#open) c.socket.destroy();
+    this.#open.clear();
+    for (const sock of this.#accepted) sock.destroy();
+    this.#accepted.clear();
+    const closing: Promise<void>[] = [];
+    if (this.#inbound) closing.push(closeServer(this.#inbound));
+    for (const l of this.#outbound.values()) closing.push(closeServer(l.server));
+    this.#outbound.clear();
+    await Promise.all(closing);
+  }
+
+  #track(sock: Socket): void {
+    this.#accepted.add(sock);
+    sock.once('close', () => this.#accepted.delete(sock));
+  }
+
+  // ---- inbound ---------------------------------------------------------------------------
+
+  async #applyInbound(plan: ProxyPlan, old: ProxyPlan | undefined): Promise<void> {
+    const key = listenKey(plan.inbound.bindAddress, plan.inbound.bindPort);
+    const context = { cert: plan.tls.certChain, key: plan.tls.key, ca: plan.tls.roots };
+    if (this.#inbound && key === this.#inboundKey) {
+      if (!old || old.tls !== plan.tls) this.#inbound.setSecureContext(context);
+      return;
+    }
+    if (this.#inbound) await closeServer(this.#inbound);
+    const server = createTlsServer({
+      ...context,
+      allowHalfOpen: true,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: this.#o.handshakeTimeoutMs,
+    });
+    server.on('connection', (sock: Socket) => this.#track(sock));
+    server.on('secureConnection', (s: TLSSocket) => this.#onInbound(s));
+    server.on('tlsClientError', (err: Error, s: TLSSocket) => {
+      this.#o.log.info(
+        {
+          service: this.#plan?.service,
+          remote: s.remoteAddress,
+          reason: REASON.unauthorized,
+          err: err.message,
+        },
+        'inbound handshake refused',
+      );
+      s.destroy();
+    });
+    await listen(server, plan.inbound.bindAddress, plan.inbound.bindPort);
+    this.#inbound = server;
+    this.#inboundKey = key;
+  }
+
+  #onInbound(s: TLSSocket): void {
+    const plan = this.#plan;
+    const started = this.#o.clock.now();
+    const refuse = (reason: Reason, why: string, source = ''): void => {
+      this.#o.log.info(
+        { service: plan?.service, source, remote: s.remoteAddress, reason, why },
+        'inbound connection refused',
+      );
+      s.destroy();
+    };
+    if (!plan || started >= plan.tls.notAfter) return refuse(REASON.noPlan, 'no valid plan');
+    const id = peerServiceIdentity(s.getPeerCertificate());
+    if (!id)
+      return refuse(REASON.unauthorized, 'the client certificate has no single SPIFFE service id');
+    const d = decide(
+      plan.intentions,
+      { source: id.service, destination: plan.service },
+      plan.defaultAllow,
+    );
+    if (!d.allowed) return refuse(REASON.unauthorized, d.reason, id.service);
+    s.pause();
+    const conn: InboundConn = { socket: s, source: id.service };
+    this.#open.add(conn);
+    const app = netConnect({
+      host: plan.inbound.localApp.address,
+      port: plan.inbound.localApp.port,
+    });
+    app.setTimeout(this.#o.connectTimeoutMs, () => app.destroy(new Error('connect timeout')));
+    app.once('error', (err) => {
+      this.#open.delete(conn);
+      refuse(REASON.localAppUnreachable, err.message, id.service);
+    });
+    app.once('connect', () => {
+      app.setTimeout(0);
+      app.removeAllListeners('error');
+      pipeSockets(s, app, this.#o.idleTimeoutMs, (stats, idle) => {
+        this.#open.delete(conn);
+        this.#access(
+          'inbound',
+          plan.service,
+          id.service,
+          started,
+          stats,
+          idle ? REASON.idleTimeout : undefined,
+        );
+      });
+      s.resume();
+    });
+  }
+
+  /** Closes open inbound connections the new intentions no longer allow. */
+  #reauthorize(plan: ProxyPlan): void {
+    for (const c of this.#open) {
+      const d = decide(
+        plan.intentions,
+        { source: c.source, destination: plan.service },
+        plan.defaultAllow,
+      );
+      if (d.allowed) continue;
+      this.#o.log.info(
+        { service: plan.service, source: c.source, reason: REASON.unauthorized, why: d.reason },
+        'closing an open connection: intentions now deny it',
+      );
+      this.#open.delete(c);
+      c.socket.destroy();
+    }
+  }
+
+  // ---- outbound --------------------------------------------------------------------------
+
+  async #applyOutbound(plan: ProxyPlan): Promise<void> {
+    const wanted = new Map(plan.upstreams.map((u) => [listenKey(u.bindAddress, u.bindPort), u]));
+    for (const [key, l] of this.#outbound) {
+      if (wanted.has(key)) continue;
+      this.#outbound.delete(key);
+      await closeServer(l.server);
+    }
+    for (const [key, u] of wanted) {
+      if (this.#outbound.has(key)) continue;
+      const l: OutboundListener = { server: createServer({ allowHalfOpen: true }), key, next: 0 };
+      l.server.on('connection', (c: Socket) => {
+        this.#track(c);
+        this.#onOutbound(c, l);
+      });
+      await listen(l.server, u.bindAddress, u.bindPort);
+      this.#outbound.set(key, l);
+    }
+  }
+
+  #onOutbound(client: Socket, l: OutboundListener): void {
+    const plan = this.#plan;
+    const started = this.#o.clock.now();
+    const upstream = plan?.upstreams.find((u) => listenKey(u.bindAddress, u.bindPort) === l.key);
+    const fail = (reason: Reason, why: string, dest = upstream?.destination ?? ''): void => {
+      this.#o.log.info(
+        { service: plan?.service, destination: dest, reason, why },
+        'outbound connection failed',
+      );
+      client.destroy();
+    };
+    if (!plan || started >= plan.tls.notAfter) return fail(REASON.noPlan, 'no valid plan');
+    if (!upstream) return fail(REASON.noHealthyUpstream, 'no such upstream in the plan');
+    if (upstream.endpoints.length === 0)
+      return fail(REASON.noHealthyUpstream, 'no healthy endpoint');
+    client.pause();
+    client.on('error', () => client.destroy());
+    const order = this.#pick(upstream, l);
+    const tryNext = (i: number, lastError: string, reason: Reason): void => {
+      if (client.destroyed) return;
+      if (i >= order.length) return fail(reason, lastError);
+      const ep = order[i]!;
+      const up = this.#dial(plan, upstream, ep);
+      up.once('error', (err: Error & { reason?: Reason }) => {
+        up.destroy();
+        tryNext(
+          i + 1,
+          `${ep.address}:${ep.port}: ${err.message}`,
+          err.reason ?? REASON.upstreamConnectFailure,
+        );
+      });
+      up.once('secureConnect', () => {
+        up.setTimeout(0);
+        up.removeAllListeners('error');
+        pipeSockets(client, up, this.#o.idleTimeoutMs, (stats, idle) =>
+          this.#access(
+            'outbound',
+            upstream.destination,
+            plan.service,
+            started,
+            stats,
+            idle ? REASON.idleTimeout : undefined,
+          ),
+        );
+        client.resume();
+      });
+    };
+    tryNext(0, '', REASON.upstreamConnectFailure);
+  }
+
+  /** mTLS to an endpoint; the handshake fails unless the server is exactly the destination. */
+  #dial(plan: ProxyPlan, upstream: UpstreamPlan, ep: Endpoint): TLSSocket {
+    const up = tlsConnect({
+      // Half-close must pass through (Node honours it; its types omit it).
+      ...({ allowHalfOpen: true } as object),
+      host: ep.address,
+      port: ep.port,
+      cert: plan.tls.certChain,
+      key: plan.tls.key,
+      ca: plan.tls.roots,
+      minVersion: 'TLSv1.2',
+      rejectUnauthorized: true,
+      checkServerIdentity: (_host, cert) => {
+        const uris = uriSans(cert);
+        if (uris.length === 1 && uris[0] === upstream.identity) return undefined;
+        const err: Error & { reason?: Reason } = new Error(
+          `server presented ${uris.join(', ') || 'no SPIFFE id'}, expected ${upstream.identity}`,
+        );
+        err.reason = REASON.upstreamIdentity;
+        return err;
+      },
+    });
+    up.setTimeout(this.#o.connectTimeoutMs, () => up.destroy(new Error('connect timeout')));
+    return up;
+  }
+
+  /** Endpoints in the order to try them: the balancer's choice first, then the rest. */
+  #pick(u: UpstreamPlan, l: OutboundListener): Endpoint[] {
+    const n = u.endpoints.length;
+    const first = u.balancer === 'random' ? Math.floor(pseudoRandom() * n) : l.next++ % n;
+    return Array.from({ length: n }, (_, i) => u.endpoints[(first + i) % n]!);
+  }
+
+  #access(
+    direction: 'inbound' | 'outbound',
+    destination: string,
+    source: string,
+    started: number,
+    stats: PipeStats,
+    reason: Reason | undefined,
+  ): void {
+    this.#o.log.info(
+      {
+        direction,
+        source_service: source,
+        destination_service: destination,
+        duration_ms: this.#o.clock.now() - started,
+        bytes_in: stats.bytesIn,
+        bytes_out: stats.bytesOut,
+        ...(reason ? { response_flags: reason } : {}),
+      },
+      'tcp connection',
+    );
+  }
+}
+
+/** Spreads "random" choices without Math.random (banned outside core): a xorshift stream. */
+let seed = 0x2545f491;
+function pseudoRandom(): number {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return (seed >>> 0) / 0x100000000;
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
