@@ -15,6 +15,8 @@ export interface HealthServiceOptions extends QueryOptions {
 
 export interface HealthApi {
   service(name: string, opts?: HealthServiceOptions): Promise<QueryResult<ServiceEntry[]>>;
+  /** The mesh-capable instances of a service: its sidecar proxies (and native services). */
+  connect(name: string, opts?: HealthServiceOptions): Promise<QueryResult<ServiceEntry[]>>;
   /** Every check of every instance of a service. */
   checks(service: string, opts?: QueryOptions): Promise<QueryResult<HealthCheck[]>>;
   /** A node's own checks and those of its services. */
@@ -26,6 +28,10 @@ export function createHealthApi(t: Transport): HealthApi {
   return {
     service: (name, opts) =>
       read(t, `/v1/health/service/${segment(name, 'service name')}`, opts, {
+        query: { passing: opts?.passing, tag: tagQuery(opts?.tag) },
+      }),
+    connect: (name, opts) =>
+      read(t, `/v1/health/connect/${segment(name, 'service name')}`, opts, {
         query: { passing: opts?.passing, tag: tagQuery(opts?.tag) },
       }),
     checks: (service, opts) =>

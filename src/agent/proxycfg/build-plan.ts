@@ -1,0 +1,92 @@
+/**
+ * Compiles a ProxyPlan from what the agent watches. Pure: the same inputs give the same plan,
+ * and a plan is made only when every input is there (the proxy serves nothing until then).
+ */
+import type { CARoots, Intention, IssuedCert, ServiceEntry } from '../../api/index.js';
+import { serviceSpiffeId, type IntentionRule } from '../../policy/index.js';
+import type { Endpoint, ProxyPlan } from '../../proxy/index.js';
+
+/** A local connect-proxy service, as the proxy needs it. */
+export interface SidecarSpec {
+  /** The sidecar's service id. */
+  id: string;
+  /** The service it fronts. */
+  destination: string;
+  datacenter: string;
+  bindAddress: string;
+  bindPort: number;
+  localApp: { address: string; port: number };
+  upstreams: {
+    destination: string;
+    bindAddress: string;
+    bindPort: number;
+    datacenter?: string;
+  }[];
+  /** The token the sidecar was registered with (leaf requests use it). */
+  token?: string;
+}
+
+export interface PlanInputs {
+  spec: SidecarSpec;
+  roots: CARoots;
+  leaf: IssuedCert;
+  defaultAllow: boolean;
+  /** Every intention the agent knows, in evaluation order. */
+  intentions: readonly Intention[];
+  /** Healthy instances (sidecars) of each upstream destination. */
+  endpoints: ReadonlyMap<string, readonly ServiceEntry[]>;
+}
+
+export function toRule(i: Intention): IntentionRule {
+  return {
+    ID: i.ID || `${i.SourceName} => ${i.DestinationName}`,
+    SourceName: i.SourceName,
+    DestinationName: i.DestinationName,
+    ...(i.Action ? { Action: i.Action } : {}),
+    ...(i.Permissions?.length ? { Permissions: i.Permissions } : {}),
+  };
+}
+
+export function endpointsOf(entries: readonly ServiceEntry[]): Endpoint[] {
+  return entries.map((e) => ({
+    address: e.Service.Address || e.Node.Address,
+    port: e.Service.Port,
+    node: e.Node.Node,
+  }));
+}
+
+export function buildPlan(inputs: PlanInputs, version: number): ProxyPlan {
+  const { spec, roots, leaf } = inputs;
+  const td = roots.TrustDomain;
+  return {
+    version,
+    service: spec.destination,
+    identity: serviceSpiffeId(td, spec.datacenter, spec.destination),
+    tls: {
+      certChain: leaf.CertPEM,
+      key: leaf.PrivateKeyPEM,
+      roots: roots.Roots.map((r) => r.RootCert),
+      notAfter: Date.parse(leaf.ValidBefore),
+    },
+    // Only intentions that can decide traffic to this service.
+    intentions: inputs.intentions
+      .filter((i) => i.DestinationName === spec.destination || i.DestinationName === '*')
+      .map(toRule),
+    defaultAllow: inputs.defaultAllow,
+    inbound: {
+      bindAddress: spec.bindAddress,
+      bindPort: spec.bindPort,
+      localApp: spec.localApp,
+      protocol: 'tcp',
+    },
+    upstreams: spec.upstreams.map((u) => ({
+      destination: u.destination,
+      bindAddress: u.bindAddress,
+      bindPort: u.bindPort,
+      identity: serviceSpiffeId(td, u.datacenter || spec.datacenter, u.destination),
+      endpoints: endpointsOf(inputs.endpoints.get(u.destination) ?? []),
+      protocol: 'tcp',
+      balancer: 'round_robin',
+    })),
+  };
+}

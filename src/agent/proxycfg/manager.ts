@@ -1,0 +1,86 @@
+/**
+ * One agent carries every proxy of its host: for each local `connect-proxy` service it runs a
+ * ProxyRunner, and keeps that set equal to the local services (reconcile() after every local
+ * change). A changed sidecar definition replaces its runner; the others are untouched.
+ */
+import type { AgentService } from '../../api/index.js';
+import type { SidecarSpec } from './build-plan.js';
+import { ProxyRunner, type RunnerDeps } from './proxy-runner.js';
+
+export interface LocalSidecar {
+  service: AgentService;
+  token?: string;
+}
+
+/** The spec of a local connect-proxy service, or undefined when it is not one we can run. */
+export function sidecarSpec(s: LocalSidecar, datacenter: string): SidecarSpec | undefined {
+  const svc = s.service;
+  const p = svc.Proxy;
+  if (svc.Kind !== 'connect-proxy' || !p?.DestinationServiceName || !svc.Port) return undefined;
+  return {
+    id: svc.ID,
+    destination: p.DestinationServiceName,
+    datacenter,
+    // The public listener: the sidecar's registered address, or every interface.
+    bindAddress: svc.Address || '0.0.0.0',
+    bindPort: svc.Port,
+    localApp: {
+      address: p.LocalServiceAddress || '127.0.0.1',
+      port: p.LocalServicePort ?? 0,
+    },
+    upstreams: (p.Upstreams ?? [])
+      .filter((u) => (u.DestinationType ?? 'service') === 'service')
+      .map((u) => ({
+        destination: u.DestinationName,
+        bindAddress: u.LocalBindAddress || '127.0.0.1',
+        bindPort: u.LocalBindPort ?? 0,
+        ...(u.Datacenter ? { datacenter: u.Datacenter } : {}),
+      })),
+    ...(s.token ? { token: s.token } : {}),
+  };
+}
+
+export class ProxyManager {
+  readonly #deps: RunnerDeps;
+  readonly #datacenter: string;
+  readonly #runners = new Map<string, { runner: ProxyRunner; key: string }>();
+  #stopped = false;
+
+  constructor(deps: RunnerDeps, datacenter: string) {
+    this.#deps = deps;
+    this.#datacenter = datacenter;
+  }
+
+  get runners(): ReadonlyMap<string, { runner: ProxyRunner }> {
+    return this.#runners;
+  }
+
+  /** Starts, replaces and stops runners so that there is one per local sidecar. */
+  async reconcile(sidecars: Iterable<LocalSidecar>): Promise<void> {
+    if (this.#stopped) return;
+    const wanted = new Map<string, SidecarSpec>();
+    for (const s of sidecars) {
+      const spec = sidecarSpec(s, this.#datacenter);
+      if (spec) wanted.set(spec.id, spec);
+    }
+    for (const [id, r] of [...this.#runners]) {
+      const spec = wanted.get(id);
+      if (spec && JSON.stringify(spec) === r.key) continue;
+      this.#runners.delete(id);
+      await r.runner.stop();
+    }
+    for (const [id, spec] of wanted) {
+      if (this.#runners.has(id)) continue;
+      const runner = new ProxyRunner(spec, this.#deps);
+      this.#runners.set(id, { runner, key: JSON.stringify(spec) });
+      runner.start();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    const all = [...this.#runners.values()];
+    this.#runners.clear();
+    await Promise.all(all.map((r) => r.runner.stop()));
+  }
+}

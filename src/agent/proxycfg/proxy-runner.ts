@@ -1,0 +1,181 @@
+/**
+ * Runs one sidecar's proxy inside the agent: watches its inputs (the destination's leaf, the
+ * roots, the intentions, each upstream's healthy endpoints), compiles a plan whenever one
+ * changes and every input is there, and hands it to the proxy, which swaps it atomically.
+ * Inputs that stop updating (servers down) keep their last value: the proxy keeps serving
+ * what it knows until its certificate expires.
+ */
+import type { CARoots, IssuedCert, ServiceEntry } from '../../api/index.js';
+import type { TrellisClient } from '../../client/index.js';
+import type { Clock } from '../../core/index.js';
+import { ServiceProxy, type ProxyLogger } from '../../proxy/index.js';
+import type { IntentionCache } from '../connect/intention-cache.js';
+import type { LeafManager } from '../connect/leaf-manager.js';
+import { buildPlan, type SidecarSpec } from './build-plan.js';
+
+export interface RunnerDeps {
+  client: TrellisClient;
+  leaves: LeafManager;
+  intentions: IntentionCache;
+  clock: Clock;
+  log: ProxyLogger;
+  /** Called whenever the proxy's readiness changes (the sidecar's own health check). */
+  onReady?: (sidecarId: string, ready: boolean, why: string) => void;
+}
+
+const WAIT = '5m';
+const WAIT_MS = 5 * 60_000;
+
+export class ProxyRunner {
+  readonly spec: SidecarSpec;
+  readonly proxy: ServiceProxy;
+  readonly #d: RunnerDeps;
+  readonly #stop = new AbortController();
+  #leaf: IssuedCert | undefined;
+  #endpoints = new Map<string, ServiceEntry[]>();
+  #version = 0;
+  #loops: Promise<void>[] = [];
+  #unsubscribe: (() => void) | undefined;
+  #ready = false;
+
+  constructor(spec: SidecarSpec, deps: RunnerDeps) {
+    this.spec = spec;
+    this.#d = deps;
+    this.proxy = new ServiceProxy({ clock: deps.clock, log: deps.log });
+  }
+
+  start(): void {
+    this.#unsubscribe = this.#d.intentions.onChange(() => void this.#rebuild());
+    this.#loops.push(this.#leafLoop(), this.#rootsLoop());
+    for (const u of this.spec.upstreams) this.#loops.push(this.#endpointLoop(u.destination));
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    this.#unsubscribe?.();
+    await Promise.allSettled(this.#loops);
+    await this.proxy.stop();
+  }
+
+  async #leafLoop(): Promise<void> {
+    const signal = this.#stop.signal;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        const index = this.#leaf?.ModifyIndex ?? 0;
+        const leaf = await this.#d.leaves.get(
+          this.spec.destination,
+          this.spec.token ?? '',
+          index,
+          index ? WAIT_MS : 0,
+          signal,
+        );
+        failures = 0;
+        if (leaf.SerialNumber !== this.#leaf?.SerialNumber) {
+          this.#leaf = leaf;
+          await this.#rebuild();
+        }
+      } catch (err) {
+        if (signal.aborted) return;
+        this.#setReady(false, `no certificate: ${String(err)}`);
+        await this.#sleep(Math.min(30_000, 500 * 2 ** Math.min(failures++, 6)));
+      }
+    }
+  }
+
+  async #rootsLoop(): Promise<void> {
+    const signal = this.#stop.signal;
+    let seen = -1;
+    while (!signal.aborted) {
+      await this.#d.leaves.waitRoots(seen, WAIT_MS, signal);
+      if (signal.aborted) return;
+      if (this.#d.leaves.rootsIndex !== seen) {
+        seen = this.#d.leaves.rootsIndex;
+        await this.#rebuild();
+      } else await this.#sleep(1000);
+    }
+  }
+
+  async #endpointLoop(destination: string): Promise<void> {
+    const signal = this.#stop.signal;
+    let index = 0;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        const r = await this.#d.client.health.connect(destination, {
+          passing: true,
+          index,
+          wait: WAIT,
+          signal,
+        });
+        failures = 0;
+        if (r.index < index) index = 0;
+        else index = r.index;
+        this.#endpoints.set(destination, r.value);
+        await this.#rebuild();
+      } catch {
+        if (signal.aborted) return;
+        await this.#sleep(Math.min(30_000, 200 * 2 ** Math.min(failures++, 8)));
+      }
+    }
+  }
+
+  /** Compiles and installs a plan when every input is there. */
+  async #rebuild(): Promise<void> {
+    const roots: CARoots | undefined = this.#d.leaves.roots;
+    const leaf = this.#leaf;
+    const cache = this.#d.intentions;
+    const missing = !roots
+      ? 'no CA roots yet'
+      : !leaf
+        ? 'no certificate yet'
+        : !cache.ready
+          ? 'no intentions yet'
+          : this.spec.upstreams.find((u) => !this.#endpoints.has(u.destination))
+            ? 'upstream endpoints not known yet'
+            : undefined;
+    if (missing || !roots || !leaf) {
+      this.#setReady(false, missing ?? 'incomplete');
+      return;
+    }
+    const plan = buildPlan(
+      {
+        spec: this.spec,
+        roots,
+        leaf,
+        defaultAllow: cache.defaultAllow,
+        intentions: cache.intentions,
+        endpoints: this.#endpoints,
+      },
+      ++this.#version,
+    );
+    try {
+      await this.proxy.setPlan(plan);
+      this.#setReady(true, 'listening with a plan and a valid certificate');
+    } catch (err) {
+      this.#setReady(false, `cannot serve the plan: ${String(err)}`);
+    }
+  }
+
+  #setReady(ready: boolean, why: string): void {
+    if (ready === this.#ready) return;
+    this.#ready = ready;
+    this.#d.onReady?.(this.spec.id, ready, why);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    const signal = this.#stop.signal;
+    const clock = this.#d.clock;
+    return new Promise((resolve) => {
+      const onAbort = (): void => {
+        clock.clearTimeout(t);
+        resolve();
+      };
+      const t = clock.setTimeout(() => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}

@@ -1,0 +1,130 @@
+import { expect } from 'chai';
+import type {
+  AgentService,
+  CARoots,
+  Intention,
+  IssuedCert,
+  ServiceEntry,
+} from '../../../src/api/index.js';
+import { buildPlan } from '../../../src/agent/proxycfg/build-plan.js';
+import { sidecarSpec } from '../../../src/agent/proxycfg/manager.js';
+
+const roots: CARoots = {
+  ActiveRootID: 'r2',
+  TrustDomain: 'td.consul',
+  Roots: [
+    { ID: 'r1', RootCert: 'R1', Active: false } as CARoots['Roots'][number],
+    { ID: 'r2', RootCert: 'R2', Active: true } as CARoots['Roots'][number],
+  ],
+};
+
+const leaf = {
+  CertPEM: 'LEAF',
+  PrivateKeyPEM: 'KEY',
+  ValidBefore: '2030-01-01T00:00:00Z',
+} as IssuedCert;
+
+const intention = (s: string, d: string, a: 'allow' | 'deny'): Intention =>
+  ({ ID: `${s}-${d}`, SourceName: s, DestinationName: d, Action: a }) as Intention;
+
+describe('proxycfg: sidecar specs and plans', () => {
+  it('reads a connect-proxy service as Consul registers it', () => {
+    const spec = sidecarSpec(
+      {
+        service: {
+          Kind: 'connect-proxy',
+          ID: 'web-sidecar-proxy',
+          Service: 'web-sidecar-proxy',
+          Tags: [],
+          Meta: {},
+          Port: 21000,
+          Address: '',
+          Weights: { Passing: 1, Warning: 1 },
+          EnableTagOverride: false,
+          Proxy: {
+            DestinationServiceName: 'web',
+            LocalServicePort: 8080,
+            Upstreams: [
+              { DestinationName: 'api', LocalBindPort: 9191 },
+              { DestinationType: 'prepared_query', DestinationName: 'q', LocalBindPort: 9292 },
+            ],
+          },
+        },
+        token: 't',
+      },
+      'dc1',
+    );
+    expect(spec).to.deep.equal({
+      id: 'web-sidecar-proxy',
+      destination: 'web',
+      datacenter: 'dc1',
+      bindAddress: '0.0.0.0',
+      bindPort: 21000,
+      localApp: { address: '127.0.0.1', port: 8080 },
+      upstreams: [{ destination: 'api', bindAddress: '127.0.0.1', bindPort: 9191 }],
+      token: 't',
+    });
+    const plain = sidecarSpec(
+      { service: { Kind: '', ID: 'web', Service: 'web', Port: 80 } as AgentService },
+      'dc1',
+    );
+    expect(plain).to.equal(undefined);
+  });
+
+  it('compiles a plan: identities from the trust domain, only intentions that reach the service', () => {
+    const endpoints = new Map<string, ServiceEntry[]>([
+      [
+        'api',
+        [
+          {
+            Node: { Node: 'n2', Address: '198.18.0.2' },
+            Service: { Address: '', Port: 21001 },
+          } as ServiceEntry,
+          {
+            Node: { Node: 'n3', Address: '198.18.0.3' },
+            Service: { Address: '198.18.1.3', Port: 21000 },
+          } as ServiceEntry,
+        ],
+      ],
+    ]);
+    const plan = buildPlan(
+      {
+        spec: {
+          id: 'web-sidecar-proxy',
+          destination: 'web',
+          datacenter: 'dc1',
+          bindAddress: '0.0.0.0',
+          bindPort: 21000,
+          localApp: { address: '127.0.0.1', port: 8080 },
+          upstreams: [{ destination: 'api', bindAddress: '127.0.0.1', bindPort: 9191 }],
+        },
+        roots,
+        leaf,
+        defaultAllow: false,
+        intentions: [
+          intention('a', 'web', 'allow'),
+          intention('b', 'api', 'deny'),
+          intention('*', '*', 'deny'),
+        ],
+        endpoints,
+      },
+      7,
+    );
+    expect(plan.version).to.equal(7);
+    expect(plan.identity).to.equal('spiffe://td.consul/ns/default/dc/dc1/svc/web');
+    expect(plan.tls).to.deep.equal({
+      certChain: 'LEAF',
+      key: 'KEY',
+      roots: ['R1', 'R2'],
+      notAfter: Date.parse('2030-01-01T00:00:00Z'),
+    });
+    expect(plan.intentions.map((i) => i.ID)).to.deep.equal(['a-web', '*-*']);
+    expect(plan.upstreams[0]).to.deep.include({
+      identity: 'spiffe://td.consul/ns/default/dc/dc1/svc/api',
+      endpoints: [
+        { address: '198.18.0.2', port: 21001, node: 'n2' },
+        { address: '198.18.1.3', port: 21000, node: 'n3' },
+      ],
+    });
+  });
+});
