@@ -8,7 +8,9 @@
  *                   AntiEntropy --> servers (catalog)      Heartbeat --> servers (liveness)
  *
  * Services registered through the API are kept in the data dir, so they survive a restart;
- * those from the config dir are re-read at start and on reload (SIGHUP).
+ * those from the config dir are re-read at start and on reload (SIGHUP). A service with
+ * `connect { sidecar_service {} }` brings its sidecar proxy as a second local service; the
+ * ports assigned to sidecars are kept in the data dir too, so a restart does not move them.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,6 +29,7 @@ import { loadConfigDir, formatDiagnostic } from '../config/index.js';
 import { describeError, type Clock, type Random } from '../core/index.js';
 import { CheckScheduler } from './checks/index.js';
 import { LocalState } from './local/local-state.js';
+import { expandSidecar, sidecarID, validateProxy } from './local/sidecar.js';
 import { AntiEntropy, type NodeInfo } from './sync/anti-entropy.js';
 import { Heartbeat } from './sync/heartbeat.js';
 
@@ -65,6 +68,14 @@ interface Persisted {
   checks: CheckRegistration[];
   /** Service id -> the ACL token it was registered with (the file is mode 0600). */
   tokens?: Record<string, string>;
+  /** Sidecar id -> the id of the service it fronts, for the sidecars among `services`. */
+  sidecars?: Record<string, string>;
+  /** Sidecar id -> its port, for every sidecar (config-dir ones too), kept across restarts. */
+  sidecarPorts?: Record<string, number>;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 export class ConfigLoadError extends Error {
@@ -124,6 +135,7 @@ export class TrellisAgent {
       random: opts.random,
       enableScriptChecks: opts.enableScriptChecks ?? false,
       onChange: (id, r) => this.local.setCheckStatus(id, r.status, r.output),
+      aliasSource: (id) => this.local.aliasTarget(id, opts.node.node),
     });
     this.local = new LocalState(
       {
@@ -157,6 +169,8 @@ export class TrellisAgent {
   }
 
   #onLocalChange(): void {
+    // Alias checks (a sidecar's) follow the service they alias.
+    this.checks.refreshAliases();
     // Wake hash-blocking reads of the local API (even while loading: they read local state).
     const waiters = this.#changeWaiters;
     this.#changeWaiters = [];
@@ -187,9 +201,14 @@ export class TrellisAgent {
   async start(): Promise<void> {
     this.#loading = true;
     try {
-      await this.#loadConfigDir();
-      this.#loadPersisted();
+      const saved = this.#readPersisted();
+      await this.#loadConfigDir({
+        ports: saved?.sidecarPorts ?? {},
+        returning: new Set(Object.keys(saved?.sidecars ?? {})),
+      });
+      if (saved) this.#loadPersisted(saved);
     } finally {
+      this.local.sidecarPortHints.clear();
       this.#loading = false;
     }
     this.heartbeat.start();
@@ -198,7 +217,14 @@ export class TrellisAgent {
     if (this.opts.servers.length > 0) this.intentions.start();
   }
 
-  async #loadConfigDir(): Promise<void> {
+  /**
+   * `remembered`: at start, the sidecar ports saved before the restart, and the saved
+   * (API-registered) sidecars that come back; those and the files' sidecars keep their ports.
+   */
+  async #loadConfigDir(remembered?: {
+    ports: Record<string, number>;
+    returning: ReadonlySet<string>;
+  }): Promise<void> {
     if (!this.opts.configDir) return;
     const defs = await loadConfigDir(this.opts.configDir);
     if (defs.errors.length > 0) throw new ConfigLoadError(defs.errors.map(formatDiagnostic));
@@ -210,8 +236,12 @@ export class TrellisAgent {
     }));
     // Refuse the whole set before changing anything if any check cannot run here.
     if (!this.opts.enableScriptChecks) {
+      const owners = services.flatMap((s) => [
+        s,
+        ...(s.Connect?.SidecarService ? [s.Connect.SidecarService] : []),
+      ]);
       const all = [
-        ...services.flatMap((s) => [...(s.Check ? [s.Check] : []), ...(s.Checks ?? [])]),
+        ...owners.flatMap((s) => [...(s.Check ? [s.Check] : []), ...(s.Checks ?? [])]),
         ...checks,
       ];
       const script = all.find((c) => c.ScriptArgs);
@@ -220,10 +250,30 @@ export class TrellisAgent {
           `script check "${script.CheckID ?? script.Name ?? ''}" is defined but script checks are disabled (start the agent with --enable-script-checks)`,
         ]);
     }
+    // Sidecar definitions that can never be registered, whatever the ports: refuse them too.
+    const invalid: string[] = [];
+    for (const s of services) {
+      try {
+        expandSidecar(s, { used: new Set() });
+        validateProxy(s);
+      } catch (err) {
+        invalid.push(`service "${s.ID || s.Name}": ${messageOf(err)}`);
+      }
+    }
+    if (invalid.length > 0) throw new ConfigLoadError(invalid);
     // Replace the file-sourced set: drop what the files no longer define, then (re)add.
-    const wanted = new Set(services.map((s) => s.ID || s.Name));
+    const wanted = new Set(
+      services.flatMap((s) => {
+        const id = s.ID || s.Name;
+        return s.Connect?.SidecarService ? [id, sidecarID(id)] : [id];
+      }),
+    );
     for (const [id, e] of [...this.local.services])
-      if (e.source === 'file' && !wanted.has(id)) this.local.removeService(id);
+      if (e.source === 'file' && !wanted.has(id) && this.local.services.has(id))
+        this.local.removeService(id);
+    for (const [id, port] of Object.entries(remembered?.ports ?? {}))
+      if (wanted.has(id) || remembered?.returning.has(id))
+        this.local.sidecarPortHints.set(id, port);
     const wantedChecks = new Set(checks.map((c) => c.ID || c.CheckID || c.Name));
     for (const [id, e] of [...this.local.checks])
       if (e.source === 'file' && !e.ownedByService && !wantedChecks.has(id))
@@ -231,32 +281,52 @@ export class TrellisAgent {
     // Token is not part of a registration (it never reaches the catalog); keep it beside it.
     services.forEach((s, i) => {
       const token = (defs.services[i] as { Token?: unknown }).Token;
-      this.local.addService(
-        s,
-        'file',
-        true,
-        typeof token === 'string' && token ? token : undefined,
-      );
+      try {
+        this.local.addService(
+          s,
+          'file',
+          true,
+          typeof token === 'string' && token ? token : undefined,
+        );
+      } catch (err) {
+        // e.g. no sidecar port left: name the service, as a file error would.
+        throw new ConfigLoadError([`service "${s.ID || s.Name}": ${messageOf(err)}`]);
+      }
     });
     for (const c of checks) this.local.addCheck(c as CheckRegistration, 'file');
   }
 
-  #loadPersisted(): void {
-    if (!existsSync(this.#persistFile)) return;
-    let saved: Persisted;
+  #readPersisted(): Persisted | undefined {
+    if (!existsSync(this.#persistFile)) return undefined;
     try {
-      saved = JSON.parse(readFileSync(this.#persistFile, 'utf8')) as Persisted;
+      return JSON.parse(readFileSync(this.#persistFile, 'utf8')) as Persisted;
     } catch (err) {
       this.opts.log.error(
         { file: this.#persistFile, err: describeError(err) },
         'cannot read saved local services; starting without them',
       );
-      return;
+      return undefined;
     }
-    for (const s of saved.services ?? []) {
+  }
+
+  #loadPersisted(saved: Persisted): void {
+    const sidecars = saved.sidecars ?? {};
+    const sidecarOf = (s: ServiceRegistration): string | undefined => sidecars[s.ID ?? s.Name];
+    // Services first, then the sidecars of those that are back.
+    const all = saved.services ?? [];
+    const ordered = [...all.filter((s) => !sidecarOf(s)), ...all.filter((s) => sidecarOf(s))];
+    for (const s of ordered) {
       try {
         const reg = normalizeServiceRegistration(s);
-        this.local.addService(reg, 'api', true, saved.tokens?.[reg.ID ?? reg.Name]);
+        const parent = sidecarOf(s);
+        if (parent !== undefined && !this.local.services.has(parent)) continue;
+        this.local.addService(
+          reg,
+          'api',
+          true,
+          saved.tokens?.[reg.ID ?? reg.Name],
+          parent !== undefined ? { sidecarOf: parent } : {},
+        );
       } catch (err) {
         this.opts.log.warn(
           { service: s.ID ?? s.Name, err: describeError(err) },
@@ -280,19 +350,22 @@ export class TrellisAgent {
   #persist(): void {
     const services: ServiceRegistration[] = [];
     const tokens: Record<string, string> = {};
+    const sidecars: Record<string, string> = {};
+    const sidecarPorts: Record<string, number> = {};
     for (const e of this.local.services.values()) {
+      if (e.sidecarOf) sidecarPorts[e.service.ID] = e.service.Port;
       if (e.source !== 'api') continue;
       services.push(e.registration);
       if (e.token) tokens[e.service.ID] = e.token;
+      if (e.sidecarOf) sidecars[e.service.ID] = e.sidecarOf;
     }
     const checks: CheckRegistration[] = [];
     for (const e of this.local.checks.values())
       if (e.source === 'api' && e.registration) checks.push(e.registration);
     const tmp = `${this.#persistFile}.tmp`;
     try {
-      writeFileSync(tmp, JSON.stringify({ services, checks, tokens } satisfies Persisted), {
-        mode: 0o600,
-      });
+      const saved: Persisted = { services, checks, tokens, sidecars, sidecarPorts };
+      writeFileSync(tmp, JSON.stringify(saved), { mode: 0o600 });
       renameSync(tmp, this.#persistFile);
     } catch (err) {
       this.opts.log.error(

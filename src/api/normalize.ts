@@ -415,10 +415,19 @@ function taggedAddresses(o: Obj, p: string): Record<string, ServiceAddress> | un
 }
 
 /**
- * Validates an agent service registration; `nameKey` is "Name" for agent bodies and "Service"
- * for the Service object of a catalog registration.
+ * Validates an agent service registration; the name is read from "Name" (agent bodies) or
+ * "Service" (the Service object of a catalog registration).
  */
 export function normalizeServiceRegistration(raw: unknown, path = ''): ServiceRegistration {
+  return normalizeService(raw, path, false);
+}
+
+/**
+ * A `sidecar` is the `Connect.SidecarService` block: a connect-proxy whose Kind, destination
+ * and ID the agent fills in (agent/local/sidecar.ts), so it need not name them and may not set
+ * its ID or nest another sidecar (Consul's NodeService.Validate).
+ */
+function normalizeService(raw: unknown, path: string, sidecar: boolean): ServiceRegistration {
   if (!isObject(raw)) throw badRequest(`${path || 'body'}: must be a JSON object`, path || 'body');
   const o = canonicalize(raw, SERVICE_FIELDS, path ? `${path}.` : '');
   const p = path ? `${path}.` : '';
@@ -438,9 +447,16 @@ export function normalizeServiceRegistration(raw: unknown, path = ''): ServiceRe
     ) {
       throw badRequest(`${p}Kind: unknown service kind "${kind}"`, `${p}Kind`);
     }
+    if (sidecar && kind !== 'connect-proxy')
+      throw badRequest(`${p}Kind: a sidecar service is always a "connect-proxy"`, `${p}Kind`);
     r.Kind = kind;
   }
   const id = name(o, 'ID', p, false);
+  if (id && sidecar)
+    throw badRequest(
+      `${p}ID: a sidecar service cannot set its ID: the agent names it "<service ID>-sidecar-proxy"`,
+      `${p}ID`,
+    );
   if (id) r.ID = id;
   r.Tags = strList(o, 'Tags', p);
   r.Port = int(o, 'Port', p, 0, 0, 65535);
@@ -463,9 +479,11 @@ export function normalizeServiceRegistration(raw: unknown, path = ''): ServiceRe
     if (!Array.isArray(o.Checks)) throw badRequest(`${p}Checks: must be a list`, `${p}Checks`);
     r.Checks = o.Checks.map((c, i) => normalizeCheckType(c, `${p}Checks[${i}]`));
   }
+  // A sidecar's destination is filled in by the agent; any other proxy must name it.
+  const needsProxy = kind === 'connect-proxy' && !sidecar;
   if (o.Proxy !== undefined && o.Proxy !== null)
-    r.Proxy = normalizeProxy(o.Proxy, `${p}Proxy`, kind === 'connect-proxy');
-  if (kind === 'connect-proxy' && !r.Proxy)
+    r.Proxy = normalizeProxy(o.Proxy, `${p}Proxy`, needsProxy);
+  if (needsProxy && !r.Proxy)
     throw badRequest(`${p}Proxy: required for a connect-proxy`, `${p}Proxy`);
   if (o.Connect !== undefined && o.Connect !== null) {
     if (!isObject(o.Connect)) throw badRequest(`${p}Connect: must be an object`, `${p}Connect`);
@@ -473,11 +491,21 @@ export function normalizeServiceRegistration(raw: unknown, path = ''): ServiceRe
     const conn: ServiceConnect = {};
     if (c.Native !== undefined) conn.Native = bool(c, 'Native', `${p}Connect.`);
     if (c.SidecarService !== undefined && c.SidecarService !== null) {
+      if (sidecar)
+        throw badRequest(
+          `${p}Connect.SidecarService: a sidecar service cannot have a sidecar of its own`,
+          `${p}Connect.SidecarService`,
+        );
       const side = isObject(c.SidecarService)
         ? { Name: `${r.Name}-sidecar-proxy`, ...c.SidecarService }
         : c.SidecarService;
-      conn.SidecarService = normalizeServiceRegistration(side, `${p}Connect.SidecarService`);
+      conn.SidecarService = normalizeService(side, `${p}Connect.SidecarService`, true);
     }
+    if (sidecar && conn.Native)
+      throw badRequest(
+        `${p}Connect.Native: a proxy cannot also be Connect native`,
+        `${p}Connect.Native`,
+      );
     r.Connect = conn;
   }
   return r;
@@ -500,8 +528,8 @@ export function toAgentService(
   if (r.Kind) s.Kind = r.Kind;
   if (r.TaggedAddresses) s.TaggedAddresses = r.TaggedAddresses;
   if (r.Proxy) s.Proxy = r.Proxy;
-  if (r.Connect && (r.Connect.Native || r.Connect.SidecarService)) {
-    s.Connect = r.Connect.Native ? { Native: true } : {};
-  }
+  // The SidecarService block is registration sugar (the agent registers the sidecar as a
+  // service of its own): never stored, but a service that had one keeps its `Connect: {}`.
+  if (r.Connect) s.Connect = r.Connect.Native ? { Native: true } : {};
   return s;
 }

@@ -151,6 +151,11 @@ export interface CheckType {
   FailuresBeforeWarning?: number;
   FailuresBeforeCritical?: number;
   DeregisterCriticalServiceAfter?: string;
+  /**
+   * An alias check: mirrors the health of this local service id. Only the agent sets it (on a
+   * sidecar proxy); request bodies cannot, as Trellis has no alias checks of its own.
+   */
+  AliasService?: string;
 }
 
 /** Body of PUT /v1/agent/check/register. */

@@ -13,8 +13,16 @@ import type {
 } from '../api/index.js';
 import type { Position, ValueNode } from './ast.js';
 import { decode, type DecodeResult } from './decode.js';
-import type { ConfigDiagnostic } from './diagnostics.js';
-import { field, schema, t, type FieldSpec, type ObjectView, type Schema } from './schema.js';
+import { sortDiagnostics, type ConfigDiagnostic } from './diagnostics.js';
+import {
+  field,
+  schema,
+  t,
+  type Check,
+  type FieldSpec,
+  type ObjectView,
+  type Schema,
+} from './schema.js';
 import { all, atLeast, maxLength, notEmpty, oneOf, port, serviceIdent } from './validators.js';
 
 const SERVICE_KINDS = [
@@ -27,6 +35,11 @@ const SERVICE_KINDS = [
 ];
 const CHECK_KINDS = ['args', 'http', 'tcp', 'grpc', 'ttl'] as const;
 const nonNegative = atLeast(0);
+/** An upstream's local listener port: required, so 0 ("none") is not allowed. */
+const bindPort: Check<number> = (n) =>
+  n < 1 || n > 65535 ? `port ${n} is out of range: use 1-65535` : undefined;
+/** Where an upstream listens when `local_bind_address` is not set (as the agent fills it). */
+const DEFAULT_BIND_ADDRESS = '127.0.0.1';
 
 /** Check keys; a top-level check is a CheckRegistration (ID, required Name, ServiceID). */
 function checkSchema(topLevel: boolean): Schema {
@@ -89,7 +102,7 @@ const upstreamSchema = schema([
   }),
   field('datacenter', t.string(), { out: 'Datacenter' }),
   field('local_bind_address', t.string(), { out: 'LocalBindAddress' }),
-  field('local_bind_port', t.int(port), { out: 'LocalBindPort' }),
+  field('local_bind_port', t.int(bindPort), { out: 'LocalBindPort', required: true }),
   field('local_bind_socket_path', t.string(), { out: 'LocalBindSocketPath' }),
   field('config', t.opaque(), { out: 'Config' }),
 ]);
@@ -115,7 +128,8 @@ const proxySchema = schema([
     { out: 'TransparentProxy' },
   ),
   field('config', t.opaque(), { out: 'Config' }),
-  field('upstreams', t.listOf(t.object(upstreamSchema)), { out: 'Upstreams' }),
+  // A list of objects, or repeated `upstreams { }` blocks.
+  field('upstreams', t.block(upstreamSchema), { out: 'Upstreams' }),
 ]);
 
 const weightsSchema = schema([
@@ -163,6 +177,11 @@ function serviceFields(sidecar: boolean): FieldSpec[] {
 }
 
 function sidecarRules(v: ObjectView): void {
+  if (v.has('id'))
+    v.error(
+      'a sidecar_service cannot set its id: the agent names it "<service id>-sidecar-proxy"',
+      'id',
+    );
   const kind = v.get('kind');
   if (typeof kind === 'string' && kind !== '' && kind !== 'connect-proxy') {
     v.error('a sidecar_service is always a "connect-proxy"', 'kind');
@@ -257,8 +276,15 @@ export function decodeServiceDefinitionsAt(
 
 /** The definitions of a file decoded with a schema that includes serviceDefinitionFields. */
 export function locateDefinitions(result: DecodeResult<object>, file: string): LocatedDefinitions {
-  const { errors, positions } = result;
+  const { positions } = result;
   const value = result.value as DecodedFile;
+  const errors = sortDiagnostics([
+    ...result.errors,
+    ...(value.service ?? []).flatMap((s) => upstreamProblems(s, 'service', positions, file)),
+    ...(value.services ?? []).flatMap((s, i) =>
+      upstreamProblems(s, `services[${i}]`, positions, file),
+    ),
+  ]);
   const services = [...(value.service ?? []), ...(value.services ?? [])].map((s) => ({
     value: finishService(s, undefined),
     file,
@@ -270,6 +296,57 @@ export function locateDefinitions(result: DecodeResult<object>, file: string): L
     pos: positions.get(c),
   }));
   return { services, checks, errors };
+}
+
+/**
+ * What the agent would refuse about a proxy's upstreams, found here to point at the upstream:
+ * two listening on one address and port, two for one destination, one on the proxy's port.
+ */
+function upstreamProblems(
+  s: DecodedService,
+  at: string,
+  positions: WeakMap<object, Position>,
+  file: string,
+): ConfigDiagnostic[] {
+  const out: ConfigDiagnostic[] = [];
+  const check = (proxy: DecodedService, path: string): void => {
+    const listeners = new Map<string, number>();
+    const destinations = new Map<string, number>();
+    (proxy.Proxy?.Upstreams ?? []).forEach((u, i) => {
+      const pos = positions.get(u);
+      const report = (key: string, message: string): void => {
+        out.push({
+          file,
+          line: pos?.line ?? 0,
+          column: pos?.column ?? 0,
+          key: `${path}.upstreams[${i}].${key}`,
+          message,
+        });
+      };
+      if (u.LocalBindPort !== undefined) {
+        const addr = `${u.LocalBindAddress || DEFAULT_BIND_ADDRESS}:${u.LocalBindPort}`;
+        const first = listeners.get(addr);
+        if (first !== undefined)
+          report('local_bind_port', `${addr} is already the listener of upstreams[${first}]`);
+        else listeners.set(addr, i);
+        if (proxy.Port && u.LocalBindPort === proxy.Port)
+          report('local_bind_port', `${u.LocalBindPort} is the proxy's own port; choose another`);
+      }
+      if (u.DestinationName !== undefined) {
+        const dest = [u.DestinationType || 'service', u.DestinationName, u.Datacenter ?? ''].join(
+          '/',
+        );
+        const same = destinations.get(dest);
+        if (same !== undefined)
+          report('destination_name', `"${u.DestinationName}" is already upstreams[${same}]`);
+        else destinations.set(dest, i);
+      }
+    });
+  };
+  if (s.Kind === 'connect-proxy') check(s, `${at}.proxy`);
+  const sidecar = s.Connect?.SidecarService;
+  if (sidecar) check(sidecar, `${at}.connect.sidecar_service.proxy`);
+  return out;
 }
 
 /**

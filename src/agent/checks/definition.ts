@@ -36,6 +36,7 @@ export function checkKind(def: CheckType): CheckKind {
   if (def.TCP) given.push('tcp');
   if (def.GRPC) given.push('grpc');
   if (def.TTL) given.push('ttl');
+  if (def.AliasService) given.push('alias');
   if (given.length === 1) return given[0]!;
   const found = given.length === 0 ? 'none was given' : `got ${given.join(', ')}`;
   throw badRequest(`A check needs exactly one of ScriptArgs, HTTP, TCP, GRPC or TTL; ${found}`);
@@ -90,6 +91,8 @@ export function planCheck(def: CheckType, minIntervalMs = DEFAULT_MIN_INTERVAL_M
         : count(def, 'FailuresBeforeWarning'),
   };
   const outputMaxSize = outputMax(def.OutputMaxSize);
+  if (kind === 'alias')
+    return { kind, intervalMs: 0, timeoutMs: 0, ttlMs: 0, outputMaxSize, thresholds };
   if (kind === 'ttl') {
     const ttlMs = duration(def, 'TTL');
     if (!ttlMs) throw badRequest('TTL must be a duration > 0', 'TTL');

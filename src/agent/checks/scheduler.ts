@@ -1,7 +1,8 @@
 /**
  * CheckScheduler owns the agent's running checks: it runs each probe every Interval (after a
  * random stagger so checks registered together do not fire together), applies the threshold
- * counters, keeps TTL timers, and reports each change of status or output through onChange.
+ * counters, keeps TTL timers, recomputes alias checks when told local state changed
+ * (refreshAliases), and reports each change of status or output through onChange.
  * A check never has two runs in flight, and nothing thrown by a runner escapes a timer.
  */
 import type { Clock, Random, Timer } from '../../core/index.js';
@@ -30,6 +31,7 @@ import { HttpCheck } from './http.js';
 import { TcpCheck } from './tcp.js';
 import { GrpcCheck } from './grpc.js';
 import { ScriptCheck } from './script.js';
+import { aliasResult, type AliasSource } from './alias.js';
 
 export type RunnerFactory = (def: CheckType, kind: ProbeKind, clock: Clock) => CheckRunner;
 
@@ -43,6 +45,8 @@ export interface CheckSchedulerOptions {
   minIntervalMs?: number;
   /** Builds a probe's runner; the default picks the runner of its kind. */
   createRunner?: RunnerFactory;
+  /** Where alias checks read the aliased service; without it they stay at their first status. */
+  aliasSource?: AliasSource;
 }
 
 export const createRunner: RunnerFactory = (def, kind, clock) => {
@@ -58,6 +62,9 @@ export const createRunner: RunnerFactory = (def, kind, clock) => {
   }
 };
 
+/** Alias chains deeper than this settle on the next change of local state. */
+const MAX_ALIAS_PASSES = 8;
+
 interface Entry {
   id: string;
   plan: CheckPlan;
@@ -68,6 +75,8 @@ interface Entry {
   runner?: CheckRunner;
   filter?: ThresholdFilter;
   ttl?: TtlCheck;
+  /** The service id an alias check follows. */
+  alias?: string;
   timer?: Timer;
   inflight?: Promise<void>;
   abort?: AbortController;
@@ -79,6 +88,8 @@ export class CheckScheduler {
   private readonly random: Random;
   private readonly minIntervalMs: number;
   private readonly makeRunner: RunnerFactory;
+  private refreshing = false;
+  private refreshAgain = false;
 
   constructor(private readonly opts: CheckSchedulerOptions) {
     this.clock = opts.clock ?? systemClock;
@@ -139,6 +150,34 @@ export class CheckScheduler {
     return this.state(entry);
   }
 
+  /**
+   * Recomputes every alias check from the alias source; call after each change of local
+   * state. A change it reports may change local state again: such nested calls are folded
+   * into another pass of the outer one.
+   */
+  refreshAliases(): void {
+    const source = this.opts.aliasSource;
+    if (!source) return;
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return;
+    }
+    this.refreshing = true;
+    try {
+      // Bounded: aliases that (indirectly) alias each other must not spin.
+      for (let pass = 0; pass < MAX_ALIAS_PASSES; pass++) {
+        this.refreshAgain = false;
+        for (const entry of [...this.entries.values()]) {
+          if (entry.alias === undefined) continue;
+          this.record(entry, aliasResult(entry.alias, source(entry.alias)));
+        }
+        if (!this.refreshAgain) break;
+      }
+    } finally {
+      this.refreshing = false;
+    }
+  }
+
   has(id: string): boolean {
     return this.entries.has(id);
   }
@@ -185,6 +224,15 @@ export class CheckScheduler {
 
   private start(entry: Entry, def: CheckType): void {
     const { plan } = entry;
+    entry.alias = undefined;
+    if (plan.kind === 'alias') {
+      // Nothing runs: refreshAliases() sets the result once the owner's state is in place.
+      entry.runner = undefined;
+      entry.filter = undefined;
+      entry.ttl = undefined;
+      entry.alias = def.AliasService;
+      return;
+    }
     if (plan.kind === 'ttl') {
       entry.runner = undefined;
       entry.filter = undefined;

@@ -10,10 +10,13 @@ export interface CheckResult {
 }
 
 /** The kinds of check the agent runs; exactly one per definition. */
-export type CheckKind = 'script' | 'http' | 'tcp' | 'grpc' | 'ttl';
+export type CheckKind = 'script' | 'http' | 'tcp' | 'grpc' | 'ttl' | 'alias';
 
-/** The kinds that are probed on an interval (all but TTL, which is pushed from outside). */
-export type ProbeKind = Exclude<CheckKind, 'ttl'>;
+/**
+ * The kinds that are probed on an interval: not TTL (pushed from outside) nor alias (follows
+ * local state).
+ */
+export type ProbeKind = Exclude<CheckKind, 'ttl' | 'alias'>;
 
 /**
  * One probe kind's runner. run() never rejects: every failure, including the timeout and an

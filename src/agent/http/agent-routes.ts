@@ -31,6 +31,7 @@ import { requestToken } from '../../httpkit/consul-http.js';
 import type { FastifyRequest } from 'fastify';
 import type { LocalCheck } from '../local/local-state.js';
 import { authorizeRoute } from './authorize-route.js';
+import { sidecarID } from '../local/sidecar.js';
 
 export const VERSION = '0.1.0';
 
@@ -196,6 +197,15 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     need(a, 'service', reg.Name, 'write');
     const old = agent.local.services.get(reg.ID ?? reg.Name);
     if (old && old.service.Service !== reg.Name) need(a, 'service', old.service.Service, 'write');
+    // The sidecar is registered with the same token, so it needs write on the proxy's name too
+    // (and on the name of the sidecar it replaces), as Consul's agent requires.
+    const sidecar = reg.Connect?.SidecarService;
+    if (sidecar) {
+      need(a, 'service', sidecar.Name, 'write');
+      const prev = agent.local.services.get(sidecarID(reg.ID || reg.Name));
+      if (prev && prev.service.Service !== sidecar.Name)
+        need(a, 'service', prev.service.Service, 'write');
+    }
     const replace = boolParam(query(req), 'replace-existing-checks');
     // The catalog copy is written with the registering token (Consul's per-service token).
     const token = requestToken(req);

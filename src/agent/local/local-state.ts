@@ -2,6 +2,8 @@
  * The agent's local state: the services and checks this host runs, where each came from (a
  * config file or the API), and each check's current status. The catalog copy is derived from
  * it by anti-entropy (local state wins). Every change bumps `version` and calls `onChange`.
+ * A service registered with `Connect.SidecarService` brings its sidecar proxy as a second
+ * service (sidecar.ts), which goes away with it.
  */
 import {
   CHECK_DEFINITION_FIELDS,
@@ -16,6 +18,16 @@ import {
   type ServiceRegistration,
 } from '../../api/index.js';
 import { badRequest, notFound } from '../../core/index.js';
+import type { AliasTarget } from '../checks/index.js';
+import {
+  expandSidecar,
+  LISTENING_CHECK_NAME,
+  listeningCheckID,
+  sidecarChecks,
+  sidecarID,
+  validateProxy,
+  withUpstreamDefaults,
+} from './sidecar.js';
 
 export type Source = 'file' | 'api';
 
@@ -44,6 +56,13 @@ export interface ServiceEntry {
   checkIDs: string[];
   /** ACL token the service was registered with; anti-entropy writes it to the catalog with it. */
   token?: string;
+  /** Set on a sidecar proxy the agent registered for this service id. */
+  sidecarOf?: string;
+}
+
+export interface AddServiceOptions {
+  /** Adds `reg` as the sidecar of this service id (a saved sidecar being restored). */
+  sidecarOf?: string;
 }
 
 export interface CheckEntry {
@@ -66,7 +85,12 @@ function checkType(def: CheckType): string {
   if (def.TCP) return 'tcp';
   if (def.GRPC) return 'grpc';
   if (def.ScriptArgs) return 'script';
+  if (def.AliasService) return 'alias';
   return '';
+}
+
+function ownChecks(reg: ServiceRegistration): CheckType[] {
+  return [...(reg.Check ? [reg.Check] : []), ...(reg.Checks ?? [])];
 }
 
 function definitionOf(def: CheckType): CheckDefinition {
@@ -80,6 +104,11 @@ function definitionOf(def: CheckType): CheckDefinition {
 export class LocalState {
   readonly services = new Map<string, ServiceEntry>();
   readonly checks = new Map<string, CheckEntry>();
+  /**
+   * Sidecar id -> the port it had before the agent restarted. While set, a sidecar keeps its
+   * port and no other sidecar is given it; the agent clears it once everything is loaded.
+   */
+  readonly sidecarPortHints = new Map<string, number>();
   version = 0;
   #hooks: CheckHooks;
   #onChange: () => void;
@@ -96,17 +125,84 @@ export class LocalState {
 
   /**
    * Adds or replaces a service and the checks it defines. Checks are validated (and started)
-   * before anything is replaced, so a bad check leaves the old registration in force.
+   * before anything is replaced, so a bad check leaves the old registration in force. With
+   * `Connect.SidecarService` the sidecar is added too (same source and token), or neither is.
    */
   addService(
     reg: ServiceRegistration,
     source: Source,
     replaceExistingChecks = true,
     token?: string,
+    opts: AddServiceOptions = {},
+  ): LocalService {
+    const parentID = reg.ID || reg.Name;
+    const sid = sidecarID(parentID);
+    const expanded = expandSidecar(reg, {
+      used: this.#portsInUse(sid),
+      previous: this.services.get(sid)?.service.Port ?? this.sidecarPortHints.get(sid),
+    });
+    if (!expanded) {
+      const own = reg.Proxy?.Upstreams
+        ? { ...reg, Proxy: { ...reg.Proxy, Upstreams: withUpstreamDefaults(reg.Proxy.Upstreams) } }
+        : reg;
+      validateProxy(own);
+      const defs = opts.sidecarOf ? sidecarChecks(own, opts.sidecarOf) : ownChecks(own);
+      return this.#add(own, defs, source, replaceExistingChecks, token, opts.sidecarOf);
+    }
+    const old = this.services.get(parentID);
+    const service = this.#add(
+      expanded.parent,
+      ownChecks(expanded.parent),
+      source,
+      replaceExistingChecks,
+      token,
+    );
+    try {
+      this.#add(expanded.sidecar, expanded.checks, source, replaceExistingChecks, token, parentID);
+    } catch (err) {
+      // The pair goes in together or not at all: put the service back as it was.
+      if (old)
+        this.#add(
+          old.registration,
+          this.#checksOf(old),
+          old.source,
+          true,
+          old.token,
+          old.sidecarOf,
+        );
+      else this.#remove(parentID);
+      throw err;
+    }
+    return service;
+  }
+
+  #checksOf(e: ServiceEntry): CheckType[] {
+    return e.sidecarOf ? sidecarChecks(e.registration, e.sidecarOf) : ownChecks(e.registration);
+  }
+
+  /** Ports a new sidecar must not get: other services' and proxy upstream listeners'. */
+  #portsInUse(exceptID: string): Set<number> {
+    const used = new Set<number>();
+    for (const [id, e] of this.services) {
+      if (id === exceptID) continue;
+      if (e.service.Port) used.add(e.service.Port);
+      for (const u of e.service.Proxy?.Upstreams ?? [])
+        if (u.LocalBindPort) used.add(u.LocalBindPort);
+    }
+    for (const [id, port] of this.sidecarPortHints) if (id !== exceptID) used.add(port);
+    return used;
+  }
+
+  #add(
+    reg: ServiceRegistration,
+    defs: CheckType[],
+    source: Source,
+    replaceExistingChecks: boolean,
+    token: string | undefined,
+    sidecarOf?: string,
   ): LocalService {
     const service = toAgentService(reg);
     const id = service.ID;
-    const defs = [...(reg.Check ? [reg.Check] : []), ...(reg.Checks ?? [])];
     const planned = defs.map((def, i) => {
       const checkID =
         def.CheckID || (defs.length === 1 ? `service:${id}` : `service:${id}:${i + 1}`);
@@ -174,23 +270,33 @@ export class LocalState {
       }
     }
     const keep = old && !replaceExistingChecks ? old.checkIDs.filter((c) => !ids.has(c)) : [];
+    // A sidecar with checks of its own replaces all the defaults, the listening one included.
+    const listening = this.checks.get(listeningCheckID(id));
+    if (sidecarOf && ownChecks(reg).length > 0 && listening && !listening.check.def)
+      this.checks.delete(listening.check.CheckID);
     this.services.set(id, {
       service,
       registration: reg,
       source,
       checkIDs: [...keep, ...ids],
       ...(token ? { token } : {}),
+      ...(sidecarOf ? { sidecarOf } : {}),
     });
     this.#changed();
     return service;
   }
 
+  /** Removes a service, its checks and the sidecar the agent registered with it. */
   removeService(id: string): void {
-    const entry = this.services.get(id);
-    if (!entry)
+    if (!this.services.has(id))
       throw notFound(
         `Unknown service ID "${id}". Ensure that the service ID is passed, not the service name.`,
       );
+    this.#remove(id);
+  }
+
+  #remove(id: string): void {
+    if (!this.services.has(id)) return;
     for (const [cid, c] of this.checks) {
       if (c.check.ServiceID === id) {
         this.#hooks.stop(cid);
@@ -198,7 +304,50 @@ export class LocalState {
       }
     }
     this.services.delete(id);
+    for (const [sid, e] of [...this.services]) if (e.sidecarOf === id) this.#remove(sid);
     this.#changed();
+  }
+
+  /**
+   * The proxy runtime's hook: sets the "Connect Sidecar Listening" check of a sidecar (Consul's
+   * first default check, `service:<sidecar id>:1`), created on first use, to say whether its
+   * proxy is listening with a certificate and a complete plan. It is not persisted (the
+   * runtime reports again after a restart), survives re-registrations and goes away with the
+   * sidecar. False, changing nothing, for an id that is not a sidecar of this agent, or one
+   * whose definition brings its own checks (which replace the defaults, as in Consul).
+   */
+  setSidecarListening(sidecar: string, status: HealthStatus, output: string): boolean {
+    const entry = this.services.get(sidecar);
+    if (!entry?.sidecarOf || ownChecks(entry.registration).length > 0) return false;
+    const id = listeningCheckID(sidecar);
+    const prev = this.checks.get(id);
+    if (prev && prev.check.Status === status && prev.check.Output === output) return true;
+    this.checks.set(id, {
+      check: {
+        CheckID: id,
+        Name: LISTENING_CHECK_NAME,
+        Notes: '',
+        ServiceID: sidecar,
+        Status: status,
+        Output: output,
+        Type: 'proxy',
+        Interval: '',
+        Timeout: '',
+        Definition: {},
+      },
+      source: entry.source,
+      ownedByService: true,
+    });
+    this.#changed();
+    return true;
+  }
+
+  /** What an alias check of `serviceID` follows: its checks and the node's. */
+  aliasTarget(serviceID: string, node: string): AliasTarget {
+    const checks: LocalCheck[] = [];
+    for (const { check } of this.checks.values())
+      if (check.ServiceID === serviceID || check.ServiceID === '') checks.push(check);
+    return { node, exists: this.services.has(serviceID), checks };
   }
 
   addCheck(reg: CheckRegistration & { ServiceID?: string }, source: Source): LocalCheck {
