@@ -24,6 +24,7 @@ import { createClient, type TlsOptions, type TrellisClient } from '../client/ind
 import type { CARoots } from '../api/index.js';
 import { remoteTokenResolver, type TokenResolver } from './acl/token-resolver.js';
 import { LeafManager } from './connect/leaf-manager.js';
+import { ProxyManager } from './proxycfg/manager.js';
 import { IntentionCache } from './connect/intention-cache.js';
 import { loadConfigDir, formatDiagnostic } from '../config/index.js';
 import { describeError, type Clock, type Random } from '../core/index.js';
@@ -95,6 +96,8 @@ export class TrellisAgent {
   /** The servers' ACL default policy, as last learned while resolving a token. */
   aclDefaultPolicy = 'allow';
   readonly leaves: LeafManager;
+  /** The proxies of this host's sidecar services, run in this process. */
+  readonly proxies: ProxyManager;
   /** Every intention, kept current from the servers: connect authorization without a round trip. */
   readonly intentions: IntentionCache;
   readonly startedAt: number;
@@ -130,6 +133,21 @@ export class TrellisAgent {
       log: opts.log,
       ...(opts.onRoots ? { onRoots: opts.onRoots } : {}),
     });
+    this.proxies = new ProxyManager(
+      {
+        client: this.client,
+        leaves: this.leaves,
+        intentions: this.intentions,
+        clock: opts.clock,
+        log: opts.log,
+        agentToken: () => this.opts.token,
+        // The sidecar's "Connect Sidecar Listening" check tells whether its proxy can serve.
+        onReady: (id, ready, why) => {
+          this.local.setSidecarListening(id, ready ? 'passing' : 'critical', why);
+        },
+      },
+      opts.node.datacenter,
+    );
     this.checks = new CheckScheduler({
       clock: opts.clock,
       random: opts.random,
@@ -178,6 +196,20 @@ export class TrellisAgent {
     if (this.#loading) return;
     this.#persist();
     this.sync.trigger();
+    this.#reconcileProxies();
+  }
+
+  #reconcileProxies(): void {
+    if (this.opts.servers.length === 0) return;
+    const sidecars = [...this.local.services.values()].map((e) => ({
+      service: e.service,
+      ...(e.token ? { token: e.token } : {}),
+    }));
+    this.proxies
+      .reconcile(sidecars)
+      .catch((err: unknown) =>
+        this.opts.log.warn({ err: describeError(err) }, 'could not start or stop a proxy'),
+      );
   }
 
   #changeWaiters: (() => void)[] = [];
@@ -215,6 +247,7 @@ export class TrellisAgent {
     this.sync.start();
     this.leaves.start();
     if (this.opts.servers.length > 0) this.intentions.start();
+    this.#reconcileProxies();
   }
 
   /**
@@ -396,6 +429,7 @@ export class TrellisAgent {
     } else {
       this.heartbeat.stop();
     }
+    await this.proxies.stop();
     await this.checks.stop();
     await this.leaves.stop();
     await this.intentions.stop();

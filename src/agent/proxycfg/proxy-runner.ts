@@ -19,6 +19,8 @@ export interface RunnerDeps {
   intentions: IntentionCache;
   clock: Clock;
   log: ProxyLogger;
+  /** The agent's own token, for sidecars registered without one. */
+  agentToken: () => string | undefined;
   /** Called whenever the proxy's readiness changes (the sidecar's own health check). */
   onReady?: (sidecarId: string, ready: boolean, why: string) => void;
 }
@@ -37,6 +39,7 @@ export class ProxyRunner {
   #loops: Promise<void>[] = [];
   #unsubscribe: (() => void) | undefined;
   #ready = false;
+  #why = '';
 
   constructor(spec: SidecarSpec, deps: RunnerDeps) {
     this.spec = spec;
@@ -45,6 +48,7 @@ export class ProxyRunner {
   }
 
   start(): void {
+    this.#setReady(false, 'waiting for a complete plan');
     this.#unsubscribe = this.#d.intentions.onChange(() => void this.#rebuild());
     this.#loops.push(this.#leafLoop(), this.#rootsLoop());
     for (const u of this.spec.upstreams) this.#loops.push(this.#endpointLoop(u.destination));
@@ -65,7 +69,7 @@ export class ProxyRunner {
         const index = this.#leaf?.ModifyIndex ?? 0;
         const leaf = await this.#d.leaves.get(
           this.spec.destination,
-          this.spec.token ?? '',
+          this.spec.token || this.#d.agentToken() || '',
           index,
           index ? WAIT_MS : 0,
           signal,
@@ -158,8 +162,9 @@ export class ProxyRunner {
   }
 
   #setReady(ready: boolean, why: string): void {
-    if (ready === this.#ready) return;
+    if (ready === this.#ready && why === this.#why) return;
     this.#ready = ready;
+    this.#why = why;
     this.#d.onReady?.(this.spec.id, ready, why);
   }
 

@@ -1,0 +1,166 @@
+/**
+ * Two agents, each running the proxy of its host's service: web's agent listens on web's
+ * upstream port for api, api's agent fronts api's app (a TCP echo server). Bytes from a
+ * client of web's upstream reach api's app through both proxies over mutual TLS, intentions
+ * decide, and the sidecar's listening check tells whether its proxy can serve.
+ */
+import { expect } from 'chai';
+import { writeFileSync } from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { request } from 'undici';
+import {
+  eventually,
+  startServerProcess,
+  startTrellis,
+  tempDirs,
+  type TrellisProcess,
+} from '../helpers/trellis-process.js';
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function roundTrip(port: number, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    let got = '';
+    s.on('data', (d) => (got += d.toString()));
+    s.on('error', () => {});
+    s.on('close', () => resolve(got));
+    s.on('connect', () => s.end(text));
+  });
+}
+
+describe('mesh: TCP through two agents and their proxies', function () {
+  this.timeout(90_000);
+  const tmp = tempDirs();
+  let server: TrellisProcess;
+  const agents: TrellisProcess[] = [];
+  let app: Server;
+  let appConnections = 0;
+  let upstreamPort = 0;
+
+  before(async () => {
+    app = createServer((s) => {
+      appConnections++;
+      s.on('error', () => {});
+      s.pipe(s);
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
+    const appPort = (app.address() as { port: number }).port;
+    server = await startServerProcess(tmp.make('mesh-srv'), 'srv');
+    const [apiSidecar, webSidecar] = [await freePort(), await freePort()];
+    upstreamPort = await freePort();
+
+    const apiConf = tmp.make('mesh-api-conf');
+    writeFileSync(
+      join(apiConf, 'api.hcl'),
+      `service {
+  name = "api"
+  port = ${appPort}
+  connect {
+    sidecar_service {
+      address = "127.0.0.1"
+      port    = ${apiSidecar}
+    }
+  }
+}
+`,
+    );
+    const webConf = tmp.make('mesh-web-conf');
+    writeFileSync(
+      join(webConf, 'web.hcl'),
+      `service {
+  name = "web"
+  port = 1
+  connect {
+    sidecar_service {
+      address = "127.0.0.1"
+      port    = ${webSidecar}
+      proxy {
+        upstreams = [{ destination_name = "api", local_bind_port = ${upstreamPort} }]
+      }
+    }
+  }
+}
+`,
+    );
+    for (const [node, conf] of [
+      ['host-api', apiConf],
+      ['host-web', webConf],
+    ] as const) {
+      agents.push(
+        await startTrellis([
+          'agent',
+          '--server',
+          server.address,
+          '--node',
+          node,
+          '--data-dir',
+          tmp.make(`mesh-${node}`),
+          '--config-dir',
+          conf,
+          '--bind',
+          '127.0.0.1:0',
+          '--sync-interval',
+          '1000',
+        ]),
+      );
+    }
+  });
+
+  after(async () => {
+    for (const a of agents) await a.stop();
+    await server.stop();
+    app.close();
+    tmp.removeAll();
+  });
+
+  it('carries bytes from web to api through both proxies', async () => {
+    await eventually(
+      async () => (await roundTrip(upstreamPort, 'hello mesh')) === 'hello mesh',
+      30_000,
+      200,
+    );
+  });
+
+  it("marks the sidecars' listening checks passing once their proxies serve", async () => {
+    await eventually(async () => {
+      const r = await request(`http://${server.address}/v1/health/checks/api-sidecar-proxy`);
+      const checks = (await r.body.json()) as { Name: string; Status: string }[];
+      return checks.some((c) => c.Name === 'Connect Sidecar Listening' && c.Status === 'passing');
+    }, 20_000);
+  });
+
+  it('follows intentions: a deny refuses new connections and closes open ones, an allow restores', async () => {
+    const open = connect({ host: '127.0.0.1', port: upstreamPort });
+    open.on('error', () => {});
+    const echoed = new Promise<string>((r) => open.once('data', (d) => r(d.toString())));
+    open.write('first');
+    expect(await echoed).to.equal('first');
+    const closed = new Promise<void>((r) => open.once('close', () => r()));
+
+    const put = await request(
+      `http://${server.address}/v1/connect/intentions/exact?source=web&destination=api`,
+      { method: 'PUT', body: JSON.stringify({ Action: 'deny' }) },
+    );
+    expect(put.statusCode).to.equal(200);
+    await put.body.text();
+    await closed;
+    const before = appConnections;
+    await eventually(async () => (await roundTrip(upstreamPort, 'denied?')) === '', 10_000, 100);
+    expect(appConnections).to.equal(before);
+
+    const allow = await request(
+      `http://${server.address}/v1/connect/intentions/exact?source=web&destination=api`,
+      { method: 'PUT', body: JSON.stringify({ Action: 'allow' }) },
+    );
+    await allow.body.text();
+    await eventually(async () => (await roundTrip(upstreamPort, 'back')) === 'back', 10_000, 100);
+  });
+});
