@@ -25,6 +25,7 @@ import type { CARoots } from '../api/index.js';
 import { remoteTokenResolver, type TokenResolver } from './acl/token-resolver.js';
 import { LeafManager } from './connect/leaf-manager.js';
 import { ProxyManager } from './proxycfg/manager.js';
+import { filePlanStore } from './proxycfg/plan-store.js';
 import { IntentionCache } from './connect/intention-cache.js';
 import { loadConfigDir, formatDiagnostic } from '../config/index.js';
 import { describeError, type Clock, type Random } from '../core/index.js';
@@ -141,6 +142,7 @@ export class TrellisAgent {
         clock: opts.clock,
         log: opts.log,
         agentToken: () => this.opts.token,
+        plans: filePlanStore(join(opts.dataDir, 'proxy-plans'), (o, m) => opts.log.warn(o, m)),
         // The sidecar's "Connect Sidecar Listening" check tells whether its proxy can serve.
         onReady: (id, ready, why) => {
           this.local.setSidecarListening(id, ready ? 'passing' : 'critical', why);

@@ -65,6 +65,7 @@ export class ServiceProxy {
   /** Every accepted socket, handshake or not, so stop() ends them at once. */
   #accepted = new Set<Socket>();
   #stopped = false;
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(opts: ServiceProxyOptions) {
     this.#o = {
@@ -92,9 +93,20 @@ export class ServiceProxy {
     return typeof a === 'object' && a ? a.port : undefined;
   }
 
-  /** Installs a complete plan: listeners opened or closed to match, open connections re-checked. */
-  async setPlan(plan: ProxyPlan): Promise<void> {
+  /**
+   * Installs a complete plan: listeners opened or closed to match, open connections re-checked.
+   * Calls are applied one at a time in order, and a plan older than the one in force is
+   * ignored, so watches that fire together cannot race each other's listeners.
+   */
+  setPlan(plan: ProxyPlan): Promise<void> {
+    const run = this.#queue.then(() => this.#install(plan));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #install(plan: ProxyPlan): Promise<void> {
     if (this.#stopped) return;
+    if (this.#plan && plan.version < this.#plan.version) return;
     const old = this.#plan;
     this.#plan = Object.freeze(plan);
     await this.#applyInbound(plan, old);

@@ -44,6 +44,7 @@ describe('mesh: TCP through two agents and their proxies', function () {
   let app: Server;
   let appConnections = 0;
   let upstreamPort = 0;
+  const agentArgs: string[][] = [];
 
   before(async () => {
     app = createServer((s) => {
@@ -94,29 +95,28 @@ describe('mesh: TCP through two agents and their proxies', function () {
       ['host-api', apiConf],
       ['host-web', webConf],
     ] as const) {
-      agents.push(
-        await startTrellis([
-          'agent',
-          '--server',
-          server.address,
-          '--node',
-          node,
-          '--data-dir',
-          tmp.make(`mesh-${node}`),
-          '--config-dir',
-          conf,
-          '--bind',
-          '127.0.0.1:0',
-          '--sync-interval',
-          '1000',
-        ]),
-      );
+      agentArgs.push([
+        'agent',
+        '--server',
+        server.address,
+        '--node',
+        node,
+        '--data-dir',
+        tmp.make(`mesh-${node}`),
+        '--config-dir',
+        conf,
+        '--bind',
+        '127.0.0.1:0',
+        '--sync-interval',
+        '1000',
+      ]);
     }
+    for (const args of agentArgs) agents.push(await startTrellis(args));
   });
 
   after(async () => {
     for (const a of agents) await a.stop();
-    await server.stop();
+    await server?.stop();
     app.close();
     tmp.removeAll();
   });
@@ -162,5 +162,16 @@ describe('mesh: TCP through two agents and their proxies', function () {
     );
     await allow.body.text();
     await eventually(async () => (await roundTrip(upstreamPort, 'back')) === 'back', 10_000, 100);
+  });
+
+  it('fails static: agents restarted while every server is down serve their saved plans', async () => {
+    await server.stop();
+    for (const a of agents.splice(0)) await a.stop();
+    for (const args of agentArgs) agents.push(await startTrellis(args));
+    await eventually(
+      async () => (await roundTrip(upstreamPort, 'no servers')) === 'no servers',
+      20_000,
+      200,
+    );
   });
 });

@@ -12,6 +12,7 @@ import { ServiceProxy, type ProxyLogger } from '../../proxy/index.js';
 import type { IntentionCache } from '../connect/intention-cache.js';
 import type { LeafManager } from '../connect/leaf-manager.js';
 import { buildPlan, type SidecarSpec } from './build-plan.js';
+import type { PlanStore } from './plan-store.js';
 
 export interface RunnerDeps {
   client: TrellisClient;
@@ -21,6 +22,8 @@ export interface RunnerDeps {
   log: ProxyLogger;
   /** The agent's own token, for sidecars registered without one. */
   agentToken: () => string | undefined;
+  /** Where each proxy's last complete plan is kept for restarts without servers. */
+  plans?: PlanStore;
   /** Called whenever the proxy's readiness changes (the sidecar's own health check). */
   onReady?: (sidecarId: string, ready: boolean, why: string) => void;
 }
@@ -40,6 +43,8 @@ export class ProxyRunner {
   #unsubscribe: (() => void) | undefined;
   #ready = false;
   #why = '';
+  /** A fresh plan has been installed (the saved one no longer matters). */
+  #served = false;
 
   constructor(spec: SidecarSpec, deps: RunnerDeps) {
     this.spec = spec;
@@ -49,6 +54,7 @@ export class ProxyRunner {
 
   start(): void {
     this.#setReady(false, 'waiting for a complete plan');
+    void this.#serveSaved();
     this.#unsubscribe = this.#d.intentions.onChange(() => void this.#rebuild());
     this.#loops.push(this.#leafLoop(), this.#rootsLoop());
     for (const u of this.spec.upstreams) this.#loops.push(this.#endpointLoop(u.destination));
@@ -59,6 +65,24 @@ export class ProxyRunner {
     this.#unsubscribe?.();
     await Promise.allSettled(this.#loops);
     await this.proxy.stop();
+  }
+
+  /** The plan saved before a restart, served until a fresh one is complete (fail static). */
+  async #serveSaved(): Promise<void> {
+    const saved = this.#d.plans?.load(this.spec.id, this.#specKey);
+    if (!saved || saved.tls.notAfter <= this.#d.clock.now()) return;
+    this.#version = saved.version;
+    try {
+      await this.proxy.setPlan(saved);
+      if (this.#served) return;
+      this.#setReady(true, 'serving the plan saved before the restart');
+    } catch (err) {
+      this.#d.log.warn({ sidecar: this.spec.id, err: String(err) }, 'cannot serve the saved plan');
+    }
+  }
+
+  get #specKey(): string {
+    return JSON.stringify(this.spec);
   }
 
   async #leafLoop(): Promise<void> {
@@ -155,6 +179,8 @@ export class ProxyRunner {
     );
     try {
       await this.proxy.setPlan(plan);
+      this.#served = true;
+      this.#d.plans?.save(this.spec.id, this.#specKey, plan);
       this.#setReady(true, 'listening with a plan and a valid certificate');
     } catch (err) {
       this.#setReady(false, `cannot serve the plan: ${String(err)}`);

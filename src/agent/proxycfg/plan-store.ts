@@ -1,0 +1,60 @@
+/**
+ * Each proxy's last complete plan, certificate and key included, kept in the agent's data dir
+ * (directory 0700, files 0600), so an agent restarted while every server is down serves what
+ * it last knew (fail static) until the certificate expires, and then fails closed.
+ */
+import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ProxyPlan } from '../../proxy/index.js';
+
+interface Saved {
+  /** The sidecar definition the plan was made for; a changed definition ignores it. */
+  specKey: string;
+  plan: ProxyPlan;
+}
+
+export interface PlanStore {
+  load(id: string, specKey: string): ProxyPlan | undefined;
+  save(id: string, specKey: string, plan: ProxyPlan): void;
+  remove(id: string): void;
+}
+
+export function filePlanStore(dir: string, warn: (o: object, m: string) => void): PlanStore {
+  const fileOf = (id: string): string => join(dir, `${encodeURIComponent(id)}.json`);
+  return {
+    load(id, specKey) {
+      let text: string;
+      try {
+        text = readFileSync(fileOf(id), 'utf8');
+      } catch {
+        return undefined;
+      }
+      try {
+        const saved = JSON.parse(text) as Saved;
+        return saved.specKey === specKey ? saved.plan : undefined;
+      } catch (err) {
+        warn({ sidecar: id, err: String(err) }, 'ignoring an unreadable saved proxy plan');
+        return undefined;
+      }
+    },
+    save(id, specKey, plan) {
+      try {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const path = fileOf(id);
+        writeFileSync(`${path}.tmp`, JSON.stringify({ specKey, plan } satisfies Saved), {
+          mode: 0o600,
+        });
+        renameSync(`${path}.tmp`, path);
+      } catch (err) {
+        warn({ sidecar: id, err: String(err) }, 'cannot save the proxy plan');
+      }
+    },
+    remove(id) {
+      try {
+        unlinkSync(fileOf(id));
+      } catch {
+        // Nothing saved: nothing to remove.
+      }
+    },
+  };
+}
