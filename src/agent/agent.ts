@@ -25,6 +25,7 @@ import type { CARoots } from '../api/index.js';
 import { remoteTokenResolver, type TokenResolver } from './acl/token-resolver.js';
 import { LeafManager } from './connect/leaf-manager.js';
 import { ProxyManager } from './proxycfg/manager.js';
+import { createRegistry, proxyMetrics, type Registry } from '../telemetry/metrics.js';
 import { filePlanStore } from './proxycfg/plan-store.js';
 import { IntentionCache } from './connect/intention-cache.js';
 import { loadConfigDir, formatDiagnostic } from '../config/index.js';
@@ -99,6 +100,8 @@ export class TrellisAgent {
   readonly leaves: LeafManager;
   /** The proxies of this host's sidecar services, run in this process. */
   readonly proxies: ProxyManager;
+  /** Prometheus metrics of this agent and its proxies (GET /v1/agent/metrics?format=prometheus). */
+  readonly metrics: Registry;
   /** Every intention, kept current from the servers: connect authorization without a round trip. */
   readonly intentions: IntentionCache;
   readonly startedAt: number;
@@ -134,6 +137,7 @@ export class TrellisAgent {
       log: opts.log,
       ...(opts.onRoots ? { onRoots: opts.onRoots } : {}),
     });
+    this.metrics = createRegistry({ processMetrics: true });
     this.proxies = new ProxyManager(
       {
         client: this.client,
@@ -142,6 +146,7 @@ export class TrellisAgent {
         clock: opts.clock,
         log: opts.log,
         agentToken: () => this.opts.token,
+        metrics: proxyMetrics(this.metrics),
         plans: filePlanStore(join(opts.dataDir, 'proxy-plans'), (o, m) => opts.log.warn(o, m)),
         // The sidecar's "Connect Sidecar Listening" check tells whether its proxy can serve.
         onReady: (id, ready, why) => {

@@ -22,6 +22,7 @@ import type { Clock } from '../core/index.js';
 import { decide } from '../policy/index.js';
 import type { Endpoint, ProxyPlan, UpstreamPlan } from './plan.js';
 import { REASON, type Reason } from './reasons.js';
+import type { ProxyMetrics } from '../telemetry/metrics.js';
 import { pipeSockets, type PipeStats } from './tcp/pipe.js';
 import { peerServiceIdentity, uriSans } from './transport/identity.js';
 
@@ -39,11 +40,15 @@ export interface ServiceProxyOptions {
   handshakeTimeoutMs?: number;
   /** Time to connect to an upstream endpoint or the local app (default 5s). */
   connectTimeoutMs?: number;
+  /** Connection counters and bytes, labelled by services and reason. */
+  metrics?: ProxyMetrics;
 }
 
 interface InboundConn {
   socket: TLSSocket;
   source: string;
+  /** Set when the proxy itself ends the connection (an intention now denies it). */
+  endedFor?: Reason;
 }
 
 interface OutboundListener {
@@ -54,9 +59,12 @@ interface OutboundListener {
 }
 
 const listenKey = (address: string, port: number): string => `${address}|${port}`;
+/** The service label when a peer never proved who it is. */
+const UNKNOWN = 'unknown';
 
 export class ServiceProxy {
-  readonly #o: Required<ServiceProxyOptions>;
+  readonly #o: Required<Omit<ServiceProxyOptions, 'metrics'>> &
+    Pick<ServiceProxyOptions, 'metrics'>;
   #plan: ProxyPlan | undefined;
   #inbound: TlsServer | undefined;
   #inboundKey = '';
@@ -177,6 +185,14 @@ export class ServiceProxy {
         { service: plan?.service, source, remote: s.remoteAddress, reason, why },
         'inbound connection refused',
       );
+      this.#o.metrics?.connectionClosed(
+        'inbound',
+        source || UNKNOWN,
+        plan?.service ?? UNKNOWN,
+        reason,
+        0,
+        0,
+      );
       s.destroy();
     };
     if (!plan || started >= plan.tls.notAfter) return refuse(REASON.noPlan, 'no valid plan');
@@ -195,6 +211,7 @@ export class ServiceProxy {
     const app = netConnect({
       host: plan.inbound.localApp.address,
       port: plan.inbound.localApp.port,
+      allowHalfOpen: true,
     });
     app.setTimeout(this.#o.connectTimeoutMs, () => app.destroy(new Error('connect timeout')));
     app.once('error', (err) => {
@@ -204,6 +221,7 @@ export class ServiceProxy {
     app.once('connect', () => {
       app.setTimeout(0);
       app.removeAllListeners('error');
+      this.#o.metrics?.connectionOpened('inbound', id.service, plan.service);
       pipeSockets(s, app, this.#o.idleTimeoutMs, (stats, idle) => {
         this.#open.delete(conn);
         this.#access(
@@ -212,7 +230,7 @@ export class ServiceProxy {
           id.service,
           started,
           stats,
-          idle ? REASON.idleTimeout : undefined,
+          conn.endedFor ?? (idle ? REASON.idleTimeout : undefined),
         );
       });
       s.resume();
@@ -233,6 +251,7 @@ export class ServiceProxy {
         'closing an open connection: intentions now deny it',
       );
       this.#open.delete(c);
+      c.endedFor = REASON.unauthorized;
       c.socket.destroy();
     }
   }
@@ -267,6 +286,14 @@ export class ServiceProxy {
         { service: plan?.service, destination: dest, reason, why },
         'outbound connection failed',
       );
+      this.#o.metrics?.connectionClosed(
+        'outbound',
+        plan?.service ?? UNKNOWN,
+        dest || UNKNOWN,
+        reason,
+        0,
+        0,
+      );
       client.destroy();
     };
     if (!plan || started >= plan.tls.notAfter) return fail(REASON.noPlan, 'no valid plan');
@@ -292,6 +319,7 @@ export class ServiceProxy {
       up.once('secureConnect', () => {
         up.setTimeout(0);
         up.removeAllListeners('error');
+        this.#o.metrics?.connectionOpened('outbound', plan.service, upstream.destination);
         pipeSockets(client, up, this.#o.idleTimeoutMs, (stats, idle) =>
           this.#access(
             'outbound',
@@ -349,6 +377,14 @@ export class ServiceProxy {
     stats: PipeStats,
     reason: Reason | undefined,
   ): void {
+    this.#o.metrics?.connectionClosed(
+      direction,
+      source,
+      destination,
+      reason ?? '-',
+      stats.bytesIn,
+      stats.bytesOut,
+    );
     this.#o.log.info(
       {
         direction,

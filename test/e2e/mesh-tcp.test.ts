@@ -164,6 +164,39 @@ describe('mesh: TCP through two agents and their proxies', function () {
     await eventually(async () => (await roundTrip(upstreamPort, 'back')) === 'back', 10_000, 100);
   });
 
+  it('counts connections, bytes and refusals in Prometheus metrics on each agent', async () => {
+    const scrape = async (agent: TrellisProcess): Promise<string> => {
+      const r = await request(`http://${agent.address}/v1/agent/metrics?format=prometheus`);
+      expect(r.statusCode).to.equal(200);
+      return r.body.text();
+    };
+    const value = (text: string, line: RegExp): number => {
+      const m = text.split('\n').find((l) => line.test(l));
+      return m ? Number(m.split(' ').pop()) : 0;
+    };
+    const web = await scrape(agents[1]!);
+    expect(
+      value(
+        web,
+        /^trellis_tcp_connections_opened_total\{direction="outbound",source_service="web",destination_service="api"\}/,
+      ),
+    ).to.be.at.least(3);
+    expect(
+      value(
+        web,
+        /^trellis_tcp_bytes_total\{.*source_service="web",destination_service="api",flow="rx"\}/,
+      ),
+    ).to.be.at.least('hello mesh'.length);
+    const api = await scrape(agents[0]!);
+    // The deny earlier was counted where it was decided: at api's inbound listener.
+    expect(
+      value(
+        api,
+        /^trellis_tcp_connections_closed_total\{direction="inbound",source_service="web",destination_service="api",response_flags="UAEX"\}/,
+      ),
+    ).to.be.at.least(1);
+  });
+
   it('fails static: agents restarted while every server is down serve their saved plans', async () => {
     await server.stop();
     for (const a of agents.splice(0)) await a.stop();

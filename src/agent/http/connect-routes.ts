@@ -7,10 +7,32 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { MeshError } from '../../core/index.js';
 import { requireAllowed } from '../../policy/index.js';
-import { blockingParams, query, requestToken, route, sendJSON } from '../../httpkit/consul-http.js';
+import {
+  blockingParams,
+  param,
+  query,
+  requestToken,
+  route,
+  sendJSON,
+} from '../../httpkit/consul-http.js';
 import type { TrellisAgent } from '../agent.js';
 
 export function connectRoutes(app: FastifyInstance, agent: TrellisAgent): void {
+  // Consul's path for an agent's metrics; Prometheus scrapes it with ?format=prometheus.
+  route(app, ['GET'], '/v1/agent/metrics', async (req, reply) => {
+    requireAllowed(
+      await agent.resolveToken(requestToken(req)),
+      'agent',
+      agent.opts.node.node,
+      'read',
+    );
+    if (param(query(req), 'format') === 'prometheus') {
+      reply.type(agent.metrics.contentType);
+      return reply.send(await agent.metrics.metrics());
+    }
+    return sendJSON(reply, await agent.metrics.getMetricsAsJSON());
+  });
+
   const abortOnClose = (req: FastifyRequest): AbortSignal => {
     const ac = new AbortController();
     req.raw.once('close', () => ac.abort());

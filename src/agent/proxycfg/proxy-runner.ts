@@ -13,6 +13,7 @@ import type { IntentionCache } from '../connect/intention-cache.js';
 import type { LeafManager } from '../connect/leaf-manager.js';
 import { buildPlan, type SidecarSpec } from './build-plan.js';
 import type { PlanStore } from './plan-store.js';
+import type { ProxyMetrics } from '../../telemetry/metrics.js';
 
 export interface RunnerDeps {
   client: TrellisClient;
@@ -22,6 +23,7 @@ export interface RunnerDeps {
   log: ProxyLogger;
   /** The agent's own token, for sidecars registered without one. */
   agentToken: () => string | undefined;
+  metrics?: ProxyMetrics;
   /** Where each proxy's last complete plan is kept for restarts without servers. */
   plans?: PlanStore;
   /** Called whenever the proxy's readiness changes (the sidecar's own health check). */
@@ -49,7 +51,11 @@ export class ProxyRunner {
   constructor(spec: SidecarSpec, deps: RunnerDeps) {
     this.spec = spec;
     this.#d = deps;
-    this.proxy = new ServiceProxy({ clock: deps.clock, log: deps.log });
+    this.proxy = new ServiceProxy({
+      clock: deps.clock,
+      log: deps.log,
+      ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    });
   }
 
   start(): void {
