@@ -208,3 +208,92 @@ describe('mesh: TCP through two agents and their proxies', function () {
     );
   });
 });
+
+describe('mesh: fail closed when the certificate expires with the servers gone', function () {
+  this.timeout(90_000);
+  const tmp = tempDirs();
+  let server: TrellisProcess | undefined;
+  let agent: TrellisProcess | undefined;
+  let app: Server;
+
+  after(async () => {
+    await agent?.stop();
+    await server?.stop();
+    app?.close();
+    tmp.removeAll();
+  });
+
+  it('keeps serving until the leaf expires, then refuses and turns the listening check critical', async () => {
+    app = createServer((s) => {
+      s.on('error', () => {});
+      s.pipe(s);
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
+    const appPort = (app.address() as { port: number }).port;
+    server = await startServerProcess(tmp.make('exp-srv'), 'srv');
+    const cfg = await request(`http://${server.address}/v1/connect/ca/configuration`, {
+      method: 'PUT',
+      body: JSON.stringify({ Config: { LeafCertTTL: '12s' } }),
+    });
+    expect(cfg.statusCode).to.equal(200);
+    await cfg.body.text();
+    const [sidecarPort, upstreamPort] = [await freePort(), await freePort()];
+    const conf = tmp.make('exp-conf');
+    // One agent hosts both: "web" calls "api" through its own upstream listener.
+    writeFileSync(
+      join(conf, 'services.hcl'),
+      `service {
+  name = "api"
+  port = ${appPort}
+  connect {
+    sidecar_service {
+      address = "127.0.0.1"
+      port    = ${sidecarPort}
+      proxy {
+        upstreams = [{ destination_name = "api", local_bind_port = ${upstreamPort} }]
+      }
+    }
+  }
+}
+`,
+    );
+    agent = await startTrellis([
+      'agent',
+      '--server',
+      server.address,
+      '--node',
+      'exp-host',
+      '--data-dir',
+      tmp.make('exp-agent'),
+      '--config-dir',
+      conf,
+      '--bind',
+      '127.0.0.1:0',
+    ]);
+    const agentUrl = `http://${agent.address}`;
+    const listening = async (): Promise<{ Status: string; Output: string } | undefined> => {
+      const r = await request(`${agentUrl}/v1/agent/checks`);
+      const checks = (await r.body.json()) as Record<
+        string,
+        { Name: string; Status: string; Output: string }
+      >;
+      return Object.values(checks).find((c) => c.Name === 'Connect Sidecar Listening');
+    };
+    await eventually(async () => (await listening())?.Status === 'passing', 20_000, 200);
+    await eventually(async () => (await roundTrip(upstreamPort, 'up')) === 'up', 20_000, 200);
+    await server.stop();
+    server = undefined;
+    // Still serving what it knows...
+    expect(await roundTrip(upstreamPort, 'still')).to.equal('still');
+    // ...until the 12s certificate runs out: then nothing passes and the check says why.
+    await eventually(
+      async () => {
+        const c = await listening();
+        return c?.Status === 'critical' && /certificate has expired/.test(c.Output);
+      },
+      30_000,
+      250,
+    );
+    expect(await roundTrip(upstreamPort, 'late')).to.equal('');
+  });
+});

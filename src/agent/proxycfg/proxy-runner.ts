@@ -47,6 +47,7 @@ export class ProxyRunner {
   #why = '';
   /** A fresh plan has been installed (the saved one no longer matters). */
   #served = false;
+  #expiry: ReturnType<Clock['setTimeout']> | undefined;
 
   constructor(spec: SidecarSpec, deps: RunnerDeps) {
     this.spec = spec;
@@ -68,6 +69,7 @@ export class ProxyRunner {
 
   async stop(): Promise<void> {
     this.#stop.abort();
+    if (this.#expiry) this.#d.clock.clearTimeout(this.#expiry);
     this.#unsubscribe?.();
     await Promise.allSettled(this.#loops);
     await this.proxy.stop();
@@ -82,6 +84,7 @@ export class ProxyRunner {
       await this.proxy.setPlan(saved);
       if (this.#served) return;
       this.#setReady(true, 'serving the plan saved before the restart');
+      this.#watchExpiry(saved.tls.notAfter);
     } catch (err) {
       this.#d.log.warn({ sidecar: this.spec.id, err: String(err) }, 'cannot serve the saved plan');
     }
@@ -188,9 +191,23 @@ export class ProxyRunner {
       this.#served = true;
       this.#d.plans?.save(this.spec.id, this.#specKey, plan);
       this.#setReady(true, 'listening with a plan and a valid certificate');
+      this.#watchExpiry(plan.tls.notAfter);
     } catch (err) {
       this.#setReady(false, `cannot serve the plan: ${String(err)}`);
     }
+  }
+
+  /**
+   * The proxy refuses everything once its certificate expires (renewal failed, servers gone):
+   * the sidecar's check must then say so, so no one routes to it.
+   */
+  #watchExpiry(notAfter: number): void {
+    if (this.#expiry) this.#d.clock.clearTimeout(this.#expiry);
+    const ms = Math.max(0, notAfter - this.#d.clock.now());
+    this.#expiry = this.#d.clock.setTimeout(
+      () => this.#setReady(false, 'the certificate has expired; refusing all traffic'),
+      Math.min(ms, 2 ** 31 - 1),
+    );
   }
 
   #setReady(ready: boolean, why: string): void {
