@@ -146,7 +146,8 @@ export class ServiceProxy {
     const key = listenKey(plan.inbound.bindAddress, plan.inbound.bindPort);
     const context = { cert: plan.tls.certChain, key: plan.tls.key, ca: plan.tls.roots };
     if (this.#inbound && key === this.#inboundKey) {
-      if (!old || old.tls !== plan.tls) this.#inbound.setSecureContext(context);
+      // Plans are rebuilt on every input change; only new certificates need a new context.
+      if (!old || !sameTls(old.tls, plan.tls)) this.#inbound.setSecureContext(context);
       return;
     }
     if (this.#inbound) await closeServer(this.#inbound);
@@ -407,6 +408,15 @@ function pseudoRandom(): number {
   seed ^= seed >>> 17;
   seed ^= seed << 5;
   return (seed >>> 0) / 0x100000000;
+}
+
+function sameTls(a: ProxyPlan['tls'], b: ProxyPlan['tls']): boolean {
+  return (
+    a.certChain === b.certChain &&
+    a.key === b.key &&
+    a.roots.length === b.roots.length &&
+    a.roots.every((r, i) => r === b.roots[i])
+  );
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {
