@@ -23,6 +23,8 @@ import { decide } from '../policy/index.js';
 import type { Endpoint, ProxyPlan, UpstreamPlan } from './plan.js';
 import { REASON, type Reason } from './reasons.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
+import type { Server as HttpServer } from 'node:http';
+import { createInboundHttpServer, type Caller } from './http/inbound-http.js';
 import { pipeSockets, type PipeStats } from './tcp/pipe.js';
 import { peerServiceIdentity, uriSans } from './transport/identity.js';
 
@@ -74,6 +76,8 @@ export class ServiceProxy {
   #accepted = new Set<Socket>();
   #stopped = false;
   #queue: Promise<void> = Promise.resolve();
+  #http: HttpServer | undefined;
+  readonly #callers = new WeakMap<Socket, Caller>();
 
   constructor(opts: ServiceProxyOptions) {
     this.#o = {
@@ -200,12 +204,9 @@ export class ServiceProxy {
     const id = peerServiceIdentity(s.getPeerCertificate());
     if (!id)
       return refuse(REASON.unauthorized, 'the client certificate has no single SPIFFE service id');
-    const d = decide(
-      plan.intentions,
-      { source: id.service, destination: plan.service },
-      plan.defaultAllow,
-    );
+    const d = l4Decision(plan, id.service);
     if (!d.allowed) return refuse(REASON.unauthorized, d.reason, id.service);
+    if (plan.inbound.protocol !== 'tcp') return this.#serveHttp(s, id.service);
     s.pause();
     const conn: InboundConn = { socket: s, source: id.service };
     this.#open.add(conn);
@@ -238,14 +239,26 @@ export class ServiceProxy {
     });
   }
 
+  /** HTTP: the connection is handed to the HTTP server, which decides every request. */
+  #serveHttp(s: TLSSocket, source: string): void {
+    const uri = uriSans(s.getPeerCertificate())[0] ?? '';
+    this.#callers.set(s, { service: source, uri });
+    const conn: InboundConn = { socket: s, source };
+    this.#open.add(conn);
+    s.once('close', () => this.#open.delete(conn));
+    this.#http ??= createInboundHttpServer({
+      plan: () => this.#plan,
+      callerOf: (sock) => this.#callers.get(sock),
+      log: this.#o.log,
+    });
+    this.#o.metrics?.connectionOpened('inbound', source, this.#plan?.service ?? UNKNOWN);
+    this.#http.emit('connection', s);
+  }
+
   /** Closes open inbound connections the new intentions no longer allow. */
   #reauthorize(plan: ProxyPlan): void {
     for (const c of this.#open) {
-      const d = decide(
-        plan.intentions,
-        { source: c.source, destination: plan.service },
-        plan.defaultAllow,
-      );
+      const d = l4Decision(plan, c.source);
       if (d.allowed) continue;
       this.#o.log.info(
         { service: plan.service, source: c.source, reason: REASON.unauthorized, why: d.reason },
@@ -408,6 +421,17 @@ function pseudoRandom(): number {
   seed ^= seed >>> 17;
   seed ^= seed << 5;
   return (seed >>> 0) / 0x100000000;
+}
+
+/**
+ * The connection-time decision. For HTTP services an intention with L7 permissions lets the
+ * connection in, and each request is then decided on its own.
+ */
+function l4Decision(plan: ProxyPlan, source: string): { allowed: boolean; reason: string } {
+  const d = decide(plan.intentions, { source, destination: plan.service }, plan.defaultAllow);
+  if (!d.allowed && plan.inbound.protocol !== 'tcp' && d.intention?.Permissions?.length)
+    return { allowed: true, reason: `${d.reason}; decided per request` };
+  return d;
 }
 
 function sameTls(a: ProxyPlan['tls'], b: ProxyPlan['tls']): boolean {

@@ -4,49 +4,17 @@
  * real CA built with src/pki; plans are written by hand, as the agent will compile them.
  */
 import { expect } from 'chai';
-import { generateKeyPairSync } from 'node:crypto';
 import { connect, createServer, type Server } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { systemClock } from '../../../src/core/index.js';
-import { createCsr, generateRoot, loadPrivateKey, signLeaf } from '../../../src/pki/index.js';
 import type { IntentionRule } from '../../../src/policy/index.js';
 import { ServiceProxy, type ProxyPlan } from '../../../src/proxy/index.js';
+import { spiffeUri, testCa, TEST_TD, type TestLeaf } from '../../helpers/mesh-ca.js';
 
-const TD = '11111111-2222-3333-4444-555555555555.consul';
-const uri = (svc: string, td = TD): string => `spiffe://${td}/ns/default/dc/dc1/svc/${svc}`;
-
-interface Leaf {
-  certChain: string;
-  key: string;
-}
-
-function ca(td = TD) {
-  const root = generateRoot({
-    clusterId: td.slice(0, 36),
-    trustDomain: td,
-    ttlMs: 24 * 3600_000,
-    now: new Date(),
-  });
-  const rootKey = loadPrivateKey(root.keyPem);
-  return {
-    rootPem: root.certPem,
-    leaf(svc: string): Leaf {
-      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-      const signed = signLeaf({
-        csrPem: createCsr(privateKey, uri(svc, td)),
-        expectedUri: uri(svc, td),
-        signerKey: rootKey,
-        signerCertPem: root.certPem,
-        ttlMs: 3600_000,
-        now: new Date(),
-      });
-      return {
-        certChain: signed.certPem,
-        key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
-      };
-    },
-  };
-}
+const TD = TEST_TD;
+const uri = (svc: string, td = TD): string => spiffeUri(svc, td);
+type Leaf = TestLeaf;
+const ca = testCa;
 
 const quiet = { info() {}, warn() {} };
 
