@@ -4,7 +4,7 @@
  */
 import type { CARoots, Intention, IssuedCert, ServiceEntry } from '../../api/index.js';
 import { serviceSpiffeId, type IntentionRule } from '../../policy/index.js';
-import type { Endpoint, ProxyPlan } from '../../proxy/index.js';
+import type { Endpoint, Protocol, ProxyPlan } from '../../proxy/index.js';
 
 /** A local connect-proxy service, as the proxy needs it. */
 export interface SidecarSpec {
@@ -35,6 +35,24 @@ export interface PlanInputs {
   intentions: readonly Intention[];
   /** Healthy instances (sidecars) of each upstream destination. */
   endpoints: ReadonlyMap<string, readonly ServiceEntry[]>;
+  /** The service's protocol (service-defaults, else proxy-defaults, else tcp). */
+  protocol?: Protocol;
+}
+
+const PROTOCOLS: readonly Protocol[] = ['tcp', 'http', 'http2', 'grpc'];
+
+/**
+ * A service's protocol as Consul resolves it: its service-defaults `Protocol`, else the
+ * global proxy-defaults `Config.protocol`, else tcp.
+ */
+export function resolveProtocol(
+  serviceDefaults: { Protocol?: unknown } | null | undefined,
+  proxyDefaults: { Config?: { protocol?: unknown } } | null | undefined,
+): Protocol {
+  for (const p of [serviceDefaults?.Protocol, proxyDefaults?.Config?.protocol]) {
+    if (typeof p === 'string' && (PROTOCOLS as readonly string[]).includes(p)) return p as Protocol;
+  }
+  return 'tcp';
 }
 
 export function toRule(i: Intention): IntentionRule {
@@ -77,7 +95,7 @@ export function buildPlan(inputs: PlanInputs, version: number): ProxyPlan {
       bindAddress: spec.bindAddress,
       bindPort: spec.bindPort,
       localApp: spec.localApp,
-      protocol: 'tcp',
+      protocol: inputs.protocol ?? 'tcp',
     },
     upstreams: spec.upstreams.map((u) => ({
       destination: u.destination,

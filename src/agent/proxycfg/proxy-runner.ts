@@ -11,7 +11,7 @@ import type { Clock } from '../../core/index.js';
 import { ServiceProxy, type ProxyLogger } from '../../proxy/index.js';
 import type { IntentionCache } from '../connect/intention-cache.js';
 import type { LeafManager } from '../connect/leaf-manager.js';
-import { buildPlan, type SidecarSpec } from './build-plan.js';
+import { buildPlan, resolveProtocol, type SidecarSpec } from './build-plan.js';
 import type { PlanStore } from './plan-store.js';
 import type { ProxyMetrics } from '../../telemetry/metrics.js';
 
@@ -40,6 +40,8 @@ export class ProxyRunner {
   readonly #stop = new AbortController();
   #leaf: IssuedCert | undefined;
   #endpoints = new Map<string, ServiceEntry[]>();
+  #config = new Map<string, unknown>();
+  #configKnown = new Set<string>();
   #version = 0;
   #loops: Promise<void>[] = [];
   #unsubscribe: (() => void) | undefined;
@@ -63,7 +65,12 @@ export class ProxyRunner {
     this.#setReady(false, 'waiting for a complete plan');
     void this.#serveSaved();
     this.#unsubscribe = this.#d.intentions.onChange(() => void this.#rebuild());
-    this.#loops.push(this.#leafLoop(), this.#rootsLoop());
+    this.#loops.push(
+      this.#leafLoop(),
+      this.#rootsLoop(),
+      this.#configLoop('service-defaults', this.spec.destination),
+      this.#configLoop('proxy-defaults', 'global'),
+    );
     for (const u of this.spec.upstreams) this.#loops.push(this.#endpointLoop(u.destination));
   }
 
@@ -133,6 +140,30 @@ export class ProxyRunner {
     }
   }
 
+  /** Watches one config entry the protocol depends on (absent is an answer too: null). */
+  async #configLoop(kind: string, name: string): Promise<void> {
+    const signal = this.#stop.signal;
+    let index = 0;
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        const r = await this.#d.client.configEntries.get(kind, name, { index, wait: WAIT, signal });
+        failures = 0;
+        index = r.index < index ? 0 : r.index;
+        const key = `${kind}/${name}`;
+        const before = JSON.stringify(this.#config.get(key) ?? null);
+        this.#config.set(key, r.value);
+        if (JSON.stringify(r.value) !== before || !this.#configKnown.has(key)) {
+          this.#configKnown.add(key);
+          await this.#rebuild();
+        }
+      } catch {
+        if (signal.aborted) return;
+        await this.#sleep(Math.min(30_000, 200 * 2 ** Math.min(failures++, 8)));
+      }
+    }
+  }
+
   async #endpointLoop(destination: string): Promise<void> {
     const signal = this.#stop.signal;
     let index = 0;
@@ -170,7 +201,9 @@ export class ProxyRunner {
           ? 'no intentions yet'
           : this.spec.upstreams.find((u) => !this.#endpoints.has(u.destination))
             ? 'upstream endpoints not known yet'
-            : undefined;
+            : this.#configKnown.size < 2
+              ? 'service-defaults and proxy-defaults not known yet'
+              : undefined;
     if (missing || !roots || !leaf) {
       this.#setReady(false, missing ?? 'incomplete');
       return;
@@ -183,6 +216,12 @@ export class ProxyRunner {
         defaultAllow: cache.defaultAllow,
         intentions: cache.intentions,
         endpoints: this.#endpoints,
+        protocol: resolveProtocol(
+          this.#config.get(`service-defaults/${this.spec.destination}`) as {
+            Protocol?: unknown;
+          } | null,
+          this.#config.get('proxy-defaults/global') as { Config?: { protocol?: unknown } } | null,
+        ),
       },
       ++this.#version,
     );

@@ -6,7 +6,7 @@ import type {
   IssuedCert,
   ServiceEntry,
 } from '../../../src/api/index.js';
-import { buildPlan } from '../../../src/agent/proxycfg/build-plan.js';
+import { buildPlan, resolveProtocol } from '../../../src/agent/proxycfg/build-plan.js';
 import { sidecarSpec } from '../../../src/agent/proxycfg/manager.js';
 
 const roots: CARoots = {
@@ -126,5 +126,14 @@ describe('proxycfg: sidecar specs and plans', () => {
         { address: '198.18.1.3', port: 21000, node: 'n3' },
       ],
     });
+  });
+
+  it('resolves the protocol as Consul does: service-defaults, then proxy-defaults, then tcp', () => {
+    expect(resolveProtocol({ Protocol: 'http' }, { Config: { protocol: 'grpc' } })).to.equal(
+      'http',
+    );
+    expect(resolveProtocol(null, { Config: { protocol: 'grpc' } })).to.equal('grpc');
+    expect(resolveProtocol({}, null)).to.equal('tcp');
+    expect(resolveProtocol({ Protocol: 'bogus' }, null)).to.equal('tcp');
   });
 });
