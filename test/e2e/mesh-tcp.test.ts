@@ -16,25 +16,7 @@ import {
   tempDirs,
   type TrellisProcess,
 } from '../helpers/trellis-process.js';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-function roundTrip(port: number, text: string): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    let got = '';
-    s.on('data', (d) => (got += d.toString()));
-    s.on('error', () => {});
-    s.on('close', () => resolve(got));
-    s.on('connect', () => s.end(text));
-  });
-}
+import { freePort, tcpRoundTrip as roundTrip } from '../helpers/net.js';
 
 describe('mesh: TCP through two agents and their proxies', function () {
   this.timeout(90_000);

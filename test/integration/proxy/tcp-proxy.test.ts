@@ -10,6 +10,7 @@ import { systemClock } from '../../../src/core/index.js';
 import type { IntentionRule } from '../../../src/policy/index.js';
 import { ServiceProxy, type ProxyPlan } from '../../../src/proxy/index.js';
 import { spiffeUri, testCa, TEST_TD, type TestLeaf } from '../../helpers/mesh-ca.js';
+import { tcpRoundTrip as roundTrip } from '../../helpers/net.js';
 
 const TD = TEST_TD;
 const uri = (svc: string, td = TD): string => spiffeUri(svc, td);
@@ -30,18 +31,6 @@ function echoServer(): Promise<{ server: Server; port: number; seen: () => numbe
       resolve({ server, port: (server.address() as { port: number }).port, seen: () => seen }),
     ),
   );
-}
-
-/** Sends `text`, half-closes, and resolves with everything that came back (or why not). */
-function roundTrip(port: number, text: string): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    let got = '';
-    s.on('data', (d) => (got += d.toString()));
-    s.on('error', () => {});
-    s.on('close', () => resolve(got));
-    s.on('connect', () => s.end(text));
-  });
 }
 
 const allow = (source: string, destination: string, action: 'allow' | 'deny'): IntentionRule => ({
