@@ -23,10 +23,13 @@ import { decide } from '../policy/index.js';
 import type { Endpoint, ProxyPlan, UpstreamPlan } from './plan.js';
 import { REASON, type Reason } from './reasons.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
-import type { Server as HttpServer } from 'node:http';
-import { createInboundHttpServer, type Caller } from './http/inbound-http.js';
+import { endpointKey, pickOrder, type BalancerState } from './balance.js';
+import type { RequestRecord } from './http/exchange.js';
+import { InboundHttp } from './http/inbound-http.js';
+import { OutboundHttp, type UpstreamHttpVersion } from './http/outbound-http.js';
 import { pipeSockets, type PipeStats } from './tcp/pipe.js';
 import { peerServiceIdentity, uriSans } from './transport/identity.js';
+import { mtlsOptions } from './transport/mtls.js';
 
 export interface ProxyLogger {
   info(obj: object, msg: string): void;
@@ -42,8 +45,12 @@ export interface ServiceProxyOptions {
   handshakeTimeoutMs?: number;
   /** Time to connect to an upstream endpoint or the local app (default 5s). */
   connectTimeoutMs?: number;
-  /** Connection counters and bytes, labelled by services and reason. */
+  /** Connection and request counters, labelled by services and reason. */
   metrics?: ProxyMetrics;
+  /** Where the per-request and per-connection access log goes (default: `log`; false: off). */
+  accessLog?: ProxyLogger | false;
+  /** How this proxy's HTTP upstream connections speak to other proxies (default h2). */
+  upstreamHttp?: UpstreamHttpVersion;
 }
 
 interface InboundConn {
@@ -53,11 +60,9 @@ interface InboundConn {
   endedFor?: Reason;
 }
 
-interface OutboundListener {
+interface OutboundListener extends BalancerState {
   server: Server;
   key: string;
-  /** Round-robin position. */
-  next: number;
 }
 
 const listenKey = (address: string, port: number): string => `${address}|${port}`;
@@ -65,8 +70,9 @@ const listenKey = (address: string, port: number): string => `${address}|${port}
 const UNKNOWN = 'unknown';
 
 export class ServiceProxy {
-  readonly #o: Required<Omit<ServiceProxyOptions, 'metrics'>> &
+  readonly #o: Required<Omit<ServiceProxyOptions, 'metrics' | 'accessLog'>> &
     Pick<ServiceProxyOptions, 'metrics'>;
+  readonly #accessLog: ProxyLogger | undefined;
   #plan: ProxyPlan | undefined;
   #inbound: TlsServer | undefined;
   #inboundKey = '';
@@ -76,16 +82,38 @@ export class ServiceProxy {
   #accepted = new Set<Socket>();
   #stopped = false;
   #queue: Promise<void> = Promise.resolve();
-  #http: HttpServer | undefined;
-  readonly #callers = new WeakMap<Socket, Caller>();
+  readonly #inboundHttp: InboundHttp;
+  readonly #outboundHttp: OutboundHttp;
+  /** TCP connections open to each endpoint (least_request for TCP upstreams). */
+  readonly #tcpLoad = new Map<string, number>();
 
   constructor(opts: ServiceProxyOptions) {
     this.#o = {
       idleTimeoutMs: 3_600_000,
       handshakeTimeoutMs: 10_000,
       connectTimeoutMs: 5_000,
+      upstreamHttp: 'h2',
       ...opts,
     };
+    this.#accessLog = opts.accessLog === false ? undefined : (opts.accessLog ?? opts.log);
+    const observe = (r: RequestRecord): void => this.#onRequest(r);
+    this.#inboundHttp = new InboundHttp({
+      plan: () => this.#plan,
+      clock: this.#o.clock,
+      log: this.#o.log,
+      observe,
+      idleTimeoutMs: this.#o.idleTimeoutMs,
+    });
+    this.#outboundHttp = new OutboundHttp({
+      plan: () => this.#plan,
+      upstream: (key) =>
+        this.#plan?.upstreams.find((u) => listenKey(u.bindAddress, u.bindPort) === key),
+      clock: this.#o.clock,
+      observe,
+      idleTimeoutMs: this.#o.idleTimeoutMs,
+      connectTimeoutMs: this.#o.connectTimeoutMs,
+      version: this.#o.upstreamHttp,
+    });
   }
 
   get plan(): ProxyPlan | undefined {
@@ -121,6 +149,8 @@ export class ServiceProxy {
     if (this.#plan && plan.version < this.#plan.version) return;
     const old = this.#plan;
     this.#plan = Object.freeze(plan);
+    if (plan.inbound.protocol !== 'tcp') this.#inboundHttp.setPlan(plan);
+    this.#outboundHttp.setPlan(plan);
     await this.#applyInbound(plan, old);
     await this.#applyOutbound(plan);
     this.#reauthorize(plan);
@@ -136,6 +166,8 @@ export class ServiceProxy {
     if (this.#inbound) closing.push(closeServer(this.#inbound));
     for (const l of this.#outbound.values()) closing.push(closeServer(l.server));
     this.#outbound.clear();
+    this.#inboundHttp.close();
+    this.#outboundHttp.close();
     await Promise.all(closing);
   }
 
@@ -160,6 +192,8 @@ export class ServiceProxy {
       allowHalfOpen: true,
       requestCert: true,
       rejectUnauthorized: true,
+      // Proxies pick HTTP/2 when both sides speak HTTP; TCP services ignore ALPN.
+      ALPNProtocols: ['h2', 'http/1.1'],
       minVersion: 'TLSv1.2',
       handshakeTimeout: this.#o.handshakeTimeoutMs,
     });
@@ -239,20 +273,14 @@ export class ServiceProxy {
     });
   }
 
-  /** HTTP: the connection is handed to the HTTP server, which decides every request. */
+  /** HTTP: the connection is handed to the HTTP layer, which decides every request. */
   #serveHttp(s: TLSSocket, source: string): void {
     const uri = uriSans(s.getPeerCertificate())[0] ?? '';
-    this.#callers.set(s, { service: source, uri });
     const conn: InboundConn = { socket: s, source };
     this.#open.add(conn);
     s.once('close', () => this.#open.delete(conn));
-    this.#http ??= createInboundHttpServer({
-      plan: () => this.#plan,
-      callerOf: (sock) => this.#callers.get(sock),
-      log: this.#o.log,
-    });
     this.#o.metrics?.connectionOpened('inbound', source, this.#plan?.service ?? UNKNOWN);
-    this.#http.emit('connection', s);
+    this.#inboundHttp.accept(s, { service: source, uri });
   }
 
   /** Closes open inbound connections the new intentions no longer allow. */
@@ -284,7 +312,11 @@ export class ServiceProxy {
       const l: OutboundListener = { server: createServer({ allowHalfOpen: true }), key, next: 0 };
       l.server.on('connection', (c: Socket) => {
         this.#track(c);
-        this.#onOutbound(c, l);
+        const proto = this.#plan?.upstreams.find(
+          (x) => listenKey(x.bindAddress, x.bindPort) === key,
+        )?.protocol;
+        if (proto && proto !== 'tcp') this.#outboundHttp.accept(c, key);
+        else this.#onOutbound(c, l);
       });
       await listen(l.server, u.bindAddress, u.bindPort);
       this.#outbound.set(key, l);
@@ -316,7 +348,7 @@ export class ServiceProxy {
       return fail(REASON.noHealthyUpstream, 'no healthy endpoint');
     client.pause();
     client.on('error', () => client.destroy());
-    const order = this.#pick(upstream, l);
+    const order = pickOrder(upstream, l, (ep) => this.#tcpLoad.get(endpointKey(ep)) ?? 0);
     const tryNext = (i: number, lastError: string, reason: Reason): void => {
       if (client.destroyed) return;
       if (i >= order.length) return fail(reason, lastError);
@@ -334,7 +366,12 @@ export class ServiceProxy {
         up.setTimeout(0);
         up.removeAllListeners('error');
         this.#o.metrics?.connectionOpened('outbound', plan.service, upstream.destination);
-        pipeSockets(client, up, this.#o.idleTimeoutMs, (stats, idle) =>
+        const k = endpointKey(ep);
+        this.#tcpLoad.set(k, (this.#tcpLoad.get(k) ?? 0) + 1);
+        pipeSockets(client, up, this.#o.idleTimeoutMs, (stats, idle) => {
+          const left = (this.#tcpLoad.get(k) ?? 1) - 1;
+          if (left > 0) this.#tcpLoad.set(k, left);
+          else this.#tcpLoad.delete(k);
           this.#access(
             'outbound',
             upstream.destination,
@@ -342,8 +379,8 @@ export class ServiceProxy {
             started,
             stats,
             idle ? REASON.idleTimeout : undefined,
-          ),
-        );
+          );
+        });
         client.resume();
       });
     };
@@ -355,32 +392,42 @@ export class ServiceProxy {
     const up = tlsConnect({
       // Half-close must pass through (Node honours it; its types omit it).
       ...({ allowHalfOpen: true } as object),
+      ...mtlsOptions(plan, upstream),
       host: ep.address,
       port: ep.port,
-      cert: plan.tls.certChain,
-      key: plan.tls.key,
-      ca: plan.tls.roots,
-      minVersion: 'TLSv1.2',
-      rejectUnauthorized: true,
-      checkServerIdentity: (_host, cert) => {
-        const uris = uriSans(cert);
-        if (uris.length === 1 && uris[0] === upstream.identity) return undefined;
-        const err: Error & { reason?: Reason } = new Error(
-          `server presented ${uris.join(', ') || 'no SPIFFE id'}, expected ${upstream.identity}`,
-        );
-        err.reason = REASON.upstreamIdentity;
-        return err;
-      },
     });
     up.setTimeout(this.#o.connectTimeoutMs, () => up.destroy(new Error('connect timeout')));
     return up;
   }
 
-  /** Endpoints in the order to try them: the balancer's choice first, then the rest. */
-  #pick(u: UpstreamPlan, l: OutboundListener): Endpoint[] {
-    const n = u.endpoints.length;
-    const first = u.balancer === 'random' ? Math.floor(pseudoRandom() * n) : l.next++ % n;
-    return Array.from({ length: n }, (_, i) => u.endpoints[(first + i) % n]!);
+  #onRequest(r: RequestRecord): void {
+    this.#o.metrics?.requestCompleted(
+      r.direction,
+      r.source,
+      r.destination,
+      r.status,
+      r.flags,
+      r.durationMs / 1000,
+      r.bytesIn,
+      r.bytesOut,
+    );
+    this.#accessLog?.info(
+      {
+        direction: r.direction,
+        source_service: r.source,
+        destination_service: r.destination,
+        protocol: r.protocol,
+        method: r.method,
+        path: r.path,
+        response_code: r.status,
+        response_flags: r.flags,
+        duration_ms: Math.round(r.durationMs * 1000) / 1000,
+        bytes_in: r.bytesIn,
+        bytes_out: r.bytesOut,
+        upstream: r.upstream,
+      },
+      'request',
+    );
   }
 
   #access(
@@ -399,7 +446,7 @@ export class ServiceProxy {
       stats.bytesIn,
       stats.bytesOut,
     );
-    this.#o.log.info(
+    this.#accessLog?.info(
       {
         direction,
         source_service: source,
@@ -412,15 +459,6 @@ export class ServiceProxy {
       'tcp connection',
     );
   }
-}
-
-/** Spreads "random" choices without Math.random (banned outside core): a xorshift stream. */
-let seed = 0x2545f491;
-function pseudoRandom(): number {
-  seed ^= seed << 13;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  return (seed >>> 0) / 0x100000000;
 }
 
 /**

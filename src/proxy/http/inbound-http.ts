@@ -1,18 +1,34 @@
 /**
- * HTTP/1.1 behind the inbound mTLS listener, for services whose protocol is http: every
- * request is decided by the intentions in force at that moment (so a changed intention applies
- * to the next request on a kept-alive connection), then forwarded to the local application
- * with hop-by-hop headers removed and the verified caller in X-Forwarded-Client-Cert.
+ * HTTP behind the inbound mTLS listener, for services whose protocol is http, http2 or grpc.
+ * The peer proxy picks the version by ALPN (h2, else HTTP/1.1). Every request (every HTTP/2
+ * stream) is decided by the intentions in force when it arrives, so a changed intention applies
+ * to the next request on a pooled or multiplexed connection; allowed requests go to the local
+ * application with hop-by-hop headers removed and the verified caller in
+ * X-Forwarded-Client-Cert (a client's own is dropped).
  *
- * Node's parser is strict (no obsolete line folding, conflicting Content-Length and
- * Transfer-Encoding refused); header size and time limits bound what a client can hold;
- * Upgrade and CONNECT are refused so nothing tunnels around L7 policy.
+ * HTTP/1.1: Node's strict parser (no obsolete line folding, conflicting Content-Length and
+ * Transfer-Encoding refused), header size and time limits; Upgrade and CONNECT are refused so
+ * nothing tunnels around L7 policy. HTTP/2: bounded concurrent streams, header list size and
+ * session memory; nghttp2's rapid-reset and CONTINUATION-flood limits end abusive sessions.
  */
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import {
+  createServer as createH2Server,
+  type Http2Server,
+  type Http2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Clock } from '../../core/index.js';
 import { decide } from '../../policy/index.js';
 import type { ProxyPlan } from '../plan.js';
-import { REASON, type Reason } from '../reasons.js';
+import { REASON } from '../reasons.js';
+import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
+import { track, type RequestObserver } from './exchange.js';
+import { XFCC, endToEnd, headerValues, pathOf } from './headers.js';
+import { H2_SERVER_LIMITS, HTTP1_SERVER_LIMITS } from './limits.js';
+import { Http1Target, Http2Target, type HttpTarget } from './targets.js';
 
 export interface Caller {
   service: string;
@@ -21,133 +37,142 @@ export interface Caller {
 
 export interface InboundHttpDeps {
   plan(): ProxyPlan | undefined;
-  callerOf(socket: Socket): Caller | undefined;
+  clock: Clock;
   log: { info(obj: object, msg: string): void };
+  observe: RequestObserver;
+  idleTimeoutMs: number;
 }
 
-/** Headers that describe one hop, never forwarded (RFC 9110 7.6.1). */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
+export class InboundHttp {
+  readonly #h1: Server;
+  readonly #h2: Http2Server;
+  readonly #callers = new WeakMap<object, Caller>();
+  readonly #sessions = new Set<Http2Session>();
+  /** The caller of the connection being handed to the HTTP/2 server right now. */
+  #handing: Caller | undefined;
+  #app: { key: string; target: HttpTarget } | undefined;
 
-/** Caller-identity headers only the proxy may set. */
-const IDENTITY_HEADERS = new Set(['x-forwarded-client-cert']);
-
-function forwardable(headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const listed = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((h) => h.trim().toLowerCase())
-      .filter(Boolean),
-  );
-  const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || listed.has(k) || IDENTITY_HEADERS.has(k)) continue;
-    out[k] = v;
-  }
-  return out;
-}
-
-function headerMap(headers: IncomingHttpHeaders): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(headers)) out[k] = Array.isArray(v) ? v.join(',') : v;
-  return out;
-}
-
-function refuse(
-  res: import('node:http').ServerResponse,
-  status: number,
-  reason: Reason,
-  body: string,
-): void {
-  res.writeHead(status, {
-    'content-type': 'text/plain; charset=utf-8',
-    'x-trellis-reason': reason,
-    'content-length': Buffer.byteLength(body),
-  });
-  res.end(body);
-}
-
-export function createInboundHttpServer(deps: InboundHttpDeps): Server {
-  const server = createServer(
-    {
-      maxHeaderSize: 16 * 1024,
-      headersTimeout: 10_000,
-      requestTimeout: 60_000,
-      keepAliveTimeout: 5_000,
-      insecureHTTPParser: false,
-    },
-    (req, res) => {
-      const plan = deps.plan();
-      const caller = deps.callerOf(req.socket);
-      if (!plan || !caller) return refuse(res, 503, REASON.noPlan, 'no plan\n');
-      const path = (req.url ?? '/').split('?')[0]!;
-      const d = decide(
-        plan.intentions,
-        {
-          source: caller.service,
-          destination: plan.service,
-          http: { path, method: req.method ?? 'GET', headers: headerMap(req.headers) },
-        },
-        plan.defaultAllow,
+  constructor(private readonly deps: InboundHttpDeps) {
+    this.#h1 = createServer(HTTP1_SERVER_LIMITS, (req, res) => {
+      const caller = this.#callers.get(req.socket);
+      this.#handle(fromHttp1(req, res), caller);
+    });
+    const noTunnel = (_req: unknown, socket: Socket): void => {
+      socket.end(
+        'HTTP/1.1 403 Forbidden\r\nx-trellis-reason: UAEX\r\ncontent-length: 0\r\nconnection: close\r\n\r\n',
       );
-      if (!d.allowed) {
-        deps.log.info(
-          {
-            service: plan.service,
-            source: caller.service,
-            path,
-            reason: REASON.unauthorized,
-            why: d.reason,
-          },
-          'request refused',
-        );
-        return refuse(res, 403, REASON.unauthorized, 'RBAC: access denied\n');
+    };
+    this.#h1.on('upgrade', noTunnel);
+    this.#h1.on('connect', noTunnel);
+    this.#h1.on('clientError', (_err, socket: Socket) => {
+      if (socket.writable)
+        socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+
+    this.#h2 = createH2Server(H2_SERVER_LIMITS);
+    this.#h2.on('session', (session: Http2Session) => {
+      if (this.#handing) this.#callers.set(session, this.#handing);
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+      session.on('error', () => session.destroy());
+      session.setTimeout(deps.idleTimeoutMs, () => session.close());
+    });
+    this.#h2.on('stream', (stream: ServerHttp2Stream, headers) => {
+      stream.on('error', () => stream.destroy());
+      this.#handle(fromHttp2(stream, headers), this.#callers.get(stream.session as object));
+    });
+  }
+
+  /** Serves an authenticated connection; the caller is the identity its certificate proved. */
+  accept(socket: TLSSocket, caller: Caller): void {
+    if (socket.alpnProtocol === 'h2') {
+      this.#handing = caller;
+      try {
+        this.#h2.emit('connection', socket);
+      } finally {
+        this.#handing = undefined;
       }
-      const headers = forwardable(req.headers);
-      headers['x-forwarded-client-cert'] = `By=${plan.identity};URI=${caller.uri}`;
-      const up = request({
-        host: plan.inbound.localApp.address,
-        port: plan.inbound.localApp.port,
-        method: req.method,
-        path: req.url,
-        headers,
-      });
-      up.on('response', (r) => {
-        res.writeHead(r.statusCode ?? 502, forwardable(r.headers));
-        r.pipe(res);
-      });
-      up.on('error', (err) => {
-        deps.log.info(
-          { service: plan.service, reason: REASON.localAppUnreachable, err: err.message },
-          'local app failed',
-        );
-        if (!res.headersSent)
-          refuse(res, 503, REASON.localAppUnreachable, 'local application unavailable\n');
-        else res.destroy();
-      });
-      req.pipe(up);
-    },
-  );
-  const noTunnel = (_req: unknown, socket: Socket): void => {
-    socket.end(
-      'HTTP/1.1 403 Forbidden\r\nx-trellis-reason: UAEX\r\ncontent-length: 0\r\nconnection: close\r\n\r\n',
+      return;
+    }
+    this.#callers.set(socket, caller);
+    this.#h1.emit('connection', socket);
+  }
+
+  /** The local application's pool follows the plan (address or protocol changes). */
+  setPlan(plan: ProxyPlan): void {
+    const { address, port } = plan.inbound.localApp;
+    const h2 = plan.inbound.protocol === 'http2' || plan.inbound.protocol === 'grpc';
+    const key = `${h2 ? 'h2' : 'h1'}|${address}|${port}`;
+    if (this.#app?.key === key) return;
+    this.#app?.target.close();
+    const host = address.includes(':') ? `[${address}]` : address;
+    this.#app = {
+      key,
+      target: h2
+        ? new Http2Target({ origin: `http://${host}:${port}`, idleTimeoutMs: 60_000 })
+        : new Http1Target({ host: address, port, idleTimeoutMs: 60_000 }),
+    };
+  }
+
+  close(): void {
+    for (const s of this.#sessions) s.destroy();
+    this.#app?.target.destroy();
+    this.#h1.closeAllConnections();
+  }
+
+  #handle(down: Downstream, caller: Caller | undefined): void {
+    const plan = this.deps.plan();
+    const out = track(
+      down,
+      'inbound',
+      caller?.service ?? 'unknown',
+      plan?.service ?? 'unknown',
+      this.deps.observe,
     );
-  };
-  server.on('upgrade', noTunnel);
-  server.on('connect', noTunnel);
-  server.on('clientError', (_err, socket: Socket) => {
-    if (socket.writable)
-      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-    else socket.destroy();
-  });
-  return server;
+    if (!plan || !caller || !this.#app || this.deps.clock.now() >= plan.tls.notAfter) {
+      out.status = 503;
+      out.flags = REASON.noPlan;
+      return down.refuse(503, REASON.noPlan, 'no plan');
+    }
+    const d = decide(
+      plan.intentions,
+      {
+        source: caller.service,
+        destination: plan.service,
+        http: {
+          path: pathOf(down.target),
+          method: down.method,
+          headers: headerValues(down.headers),
+        },
+      },
+      plan.defaultAllow,
+    );
+    if (!d.allowed) {
+      out.status = 403;
+      out.flags = REASON.unauthorized;
+      return down.refuse(403, REASON.unauthorized, 'RBAC: access denied');
+    }
+    const headers = endToEnd(down.headers, { dropIdentity: true, keepTrailersTe: true });
+    headers[XFCC] = `By=${plan.identity};URI=${caller.uri}`;
+    const app = plan.inbound.localApp;
+    out.upstream = `${app.address}:${app.port}`;
+    this.#app.target.send(
+      { method: down.method, path: down.target, authority: down.authority, headers },
+      down,
+      (err, res) => {
+        if (err || !res) {
+          this.deps.log.info(
+            { service: plan.service, reason: REASON.localAppUnreachable, err: err?.message },
+            'local app failed',
+          );
+          out.status = 503;
+          out.flags = REASON.localAppUnreachable;
+          return down.refuse(503, REASON.localAppUnreachable, 'local application unavailable');
+        }
+        out.status = res.status;
+        down.relay(res);
+      },
+    );
+  }
 }

@@ -1,0 +1,197 @@
+/**
+ * One request as the proxy received it, whatever the HTTP version: the head, the body, and the
+ * ways to answer it. HTTP/1.1 (node:http req/res) and HTTP/2 (a server stream) each have an
+ * adapter, so authorization, forwarding and accounting are written once.
+ */
+import type {
+  IncomingHttpHeaders,
+  IncomingMessage,
+  OutgoingHttpHeaders,
+  ServerResponse,
+} from 'node:http';
+import type { ServerHttp2Stream } from 'node:http2';
+import type { Readable, Writable } from 'node:stream';
+import type { Reason } from '../reasons.js';
+import { REASON_HEADER, endToEnd, isGrpc } from './headers.js';
+
+/** A response coming back from wherever the request was sent. */
+export interface UpstreamResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Readable;
+  /** The trailers, once the body has ended (HTTP/2 only). */
+  trailers(): IncomingHttpHeaders | undefined;
+  /** The head ended the stream: no body, no trailers (a gRPC "trailers-only" answer). */
+  headOnly: boolean;
+}
+
+export interface Downstream {
+  readonly version: '1.1' | '2';
+  readonly method: string;
+  /** The request target: path and query. */
+  readonly target: string;
+  readonly authority: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly grpc: boolean;
+  /** Streams the request body to `w` (counting it); call once, when `w` can take it. */
+  sendBodyTo(w: Writable): void;
+  /** Sends a response from upstream back, trailers included when both sides can carry them. */
+  relay(res: UpstreamResponse): void;
+  /** Answers the request itself, marked with its reason code (a gRPC status for gRPC calls). */
+  refuse(status: number, reason: Reason, message: string): void;
+  /** Ends the exchange abruptly (the response had started when the upstream failed). */
+  abort(): void;
+  readonly responded: boolean;
+  /** Called once the exchange is over: completed, refused, aborted or the client went away. */
+  onDone(fn: (completed: boolean) => void): void;
+  /** Body bytes received from the client and sent to it so far. */
+  bytesIn(): number;
+  bytesOut(): number;
+}
+
+/** HTTP status -> gRPC status code for answers the proxy makes to gRPC calls (gRPC's table). */
+function grpcStatusFor(status: number): number {
+  if (status === 403) return 7; // PERMISSION_DENIED
+  if (status === 400) return 13; // INTERNAL
+  if (status === 408 || status === 504) return 4; // DEADLINE_EXCEEDED
+  return 14; // UNAVAILABLE
+}
+
+/** Pipes `body` into `w`, adding its size to `c.n`; attached only when piping starts. */
+function pipeCounted(body: Readable, w: Writable, c: { n: number }): void {
+  body.on('data', (d: Buffer) => {
+    c.n += d.length;
+  });
+  body.pipe(w);
+}
+
+export function fromHttp1(req: IncomingMessage, res: ServerResponse): Downstream {
+  const rx = { n: 0 };
+  let tx = 0;
+  const done: ((completed: boolean) => void)[] = [];
+  let finished = false;
+  const finish = (completed: boolean): void => {
+    if (finished) return;
+    finished = true;
+    for (const f of done) f(completed);
+  };
+  res.once('finish', () => finish(true));
+  res.once('close', () => finish(false));
+  return {
+    version: '1.1',
+    method: req.method ?? 'GET',
+    target: req.url ?? '/',
+    authority: req.headers.host ?? '',
+    headers: req.headers,
+    sendBodyTo: (w) => pipeCounted(req, w, rx),
+    grpc: isGrpc(req.headers),
+    get responded() {
+      return res.headersSent;
+    },
+    relay(up) {
+      res.writeHead(up.status, endToEnd(up.headers, { dropIdentity: false }));
+      up.body.on('data', (d: Buffer) => {
+        tx += d.length;
+      });
+      up.body.pipe(res);
+    },
+    refuse(status, reason, message) {
+      const body = `${message}\n`;
+      tx += Buffer.byteLength(body);
+      res.writeHead(status, {
+        'content-type': 'text/plain; charset=utf-8',
+        [REASON_HEADER]: reason,
+        'content-length': Buffer.byteLength(body),
+      });
+      res.end(body);
+    },
+    abort() {
+      res.destroy();
+    },
+    onDone(fn) {
+      done.push(fn);
+    },
+    bytesIn: () => rx.n,
+    bytesOut: () => tx,
+  };
+}
+
+export function fromHttp2(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Downstream {
+  const rx = { n: 0 };
+  let tx = 0;
+  const done: ((completed: boolean) => void)[] = [];
+  let finished = false;
+  const finish = (completed: boolean): void => {
+    if (finished) return;
+    finished = true;
+    for (const f of done) f(completed);
+  };
+  stream.once('close', () => finish(stream.rstCode === 0));
+  const grpc = isGrpc(headers);
+  return {
+    version: '2',
+    method: String(headers[':method'] ?? 'GET'),
+    target: String(headers[':path'] ?? '/'),
+    authority: String(headers[':authority'] ?? headers.host ?? ''),
+    headers,
+    sendBodyTo: (w) => pipeCounted(stream, w, rx),
+    grpc,
+    get responded() {
+      return stream.headersSent;
+    },
+    relay(up) {
+      if (stream.destroyed) return;
+      const out: OutgoingHttpHeaders = endToEnd(up.headers, { dropIdentity: false });
+      out[':status'] = up.status;
+      if (up.headOnly) {
+        stream.respond(out, { endStream: true });
+        up.body.resume();
+        return;
+      }
+      stream.respond(out, { waitForTrailers: true });
+      stream.once('wantTrailers', () => {
+        // Without trailers an empty block ends the stream cleanly (close() would reset it).
+        const t = up.trailers();
+        stream.sendTrailers(t ? endToEnd(t, { dropIdentity: false }) : {});
+      });
+      up.body.on('data', (d: Buffer) => {
+        tx += d.length;
+      });
+      up.body.pipe(stream);
+    },
+    refuse(status, reason, message) {
+      if (stream.destroyed) return;
+      if (grpc) {
+        // Trailers-only response: a gRPC client reads the status from grpc-status.
+        stream.respond(
+          {
+            ':status': 200,
+            'content-type': 'application/grpc',
+            'grpc-status': grpcStatusFor(status),
+            'grpc-message': encodeURIComponent(message),
+            [REASON_HEADER]: reason,
+          },
+          { endStream: true },
+        );
+        return;
+      }
+      const body = `${message}\n`;
+      tx += Buffer.byteLength(body);
+      stream.respond({
+        ':status': status,
+        'content-type': 'text/plain; charset=utf-8',
+        [REASON_HEADER]: reason,
+        'content-length': Buffer.byteLength(body),
+      });
+      stream.end(body);
+    },
+    abort() {
+      stream.close(2 /* INTERNAL_ERROR */);
+    },
+    onDone(fn) {
+      done.push(fn);
+    },
+    bytesIn: () => rx.n,
+    bytesOut: () => tx,
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * Accounting of one request: what the access log and the request metrics record when it is
+ * over, however it ended.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Reason } from '../reasons.js';
+import type { Downstream } from './downstream.js';
+
+export interface RequestRecord {
+  direction: 'inbound' | 'outbound';
+  source: string;
+  destination: string;
+  protocol: 'HTTP/1.1' | 'HTTP/2';
+  method: string;
+  path: string;
+  /** The status sent to the client; 0 when none was (the client left, or a reset). */
+  status: number;
+  /** Why the proxy answered or ended it itself, `-` when it did not. */
+  flags: Reason | '-';
+  durationMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Where it went: the upstream endpoint or the local app (`host:port`). */
+  upstream: string;
+}
+
+export type RequestObserver = (r: RequestRecord) => void;
+
+export interface Outcome {
+  status: number;
+  flags: Reason | '-';
+  upstream: string;
+}
+
+/** Starts the clock for `down`; the returned outcome is filled in as the exchange proceeds. */
+export function track(
+  down: Downstream,
+  direction: RequestRecord['direction'],
+  source: string,
+  destination: string,
+  observe: RequestObserver,
+): Outcome {
+  const started = performance.now();
+  const outcome: Outcome = { status: 0, flags: '-', upstream: '' };
+  down.onDone((completed) => {
+    observe({
+      direction,
+      source,
+      destination,
+      protocol: down.version === '2' ? 'HTTP/2' : 'HTTP/1.1',
+      method: down.method,
+      path: down.target,
+      status: completed || down.responded ? outcome.status : 0,
+      flags: outcome.flags,
+      durationMs: performance.now() - started,
+      bytesIn: down.bytesIn(),
+      bytesOut: down.bytesOut(),
+      upstream: outcome.upstream,
+    });
+  });
+  return outcome;
+}

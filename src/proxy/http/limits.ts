@@ -1,0 +1,41 @@
+/**
+ * What one HTTP client may hold in a proxy: header sizes and counts, time to send a request
+ * head, concurrent HTTP/2 streams and session memory. Generous for real traffic, small enough
+ * that a hostile peer cannot grow the agent's memory or hold its sockets forever.
+ */
+import type { ServerOptions as Http1ServerOptions } from 'node:http';
+import type { ServerOptions as Http2ServerOptions } from 'node:http2';
+
+/** Total size of a request head (Envoy's default is 60 KiB; Node's 16 KiB). */
+export const MAX_HEADER_BYTES = 16 * 1024;
+/** Headers per request (Envoy's default is 100). */
+export const MAX_HEADER_COUNT = 100;
+
+export const HTTP1_SERVER_LIMITS: Http1ServerOptions = {
+  maxHeaderSize: MAX_HEADER_BYTES,
+  /** A slow client must finish its head in this time (slowloris). */
+  headersTimeout: 10_000,
+  /** ... and its whole request in this time. */
+  requestTimeout: 300_000,
+  keepAliveTimeout: 60_000,
+  insecureHTTPParser: false,
+  requireHostHeader: true,
+  joinDuplicateHeaders: false,
+};
+
+export const H2_SERVER_LIMITS: Http2ServerOptions = {
+  settings: {
+    enablePush: false,
+    maxConcurrentStreams: 128,
+    maxHeaderListSize: MAX_HEADER_BYTES,
+    initialWindowSize: 1024 * 1024,
+  },
+  maxHeaderListPairs: MAX_HEADER_COUNT,
+  /** Per session, in MB: what nghttp2 may buffer before refusing new streams. */
+  maxSessionMemory: 10,
+  /** Frames that are invalid, and streams a client keeps opening past the limit. */
+  maxSessionInvalidFrames: 100,
+  maxSessionRejectedStreams: 100,
+  /** A connection that speaks no HTTP/2 is dropped after this long. */
+  unknownProtocolTimeout: 10_000,
+};

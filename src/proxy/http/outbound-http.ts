@@ -1,0 +1,222 @@
+/**
+ * HTTP on an upstream's local listener (upstreams whose protocol is http, http2 or grpc). The
+ * application may speak HTTP/1.1 or HTTP/2 without TLS (h2c, as gRPC clients do): the first
+ * bytes tell which. Each request goes to an endpoint the balancer picks, over a pooled mTLS
+ * connection to that endpoint's proxy, which must prove the destination's identity. Between
+ * proxies the default is one multiplexed HTTP/2 session per endpoint (measured faster than a
+ * pool of HTTP/1.1 connections: docs/benchmarks.md); HTTP/1.1 pools remain selectable.
+ *
+ * Pools are replaced when the proxy's certificates change (new requests use new handshakes,
+ * requests in flight finish on the old sessions) and closed when their endpoint leaves the plan.
+ */
+import { createServer, type Server } from 'node:http';
+import {
+  createServer as createH2Server,
+  type Http2Server,
+  type Http2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import type { Clock } from '../../core/index.js';
+import { endpointKey, pickOrder, type BalancerState } from '../balance.js';
+import type { Endpoint, ProxyPlan, UpstreamPlan } from '../plan.js';
+import { REASON, type Reason } from '../reasons.js';
+import { mtlsOptions } from '../transport/mtls.js';
+import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
+import { track, type RequestObserver } from './exchange.js';
+import { endToEnd } from './headers.js';
+import { H2_SERVER_LIMITS, HTTP1_SERVER_LIMITS } from './limits.js';
+import { Http1Target, Http2Target, type HttpTarget, type TargetError } from './targets.js';
+
+export type UpstreamHttpVersion = 'h2' | 'http1';
+
+export interface OutboundHttpDeps {
+  plan(): ProxyPlan | undefined;
+  /** The upstream a listener serves, by the listener key. */
+  upstream(listenerKey: string): UpstreamPlan | undefined;
+  clock: Clock;
+  observe: RequestObserver;
+  idleTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** How proxies talk to each other (default h2). */
+  version: UpstreamHttpVersion;
+}
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+export class OutboundHttp {
+  readonly #h1: Server;
+  readonly #h2: Http2Server;
+  readonly #listenerOf = new WeakMap<object, string>();
+  #handing = '';
+  readonly #sessions = new Set<Http2Session>();
+  /** Pools by upstream identity and endpoint. */
+  #targets = new Map<string, HttpTarget>();
+  readonly #balancers = new Map<string, BalancerState>();
+  #tlsVersion: ProxyPlan['tls'] | undefined;
+
+  constructor(private readonly deps: OutboundHttpDeps) {
+    this.#h1 = createServer({ ...HTTP1_SERVER_LIMITS, requireHostHeader: false }, (req, res) =>
+      this.#handle(fromHttp1(req, res), this.#listenerOf.get(req.socket) ?? ''),
+    );
+    const noTunnel = (_req: unknown, socket: Socket): void => {
+      socket.end(
+        'HTTP/1.1 403 Forbidden\r\nx-trellis-reason: UAEX\r\ncontent-length: 0\r\nconnection: close\r\n\r\n',
+      );
+    };
+    this.#h1.on('upgrade', noTunnel);
+    this.#h1.on('connect', noTunnel);
+    this.#h1.on('clientError', (_err, socket: Socket) => {
+      if (socket.writable)
+        socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      else socket.destroy();
+    });
+    this.#h2 = createH2Server(H2_SERVER_LIMITS);
+    this.#h2.on('session', (session: Http2Session) => {
+      this.#listenerOf.set(session, this.#handing);
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+      session.on('error', () => session.destroy());
+      session.setTimeout(deps.idleTimeoutMs, () => session.close());
+    });
+    this.#h2.on('stream', (stream: ServerHttp2Stream, headers) => {
+      stream.on('error', () => stream.destroy());
+      this.#handle(
+        fromHttp2(stream, headers),
+        this.#listenerOf.get(stream.session as object) ?? '',
+      );
+    });
+  }
+
+  /** Serves an application's connection to the listener `listenerKey`. */
+  accept(socket: Socket, listenerKey: string): void {
+    socket.on('error', () => socket.destroy());
+    const sniff = (): void => {
+      const first = socket.read() as Buffer | null;
+      if (!first) return void socket.once('readable', sniff);
+      socket.unshift(first);
+      const n = Math.min(first.length, PREFACE.length);
+      const h2 = first.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (h2) {
+        this.#handing = listenerKey;
+        try {
+          this.#h2.emit('connection', socket);
+        } finally {
+          this.#handing = '';
+        }
+      } else {
+        this.#listenerOf.set(socket, listenerKey);
+        this.#h1.emit('connection', socket);
+      }
+    };
+    socket.once('readable', sniff);
+  }
+
+  /** Pools follow the plan: new certificates start new pools; gone endpoints are closed. */
+  setPlan(plan: ProxyPlan): void {
+    if (this.#tlsVersion !== plan.tls) {
+      this.#tlsVersion = plan.tls;
+      for (const t of this.#targets.values()) t.close();
+      this.#targets = new Map();
+      return;
+    }
+    const wanted = new Set<string>();
+    for (const u of plan.upstreams)
+      for (const ep of u.endpoints) wanted.add(poolKey(u, ep, this.deps.version));
+    for (const [k, t] of this.#targets) {
+      if (wanted.has(k)) continue;
+      t.close();
+      this.#targets.delete(k);
+    }
+  }
+
+  close(): void {
+    for (const s of this.#sessions) s.destroy();
+    for (const t of this.#targets.values()) t.destroy();
+    this.#targets.clear();
+    this.#h1.closeAllConnections();
+  }
+
+  #handle(down: Downstream, listenerKey: string): void {
+    const plan = this.deps.plan();
+    const upstream = this.deps.upstream(listenerKey);
+    const out = track(
+      down,
+      'outbound',
+      plan?.service ?? 'unknown',
+      upstream?.destination ?? 'unknown',
+      this.deps.observe,
+    );
+    const refuse = (status: number, reason: Reason, message: string): void => {
+      out.status = status;
+      out.flags = reason;
+      down.refuse(status, reason, message);
+    };
+    if (!plan || this.deps.clock.now() >= plan.tls.notAfter)
+      return refuse(503, REASON.noPlan, 'no plan');
+    if (!upstream || upstream.endpoints.length === 0)
+      return refuse(503, REASON.noHealthyUpstream, 'no healthy upstream');
+    let state = this.#balancers.get(listenerKey);
+    if (!state) this.#balancers.set(listenerKey, (state = { next: 0 }));
+    const order = pickOrder(upstream, state, (ep) => this.#targetFor(plan, upstream, ep).active);
+    const headers = endToEnd(down.headers, { dropIdentity: true, keepTrailersTe: true });
+    const head = {
+      method: down.method,
+      path: down.target,
+      authority: down.authority || upstream.destination,
+      headers,
+    };
+    const attempt = (i: number): void => {
+      const ep = order[i]!;
+      out.upstream = `${ep.address}:${ep.port}`;
+      this.#targetFor(plan, upstream, ep).send(head, down, (err, res) => {
+        if (err || !res) return failed(i, err);
+        out.status = res.status;
+        down.relay(res);
+      });
+    };
+    const failed = (i: number, err: TargetError | undefined): void => {
+      if (err?.retryable && i + 1 < order.length) return attempt(i + 1);
+      refuse(503, err?.reason ?? REASON.upstreamConnectFailure, 'upstream unavailable');
+    };
+    attempt(0);
+  }
+
+  #targetFor(plan: ProxyPlan, u: UpstreamPlan, ep: Endpoint): HttpTarget {
+    const key = poolKey(u, ep, this.deps.version);
+    let t = this.#targets.get(key);
+    if (t) return t;
+    const tls = mtlsOptions(plan, u);
+    t =
+      this.deps.version === 'h2'
+        ? new Http2Target({
+            origin: `https://${ep.address.includes(':') ? `[${ep.address}]` : ep.address}:${ep.port}`,
+            idleTimeoutMs: this.deps.idleTimeoutMs,
+            connect: () => {
+              const s = tlsConnect({
+                ...tls,
+                host: ep.address,
+                port: ep.port,
+                ALPNProtocols: ['h2'],
+              });
+              s.setTimeout(this.deps.connectTimeoutMs, () =>
+                s.destroy(new Error('connect timeout')),
+              );
+              s.once('secureConnect', () => s.setTimeout(0));
+              return s;
+            },
+          })
+        : new Http1Target({
+            host: ep.address,
+            port: ep.port,
+            tls,
+            idleTimeoutMs: this.deps.idleTimeoutMs,
+          });
+    this.#targets.set(key, t);
+    return t;
+  }
+}
+
+const poolKey = (u: UpstreamPlan, ep: Endpoint, v: UpstreamHttpVersion): string =>
+  `${v}|${u.identity}|${endpointKey(ep)}`;

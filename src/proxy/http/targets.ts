@@ -1,0 +1,287 @@
+/**
+ * Where a request goes next: the local application (plain HTTP/1.1 or h2c) or an upstream
+ * service's proxy (mTLS). A target owns its pooled connections: an HTTP/2 target keeps one
+ * multiplexed session and opens a new one when it closes or receives GOAWAY; an HTTP/1.1
+ * target keeps a keep-alive pool. Both report failures that happened before anything was sent
+ * as retryable, so the caller can try another endpoint.
+ */
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type ClientRequest,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+} from 'node:http';
+import { connect as h2connect, type ClientHttp2Session } from 'node:http2';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ConnectionOptions } from 'node:tls';
+import { REASON, type Reason } from '../reasons.js';
+import type { Downstream, UpstreamResponse } from './downstream.js';
+
+export interface RequestHead {
+  method: string;
+  /** Path and query. */
+  path: string;
+  authority: string;
+  /** End-to-end headers, already filtered. */
+  headers: OutgoingHttpHeaders;
+}
+
+export interface TargetError extends Error {
+  reason: Reason;
+  /** Nothing of the request was sent: another endpoint may be tried. */
+  retryable: boolean;
+}
+
+export type SendCallback = (err: TargetError | undefined, res?: UpstreamResponse) => void;
+
+export interface HttpTarget {
+  /** Sends one request; the callback runs once, with the response head or an error. */
+  send(head: RequestHead, down: Downstream, cb: SendCallback): void;
+  /** Requests in flight (for the least-request balancer). */
+  readonly active: number;
+  /** Stops taking requests; those in flight finish. */
+  close(): void;
+  destroy(): void;
+}
+
+function targetError(err: Error & { reason?: Reason }, retryable: boolean): TargetError {
+  const e = err as TargetError;
+  e.reason = err.reason ?? REASON.upstreamConnectFailure;
+  e.retryable = retryable;
+  return e;
+}
+
+/** Methods a proxy may resend when the connection failed before any answer (RFC 9110 9.2.2). */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export interface Http2TargetOptions {
+  /** `https://host:port` or `http://host:port` (h2c to a local app). */
+  origin: string;
+  /** Opens the connection (mTLS with ALPN h2 for upstream proxies). */
+  connect?: () => Duplex;
+  /** Idle sessions are closed after this long. */
+  idleTimeoutMs: number;
+}
+
+export class Http2Target implements HttpTarget {
+  #session: ClientHttp2Session | undefined;
+  #ready = false;
+  #waiting: ((err: (Error & { reason?: Reason }) | undefined) => void)[] = [];
+  #closed = false;
+  #active = 0;
+  readonly #sessions = new Set<ClientHttp2Session>();
+
+  constructor(private readonly opts: Http2TargetOptions) {}
+
+  get active(): number {
+    return this.#active;
+  }
+
+  send(head: RequestHead, down: Downstream, cb: SendCallback): void {
+    this.#withSession((err, session) => {
+      if (err || !session) return cb(targetError(err ?? new Error('closed'), true));
+      this.#stream(session, head, down, cb);
+    });
+  }
+
+  #stream(
+    session: ClientHttp2Session,
+    head: RequestHead,
+    down: Downstream,
+    cb: SendCallback,
+  ): void {
+    const h: OutgoingHttpHeaders = { ...head.headers };
+    h[':method'] = head.method;
+    h[':path'] = head.path;
+    h[':authority'] = head.authority;
+    let stream;
+    try {
+      stream = session.request(h);
+    } catch (e) {
+      return cb(targetError(e as Error, true));
+    }
+    this.#active++;
+    let answered = false;
+    let trailers: IncomingHttpHeaders | undefined;
+    const answer = (err: TargetError | undefined, res?: UpstreamResponse): void => {
+      if (answered) return;
+      answered = true;
+      cb(err, res);
+    };
+    stream.once('response', (headers, flags: number) => {
+      answer(undefined, {
+        status: Number(headers[':status']),
+        headers,
+        body: stream,
+        trailers: () => trailers,
+        headOnly: (flags & 1) /* END_STREAM */ !== 0,
+      });
+    });
+    stream.once('trailers', (t) => {
+      trailers = t;
+    });
+    stream.on('error', (err) => {
+      if (answered) down.abort();
+      else answer(targetError(err, SAFE_METHODS.has(head.method) && down.bytesIn() === 0));
+    });
+    stream.once('close', () => {
+      this.#active--;
+      // REFUSED_STREAM: the peer did not process it, so it may go elsewhere; so may a
+      // bodiless idempotent request whose connection died under it.
+      const retry = stream.rstCode === 7 || (SAFE_METHODS.has(head.method) && down.bytesIn() === 0);
+      if (!answered)
+        answer(targetError(new Error(`stream reset (${stream.rstCode})`), retry), undefined);
+      else if (stream.rstCode !== 0) down.abort();
+    });
+    down.onDone((completed) => {
+      if (!completed && !stream.closed) stream.close(8 /* CANCEL */);
+    });
+    down.sendBodyTo(stream);
+  }
+
+  #withSession(
+    cb: (err: (Error & { reason?: Reason }) | undefined, s?: ClientHttp2Session) => void,
+  ): void {
+    if (this.#closed) return cb(new Error('target closed'));
+    const s = this.#session;
+    if (s && !s.closed && !s.destroyed) {
+      if (this.#ready) return cb(undefined, s);
+      this.#waiting.push((err) => cb(err, err ? undefined : s));
+      return;
+    }
+    const session = h2connect(this.opts.origin, {
+      ...(this.opts.connect ? { createConnection: this.opts.connect } : {}),
+      settings: { enablePush: false },
+      maxHeaderListPairs: 256,
+    });
+    this.#session = session;
+    this.#ready = false;
+    this.#sessions.add(session);
+    this.#waiting.push((err) => cb(err, err ? undefined : session));
+    const flush = (err: (Error & { reason?: Reason }) | undefined): void => {
+      const w = this.#waiting;
+      this.#waiting = [];
+      for (const f of w) f(err);
+    };
+    const retire = (): void => {
+      if (this.#session === session) {
+        this.#session = undefined;
+        this.#ready = false;
+      }
+    };
+    session.once('connect', () => {
+      if (this.#session === session) this.#ready = true;
+      flush(undefined);
+    });
+    session.on('error', (err: Error & { reason?: Reason }) => {
+      retire();
+      flush(err);
+    });
+    session.once('goaway', retire);
+    session.once('close', () => {
+      retire();
+      this.#sessions.delete(session);
+      flush(new Error('session closed'));
+    });
+    session.setTimeout(this.opts.idleTimeoutMs, () => session.close());
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const s of this.#sessions) s.close();
+  }
+
+  destroy(): void {
+    this.#closed = true;
+    for (const s of this.#sessions) s.destroy();
+  }
+}
+
+export interface Http1TargetOptions {
+  host: string;
+  port: number;
+  /** mTLS settings for an upstream proxy; absent for the local app (plain HTTP). */
+  tls?: ConnectionOptions;
+  idleTimeoutMs: number;
+}
+
+export class Http1Target implements HttpTarget {
+  readonly #agent: HttpAgent;
+  #active = 0;
+
+  constructor(private readonly opts: Http1TargetOptions) {
+    this.#agent = opts.tls
+      ? new HttpsAgent({
+          keepAlive: true,
+          timeout: opts.idleTimeoutMs,
+          ...opts.tls,
+          ALPNProtocols: ['http/1.1'],
+        })
+      : new HttpAgent({ keepAlive: true, timeout: opts.idleTimeoutMs });
+  }
+
+  get active(): number {
+    return this.#active;
+  }
+
+  send(head: RequestHead, down: Downstream, cb: SendCallback): void {
+    const headers: OutgoingHttpHeaders = { ...head.headers, host: head.authority };
+    const options = {
+      agent: this.#agent,
+      host: this.opts.host,
+      port: this.opts.port,
+      method: head.method,
+      path: head.path,
+      headers,
+    };
+    const req: ClientRequest = this.opts.tls ? httpsRequest(options) : httpRequest(options);
+    this.#active++;
+    let sent = false;
+    let answered = false;
+    const answer: SendCallback = (err, res) => {
+      if (answered) return;
+      answered = true;
+      cb(err, res);
+    };
+    req.once('socket', (s: Socket) => {
+      const go = (): void => {
+        sent = true;
+        down.sendBodyTo(req);
+      };
+      if (s.connecting) s.once(this.opts.tls ? 'secureConnect' : 'connect', go);
+      else go();
+    });
+    req.once('response', (r) => {
+      answer(undefined, {
+        status: r.statusCode ?? 502,
+        headers: r.headers,
+        body: r,
+        trailers: () => undefined,
+        headOnly: false,
+      });
+    });
+    req.on('error', (err) => {
+      if (answered) down.abort();
+      else answer(targetError(err, !sent));
+    });
+    req.once('close', () => {
+      this.#active--;
+    });
+    down.onDone((completed) => {
+      if (!completed) req.destroy();
+    });
+  }
+
+  close(): void {
+    // Idle sockets go now; busy ones finish their request and then idle out.
+    for (const list of Object.values(this.#agent.freeSockets))
+      for (const s of list ?? []) s.destroy();
+  }
+
+  destroy(): void {
+    this.#agent.destroy();
+  }
+}
