@@ -238,9 +238,10 @@ export class ServiceProxy {
     const id = peerServiceIdentity(s.getPeerCertificate());
     if (!id)
       return refuse(REASON.unauthorized, 'the client certificate has no single SPIFFE service id');
+    // HTTP services decide every request (a refusal is a 403 the caller can read).
+    if (plan.inbound.protocol !== 'tcp') return this.#serveHttp(s, id.service);
     const d = l4Decision(plan, id.service);
     if (!d.allowed) return refuse(REASON.unauthorized, d.reason, id.service);
-    if (plan.inbound.protocol !== 'tcp') return this.#serveHttp(s, id.service);
     s.pause();
     const conn: InboundConn = { socket: s, source: id.service };
     this.#open.add(conn);
@@ -276,14 +277,14 @@ export class ServiceProxy {
   /** HTTP: the connection is handed to the HTTP layer, which decides every request. */
   #serveHttp(s: TLSSocket, source: string): void {
     const uri = uriSans(s.getPeerCertificate())[0] ?? '';
-    const conn: InboundConn = { socket: s, source };
-    this.#open.add(conn);
-    s.once('close', () => this.#open.delete(conn));
     this.#o.metrics?.connectionOpened('inbound', source, this.#plan?.service ?? UNKNOWN);
     this.#inboundHttp.accept(s, { service: source, uri });
   }
 
-  /** Closes open inbound connections the new intentions no longer allow. */
+  /**
+   * Closes open inbound TCP connections the new intentions no longer allow. (HTTP connections
+   * stay: each next request is decided against the new intentions.)
+   */
   #reauthorize(plan: ProxyPlan): void {
     for (const c of this.#open) {
       const d = l4Decision(plan, c.source);
@@ -461,15 +462,9 @@ export class ServiceProxy {
   }
 }
 
-/**
- * The connection-time decision. For HTTP services an intention with L7 permissions lets the
- * connection in, and each request is then decided on its own.
- */
+/** The connection-time decision, for TCP services. */
 function l4Decision(plan: ProxyPlan, source: string): { allowed: boolean; reason: string } {
-  const d = decide(plan.intentions, { source, destination: plan.service }, plan.defaultAllow);
-  if (!d.allowed && plan.inbound.protocol !== 'tcp' && d.intention?.Permissions?.length)
-    return { allowed: true, reason: `${d.reason}; decided per request` };
-  return d;
+  return decide(plan.intentions, { source, destination: plan.service }, plan.defaultAllow);
 }
 
 function sameTls(a: ProxyPlan['tls'], b: ProxyPlan['tls']): boolean {

@@ -4,7 +4,7 @@
  */
 import type { CARoots, Intention, IssuedCert, ServiceEntry } from '../../api/index.js';
 import { serviceSpiffeId, type IntentionRule } from '../../policy/index.js';
-import type { Endpoint, Protocol, ProxyPlan } from '../../proxy/index.js';
+import type { Balancer, Endpoint, Protocol, ProxyPlan } from '../../proxy/index.js';
 
 /** A local connect-proxy service, as the proxy needs it. */
 export interface SidecarSpec {
@@ -35,8 +35,10 @@ export interface PlanInputs {
   intentions: readonly Intention[];
   /** Healthy instances (sidecars) of each upstream destination. */
   endpoints: ReadonlyMap<string, readonly ServiceEntry[]>;
-  /** The service's protocol (service-defaults, else proxy-defaults, else tcp). */
-  protocol?: Protocol;
+  /** A service's protocol (its service-defaults, else proxy-defaults, else tcp). */
+  protocolOf?: (service: string) => Protocol;
+  /** How to spread requests over a destination's endpoints (its service-resolver). */
+  balancerOf?: (service: string) => Balancer;
 }
 
 const PROTOCOLS: readonly Protocol[] = ['tcp', 'http', 'http2', 'grpc'];
@@ -53,6 +55,17 @@ export function resolveProtocol(
     if (typeof p === 'string' && (PROTOCOLS as readonly string[]).includes(p)) return p as Protocol;
   }
   return 'tcp';
+}
+
+/**
+ * The balancer a service-resolver asks for (`LoadBalancer.Policy`). Hash-based policies
+ * (ring_hash, maglev) are not implemented yet and fall back to round robin.
+ */
+export function resolveBalancer(
+  resolver: { LoadBalancer?: { Policy?: unknown } } | null | undefined,
+): Balancer {
+  const p = resolver?.LoadBalancer?.Policy;
+  return p === 'least_request' || p === 'random' ? p : 'round_robin';
 }
 
 export function toRule(i: Intention): IntentionRule {
@@ -95,7 +108,7 @@ export function buildPlan(inputs: PlanInputs, version: number): ProxyPlan {
       bindAddress: spec.bindAddress,
       bindPort: spec.bindPort,
       localApp: spec.localApp,
-      protocol: inputs.protocol ?? 'tcp',
+      protocol: inputs.protocolOf?.(spec.destination) ?? 'tcp',
     },
     upstreams: spec.upstreams.map((u) => ({
       destination: u.destination,
@@ -103,8 +116,8 @@ export function buildPlan(inputs: PlanInputs, version: number): ProxyPlan {
       bindPort: u.bindPort,
       identity: serviceSpiffeId(td, u.datacenter || spec.datacenter, u.destination),
       endpoints: endpointsOf(inputs.endpoints.get(u.destination) ?? []),
-      protocol: 'tcp',
-      balancer: 'round_robin',
+      protocol: inputs.protocolOf?.(u.destination) ?? 'tcp',
+      balancer: inputs.balancerOf?.(u.destination) ?? 'round_robin',
     })),
   };
 }

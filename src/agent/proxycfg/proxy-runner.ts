@@ -11,7 +11,7 @@ import type { Clock } from '../../core/index.js';
 import { ServiceProxy, type ProxyLogger } from '../../proxy/index.js';
 import type { IntentionCache } from '../connect/intention-cache.js';
 import type { LeafManager } from '../connect/leaf-manager.js';
-import { buildPlan, resolveProtocol, type SidecarSpec } from './build-plan.js';
+import { buildPlan, resolveBalancer, resolveProtocol, type SidecarSpec } from './build-plan.js';
 import type { PlanStore } from './plan-store.js';
 import type { ProxyMetrics } from '../../telemetry/metrics.js';
 
@@ -49,6 +49,8 @@ export class ProxyRunner {
   #why = '';
   /** A fresh plan has been installed (the saved one no longer matters). */
   #served = false;
+  /** Until when the plan saved before the restart is being served (0: none). */
+  #savedUntil = 0;
   #expiry: ReturnType<Clock['setTimeout']> | undefined;
 
   constructor(spec: SidecarSpec, deps: RunnerDeps) {
@@ -65,12 +67,8 @@ export class ProxyRunner {
     this.#setReady(false, 'waiting for a complete plan');
     void this.#serveSaved();
     this.#unsubscribe = this.#d.intentions.onChange(() => void this.#rebuild());
-    this.#loops.push(
-      this.#leafLoop(),
-      this.#rootsLoop(),
-      this.#configLoop('service-defaults', this.spec.destination),
-      this.#configLoop('proxy-defaults', 'global'),
-    );
+    this.#loops.push(this.#leafLoop(), this.#rootsLoop());
+    for (const [kind, name] of this.#configWanted()) this.#loops.push(this.#configLoop(kind, name));
     for (const u of this.spec.upstreams) this.#loops.push(this.#endpointLoop(u.destination));
   }
 
@@ -90,11 +88,31 @@ export class ProxyRunner {
     try {
       await this.proxy.setPlan(saved);
       if (this.#served) return;
+      this.#savedUntil = saved.tls.notAfter;
       this.#setReady(true, 'serving the plan saved before the restart');
       this.#watchExpiry(saved.tls.notAfter);
     } catch (err) {
       this.#d.log.warn({ sidecar: this.spec.id, err: String(err) }, 'cannot serve the saved plan');
     }
+  }
+
+  /**
+   * The config entries a plan depends on: protocols (service-defaults of this service and of
+   * each upstream, proxy-defaults) and each upstream's service-resolver (its balancer).
+   */
+  #configWanted(): [string, string][] {
+    const dests = [...new Set(this.spec.upstreams.map((u) => u.destination))];
+    const wanted = new Map<string, [string, string]>();
+    for (const [kind, name] of [
+      ['proxy-defaults', 'global'],
+      ['service-defaults', this.spec.destination],
+      ...dests.flatMap((d) => [
+        ['service-defaults', d],
+        ['service-resolver', d],
+      ]),
+    ] as [string, string][])
+      wanted.set(`${kind}/${name}`, [kind, name]);
+    return [...wanted.values()];
   }
 
   get #specKey(): string {
@@ -201,10 +219,14 @@ export class ProxyRunner {
           ? 'no intentions yet'
           : this.spec.upstreams.find((u) => !this.#endpoints.has(u.destination))
             ? 'upstream endpoints not known yet'
-            : this.#configKnown.size < 2
-              ? 'service-defaults and proxy-defaults not known yet'
+            : this.#configKnown.size < this.#configWanted().length
+              ? 'config entries (service-defaults, proxy-defaults, resolvers) not known yet'
               : undefined;
     if (missing || !roots || !leaf) {
+      // While the saved plan serves (fail static), the inputs of a fresh one come back one by
+      // one once the servers do: the sidecar stays passing meanwhile, or its callers would be
+      // turned away from a proxy that serves.
+      if (!this.#served && this.#savedUntil > this.#d.clock.now()) return;
       this.#setReady(false, missing ?? 'incomplete');
       return;
     }
@@ -216,12 +238,17 @@ export class ProxyRunner {
         defaultAllow: cache.defaultAllow,
         intentions: cache.intentions,
         endpoints: this.#endpoints,
-        protocol: resolveProtocol(
-          this.#config.get(`service-defaults/${this.spec.destination}`) as {
-            Protocol?: unknown;
-          } | null,
-          this.#config.get('proxy-defaults/global') as { Config?: { protocol?: unknown } } | null,
-        ),
+        protocolOf: (svc) =>
+          resolveProtocol(
+            this.#config.get(`service-defaults/${svc}`) as { Protocol?: unknown } | null,
+            this.#config.get('proxy-defaults/global') as { Config?: { protocol?: unknown } } | null,
+          ),
+        balancerOf: (svc) =>
+          resolveBalancer(
+            this.#config.get(`service-resolver/${svc}`) as {
+              LoadBalancer?: { Policy?: unknown };
+            } | null,
+          ),
       },
       ++this.#version,
     );

@@ -23,6 +23,7 @@ import {
   type UpstreamPlan,
 } from '../../../src/proxy/index.js';
 import { createRegistry, proxyMetrics, type Registry } from '../../../src/telemetry/metrics.js';
+import { GrpcClient, startGrpcApp, unary, type Msg } from '../../helpers/grpc-echo.js';
 import { spiffeUri, testCa } from '../../helpers/mesh-ca.js';
 
 const quiet = { info() {}, warn() {} };
@@ -68,63 +69,6 @@ function h2(
     r.on('error', reject);
     r.end();
   });
-}
-
-// gRPC with JSON messages: real gRPC framing over HTTP/2, no protobuf compiler needed.
-const ser = (v: unknown): Buffer => Buffer.from(JSON.stringify(v));
-const de = (b: Buffer): unknown => JSON.parse(b.toString());
-const method = (name: string, requestStream: boolean, responseStream: boolean) => ({
-  path: `/trellis.test.Echo/${name}`,
-  requestStream,
-  responseStream,
-  requestSerialize: ser,
-  requestDeserialize: de,
-  responseSerialize: ser,
-  responseDeserialize: de,
-});
-const ECHO = {
-  Echo: method('Echo', false, false),
-  Count: method('Count', false, true),
-  Sum: method('Sum', true, false),
-  Missing: method('Missing', false, false),
-};
-type Msg = { text?: string; n?: number; caller?: string };
-
-function startGrpcApp(): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server();
-  server.addService(ECHO, {
-    Echo: (call: grpc.ServerUnaryCall<Msg, Msg>, cb: grpc.sendUnaryData<Msg>) => {
-      const xfcc = call.metadata.get('x-forwarded-client-cert')[0];
-      cb(null, { text: call.request.text, caller: String(xfcc) });
-    },
-    Count: (call: grpc.ServerWritableStream<Msg, Msg>) => {
-      for (let i = 1; i <= (call.request.n ?? 0); i++) call.write({ n: i });
-      call.end();
-    },
-    Sum: (call: grpc.ServerReadableStream<Msg, Msg>, cb: grpc.sendUnaryData<Msg>) => {
-      let total = 0;
-      call.on('data', (m: Msg) => (total += m.n ?? 0));
-      call.on('end', () => cb(null, { n: total }));
-    },
-    Missing: (_call: unknown, cb: grpc.sendUnaryData<Msg>) =>
-      cb({ code: grpc.status.NOT_FOUND, details: 'no such thing' }),
-  });
-  return new Promise((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) =>
-      err ? reject(err) : resolve({ server, port }),
-    ),
-  );
-}
-
-const GrpcClient = grpc.makeGenericClientConstructor(ECHO, 'Echo');
-type Unary = (m: Msg, cb: (e: grpc.ServiceError | null, r: Msg) => void) => void;
-
-function unary(c: grpc.Client, name: 'Echo' | 'Missing', m: Msg): Promise<Msg> {
-  return new Promise((resolve, reject) =>
-    (c as unknown as Record<string, Unary>)[name]!.call(c, m, (e, r) =>
-      e ? reject(e) : resolve(r),
-    ),
-  );
 }
 
 /** A pair of proxies: `web` (client side) and `dest` (server side) in front of an app. */
@@ -289,7 +233,7 @@ describe('proxy: HTTP between proxies, HTTP/2 and gRPC (real sockets)', function
         intentions: [{ ID: 'deny', SourceName: 'web', DestinationName: 'api', Action: 'deny' }],
       });
       const r = await h1(port, '/after');
-      expect(r.status).to.be.oneOf([403, 503]);
+      expect([r.status, r.headers['x-trellis-reason']]).to.deep.equal([403, 'UAEX']);
       await pair.dest.setPlan({ ...pair.destPlan, version: 3 });
       expect((await h1(port, '/again')).status).to.equal(200);
     });

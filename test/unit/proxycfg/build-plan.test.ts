@@ -6,7 +6,11 @@ import type {
   IssuedCert,
   ServiceEntry,
 } from '../../../src/api/index.js';
-import { buildPlan, resolveProtocol } from '../../../src/agent/proxycfg/build-plan.js';
+import {
+  buildPlan,
+  resolveBalancer,
+  resolveProtocol,
+} from '../../../src/agent/proxycfg/build-plan.js';
 import { sidecarSpec } from '../../../src/agent/proxycfg/manager.js';
 
 const roots: CARoots = {
@@ -107,6 +111,8 @@ describe('proxycfg: sidecar specs and plans', () => {
           intention('*', '*', 'deny'),
         ],
         endpoints,
+        protocolOf: (svc) => (svc === 'api' ? 'grpc' : 'http'),
+        balancerOf: (svc) => (svc === 'api' ? 'least_request' : 'random'),
       },
       7,
     );
@@ -119,7 +125,10 @@ describe('proxycfg: sidecar specs and plans', () => {
       notAfter: Date.parse('2030-01-01T00:00:00Z'),
     });
     expect(plan.intentions.map((i) => i.ID)).to.deep.equal(['a-web', '*-*']);
+    expect(plan.inbound.protocol).to.equal('http');
     expect(plan.upstreams[0]).to.deep.include({
+      protocol: 'grpc',
+      balancer: 'least_request',
       identity: 'spiffe://td.consul/ns/default/dc/dc1/svc/api',
       endpoints: [
         { address: '198.18.0.2', port: 21001, node: 'n2' },
@@ -135,5 +144,14 @@ describe('proxycfg: sidecar specs and plans', () => {
     expect(resolveProtocol(null, { Config: { protocol: 'grpc' } })).to.equal('grpc');
     expect(resolveProtocol({}, null)).to.equal('tcp');
     expect(resolveProtocol({ Protocol: 'bogus' }, null)).to.equal('tcp');
+  });
+
+  it("takes an upstream's balancer from its service-resolver, round robin otherwise", () => {
+    expect(resolveBalancer({ LoadBalancer: { Policy: 'least_request' } })).to.equal(
+      'least_request',
+    );
+    expect(resolveBalancer({ LoadBalancer: { Policy: 'random' } })).to.equal('random');
+    expect(resolveBalancer({ LoadBalancer: { Policy: 'ring_hash' } })).to.equal('round_robin');
+    expect(resolveBalancer(null)).to.equal('round_robin');
   });
 });
