@@ -28,6 +28,7 @@ import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
 import { track, type RequestObserver } from './exchange.js';
 import { XFCC, endToEnd, headerValues, pathOf } from './headers.js';
 import { H2_SERVER_LIMITS, HTTP1_SERVER_LIMITS } from './limits.js';
+import { guardResets } from './reset-guard.js';
 import { Http1Target, Http2Target, type HttpTarget } from './targets.js';
 
 export interface Caller {
@@ -80,6 +81,7 @@ export class InboundHttp {
     });
     this.#h2.on('stream', (stream: ServerHttp2Stream, headers) => {
       stream.on('error', () => stream.destroy());
+      guardResets(stream);
       this.#handle(fromHttp2(stream, headers), this.#callers.get(stream.session as object));
     });
   }

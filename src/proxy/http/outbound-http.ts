@@ -27,6 +27,7 @@ import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
 import { track, type RequestObserver } from './exchange.js';
 import { endToEnd } from './headers.js';
 import { H2_SERVER_LIMITS, HTTP1_SERVER_LIMITS } from './limits.js';
+import { guardResets } from './reset-guard.js';
 import { Http1Target, Http2Target, type HttpTarget, type TargetError } from './targets.js';
 
 export type UpstreamHttpVersion = 'h2' | 'http1';
@@ -82,6 +83,7 @@ export class OutboundHttp {
     });
     this.#h2.on('stream', (stream: ServerHttp2Stream, headers) => {
       stream.on('error', () => stream.destroy());
+      guardResets(stream);
       this.#handle(
         fromHttp2(stream, headers),
         this.#listenerOf.get(stream.session as object) ?? '',
