@@ -44,6 +44,8 @@ export interface AgentLogger {
 
 export interface AgentOptions {
   node: NodeInfo;
+  /** Where proxies log refusals and access-log lines (default: `log`). */
+  proxyLog?: AgentLogger;
   servers: string[];
   dataDir: string;
   configDir?: string;
@@ -144,7 +146,7 @@ export class TrellisAgent {
         leaves: this.leaves,
         intentions: this.intentions,
         clock: opts.clock,
-        log: opts.log,
+        log: opts.proxyLog ?? opts.log,
         agentToken: () => this.opts.token,
         metrics: proxyMetrics(this.metrics),
         plans: filePlanStore(join(opts.dataDir, 'proxy-plans'), (o, m) => opts.log.warn(o, m)),

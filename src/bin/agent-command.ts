@@ -70,6 +70,7 @@ export function makeAgent(
     clock: systemClock,
     random: systemRandom,
     log: log.child({ component: 'agent' }),
+    proxyLog: log.child({ component: 'proxy' }),
     enableScriptChecks: args.enableScriptChecks ?? false,
     ...(args.syncIntervalMs ? { syncIntervalMs: args.syncIntervalMs } : {}),
     ...(args.heartbeatIntervalMs ? { heartbeatIntervalMs: args.heartbeatIntervalMs } : {}),

@@ -78,7 +78,7 @@ interface DaemonArgs extends GlobalArgs {
   'heartbeat-interval'?: number;
   'heartbeat-ttl'?: number;
   'node-meta'?: string[];
-  'no-demo'?: boolean;
+  demo?: boolean;
   'acl-default-policy'?: 'allow' | 'deny';
   'https-bind'?: string;
   'join-token'?: string;
@@ -371,10 +371,10 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             defaultDescription: 'off',
             describe: 'Also serve HTTPS (mesh CA certificate) on this address',
           })
-          .option('no-demo', {
+          .option('demo', {
             type: 'boolean',
-            default: false,
-            describe: 'Do not register the demo service',
+            default: true,
+            describe: 'Register the demo service (--no-demo: do not)',
           })
           .example('$0 dev', 'Start a development cluster on 127.0.0.1:8500'),
       handler: action<DaemonArgs>(ctx, async (env, args) => runDev(env.io.stdout, args)),
@@ -403,7 +403,7 @@ async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<nu
     log,
   );
   const agent = running.agent;
-  if (!args['no-demo'] && !agent.local.services.has('demo')) {
+  if (args.demo !== false && !agent.local.services.has('demo')) {
     agent.local.addService(
       { Name: 'demo', ID: 'demo', Port: 8080, Tags: ['demo'], Meta: { purpose: 'try trellis' } },
       'api',

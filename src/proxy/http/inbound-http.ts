@@ -11,14 +11,13 @@
  * nothing tunnels around L7 policy. HTTP/2: bounded concurrent streams, header list size and
  * session memory; nghttp2's rapid-reset and CONTINUATION-flood limits end abusive sessions.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import {
   createServer as createH2Server,
   type Http2Server,
   type Http2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
-import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../../core/index.js';
 import { decide } from '../../policy/index.js';
@@ -27,7 +26,8 @@ import { REASON } from '../reasons.js';
 import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
 import { track, type RequestObserver } from './exchange.js';
 import { XFCC, endToEnd, headerValues, pathOf } from './headers.js';
-import { H2_SERVER_LIMITS, HTTP1_SERVER_LIMITS } from './limits.js';
+import { createHttp1Server } from './http1-server.js';
+import { H2_SERVER_LIMITS } from './limits.js';
 import { guardResets } from './reset-guard.js';
 import { Http1Target, Http2Target, type HttpTarget } from './targets.js';
 
@@ -54,21 +54,9 @@ export class InboundHttp {
   #app: { key: string; target: HttpTarget } | undefined;
 
   constructor(private readonly deps: InboundHttpDeps) {
-    this.#h1 = createServer(HTTP1_SERVER_LIMITS, (req, res) => {
+    this.#h1 = createHttp1Server((req, res) => {
       const caller = this.#callers.get(req.socket);
       this.#handle(fromHttp1(req, res), caller);
-    });
-    const noTunnel = (_req: unknown, socket: Socket): void => {
-      socket.end(
-        'HTTP/1.1 403 Forbidden\r\nx-trellis-reason: UAEX\r\ncontent-length: 0\r\nconnection: close\r\n\r\n',
-      );
-    };
-    this.#h1.on('upgrade', noTunnel);
-    this.#h1.on('connect', noTunnel);
-    this.#h1.on('clientError', (_err, socket: Socket) => {
-      if (socket.writable)
-        socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-      else socket.destroy();
     });
 
     this.#h2 = createH2Server(H2_SERVER_LIMITS);

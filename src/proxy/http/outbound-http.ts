@@ -9,7 +9,7 @@
  * Pools are replaced when the proxy's certificates change (new requests use new handshakes,
  * requests in flight finish on the old sessions) and closed when their endpoint leaves the plan.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import {
   createServer as createH2Server,
   type Http2Server,
@@ -26,7 +26,8 @@ import { mtlsOptions } from '../transport/mtls.js';
 import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
 import { track, type RequestObserver } from './exchange.js';
 import { endToEnd } from './headers.js';
-import { H2_SERVER_LIMITS, HTTP1_SERVER_LIMITS } from './limits.js';
+import { createHttp1Server } from './http1-server.js';
+import { H2_SERVER_LIMITS } from './limits.js';
 import { guardResets } from './reset-guard.js';
 import { Http1Target, Http2Target, type HttpTarget, type TargetError } from './targets.js';
 
@@ -58,21 +59,10 @@ export class OutboundHttp {
   #tlsVersion: ProxyPlan['tls'] | undefined;
 
   constructor(private readonly deps: OutboundHttpDeps) {
-    this.#h1 = createServer({ ...HTTP1_SERVER_LIMITS, requireHostHeader: false }, (req, res) =>
-      this.#handle(fromHttp1(req, res), this.#listenerOf.get(req.socket) ?? ''),
+    this.#h1 = createHttp1Server(
+      (req, res) => this.#handle(fromHttp1(req, res), this.#listenerOf.get(req.socket) ?? ''),
+      { requireHostHeader: false },
     );
-    const noTunnel = (_req: unknown, socket: Socket): void => {
-      socket.end(
-        'HTTP/1.1 403 Forbidden\r\nx-trellis-reason: UAEX\r\ncontent-length: 0\r\nconnection: close\r\n\r\n',
-      );
-    };
-    this.#h1.on('upgrade', noTunnel);
-    this.#h1.on('connect', noTunnel);
-    this.#h1.on('clientError', (_err, socket: Socket) => {
-      if (socket.writable)
-        socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-      else socket.destroy();
-    });
     this.#h2 = createH2Server(H2_SERVER_LIMITS);
     this.#h2.on('session', (session: Http2Session) => {
       this.#listenerOf.set(session, this.#handing);
