@@ -59,6 +59,8 @@ function grpcStatusFor(status: number): number {
 
 /** Pipes `body` into `w`, adding its size to `c.n`; attached only when piping starts. */
 function pipeCounted(body: Readable, w: Writable, c: { n: number }): void {
+  // A retry after an empty body was already consumed: there is nothing left to send.
+  if (body.readableEnded) return void w.end();
   body.on('data', (d: Buffer) => {
     c.n += d.length;
   });

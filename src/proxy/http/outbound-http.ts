@@ -159,17 +159,26 @@ export class OutboundHttp {
       authority: down.authority || upstream.destination,
       headers,
     };
+    let renewed = false;
     const attempt = (i: number): void => {
       const ep = order[i]!;
       out.upstream = `${ep.address}:${ep.port}`;
-      this.#targetFor(plan, upstream, ep).send(head, down, (err, res) => {
-        if (err || !res) return failed(i, err);
+      const target = this.#targetFor(this.deps.plan() ?? plan, upstream, ep);
+      target.send(head, down, (err, res) => {
+        if (err || !res) return failed(i, err, target);
         out.status = res.status;
         down.relay(res);
       });
     };
-    const failed = (i: number, err: TargetError | undefined): void => {
-      if (err?.retryable && i + 1 < order.length) return attempt(i + 1);
+    const failed = (i: number, err: TargetError | undefined, target: HttpTarget): void => {
+      if (err?.retryable) {
+        // The pool was replaced under the request (new certificates): once more on the new one.
+        if (target.retired && !renewed) {
+          renewed = true;
+          return attempt(i);
+        }
+        if (i + 1 < order.length) return attempt(i + 1);
+      }
       refuse(503, err?.reason ?? REASON.upstreamConnectFailure, 'upstream unavailable');
     };
     attempt(0);

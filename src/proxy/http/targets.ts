@@ -42,6 +42,8 @@ export interface HttpTarget {
   send(head: RequestHead, down: Downstream, cb: SendCallback): void;
   /** Requests in flight (for the least-request balancer). */
   readonly active: number;
+  /** close() or destroy() was called: the pool was replaced (new certificates, endpoint gone). */
+  readonly retired: boolean;
   /** Stops taking requests; those in flight finish. */
   close(): void;
   destroy(): void;
@@ -128,7 +130,7 @@ export class Http2Target implements HttpTarget {
       else answer(targetError(err, SAFE_METHODS.has(head.method) && down.bytesIn() === 0));
     });
     stream.once('close', () => {
-      this.#active--;
+      if (--this.#active === 0 && this.#closed) this.#endSessions();
       // REFUSED_STREAM: the peer did not process it, so it may go elsewhere; so may a
       // bodiless idempotent request whose connection died under it.
       const retry = stream.rstCode === 7 || (SAFE_METHODS.has(head.method) && down.bytesIn() === 0);
@@ -189,9 +191,25 @@ export class Http2Target implements HttpTarget {
     session.setTimeout(this.opts.idleTimeoutMs, () => session.close());
   }
 
+  get retired(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Takes no new requests; sessions end once the requests in flight have. (Closing a session
+   * with streams in flight sends GOAWAY, and measured under load some of those streams were
+   * then reset: so it waits for them instead.)
+   */
   close(): void {
     this.#closed = true;
-    for (const s of this.#sessions) s.close();
+    if (this.#active === 0 && this.#waiting.length === 0) this.#endSessions();
+  }
+
+  #endSessions(): void {
+    for (const s of this.#sessions) {
+      if (s.connecting) s.once('connect', () => s.close());
+      else s.close();
+    }
   }
 
   destroy(): void {
@@ -211,6 +229,7 @@ export interface Http1TargetOptions {
 export class Http1Target implements HttpTarget {
   readonly #agent: HttpAgent;
   #active = 0;
+  #retired = false;
 
   constructor(private readonly opts: Http1TargetOptions) {
     this.#agent = opts.tls
@@ -275,13 +294,19 @@ export class Http1Target implements HttpTarget {
     });
   }
 
+  get retired(): boolean {
+    return this.#retired;
+  }
+
   close(): void {
+    this.#retired = true;
     // Idle sockets go now; busy ones finish their request and then idle out.
     for (const list of Object.values(this.#agent.freeSockets))
       for (const s of list ?? []) s.destroy();
   }
 
   destroy(): void {
+    this.#retired = true;
     this.#agent.destroy();
   }
 }

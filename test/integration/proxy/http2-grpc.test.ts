@@ -7,7 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
-import { request as httpRequest, createServer, type Server } from 'node:http';
+import { Agent, request as httpRequest, createServer, type Server } from 'node:http';
 import {
   connect as h2connect,
   createServer as createH2Server,
@@ -403,6 +403,58 @@ describe('proxy: HTTP between proxies, HTTP/2 and gRPC (real sockets)', function
       await web.stop();
       for (const d of dests) await d.stop();
       for (const a of apps) a.close();
+    }
+  });
+
+  it('swaps certificates on both proxies under load without failing a request', async () => {
+    const app = createServer((req, res) => res.end(`ok ${req.url}`));
+    const pair = new Pair();
+    const failures: string[] = [];
+    let done = 0;
+    try {
+      const port = await pair.start('api', await listen(app), 'http');
+      const webPlan = pair.web.plan!;
+      let stop = false;
+      const keepAlive = new Agent({ keepAlive: true, maxSockets: 4 });
+      const worker = async (w: number): Promise<void> => {
+        for (let i = 0; !stop; i++) {
+          const r = await new Promise<string>((resolve) => {
+            const q = httpRequest(
+              { host: '127.0.0.1', port, path: `/w${w}/${i}`, agent: w % 2 ? keepAlive : false },
+              (res) => {
+                let b = '';
+                res.on('data', (d) => (b += d));
+                res.on('end', () =>
+                  resolve(res.statusCode === 200 ? '' : `${res.statusCode} ${b}`),
+                );
+              },
+            );
+            q.on('error', (e) => resolve(e.message));
+            q.end();
+          });
+          if (r) failures.push(`w${w}/${i}: ${r}`);
+          done++;
+        }
+      };
+      const workers = [0, 1, 2, 3].map(worker);
+      for (let v = 10; v < 40; v++) {
+        await new Promise((r) => setTimeout(r, 40));
+        const tls = (svc: string) => ({
+          ...mesh.leaf(svc),
+          roots: [mesh.rootPem],
+          notAfter: Date.now() + 3600_000,
+        });
+        await pair.web.setPlan({ ...webPlan, version: v, tls: tls('web') });
+        await pair.dest.setPlan({ ...pair.destPlan, version: v, tls: tls('api') });
+      }
+      stop = true;
+      await Promise.all(workers);
+      keepAlive.destroy();
+      expect(done).to.be.greaterThan(30);
+      expect(failures).to.deep.equal([]);
+    } finally {
+      await pair.stop();
+      app.close();
     }
   });
 
