@@ -18,6 +18,8 @@ export const REASON = {
   noPlan: 'NP',
   /** Idle too long. */
   idleTimeout: 'IT',
+  /** The request is malformed or ambiguous (Envoy's downstream protocol error). */
+  badRequest: 'DPE',
 } as const;
 
 export type Reason = (typeof REASON)[keyof typeof REASON];

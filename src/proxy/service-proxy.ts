@@ -27,6 +27,7 @@ import { endpointKey, pickOrder, type BalancerState } from './balance.js';
 import type { RequestRecord } from './http/exchange.js';
 import { InboundHttp } from './http/inbound-http.js';
 import { OutboundHttp, type UpstreamHttpVersion } from './http/outbound-http.js';
+import { HTTP1_SERVER_LIMITS } from './http/limits.js';
 import { pipeSockets, type PipeStats } from './tcp/pipe.js';
 import { peerServiceIdentity, uriSans } from './transport/identity.js';
 import { mtlsOptions } from './transport/mtls.js';
@@ -45,6 +46,8 @@ export interface ServiceProxyOptions {
   handshakeTimeoutMs?: number;
   /** Time to connect to an upstream endpoint or the local app (default 5s). */
   connectTimeoutMs?: number;
+  /** Time an HTTP/1.1 client has to send a request head, its first byte included (default 10s). */
+  httpHeadersTimeoutMs?: number;
   /** Connection and request counters, labelled by services and reason. */
   metrics?: ProxyMetrics;
   /** Where the per-request and per-connection access log goes (default: `log`; false: off). */
@@ -92,6 +95,7 @@ export class ServiceProxy {
       idleTimeoutMs: 3_600_000,
       handshakeTimeoutMs: 10_000,
       connectTimeoutMs: 5_000,
+      httpHeadersTimeoutMs: HTTP1_SERVER_LIMITS.headersTimeout ?? 10_000,
       upstreamHttp: 'h2',
       ...opts,
     };
@@ -103,6 +107,7 @@ export class ServiceProxy {
       log: this.#o.log,
       observe,
       idleTimeoutMs: this.#o.idleTimeoutMs,
+      headersTimeoutMs: this.#o.httpHeadersTimeoutMs,
     });
     this.#outboundHttp = new OutboundHttp({
       plan: () => this.#plan,
@@ -112,6 +117,7 @@ export class ServiceProxy {
       observe,
       idleTimeoutMs: this.#o.idleTimeoutMs,
       connectTimeoutMs: this.#o.connectTimeoutMs,
+      headersTimeoutMs: this.#o.httpHeadersTimeoutMs,
       version: this.#o.upstreamHttp,
     });
   }

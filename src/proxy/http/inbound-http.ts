@@ -25,7 +25,7 @@ import type { ProxyPlan } from '../plan.js';
 import { REASON } from '../reasons.js';
 import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
 import { track, type RequestObserver } from './exchange.js';
-import { XFCC, endToEnd, headerValues, pathOf } from './headers.js';
+import { XFCC, endToEnd, headerValues, normalizeTarget, pathOf } from './headers.js';
 import { createHttp1Server } from './http1-server.js';
 import { H2_SERVER_LIMITS } from './limits.js';
 import { guardResets } from './reset-guard.js';
@@ -42,6 +42,8 @@ export interface InboundHttpDeps {
   log: { info(obj: object, msg: string): void };
   observe: RequestObserver;
   idleTimeoutMs: number;
+  /** Time a client has to send a request head (slowloris). */
+  headersTimeoutMs: number;
 }
 
 export class InboundHttp {
@@ -54,10 +56,10 @@ export class InboundHttp {
   #app: { key: string; target: HttpTarget } | undefined;
 
   constructor(private readonly deps: InboundHttpDeps) {
-    this.#h1 = createHttp1Server((req, res) => {
-      const caller = this.#callers.get(req.socket);
-      this.#handle(fromHttp1(req, res), caller);
-    });
+    this.#h1 = createHttp1Server(
+      (req, res) => this.#handle(fromHttp1(req, res), this.#callers.get(req.socket)),
+      { headersTimeout: deps.headersTimeoutMs },
+    );
 
     this.#h2 = createH2Server(H2_SERVER_LIMITS);
     this.#h2.on('session', (session: Http2Session) => {
@@ -109,6 +111,7 @@ export class InboundHttp {
     for (const s of this.#sessions) s.destroy();
     this.#app?.target.destroy();
     this.#h1.closeAllConnections();
+    this.#h1.close(() => {}); // stops the timeout checks (it never listened)
   }
 
   #handle(down: Downstream, caller: Caller | undefined): void {
@@ -125,13 +128,19 @@ export class InboundHttp {
       out.flags = REASON.noPlan;
       return down.refuse(503, REASON.noPlan, 'no plan');
     }
+    const target = normalizeTarget(down.target);
+    if (target === undefined) {
+      out.status = 400;
+      out.flags = REASON.badRequest;
+      return down.refuse(400, REASON.badRequest, 'bad request target');
+    }
     const d = decide(
       plan.intentions,
       {
         source: caller.service,
         destination: plan.service,
         http: {
-          path: pathOf(down.target),
+          path: pathOf(target),
           method: down.method,
           headers: headerValues(down.headers),
         },
@@ -148,7 +157,7 @@ export class InboundHttp {
     const app = plan.inbound.localApp;
     out.upstream = `${app.address}:${app.port}`;
     this.#app.target.send(
-      { method: down.method, path: down.target, authority: down.authority, headers },
+      { method: down.method, path: target, authority: down.authority, headers },
       down,
       (err, res) => {
         if (err || !res) {

@@ -19,6 +19,8 @@ export const HTTP1_SERVER_LIMITS: Http1ServerOptions = {
   requestTimeout: 300_000,
   keepAliveTimeout: 60_000,
   insecureHTTPParser: false,
+  /** How often headersTimeout and requestTimeout are checked (Node's default is 30 s). */
+  connectionsCheckingInterval: 1_000,
   requireHostHeader: true,
   joinDuplicateHeaders: false,
 };

@@ -41,6 +41,8 @@ export interface OutboundHttpDeps {
   observe: RequestObserver;
   idleTimeoutMs: number;
   connectTimeoutMs: number;
+  /** Time a client has to send a request head (slowloris), and its first byte. */
+  headersTimeoutMs: number;
   /** How proxies talk to each other (default h2). */
   version: UpstreamHttpVersion;
 }
@@ -61,7 +63,7 @@ export class OutboundHttp {
   constructor(private readonly deps: OutboundHttpDeps) {
     this.#h1 = createHttp1Server(
       (req, res) => this.#handle(fromHttp1(req, res), this.#listenerOf.get(req.socket) ?? ''),
-      { requireHostHeader: false },
+      { requireHostHeader: false, headersTimeout: deps.headersTimeoutMs },
     );
     this.#h2 = createH2Server(H2_SERVER_LIMITS);
     this.#h2.on('session', (session: Http2Session) => {
@@ -84,9 +86,13 @@ export class OutboundHttp {
   /** Serves an application's connection to the listener `listenerKey`. */
   accept(socket: Socket, listenerKey: string): void {
     socket.on('error', () => socket.destroy());
+    // Until its first byte it belongs to no server, so no server's timeouts apply yet.
+    const silent = setTimeout(() => socket.destroy(), this.deps.headersTimeoutMs);
+    socket.once('close', () => clearTimeout(silent));
     const sniff = (): void => {
       const first = socket.read() as Buffer | null;
       if (!first) return void socket.once('readable', sniff);
+      clearTimeout(silent);
       socket.unshift(first);
       const n = Math.min(first.length, PREFACE.length);
       const h2 = first.subarray(0, n).equals(PREFACE.subarray(0, n));
@@ -128,6 +134,7 @@ export class OutboundHttp {
     for (const t of this.#targets.values()) t.destroy();
     this.#targets.clear();
     this.#h1.closeAllConnections();
+    this.#h1.close(() => {}); // stops the timeout checks (it never listened)
   }
 
   #handle(down: Downstream, listenerKey: string): void {

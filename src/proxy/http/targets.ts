@@ -107,6 +107,7 @@ export class Http2Target implements HttpTarget {
     }
     this.#active++;
     let answered = false;
+    let cancelled = false;
     let trailers: IncomingHttpHeaders | undefined;
     const answer = (err: TargetError | undefined, res?: UpstreamResponse): void => {
       if (answered) return;
@@ -126,6 +127,7 @@ export class Http2Target implements HttpTarget {
       trailers = t;
     });
     stream.on('error', (err) => {
+      if (cancelled) return;
       if (answered) down.abort();
       else answer(targetError(err, SAFE_METHODS.has(head.method) && down.bytesIn() === 0));
     });
@@ -139,7 +141,11 @@ export class Http2Target implements HttpTarget {
       else if (stream.rstCode !== 0) down.abort();
     });
     down.onDone((completed) => {
-      if (!completed && !stream.closed) stream.close(8 /* CANCEL */);
+      if (completed || stream.closed) return;
+      // Not close(CANCEL): it ends the writable side (END_STREAM) before the RST_STREAM, and
+      // the peer hands its app a truncated body as complete. destroy(err) sends only a reset.
+      cancelled = true;
+      stream.destroy(new Error('downstream aborted'));
     });
     down.sendBodyTo(stream);
   }
