@@ -7,16 +7,20 @@
  *   read-latency  read latency and server memory with 100,000 instances loaded
  *   leaf-signing  leaf certificates issued per second (in process, and over HTTP)
  *   intentions    intention checks/s (decide() and /check) and write-to-100-agent-caches time
+ *   dataplane     proxy pair latency/CPU at 1,000 req/s and saturation (direct, Trellis, HAProxy),
+ *                 and agent memory per local service
  *
  * Each benchmark starts its own `trellis server` (127.0.0.1, port 0, fresh temp data dir) and
- * stops it by PID when done. Sizes come from BENCH_* environment variables, documented at the
- * top of each benchmark's file.
+ * stops it by PID when done (dataplane also starts an app, proxies, HAProxy and agents, each
+ * stopped the same way). Sizes come from BENCH_* environment variables, documented at the top
+ * of each benchmark's file.
  *
  * Report: docs/benchmarks.md is rewritten after every run. It has a header (machine, date,
  * command) and one section per benchmark under a `## <name>: <title>` heading. Sections of
  * benchmarks not run this time are parsed out of the previous file by those headings and kept
  * as they were (each section carries its own "Measured" date).
  */
+import { dataplane } from './dataplane.js';
 import { fanout } from './fanout.js';
 import { intentions } from './intentions.js';
 import { runnable, type Runnable } from './lib/benchmark.js';
@@ -35,6 +39,7 @@ const BENCHMARKS: Runnable[] = [
   runnable(readLatency),
   runnable(intentions),
   runnable(leafSigning),
+  runnable(dataplane),
 ];
 
 function log(message: string): void {

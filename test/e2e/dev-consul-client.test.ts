@@ -1,4 +1,5 @@
 /** The consul npm package against `trellis dev` (a real process). */
+import { expect } from 'chai';
 import Consul from 'consul';
 import { consulCompatSuite } from './consul-compat.js';
 import {
@@ -33,4 +34,26 @@ describe('consul npm client against trellis dev', function () {
   });
 
   consulCompatSuite({ consul: () => consul, other: () => consul, node: 'devnode' });
+});
+
+describe('trellis dev --no-demo', function () {
+  it('starts without the demo service', async () => {
+    const dir = tempDir('dev-nodemo');
+    const dev = await startTrellis([
+      'dev',
+      '--bind',
+      '127.0.0.1:0',
+      '--data-dir',
+      dir,
+      '--no-demo',
+    ]);
+    try {
+      const consul = new Consul({ ...hostPort(dev.address) });
+      const services = (await consul.agent.service.list()) as Record<string, unknown>;
+      expect(Object.keys(services)).to.not.include('demo');
+    } finally {
+      await dev.stop();
+      removeDir(dir);
+    }
+  });
 });

@@ -1,0 +1,246 @@
+/**
+ * The data-plane benchmark's load generator, in a process of its own. Usage:
+ *   node loadgen.js '<LoadJob JSON>'
+ * stdout: `DATAPLANE-RESULT <LoadReport JSON>` when done.
+ *
+ * Requests are POSTs of `bodyBytes` over a pool of keep-alive HTTP/1.1 connections (undici,
+ * no pipelining). Open loop: request i is due at t0 + i / rate whether or not earlier ones have
+ * answered, and its latency runs from that intended time to the end of its response body, so a
+ * stall is charged to every request it delays (no coordinated omission). Closed loop:
+ * `concurrency` requests in flight back to back, for the saturated rate. Each run warms up
+ * first; the CPU time of the processes named in the job is read from /proc at the start and
+ * the end of the measured window, so the cost per request is the window's CPU / its requests.
+ */
+import { Pool } from 'undici';
+import { describe } from '../lib/errors.js';
+import { processCpuMs } from '../lib/proc.js';
+import { percentile } from '../lib/stats.js';
+import { now, sleep } from '../lib/time.js';
+import { RESULT_MARK, type LoadJob, type LoadReport, type Percentiles } from './types.js';
+
+const MAX_ERROR_SAMPLES = 5;
+/** How long the open loop waits for answers after its last send before counting the rest lost. */
+const DRAIN_MS = 10_000;
+
+interface Errors {
+  count: number;
+  samples: string[];
+}
+
+function noteError(e: Errors, message: string): void {
+  e.count++;
+  if (e.samples.length < MAX_ERROR_SAMPLES && !e.samples.includes(message)) e.samples.push(message);
+}
+
+function summary(values: Float64Array, n: number): Percentiles {
+  const sorted = Array.from(values.subarray(0, n)).sort((a, b) => a - b);
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return {
+    count: n,
+    p50: percentile(sorted, 50),
+    p90: percentile(sorted, 90),
+    p99: percentile(sorted, 99),
+    max: n ? sorted[n - 1]! : Number.NaN,
+    mean: n ? sum / n : Number.NaN,
+  };
+}
+
+type CpuSnapshot = Record<string, number>;
+
+function cpuSnapshot(pids: Record<string, number>): CpuSnapshot {
+  const out: CpuSnapshot = {};
+  for (const [name, pid] of Object.entries(pids)) {
+    try {
+      out[name] = processCpuMs(pid);
+    } catch {
+      out[name] = Number.NaN; // the process is gone: its row will say n/a
+    }
+  }
+  const self = process.cpuUsage();
+  out.loadgen = (self.user + self.system) / 1000;
+  return out;
+}
+
+function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): CpuSnapshot {
+  const out: CpuSnapshot = {};
+  for (const k of Object.keys(a)) out[k] = (b[k] ?? Number.NaN) - a[k]!;
+  return out;
+}
+
+/** One POST; resolves when the whole answer is in, throws unless it is 200 with the full body. */
+async function post(pool: Pool, body: Buffer): Promise<void> {
+  const res = await pool.request({
+    method: 'POST',
+    path: '/',
+    body,
+    headers: { 'content-type': 'application/octet-stream' },
+  });
+  const got = await res.body.arrayBuffer();
+  if (res.statusCode !== 200 || got.byteLength !== body.length)
+    throw new Error(
+      `HTTP ${res.statusCode}, ${got.byteLength} bytes: ${Buffer.from(got).toString('utf8', 0, 120).trim()}`,
+    );
+}
+
+function openLoop(job: LoadJob, pool: Pool, body: Buffer): Promise<LoadReport> {
+  const interval = 1000 / job.rate;
+  const nWarm = Math.round(job.warmupMs / interval);
+  const nMeasured = Math.max(1, Math.round(job.durationMs / interval));
+  const total = nWarm + nMeasured;
+  const latency = new Float64Array(nMeasured);
+  const lag = new Float64Array(nMeasured);
+  let nLatency = 0;
+  let nLag = 0;
+  const errors: Errors = { count: 0, samples: [] };
+  let unanswered = nMeasured;
+  let cpu0: CpuSnapshot = {};
+  let windowStart = 0;
+  const start = now() + 20;
+  let i = 0;
+
+  return new Promise<LoadReport>((resolve) => {
+    let done = false;
+    let drainTimer: NodeJS.Timeout | undefined;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(drainTimer);
+      const windowEnd = now();
+      const cpu = cpuDelta(cpu0, cpuSnapshot(job.cpuPids));
+      if (unanswered > 0)
+        noteError(errors, `${unanswered} request(s) unanswered ${DRAIN_MS} ms after the last send`);
+      errors.count += Math.max(0, unanswered - 1);
+      const windowMs = windowEnd - windowStart;
+      resolve({
+        mode: 'open',
+        requests: nMeasured,
+        ok: nLatency,
+        errors: errors.count,
+        unanswered,
+        errorSamples: errors.samples,
+        windowMs,
+        rate: (nLatency * 1000) / windowMs,
+        latency: summary(latency, nLatency),
+        sendLag: summary(lag, nLag),
+        cpuMs: cpu,
+      });
+    };
+    const fire = (intended: number, measured: boolean): void => {
+      if (measured) lag[nLag++] = now() - intended;
+      post(pool, body).then(
+        () => {
+          if (!measured || done) return;
+          latency[nLatency++] = now() - intended;
+          if (--unanswered === 0) finish();
+        },
+        (err: unknown) => {
+          if (!measured || done) return;
+          noteError(errors, describe(err));
+          if (--unanswered === 0) finish();
+        },
+      );
+    };
+    const tick = (): void => {
+      const t = now();
+      while (i < total && start + i * interval <= t) {
+        if (i === nWarm) {
+          cpu0 = cpuSnapshot(job.cpuPids);
+          windowStart = now();
+        }
+        fire(start + i * interval, i >= nWarm);
+        i++;
+      }
+      if (i < total) setTimeout(tick, Math.max(0, start + i * interval - now()));
+      else drainTimer = setTimeout(finish, DRAIN_MS);
+    };
+    setTimeout(tick, Math.max(0, start - now()));
+  });
+}
+
+async function closedLoop(job: LoadJob, pool: Pool, body: Buffer): Promise<LoadReport> {
+  const cap = Math.max(1024, Math.ceil((job.durationMs / 1000) * 200_000));
+  const latency = new Float64Array(cap);
+  let nLatency = 0;
+  const errors: Errors = { count: 0, samples: [] };
+  let measuring = false;
+  let cpu0: CpuSnapshot = {};
+  let cpu: CpuSnapshot = {};
+  let windowStart = 0;
+  let windowEnd = 0;
+  const end = now() + job.warmupMs + job.durationMs;
+  const startWindow = setTimeout(() => {
+    cpu0 = cpuSnapshot(job.cpuPids);
+    windowStart = now();
+    measuring = true;
+  }, job.warmupMs);
+  const endWindow = setTimeout(() => {
+    measuring = false;
+    windowEnd = now();
+    cpu = cpuDelta(cpu0, cpuSnapshot(job.cpuPids));
+  }, job.warmupMs + job.durationMs);
+  const worker = async (): Promise<void> => {
+    while (now() < end) {
+      const t0 = now();
+      try {
+        await post(pool, body);
+        if (measuring && nLatency < cap) latency[nLatency++] = now() - t0;
+      } catch (err) {
+        if (measuring) noteError(errors, describe(err));
+        await sleep(1); // a refused connection must not become a busy loop
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: job.concurrency }, () => worker()));
+  clearTimeout(startWindow);
+  clearTimeout(endWindow);
+  if (windowEnd === 0) {
+    // The timers ran late behind a busy event loop: close the window now.
+    windowEnd = now();
+    cpu = cpuDelta(cpu0, cpuSnapshot(job.cpuPids));
+  }
+  const windowMs = windowEnd - windowStart;
+  return {
+    mode: 'closed',
+    requests: nLatency + errors.count,
+    ok: nLatency,
+    errors: errors.count,
+    unanswered: 0,
+    errorSamples: errors.samples,
+    windowMs,
+    rate: (nLatency * 1000) / windowMs,
+    latency: summary(latency, nLatency),
+    cpuMs: cpu,
+  };
+}
+
+async function main(job: LoadJob): Promise<void> {
+  const pool = new Pool(job.origin, {
+    connections: job.connections,
+    pipelining: 1,
+    keepAliveTimeout: 60_000,
+    keepAliveMaxTimeout: 60_000,
+    headersTimeout: 10_000,
+    bodyTimeout: 10_000,
+    connectTimeout: 5_000,
+  });
+  const body = Buffer.alloc(job.bodyBytes, 0x61);
+  try {
+    const report =
+      job.mode === 'open' ? await openLoop(job, pool, body) : await closedLoop(job, pool, body);
+    process.stdout.write(`${RESULT_MARK} ${JSON.stringify(report)}\n`);
+  } finally {
+    await pool.destroy();
+  }
+}
+
+const arg = process.argv[2];
+if (!arg) {
+  process.stderr.write("usage: loadgen.js '<job JSON>'\n");
+  process.exitCode = 2;
+} else {
+  main(JSON.parse(arg) as LoadJob).catch((err: unknown) => {
+    process.stderr.write(`loadgen: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
