@@ -1,6 +1,7 @@
 /** `trellis agent`: argv -> a per-host agent with its local HTTP API. */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { mkdirSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { hostname } from 'node:os';
 import type { TokenResolver } from '../agent/acl/token-resolver.js';
 import type { CARoots } from '../api/index.js';
@@ -36,12 +37,16 @@ export interface AgentArgs {
   /** Onboarding: a single-use join token and the CA fingerprint to pin. */
   joinToken?: string;
   caFingerprint?: string;
+  /** Where to serve Prometheus metrics at /metrics (host:port); none when absent. */
+  metricsAddr?: string;
 }
 
 export interface RunningAgent {
   agent: TrellisAgent;
   app: FastifyInstance;
   address: string;
+  /** The metrics listener's address, when one was asked for. */
+  metricsAddress?: string;
   close(opts?: { leave?: boolean }): Promise<void>;
 }
 
@@ -104,6 +109,7 @@ export async function runAgent(args: AgentArgs, log: Logger): Promise<RunningAge
   const fwd: Forwarder = createForwarder(args.servers, identity?.tls());
   forwardRoutes(app, fwd, agent.opts.node.node);
   await app.listen({ host, port });
+  const metrics = args.metricsAddr ? await serveMetrics(args.metricsAddr, agent) : undefined;
   const addr = app.server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const address = `${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
@@ -112,7 +118,9 @@ export async function runAgent(args: AgentArgs, log: Logger): Promise<RunningAge
     agent,
     app,
     address,
+    ...(metrics ? { metricsAddress: metrics.address } : {}),
     async close(opts = {}) {
+      await metrics?.close();
       await app.close();
       identity?.stop(systemClock);
       await agent.stop(opts);
@@ -150,4 +158,40 @@ async function agentIdentity(args: AgentArgs, log: Logger): Promise<AgentIdentit
     'joined the cluster',
   );
   return identity;
+}
+
+/**
+ * The metrics port (`metrics_addr`, like Envoy's or Linkerd's admin port): Prometheus text at
+ * GET /metrics, nothing else, no token. Bind it where only Prometheus can reach it; the same
+ * figures are also at /v1/agent/metrics?format=prometheus on the API, behind ACLs.
+ */
+async function serveMetrics(
+  addr: string,
+  agent: TrellisAgent,
+): Promise<{ address: string; close(): Promise<void> }> {
+  const { host, port } = splitHostPort(addr, 9102);
+  const server = createHttpServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
+      return;
+    }
+    agent.metrics.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': agent.metrics.contentType }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const a = server.address();
+  const bound = typeof a === 'object' && a ? a.port : port;
+  return {
+    address: `${host.includes(':') ? `[${host}]` : host}:${bound}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }

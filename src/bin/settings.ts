@@ -36,6 +36,8 @@ export interface DaemonFlags {
   sessionMinTtlMs?: number;
   nodeGraceMs?: number;
   aclDefaultPolicy?: 'allow' | 'deny';
+  /** --metrics-bind: host:port, or `off`. */
+  metricsBind?: string;
 }
 
 export const DEFAULT_DATACENTER = 'dc1';
@@ -83,7 +85,13 @@ export function resolveAgent(
     ...(heartbeatTtlMs !== undefined ? { heartbeatTtlMs } : {}),
     ...(syncIntervalMs !== undefined ? { syncIntervalMs } : {}),
     ...(file.aclAgentToken ? { fileToken: file.aclAgentToken } : {}),
+    ...metricsAddr(flags.metricsBind ?? file.metricsAddr),
   };
+}
+
+/** The metrics listener: none unless asked for (`off` turns a file's setting off). */
+function metricsAddr(v: string | undefined): { metricsAddr?: string } {
+  return v === undefined || v === 'off' ? {} : { metricsAddr: v };
 }
 
 export function resolveServer(flags: DaemonFlags, file: AgentSettings): ResolvedServer {
@@ -132,6 +140,7 @@ const SETTING_NAMES: Record<string, string> = {
   syncIntervalMs: 'sync_interval',
   bind: 'bind_addr',
   snapshotEvery: 'snapshot_every',
+  metricsAddr: 'metrics_addr',
   nodeGraceMs: '--node-grace',
   sessionMinTtlMs: '--session-min-ttl',
 };
@@ -169,6 +178,7 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
   snapshotEvery: 'snapshot_every',
   aclDefaultPolicy: 'acl.default_policy',
   aclAgentToken: 'acl.tokens.agent',
+  metricsAddr: 'metrics_addr',
 };
 
 /** File settings the other kind of daemon uses; set here, they are ignored (and logged). */
@@ -181,6 +191,7 @@ const UNUSED: Record<'agent' | 'server', readonly (keyof AgentSettings)[]> = {
     'heartbeatTtlMs',
     'syncIntervalMs',
     'aclAgentToken',
+    'metricsAddr',
   ],
 };
 

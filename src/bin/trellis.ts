@@ -81,6 +81,7 @@ interface DaemonArgs extends GlobalArgs {
   demo?: boolean;
   'acl-default-policy'?: 'allow' | 'deny';
   'https-bind'?: string;
+  'metrics-bind'?: string;
   'join-token'?: string;
   'ca-fingerprint'?: string;
 }
@@ -121,6 +122,7 @@ function givenFlags(args: DaemonArgs, argv: readonly string[]): DaemonFlags {
     sessionMinTtlMs: numberFlag(args['session-min-ttl'], 'session-min-ttl', 0),
     nodeGraceMs: numberFlag(args['node-grace'], 'node-grace', 0),
     aclDefaultPolicy: args['acl-default-policy'],
+    metricsBind: args['metrics-bind'],
   };
 }
 
@@ -292,6 +294,11 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             type: 'string',
             describe: 'Join the cluster with this single-use token (needs --ca-fingerprint)',
           })
+          .option('metrics-bind', {
+            type: 'string',
+            describe:
+              'Serve Prometheus metrics at http://ADDR/metrics, no token (default: metrics_addr in --config-dir, else off)',
+          })
           .option('ca-fingerprint', {
             type: 'string',
             describe: "SHA-256 fingerprint of the cluster's CA, pinned while joining",
@@ -327,6 +334,8 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
         } catch (err) {
           return configErrorExit(err, env.io.stderr);
         }
+        if (running.metricsAddress)
+          env.io.stdout(`trellis agent metrics on http://${running.metricsAddress}/metrics\n`);
         env.io.stdout(`trellis agent listening on ${running.address}\n`);
         const agent = running.agent;
         const atStart = { ...settings, logLevel };

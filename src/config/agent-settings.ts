@@ -41,6 +41,8 @@ export interface AgentSettings {
   aclDefaultPolicy?: 'allow' | 'deny';
   /** `acl { tokens { agent = "..." } }`: the agent's own token. */
   aclAgentToken?: string;
+  /** `metrics_addr`: where the agent serves Prometheus metrics at /metrics (unset: nowhere). */
+  metricsAddr?: string;
 }
 
 /** One setting as one file wrote it. */
@@ -98,6 +100,7 @@ const settingFields: readonly FieldSpec[] = [
   field('data_dir', t.string(notEmpty('data_dir'))),
   field('advertise_addr', t.string(host)),
   field('http_addr', t.string(hostPort(true))),
+  field('metrics_addr', t.string(hostPort(true))),
   field('addresses', t.object(schema([field('http', t.string(host))]))),
   field('ports', t.object(schema([field('http', t.int(listenPort))]))),
   field('retry_join', t.listOf(t.string(hostPort(false)), nonEmptyList), { aliases: ['servers'] }),
@@ -268,6 +271,7 @@ function toSettings(m: ReadonlyMap<string, SettingEntry>): AgentSettings {
   set('snapshotEvery', get('snapshot_every'));
   set('aclDefaultPolicy', get('acl.defaultpolicy'));
   set('aclAgentToken', get<{ agent?: string }>('acl.tokens')?.agent);
+  set('metricsAddr', get('metrics_addr'));
   return s;
 }
 

@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request } from 'undici';
 import {
   eventually,
   startTrellis,
@@ -108,6 +109,21 @@ node_meta {
     await eventually(async () =>
       agent.output().includes('setting heartbeat_ttl changed; needs a restart'),
     );
+  });
+
+  it('an agent serves Prometheus metrics on its metrics port when metrics_addr is set', async () => {
+    const { conf } = agentConfig('metrics-node');
+    writeFileSync(join(conf, 'metrics.hcl'), 'metrics_addr = "127.0.0.1:0"\n');
+    const agent = await start(['agent', '--config-dir', conf, '--bind', '127.0.0.1:0']);
+    const m = /trellis agent metrics on (http:\/\/[^\s]+)/.exec(agent.output());
+    expect(m, agent.output()).to.not.equal(null);
+    const r = await request(m![1]!);
+    expect(r.statusCode).to.equal(200);
+    expect(String(r.headers['content-type'])).to.match(/^text\/plain/);
+    expect(await r.body.text()).to.match(/^trellis_process_cpu_seconds_total /m);
+    const other = await request(m![1]!.replace('/metrics', '/v1/agent/self'));
+    expect(other.statusCode).to.equal(404);
+    await other.body.text();
   });
 
   it('a flag given on the command line overrides the file', async () => {

@@ -62,6 +62,20 @@ describe('bin/settings: agent', () => {
     });
   });
 
+  it('serves metrics only where asked: the flag beats the file, and off turns it off', () => {
+    const base = { servers: ['s:8500'], dataDir: '/d' };
+    const file: AgentSettings = { metricsAddr: '127.0.0.1:9102' };
+    expect(resolveAgent(base, {}, 'x:1').metricsAddr).to.equal(undefined);
+    expect(resolveAgent(base, file, 'x:1').metricsAddr).to.equal('127.0.0.1:9102');
+    expect(
+      resolveAgent({ ...base, metricsBind: '0.0.0.0:9200' }, file, 'x:1').metricsAddr,
+    ).to.equal('0.0.0.0:9200');
+    expect(resolveAgent({ ...base, metricsBind: 'off' }, file, 'x:1').metricsAddr).to.equal(
+      undefined,
+    );
+    expect(unusedSettings('server', file)).to.deep.equal(['metrics_addr']);
+  });
+
   it('lets every flag given override the files', () => {
     const r = resolveAgent(
       {
