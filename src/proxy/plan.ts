@@ -65,3 +65,13 @@ export interface ProxyPlan {
   inbound: InboundPlan;
   upstreams: UpstreamPlan[];
 }
+
+/** The same certificates, key and roots (plans are rebuilt often; TLS changes are rare). */
+export function sameTls(a: TlsMaterial, b: TlsMaterial): boolean {
+  return (
+    a.certChain === b.certChain &&
+    a.key === b.key &&
+    a.roots.length === b.roots.length &&
+    a.roots.every((r, i) => r === b.roots[i])
+  );
+}

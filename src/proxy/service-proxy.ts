@@ -20,7 +20,7 @@ import {
 } from 'node:tls';
 import type { Clock } from '../core/index.js';
 import { decide } from '../policy/index.js';
-import type { Endpoint, ProxyPlan, UpstreamPlan } from './plan.js';
+import { sameTls, type Endpoint, type ProxyPlan, type UpstreamPlan } from './plan.js';
 import { REASON, type Reason } from './reasons.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import { endpointKey, pickOrder, type BalancerState } from './balance.js';
@@ -471,15 +471,6 @@ export class ServiceProxy {
 /** The connection-time decision, for TCP services. */
 function l4Decision(plan: ProxyPlan, source: string): { allowed: boolean; reason: string } {
   return decide(plan.intentions, { source, destination: plan.service }, plan.defaultAllow);
-}
-
-function sameTls(a: ProxyPlan['tls'], b: ProxyPlan['tls']): boolean {
-  return (
-    a.certChain === b.certChain &&
-    a.key === b.key &&
-    a.roots.length === b.roots.length &&
-    a.roots.every((r, i) => r === b.roots[i])
-  );
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {

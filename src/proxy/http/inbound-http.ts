@@ -11,24 +11,15 @@
  * nothing tunnels around L7 policy. HTTP/2: bounded concurrent streams, header list size and
  * session memory; nghttp2's rapid-reset and CONTINUATION-flood limits end abusive sessions.
  */
-import type { Server } from 'node:http';
-import {
-  createServer as createH2Server,
-  type Http2Server,
-  type Http2Session,
-  type ServerHttp2Stream,
-} from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../../core/index.js';
 import { decide } from '../../policy/index.js';
 import type { ProxyPlan } from '../plan.js';
 import { REASON } from '../reasons.js';
-import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
+import type { Downstream } from './downstream.js';
 import { track, type RequestObserver } from './exchange.js';
 import { XFCC, endToEnd, headerValues, normalizeTarget, pathOf } from './headers.js';
-import { createHttp1Server } from './http1-server.js';
-import { H2_SERVER_LIMITS } from './limits.js';
-import { guardResets } from './reset-guard.js';
+import { HandedHttpServers } from './handed-servers.js';
 import { Http1Target, Http2Target, type HttpTarget } from './targets.js';
 
 export interface Caller {
@@ -47,48 +38,20 @@ export interface InboundHttpDeps {
 }
 
 export class InboundHttp {
-  readonly #h1: Server;
-  readonly #h2: Http2Server;
-  readonly #callers = new WeakMap<object, Caller>();
-  readonly #sessions = new Set<Http2Session>();
-  /** The caller of the connection being handed to the HTTP/2 server right now. */
-  #handing: Caller | undefined;
+  readonly #servers: HandedHttpServers<Caller>;
   #app: { key: string; target: HttpTarget } | undefined;
 
   constructor(private readonly deps: InboundHttpDeps) {
-    this.#h1 = createHttp1Server(
-      (req, res) => this.#handle(fromHttp1(req, res), this.#callers.get(req.socket)),
-      { headersTimeout: deps.headersTimeoutMs },
-    );
-
-    this.#h2 = createH2Server(H2_SERVER_LIMITS);
-    this.#h2.on('session', (session: Http2Session) => {
-      if (this.#handing) this.#callers.set(session, this.#handing);
-      this.#sessions.add(session);
-      session.once('close', () => this.#sessions.delete(session));
-      session.on('error', () => session.destroy());
-      session.setTimeout(deps.idleTimeoutMs, () => session.close());
-    });
-    this.#h2.on('stream', (stream: ServerHttp2Stream, headers) => {
-      stream.on('error', () => stream.destroy());
-      guardResets(stream);
-      this.#handle(fromHttp2(stream, headers), this.#callers.get(stream.session as object));
+    this.#servers = new HandedHttpServers((down, caller) => this.#handle(down, caller), {
+      idleTimeoutMs: deps.idleTimeoutMs,
+      headersTimeoutMs: deps.headersTimeoutMs,
+      requireHostHeader: true,
     });
   }
 
   /** Serves an authenticated connection; the caller is the identity its certificate proved. */
   accept(socket: TLSSocket, caller: Caller): void {
-    if (socket.alpnProtocol === 'h2') {
-      this.#handing = caller;
-      try {
-        this.#h2.emit('connection', socket);
-      } finally {
-        this.#handing = undefined;
-      }
-      return;
-    }
-    this.#callers.set(socket, caller);
-    this.#h1.emit('connection', socket);
+    this.#servers.accept(socket, caller, socket.alpnProtocol === 'h2');
   }
 
   /** The local application's pool follows the plan (address or protocol changes). */
@@ -108,22 +71,20 @@ export class InboundHttp {
   }
 
   close(): void {
-    for (const s of this.#sessions) s.destroy();
+    this.#servers.close();
     this.#app?.target.destroy();
-    this.#h1.closeAllConnections();
-    this.#h1.close(() => {}); // stops the timeout checks (it never listened)
   }
 
-  #handle(down: Downstream, caller: Caller | undefined): void {
+  #handle(down: Downstream, caller: Caller): void {
     const plan = this.deps.plan();
     const out = track(
       down,
       'inbound',
-      caller?.service ?? 'unknown',
+      caller.service,
       plan?.service ?? 'unknown',
       this.deps.observe,
     );
-    if (!plan || !caller || !this.#app || this.deps.clock.now() >= plan.tls.notAfter) {
+    if (!plan || !this.#app || this.deps.clock.now() >= plan.tls.notAfter) {
       out.status = 503;
       out.flags = REASON.noPlan;
       return down.refuse(503, REASON.noPlan, 'no plan');

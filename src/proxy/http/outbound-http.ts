@@ -9,26 +9,17 @@
  * Pools are replaced when the proxy's certificates change (new requests use new handshakes,
  * requests in flight finish on the old sessions) and closed when their endpoint leaves the plan.
  */
-import type { Server } from 'node:http';
-import {
-  createServer as createH2Server,
-  type Http2Server,
-  type Http2Session,
-  type ServerHttp2Stream,
-} from 'node:http2';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Clock } from '../../core/index.js';
 import { endpointKey, pickOrder, type BalancerState } from '../balance.js';
-import type { Endpoint, ProxyPlan, UpstreamPlan } from '../plan.js';
+import { sameTls, type Endpoint, type ProxyPlan, type UpstreamPlan } from '../plan.js';
 import { REASON, type Reason } from '../reasons.js';
 import { mtlsOptions } from '../transport/mtls.js';
-import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
+import type { Downstream } from './downstream.js';
 import { track, type RequestObserver } from './exchange.js';
 import { endToEnd } from './headers.js';
-import { createHttp1Server } from './http1-server.js';
-import { H2_SERVER_LIMITS } from './limits.js';
-import { guardResets } from './reset-guard.js';
+import { HandedHttpServers } from './handed-servers.js';
 import { Http1Target, Http2Target, type HttpTarget, type TargetError } from './targets.js';
 
 export type UpstreamHttpVersion = 'h2' | 'http1';
@@ -50,36 +41,18 @@ export interface OutboundHttpDeps {
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 export class OutboundHttp {
-  readonly #h1: Server;
-  readonly #h2: Http2Server;
-  readonly #listenerOf = new WeakMap<object, string>();
-  #handing = '';
-  readonly #sessions = new Set<Http2Session>();
+  readonly #servers: HandedHttpServers<string>;
   /** Pools by upstream identity and endpoint. */
   #targets = new Map<string, HttpTarget>();
   readonly #balancers = new Map<string, BalancerState>();
-  #tlsVersion: ProxyPlan['tls'] | undefined;
+  #tls: ProxyPlan['tls'] | undefined;
 
   constructor(private readonly deps: OutboundHttpDeps) {
-    this.#h1 = createHttp1Server(
-      (req, res) => this.#handle(fromHttp1(req, res), this.#listenerOf.get(req.socket) ?? ''),
-      { requireHostHeader: false, headersTimeout: deps.headersTimeoutMs },
-    );
-    this.#h2 = createH2Server(H2_SERVER_LIMITS);
-    this.#h2.on('session', (session: Http2Session) => {
-      this.#listenerOf.set(session, this.#handing);
-      this.#sessions.add(session);
-      session.once('close', () => this.#sessions.delete(session));
-      session.on('error', () => session.destroy());
-      session.setTimeout(deps.idleTimeoutMs, () => session.close());
-    });
-    this.#h2.on('stream', (stream: ServerHttp2Stream, headers) => {
-      stream.on('error', () => stream.destroy());
-      guardResets(stream);
-      this.#handle(
-        fromHttp2(stream, headers),
-        this.#listenerOf.get(stream.session as object) ?? '',
-      );
+    this.#servers = new HandedHttpServers((down, key) => this.#handle(down, key), {
+      idleTimeoutMs: deps.idleTimeoutMs,
+      headersTimeoutMs: deps.headersTimeoutMs,
+      // The destination's name stands in for a missing Host.
+      requireHostHeader: false,
     });
   }
 
@@ -95,26 +68,20 @@ export class OutboundHttp {
       clearTimeout(silent);
       socket.unshift(first);
       const n = Math.min(first.length, PREFACE.length);
-      const h2 = first.subarray(0, n).equals(PREFACE.subarray(0, n));
-      if (h2) {
-        this.#handing = listenerKey;
-        try {
-          this.#h2.emit('connection', socket);
-        } finally {
-          this.#handing = '';
-        }
-      } else {
-        this.#listenerOf.set(socket, listenerKey);
-        this.#h1.emit('connection', socket);
-      }
+      this.#servers.accept(
+        socket,
+        listenerKey,
+        first.subarray(0, n).equals(PREFACE.subarray(0, n)),
+      );
     };
     socket.once('readable', sniff);
   }
 
   /** Pools follow the plan: new certificates start new pools; gone endpoints are closed. */
   setPlan(plan: ProxyPlan): void {
-    if (this.#tlsVersion !== plan.tls) {
-      this.#tlsVersion = plan.tls;
+    // Plans are rebuilt on every input change; only new certificates need new pools.
+    if (!this.#tls || !sameTls(this.#tls, plan.tls)) {
+      this.#tls = plan.tls;
       for (const t of this.#targets.values()) t.close();
       this.#targets = new Map();
       return;
@@ -130,11 +97,9 @@ export class OutboundHttp {
   }
 
   close(): void {
-    for (const s of this.#sessions) s.destroy();
+    this.#servers.close();
     for (const t of this.#targets.values()) t.destroy();
     this.#targets.clear();
-    this.#h1.closeAllConnections();
-    this.#h1.close(() => {}); // stops the timeout checks (it never listened)
   }
 
   #handle(down: Downstream, listenerKey: string): void {
