@@ -17,21 +17,27 @@ export interface BalancerState {
 /** Requests (or connections) in flight to an endpoint. */
 export type LoadOf = (ep: Endpoint) => number;
 
-export function pickOrder(u: UpstreamPlan, state: BalancerState, load: LoadOf): Endpoint[] {
+/**
+ * The position of the balancer's pick among `u.endpoints`; fallbacks follow it in ring order
+ * (`endpointAt`), so no per-request array is made.
+ */
+export function pickFirst(u: UpstreamPlan, state: BalancerState, load: LoadOf): number {
   const eps = u.endpoints;
   const n = eps.length;
-  if (n <= 1) return eps.slice();
-  let first: number;
-  if (u.balancer === 'random') first = Math.floor(pseudoRandom() * n);
-  else if (u.balancer === 'least_request') {
+  if (n <= 1) return 0;
+  if (u.balancer === 'random') return Math.floor(pseudoRandom() * n);
+  if (u.balancer === 'least_request') {
     const a = Math.floor(pseudoRandom() * n);
     let b = Math.floor(pseudoRandom() * (n - 1));
     if (b >= a) b++;
-    first = load(eps[b]!) < load(eps[a]!) ? b : a;
-  } else first = state.next++ % n;
-  const order = new Array<Endpoint>(n);
-  for (let i = 0; i < n; i++) order[i] = eps[(first + i) % n]!;
-  return order;
+    return load(eps[b]!) < load(eps[a]!) ? b : a;
+  }
+  return state.next++ % n;
+}
+
+/** The i-th endpoint to try when the balancer picked `first`. */
+export function endpointAt(u: UpstreamPlan, first: number, i: number): Endpoint {
+  return u.endpoints[(first + i) % u.endpoints.length]!;
 }
 
 /** Spreads "random" choices without Math.random (banned outside core): a xorshift stream. */

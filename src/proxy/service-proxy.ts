@@ -23,7 +23,7 @@ import { decide } from '../policy/index.js';
 import { sameTls, type Endpoint, type ProxyPlan, type UpstreamPlan } from './plan.js';
 import { REASON, type Reason } from './reasons.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
-import { endpointKey, pickOrder, type BalancerState } from './balance.js';
+import { endpointAt, endpointKey, pickFirst, type BalancerState } from './balance.js';
 import type { RequestRecord } from './http/exchange.js';
 import { InboundHttp } from './http/inbound-http.js';
 import { OutboundHttp, type UpstreamHttpVersion } from './http/outbound-http.js';
@@ -80,6 +80,8 @@ export class ServiceProxy {
   #inbound: TlsServer | undefined;
   #inboundKey = '';
   #outbound = new Map<string, OutboundListener>();
+  /** The plan's upstreams by listener address. */
+  #upstreams = new Map<string, UpstreamPlan>();
   #open = new Set<InboundConn>();
   /** Every accepted socket, handshake or not, so stop() ends them at once. */
   #accepted = new Set<Socket>();
@@ -111,8 +113,7 @@ export class ServiceProxy {
     });
     this.#outboundHttp = new OutboundHttp({
       plan: () => this.#plan,
-      upstream: (key) =>
-        this.#plan?.upstreams.find((u) => listenKey(u.bindAddress, u.bindPort) === key),
+      upstream: (key) => this.#upstreams.get(key),
       clock: this.#o.clock,
       observe,
       idleTimeoutMs: this.#o.idleTimeoutMs,
@@ -155,6 +156,7 @@ export class ServiceProxy {
     if (this.#plan && plan.version < this.#plan.version) return;
     const old = this.#plan;
     this.#plan = Object.freeze(plan);
+    this.#upstreams = new Map(plan.upstreams.map((u) => [listenKey(u.bindAddress, u.bindPort), u]));
     if (plan.inbound.protocol !== 'tcp') this.#inboundHttp.setPlan(plan);
     this.#outboundHttp.setPlan(plan);
     await this.#applyInbound(plan, old);
@@ -319,9 +321,7 @@ export class ServiceProxy {
       const l: OutboundListener = { server: createServer({ allowHalfOpen: true }), key, next: 0 };
       l.server.on('connection', (c: Socket) => {
         this.#track(c);
-        const proto = this.#plan?.upstreams.find(
-          (x) => listenKey(x.bindAddress, x.bindPort) === key,
-        )?.protocol;
+        const proto = this.#upstreams.get(key)?.protocol;
         if (proto && proto !== 'tcp') this.#outboundHttp.accept(c, key);
         else this.#onOutbound(c, l);
       });
@@ -333,7 +333,7 @@ export class ServiceProxy {
   #onOutbound(client: Socket, l: OutboundListener): void {
     const plan = this.#plan;
     const started = this.#o.clock.now();
-    const upstream = plan?.upstreams.find((u) => listenKey(u.bindAddress, u.bindPort) === l.key);
+    const upstream = this.#upstreams.get(l.key);
     const fail = (reason: Reason, why: string, dest = upstream?.destination ?? ''): void => {
       this.#o.log.info(
         { service: plan?.service, destination: dest, reason, why },
@@ -355,11 +355,11 @@ export class ServiceProxy {
       return fail(REASON.noHealthyUpstream, 'no healthy endpoint');
     client.pause();
     client.on('error', () => client.destroy());
-    const order = pickOrder(upstream, l, (ep) => this.#tcpLoad.get(endpointKey(ep)) ?? 0);
+    const first = pickFirst(upstream, l, (ep) => this.#tcpLoad.get(endpointKey(ep)) ?? 0);
     const tryNext = (i: number, lastError: string, reason: Reason): void => {
       if (client.destroyed) return;
-      if (i >= order.length) return fail(reason, lastError);
-      const ep = order[i]!;
+      if (i >= upstream.endpoints.length) return fail(reason, lastError);
+      const ep = endpointAt(upstream, first, i);
       const up = this.#dial(plan, upstream, ep);
       up.once('error', (err: Error & { reason?: Reason }) => {
         up.destroy();

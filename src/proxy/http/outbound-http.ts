@@ -12,7 +12,7 @@
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Clock } from '../../core/index.js';
-import { endpointKey, pickOrder, type BalancerState } from '../balance.js';
+import { endpointAt, endpointKey, pickFirst, type BalancerState } from '../balance.js';
 import { sameTls, type Endpoint, type ProxyPlan, type UpstreamPlan } from '../plan.js';
 import { REASON, type Reason } from '../reasons.js';
 import { mtlsOptions } from '../transport/mtls.js';
@@ -123,7 +123,8 @@ export class OutboundHttp {
       return refuse(503, REASON.noHealthyUpstream, 'no healthy upstream');
     let state = this.#balancers.get(listenerKey);
     if (!state) this.#balancers.set(listenerKey, (state = { next: 0 }));
-    const order = pickOrder(upstream, state, (ep) => this.#targetFor(plan, upstream, ep).active);
+    const first = pickFirst(upstream, state, (ep) => this.#targetFor(plan, upstream, ep).active);
+    const tries = upstream.endpoints.length;
     const headers = endToEnd(down.headers, { dropIdentity: true, keepTrailersTe: true });
     const head = {
       method: down.method,
@@ -133,7 +134,7 @@ export class OutboundHttp {
     };
     let renewed = false;
     const attempt = (i: number): void => {
-      const ep = order[i]!;
+      const ep = endpointAt(upstream, first, i);
       out.upstream = `${ep.address}:${ep.port}`;
       const target = this.#targetFor(this.deps.plan() ?? plan, upstream, ep);
       target.send(head, down, (err, res) => {
@@ -149,7 +150,7 @@ export class OutboundHttp {
           renewed = true;
           return attempt(i);
         }
-        if (i + 1 < order.length) return attempt(i + 1);
+        if (i + 1 < tries) return attempt(i + 1);
       }
       refuse(503, err?.reason ?? REASON.upstreamConnectFailure, 'upstream unavailable');
     };
