@@ -25,7 +25,7 @@ export interface RequestHead {
   /** Path and query. */
   path: string;
   authority: string;
-  /** End-to-end headers, already filtered. */
+  /** End-to-end headers, already filtered: the request's own object, which a target may add to. */
   headers: OutgoingHttpHeaders;
 }
 
@@ -95,7 +95,8 @@ export class Http2Target implements HttpTarget {
     down: Downstream,
     cb: SendCallback,
   ): void {
-    const h: OutgoingHttpHeaders = { ...head.headers };
+    // The head's headers are this request's own copy already (filtered for it): no second copy.
+    const h = head.headers;
     h[':method'] = head.method;
     h[':path'] = head.path;
     h[':authority'] = head.authority;
@@ -253,7 +254,8 @@ export class Http1Target implements HttpTarget {
   }
 
   send(head: RequestHead, down: Downstream, cb: SendCallback): void {
-    const headers: OutgoingHttpHeaders = { ...head.headers, host: head.authority };
+    const headers = head.headers;
+    headers.host = head.authority;
     const options = {
       agent: this.#agent,
       host: this.opts.host,
