@@ -20,6 +20,8 @@ export const REASON = {
   idleTimeout: 'IT',
   /** The request is malformed or ambiguous (Envoy's downstream protocol error). */
   badRequest: 'DPE',
+  /** The client did not send its request head in time (slowloris). */
+  downstreamTimeout: 'DT',
 } as const;
 
 export type Reason = (typeof REASON)[keyof typeof REASON];

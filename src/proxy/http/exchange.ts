@@ -60,3 +60,27 @@ export function track(
   });
   return outcome;
 }
+
+/** The record of a request refused before it was even parsed (or tunnelled): no method, no path. */
+export function refusedRecord(
+  direction: RequestRecord['direction'],
+  source: string,
+  destination: string,
+  status: number,
+  flags: Reason,
+): RequestRecord {
+  return {
+    direction,
+    source,
+    destination,
+    protocol: 'HTTP/1.1',
+    method: '-',
+    path: '-',
+    status,
+    flags,
+    durationMs: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    upstream: '',
+  };
+}

@@ -12,17 +12,20 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import type { Socket } from 'node:net';
+import type { Reason } from '../reasons.js';
 import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
 import { createHttp1Server } from './http1-server.js';
 import { H2_SERVER_LIMITS } from './limits.js';
 import { guardResets } from './reset-guard.js';
 
-export interface HandedServerOptions {
+export interface HandedServerOptions<C> {
   idleTimeoutMs: number;
   /** Time a client has to send a request head (slowloris). */
   headersTimeoutMs: number;
   /** HTTP/1.1 requests without Host are refused (the public side) or accepted. */
   requireHostHeader: boolean;
+  /** A request the HTTP/1.1 server refused itself (parse error, tunnel, timeout). */
+  onRefused(ctx: C, status: number, reason: Reason): void;
 }
 
 export class HandedHttpServers<C> {
@@ -33,7 +36,7 @@ export class HandedHttpServers<C> {
   /** The context of the connection being handed to the HTTP/2 server right now. */
   #handing: C | undefined;
 
-  constructor(handle: (down: Downstream, ctx: C) => void, opts: HandedServerOptions) {
+  constructor(handle: (down: Downstream, ctx: C) => void, opts: HandedServerOptions<C>) {
     this.#h1 = createHttp1Server(
       (req, res) => {
         const ctx = this.#context.get(req.socket);
@@ -41,6 +44,10 @@ export class HandedHttpServers<C> {
         else res.destroy();
       },
       { headersTimeout: opts.headersTimeoutMs, requireHostHeader: opts.requireHostHeader },
+      (socket, status, reason) => {
+        const ctx = this.#context.get(socket);
+        if (ctx !== undefined) opts.onRefused(ctx, status, reason);
+      },
     );
     this.#h2 = createH2Server(H2_SERVER_LIMITS);
     this.#h2.on('session', (session: Http2Session) => {

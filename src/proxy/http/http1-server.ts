@@ -12,19 +12,41 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { Socket } from 'node:net';
-import { REASON } from '../reasons.js';
+import { REASON, type Reason } from '../reasons.js';
 import { REASON_HEADER } from './headers.js';
 import { HTTP1_SERVER_LIMITS, MAX_HEADER_COUNT } from './limits.js';
 
 const close = (status: string, extra = ''): string =>
   `HTTP/1.1 ${status}\r\n${extra}content-length: 0\r\nconnection: close\r\n\r\n`;
 
-/** What a parser error becomes on the wire. */
-function answerFor(code: string | undefined): string {
-  if (code === 'HPE_HEADER_OVERFLOW') return close('431 Request Header Fields Too Large');
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return close('408 Request Timeout');
-  return close('400 Bad Request');
+interface Refusal {
+  status: number;
+  line: string;
+  reason: Reason;
 }
+
+const BAD: Refusal = { status: 400, line: '400 Bad Request', reason: REASON.badRequest };
+const TOO_BIG: Refusal = {
+  status: 431,
+  line: '431 Request Header Fields Too Large',
+  reason: REASON.badRequest,
+};
+const TIMEOUT: Refusal = {
+  status: 408,
+  line: '408 Request Timeout',
+  reason: REASON.downstreamTimeout,
+};
+const TUNNEL: Refusal = { status: 403, line: '403 Forbidden', reason: REASON.unauthorized };
+
+/** What a parser error becomes on the wire. */
+function refusalFor(code: string | undefined): Refusal {
+  if (code === 'HPE_HEADER_OVERFLOW') return TOO_BIG;
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return TIMEOUT;
+  return BAD;
+}
+
+/** Told of every request the server refuses itself (for the access log and metrics). */
+export type OnRefused = (socket: Socket, status: number, reason: Reason) => void;
 
 /**
  * What Node's parser lets through but a proxy must not forward: too many headers (Node keeps
@@ -33,41 +55,46 @@ function answerFor(code: string | undefined): string {
  * fails on it), and targets that are not origin-form (the app and the L7 rules would read
  * different paths). CONNECT never gets here (the 'connect' event).
  */
-function requestProblem(req: IncomingMessage): string | undefined {
-  if (req.rawHeaders.length / 2 > MAX_HEADER_COUNT) return '431 Request Header Fields Too Large';
+function requestProblem(req: IncomingMessage): Refusal | undefined {
+  if (req.rawHeaders.length / 2 > MAX_HEADER_COUNT) return TOO_BIG;
   let hosts = 0;
   for (let i = 0; i < req.rawHeaders.length; i += 2)
     if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
-  if (hosts > 1) return '400 Bad Request';
+  if (hosts > 1) return BAD;
   const te = req.headers['transfer-encoding'];
-  if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return '400 Bad Request';
+  if (te !== undefined && te.trim().toLowerCase() !== 'chunked') return BAD;
   const url = req.url ?? '';
-  if (!url.startsWith('/') && !(req.method === 'OPTIONS' && url === '*')) return '400 Bad Request';
+  if (!url.startsWith('/') && !(req.method === 'OPTIONS' && url === '*')) return BAD;
   return undefined;
+}
+
+/** The refusal, with its reason code, and the connection closed. */
+function refuse(socket: Socket, r: Refusal, onRefused: OnRefused | undefined): void {
+  onRefused?.(socket, r.status, r.reason);
+  if (socket.writable) socket.end(close(r.line, `${REASON_HEADER}: ${r.reason}\r\n`));
+  else socket.destroy();
 }
 
 export function createHttp1Server(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   overrides: ServerOptions = {},
+  onRefused?: OnRefused,
 ): Server {
   const server = createServer({ ...HTTP1_SERVER_LIMITS, ...overrides }, (req, res) => {
     const problem = requestProblem(req);
     if (!problem) return handler(req, res);
-    req.socket.end(close(problem, `${REASON_HEADER}: ${REASON.badRequest}\r\n`));
+    refuse(req.socket, problem, onRefused);
   });
   // One more than the limit, so requestProblem can tell "too many" from "exactly the limit".
   server.maxHeadersCount = MAX_HEADER_COUNT + 1;
   // Node starts checking headersTimeout and requestTimeout (slowloris, idle new connections)
   // on 'listening', and this server never listens: connections are handed to it.
   server.emit('listening');
-  const noTunnel = (_req: unknown, socket: Socket): void => {
-    socket.end(close('403 Forbidden', `${REASON_HEADER}: ${REASON.unauthorized}\r\n`));
-  };
+  const noTunnel = (_req: unknown, socket: Socket): void => refuse(socket, TUNNEL, onRefused);
   server.on('upgrade', noTunnel);
   server.on('connect', noTunnel);
-  server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
-    if (socket.writable) socket.end(answerFor(err.code));
-    else socket.destroy();
-  });
+  server.on('clientError', (err: Error & { code?: string }, socket: Socket) =>
+    refuse(socket, refusalFor(err.code), onRefused),
+  );
   return server;
 }

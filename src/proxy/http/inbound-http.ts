@@ -17,7 +17,7 @@ import { decide } from '../../policy/index.js';
 import type { ProxyPlan } from '../plan.js';
 import { REASON } from '../reasons.js';
 import type { Downstream } from './downstream.js';
-import { track, type RequestObserver } from './exchange.js';
+import { refusedRecord, track, type RequestObserver } from './exchange.js';
 import { XFCC, endToEnd, headerValues, normalizeTarget, pathOf } from './headers.js';
 import { HandedHttpServers } from './handed-servers.js';
 import { Http1Target, Http2Target, type HttpTarget } from './targets.js';
@@ -46,6 +46,16 @@ export class InboundHttp {
       idleTimeoutMs: deps.idleTimeoutMs,
       headersTimeoutMs: deps.headersTimeoutMs,
       requireHostHeader: true,
+      onRefused: (caller, status, reason) =>
+        deps.observe(
+          refusedRecord(
+            'inbound',
+            caller.service,
+            deps.plan()?.service ?? 'unknown',
+            status,
+            reason,
+          ),
+        ),
     });
   }
 

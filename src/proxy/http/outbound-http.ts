@@ -17,7 +17,7 @@ import { sameTls, type Endpoint, type ProxyPlan, type UpstreamPlan } from '../pl
 import { REASON, type Reason } from '../reasons.js';
 import { mtlsOptions } from '../transport/mtls.js';
 import type { Downstream } from './downstream.js';
-import { track, type RequestObserver } from './exchange.js';
+import { refusedRecord, track, type RequestObserver } from './exchange.js';
 import { endToEnd } from './headers.js';
 import { HandedHttpServers } from './handed-servers.js';
 import { Http1Target, Http2Target, type HttpTarget, type TargetError } from './targets.js';
@@ -53,6 +53,16 @@ export class OutboundHttp {
       headersTimeoutMs: deps.headersTimeoutMs,
       // The destination's name stands in for a missing Host.
       requireHostHeader: false,
+      onRefused: (key, status, reason) =>
+        deps.observe(
+          refusedRecord(
+            'outbound',
+            deps.plan()?.service ?? 'unknown',
+            deps.upstream(key)?.destination ?? 'unknown',
+            status,
+            reason,
+          ),
+        ),
     });
   }
 

@@ -8,6 +8,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
 import { Agent, request as httpRequest, createServer, type Server } from 'node:http';
+import { connect as netConnect } from 'node:net';
 import {
   connect as h2connect,
   createServer as createH2Server,
@@ -236,6 +237,28 @@ describe('proxy: HTTP between proxies, HTTP/2 and gRPC (real sockets)', function
       expect([r.status, r.headers['x-trellis-reason']]).to.deep.equal([403, 'UAEX']);
       await pair.dest.setPlan({ ...pair.destPlan, version: 3 });
       expect((await h1(port, '/again')).status).to.equal(200);
+    });
+
+    it('answers a request it cannot parse itself, with its reason code, and counts it', async () => {
+      const raw = await new Promise<string>((resolve, reject) => {
+        const c = netConnect(port, '127.0.0.1', () =>
+          c.end('GET http://elsewhere/x HTTP/1.1\r\nHost: api\r\n\r\n'),
+        );
+        let got = '';
+        c.on('data', (d) => (got += d));
+        c.on('close', () => resolve(got));
+        c.on('error', reject);
+      });
+      expect(raw).to.match(/^HTTP\/1\.1 400 Bad Request\r\n/);
+      expect(raw).to.match(/\r\nx-trellis-reason: DPE\r\n/i);
+      expect(await pair.registry.metrics()).to.match(
+        /trellis_http_requests_total\{direction="outbound",source_service="web",destination_service="api",response_code="400",response_flags="DPE"\} 1/,
+      );
+      expect(pair.log.find((l) => l.response_flags === 'DPE')).to.include({
+        direction: 'outbound',
+        method: '-',
+        response_code: 400,
+      });
     });
 
     it('counts requests by services, code and flags, and logs one line per request', async () => {
