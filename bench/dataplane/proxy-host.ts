@@ -3,7 +3,8 @@
  * CPU time from /proc), driven only through its public API. Usage:
  *   node proxy-host.js <plan.json> [h2|http1]
  * The second argument says how its HTTP upstreams talk to the other proxy (default h2). Its
- * access log is written, as in production, by pino (to /dev/null here).
+ * access log is written, as in production, by pino (to /dev/null here), and it keeps the same
+ * Prometheus metrics an agent's proxies do.
  * stdout: `DATAPLANE-READY {"inbound": N, "upstreams": {"api": N}}` once the plan is installed
  * (the ports it got when the plan asked for port 0). SIGTERM stops the proxy and the process.
  */
@@ -11,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { systemClock } from '../../src/core/index.js';
 import { ServiceProxy, type ProxyPlan } from '../../src/proxy/index.js';
+import { createRegistry, proxyMetrics } from '../../src/telemetry/metrics.js';
 import { READY_MARK } from './types.js';
 
 async function main(planPath: string, upstreamHttp: 'h2' | 'http1'): Promise<void> {
@@ -20,6 +22,7 @@ async function main(planPath: string, upstreamHttp: 'h2' | 'http1'): Promise<voi
     clock: systemClock,
     log: { info() {}, warn() {} },
     accessLog,
+    metrics: proxyMetrics(createRegistry()),
     upstreamHttp,
   });
   process.once('SIGTERM', () => {

@@ -84,7 +84,8 @@ export function renderDataplane(r: DataplaneResult): string {
       `${int(r.bodyBytes)}-byte POST bodies and ${int(r.bodyBytes)}-byte answers from an app in ` +
       `its own process; each proxy also ran in its own process, so its CPU time is its own ` +
       `(read from /proc). Trellis is web's ServiceProxy (upstream listener) to api's ServiceProxy ` +
-      `(inbound) over mutual TLS with an allow intention; HAProxy` +
+      `(inbound) over mutual TLS with an allow intention, each writing its access log (pino, ` +
+      `to /dev/null) and keeping its Prometheus metrics as an agent's proxies do; HAProxy` +
       `${r.haproxyVersion ? ` ${r.haproxyVersion}` : ''} is the same mTLS pair (\`mode http\`, ` +
       `client certificate required and chain verified both ways, \`http-reuse always\`), each ` +
       `with \`nbthread 1\` so that every proxy has one core's worth of threads, as Node's single ` +
