@@ -198,6 +198,11 @@ export function catalogRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     });
   });
 
+  // Trellis' own: the virtual IP of every mesh service (DNS and transparent proxying use them).
+  route(app, ['GET'], '/v1/internal/trellis/virtual-ips', async (req, reply) =>
+    read(ctx, req, reply, () => Q.virtualIps(ctx.state), { acl: filters.serviceNames }),
+  );
+
   const serviceRead =
     (connect: boolean) =>
     async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {

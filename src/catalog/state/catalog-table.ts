@@ -4,6 +4,7 @@
  * only assemble, never convert.
  */
 import type { AgentService, HealthCheck, Node } from '../../api/index.js';
+import { VipTable } from './vip-table.js';
 
 /** A service instance: the node it runs on, and the instance in its wire shape. */
 export interface ServiceRow {
@@ -11,8 +12,17 @@ export interface ServiceRow {
   svc: AgentService & { CreateIndex: number; ModifyIndex: number };
 }
 
+/** The mesh service an instance puts in the mesh: a sidecar's destination, or itself if native. */
+function meshService(row: ServiceRow): string | undefined {
+  const s = row.svc;
+  if (s.Kind === 'connect-proxy') return s.Proxy?.DestinationServiceName || undefined;
+  return s.Connect?.Native ? s.Service : undefined;
+}
+
 export class CatalogTable {
   readonly nodes = new Map<string, Node>();
+  /** Virtual IPs of mesh services; replaced by the snapshot's table on restore. */
+  vips = new VipTable();
   /** node name -> service id -> instance */
   readonly servicesByNode = new Map<string, Map<string, ServiceRow>>();
   /** service name -> instances (keyed "node\0id") */
@@ -57,6 +67,11 @@ export class CatalogTable {
     if (old) this.#countTags(old, -1);
     else this.instanceCount++;
     this.#countTags(row, 1);
+    // Retain before releasing, so a re-registration never frees and re-takes the address.
+    const mesh = meshService(row);
+    if (mesh) this.vips.retain(mesh);
+    const oldMesh = old && meshService(old);
+    if (oldMesh) this.vips.release(oldMesh);
     let byId = this.servicesByNode.get(row.node);
     if (!byId) this.servicesByNode.set(row.node, (byId = new Map()));
     byId.set(row.svc.ID, row);
@@ -73,6 +88,8 @@ export class CatalogTable {
     if (!old) return undefined;
     this.instanceCount--;
     this.#countTags(old, -1);
+    const mesh = meshService(old);
+    if (mesh) this.vips.release(mesh);
     const byId = this.servicesByNode.get(node)!;
     byId.delete(id);
     if (byId.size === 0) this.servicesByNode.delete(node);

@@ -106,6 +106,11 @@ export function catalogServices(
   return result(st, nodeMeta ? [K.services, K.nodes] : [K.services], out);
 }
 
+/** Virtual IPs of mesh services, by name (they change only with services). */
+export function virtualIps(st: StateStore): QueryResult<Record<string, string>> {
+  return result(st, [K.services], Object.fromEntries(st.catalog.vips.all()));
+}
+
 export function catalogNodes(
   st: StateStore,
   nodeMeta?: Record<string, string>,

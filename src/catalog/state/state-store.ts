@@ -29,6 +29,7 @@ import { ConfigTable, type ConfigTableState } from './config-table.js';
 import { IndexTable, K } from './index-table.js';
 import { KVTable } from './kv-table.js';
 import { WatchHub, type ChangeSet } from './watch.js';
+import { VipTable, type VipTableState } from './vip-table.js';
 
 /** What a command returned: a value for the client, or a user error (nothing was changed). */
 export type ApplyResult =
@@ -596,6 +597,7 @@ export class StateStore {
       acl: this.acl.toJSON(),
       ca: this.ca.toJSON(),
       config: this.config.toJSON(),
+      vips: this.catalog.vips.toJSON(),
     };
   }
 
@@ -609,6 +611,8 @@ export class StateStore {
     const st = new StateStore();
     st.lastIndex = s.lastIndex;
     for (const n of s.nodes) st.catalog.nodes.set(n.Node, n);
+    // The snapshot's addresses first: replaying the services only counts their instances.
+    st.catalog.vips = VipTable.from(s.vips);
     for (const r of s.services) st.catalog.putService(r);
     for (const c of s.checks) st.catalog.putCheck(c);
     for (const e of s.kv) {
@@ -660,6 +664,7 @@ export async function serializeCapture(
   parts.push(Buffer.from(`,"acl":${JSON.stringify(c.acl)}`));
   parts.push(Buffer.from(`,"ca":${JSON.stringify(c.ca)}`));
   parts.push(Buffer.from(`,"config":${JSON.stringify(c.config)}`));
+  if (c.vips) parts.push(Buffer.from(`,"vips":${JSON.stringify(c.vips)}`));
   parts.push(Buffer.from('}'));
   return Buffer.concat(parts);
 }
@@ -679,6 +684,8 @@ interface SerializedState {
   ca?: CaTableState;
   /** Absent in snapshots written before config entries existed. */
   config?: ConfigTableState;
+  /** Absent in snapshots written before virtual IPs existed (they are then re-assigned). */
+  vips?: VipTableState;
 }
 
 function isCa(cmd: Command): cmd is CaCommand {
