@@ -25,6 +25,8 @@ export interface CatalogApi {
   /** One node and its services; an unknown node gives null. */
   node(name: string, opts?: QueryOptions): Promise<QueryResult<CatalogNode | null>>;
   datacenters(opts?: QueryOptions): Promise<QueryResult<string[]>>;
+  /** Virtual IPs of the mesh services the token may read (Trellis' own endpoint). */
+  virtualIps(opts?: QueryOptions): Promise<QueryResult<Record<string, string>>>;
   /** `token` overrides the client's token for this write (an agent syncing a service's token). */
   register(reg: CatalogRegistration, opts?: WriteOptions): Promise<boolean>;
   deregister(dereg: CatalogDeregistration, opts?: WriteOptions): Promise<boolean>;
@@ -40,6 +42,7 @@ export function createCatalogApi(t: Transport): CatalogApi {
       }),
     node: (name, opts) => read(t, `/v1/catalog/node/${segment(name, 'node name')}`, opts),
     datacenters: (opts) => read(t, '/v1/catalog/datacenters', opts),
+    virtualIps: (opts) => read(t, '/v1/internal/trellis/virtual-ips', opts),
     register: async (reg, opts) =>
       jsonValue(
         await t.request<boolean>({

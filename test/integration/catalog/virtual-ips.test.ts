@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { request } from 'undici';
 import { startTestServer, type TestServer } from '../../helpers/in-process-server.js';
 import { removeDir } from '../../helpers/trellis-process.js';
+import { createClient } from '../../../src/client/index.js';
 
 async function call(url: string, method: 'GET' | 'PUT', body?: unknown): Promise<unknown> {
   const r = await request(url, {
@@ -64,6 +65,11 @@ describe('virtual IPs of mesh services', function () {
       await t.server.close();
       t2 = await startTestServer({ dataDir: t.dir });
       expect(await vips(t2)).to.deep.equal({ api: '240.0.0.1', web: '240.0.0.3' });
+      const client = createClient({ addresses: [t2.server.address] });
+      expect((await client.catalog.virtualIps()).value).to.deep.equal({
+        api: '240.0.0.1',
+        web: '240.0.0.3',
+      });
       // The freed address is the first one reused.
       await register(t2, { ID: 'cart', Service: 'cart', Port: 7000, Connect: { Native: true } });
       expect(await vips(t2)).to.include({ cart: '240.0.0.2' });
