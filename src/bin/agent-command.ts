@@ -9,6 +9,8 @@ import type { TlsOptions } from '../client/index.js';
 import { AgentIdentity } from '../agent/identity/agent-identity.js';
 import { UsageError } from '../cli/index.js';
 import { TrellisAgent } from '../agent/agent.js';
+import { catalogDnsView } from '../agent/dns/catalog-view.js';
+import { startDnsServer } from '../agent/dns/server.js';
 import { agentRoutes } from '../agent/http/agent-routes.js';
 import { connectRoutes } from '../agent/http/connect-routes.js';
 import { createForwarder, forwardRoutes, type Forwarder } from '../agent/http/forward.js';
@@ -39,6 +41,8 @@ export interface AgentArgs {
   caFingerprint?: string;
   /** Where to serve Prometheus metrics at /metrics (host:port); none when absent. */
   metricsAddr?: string;
+  /** Where to answer DNS for `.consul` names (host:port, UDP and TCP); none when absent. */
+  dnsAddr?: string;
 }
 
 export interface RunningAgent {
@@ -47,6 +51,8 @@ export interface RunningAgent {
   address: string;
   /** The metrics listener's address, when one was asked for. */
   metricsAddress?: string;
+  /** The DNS listener's address, when one was asked for. */
+  dnsAddress?: string;
   close(opts?: { leave?: boolean }): Promise<void>;
 }
 
@@ -110,6 +116,7 @@ export async function runAgent(args: AgentArgs, log: Logger): Promise<RunningAge
   forwardRoutes(app, fwd, agent.opts.node.node);
   await app.listen({ host, port });
   const metrics = args.metricsAddr ? await serveMetrics(args.metricsAddr, agent) : undefined;
+  const dns = args.dnsAddr ? await serveDns(args, agent, log) : undefined;
   const addr = app.server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const address = `${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
@@ -119,8 +126,10 @@ export async function runAgent(args: AgentArgs, log: Logger): Promise<RunningAge
     app,
     address,
     ...(metrics ? { metricsAddress: metrics.address } : {}),
+    ...(dns ? { dnsAddress: dns.address } : {}),
     async close(opts = {}) {
       await metrics?.close();
+      await dns?.close();
       await app.close();
       identity?.stop(systemClock);
       await agent.stop(opts);
@@ -193,5 +202,30 @@ async function serveMetrics(
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** The agent's DNS (`dns_addr`): `.consul` names answered from the catalog, UDP and TCP. */
+async function serveDns(
+  args: AgentArgs,
+  agent: TrellisAgent,
+  log: Logger,
+): Promise<{ address: string; close(): Promise<void> }> {
+  const { host, port } = splitHostPort(args.dnsAddr!, 8600);
+  const server = await startDnsServer({
+    host,
+    port,
+    view: catalogDnsView(agent.client, systemClock),
+    domain: 'consul.',
+    datacenter: args.datacenter,
+    nodeName: agent.opts.node.node,
+    ttl: 0,
+    agentAddress: agent.opts.node.address,
+    now: () => systemClock.now(),
+    log: log.child({ component: 'dns' }),
+  });
+  return {
+    address: `${host.includes(':') ? `[${host}]` : host}:${server.port}`,
+    close: () => server.close(),
   };
 }

@@ -38,6 +38,8 @@ export interface DaemonFlags {
   aclDefaultPolicy?: 'allow' | 'deny';
   /** --metrics-bind: host:port, or `off`. */
   metricsBind?: string;
+  /** --dns-bind: host:port, or `off`. */
+  dnsBind?: string;
 }
 
 export const DEFAULT_DATACENTER = 'dc1';
@@ -85,13 +87,17 @@ export function resolveAgent(
     ...(heartbeatTtlMs !== undefined ? { heartbeatTtlMs } : {}),
     ...(syncIntervalMs !== undefined ? { syncIntervalMs } : {}),
     ...(file.aclAgentToken ? { fileToken: file.aclAgentToken } : {}),
-    ...metricsAddr(flags.metricsBind ?? file.metricsAddr),
+    ...listenerAddr('metricsAddr', flags.metricsBind ?? file.metricsAddr),
+    ...listenerAddr('dnsAddr', flags.dnsBind ?? file.dnsAddr),
   };
 }
 
-/** The metrics listener: none unless asked for (`off` turns a file's setting off). */
-function metricsAddr(v: string | undefined): { metricsAddr?: string } {
-  return v === undefined || v === 'off' ? {} : { metricsAddr: v };
+/** An optional listener (metrics, DNS): none unless asked for (`off` turns a file's off). */
+function listenerAddr<K extends 'metricsAddr' | 'dnsAddr'>(
+  key: K,
+  v: string | undefined,
+): Partial<Record<K, string>> {
+  return v === undefined || v === 'off' ? {} : ({ [key]: v } as Partial<Record<K, string>>);
 }
 
 export function resolveServer(flags: DaemonFlags, file: AgentSettings): ResolvedServer {
@@ -141,6 +147,7 @@ const SETTING_NAMES: Record<string, string> = {
   bind: 'bind_addr',
   snapshotEvery: 'snapshot_every',
   metricsAddr: 'metrics_addr',
+  dnsAddr: 'dns_addr',
   nodeGraceMs: '--node-grace',
   sessionMinTtlMs: '--session-min-ttl',
 };
@@ -179,6 +186,7 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
   aclDefaultPolicy: 'acl.default_policy',
   aclAgentToken: 'acl.tokens.agent',
   metricsAddr: 'metrics_addr',
+  dnsAddr: 'dns_addr',
 };
 
 /** File settings the other kind of daemon uses; set here, they are ignored (and logged). */
@@ -192,6 +200,7 @@ const UNUSED: Record<'agent' | 'server', readonly (keyof AgentSettings)[]> = {
     'syncIntervalMs',
     'aclAgentToken',
     'metricsAddr',
+    'dnsAddr',
   ],
 };
 

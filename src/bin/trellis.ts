@@ -82,6 +82,7 @@ interface DaemonArgs extends GlobalArgs {
   'acl-default-policy'?: 'allow' | 'deny';
   'https-bind'?: string;
   'metrics-bind'?: string;
+  'dns-bind'?: string;
   'join-token'?: string;
   'ca-fingerprint'?: string;
 }
@@ -123,6 +124,7 @@ function givenFlags(args: DaemonArgs, argv: readonly string[]): DaemonFlags {
     nodeGraceMs: numberFlag(args['node-grace'], 'node-grace', 0),
     aclDefaultPolicy: args['acl-default-policy'],
     metricsBind: args['metrics-bind'],
+    dnsBind: args['dns-bind'],
   };
 }
 
@@ -299,6 +301,11 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             describe:
               'Serve Prometheus metrics at http://ADDR/metrics, no token (default: metrics_addr in --config-dir, else off)',
           })
+          .option('dns-bind', {
+            type: 'string',
+            describe:
+              'Answer DNS for .consul names here, UDP and TCP, e.g. 127.0.0.1:8600 (default: dns_addr in --config-dir, else off)',
+          })
           .option('ca-fingerprint', {
             type: 'string',
             describe: "SHA-256 fingerprint of the cluster's CA, pinned while joining",
@@ -334,6 +341,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
         } catch (err) {
           return configErrorExit(err, env.io.stderr);
         }
+        if (running.dnsAddress) env.io.stdout(`trellis agent dns on ${running.dnsAddress}\n`);
         if (running.metricsAddress)
           env.io.stdout(`trellis agent metrics on http://${running.metricsAddress}/metrics\n`);
         env.io.stdout(`trellis agent listening on ${running.address}\n`);

@@ -43,6 +43,8 @@ export interface AgentSettings {
   aclAgentToken?: string;
   /** `metrics_addr`: where the agent serves Prometheus metrics at /metrics (unset: nowhere). */
   metricsAddr?: string;
+  /** `dns_addr`: where the agent answers DNS for `.consul` names, UDP and TCP (unset: nowhere). */
+  dnsAddr?: string;
 }
 
 /** One setting as one file wrote it. */
@@ -101,6 +103,7 @@ const settingFields: readonly FieldSpec[] = [
   field('advertise_addr', t.string(host)),
   field('http_addr', t.string(hostPort(true))),
   field('metrics_addr', t.string(hostPort(true))),
+  field('dns_addr', t.string(hostPort(true))),
   field('addresses', t.object(schema([field('http', t.string(host))]))),
   field('ports', t.object(schema([field('http', t.int(listenPort))]))),
   field('retry_join', t.listOf(t.string(hostPort(false)), nonEmptyList), { aliases: ['servers'] }),
@@ -272,6 +275,7 @@ function toSettings(m: ReadonlyMap<string, SettingEntry>): AgentSettings {
   set('aclDefaultPolicy', get('acl.defaultpolicy'));
   set('aclAgentToken', get<{ agent?: string }>('acl.tokens')?.agent);
   set('metricsAddr', get('metrics_addr'));
+  set('dnsAddr', get('dns_addr'));
   return s;
 }
 

@@ -58,7 +58,14 @@ describe('catalog/state/vip-table', () => {
       undefined,
     ]);
     expect(parseVipRange('240.0.0.0/4')).to.deep.equal({ base: 0xf0000000, size: 2 ** 28 });
-    for (const bad of ['240.0.0.0', '240.0.0.1/4', '300.0.0.0/8', '10.0.0.0/31', '0.0.0.0/2', 'x/8'])
+    for (const bad of [
+      '240.0.0.0',
+      '240.0.0.1/4',
+      '300.0.0.0/8',
+      '10.0.0.0/31',
+      '0.0.0.0/2',
+      'x/8',
+    ])
       expect(() => parseVipRange(bad), bad).to.throw(/virtual IP range/);
   });
 });

@@ -1,0 +1,52 @@
+/**
+ * What the agent's DNS answers from: the servers' catalog, through the agent's client. Each
+ * answer is kept for a second (a burst of lookups for one name costs one request), and the
+ * last answer is served while the servers are unreachable, so names keep resolving through a
+ * server outage as the proxies keep serving.
+ */
+import type { TrellisClient } from '../../client/index.js';
+import type { Clock } from '../../core/index.js';
+import type { DnsInstance, DnsView } from './answer.js';
+
+const FRESH_MS = 1000;
+
+interface Cached<T> {
+  at: number;
+  value: T;
+}
+
+export function catalogDnsView(client: TrellisClient, clock: Clock): DnsView {
+  const cache = new Map<string, Cached<unknown>>();
+  async function cached<T>(key: string, fetch: () => Promise<T>): Promise<T> {
+    const hit = cache.get(key) as Cached<T> | undefined;
+    const now = clock.now();
+    if (hit && now - hit.at < FRESH_MS) return hit.value;
+    try {
+      const value = await fetch();
+      cache.set(key, { at: now, value });
+      // Names come and go; an old entry is dropped when the map grows past a bound.
+      if (cache.size > 10_000) cache.delete(cache.keys().next().value as string);
+      return value;
+    } catch (err) {
+      if (hit) return hit.value;
+      throw err;
+    }
+  }
+  return {
+    healthyInstances: (service, tag) =>
+      cached(`svc\0${service}\0${tag ?? ''}`, async () => {
+        const r = await client.health.service(service, { passing: true, ...(tag ? { tag } : {}) });
+        return r.value.map((e): DnsInstance => ({
+          node: e.Node.Node,
+          nodeAddress: e.Node.Address,
+          serviceAddress: e.Service.Address,
+          port: e.Service.Port,
+          tags: e.Service.Tags ?? [],
+        }));
+      }),
+    nodeAddress: (node) =>
+      cached(`node\0${node}`, async () => (await client.catalog.node(node)).value?.Node.Address),
+    virtualIp: async (service) =>
+      (await cached('vips', async () => (await client.catalog.virtualIps()).value))[service],
+  };
+}
