@@ -12,6 +12,7 @@ import {
   startTrellis,
   tempDirs,
   type TrellisProcess,
+  agentArgs,
 } from '../helpers/trellis-process.js';
 
 describe('agent DNS (dns_addr) with a real server', function () {
@@ -29,21 +30,7 @@ describe('agent DNS (dns_addr) with a real server', function () {
       join(conf, 'web.hcl'),
       'service {\n  name = "web"\n  port = 8080\n  tags = ["v1"]\n  connect { sidecar_service {} }\n}\n',
     );
-    agent = await startTrellis([
-      'agent',
-      '--server',
-      server.address,
-      '--node',
-      'dns-node',
-      '--data-dir',
-      tmp.make('dns-data'),
-      '--config-dir',
-      conf,
-      '--bind',
-      '127.0.0.1:0',
-      '--sync-interval',
-      '1000',
-    ]);
+    agent = await startTrellis(agentArgs(server.address, 'dns-node', tmp.make('dns-data'), conf));
     const m = /trellis agent dns on ([\d.]+:\d+)/.exec(agent.output());
     expect(m, agent.output()).to.not.equal(null);
     resolver = new Resolver({ timeout: 2000, tries: 2 });

@@ -18,6 +18,7 @@ import {
   startTrellis,
   tempDirs,
   type TrellisProcess,
+  agentArgs,
 } from '../helpers/trellis-process.js';
 
 function h2get(port: number, path: string): Promise<{ status: number; body: string }> {
@@ -103,21 +104,7 @@ describe('mesh: gRPC and HTTP/2 through two agents', function () {
       ['g-web', webConf],
     ] as const) {
       agents.push(
-        await startTrellis([
-          'agent',
-          '--server',
-          server.address,
-          '--node',
-          node,
-          '--data-dir',
-          tmp.make(`grpc-${node}`),
-          '--config-dir',
-          dir,
-          '--bind',
-          '127.0.0.1:0',
-          '--sync-interval',
-          '1000',
-        ]),
+        await startTrellis(agentArgs(server.address, node, tmp.make(`grpc-${node}`), dir)),
       );
     }
     client = new GrpcClient(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());

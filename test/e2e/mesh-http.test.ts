@@ -14,6 +14,7 @@ import {
   startTrellis,
   tempDirs,
   type TrellisProcess,
+  agentArgs,
 } from '../helpers/trellis-process.js';
 import { freePort } from '../helpers/net.js';
 
@@ -77,21 +78,7 @@ describe('mesh: HTTP with L7 intentions through two agents', function () {
       ['h-web', webConf],
     ] as const) {
       agents.push(
-        await startTrellis([
-          'agent',
-          '--server',
-          server.address,
-          '--node',
-          node,
-          '--data-dir',
-          tmp.make(`http-${node}`),
-          '--config-dir',
-          dir,
-          '--bind',
-          '127.0.0.1:0',
-          '--sync-interval',
-          '1000',
-        ]),
+        await startTrellis(agentArgs(server.address, node, tmp.make(`http-${node}`), dir)),
       );
     }
   });

@@ -34,6 +34,7 @@ import {
   startTrellis,
   tempDirs,
   type TrellisProcess,
+  agentArgs as agentCommand,
 } from '../helpers/trellis-process.js';
 import { freePort, tcpRoundTrip } from '../helpers/net.js';
 
@@ -383,21 +384,7 @@ describe('mesh resilience: certificates change and servers vanish under load', f
     const args = (node: string, conf: string): string[] => {
       const data = tmp.make(`res-${node}`);
       dataDirs.push(data);
-      return [
-        'agent',
-        '--server',
-        server!.address,
-        '--node',
-        node,
-        '--data-dir',
-        data,
-        '--config-dir',
-        conf,
-        '--bind',
-        '127.0.0.1:0',
-        '--sync-interval',
-        '1000',
-      ];
+      return agentCommand(server!.address, node, data, conf);
     };
     agentArgs.api = args('h-api', apiConf);
     agentArgs.web = args('h-web', webConf);

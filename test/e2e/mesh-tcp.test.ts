@@ -15,6 +15,7 @@ import {
   startTrellis,
   tempDirs,
   type TrellisProcess,
+  agentArgs as agentCommand,
 } from '../helpers/trellis-process.js';
 import { freePort, tcpRoundTrip as roundTrip } from '../helpers/net.js';
 
@@ -77,21 +78,7 @@ describe('mesh: TCP through two agents and their proxies', function () {
       ['host-api', apiConf],
       ['host-web', webConf],
     ] as const) {
-      agentArgs.push([
-        'agent',
-        '--server',
-        server.address,
-        '--node',
-        node,
-        '--data-dir',
-        tmp.make(`mesh-${node}`),
-        '--config-dir',
-        conf,
-        '--bind',
-        '127.0.0.1:0',
-        '--sync-interval',
-        '1000',
-      ]);
+      agentArgs.push(agentCommand(server.address, node, tmp.make(`mesh-${node}`), conf));
     }
     for (const args of agentArgs) agents.push(await startTrellis(args));
   });

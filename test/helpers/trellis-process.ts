@@ -138,3 +138,30 @@ export function startServerProcess(
     opts,
   );
 }
+
+/**
+ * The arguments of a test agent on loopback: joined to `server`, its own node name, data dir
+ * and config dir, its API on a free port, and a quick sync so catalog changes show up fast.
+ */
+export function agentArgs(
+  server: string,
+  node: string,
+  dataDir: string,
+  configDir: string,
+): string[] {
+  return [
+    'agent',
+    '--server',
+    server,
+    '--node',
+    node,
+    '--data-dir',
+    dataDir,
+    '--config-dir',
+    configDir,
+    '--bind',
+    '127.0.0.1:0',
+    '--sync-interval',
+    '1000',
+  ];
+}

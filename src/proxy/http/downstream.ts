@@ -67,18 +67,26 @@ function pipeCounted(body: Readable, w: Writable, c: { n: number }): void {
   body.pipe(w);
 }
 
+/** The onDone listeners of one exchange: each told once, whichever end comes first. */
+function doneListeners(): { add(fn: (completed: boolean) => void): void; fire(c: boolean): void } {
+  const fns: ((completed: boolean) => void)[] = [];
+  let fired = false;
+  return {
+    add: (fn) => void fns.push(fn),
+    fire(completed) {
+      if (fired) return;
+      fired = true;
+      for (const f of fns) f(completed);
+    },
+  };
+}
+
 export function fromHttp1(req: IncomingMessage, res: ServerResponse): Downstream {
   const rx = { n: 0 };
   let tx = 0;
-  const done: ((completed: boolean) => void)[] = [];
-  let finished = false;
-  const finish = (completed: boolean): void => {
-    if (finished) return;
-    finished = true;
-    for (const f of done) f(completed);
-  };
-  res.once('finish', () => finish(true));
-  res.once('close', () => finish(false));
+  const done = doneListeners();
+  res.once('finish', () => done.fire(true));
+  res.once('close', () => done.fire(false));
   return {
     version: '1.1',
     method: req.method ?? 'GET',
@@ -110,9 +118,7 @@ export function fromHttp1(req: IncomingMessage, res: ServerResponse): Downstream
     abort() {
       res.destroy();
     },
-    onDone(fn) {
-      done.push(fn);
-    },
+    onDone: done.add,
     bytesIn: () => rx.n,
     bytesOut: () => tx,
   };
@@ -121,14 +127,8 @@ export function fromHttp1(req: IncomingMessage, res: ServerResponse): Downstream
 export function fromHttp2(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Downstream {
   const rx = { n: 0 };
   let tx = 0;
-  const done: ((completed: boolean) => void)[] = [];
-  let finished = false;
-  const finish = (completed: boolean): void => {
-    if (finished) return;
-    finished = true;
-    for (const f of done) f(completed);
-  };
-  stream.once('close', () => finish(stream.rstCode === 0));
+  const done = doneListeners();
+  stream.once('close', () => done.fire(stream.rstCode === 0));
   const grpc = isGrpc(headers);
   return {
     version: '2',
@@ -190,9 +190,7 @@ export function fromHttp2(stream: ServerHttp2Stream, headers: IncomingHttpHeader
     abort() {
       stream.close(2 /* INTERNAL_ERROR */);
     },
-    onDone(fn) {
-      done.push(fn);
-    },
+    onDone: done.add,
     bytesIn: () => rx.n,
     bytesOut: () => tx,
   };
