@@ -61,6 +61,7 @@ import {
   READY_MARK,
   RESULT_MARK,
   type DataplaneResult,
+  type LoadSettings,
   type LoadJob,
   type LoadReport,
   type PairResult,
@@ -70,15 +71,7 @@ import {
 const APP = fileURLToPath(new URL('./dataplane/app-server.js', import.meta.url));
 const LOADGEN = fileURLToPath(new URL('./dataplane/loadgen.js', import.meta.url));
 
-interface Settings {
-  rate: number;
-  rounds: number;
-  seconds: number;
-  warmupSeconds: number;
-  bodyBytes: number;
-  connections: number;
-  concurrency: number;
-  saturationSeconds: number;
+interface Settings extends LoadSettings {
   services: number[];
   settleSeconds: number;
   pairs: readonly PairSpec[];

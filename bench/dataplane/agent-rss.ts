@@ -14,6 +14,7 @@ import { GC_PRELOAD_URL, TRELLIS_BIN } from '../lib/paths.js';
 import { startServer } from '../lib/server.js';
 import { now, sleep } from '../lib/time.js';
 import { freePort } from '../../test/helpers/net.js';
+import { agentArgs } from '../../test/helpers/trellis-process.js';
 import { waitPorts, type ProcessGroup } from './children.js';
 import type { AgentRssRow } from './types.js';
 
@@ -51,23 +52,7 @@ export async function measureAgentRss(
       const agent = group.node(
         `agent-${n}`,
         TRELLIS_BIN,
-        [
-          'agent',
-          '--server',
-          serverAddr,
-          '--node',
-          `rss-${n}`,
-          '--data-dir',
-          dataDir,
-          '--config-dir',
-          configDir,
-          '--bind',
-          '127.0.0.1:0',
-          '--sync-interval',
-          '1000',
-          '--log-level',
-          'warn',
-        ],
+        [...agentArgs(serverAddr, `rss-${n}`, dataDir, configDir), '--log-level', 'warn'],
         ['--expose-gc', '--import', GC_PRELOAD_URL],
       );
       try {

@@ -85,7 +85,8 @@ export interface AgentRssRow {
   readyMs: number;
 }
 
-export interface DataplaneResult {
+/** The load a run offers (from BENCH_DATAPLANE_* variables), reported with its results. */
+export interface LoadSettings {
   rate: number;
   rounds: number;
   seconds: number;
@@ -94,6 +95,9 @@ export interface DataplaneResult {
   connections: number;
   concurrency: number;
   saturationSeconds: number;
+}
+
+export interface DataplaneResult extends LoadSettings {
   cores: number;
   haproxyVersion: string | null;
   pairs: PairResult[];
