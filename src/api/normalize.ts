@@ -15,6 +15,7 @@ import type {
   ServiceAddress,
   ServiceConnect,
   ServiceRegistration,
+  TransparentProxyConfig,
   Upstream,
 } from './types.js';
 
@@ -352,17 +353,8 @@ export function normalizeProxy(
       throw badRequest(`${p}Mode: must be "direct" or "transparent"`, `${p}Mode`);
     px.Mode = mode;
   }
-  if (isObject(o.TransparentProxy)) {
-    const tp = canonicalize(
-      o.TransparentProxy,
-      ['OutboundListenerPort', 'DialedDirectly'],
-      `${p}TransparentProxy.`,
-    );
-    px.TransparentProxy = {
-      OutboundListenerPort: int(tp, 'OutboundListenerPort', `${p}TransparentProxy.`, 0, 0, 65535),
-      DialedDirectly: bool(tp, 'DialedDirectly', `${p}TransparentProxy.`),
-    };
-  }
+  if (isObject(o.TransparentProxy))
+    px.TransparentProxy = normalizeTransparentProxy(o.TransparentProxy, `${p}TransparentProxy.`);
   if (o.Config !== undefined && o.Config !== null) {
     if (!isObject(o.Config)) throw badRequest(`${p}Config: must be an object`, `${p}Config`);
     px.Config = o.Config;
@@ -373,6 +365,78 @@ export function normalizeProxy(
     px.Upstreams = o.Upstreams.map((u, i) => normalizeUpstream(u, `${p}Upstreams[${i}]`));
   }
   return px;
+}
+
+const TPROXY_FIELDS = [
+  'OutboundListenerPort',
+  'DialedDirectly',
+  'CaptureUser',
+  'ExcludeInboundPorts',
+  'ExcludeOutboundPorts',
+  'ExcludeOutboundCIDRs',
+  'ExcludeUIDs',
+  'RedirectDNS',
+] as const;
+
+/** A unix user name (as useradd allows) or a numeric uid. */
+const USER_RE = /^(?:\d{1,10}|[a-z_][a-z0-9_.-]{0,31}\$?)$/;
+
+function intList(o: Obj, k: string, p: string, min: number, max: number): number[] | undefined {
+  const v = o[k];
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw badRequest(`${p}${k}: must be a list of integers`, p + k);
+  return v.map((_, i) => int(v as unknown as Obj, String(i), `${p}${k}[`, 0, min, max));
+}
+
+/** 4 or 6 for an IP address literal, 0 otherwise (api is pure: no node:net). */
+function ipFamily(a: string): 0 | 4 | 6 {
+  if (/^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/.test(a))
+    return 4;
+  if (!/^[0-9a-fA-F:]+$/.test(a) || a.split('::').length > 2) return 0;
+  const groups = a.split(':').filter((g) => g !== '');
+  if (groups.some((g) => g.length > 4)) return 0;
+  return a.includes('::') ? (groups.length < 8 ? 6 : 0) : groups.length === 8 ? 6 : 0;
+}
+
+function cidr(v: string): boolean {
+  const slash = v.indexOf('/');
+  const addr = slash < 0 ? v : v.slice(0, slash);
+  const fam = ipFamily(addr);
+  if (fam === 0) return false;
+  if (slash < 0) return true;
+  const bits = v.slice(slash + 1);
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (fam === 4 ? 32 : 128);
+}
+
+function normalizeTransparentProxy(raw: Obj, p: string): TransparentProxyConfig {
+  const tp = canonicalize(raw, TPROXY_FIELDS, p);
+  const out: TransparentProxyConfig = {
+    OutboundListenerPort: int(tp, 'OutboundListenerPort', p, 0, 0, 65535),
+    DialedDirectly: bool(tp, 'DialedDirectly', p),
+  };
+  const user = optStr(tp, 'CaptureUser', p);
+  if (user) {
+    if (!USER_RE.test(user))
+      throw badRequest(`${p}CaptureUser: "${user}" is not a user name or uid`, `${p}CaptureUser`);
+    out.CaptureUser = user;
+  }
+  const inPorts = intList(tp, 'ExcludeInboundPorts', p, 1, 65535);
+  if (inPorts?.length) out.ExcludeInboundPorts = inPorts;
+  const outPorts = intList(tp, 'ExcludeOutboundPorts', p, 1, 65535);
+  if (outPorts?.length) out.ExcludeOutboundPorts = outPorts;
+  const cidrs = strList(tp, 'ExcludeOutboundCIDRs', p);
+  cidrs.forEach((c, i) => {
+    if (!cidr(c))
+      throw badRequest(
+        `${p}ExcludeOutboundCIDRs[${i}]: "${c}" is not a CIDR (address/prefix)`,
+        `${p}ExcludeOutboundCIDRs`,
+      );
+  });
+  if (cidrs.length) out.ExcludeOutboundCIDRs = cidrs;
+  const uids = intList(tp, 'ExcludeUIDs', p, 0, 0xffffffff);
+  if (uids?.length) out.ExcludeUIDs = uids;
+  if (bool(tp, 'RedirectDNS', p)) out.RedirectDNS = true;
+  return out;
 }
 
 const SERVICE_FIELDS = [

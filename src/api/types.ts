@@ -44,9 +44,30 @@ export interface ConnectProxyConfig {
   LocalServiceAddress?: string;
   LocalServicePort?: number;
   Mode?: string;
-  TransparentProxy?: { OutboundListenerPort?: number; DialedDirectly?: boolean };
+  TransparentProxy?: TransparentProxyConfig;
   Config?: Record<string, unknown>;
   Upstreams?: Upstream[];
+}
+
+/**
+ * Consul's two transparent-proxy fields plus Trellis' capture settings: whose traffic the
+ * agent's nftables rules hand to this sidecar, and what they leave alone.
+ */
+export interface TransparentProxyConfig {
+  OutboundListenerPort?: number;
+  DialedDirectly?: boolean;
+  /** The unix user (name or uid) whose outbound connections to mesh services are captured. */
+  CaptureUser?: string;
+  /** Inbound ports of the service that are not redirected to the public listener. */
+  ExcludeInboundPorts?: number[];
+  /** Outbound destination ports that are never captured. */
+  ExcludeOutboundPorts?: number[];
+  /** Outbound destination networks that are never captured. */
+  ExcludeOutboundCIDRs?: string[];
+  /** Users (uids) whose traffic is never captured on this host. */
+  ExcludeUIDs?: number[];
+  /** Send the captured user's DNS queries (port 53) to the agent's DNS. */
+  RedirectDNS?: boolean;
 }
 
 export interface ServiceConnect {

@@ -23,7 +23,17 @@ import {
   type ObjectView,
   type Schema,
 } from './schema.js';
-import { all, atLeast, maxLength, notEmpty, oneOf, port, serviceIdent } from './validators.js';
+import {
+  all,
+  atLeast,
+  cidr,
+  maxLength,
+  notEmpty,
+  oneOf,
+  port,
+  serviceIdent,
+  unixUser,
+} from './validators.js';
 
 const SERVICE_KINDS = [
   '',
@@ -123,6 +133,15 @@ const proxySchema = schema([
       schema([
         field('outbound_listener_port', t.int(port), { out: 'OutboundListenerPort' }),
         field('dialed_directly', t.bool(), { out: 'DialedDirectly' }),
+        // Trellis: whose traffic the agent's nftables rules capture, and what they leave alone.
+        field('capture_user', t.string(unixUser), { out: 'CaptureUser' }),
+        field('exclude_inbound_ports', t.listOf(t.int(port)), { out: 'ExcludeInboundPorts' }),
+        field('exclude_outbound_ports', t.listOf(t.int(port)), { out: 'ExcludeOutboundPorts' }),
+        field('exclude_outbound_cidrs', t.listOf(t.string(cidr)), {
+          out: 'ExcludeOutboundCIDRs',
+        }),
+        field('exclude_uids', t.listOf(t.int(nonNegative)), { out: 'ExcludeUIDs' }),
+        field('redirect_dns', t.bool(), { out: 'RedirectDNS' }),
       ]),
     ),
     { out: 'TransparentProxy' },

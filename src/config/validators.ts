@@ -1,6 +1,7 @@
 /**
  * Value checks shared by schemas. Each returns an error message or undefined.
  */
+import { isIP } from 'node:net';
 import type { Check } from './schema.js';
 import { closest } from '../core/suggest.js';
 
@@ -59,3 +60,23 @@ export function all<T>(...checks: Check<T>[]): Check<T> {
     return undefined;
   };
 }
+
+/** A unix user as the capture settings take it: a user name (as useradd allows) or a uid. */
+export const unixUser: Check<string> = (v) =>
+  /^(?:\d{1,10}|[a-z_][a-z0-9_.-]{0,31}\$?)$/.test(v)
+    ? undefined
+    : `invalid user ${JSON.stringify(v)}: use a user name (like "web") or a numeric uid`;
+
+/** An IPv4 or IPv6 network, `address/prefix` (a bare address is a /32 or /128). */
+export const cidr: Check<string> = (v) => {
+  const slash = v.indexOf('/');
+  const addr = slash < 0 ? v : v.slice(0, slash);
+  const fam = isIP(addr);
+  const bits = slash < 0 ? '' : v.slice(slash + 1);
+  if (
+    fam !== 0 &&
+    (slash < 0 || (/^\d{1,3}$/.test(bits) && Number(bits) <= (fam === 4 ? 32 : 128)))
+  )
+    return undefined;
+  return `invalid CIDR ${JSON.stringify(v)}: use address/prefix, like "10.0.0.0/8" or "fd00::/8"`;
+};

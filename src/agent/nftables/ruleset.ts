@@ -16,7 +16,12 @@ export interface RedirectPlan {
   /** The agent's own uid: its (the proxies') traffic is never redirected, so no loops. */
   proxyUid: number;
   /** Outbound capture per captured service user: connections from that uid to a mesh address:port go to a local outbound listener port. */
-  outbound: { uid: number; targets: { address: string; port: number; toPort: number }[] }[];
+  outbound: {
+    uid: number;
+    targets: { address: string; port: number; toPort: number }[];
+    /** Virtual IPs: every TCP port of the address goes to `toPort` (a VIP is one service). */
+    vips?: { address: string; toPort: number }[];
+  }[];
   /** Inbound capture: connections from the network to a captured service's port go to its proxy's public listener. */
   inbound: { port: number; toPort: number }[];
   /** Never redirected. Inbound port 22 (SSH) is always excluded unless `redirectSsh` is true. */
@@ -153,7 +158,7 @@ function checkCidr(field: string, v: unknown): Cidr {
 
 interface Normalized {
   proxyUid: number;
-  outbound: { uid: number; v4: string[]; v6: string[] }[];
+  outbound: { uid: number; v4: string[]; v6: string[]; vip4: string[]; vip6: string[] }[];
   inbound: string[];
   inboundExcl: number[];
   outboundPortsExcl: number[];
@@ -164,6 +169,8 @@ interface Normalized {
 }
 
 const byNumber = (a: number, b: number): number => a - b;
+const byKey = (x: { key: string }, y: { key: string }): number =>
+  x.key < y.key ? -1 : x.key > y.key ? 1 : 0;
 const uniqSorted = (xs: number[]): number[] => [...new Set(xs)].sort(byNumber);
 
 /** Validates a plan; throws a MeshError (kind user) naming the bad field. */
@@ -201,11 +208,32 @@ function normalize(plan: RedirectPlan): Normalized {
       seen.set(key, toPort);
       elems.push({ family: a.family, key, text: `${a.text} . ${port} : ${toPort}` });
     });
-    elems.sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+    elems.sort(byKey);
+    const vips = new Map<string, number>();
+    const vipElems: { family: 4 | 6; key: string; text: string }[] = [];
+    if (o.vips !== undefined)
+      checkArray(`${f}.vips`, o.vips).forEach((rv, j) => {
+        const v = rv as NonNullable<RedirectPlan['outbound'][number]['vips']>[number];
+        const vf = `${f}.vips[${j}]`;
+        if (v === null || typeof v !== 'object') fail(vf, 'must be an object');
+        const a = checkAddress(`${vf}.address`, v.address);
+        const toPort = checkPort(`${vf}.toPort`, v.toPort);
+        const prev = vips.get(a.sortKey);
+        if (prev !== undefined && prev !== toPort)
+          fail(vf, `${a.text} is already mapped to ${prev}, cannot also map it to ${toPort}`);
+        if (prev !== undefined) return;
+        vips.set(a.sortKey, toPort);
+        vipElems.push({ family: a.family, key: a.sortKey, text: `${a.text} : ${toPort}` });
+      });
+    vipElems.sort(byKey);
+    const of = (xs: typeof elems, fam: 4 | 6): string[] =>
+      xs.filter((e) => e.family === fam).map((e) => e.text);
     return {
       uid,
-      v4: elems.filter((e) => e.family === 4).map((e) => e.text),
-      v6: elems.filter((e) => e.family === 6).map((e) => e.text),
+      v4: of(elems, 4),
+      v6: of(elems, 6),
+      vip4: of(vipElems, 4),
+      vip6: of(vipElems, 6),
     };
   });
   outbound.sort((a, b) => a.uid - b.uid);
@@ -289,6 +317,8 @@ export function renderRuleset(plan: RedirectPlan): string {
   for (const o of n.outbound) {
     out.push(...map(`out4_u${o.uid}`, 'ipv4_addr . inet_service : inet_service', o.v4));
     out.push(...map(`out6_u${o.uid}`, 'ipv6_addr . inet_service : inet_service', o.v6));
+    if (o.vip4.length) out.push(...map(`vip4_u${o.uid}`, 'ipv4_addr : inet_service', o.vip4));
+    if (o.vip6.length) out.push(...map(`vip6_u${o.uid}`, 'ipv6_addr : inet_service', o.vip6));
   }
   out.push(...map('in_ports', 'inet_service : inet_service', n.inbound));
 
@@ -314,6 +344,14 @@ export function renderRuleset(plan: RedirectPlan): string {
     if (o.v6.length)
       out.push(
         `\t\tmeta skuid ${o.uid} meta l4proto tcp redirect to : ip6 daddr . tcp dport map @out6_u${o.uid}`,
+      );
+    if (o.vip4.length)
+      out.push(
+        `\t\tmeta skuid ${o.uid} meta l4proto tcp redirect to : ip daddr map @vip4_u${o.uid}`,
+      );
+    if (o.vip6.length)
+      out.push(
+        `\t\tmeta skuid ${o.uid} meta l4proto tcp redirect to : ip6 daddr map @vip6_u${o.uid}`,
       );
   }
   out.push('\t}');

@@ -311,6 +311,23 @@ describe('nftables apply (real nft in a network namespace)', function () {
       expect(connectAs(65534, '240.0.0.5', 80)).to.match(NOT_REACHED);
     });
 
+    it('redirects every port of a virtual IP to its listener', async () => {
+      inNs(ns, ['ip', 'link', 'add', 'tv0', 'type', 'veth', 'peer', 'name', 'tv1']);
+      inNs(ns, ['ip', 'link', 'set', 'tv0', 'up']);
+      inNs(ns, ['ip', 'link', 'set', 'tv1', 'up']);
+      inNs(ns, ['ip', 'addr', 'add', '198.18.250.1/24', 'dev', 'tv0']);
+      inNs(ns, ['ip', 'route', 'add', '240.0.0.0/4', 'dev', 'tv0']);
+      await startServer(15002);
+      const p = plan();
+      p.outbound[0].vips = [{ address: '240.0.0.9', toPort: 15002 }];
+      await apply(p, opts);
+      for (const port of [80, 443, 8080])
+        expect(connectAs(65534, '240.0.0.9', port)).to.equal('GOT TRELLIS-MARKER');
+      // another virtual IP is not captured, nor the VIP for the proxy uid
+      expect(connectAs(65534, '240.0.0.10', 80)).to.match(NOT_REACHED);
+      expect(connectAs(undefined, '240.0.0.9', 80)).to.match(NOT_REACHED);
+    });
+
     it('redirects IPv6 destinations of a captured uid to [::1]', async () => {
       inNs(ns, ['ip', 'link', 'add', 'tv0', 'type', 'veth', 'peer', 'name', 'tv1']);
       inNs(ns, ['ip', 'link', 'set', 'tv0', 'up']);

@@ -204,3 +204,45 @@ describe('nftables/ruleset renderRuleset', () => {
     expect(lineDiff('a', 'a')).to.equal('');
   });
 });
+
+describe('nftables/ruleset virtual IPs', () => {
+  it('renders an address-only map per uid, after the address:port map', () => {
+    const p = plan();
+    p.outbound[0].vips = [
+      { address: '240.0.0.9', toPort: 15009 },
+      { address: '240.0.0.2', toPort: 15002 },
+      { address: 'fd00::9', toPort: 15009 },
+    ];
+    const text = renderRuleset(p);
+    expect(text).to.contain('map vip4_u1001 {');
+    expect(text).to.contain('type ipv4_addr : inet_service');
+    expect(text.indexOf('240.0.0.2 : 15002')).to.be.lessThan(text.indexOf('240.0.0.9 : 15009'));
+    expect(text).to.contain('map vip6_u1001 {');
+    const l = lines(text);
+    const portRule = l.indexOf(
+      'meta skuid 1001 meta l4proto tcp redirect to : ip daddr . tcp dport map @out4_u1001',
+    );
+    const vipRule = l.indexOf(
+      'meta skuid 1001 meta l4proto tcp redirect to : ip daddr map @vip4_u1001',
+    );
+    expect(portRule).to.be.greaterThan(-1);
+    expect(vipRule).to.be.greaterThan(portRule);
+  });
+
+  it('has no VIP map without VIPs', () => {
+    expect(renderRuleset(plan())).not.to.contain('vip4_');
+  });
+
+  it('refuses one VIP mapped to two ports, naming the field', () => {
+    const p = plan();
+    p.outbound[0].vips = [
+      { address: '240.0.0.9', toPort: 15009 },
+      { address: '240.0.0.9', toPort: 15010 },
+    ];
+    const e = errorOf(() => validatePlan(p));
+    expect(e.message).to.contain('outbound[0].vips[1]');
+    const q = plan();
+    q.outbound[0].vips = [{ address: '240.0.0.300', toPort: 1 }];
+    expect(errorOf(() => validatePlan(q)).message).to.contain('outbound[0].vips[0].address');
+  });
+});
