@@ -25,6 +25,11 @@ import type { CARoots } from '../api/index.js';
 import { remoteTokenResolver, type TokenResolver } from './acl/token-resolver.js';
 import { LeafManager } from './connect/leaf-manager.js';
 import { ProxyManager } from './proxycfg/manager.js';
+import { RedirectManager } from './capture/redirect-manager.js';
+import { lookupUid } from './capture/users.js';
+import { VipWatch } from './capture/vip-watch.js';
+import type { SidecarCapture } from './capture/types.js';
+import { NftApplier, type NftOptions } from './nftables/nft.js';
 import { createRegistry, proxyMetrics, type Registry } from '../telemetry/metrics.js';
 import { filePlanStore } from './proxycfg/plan-store.js';
 import { IntentionCache } from './connect/intention-cache.js';
@@ -66,6 +71,19 @@ export interface AgentOptions {
   onRoots?: (roots: CARoots) => void;
   /** Decides local API requests; default: ask the servers (cached). */
   tokenResolver?: TokenResolver;
+  /** Transparent capture with nftables (used only when a sidecar is in transparent mode). */
+  redirect?: RedirectSettings;
+}
+
+export interface RedirectSettings {
+  /** The agent's uid (its proxies' traffic is never captured). */
+  proxyUid: number;
+  /** The agent's DNS port on 127.0.0.1, for `redirect_dns`. */
+  dnsPort?: number;
+  /** The agent's own ports: never redirected inbound. */
+  agentPorts: number[];
+  nft?: NftOptions;
+  driftEveryMs?: number;
 }
 
 interface Persisted {
@@ -107,6 +125,10 @@ export class TrellisAgent {
   /** Every intention, kept current from the servers: connect authorization without a round trip. */
   readonly intentions: IntentionCache;
   readonly startedAt: number;
+  /** The mesh's virtual IPs, shared by the transparent sidecars. */
+  readonly vips: VipWatch;
+  /** The host's nftables capture (undefined: the agent was started without it). */
+  readonly redirect: RedirectManager | undefined;
   #persistFile: string;
   #loading = false;
 
@@ -140,6 +162,20 @@ export class TrellisAgent {
       ...(opts.onRoots ? { onRoots: opts.onRoots } : {}),
     });
     this.metrics = createRegistry({ processMetrics: true });
+    this.vips = new VipWatch(this.client, opts.clock);
+    this.redirect = opts.redirect
+      ? new RedirectManager({
+          applier: new NftApplier(opts.redirect.nft ?? {}),
+          stateFile: join(opts.dataDir, 'redirect', 'state.json'),
+          proxyUid: opts.redirect.proxyUid,
+          agentPorts: opts.redirect.agentPorts,
+          ...(opts.redirect.dnsPort !== undefined ? { dnsPort: opts.redirect.dnsPort } : {}),
+          ...(opts.redirect.driftEveryMs ? { driftEveryMs: opts.redirect.driftEveryMs } : {}),
+          lookupUid,
+          clock: opts.clock,
+          log: opts.log,
+        })
+      : undefined;
     this.proxies = new ProxyManager(
       {
         client: this.client,
@@ -154,6 +190,8 @@ export class TrellisAgent {
         onReady: (id, ready, why) => {
           this.local.setSidecarListening(id, ready ? 'passing' : 'critical', why);
         },
+        vips: this.vips,
+        onCapture: () => this.#updateCapture(),
       },
       opts.node.datacenter,
     );
@@ -216,12 +254,26 @@ export class TrellisAgent {
     }));
     this.proxies
       .reconcile(sidecars)
+      .then(() => this.#updateCapture())
       .catch((err: unknown) =>
         this.opts.log.warn({ err: describeError(err) }, 'could not start or stop a proxy'),
       );
   }
 
   #changeWaiters: (() => void)[] = [];
+
+  /** Hands the transparent sidecars' captures to the nftables manager. */
+  #updateCapture(): void {
+    if (!this.redirect) return;
+    const captures: SidecarCapture[] = [];
+    let expected = 0;
+    for (const { runner } of this.proxies.runners.values()) {
+      if (!runner.spec.transparent) continue;
+      expected++;
+      if (runner.capture) captures.push(runner.capture);
+    }
+    this.redirect.update(captures, expected);
+  }
 
   /** Resolves at the next change of local state, after `ms`, or when `signal` aborts. */
   waitForChange(ms: number, signal?: AbortSignal): Promise<void> {
@@ -240,6 +292,9 @@ export class TrellisAgent {
 
   /** Loads persisted and config-dir definitions; throws ConfigLoadError on any file error. */
   async start(): Promise<void> {
+    // The saved ruleset first, before any proxy listens: captured traffic is refused, never
+    // sent in plaintext, while the proxies come up.
+    await this.redirect?.start();
     this.#loading = true;
     try {
       const saved = this.#readPersisted();
@@ -438,7 +493,10 @@ export class TrellisAgent {
     } else {
       this.heartbeat.stop();
     }
+    // The nftables rules stay: a stopped agent fails closed (see RedirectManager).
+    this.redirect?.stop();
     await this.proxies.stop();
+    await this.vips.stop();
     await this.checks.stop();
     await this.leaves.stop();
     await this.intentions.stop();

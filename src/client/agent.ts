@@ -8,7 +8,7 @@ import type {
   Member,
   ServiceRegistration,
 } from '../api/index.js';
-import { read, segment, type QueryOptions, type QueryResult } from './query.js';
+import { jsonValue, read, segment, type QueryOptions, type QueryResult } from './query.js';
 import type { Transport } from './transport.js';
 import type { AgentSelf, TtlStatus } from './types.js';
 
@@ -21,8 +21,30 @@ export interface RegisterServiceOptions extends WriteOptions {
   replaceExistingChecks?: boolean;
 }
 
+/** The agent's nftables capture (GET/PUT/DELETE /v1/agent/trellis/redirect). */
+export interface RedirectView {
+  Paused: boolean;
+  /** paused, absent (no table), in-sync, or drifted. */
+  State: string;
+  Diff?: string;
+  StatusError?: string;
+  Plan?: unknown;
+  Ruleset?: string;
+  AppliedAt?: string;
+  Error?: string;
+  Repairs: number;
+}
+
 export interface AgentApi {
   self(opts?: QueryOptions): Promise<QueryResult<AgentSelf>>;
+  /** The capture in force and the live table's drift. */
+  redirect(opts?: WriteOptions): Promise<RedirectView>;
+  /** The ruleset the agent would apply now. */
+  redirectDryRun(opts?: WriteOptions): Promise<{ Plan: unknown; Ruleset: string }>;
+  /** Applies the ruleset and resumes capture. */
+  redirectApply(opts?: WriteOptions): Promise<RedirectView>;
+  /** Removes the ruleset and pauses capture until redirectApply. */
+  redirectRemove(opts?: WriteOptions): Promise<RedirectView>;
   members(opts?: QueryOptions & { wan?: boolean }): Promise<QueryResult<Member[]>>;
   services(opts?: QueryOptions): Promise<QueryResult<Record<string, AgentService>>>;
   checks(opts?: QueryOptions): Promise<QueryResult<Record<string, HealthCheck>>>;
@@ -42,8 +64,21 @@ export function createAgentApi(t: Transport): AgentApi {
   ): Promise<void> => {
     await t.request({ method: 'PUT', path, signal: opts?.signal, ...extra });
   };
+  const redirect = async <T>(method: 'GET' | 'PUT' | 'DELETE', opts?: WriteOptions, dry = false) =>
+    jsonValue(
+      await t.request<T>({
+        method,
+        path: '/v1/agent/trellis/redirect',
+        signal: opts?.signal,
+        ...(dry ? { query: { 'dry-run': true } } : {}),
+      }),
+    );
   return {
     self: (opts) => read(t, '/v1/agent/self', opts),
+    redirect: (opts) => redirect<RedirectView>('GET', opts),
+    redirectDryRun: (opts) => redirect<{ Plan: unknown; Ruleset: string }>('GET', opts, true),
+    redirectApply: (opts) => redirect<RedirectView>('PUT', opts),
+    redirectRemove: (opts) => redirect<RedirectView>('DELETE', opts),
     members: (opts) => read(t, '/v1/agent/members', opts, { query: { wan: opts?.wan } }),
     services: (opts) => read(t, '/v1/agent/services', opts),
     checks: (opts) => read(t, '/v1/agent/checks', opts),

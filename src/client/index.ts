@@ -56,7 +56,7 @@ export {
   type KvGetOptions,
   type KvPutOptions,
 } from './kv.js';
-export type { AgentApi, RegisterServiceOptions, WriteOptions } from './agent.js';
+export type { AgentApi, RedirectView, RegisterServiceOptions, WriteOptions } from './agent.js';
 export type { StatusApi } from './status.js';
 export type { SessionApi } from './session.js';
 export type { AclApi, AclWriteOptions, TokenListOptions } from './acl.js';

@@ -31,6 +31,7 @@ import { requestToken } from '../../httpkit/consul-http.js';
 import type { FastifyRequest } from 'fastify';
 import type { LocalCheck } from '../local/local-state.js';
 import { authorizeRoute } from './authorize-route.js';
+import { redirectRoutes } from './redirect-routes.js';
 import { sidecarID } from '../local/sidecar.js';
 
 export const VERSION = '0.1.0';
@@ -344,6 +345,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   });
 
   authorizeRoute(app, agent, authz);
+  redirectRoutes(app, agent, authz);
 }
 
 /** A short stable hash of an instance, for hash-blocking reads. */

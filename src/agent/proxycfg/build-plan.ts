@@ -5,6 +5,7 @@
 import type { CARoots, Intention, IssuedCert, ServiceEntry } from '../../api/index.js';
 import { serviceSpiffeId, type IntentionRule } from '../../policy/index.js';
 import type { Balancer, Endpoint, Protocol, ProxyPlan } from '../../proxy/index.js';
+import type { TransparentSettings } from '../capture/types.js';
 
 /** A local connect-proxy service, as the proxy needs it. */
 export interface SidecarSpec {
@@ -24,6 +25,8 @@ export interface SidecarSpec {
   }[];
   /** The token the sidecar was registered with (leaf requests use it). */
   token?: string;
+  /** Transparent mode: every mesh service is an upstream, and nftables hands traffic over. */
+  transparent?: TransparentSettings;
 }
 
 export interface PlanInputs {

@@ -3,7 +3,8 @@
  * ProxyRunner, and keeps that set equal to the local services (reconcile() after every local
  * change). A changed sidecar definition replaces its runner; the others are untouched.
  */
-import type { AgentService } from '../../api/index.js';
+import type { AgentService, TransparentProxyConfig } from '../../api/index.js';
+import type { TransparentSettings } from '../capture/types.js';
 import type { SidecarSpec } from './build-plan.js';
 import { ProxyRunner, type RunnerDeps } from './proxy-runner.js';
 
@@ -37,6 +38,18 @@ export function sidecarSpec(s: LocalSidecar, datacenter: string): SidecarSpec | 
         ...(u.Datacenter ? { datacenter: u.Datacenter } : {}),
       })),
     ...(s.token ? { token: s.token } : {}),
+    ...(p.Mode === 'transparent' ? { transparent: transparentSettings(p.TransparentProxy) } : {}),
+  };
+}
+
+function transparentSettings(tp: TransparentProxyConfig | undefined): TransparentSettings {
+  return {
+    ...(tp?.CaptureUser ? { captureUser: tp.CaptureUser } : {}),
+    excludeInboundPorts: tp?.ExcludeInboundPorts ?? [],
+    excludeOutboundPorts: tp?.ExcludeOutboundPorts ?? [],
+    excludeOutboundCidrs: tp?.ExcludeOutboundCIDRs ?? [],
+    excludeUids: tp?.ExcludeUIDs ?? [],
+    redirectDns: tp?.RedirectDNS ?? false,
   };
 }
 

@@ -6,16 +6,19 @@
 import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProxyPlan } from '../../proxy/index.js';
+import type { SidecarCapture } from '../capture/types.js';
 
 interface Saved {
   /** The sidecar definition the plan was made for; a changed definition ignores it. */
   specKey: string;
   plan: ProxyPlan;
+  /** A transparent sidecar's capture, so its listener ports survive a restart. */
+  capture?: SidecarCapture;
 }
 
 export interface PlanStore {
-  load(id: string, specKey: string): ProxyPlan | undefined;
-  save(id: string, specKey: string, plan: ProxyPlan): void;
+  load(id: string, specKey: string): { plan: ProxyPlan; capture?: SidecarCapture } | undefined;
+  save(id: string, specKey: string, plan: ProxyPlan, capture?: SidecarCapture): void;
   remove(id: string): void;
 }
 
@@ -31,19 +34,24 @@ export function filePlanStore(dir: string, warn: (o: object, m: string) => void)
       }
       try {
         const saved = JSON.parse(text) as Saved;
-        return saved.specKey === specKey ? saved.plan : undefined;
+        if (saved.specKey !== specKey) return undefined;
+        return { plan: saved.plan, ...(saved.capture ? { capture: saved.capture } : {}) };
       } catch (err) {
         warn({ sidecar: id, err: String(err) }, 'ignoring an unreadable saved proxy plan');
         return undefined;
       }
     },
-    save(id, specKey, plan) {
+    save(id, specKey, plan, capture) {
       try {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const path = fileOf(id);
-        writeFileSync(`${path}.tmp`, JSON.stringify({ specKey, plan } satisfies Saved), {
-          mode: 0o600,
-        });
+        writeFileSync(
+          `${path}.tmp`,
+          JSON.stringify({ specKey, plan, ...(capture ? { capture } : {}) } satisfies Saved),
+          {
+            mode: 0o600,
+          },
+        );
         renameSync(`${path}.tmp`, path);
       } catch (err) {
         warn({ sidecar: id, err: String(err) }, 'cannot save the proxy plan');

@@ -11,6 +11,9 @@ import type { Clock } from '../../core/index.js';
 import { ServiceProxy, type ProxyLogger } from '../../proxy/index.js';
 import type { IntentionCache } from '../connect/intention-cache.js';
 import type { LeafManager } from '../connect/leaf-manager.js';
+import { createServer } from 'node:net';
+import type { SidecarCapture } from '../capture/types.js';
+import type { VipSource } from '../capture/vip-watch.js';
 import { buildPlan, resolveBalancer, resolveProtocol, type SidecarSpec } from './build-plan.js';
 import type { PlanStore } from './plan-store.js';
 import type { ProxyMetrics } from '../../telemetry/metrics.js';
@@ -28,6 +31,26 @@ export interface RunnerDeps {
   plans?: PlanStore;
   /** Called whenever the proxy's readiness changes (the sidecar's own health check). */
   onReady?: (sidecarId: string, ready: boolean, why: string) => void;
+  /** The mesh's virtual IPs: a transparent sidecar gets an upstream listener per service. */
+  vips?: VipSource;
+  /** Called when a transparent sidecar's capture (listeners, addresses) changes. */
+  onCapture?: (sidecarId: string) => void;
+}
+
+/** The loopback address transparent upstream listeners bind (nft `redirect` sends there). */
+const LOOPBACK = '127.0.0.1';
+
+/** A free port on loopback, chosen by the kernel. */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, LOOPBACK, () => {
+      const a = srv.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 const WAIT = '5m';
@@ -52,6 +75,13 @@ export class ProxyRunner {
   /** Until when the plan saved before the restart is being served (0: none). */
   #savedUntil = 0;
   #expiry: ReturnType<Clock['setTimeout']> | undefined;
+  /** Transparent mode: one listener per mesh service, each with its own watches. */
+  #implicit = new Map<string, { port: number; stop: AbortController }>();
+  /** Listener ports a saved plan used, reused so restored nftables rules stay right. */
+  #savedPorts = new Map<string, number>();
+  #vipsKnown = false;
+  #syncing: Promise<void> = Promise.resolve();
+  #capture: SidecarCapture | undefined;
 
   constructor(spec: SidecarSpec, deps: RunnerDeps) {
     this.spec = spec;
@@ -70,6 +100,103 @@ export class ProxyRunner {
     this.#loops.push(this.#leafLoop(), this.#rootsLoop());
     for (const [kind, name] of this.#configWanted()) this.#loops.push(this.#configLoop(kind, name));
     for (const u of this.spec.upstreams) this.#loops.push(this.#endpointLoop(u.destination));
+    const vips = this.#d.vips;
+    if (this.spec.transparent && vips) {
+      const sync = (): void => {
+        this.#syncing = this.#syncing.then(() => this.#syncImplicit(vips));
+      };
+      const off = vips.onChange(sync);
+      const prev = this.#unsubscribe;
+      this.#unsubscribe = () => {
+        prev?.();
+        off();
+      };
+      if (vips.current()) sync();
+    }
+  }
+
+  /** The capture of the plan being served (transparent sidecars only). */
+  get capture(): SidecarCapture | undefined {
+    return this.#capture;
+  }
+
+  /**
+   * Keeps one upstream listener (and its endpoint and config watches) per mesh service with
+   * a virtual IP, except this sidecar's own service.
+   */
+  async #syncImplicit(vips: VipSource): Promise<void> {
+    const current = vips.current();
+    if (!current || this.#stop.signal.aborted) return;
+    this.#vipsKnown = true;
+    const wanted = new Set([...current.keys()].filter((s) => s !== this.spec.destination));
+    for (const [dest, i] of [...this.#implicit]) {
+      if (wanted.has(dest)) continue;
+      i.stop.abort();
+      this.#implicit.delete(dest);
+      this.#endpoints.delete(dest);
+    }
+    for (const dest of wanted) {
+      if (this.#implicit.has(dest)) continue;
+      const port = this.#savedPorts.get(dest) ?? (await freeLoopbackPort());
+      if (this.#stop.signal.aborted) return;
+      const stop = new AbortController();
+      const signal = AbortSignal.any([this.#stop.signal, stop.signal]);
+      this.#implicit.set(dest, { port, stop });
+      this.#loops.push(this.#endpointLoop(dest, signal));
+      for (const [kind, name] of [
+        ['service-defaults', dest],
+        ['service-resolver', dest],
+      ] as const)
+        if (!this.#configWanted().some(([k, n]) => k === kind && n === name))
+          this.#loops.push(this.#configLoop(kind, name, signal));
+    }
+    await this.#rebuild();
+  }
+
+  /** The spec with the transparent upstreams added (what the plan is built from). */
+  #effectiveSpec(): SidecarSpec {
+    if (!this.#implicit.size) return this.spec;
+    return {
+      ...this.spec,
+      upstreams: [
+        ...this.spec.upstreams,
+        ...[...this.#implicit].map(([destination, i]) => ({
+          destination,
+          bindAddress: LOOPBACK,
+          bindPort: i.port,
+        })),
+      ],
+    };
+  }
+
+  /** What nftables must do for the plan being installed (transparent sidecars only). */
+  #captureOf(): SidecarCapture | undefined {
+    const t = this.spec.transparent;
+    if (!t) return undefined;
+    const vips = this.#d.vips?.current();
+    return {
+      sidecarId: this.spec.id,
+      service: this.spec.destination,
+      settings: t,
+      ...(this.spec.localApp.port > 0
+        ? { inbound: { port: this.spec.localApp.port, toPort: this.spec.bindPort } }
+        : {}),
+      outbound: [...this.#implicit].map(([destination, i]) => {
+        const vip = vips?.get(destination);
+        const addresses = (this.#endpoints.get(destination) ?? []).flatMap((e) => {
+          const port = e.Service.Proxy?.LocalServicePort ?? 0;
+          const address = e.Service.Address || e.Node.Address;
+          return port > 0 && address ? [{ address, port }] : [];
+        });
+        return { destination, toPort: i.port, ...(vip ? { vip } : {}), addresses };
+      }),
+    };
+  }
+
+  #setCapture(capture: SidecarCapture | undefined): void {
+    if (JSON.stringify(capture) === JSON.stringify(this.#capture)) return;
+    this.#capture = capture;
+    this.#d.onCapture?.(this.spec.id);
   }
 
   async stop(): Promise<void> {
@@ -82,11 +209,14 @@ export class ProxyRunner {
 
   /** The plan saved before a restart, served until a fresh one is complete (fail static). */
   async #serveSaved(): Promise<void> {
-    const saved = this.#d.plans?.load(this.spec.id, this.#specKey);
+    const stored = this.#d.plans?.load(this.spec.id, this.#specKey);
+    const saved = stored?.plan;
+    for (const d of stored?.capture?.outbound ?? []) this.#savedPorts.set(d.destination, d.toPort);
     if (!saved || saved.tls.notAfter <= this.#d.clock.now()) return;
     this.#version = saved.version;
     try {
       await this.proxy.setPlan(saved);
+      if (!this.#served && stored?.capture) this.#setCapture(stored.capture);
       if (this.#served) return;
       this.#savedUntil = saved.tls.notAfter;
       this.#setReady(true, 'serving the plan saved before the restart');
@@ -159,8 +289,7 @@ export class ProxyRunner {
   }
 
   /** Watches one config entry the protocol depends on (absent is an answer too: null). */
-  async #configLoop(kind: string, name: string): Promise<void> {
-    const signal = this.#stop.signal;
+  async #configLoop(kind: string, name: string, signal = this.#stop.signal): Promise<void> {
     let index = 0;
     let failures = 0;
     while (!signal.aborted) {
@@ -182,8 +311,7 @@ export class ProxyRunner {
     }
   }
 
-  async #endpointLoop(destination: string): Promise<void> {
-    const signal = this.#stop.signal;
+  async #endpointLoop(destination: string, signal = this.#stop.signal): Promise<void> {
     let index = 0;
     let failures = 0;
     while (!signal.aborted) {
@@ -195,6 +323,7 @@ export class ProxyRunner {
           signal,
         });
         failures = 0;
+        if (signal.aborted) return;
         if (r.index < index) index = 0;
         else index = r.index;
         this.#endpoints.set(destination, r.value);
@@ -219,9 +348,11 @@ export class ProxyRunner {
           ? 'no intentions yet'
           : this.spec.upstreams.find((u) => !this.#endpoints.has(u.destination))
             ? 'upstream endpoints not known yet'
-            : this.#configKnown.size < this.#configWanted().length
-              ? 'config entries (service-defaults, proxy-defaults, resolvers) not known yet'
-              : undefined;
+            : this.spec.transparent && this.#d.vips && !this.#vipsKnown
+              ? 'the mesh virtual IPs are not known yet'
+              : this.#configKnown.size < this.#configWanted().length
+                ? 'config entries (service-defaults, proxy-defaults, resolvers) not known yet'
+                : undefined;
     if (missing || !roots || !leaf) {
       // While the saved plan serves (fail static), the inputs of a fresh one come back one by
       // one once the servers do: the sidecar stays passing meanwhile, or its callers would be
@@ -230,9 +361,16 @@ export class ProxyRunner {
       this.#setReady(false, missing ?? 'incomplete');
       return;
     }
+    // A transparent upstream whose endpoints are still coming: keep serving the current plan
+    // (a new mesh service must not flap every transparent sidecar's health).
+    const pending = [...this.#implicit.keys()].some((d) => !this.#endpoints.has(d));
+    if (pending) {
+      if (!this.#served) this.#setReady(false, 'transparent upstream endpoints not known yet');
+      return;
+    }
     const plan = buildPlan(
       {
-        spec: this.spec,
+        spec: this.#effectiveSpec(),
         roots,
         leaf,
         defaultAllow: cache.defaultAllow,
@@ -255,7 +393,9 @@ export class ProxyRunner {
     try {
       await this.proxy.setPlan(plan);
       this.#served = true;
-      this.#d.plans?.save(this.spec.id, this.#specKey, plan);
+      const capture = this.#captureOf();
+      this.#d.plans?.save(this.spec.id, this.#specKey, plan, capture);
+      this.#setCapture(capture);
       this.#setReady(true, 'listening with a plan and a valid certificate');
       this.#watchExpiry(plan.tls.notAfter);
     } catch (err) {

@@ -1,0 +1,341 @@
+/**
+ * Owns the host's `inet trellis` table for the agent: merges the transparent sidecars'
+ * captures into one ruleset, applies it atomically whenever it changes, puts it back when
+ * someone flushes or edits it (drift, checked every few seconds, logged), and keeps the last
+ * applied plan in the data dir so a restarted agent restores it before its proxies are up.
+ *
+ * The rules outlive the agent on purpose: with the agent dead, captured connections are
+ * redirected to listeners that are gone and are refused, never sent in plaintext (fail
+ * closed). `pause()` (`trellis redirect-traffic --remove`) is the explicit undo.
+ *
+ * A plan that cannot be applied (unknown user, nft missing or refusing) changes nothing: the
+ * previous ruleset stays in force and the error is kept for `trellis redirect-traffic --status`.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Clock } from '../../core/index.js';
+import type { ApplyResult, NftStatus } from '../nftables/nft.js';
+import { renderRuleset, wholeFile, type RedirectPlan } from '../nftables/ruleset.js';
+import { buildRedirectPlan } from './redirect-plan.js';
+import type { SidecarCapture } from './types.js';
+
+/** The subset of NftApplier the manager uses (tests may run it in a network namespace). */
+export interface Applier {
+  apply(plan: RedirectPlan): Promise<ApplyResult>;
+  remove(): Promise<void>;
+  status(plan: RedirectPlan): Promise<NftStatus>;
+}
+
+interface Logger {
+  info(o: object, m: string): void;
+  warn(o: object, m: string): void;
+  error(o: object, m: string): void;
+}
+
+export interface RedirectManagerOptions {
+  applier: Applier;
+  /** Where the last applied plan and the paused flag are kept (JSON, 0600). */
+  stateFile: string;
+  proxyUid: number;
+  dnsPort?: number;
+  agentPorts: number[];
+  lookupUid: (user: string) => Promise<number | undefined>;
+  clock: Clock;
+  log: Logger;
+  /** How often the live table is compared with the applied one (default 2000 ms). */
+  driftEveryMs?: number;
+}
+
+interface SavedState {
+  paused: boolean;
+  plan?: RedirectPlan;
+}
+
+export interface RedirectInfo {
+  paused: boolean;
+  /** The plan in force (last applied), if any. */
+  plan?: RedirectPlan;
+  /** Its nft text. */
+  ruleset?: string;
+  appliedAt?: number;
+  /** Why the wanted ruleset is not in force, if it is not. */
+  lastError?: string;
+  /** Drift repairs since the agent started. */
+  repairs: number;
+}
+
+export class RedirectManager {
+  readonly #o: RedirectManagerOptions;
+  #paused = false;
+  /** The plan in force: applied by us, or restored from the data dir. */
+  #applied: RedirectPlan | undefined;
+  #appliedText: string | undefined;
+  #appliedAt: number | undefined;
+  #lastError: string | undefined;
+  #repairs = 0;
+  #captures: readonly SidecarCapture[] = [];
+  #expected = 0;
+  #chain: Promise<void> = Promise.resolve();
+  #timer: ReturnType<Clock['setTimeout']> | undefined;
+  #debounce: ReturnType<Clock['setTimeout']> | undefined;
+  #stopped = false;
+
+  constructor(opts: RedirectManagerOptions) {
+    this.#o = opts;
+  }
+
+  /** Restores the saved ruleset (unless paused) and starts watching for drift. */
+  async start(): Promise<void> {
+    const saved = this.#load();
+    this.#paused = saved.paused;
+    if (!saved.paused && saved.plan) {
+      await this.#serial(async () => {
+        await this.#apply(saved.plan!, 'restored from the data dir');
+      });
+    }
+    this.#scheduleDrift();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) this.#o.clock.clearTimeout(this.#timer);
+    if (this.#debounce) this.#o.clock.clearTimeout(this.#debounce);
+  }
+
+  /**
+   * The transparent sidecars' current captures. `expected` is how many transparent sidecars
+   * there are: until each has reported, a restored ruleset is not replaced by a partial one.
+   */
+  update(captures: readonly SidecarCapture[], expected: number): void {
+    this.#captures = captures;
+    this.#expected = expected;
+    if (this.#debounce) this.#o.clock.clearTimeout(this.#debounce);
+    // Endpoint changes come in bursts; one apply for the burst.
+    this.#debounce = this.#o.clock.setTimeout(() => void this.reconcile(), 50);
+  }
+
+  /** Applies the wanted ruleset if it differs from the one in force. */
+  reconcile(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#paused || this.#stopped) return;
+      // Until each transparent sidecar has a plan, a restored ruleset is not replaced by a
+      // partial one; with nothing restored, whatever is known is applied.
+      if (this.#captures.length < this.#expected && (this.#applied || !this.#captures.length))
+        return;
+      if (this.#expected === 0 && this.#captures.length === 0) {
+        if (this.#applied) await this.#removeTable('no transparent sidecars left');
+        return;
+      }
+      const wanted = await this.#wanted();
+      if ('error' in wanted) {
+        this.#fail(wanted.error);
+        return;
+      }
+      if (renderRuleset(wanted.plan) === this.#appliedText) {
+        this.#lastError = undefined;
+        return;
+      }
+      await this.#apply(wanted.plan, 'applied');
+    });
+  }
+
+  /** The plan and nft text the agent would apply now (nothing is applied). */
+  async dryRun(): Promise<{ plan: RedirectPlan; text: string } | { error: string }> {
+    const wanted = await this.#wanted();
+    if ('error' in wanted) return wanted;
+    try {
+      return { plan: wanted.plan, text: wholeFile(wanted.plan) };
+    } catch (err) {
+      return { error: String((err as Error).message) };
+    }
+  }
+
+  /** Whether captured users' outbound traffic is being redirected (DNS answers VIPs then). */
+  get capturing(): boolean {
+    return !this.#paused && (this.#applied?.outbound.length ?? 0) > 0;
+  }
+
+  info(): RedirectInfo {
+    return {
+      paused: this.#paused,
+      ...(this.#applied ? { plan: this.#applied, ruleset: this.#appliedText } : {}),
+      ...(this.#appliedAt !== undefined ? { appliedAt: this.#appliedAt } : {}),
+      ...(this.#lastError ? { lastError: this.#lastError } : {}),
+      repairs: this.#repairs,
+    };
+  }
+
+  /** The live table against the one in force. */
+  status(): Promise<NftStatus & { error?: string }> {
+    return this.#serialResult(async () => {
+      if (!this.#applied) return { state: 'absent' as const };
+      try {
+        return await this.#o.applier.status(this.#applied);
+      } catch (err) {
+        return { state: 'absent' as const, error: String((err as Error).message) };
+      }
+    });
+  }
+
+  /** Removes the table and stops applying until resume(); survives restarts. */
+  pause(): Promise<void> {
+    return this.#serial(async () => {
+      await this.#o.applier.remove();
+      this.#applied = undefined;
+      this.#appliedText = undefined;
+      this.#appliedAt = undefined;
+      this.#paused = true;
+      this.#lastError = undefined;
+      this.#save();
+      this.#o.log.info({}, 'nftables ruleset removed; capture paused until resumed');
+    });
+  }
+
+  async resume(): Promise<void> {
+    await this.#serial(async () => {
+      this.#paused = false;
+      this.#save();
+    });
+    await this.reconcile();
+  }
+
+  async #wanted(): Promise<{ plan: RedirectPlan } | { error: string }> {
+    const uids = new Map<string, number>();
+    for (const c of this.#captures) {
+      const user = c.settings.captureUser;
+      if (user === undefined || uids.has(user)) continue;
+      try {
+        const uid = await this.#o.lookupUid(user);
+        if (uid !== undefined) uids.set(user, uid);
+      } catch (err) {
+        return { error: String((err as Error).message) };
+      }
+    }
+    const r = buildRedirectPlan(this.#captures, {
+      proxyUid: this.#o.proxyUid,
+      uids,
+      agentPorts: this.#o.agentPorts,
+      ...(this.#o.dnsPort !== undefined ? { dnsPort: this.#o.dnsPort } : {}),
+    });
+    if ('error' in r) return r;
+    try {
+      renderRuleset(r.plan);
+    } catch (err) {
+      return { error: String((err as Error).message) };
+    }
+    return r;
+  }
+
+  async #apply(plan: RedirectPlan, what: string): Promise<boolean> {
+    const started = this.#o.clock.now();
+    try {
+      await this.#o.applier.apply(plan);
+    } catch (err) {
+      this.#fail(`applying the nftables ruleset: ${(err as Error).message}`);
+      return false;
+    }
+    this.#applied = plan;
+    this.#appliedText = renderRuleset(plan);
+    this.#appliedAt = this.#o.clock.now();
+    this.#lastError = undefined;
+    this.#save();
+    this.#o.log.info(
+      {
+        ms: this.#appliedAt - started,
+        captured_users: plan.outbound.length,
+        outbound_targets: plan.outbound.reduce(
+          (n, o) => n + o.targets.length + (o.vips?.length ?? 0),
+          0,
+        ),
+        inbound_ports: plan.inbound.length,
+      },
+      `nftables ruleset ${what}`,
+    );
+    return true;
+  }
+
+  async #removeTable(why: string): Promise<void> {
+    try {
+      await this.#o.applier.remove();
+    } catch (err) {
+      this.#fail(`removing the nftables ruleset: ${(err as Error).message}`);
+      return;
+    }
+    this.#applied = undefined;
+    this.#appliedText = undefined;
+    this.#appliedAt = undefined;
+    this.#save();
+    this.#o.log.info({ why }, 'nftables ruleset removed');
+  }
+
+  #fail(error: string): void {
+    // Logged once per distinct error: a bad plan is retried on every change and drift tick.
+    if (error !== this.#lastError)
+      this.#o.log.error({ error }, 'nftables ruleset not changed; the previous one stays in force');
+    this.#lastError = error;
+  }
+
+  #scheduleDrift(): void {
+    if (this.#stopped) return;
+    this.#timer = this.#o.clock.setTimeout(() => {
+      void this.#checkDrift().finally(() => this.#scheduleDrift());
+    }, this.#o.driftEveryMs ?? 2000);
+  }
+
+  #checkDrift(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#paused || this.#stopped || !this.#applied) return;
+      let st: NftStatus;
+      try {
+        st = await this.#o.applier.status(this.#applied);
+      } catch (err) {
+        this.#fail(`checking the nftables ruleset: ${(err as Error).message}`);
+        return;
+      }
+      if (st.state === 'in-sync') return;
+      this.#o.log.warn(
+        { state: st.state, ...(st.diff ? { diff: st.diff } : {}) },
+        st.state === 'absent'
+          ? 'the nftables table inet trellis was deleted; restoring it'
+          : 'the nftables table inet trellis was changed; repairing it',
+      );
+      if (await this.#apply(this.#applied, 'repaired')) this.#repairs++;
+    });
+  }
+
+  #serial(fn: () => Promise<void>): Promise<void> {
+    const next = this.#chain.then(fn, fn);
+    this.#chain = next.catch(() => undefined);
+    return next;
+  }
+
+  #serialResult<T>(fn: () => Promise<T>): Promise<T> {
+    let out!: T;
+    return this.#serial(async () => {
+      out = await fn();
+    }).then(() => out);
+  }
+
+  #load(): SavedState {
+    try {
+      const s = JSON.parse(readFileSync(this.#o.stateFile, 'utf8')) as SavedState;
+      return { paused: s.paused === true, ...(s.plan ? { plan: s.plan } : {}) };
+    } catch {
+      return { paused: false };
+    }
+  }
+
+  #save(): void {
+    const state: SavedState = {
+      paused: this.#paused,
+      ...(this.#applied ? { plan: this.#applied } : {}),
+    };
+    try {
+      mkdirSync(dirname(this.#o.stateFile), { recursive: true, mode: 0o700 });
+      writeFileSync(`${this.#o.stateFile}.tmp`, JSON.stringify(state), { mode: 0o600 });
+      renameSync(`${this.#o.stateFile}.tmp`, this.#o.stateFile);
+    } catch (err) {
+      this.#o.log.warn({ err: String(err) }, 'cannot save the nftables state');
+    }
+  }
+}

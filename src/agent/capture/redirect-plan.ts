@@ -1,0 +1,71 @@
+/**
+ * Merges every transparent sidecar's capture into the host's one RedirectPlan. Pure: users
+ * are resolved to uids by the caller. A sidecar that cannot be honoured (its user shared with
+ * another sidecar, its uid the agent's own) makes the whole plan fail: applying the rest
+ * would silently leave that service's traffic uncaptured.
+ */
+import type { RedirectPlan } from '../nftables/ruleset.js';
+import type { SidecarCapture } from './types.js';
+
+export interface PlanContext {
+  /** The agent's uid: its proxies' traffic is never captured. */
+  proxyUid: number;
+  /** uid of each capture user named by the captures (names and numeric strings). */
+  uids: ReadonlyMap<string, number>;
+  /** The agent's DNS port on 127.0.0.1, when it serves DNS there. */
+  dnsPort?: number;
+  /** The agent's own listening ports: never redirected inbound. */
+  agentPorts: number[];
+}
+
+export type PlanResult = { plan: RedirectPlan } | { error: string };
+
+export function buildRedirectPlan(
+  captures: readonly SidecarCapture[],
+  ctx: PlanContext,
+): PlanResult {
+  const sorted = [...captures].sort((a, b) => (a.sidecarId < b.sidecarId ? -1 : 1));
+  const plan: RedirectPlan = {
+    proxyUid: ctx.proxyUid,
+    outbound: [],
+    inbound: [],
+    exclude: { inboundPorts: [...ctx.agentPorts], outboundPorts: [], outboundCidrs: [], uids: [] },
+  };
+  const owner = new Map<number, string>();
+  let dns = false;
+  for (const c of sorted) {
+    const s = c.settings;
+    plan.exclude.inboundPorts.push(...s.excludeInboundPorts);
+    plan.exclude.outboundPorts.push(...s.excludeOutboundPorts);
+    plan.exclude.outboundCidrs.push(...s.excludeOutboundCidrs);
+    plan.exclude.uids.push(...s.excludeUids);
+    if (c.inbound && !s.excludeInboundPorts.includes(c.inbound.port))
+      plan.inbound.push({ ...c.inbound });
+    if (s.captureUser === undefined) continue;
+    const uid = ctx.uids.get(s.captureUser);
+    if (uid === undefined)
+      return {
+        error: `${c.sidecarId}: capture_user "${s.captureUser}": no such user on this host`,
+      };
+    if (uid === ctx.proxyUid)
+      return {
+        error: `${c.sidecarId}: capture_user "${s.captureUser}" is the agent's own user (uid ${uid}); its traffic cannot be captured without a loop`,
+      };
+    const other = owner.get(uid);
+    if (other !== undefined)
+      return {
+        error: `${c.sidecarId}: capture_user "${s.captureUser}" (uid ${uid}) is already captured for ${other}; give each service its own user`,
+      };
+    owner.set(uid, c.sidecarId);
+    if (s.redirectDns) dns = true;
+    plan.outbound.push({
+      uid,
+      targets: c.outbound.flatMap((d) =>
+        d.addresses.map((a) => ({ address: a.address, port: a.port, toPort: d.toPort })),
+      ),
+      vips: c.outbound.flatMap((d) => (d.vip ? [{ address: d.vip, toPort: d.toPort }] : [])),
+    });
+  }
+  if (dns && ctx.dnsPort !== undefined) plan.dns = { port: ctx.dnsPort };
+  return { plan };
+}
