@@ -32,11 +32,15 @@ export function removeDir(dir: string): void {
 
 export async function startTrellis(
   args: string[],
-  opts: { timeoutMs?: number } = {},
+  opts: { timeoutMs?: number; netns?: string } = {},
 ): Promise<TrellisProcess> {
-  const proc = spawn(process.execPath, [TRELLIS_BIN, ...args, '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const argv = [TRELLIS_BIN, ...args, '--log-level', 'warn'];
+  // `ip netns exec` execs the command: the PID is the trellis process itself.
+  const proc = opts.netns
+    ? spawn('ip', ['netns', 'exec', opts.netns, process.execPath, ...argv], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
   const address = await new Promise<string>((res, rej) => {

@@ -365,7 +365,9 @@ export class ProxyRunner {
     // (a new mesh service must not flap every transparent sidecar's health).
     const pending = [...this.#implicit.keys()].some((d) => !this.#endpoints.has(d));
     if (pending) {
-      if (!this.#served) this.#setReady(false, 'transparent upstream endpoints not known yet');
+      const savedServing = this.#savedUntil > this.#d.clock.now();
+      if (!this.#served && !savedServing)
+        this.#setReady(false, 'transparent upstream endpoints not known yet');
       return;
     }
     const plan = buildPlan(
