@@ -18,6 +18,7 @@ const ALLOWED = {
   agent: ['core', 'api', 'policy', 'config', 'telemetry', 'httpkit', 'client', 'proxy', 'pki'],
   proxy: ['core', 'policy', 'telemetry', 'pki'],
   cli: ['core', 'api', 'config', 'client', 'pki'],
+  lab: ['core'], // spawns the trellis binary; never imports agent or catalog
   bin: null, // composition roots may import anything
 };
 // Pure modules: no I/O.

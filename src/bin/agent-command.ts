@@ -8,9 +8,10 @@ import type { CARoots } from '../api/index.js';
 import type { TlsOptions } from '../client/index.js';
 import { AgentIdentity } from '../agent/identity/agent-identity.js';
 import { UsageError } from '../cli/index.js';
-import { TrellisAgent } from '../agent/agent.js';
+import { TrellisAgent, type RedirectSettings } from '../agent/agent.js';
 import { catalogDnsView } from '../agent/dns/catalog-view.js';
 import { startDnsServer } from '../agent/dns/server.js';
+import { parseRecursorAddress } from '../config/dns-values.js';
 import { agentRoutes } from '../agent/http/agent-routes.js';
 import { connectRoutes } from '../agent/http/connect-routes.js';
 import { createForwarder, forwardRoutes, type Forwarder } from '../agent/http/forward.js';
@@ -43,6 +44,33 @@ export interface AgentArgs {
   metricsAddr?: string;
   /** Where to answer DNS for `.consul` names (host:port, UDP and TCP); none when absent. */
   dnsAddr?: string;
+  /** How the DNS answers (domain, TTLs, recursors); Consul's defaults when absent. */
+  dns?: AgentDnsSettings;
+}
+
+/** `domain`, `recursors` and `dns_config`, as set (absent: Consul's defaults). */
+export interface AgentDnsSettings {
+  /** Default `consul`. */
+  domain?: string;
+  /** ip[:port], tried in order for names outside the domain; none: refused. */
+  recursors?: string[];
+  /** Default 2 s. */
+  recursorTimeoutMs?: number;
+  /** Default 0. */
+  nodeTtlMs?: number;
+  /** Service name, `prefix*` or `*` -> ms; default 0. */
+  serviceTtlMs?: Record<string, number>;
+  /** Default false: warning instances are answered, critical ones never. */
+  onlyPassing?: boolean;
+}
+
+/** What the composition root may plug into a running agent. */
+export interface AgentHooks {
+  /**
+   * Answer `<svc>.service` A queries with the service's virtual IP while this returns true
+   * (the host captures traffic transparently). Default: never.
+   */
+  dnsVirtualIpsFor?: () => boolean;
 }
 
 export interface RunningAgent {
@@ -90,10 +118,40 @@ export function makeAgent(
     ...(tokenResolver ? { tokenResolver } : {}),
     ...(secure ?? {}),
     server,
+    redirect: redirectSettings(args),
   });
 }
 
-export async function runAgent(args: AgentArgs, log: Logger): Promise<RunningAgent> {
+/**
+ * The nftables capture settings: the agent's uid (never captured), its own ports (never
+ * redirected), and its DNS port when DNS listens on loopback or every address (the rules
+ * send captured port-53 queries to 127.0.0.1).
+ */
+function redirectSettings(args: AgentArgs): RedirectSettings {
+  const ports = new Set<number>();
+  const portOf = (addr: string | undefined, def: number): number | undefined => {
+    if (!addr) return undefined;
+    const { port } = splitHostPort(addr, def);
+    if (port > 0) ports.add(port);
+    return port;
+  };
+  portOf(args.httpAddr, 8500);
+  portOf(args.metricsAddr, 9102);
+  const dnsPort = portOf(args.dnsAddr, 8600);
+  const dnsHost = args.dnsAddr ? splitHostPort(args.dnsAddr, 8600).host : '';
+  const dnsOnLoopback = ['127.0.0.1', '0.0.0.0', 'localhost'].includes(dnsHost);
+  return {
+    proxyUid: process.getuid?.() ?? 0,
+    agentPorts: [...ports].sort((x, y) => x - y),
+    ...(dnsPort && dnsOnLoopback ? { dnsPort } : {}),
+  };
+}
+
+export async function runAgent(
+  args: AgentArgs,
+  log: Logger,
+  hooks: AgentHooks = {},
+): Promise<RunningAgent> {
   const identity = await agentIdentity(args, log);
   const agent = makeAgent(
     {
@@ -114,9 +172,24 @@ export async function runAgent(args: AgentArgs, log: Logger): Promise<RunningAge
   connectRoutes(app, agent);
   const fwd: Forwarder = createForwarder(args.servers, identity?.tls());
   forwardRoutes(app, fwd, agent.opts.node.node);
-  await app.listen({ host, port });
-  const metrics = args.metricsAddr ? await serveMetrics(args.metricsAddr, agent) : undefined;
-  const dns = args.dnsAddr ? await serveDns(args, agent, log) : undefined;
+  let metrics: Awaited<ReturnType<typeof serveMetrics>> | undefined;
+  let dns: Awaited<ReturnType<typeof serveDns>> | undefined;
+  try {
+    await app.listen({ host, port });
+    metrics = args.metricsAddr ? await serveMetrics(args.metricsAddr, agent) : undefined;
+    // `<svc>.service.consul` answers the virtual IP while this host captures traffic: the
+    // VIP is what the rules redirect on any port.
+    const vipsFor = hooks.dnsVirtualIpsFor ?? (() => agent.redirect?.capturing ?? false);
+    dns = args.dnsAddr ? await serveDns(args, agent, log, vipsFor) : undefined;
+  } catch (err) {
+    // A port already taken: stop what started (proxies, checks) so the process can exit.
+    await metrics?.close();
+    await app.close();
+    identity?.stop(systemClock);
+    await agent.stop();
+    await fwd.close();
+    throw err;
+  }
   const addr = app.server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const address = `${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
@@ -210,16 +283,30 @@ async function serveDns(
   args: AgentArgs,
   agent: TrellisAgent,
   log: Logger,
+  virtualIpsFor: () => boolean = () => false,
 ): Promise<{ address: string; close(): Promise<void> }> {
   const { host, port } = splitHostPort(args.dnsAddr!, 8600);
+  const dns = args.dns ?? {};
+  const seconds = (ms: number): number => Math.floor(ms / 1000);
   const server = await startDnsServer({
     host,
     port,
-    view: catalogDnsView(agent.client, systemClock),
-    domain: 'consul.',
+    view: catalogDnsView(agent.client, systemClock, { onlyPassing: dns.onlyPassing ?? false }),
+    domain: dns.domain ?? 'consul.',
     datacenter: args.datacenter,
     nodeName: agent.opts.node.node,
     ttl: 0,
+    nodeTtl: seconds(dns.nodeTtlMs ?? 0),
+    ...(dns.serviceTtlMs
+      ? {
+          serviceTtls: Object.fromEntries(
+            Object.entries(dns.serviceTtlMs).map(([k, ms]) => [k, seconds(ms)]),
+          ),
+        }
+      : {}),
+    virtualIpsFor,
+    recursors: (dns.recursors ?? []).map(parseRecursorAddress),
+    ...(dns.recursorTimeoutMs ? { recursorTimeoutMs: dns.recursorTimeoutMs } : {}),
     agentAddress: agent.opts.node.address,
     now: () => systemClock.now(),
     log: log.child({ component: 'dns' }),

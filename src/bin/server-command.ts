@@ -38,6 +38,8 @@ export interface ServerArgs {
   httpsBind?: string;
   /** 'deny' (production default) or 'allow' (dev mode). */
   aclDefaultPolicy?: 'allow' | 'deny';
+  /** The IPv4 CIDR mesh services' virtual IPs come from (default 240.0.0.0/4). */
+  virtualIpRange?: string;
 }
 
 export interface RunningServer {
@@ -113,6 +115,7 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
     ...(args.snapshotEvery ? { snapshotEvery: args.snapshotEvery } : {}),
     ...(args.sessionMinTtlMs !== undefined ? { sessionMinTTLms: args.sessionMinTtlMs } : {}),
     ...(args.nodeGraceMs !== undefined ? { nodeGraceMs: args.nodeGraceMs } : {}),
+    ...(args.virtualIpRange ? { vipRange: args.virtualIpRange } : {}),
   });
   late.server = server;
   try {

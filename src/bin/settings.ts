@@ -12,8 +12,10 @@ import {
   type LogLevel,
 } from '../config/index.js';
 import { describeError } from '../core/index.js';
+import { parseIpv4Range } from '../core/ipv4-range.js';
+import { parseRecursorAddress } from '../config/dns-values.js';
 import type { Logger } from '../telemetry/logger.js';
-import type { AgentArgs } from './agent-command.js';
+import type { AgentArgs, AgentDnsSettings } from './agent-command.js';
 import type { ServerArgs } from './server-command.js';
 
 /** The daemon flags as given on the command line; undefined when not given. */
@@ -40,6 +42,10 @@ export interface DaemonFlags {
   metricsBind?: string;
   /** --dns-bind: host:port, or `off`. */
   dnsBind?: string;
+  /** --recursor (repeatable): replaces `recursors` as a whole. */
+  recursors?: string[];
+  /** --virtual-ip-range (server). */
+  virtualIpRange?: string;
 }
 
 export const DEFAULT_DATACENTER = 'dc1';
@@ -89,7 +95,43 @@ export function resolveAgent(
     ...(file.aclAgentToken ? { fileToken: file.aclAgentToken } : {}),
     ...listenerAddr('metricsAddr', flags.metricsBind ?? file.metricsAddr),
     ...listenerAddr('dnsAddr', flags.dnsBind ?? file.dnsAddr),
+    ...dnsSettings(flags, file),
   };
+}
+
+/** The DNS settings that were set (unset ones take their defaults where DNS starts). */
+function dnsSettings(flags: DaemonFlags, file: AgentSettings): { dns?: AgentDnsSettings } {
+  for (const r of flags.recursors ?? []) {
+    try {
+      parseRecursorAddress(r);
+    } catch (err) {
+      throw new UsageError(`--recursor: ${(err as Error).message}`);
+    }
+  }
+  const recursors = flags.recursors ?? file.recursors;
+  const dns: AgentDnsSettings = {
+    ...(recursors !== undefined ? { recursors } : {}),
+    ...(file.domain !== undefined ? { domain: file.domain } : {}),
+    ...(file.dnsNodeTtlMs !== undefined ? { nodeTtlMs: file.dnsNodeTtlMs } : {}),
+    ...(file.dnsServiceTtlMs !== undefined ? { serviceTtlMs: file.dnsServiceTtlMs } : {}),
+    ...(file.dnsOnlyPassing !== undefined ? { onlyPassing: file.dnsOnlyPassing } : {}),
+    ...(file.dnsRecursorTimeoutMs !== undefined
+      ? { recursorTimeoutMs: file.dnsRecursorTimeoutMs }
+      : {}),
+  };
+  return Object.keys(dns).length > 0 ? { dns } : {};
+}
+
+/** --virtual-ip-range, else `virtual_ip_range`; unset means the catalog's 240.0.0.0/4. */
+function vipRange(flags: DaemonFlags, file: AgentSettings): { virtualIpRange?: string } {
+  if (flags.virtualIpRange === undefined)
+    return file.virtualIpRange === undefined ? {} : { virtualIpRange: file.virtualIpRange };
+  try {
+    parseIpv4Range(flags.virtualIpRange);
+  } catch (err) {
+    throw new UsageError(`--virtual-ip-range: ${(err as Error).message}`);
+  }
+  return { virtualIpRange: flags.virtualIpRange };
 }
 
 /** An optional listener (metrics, DNS): none unless asked for (`off` turns a file's off). */
@@ -121,6 +163,7 @@ export function resolveServer(flags: DaemonFlags, file: AgentSettings): Resolved
     ...(flags.nodeGraceMs !== undefined ? { nodeGraceMs: flags.nodeGraceMs } : {}),
     // Production servers deny what no rule allows, as Consul recommends.
     aclDefaultPolicy: flags.aclDefaultPolicy ?? file.aclDefaultPolicy ?? 'deny',
+    ...vipRange(flags, file),
   };
 }
 
@@ -148,6 +191,8 @@ const SETTING_NAMES: Record<string, string> = {
   snapshotEvery: 'snapshot_every',
   metricsAddr: 'metrics_addr',
   dnsAddr: 'dns_addr',
+  dns: 'recursors/domain/dns_config',
+  virtualIpRange: 'virtual_ip_range',
   nodeGraceMs: '--node-grace',
   sessionMinTtlMs: '--session-min-ttl',
 };
@@ -187,11 +232,18 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
   aclAgentToken: 'acl.tokens.agent',
   metricsAddr: 'metrics_addr',
   dnsAddr: 'dns_addr',
+  recursors: 'recursors',
+  domain: 'domain',
+  dnsNodeTtlMs: 'dns_config.node_ttl',
+  dnsServiceTtlMs: 'dns_config.service_ttl',
+  dnsOnlyPassing: 'dns_config.only_passing',
+  dnsRecursorTimeoutMs: 'dns_config.recursor_timeout',
+  virtualIpRange: 'virtual_ip_range',
 };
 
 /** File settings the other kind of daemon uses; set here, they are ignored (and logged). */
 const UNUSED: Record<'agent' | 'server', readonly (keyof AgentSettings)[]> = {
-  agent: ['bindAddr', 'snapshotEvery', 'aclDefaultPolicy'],
+  agent: ['bindAddr', 'snapshotEvery', 'aclDefaultPolicy', 'virtualIpRange'],
   server: [
     'retryJoin',
     'httpAddr',
@@ -201,6 +253,12 @@ const UNUSED: Record<'agent' | 'server', readonly (keyof AgentSettings)[]> = {
     'aclAgentToken',
     'metricsAddr',
     'dnsAddr',
+    'recursors',
+    'domain',
+    'dnsNodeTtlMs',
+    'dnsServiceTtlMs',
+    'dnsOnlyPassing',
+    'dnsRecursorTimeoutMs',
   ],
 };
 

@@ -14,6 +14,7 @@ import type { AgentSettings, LogLevel } from '../config/index.js';
 import { describeError } from '../core/index.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { runAgent } from './agent-command.js';
+import { registerLab } from './lab-command.js';
 import { runServer } from './server-command.js';
 import {
   DEFAULT_DATACENTER,
@@ -83,6 +84,8 @@ interface DaemonArgs extends GlobalArgs {
   'https-bind'?: string;
   'metrics-bind'?: string;
   'dns-bind'?: string;
+  recursor?: string[];
+  'virtual-ip-range'?: string;
   'join-token'?: string;
   'ca-fingerprint'?: string;
 }
@@ -125,6 +128,8 @@ function givenFlags(args: DaemonArgs, argv: readonly string[]): DaemonFlags {
     aclDefaultPolicy: args['acl-default-policy'],
     metricsBind: args['metrics-bind'],
     dnsBind: args['dns-bind'],
+    recursors: args.recursor,
+    virtualIpRange: args['virtual-ip-range'],
   };
 }
 
@@ -170,7 +175,7 @@ function commonOptions(y: Argv<GlobalArgs>): Argv<DaemonArgs> {
 }
 
 function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
-  return parser
+  return registerLab(parser, ctx)
     .command<DaemonArgs>({
       command: 'server',
       describe: 'Run a catalog server',
@@ -207,6 +212,12 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             choices: ['allow', 'deny'] as const,
             defaultDescription: 'deny',
             describe: 'What a token may do where no rule says (acl.default_policy)',
+          })
+          .option('virtual-ip-range', {
+            type: 'string',
+            defaultDescription: '240.0.0.0/4',
+            describe:
+              "IPv4 CIDR mesh services' virtual IPs come from (virtual_ip_range); must not overlap real networks",
           })
           .example('$0 server --data-dir /var/lib/trellis --bind 0.0.0.0:8500', 'A catalog server')
           .example('$0 server --config-dir /etc/trellis.d', 'Settings from /etc/trellis.d/*.hcl'),
@@ -305,6 +316,12 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             type: 'string',
             describe:
               'Answer DNS for .consul names here, UDP and TCP, e.g. 127.0.0.1:8600 (default: dns_addr in --config-dir, else off)',
+          })
+          .option('recursor', {
+            type: 'string',
+            array: true,
+            describe:
+              'DNS server (ip[:port]) for names outside the mesh domain, tried in order (repeatable; default: recursors in --config-dir)',
           })
           .option('ca-fingerprint', {
             type: 'string',
@@ -448,7 +465,7 @@ const onInterrupt = (): void => {
   if (++interrupts > 1) process.exit(130);
   controller.abort();
 };
-const daemon = ['server', 'agent', 'dev'].includes(process.argv[2] ?? '');
+const daemon = ['server', 'agent', 'dev', 'demo-app'].includes(process.argv[2] ?? '');
 if (!daemon) process.on('SIGINT', onInterrupt);
 const code = await runCli(
   process.argv.slice(2),

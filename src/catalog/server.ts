@@ -36,6 +36,7 @@ import { statusRoutes } from './http/status-routes.js';
 import { ALIVE_OUTPUT, Liveness, serfCheck } from './liveness.js';
 import { SessionTimers } from './session-timers.js';
 import { StateStore } from './state/state-store.js';
+import { DEFAULT_VIP_RANGE, type VipRebase } from './state/vip-table.js';
 import { Writer } from './state/writer.js';
 import { createEmbeddedStore } from './store/index.js';
 import type { DurableStore } from './store/types.js';
@@ -71,6 +72,8 @@ export interface ServerOptions {
   caKeyDir?: string;
   /** Secret the server's own in-process agent uses (management rights, never stored). */
   internalSecret?: string;
+  /** Where mesh services' virtual IPs come from (default 240.0.0.0/4). */
+  vipRange?: string;
 }
 
 export interface CatalogServer {
@@ -169,6 +172,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
   const app = Fastify(CONSUL_FASTIFY_OPTIONS);
   await mount(app);
 
+  await ensureVipRange(state, writer, opts);
   await registerSelf(state, writer, opts);
   await ctx.ca.init();
   ctx.ca.start();
@@ -238,6 +242,31 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
       await store.close();
     },
   };
+}
+
+/**
+ * A configured virtual-IP range other than the state's is applied through the log (not just in
+ * memory), so a replay, and every replica, moves the same addresses the same way.
+ */
+async function ensureVipRange(
+  state: StateStore,
+  writer: Writer,
+  opts: ServerOptions,
+): Promise<void> {
+  const range = opts.vipRange ?? DEFAULT_VIP_RANGE;
+  const vips = state.catalog.vips;
+  if (vips.sameRange(range)) return;
+  const r = await writer.propose({ type: 'vip-range', range });
+  if (!r.ok) throw new Error(`could not change the virtual IP range: ${r.error}`);
+  const change = r.value as VipRebase;
+  const what = { from: vips.rangeText, to: range, kept: change.kept.length };
+  if (change.moved.length === 0 && change.dropped.length === 0)
+    opts.log.info(what, 'virtual IP range changed; every address was kept');
+  else
+    opts.log.warn(
+      { ...what, moved: change.moved, dropped: change.dropped },
+      'virtual IP range changed: addresses outside the new range were reallocated',
+    );
 }
 
 /** The server's own node, with the `consul` service and a passing serfHealth, as Consul has. */

@@ -10,10 +10,12 @@ import { aclCommand } from './commands/acl/index.js';
 import { catalogCommand } from './commands/catalog/index.js';
 import { configCommand } from './commands/config/index.js';
 import { caCommand } from './commands/ca/index.js';
+import { dnsCommand } from './commands/dns/index.js';
 import { healthCommand } from './commands/health/index.js';
 import { intentionCommand } from './commands/intention/index.js';
 import { kvCommand } from './commands/kv/index.js';
 import { membersCommand } from './commands/members/list.js';
+import { redirectTrafficCommand } from './commands/redirect/index.js';
 import { servicesCommand } from './commands/services/index.js';
 import { watchCommand } from './commands/watch/index.js';
 import { report, type CliContext, type CliDeps, type CliIo, type GlobalArgs } from './context.js';
@@ -81,7 +83,9 @@ export function buildCli(
     .command(aclCommand(ctx))
     .command(intentionCommand(ctx))
     .command(configCommand(ctx))
-    .command(caCommand(ctx));
+    .command(caCommand(ctx))
+    .command(dnsCommand(ctx))
+    .command(redirectTrafficCommand(ctx));
   if (opts.register) parser = opts.register(parser, ctx);
   parser = parser
     .example('$0 catalog services', 'List the services in the catalog')

@@ -16,6 +16,8 @@ import {
   type LocatedDefinitions,
 } from './service-definition.js';
 import { all, atLeast, maxLength, notEmpty, oneOf, serviceIdent } from './validators.js';
+import { dnsDomain, recursorAddress, serviceTtlKey } from './dns-values.js';
+import { parseIpv4Range } from '../core/ipv4-range.js';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -45,6 +47,20 @@ export interface AgentSettings {
   metricsAddr?: string;
   /** `dns_addr`: where the agent answers DNS for `.consul` names, UDP and TCP (unset: nowhere). */
   dnsAddr?: string;
+  /** `recursors`: DNS servers for names outside the domain, tried in order (ip[:port]). */
+  recursors?: string[];
+  /** `domain`: the DNS domain the agent answers for (Consul's default: `consul`). */
+  domain?: string;
+  /** `dns_config { node_ttl }`, ms. */
+  dnsNodeTtlMs?: number;
+  /** `dns_config { service_ttl }`: service name, `prefix*` or `*` -> TTL in ms. */
+  dnsServiceTtlMs?: Record<string, number>;
+  /** `dns_config { only_passing }`: leave out instances with warning checks too. */
+  dnsOnlyPassing?: boolean;
+  /** `dns_config { recursor_timeout }`, ms. */
+  dnsRecursorTimeoutMs?: number;
+  /** `virtual_ip_range`: the IPv4 CIDR servers take mesh services' virtual IPs from. */
+  virtualIpRange?: string;
 }
 
 /** One setting as one file wrote it. */
@@ -90,11 +106,20 @@ const listenPort: Check<number> = (n) =>
     ? `port ${n} is out of range: use 1-65535 (or 0 for any free port)`
     : undefined;
 
+const vipRange: Check<string> = (v) => {
+  try {
+    parseIpv4Range(v);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+};
+
 const nonEmptyList: Check<unknown[]> = (l) =>
   l.length === 0 ? 'must list at least one server address' : undefined;
 
 /** Keys whose values are compared (and reported) per member rather than as a whole. */
-const PER_MEMBER = new Set(['node_meta', 'addresses', 'ports', 'acl']);
+const PER_MEMBER = new Set(['node_meta', 'addresses', 'ports', 'acl', 'dns_config']);
 
 const settingFields: readonly FieldSpec[] = [
   field('node_name', t.string(serviceIdent('node name'))),
@@ -104,6 +129,20 @@ const settingFields: readonly FieldSpec[] = [
   field('http_addr', t.string(hostPort(true))),
   field('metrics_addr', t.string(hostPort(true))),
   field('dns_addr', t.string(hostPort(true))),
+  field('recursors', t.listOf(t.string(recursorAddress))),
+  field('domain', t.string(dnsDomain)),
+  field(
+    'dns_config',
+    t.object(
+      schema([
+        field('node_ttl', t.duration()),
+        field('service_ttl', t.mapOf(t.duration(), serviceTtlKey)),
+        field('only_passing', t.bool()),
+        field('recursor_timeout', t.duration(positive)),
+      ]),
+    ),
+  ),
+  field('virtual_ip_range', t.string(vipRange)),
   field('addresses', t.object(schema([field('http', t.string(host))]))),
   field('ports', t.object(schema([field('http', t.int(listenPort))]))),
   field('retry_join', t.listOf(t.string(hostPort(false)), nonEmptyList), { aliases: ['servers'] }),
@@ -184,8 +223,12 @@ function settingEntries(
           : members.find((x) => normalizeKey(x.key) === normalizeKey(k)));
       const member = f.name === 'node_meta' ? k : normalizeKey(k);
       const key = joinPath(e.key, m?.key ?? k);
+      const type =
+        f.type.kind === 'object'
+          ? f.type.schema.fields.find((x) => normalizeKey(x.name) === member)?.type
+          : undefined;
       out.push({
-        ...entry(joinPath(f.name, member), key, mv, undefined, file, m?.keyPos ?? e.keyPos),
+        ...entry(joinPath(f.name, member), key, mv, type, file, m?.keyPos ?? e.keyPos),
         member,
       });
     }
@@ -276,6 +319,18 @@ function toSettings(m: ReadonlyMap<string, SettingEntry>): AgentSettings {
   set('aclAgentToken', get<{ agent?: string }>('acl.tokens')?.agent);
   set('metricsAddr', get('metrics_addr'));
   set('dnsAddr', get('dns_addr'));
+  set('recursors', get('recursors'));
+  set('domain', get('domain'));
+  set('dnsNodeTtlMs', get('dns_config.nodettl'));
+  const serviceTtl = get<Record<string, string>>('dns_config.servicettl');
+  set(
+    'dnsServiceTtlMs',
+    serviceTtl &&
+      Object.fromEntries(Object.entries(serviceTtl).map(([k, v]) => [k, parseDuration(v) ?? 0])),
+  );
+  set('dnsOnlyPassing', get('dns_config.onlypassing'));
+  set('dnsRecursorTimeoutMs', get('dns_config.recursortimeout'));
+  set('virtualIpRange', get('virtual_ip_range'));
   return s;
 }
 

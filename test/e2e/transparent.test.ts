@@ -64,7 +64,7 @@ const API_HCL = `service {
 
 describe('transparent interception on one host (network namespace, real nft)', function () {
   this.timeout(120_000);
-  const skip = netnsSkipReason(['curl']);
+  const skip = netnsSkipReason(['curl', 'dig']);
   let ns = '';
   let dir = '';
   let server: TrellisProcess | undefined;
@@ -183,8 +183,12 @@ describe('transparent interception on one host (network namespace, real nft)', f
     expect(outboundConnections()).to.equal(before + 1);
   });
 
-  it("redirects the captured user's DNS to the agent: <svc>.virtual.consul resolves and connects", () => {
+  it("redirects the captured user's DNS to the agent: api.service.consul is the virtual IP", () => {
     expect(curl('http://api.virtual.consul/', NOBODY)).to.equal(APP_BODY);
+    // port 80: only the virtual IP is captured on every port, so this proves the VIP answer
+    expect(curl('http://api.service.consul/', NOBODY)).to.equal(APP_BODY);
+    const dig = tryInNs(ns, ['dig', '+short', '@127.0.0.1', '-p', '8600', 'api.service.consul']);
+    expect(dig.stdout.trim()).to.equal(vip);
   });
 
   it('never captures the agent user (the proxies themselves): no loops', () => {

@@ -7,13 +7,17 @@ import { randomBytes } from 'node:crypto';
 
 export const TEST_NS_PREFIX = 'trellis-t-';
 
-function has(bin: string, arg = '--version'): boolean {
-  try {
-    execFileSync(bin, [arg], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
+/** Whether `bin` runs (tools disagree on their version flag). */
+function has(bin: string, arg?: string): boolean {
+  for (const a of arg ? [arg] : ['--version', '-v', '-V']) {
+    try {
+      execFileSync(bin, [a], { stdio: 'ignore', timeout: 5000 });
+      return true;
+    } catch {
+      // try the next flag
+    }
   }
+  return false;
 }
 
 /** Why namespace tests cannot run here (undefined: they can). */

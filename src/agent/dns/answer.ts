@@ -1,6 +1,7 @@
 // The agent's DNS answers, as Consul gives them. Pure: everything it knows comes from the DnsView
 // and the options (including the clock for the SOA serial).
 import { isIPv4, isIPv6 } from 'node:net';
+import { serviceTtlFor } from './ttl.js';
 import { QCLASS, QTYPE, RCODE, type Query, type RR, type Response } from './wire.js';
 
 export interface DnsInstance {
@@ -12,7 +13,10 @@ export interface DnsInstance {
 }
 
 export interface DnsView {
-  /** Healthy instances (passing checks only) of a service, optionally filtered by tag. */
+  /**
+   * Healthy instances of a service, optionally filtered by tag: none of their checks critical
+   * (nor warning, when the view was made with only_passing).
+   */
   healthyInstances(service: string, tag?: string): Promise<DnsInstance[]>;
   /** A node's address, undefined when unknown. */
   nodeAddress(node: string): Promise<string | undefined>;
@@ -28,6 +32,16 @@ export interface AnswerOptions {
   nodeName: string;
   /** TTL (seconds) of service and node records. Consul's default is 0. */
   ttl: number;
+  /** TTL (seconds) of node records (`<node>.node`, NS, `ns.`); default `ttl`. */
+  nodeTtl?: number;
+  /** Service TTLs (seconds) by name, `prefix*` or `*` (Consul's service_ttl); default `ttl`. */
+  serviceTtls?: Readonly<Record<string, number>>;
+  /**
+   * When it returns true, A queries for `<svc>.service` answer the service's virtual IP (one
+   * record) if it has one, so connections go through the transparent proxy; SRV answers keep
+   * the real instances. Default: never.
+   */
+  virtualIpsFor?: () => boolean;
   /** This agent's address: the A (or AAAA) of `ns.<domain>` in NS answers. */
   agentAddress?: string;
   /** Milliseconds since the epoch, for the SOA serial. */
@@ -87,6 +101,13 @@ function dedupe(records: RR[]): RR[] {
   });
 }
 
+/** Whether `q` names something under the domain (else it is for the recursors, or refused). */
+export function inMeshDomain(q: Query, domain: string): boolean {
+  const d = domainLabels(domain);
+  const labels = q.labels;
+  return labels.length >= d.length && d.every((l, i) => labels[labels.length - d.length + i] === l);
+}
+
 export async function answer(q: Query, view: DnsView, opts: AnswerOptions): Promise<Response> {
   const response = (rcode: number, answers: RR[] = [], additional: RR[] = []): Response => ({
     rcode,
@@ -110,11 +131,8 @@ export async function answer(q: Query, view: DnsView, opts: AnswerOptions): Prom
 
   const domain = domainLabels(opts.domain);
   const labels = q.labels;
-  const inDomain =
-    labels.length >= domain.length &&
-    domain.every((l, i) => labels[labels.length - domain.length + i] === l);
-  if (!inDomain || (q.qclass !== QCLASS.IN && q.qclass !== QCLASS.ANY)) {
-    // No recursors yet: names outside the domain are refused.
+  if (!inMeshDomain(q, opts.domain) || (q.qclass !== QCLASS.IN && q.qclass !== QCLASS.ANY)) {
+    // Names outside the domain reach here only without recursors (server.ts forwards them).
     return {
       rcode: RCODE.REFUSED,
       authoritative: false,
@@ -125,7 +143,7 @@ export async function answer(q: Query, view: DnsView, opts: AnswerOptions): Prom
   }
   const dom = fqdn(opts.domain);
   const rest = labels.slice(0, labels.length - domain.length);
-  const ttl = opts.ttl;
+  const ttl = opts.nodeTtl ?? opts.ttl;
   const { qtype } = q;
 
   // The domain apex: SOA and NS.
@@ -167,7 +185,8 @@ export async function answer(q: Query, view: DnsView, opts: AnswerOptions): Prom
     if (parts.length !== 1) return response(RCODE.NXDOMAIN);
     const vip = await view.virtualIp(parts[0]);
     if (vip === undefined) return response(RCODE.NXDOMAIN);
-    return response(RCODE.NOERROR, addressRecords(q.name, vip, qtype, ttl));
+    const vipTtl = serviceTtlFor(opts.serviceTtls, parts[0], opts.ttl);
+    return response(RCODE.NOERROR, addressRecords(q.name, vip, qtype, vipTtl));
   }
 
   // service: <svc>, <tag>.<svc>, or RFC 2782 _<svc>._<tag|tcp>
@@ -189,6 +208,14 @@ export async function answer(q: Query, view: DnsView, opts: AnswerOptions): Prom
     return response(RCODE.NXDOMAIN);
   }
   if (!service || tag === '') return response(RCODE.NXDOMAIN);
+  const svcTtl = serviceTtlFor(opts.serviceTtls, service, opts.ttl);
+  // A transparently proxying host reaches services at their virtual IP, and only there: AAAA
+  // (a VIP is IPv4) then gets no data rather than the instances' real addresses.
+  if (qtype !== QTYPE.SRV && tag === undefined && opts.virtualIpsFor?.()) {
+    const vip = await view.virtualIp(service);
+    if (vip !== undefined)
+      return response(RCODE.NOERROR, addressRecords(q.name, vip, qtype, svcTtl));
+  }
   const instances = await view.healthyInstances(service, tag);
   if (instances.length === 0) return response(RCODE.NXDOMAIN);
 
@@ -200,7 +227,7 @@ export async function answer(q: Query, view: DnsView, opts: AnswerOptions): Prom
       answers.push({
         name: q.name,
         type: 'SRV',
-        ttl,
+        ttl: svcTtl,
         priority: 1,
         weight: 1,
         port: inst.port,
@@ -208,13 +235,13 @@ export async function answer(q: Query, view: DnsView, opts: AnswerOptions): Prom
       });
       const address = inst.serviceAddress || inst.nodeAddress;
       if (isIPv4(address) || isIPv6(address))
-        additional.push(...addressRecords(target, address, QTYPE.ANY, ttl));
+        additional.push(...addressRecords(target, address, QTYPE.ANY, svcTtl));
     }
     return response(RCODE.NOERROR, dedupe(answers), dedupe(additional));
   }
   const answers: RR[] = [];
   for (const inst of instances) {
-    answers.push(...addressRecords(q.name, inst.serviceAddress || inst.nodeAddress, qtype, ttl));
+    answers.push(...addressRecords(q.name, inst.serviceAddress || inst.nodeAddress, qtype, svcTtl));
   }
   return response(RCODE.NOERROR, dedupe(answers));
 }

@@ -15,7 +15,22 @@ interface Cached<T> {
   value: T;
 }
 
-export function catalogDnsView(client: TrellisClient, clock: Clock): DnsView {
+export interface CatalogViewOptions {
+  /** Consul's dns_config.only_passing: leave out instances with warning checks too. */
+  onlyPassing?: boolean;
+}
+
+/** Critical checks always keep an instance out of DNS; warning ones only with only_passing. */
+function healthy(checks: readonly { Status: string }[], onlyPassing: boolean): boolean {
+  return checks.every((c) => c.Status !== 'critical' && (!onlyPassing || c.Status !== 'warning'));
+}
+
+export function catalogDnsView(
+  client: TrellisClient,
+  clock: Clock,
+  opts: CatalogViewOptions = {},
+): DnsView {
+  const onlyPassing = opts.onlyPassing ?? false;
   const cache = new Map<string, Cached<unknown>>();
   async function cached<T>(key: string, fetch: () => Promise<T>): Promise<T> {
     const hit = cache.get(key) as Cached<T> | undefined;
@@ -35,14 +50,20 @@ export function catalogDnsView(client: TrellisClient, clock: Clock): DnsView {
   return {
     healthyInstances: (service, tag) =>
       cached(`svc\0${service}\0${tag ?? ''}`, async () => {
-        const r = await client.health.service(service, { passing: true, ...(tag ? { tag } : {}) });
-        return r.value.map((e): DnsInstance => ({
-          node: e.Node.Node,
-          nodeAddress: e.Node.Address,
-          serviceAddress: e.Service.Address,
-          port: e.Service.Port,
-          tags: e.Service.Tags ?? [],
-        }));
+        // Only passing is what ?passing asks the server for; otherwise filter here.
+        const r = await client.health.service(service, {
+          ...(onlyPassing ? { passing: true } : {}),
+          ...(tag ? { tag } : {}),
+        });
+        return r.value
+          .filter((e) => healthy(e.Checks ?? [], onlyPassing))
+          .map((e): DnsInstance => ({
+            node: e.Node.Node,
+            nodeAddress: e.Node.Address,
+            serviceAddress: e.Service.Address,
+            port: e.Service.Port,
+            tags: e.Service.Tags ?? [],
+          }));
       }),
     nodeAddress: (node) =>
       cached(`node\0${node}`, async () => (await client.catalog.node(node)).value?.Node.Address),

@@ -2,7 +2,9 @@
 // same port, answering with answer() and the wire codec. Hostile input never stops it serving.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { answer, type AnswerOptions, type DnsView } from './answer.js';
+import type { RecursorAddress } from '../../config/dns-values.js';
+import { answer, inMeshDomain, type AnswerOptions, type DnsView } from './answer.js';
+import { DEFAULT_RECURSOR_TIMEOUT_MS, forward } from './recursor.js';
 import {
   DnsFormatError,
   encodeError,
@@ -12,6 +14,7 @@ import {
   TCP_MAX_SIZE,
   udpLimit,
   type Query,
+  type Response,
 } from './wire.js';
 
 export interface DnsLogger {
@@ -31,6 +34,26 @@ export interface DnsServerOptions extends AnswerOptions {
   tcpMaxPending?: number;
   /** Most simultaneous TCP connections (default 1024); more are refused by closing them. */
   tcpMaxConnections?: number;
+  /** Where names outside the domain go, in order; none: they are refused. */
+  recursors?: readonly RecursorAddress[];
+  /** Per recursor, ms (default 2 s). */
+  recursorTimeoutMs?: number;
+}
+
+const empty = (rcode: number): Response => ({
+  rcode,
+  authoritative: false,
+  answers: [],
+  authority: [],
+  additional: [],
+});
+
+/** A relayed answer too big for the client's UDP size: the header and question, with TC. */
+function truncated(q: Query, reply: Buffer, maxSize: number): Buffer {
+  const b = encodeResponse(q, empty(reply.readUInt16BE(2) & 0xf), maxSize);
+  // Keep the recursor's RA bit; TC sends the client to TCP for the whole answer.
+  b.writeUInt16BE(b.readUInt16BE(2) | 0x0200 | (reply.readUInt16BE(2) & 0x0080), 2);
+  return b;
 }
 
 export interface DnsServer {
@@ -55,19 +78,29 @@ export async function handleMessage(
     return { formatError: true };
   }
   const maxSize = transport === 'tcp' ? TCP_MAX_SIZE : udpLimit(q);
+  if (q.opcode === 0 && opts.recursors?.length && !inMeshDomain(q, opts.domain)) {
+    const reply = await forward(msg, q, transport, {
+      recursors: opts.recursors,
+      timeoutMs: opts.recursorTimeoutMs ?? DEFAULT_RECURSOR_TIMEOUT_MS,
+      onSkip: (r, reason) =>
+        opts.log?.debug?.(
+          { recursor: `${r.host}:${r.port}`, name: q.name, reason },
+          'dns: recursor skipped',
+        ),
+    });
+    if (!reply) {
+      opts.log?.warn({ name: q.name, qtype: q.qtype }, 'dns: every recursor failed');
+      return { reply: encodeResponse(q, empty(RCODE.SERVFAIL), maxSize), formatError: false };
+    }
+    const fits = transport === 'tcp' || reply.length <= maxSize;
+    return { reply: fits ? reply : truncated(q, reply, maxSize), formatError: false };
+  }
   try {
     const r = await answer(q, opts.view, opts);
     return { reply: encodeResponse(q, r, maxSize), formatError: false };
   } catch (e) {
     opts.log?.warn({ err: String(e), name: q.name, qtype: q.qtype }, 'dns: answering failed');
-    return {
-      reply: encodeResponse(
-        q,
-        { rcode: RCODE.SERVFAIL, authoritative: false, answers: [], authority: [], additional: [] },
-        maxSize,
-      ),
-      formatError: false,
-    };
+    return { reply: encodeResponse(q, empty(RCODE.SERVFAIL), maxSize), formatError: false };
   }
 }
 

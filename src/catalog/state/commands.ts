@@ -105,6 +105,15 @@ export interface SessionDestroyCommand {
   at: number;
 }
 
+/**
+ * Moves the virtual IPs to another range (the server's configured one differs from the state's).
+ * A logged command, so replaying the log gives every replica the same addresses.
+ */
+export interface VipRangeCommand {
+  type: 'vip-range';
+  range: string;
+}
+
 export type Command =
   | RegisterCommand
   | DeregisterCommand
@@ -116,4 +125,5 @@ export type Command =
   | SessionDestroyCommand
   | AclCommand
   | CaCommand
-  | ConfigCommand;
+  | ConfigCommand
+  | VipRangeCommand;

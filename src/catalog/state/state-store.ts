@@ -20,6 +20,7 @@ import type {
   SessionCreateCommand,
   TxnCommand,
   TxnKVOp,
+  VipRangeCommand,
 } from './commands.js';
 import { applyAcl, validateAcl, type AclCommand } from './acl-commands.js';
 import { AclTable, type AclTableState } from './acl-table.js';
@@ -122,6 +123,9 @@ export class StateStore {
       case 'session-create':
         result = this.#sessionCreate(cmd, index, change);
         break;
+      case 'vip-range':
+        result = this.#vipRange(cmd, change);
+        break;
       case 'session-destroy': {
         const existed = this.sessions.has(cmd.id);
         this.#invalidateSession(cmd.id, index, cmd.at, change);
@@ -144,6 +148,19 @@ export class StateStore {
   }
 
   // ---- catalog ------------------------------------------------------------------------------
+
+  /** Re-homes the virtual IPs in another range; the value says what was kept and moved. */
+  #vipRange(cmd: VipRangeCommand, change: ChangeSet): ApplyResult {
+    let rebased;
+    try {
+      rebased = this.catalog.vips.rebase(cmd.range);
+    } catch (err) {
+      return fail((err as Error).message);
+    }
+    this.catalog.vips = rebased.table;
+    change.keys.add(K.services);
+    return ok(rebased.change);
+  }
 
   /** The watch keys a service instance's reads depend on. */
   #touchService(row: ServiceRow, change: ChangeSet): void {

@@ -7,12 +7,10 @@
  * assigns the same addresses.
  */
 
-export interface VipRange {
-  /** First address of the range, as a 32-bit number. */
-  base: number;
-  /** Addresses in the range. */
-  size: number;
-}
+import { formatIpv4, parseIpv4Range, type Ipv4Range } from '../../core/ipv4-range.js';
+
+export { formatIpv4 };
+export type VipRange = Ipv4Range;
 
 export interface VipTableState {
   range: string;
@@ -28,26 +26,22 @@ export const DEFAULT_VIP_RANGE = '240.0.0.0/4';
 
 /** `a.b.c.d/n` -> range; offsets 0 (the network address) is never handed out. */
 export function parseVipRange(cidr: string): VipRange {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
-  const octets = m ? m.slice(1, 5).map(Number) : [];
-  const bits = m ? Number(m[5]) : -1;
-  if (!m || octets.some((o) => o > 255) || bits < 4 || bits > 30)
-    throw new Error(`virtual IP range ${JSON.stringify(cidr)}: use an IPv4 CIDR from /4 to /30`);
-  const addr = octets.reduce((a, o) => a * 256 + o, 0);
-  const size = 2 ** (32 - bits);
-  if (addr % size !== 0)
-    throw new Error(`virtual IP range ${cidr}: the address has bits set past the /${bits} prefix`);
-  return { base: addr, size };
+  return parseIpv4Range(cidr);
 }
 
-export function formatIpv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+/** What a range change did: kept addresses, moved ones (old -> new) and ones left without. */
+export interface VipRebase {
+  kept: string[];
+  moved: { service: string; from: string; to: string }[];
+  dropped: { service: string; from: string }[];
 }
 
 export class VipTable {
   readonly #rangeText: string;
   readonly #range: VipRange;
   readonly #assigned = new Map<string, number>();
+  /** Offsets in use, for allocation after a range change (kept offsets may lie past #next). */
+  readonly #taken = new Set<number>();
   /** Mesh instances per service: its address is freed when the count reaches zero. */
   readonly #refs = new Map<string, number>();
   #freed: number[] = [];
@@ -56,6 +50,17 @@ export class VipTable {
   constructor(range = DEFAULT_VIP_RANGE) {
     this.#rangeText = range;
     this.#range = parseVipRange(range);
+  }
+
+  /** The range as configured (`240.0.0.0/4`). */
+  get rangeText(): string {
+    return this.#rangeText;
+  }
+
+  /** Whether `cidr` names the same addresses as this table's range. */
+  sameRange(cidr: string): boolean {
+    const r = parseVipRange(cidr);
+    return r.base === this.#range.base && r.size === this.#range.size;
   }
 
   /** The service's virtual IP, if it is in the mesh. */
@@ -78,14 +83,20 @@ export class VipTable {
    */
   retain(service: string): boolean {
     this.#refs.set(service, (this.#refs.get(service) ?? 0) + 1);
-    if (this.#assigned.has(service)) return true;
+    return this.#assigned.has(service) || this.#allocate(service);
+  }
+
+  #allocate(service: string): boolean {
     let off = this.#freed.shift();
     if (off === undefined) {
+      // Offsets kept across a range change may sit ahead of #next: step over them.
+      while (this.#taken.has(this.#next)) this.#next++;
       // The broadcast-like last address of the range is never handed out either.
       if (this.#next >= this.#range.size - 1) return false;
       off = this.#next++;
     }
     this.#assigned.set(service, off);
+    this.#taken.add(off);
     return true;
   }
 
@@ -100,10 +111,46 @@ export class VipTable {
     const off = this.#assigned.get(service);
     if (off === undefined) return;
     this.#assigned.delete(service);
+    this.#taken.delete(off);
+    // An offset at or past #next is reached by #next again; listing it as freed too would
+    // hand it out twice.
+    if (off >= this.#next) return;
     // Keep freed offsets sorted so the lowest is reused first (a few thousand at most).
     let i = this.#freed.length;
     while (i > 0 && this.#freed[i - 1]! > off) i--;
     this.#freed.splice(i, 0, off);
+  }
+
+  /**
+   * The same services in another range: addresses inside the new range are kept, the others
+   * (and services the old range had no room for) get new ones, in service-name order, so
+   * every replica applying the change assigns the same addresses.
+   */
+  rebase(range: string): { table: VipTable; change: VipRebase } {
+    const t = new VipTable(range);
+    const change: VipRebase = { kept: [], moved: [], dropped: [] };
+    const byName = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+    const services = [...new Set([...this.#assigned.keys(), ...this.#refs.keys()])].sort(byName);
+    for (const svc of services) {
+      const refs = this.#refs.get(svc);
+      if (refs !== undefined) t.#refs.set(svc, refs);
+      const off = this.#assigned.get(svc);
+      if (off === undefined) continue;
+      const moved = this.#range.base + off - t.#range.base;
+      if (moved >= 1 && moved < t.#range.size - 1) {
+        t.#assigned.set(svc, moved);
+        t.#taken.add(moved);
+        change.kept.push(svc);
+      }
+    }
+    for (const svc of services) {
+      if (t.#assigned.has(svc) || !t.#refs.has(svc)) continue;
+      const from = this.get(svc);
+      if (t.#allocate(svc)) {
+        if (from !== undefined) change.moved.push({ service: svc, from, to: t.get(svc)! });
+      } else if (from !== undefined) change.dropped.push({ service: svc, from });
+    }
+    return { table: t, change };
   }
 
   toJSON(): VipTableState {
@@ -122,7 +169,10 @@ export class VipTable {
   static from(s: VipTableState | undefined, range = DEFAULT_VIP_RANGE): VipTable {
     const t = new VipTable(s?.range ?? range);
     if (!s) return t;
-    for (const [svc, off] of s.assigned) t.#assigned.set(svc, off);
+    for (const [svc, off] of s.assigned) {
+      t.#assigned.set(svc, off);
+      t.#taken.add(off);
+    }
     t.#freed = [...s.freed];
     t.#next = s.next;
     return t;
