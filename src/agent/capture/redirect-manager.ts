@@ -278,7 +278,11 @@ export class RedirectManager {
   #scheduleDrift(): void {
     if (this.#stopped) return;
     this.#timer = this.#o.clock.setTimeout(() => {
-      void this.#checkDrift().finally(() => this.#scheduleDrift());
+      // A wanted ruleset that could not be applied (nft failed, unknown user) is retried
+      // here too, not only on the next change.
+      void this.#checkDrift()
+        .then(() => (this.#lastError !== undefined ? this.reconcile() : undefined))
+        .finally(() => this.#scheduleDrift());
     }, this.#o.driftEveryMs ?? 2000);
   }
 

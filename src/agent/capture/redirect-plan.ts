@@ -35,9 +35,8 @@ export function buildRedirectPlan(
   let dns = false;
   for (const c of sorted) {
     const s = c.settings;
-    plan.exclude.inboundPorts.push(...s.excludeInboundPorts);
-    plan.exclude.outboundPorts.push(...s.excludeOutboundPorts);
-    plan.exclude.outboundCidrs.push(...s.excludeOutboundCidrs);
+    // Port and network exclusions belong to the service's own captured user (below): one
+    // service's exclusions must not switch off another's capture. Excluded uids are host-wide.
     plan.exclude.uids.push(...s.excludeUids);
     if (c.inbound && !s.excludeInboundPorts.includes(c.inbound.port))
       plan.inbound.push({ ...c.inbound });
@@ -60,12 +59,23 @@ export function buildRedirectPlan(
     if (s.redirectDns) dns = true;
     plan.outbound.push({
       uid,
+      ...(s.excludeOutboundPorts.length ? { excludePorts: [...s.excludeOutboundPorts] } : {}),
+      ...(s.excludeOutboundCidrs.length ? { excludeCidrs: [...s.excludeOutboundCidrs] } : {}),
       targets: c.outbound.flatMap((d) =>
         d.addresses.map((a) => ({ address: a.address, port: a.port, toPort: d.toPort })),
       ),
       vips: c.outbound.flatMap((d) => (d.vip ? [{ address: d.vip, toPort: d.toPort }] : [])),
     });
   }
+  // A uid one service excludes and another captures: whichever wins, one is silently wrong.
+  for (const c of sorted)
+    for (const x of c.settings.excludeUids) {
+      const capturedFor = owner.get(x);
+      if (capturedFor !== undefined && capturedFor !== c.sidecarId)
+        return {
+          error: `${c.sidecarId}: exclude_uids lists uid ${x}, which is captured for ${capturedFor}; remove one of the two`,
+        };
+    }
   if (dns && ctx.dnsPort !== undefined) plan.dns = { port: ctx.dnsPort };
   return { plan };
 }

@@ -21,6 +21,10 @@ export interface RedirectPlan {
     targets: { address: string; port: number; toPort: number }[];
     /** Virtual IPs: every TCP port of the address goes to `toPort` (a VIP is one service). */
     vips?: { address: string; toPort: number }[];
+    /** Destination ports never captured for this uid (its service's exclusions). */
+    excludePorts?: number[];
+    /** Destination networks never captured for this uid. */
+    excludeCidrs?: string[];
   }[];
   /** Inbound capture: connections from the network to a captured service's port go to its proxy's public listener. */
   inbound: { port: number; toPort: number }[];
@@ -156,9 +160,25 @@ function checkCidr(field: string, v: unknown): Cidr {
   };
 }
 
+/** The CIDRs of one family, deduplicated and sorted by address then prefix. */
+function sortedCidrs(cidrs: readonly Cidr[], fam: 4 | 6): string[] {
+  const m = new Map<string, string>();
+  for (const c of cidrs) if (c.family === fam) m.set(c.sortKey, c.text);
+  return [...m.keys()].sort().map((k) => m.get(k) as string);
+}
+
 interface Normalized {
   proxyUid: number;
-  outbound: { uid: number; v4: string[]; v6: string[]; vip4: string[]; vip6: string[] }[];
+  outbound: {
+    uid: number;
+    v4: string[];
+    v6: string[];
+    vip4: string[];
+    vip6: string[];
+    exPorts: number[];
+    exCidr4: string[];
+    exCidr6: string[];
+  }[];
   inbound: string[];
   inboundExcl: number[];
   outboundPortsExcl: number[];
@@ -228,12 +248,27 @@ function normalize(plan: RedirectPlan): Normalized {
     vipElems.sort(byKey);
     const of = (xs: typeof elems, fam: 4 | 6): string[] =>
       xs.filter((e) => e.family === fam).map((e) => e.text);
+    const exPorts =
+      o.excludePorts === undefined
+        ? []
+        : checkArray(`${f}.excludePorts`, o.excludePorts).map((p, j) =>
+            checkPort(`${f}.excludePorts[${j}]`, p),
+          );
+    const exCidrs =
+      o.excludeCidrs === undefined
+        ? []
+        : checkArray(`${f}.excludeCidrs`, o.excludeCidrs).map((c, j) =>
+            checkCidr(`${f}.excludeCidrs[${j}]`, c),
+          );
     return {
       uid,
       v4: of(elems, 4),
       v6: of(elems, 6),
       vip4: of(vipElems, 4),
       vip6: of(vipElems, 6),
+      exPorts: uniqSorted(exPorts),
+      exCidr4: sortedCidrs(exCidrs, 4),
+      exCidr6: sortedCidrs(exCidrs, 6),
     };
   });
   outbound.sort((a, b) => a.uid - b.uid);
@@ -267,11 +302,7 @@ function normalize(plan: RedirectPlan): Normalized {
   const cidrs = checkArray('exclude.outboundCidrs', ex.outboundCidrs).map((c, i) =>
     checkCidr(`exclude.outboundCidrs[${i}]`, c),
   );
-  const cidrSorted = (fam: 4 | 6): string[] => {
-    const m = new Map<string, string>();
-    for (const c of cidrs) if (c.family === fam) m.set(c.sortKey, c.text);
-    return [...m.keys()].sort().map((k) => m.get(k) as string);
-  };
+  const cidrSorted = (fam: 4 | 6): string[] => sortedCidrs(cidrs, fam);
   const uidsExcl = checkArray('exclude.uids', ex.uids).map((u, i) =>
     checkUid(`exclude.uids[${i}]`, u),
   );
@@ -337,6 +368,10 @@ export function renderRuleset(plan: RedirectPlan): string {
   if (n.cidr4.length) out.push(`\t\tip daddr ${set(n.cidr4)} return`);
   if (n.cidr6.length) out.push(`\t\tip6 daddr ${set(n.cidr6)} return`);
   for (const o of n.outbound) {
+    // This uid's own exclusions (its service's transparent_proxy settings) come first.
+    if (o.exPorts.length) out.push(`\t\tmeta skuid ${o.uid} tcp dport ${set(o.exPorts)} return`);
+    if (o.exCidr4.length) out.push(`\t\tmeta skuid ${o.uid} ip daddr ${set(o.exCidr4)} return`);
+    if (o.exCidr6.length) out.push(`\t\tmeta skuid ${o.uid} ip6 daddr ${set(o.exCidr6)} return`);
     if (o.v4.length)
       out.push(
         `\t\tmeta skuid ${o.uid} meta l4proto tcp redirect to : ip daddr . tcp dport map @out4_u${o.uid}`,

@@ -1,10 +1,11 @@
 import { expect } from 'chai';
-import type { ServiceRegistration } from '../../../src/api/index.js';
+import { normalizeServiceRegistration, type ServiceRegistration } from '../../../src/api/index.js';
 import {
   formatDiagnostic,
   parseServiceDefinitions,
   type ServiceDefinitions,
 } from '../../../src/config/index.js';
+import { MeshError } from '../../../src/core/index.js';
 
 function ok(text: string, file: string): Omit<ServiceDefinitions, 'errors'> {
   const { services, checks, errors } = parseServiceDefinitions(text, file);
@@ -330,5 +331,139 @@ checks = [{ check_id = "disk", name = "Disk", tcp = "localhost:22", interval = "
     expect(ok('service { /* c */ name = "a" // c\n port = 0 }', 'x.hcl').services).to.deep.equal([
       { Name: 'a', Port: 0 },
     ]);
+  });
+});
+
+describe('config/service definitions: transparent_proxy capture settings', () => {
+  const TRANSPARENT_HCL = `service {
+  name = "web"
+  port = 8080
+  connect {
+    sidecar_service {
+      port = 21000
+      proxy {
+        mode = "transparent"
+        transparent_proxy {
+          capture_user           = "web-app"
+          exclude_inbound_ports  = [9100, 9101]
+          exclude_outbound_ports = [5432]
+          exclude_outbound_cidrs = ["169.254.0.0/16", "fd00::/8"]
+          exclude_uids           = [0, 1005]
+          redirect_dns           = true
+        }
+      }
+    }
+  }
+}
+`;
+
+  it('decodes every capture field of a transparent sidecar', () => {
+    expect(ok(TRANSPARENT_HCL, 'web.hcl').services).to.deep.equal([
+      {
+        Name: 'web',
+        Port: 8080,
+        Connect: {
+          SidecarService: {
+            Name: 'web-sidecar-proxy',
+            Port: 21000,
+            Proxy: {
+              DestinationServiceName: 'web',
+              Mode: 'transparent',
+              TransparentProxy: {
+                CaptureUser: 'web-app',
+                ExcludeInboundPorts: [9100, 9101],
+                ExcludeOutboundPorts: [5432],
+                ExcludeOutboundCIDRs: ['169.254.0.0/16', 'fd00::/8'],
+                ExcludeUIDs: [0, 1005],
+                RedirectDNS: true,
+              },
+            },
+          },
+        },
+      },
+    ]);
+  });
+
+  it('accepts a numeric uid as the capture user', () => {
+    const hcl = TRANSPARENT_HCL.replace('"web-app"', '"65534"');
+    const tp = ok(hcl, 'web.hcl').services[0]!.Connect!.SidecarService!.Proxy!.TransparentProxy;
+    expect(tp!.CaptureUser).to.equal('65534');
+  });
+
+  it('reports a bad capture user and a bad CIDR at file:line:column', () => {
+    const hcl = `service {
+  name = "web"
+  connect { sidecar_service { proxy {
+    mode = "transparent"
+    transparent_proxy {
+      capture_user = "Bad User"
+      exclude_outbound_cidrs = ["10.0.0.0/8", "10.0.0.0/33"]
+    }
+  } } }
+}
+`;
+    const p = 'service.connect.sidecar_service.proxy.transparent_proxy';
+    expect(parseServiceDefinitions(hcl, 'web.hcl').errors.map(formatDiagnostic)).to.deep.equal([
+      `web.hcl:6:22: ${p}.capture_user: invalid user "Bad User": use a user name (like "web") or a numeric uid`,
+      `web.hcl:7:47: ${p}.exclude_outbound_cidrs[1]: invalid CIDR "10.0.0.0/33": use address/prefix, like "10.0.0.0/8" or "fd00::/8"`,
+    ]);
+  });
+
+  describe('the API side (normalizeServiceRegistration)', () => {
+    function register(tp: Record<string, unknown>): ServiceRegistration {
+      return normalizeServiceRegistration({
+        Name: 'web-sidecar-proxy',
+        Kind: 'connect-proxy',
+        Port: 21000,
+        Proxy: { DestinationServiceName: 'web', Mode: 'transparent', TransparentProxy: tp },
+      });
+    }
+
+    function fieldError(tp: Record<string, unknown>): { message: string; field?: string } {
+      try {
+        register(tp);
+      } catch (err) {
+        expect(err).to.be.instanceOf(MeshError);
+        const e = err as MeshError;
+        expect(e.status).to.equal(400);
+        return { message: e.message, ...(e.field ? { field: e.field } : {}) };
+      }
+      throw new Error('expected the registration to be refused');
+    }
+
+    it('keeps valid capture settings', () => {
+      expect(
+        register({
+          CaptureUser: 'web-app',
+          ExcludeInboundPorts: [9100],
+          ExcludeOutboundPorts: [5432],
+          ExcludeOutboundCIDRs: ['10.0.0.0/8'],
+          ExcludeUIDs: [1005],
+          RedirectDNS: true,
+        }).Proxy!.TransparentProxy,
+      ).to.deep.include({
+        CaptureUser: 'web-app',
+        ExcludeInboundPorts: [9100],
+        ExcludeOutboundPorts: [5432],
+        ExcludeOutboundCIDRs: ['10.0.0.0/8'],
+        ExcludeUIDs: [1005],
+        RedirectDNS: true,
+      });
+    });
+
+    it('refuses a bad CaptureUser, naming the field', () => {
+      expect(fieldError({ CaptureUser: 'Bad User' })).to.deep.equal({
+        message: 'Proxy.TransparentProxy.CaptureUser: "Bad User" is not a user name or uid',
+        field: 'Proxy.TransparentProxy.CaptureUser',
+      });
+    });
+
+    it('refuses a bad CIDR, naming the field and the element', () => {
+      expect(fieldError({ ExcludeOutboundCIDRs: ['10.0.0.0/8', '10.0.0.0/33'] })).to.deep.equal({
+        message:
+          'Proxy.TransparentProxy.ExcludeOutboundCIDRs[1]: "10.0.0.0/33" is not a CIDR (address/prefix)',
+        field: 'Proxy.TransparentProxy.ExcludeOutboundCIDRs',
+      });
+    });
   });
 });
