@@ -9,6 +9,8 @@
  *   intentions    intention checks/s (decide() and /check) and write-to-100-agent-caches time
  *   dataplane     proxy pair latency/CPU at 1,000 req/s and saturation (direct, Trellis, HAProxy),
  *                 and agent memory per local service
+ *   interception  transparent (nftables) vs explicit upstream at 1,000 req/s, ruleset apply time
+ *                 for 1,000 endpoints (root, ip, nft and setpriv; in its own network namespace)
  *
  * Each benchmark starts its own `trellis server` (127.0.0.1, port 0, fresh temp data dir) and
  * stops it by PID when done (dataplane also starts an app, proxies, HAProxy and agents, each
@@ -23,6 +25,7 @@
 import { dataplane } from './dataplane.js';
 import { fanout } from './fanout.js';
 import { intentions } from './intentions.js';
+import { interception } from './interception.js';
 import { runnable, type Runnable } from './lib/benchmark.js';
 import { describe } from './lib/errors.js';
 import { busyPercent, cpuTimes, loadAverage, machineInfo } from './lib/machine.js';
@@ -40,6 +43,7 @@ const BENCHMARKS: Runnable[] = [
   runnable(intentions),
   runnable(leafSigning),
   runnable(dataplane),
+  runnable(interception),
 ];
 
 function log(message: string): void {
