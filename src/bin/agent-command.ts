@@ -15,7 +15,7 @@ import { parseRecursorAddress } from '../config/dns-values.js';
 import { agentRoutes } from '../agent/http/agent-routes.js';
 import { connectRoutes } from '../agent/http/connect-routes.js';
 import { createForwarder, forwardRoutes, type Forwarder } from '../agent/http/forward.js';
-import { systemClock, systemRandom } from '../core/index.js';
+import { listenHttp, systemClock, systemRandom } from '../core/index.js';
 import { installConsulHttp, CONSUL_FASTIFY_OPTIONS } from '../httpkit/consul-http.js';
 import type { Logger } from '../telemetry/logger.js';
 import { nodeIdFor } from './node-id.js';
@@ -262,20 +262,7 @@ async function serveMetrics(
       () => res.writeHead(500).end(),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const a = server.address();
-  const bound = typeof a === 'object' && a ? a.port : port;
-  return {
-    address: `${host.includes(':') ? `[${host}]` : host}:${bound}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listenHttp(server, host, port);
 }
 
 /** The agent's DNS (`dns_addr`): `.consul` names answered from the catalog, UDP and TCP. */

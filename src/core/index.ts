@@ -9,3 +9,4 @@ export * from './deferred.js';
 export * from './ids.js';
 export * from './suggest.js';
 export * from './re2.js';
+export * from './listen.js';

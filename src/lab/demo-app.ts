@@ -3,6 +3,7 @@
  * `hello from NAME on HOST`. Logs nothing per request; the lab's logs stay about the mesh.
  */
 import { createServer, type Server } from 'node:http';
+import { listenHttp, type Listening } from '../core/index.js';
 
 export interface DemoAppOptions {
   name: string;
@@ -12,10 +13,7 @@ export interface DemoAppOptions {
   host: string;
 }
 
-export interface DemoApp {
-  address: string;
-  close(): Promise<void>;
-}
+export type DemoApp = Listening;
 
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
@@ -32,18 +30,5 @@ export async function startDemoApp(opts: DemoAppOptions): Promise<DemoApp> {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
     res.end(req.method === 'HEAD' ? undefined : body);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const a = server.address();
-  const bound = typeof a === 'object' && a ? a.port : port;
-  return {
-    address: `${host.includes(':') ? `[${host}]` : host}:${bound}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections(); // keep-alive clients must not hold the shutdown
-      }),
-  };
+  return listenHttp(server, host, port);
 }
