@@ -142,7 +142,7 @@ function execCommand(ctx: CliContext): CommandModule<GlobalArgs, GlobalArgs & Ex
         })
         .example('sudo $0 lab exec app2 -- ip -br addr', "app2's addresses")
         .example(
-          'sudo $0 lab exec app1 --user trellis-web -- curl -s http://api.service.consul:8080/',
+          'sudo $0 lab exec app1 --user trellis-web -- curl -s http://api.service.consul/',
           'Call api from web',
         ) as unknown as Argv<GlobalArgs & ExecArgs>,
     handler: action<ExecArgs>(ctx, async (_env, args) => {

@@ -327,7 +327,7 @@ function readyText(topo: Topology, stateDir: string): string {
     `trellis lab exec${name} app1 -- ip -br addr`,
     ...(api
       ? [
-          `trellis lab exec${name} app1 --user ${LAB_USERS.web} -- curl -s http://api.service.consul:8080/`,
+          `trellis lab exec${name} app1 --user ${LAB_USERS.web} -- curl -s http://api.service.consul/`,
         ]
       : []),
     `trellis lab exec${name} server -- curl -s http://${SERVER_HTTP_ADDR}/v1/catalog/services`,
