@@ -371,6 +371,7 @@ const TPROXY_FIELDS = [
   'OutboundListenerPort',
   'DialedDirectly',
   'CaptureUser',
+  'CaptureCgroup',
   'ExcludeInboundPorts',
   'ExcludeOutboundPorts',
   'ExcludeOutboundCIDRs',
@@ -380,6 +381,9 @@ const TPROXY_FIELDS = [
 
 /** A unix user name (as useradd allows) or a numeric uid. */
 const USER_RE = /^(?:\d{1,10}|[a-z_][a-z0-9_.-]{0,31}\$?)$/;
+
+/** A cgroup v2 path below /sys/fs/cgroup: safe characters, no `.` or `..` segments. */
+export const CGROUP_RE = /^(?!.*(?:^|\/)\.{1,2}(?:\/|$))[A-Za-z0-9_.@:-]+(?:\/[A-Za-z0-9_.@:-]+)*$/;
 
 function intList(o: Obj, k: string, p: string, min: number, max: number): number[] | undefined {
   const v = o[k];
@@ -419,6 +423,21 @@ function normalizeTransparentProxy(raw: Obj, p: string): TransparentProxyConfig 
     if (!USER_RE.test(user))
       throw badRequest(`${p}CaptureUser: "${user}" is not a user name or uid`, `${p}CaptureUser`);
     out.CaptureUser = user;
+  }
+  const cg = optStr(tp, 'CaptureCgroup', p);
+  if (cg) {
+    const path = cg.replace(/^\/+/, '');
+    if (!CGROUP_RE.test(path))
+      throw badRequest(
+        `${p}CaptureCgroup: "${cg}" is not a cgroup path (like "system.slice/web.service")`,
+        `${p}CaptureCgroup`,
+      );
+    if (user)
+      throw badRequest(
+        `${p}CaptureCgroup: set either CaptureUser or CaptureCgroup, not both`,
+        `${p}CaptureCgroup`,
+      );
+    out.CaptureCgroup = path;
   }
   const inPorts = intList(tp, 'ExcludeInboundPorts', p, 1, 65535);
   if (inPorts?.length) out.ExcludeInboundPorts = inPorts;

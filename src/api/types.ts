@@ -58,6 +58,11 @@ export interface TransparentProxyConfig {
   DialedDirectly?: boolean;
   /** The unix user (name or uid) whose outbound connections to mesh services are captured. */
   CaptureUser?: string;
+  /**
+   * Or: the cgroup (v2, relative to /sys/fs/cgroup, e.g. "system.slice/web.service") whose
+   * processes' outbound connections are captured.
+   */
+  CaptureCgroup?: string;
   /** Inbound ports of the service that are not redirected to the public listener. */
   ExcludeInboundPorts?: number[];
   /** Outbound destination ports that are never captured. */

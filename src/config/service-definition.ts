@@ -33,6 +33,7 @@ import {
   port,
   serviceIdent,
   unixUser,
+  cgroupPath,
 } from './validators.js';
 
 const SERVICE_KINDS = [
@@ -130,19 +131,26 @@ const proxySchema = schema([
   field(
     'transparent_proxy',
     t.object(
-      schema([
-        field('outbound_listener_port', t.int(port), { out: 'OutboundListenerPort' }),
-        field('dialed_directly', t.bool(), { out: 'DialedDirectly' }),
-        // Trellis: whose traffic the agent's nftables rules capture, and what they leave alone.
-        field('capture_user', t.string(unixUser), { out: 'CaptureUser' }),
-        field('exclude_inbound_ports', t.listOf(t.int(port)), { out: 'ExcludeInboundPorts' }),
-        field('exclude_outbound_ports', t.listOf(t.int(port)), { out: 'ExcludeOutboundPorts' }),
-        field('exclude_outbound_cidrs', t.listOf(t.string(cidr)), {
-          out: 'ExcludeOutboundCIDRs',
-        }),
-        field('exclude_uids', t.listOf(t.int(nonNegative)), { out: 'ExcludeUIDs' }),
-        field('redirect_dns', t.bool(), { out: 'RedirectDNS' }),
-      ]),
+      schema(
+        [
+          field('outbound_listener_port', t.int(port), { out: 'OutboundListenerPort' }),
+          field('dialed_directly', t.bool(), { out: 'DialedDirectly' }),
+          // Trellis: whose traffic the agent's nftables rules capture, and what they leave alone.
+          field('capture_user', t.string(unixUser), { out: 'CaptureUser' }),
+          field('capture_cgroup', t.string(cgroupPath), { out: 'CaptureCgroup' }),
+          field('exclude_inbound_ports', t.listOf(t.int(port)), { out: 'ExcludeInboundPorts' }),
+          field('exclude_outbound_ports', t.listOf(t.int(port)), { out: 'ExcludeOutboundPorts' }),
+          field('exclude_outbound_cidrs', t.listOf(t.string(cidr)), {
+            out: 'ExcludeOutboundCIDRs',
+          }),
+          field('exclude_uids', t.listOf(t.int(nonNegative)), { out: 'ExcludeUIDs' }),
+          field('redirect_dns', t.bool(), { out: 'RedirectDNS' }),
+        ],
+        (v) => {
+          if (v.has('capture_user') && v.has('capture_cgroup'))
+            v.error('set either capture_user or capture_cgroup, not both', 'capture_cgroup');
+        },
+      ),
     ),
     { out: 'TransparentProxy' },
   ),

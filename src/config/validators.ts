@@ -80,3 +80,9 @@ export const cidr: Check<string> = (v) => {
     return undefined;
   return `invalid CIDR ${JSON.stringify(v)}: use address/prefix, like "10.0.0.0/8" or "fd00::/8"`;
 };
+
+/** A cgroup v2 path below /sys/fs/cgroup (what `systemctl show -p ControlGroup UNIT` prints). */
+export const cgroupPath: Check<string> = (v) =>
+  /^\/?(?!.*(?:^|\/)\.{1,2}(?:\/|$))[A-Za-z0-9_.@:-]+(?:\/[A-Za-z0-9_.@:-]+)*$/.test(v)
+    ? undefined
+    : `invalid cgroup ${JSON.stringify(v)}: use a path below /sys/fs/cgroup, like "system.slice/web.service"`;

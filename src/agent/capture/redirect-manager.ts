@@ -16,6 +16,7 @@ import { dirname } from 'node:path';
 import type { Clock } from '../../core/index.js';
 import type { ApplyResult, NftStatus } from '../nftables/nft.js';
 import { renderRuleset, wholeFile, type RedirectPlan } from '../nftables/ruleset.js';
+import { cgroupInode } from './cgroups.js';
 import { buildRedirectPlan } from './redirect-plan.js';
 import type { SidecarCapture } from './types.js';
 
@@ -40,6 +41,8 @@ export interface RedirectManagerOptions {
   dnsPort?: number;
   agentPorts: number[];
   lookupUid: (user: string) => Promise<number | undefined>;
+  /** The inode of a capture cgroup, undefined when it does not exist (default: cgroups.ts). */
+  cgroupInode?: (path: string) => Promise<number | undefined>;
   clock: Clock;
   log: Logger;
   /** How often the live table is compared with the applied one (default 2000 ms). */
@@ -74,6 +77,8 @@ export class RedirectManager {
   #lastError: string | undefined;
   #repairs = 0;
   #captures: readonly SidecarCapture[] = [];
+  /** Capture cgroup -> inode when the ruleset in force was loaded (nft keeps the id). */
+  #appliedCgroups = new Map<string, number>();
   #expected = 0;
   #chain: Promise<void> = Promise.resolve();
   #timer: ReturnType<Clock['setTimeout']> | undefined;
@@ -131,11 +136,19 @@ export class RedirectManager {
         this.#fail(wanted.error);
         return;
       }
-      if (renderRuleset(wanted.plan) === this.#appliedText) {
+      const sameCgroups =
+        JSON.stringify([...wanted.cgroups]) === JSON.stringify([...this.#appliedCgroups]);
+      if (renderRuleset(wanted.plan) === this.#appliedText && sameCgroups) {
         this.#lastError = undefined;
         return;
       }
-      await this.#apply(wanted.plan, 'applied');
+      if (
+        await this.#apply(
+          wanted.plan,
+          sameCgroups ? 'applied' : 'applied (capture cgroups changed)',
+        )
+      )
+        this.#appliedCgroups = wanted.cgroups;
     });
   }
 
@@ -184,6 +197,7 @@ export class RedirectManager {
       this.#applied = undefined;
       this.#appliedText = undefined;
       this.#appliedAt = undefined;
+      this.#appliedCgroups = new Map();
       this.#paused = true;
       this.#lastError = undefined;
       this.#save();
@@ -199,8 +213,21 @@ export class RedirectManager {
     await this.reconcile();
   }
 
-  async #wanted(): Promise<{ plan: RedirectPlan } | { error: string }> {
+  async #wanted(): Promise<
+    { plan: RedirectPlan; cgroups: Map<string, number> } | { error: string }
+  > {
     const uids = new Map<string, number>();
+    const cgroups = new Map<string, number>();
+    for (const c of [...this.#captures].sort((a, b) => (a.sidecarId < b.sidecarId ? -1 : 1))) {
+      const cg = c.settings.captureCgroup;
+      if (cg === undefined || cgroups.has(cg)) continue;
+      try {
+        const ino = await (this.#o.cgroupInode ?? cgroupInode)(cg);
+        if (ino !== undefined) cgroups.set(cg, ino);
+      } catch (err) {
+        return { error: `${c.sidecarId}: ${(err as Error).message}` };
+      }
+    }
     for (const c of this.#captures) {
       const user = c.settings.captureUser;
       if (user === undefined || uids.has(user)) continue;
@@ -214,6 +241,7 @@ export class RedirectManager {
     const r = buildRedirectPlan(this.#captures, {
       proxyUid: this.#o.proxyUid,
       uids,
+      cgroups: new Set(cgroups.keys()),
       agentPorts: this.#o.agentPorts,
       ...(this.#o.dnsPort !== undefined ? { dnsPort: this.#o.dnsPort } : {}),
     });
@@ -223,7 +251,7 @@ export class RedirectManager {
     } catch (err) {
       return { error: String((err as Error).message) };
     }
-    return r;
+    return { plan: r.plan, cgroups };
   }
 
   async #apply(plan: RedirectPlan, what: string): Promise<boolean> {
@@ -264,6 +292,7 @@ export class RedirectManager {
     this.#applied = undefined;
     this.#appliedText = undefined;
     this.#appliedAt = undefined;
+    this.#appliedCgroups = new Map();
     this.#save();
     this.#o.log.info({ why }, 'nftables ruleset removed');
   }
@@ -279,9 +308,11 @@ export class RedirectManager {
     if (this.#stopped) return;
     this.#timer = this.#o.clock.setTimeout(() => {
       // A wanted ruleset that could not be applied (nft failed, unknown user) is retried
-      // here too, not only on the next change.
+      // here too, not only on the next change; so are capture cgroups, which appear, vanish
+      // and are recreated (a new id for nft) as their units start and stop.
+      const usesCgroups = this.#captures.some((c) => c.settings.captureCgroup !== undefined);
       void this.#checkDrift()
-        .then(() => (this.#lastError !== undefined ? this.reconcile() : undefined))
+        .then(() => (this.#lastError !== undefined || usesCgroups ? this.reconcile() : undefined))
         .finally(() => this.#scheduleDrift());
     }, this.#o.driftEveryMs ?? 2000);
   }

@@ -12,10 +12,25 @@ export interface PlanContext {
   proxyUid: number;
   /** uid of each capture user named by the captures (names and numeric strings). */
   uids: ReadonlyMap<string, number>;
+  /** The capture cgroups that exist now (a cgroup that does not has no process to capture). */
+  cgroups?: ReadonlySet<string>;
   /** The agent's DNS port on 127.0.0.1, when it serves DNS there. */
   dnsPort?: number;
   /** The agent's own listening ports: never redirected inbound. */
   agentPorts: number[];
+}
+
+/** A sidecar's captured destinations and exclusions, whoever its connections are selected by. */
+function outboundOf(c: SidecarCapture): Omit<RedirectPlan['outbound'][number], 'uid' | 'cgroup'> {
+  const s = c.settings;
+  return {
+    ...(s.excludeOutboundPorts.length ? { excludePorts: [...s.excludeOutboundPorts] } : {}),
+    ...(s.excludeOutboundCidrs.length ? { excludeCidrs: [...s.excludeOutboundCidrs] } : {}),
+    targets: c.outbound.flatMap((d) =>
+      d.addresses.map((a) => ({ address: a.address, port: a.port, toPort: d.toPort })),
+    ),
+    vips: c.outbound.flatMap((d) => (d.vip ? [{ address: d.vip, toPort: d.toPort }] : [])),
+  };
 }
 
 export type PlanResult = { plan: RedirectPlan } | { error: string };
@@ -32,6 +47,7 @@ export function buildRedirectPlan(
     exclude: { inboundPorts: [...ctx.agentPorts], outboundPorts: [], outboundCidrs: [], uids: [] },
   };
   const owner = new Map<number, string>();
+  const cgroupOwner = new Map<string, string>();
   let dns = false;
   for (const c of sorted) {
     const s = c.settings;
@@ -40,6 +56,19 @@ export function buildRedirectPlan(
     plan.exclude.uids.push(...s.excludeUids);
     if (c.inbound && !s.excludeInboundPorts.includes(c.inbound.port))
       plan.inbound.push({ ...c.inbound });
+    if (s.captureCgroup !== undefined) {
+      const cg = s.captureCgroup;
+      const other = cgroupOwner.get(cg);
+      if (other !== undefined)
+        return {
+          error: `${c.sidecarId}: capture_cgroup "${cg}" is already captured for ${other}; give each service its own unit`,
+        };
+      cgroupOwner.set(cg, c.sidecarId);
+      if (!ctx.cgroups?.has(cg)) continue;
+      if (s.redirectDns) dns = true;
+      plan.outbound.push({ cgroup: cg, ...outboundOf(c) });
+      continue;
+    }
     if (s.captureUser === undefined) continue;
     const uid = ctx.uids.get(s.captureUser);
     if (uid === undefined)
@@ -57,15 +86,7 @@ export function buildRedirectPlan(
       };
     owner.set(uid, c.sidecarId);
     if (s.redirectDns) dns = true;
-    plan.outbound.push({
-      uid,
-      ...(s.excludeOutboundPorts.length ? { excludePorts: [...s.excludeOutboundPorts] } : {}),
-      ...(s.excludeOutboundCidrs.length ? { excludeCidrs: [...s.excludeOutboundCidrs] } : {}),
-      targets: c.outbound.flatMap((d) =>
-        d.addresses.map((a) => ({ address: a.address, port: a.port, toPort: d.toPort })),
-      ),
-      vips: c.outbound.flatMap((d) => (d.vip ? [{ address: d.vip, toPort: d.toPort }] : [])),
-    });
+    plan.outbound.push({ uid, ...outboundOf(c) });
   }
   // A uid one service excludes and another captures: whichever wins, one is silently wrong.
   for (const c of sorted)

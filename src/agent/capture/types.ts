@@ -9,6 +9,8 @@
 export interface TransparentSettings {
   /** The unix user (name or uid) whose outbound connections are captured; none: inbound only. */
   captureUser?: string;
+  /** Or the cgroup v2 path (below /sys/fs/cgroup) whose processes are captured. */
+  captureCgroup?: string;
   excludeInboundPorts: number[];
   excludeOutboundPorts: number[];
   excludeOutboundCidrs: string[];

@@ -6,6 +6,7 @@
  * Applying `wholeFile(plan)` with `nft -f` is one kernel transaction: it creates the table (so
  * the delete cannot fail), deletes it, and recreates it in full. All or nothing, idempotent.
  */
+import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { badRequest } from '../../core/index.js';
 
@@ -17,7 +18,9 @@ export interface RedirectPlan {
   proxyUid: number;
   /** Outbound capture per captured service user: connections from that uid to a mesh address:port go to a local outbound listener port. */
   outbound: {
-    uid: number;
+    /** Whose connections: a uid, or (instead) a cgroup v2 path below /sys/fs/cgroup. */
+    uid?: number;
+    cgroup?: string;
     targets: { address: string; port: number; toPort: number }[];
     /** Virtual IPs: every TCP port of the address goes to `toPort` (a VIP is one service). */
     vips?: { address: string; toPort: number }[];
@@ -55,6 +58,16 @@ function checkPort(field: string, v: unknown): number {
 function checkUid(field: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff)
     fail(field, `${JSON.stringify(v)} is not a uid (an integer >= 0)`);
+  return v;
+}
+
+/** A cgroup v2 path below /sys/fs/cgroup, safe to put in quotes in the nft file. */
+function checkCgroup(field: string, v: unknown): string {
+  if (
+    typeof v !== 'string' ||
+    !/^(?!.*(?:^|\/)\.{1,2}(?:\/|$))[A-Za-z0-9_.@:-]+(?:\/[A-Za-z0-9_.@:-]+)*$/.test(v)
+  )
+    fail(field, `${JSON.stringify(v)} is not a cgroup path (like "system.slice/web.service")`);
   return v;
 }
 
@@ -170,7 +183,13 @@ function sortedCidrs(cidrs: readonly Cidr[], fam: 4 | 6): string[] {
 interface Normalized {
   proxyUid: number;
   outbound: {
-    uid: number;
+    /** uid, or undefined for a cgroup entry. */
+    uid: number | undefined;
+    /** Map name suffix: `u<uid>` or `c<hash of the cgroup path>`. */
+    key: string;
+    /** The nft expression that selects the connections' owner. */
+    match: string;
+    sortKey: string;
     v4: string[];
     v6: string[];
     vip4: string[];
@@ -202,15 +221,31 @@ function normalize(plan: RedirectPlan): Normalized {
   if (plan === null || typeof plan !== 'object') fail('plan', 'must be an object');
   const proxyUid = checkUid('proxyUid', plan.proxyUid);
 
-  const outUids = new Set<number>();
+  const outUids = new Set<string>();
   const outbound = checkArray('outbound', plan.outbound).map((raw, i) => {
     const o = raw as RedirectPlan['outbound'][number];
     const f = `outbound[${i}]`;
     if (o === null || typeof o !== 'object') fail(f, 'must be an object');
-    const uid = checkUid(`${f}.uid`, o.uid);
-    if (uid === proxyUid) fail(`${f}.uid`, `${uid} is the proxy uid; capturing it would loop`);
-    if (outUids.has(uid)) fail(`${f}.uid`, `${uid} appears more than once`);
-    outUids.add(uid);
+    if ((o.uid === undefined) === (o.cgroup === undefined))
+      fail(f, 'needs exactly one of uid and cgroup');
+    let uid: number | undefined;
+    let key: string;
+    let match: string;
+    let sortKey: string;
+    if (o.cgroup !== undefined) {
+      const path = checkCgroup(`${f}.cgroup`, o.cgroup);
+      key = `c${createHash('sha256').update(path).digest('hex').slice(0, 10)}`;
+      match = `socket cgroupv2 level ${path.split('/').length} "${path}"`;
+      sortKey = `c ${path}`;
+    } else {
+      uid = checkUid(`${f}.uid`, o.uid);
+      if (uid === proxyUid) fail(`${f}.uid`, `${uid} is the proxy uid; capturing it would loop`);
+      key = `u${uid}`;
+      match = `meta skuid ${uid}`;
+      sortKey = `u ${String(uid).padStart(10, '0')}`;
+    }
+    if (outUids.has(key)) fail(f, `${o.cgroup ?? uid} appears more than once`);
+    outUids.add(key);
     const seen = new Map<string, number>();
     const elems: { family: 4 | 6; key: string; text: string }[] = [];
     checkArray(`${f}.targets`, o.targets).forEach((rt, j) => {
@@ -262,6 +297,9 @@ function normalize(plan: RedirectPlan): Normalized {
           );
     return {
       uid,
+      key,
+      match,
+      sortKey,
       v4: of(elems, 4),
       v6: of(elems, 6),
       vip4: of(vipElems, 4),
@@ -271,7 +309,7 @@ function normalize(plan: RedirectPlan): Normalized {
       exCidr6: sortedCidrs(exCidrs, 6),
     };
   });
-  outbound.sort((a, b) => a.uid - b.uid);
+  outbound.sort((a, b) => (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0));
 
   const inMap = new Map<number, number>();
   checkArray('inbound', plan.inbound).forEach((raw, i) => {
@@ -346,10 +384,10 @@ export function renderRuleset(plan: RedirectPlan): string {
   const out: string[] = [`table ${TABLE_FAMILY} ${TABLE_NAME} {`];
 
   for (const o of n.outbound) {
-    out.push(...map(`out4_u${o.uid}`, 'ipv4_addr . inet_service : inet_service', o.v4));
-    out.push(...map(`out6_u${o.uid}`, 'ipv6_addr . inet_service : inet_service', o.v6));
-    if (o.vip4.length) out.push(...map(`vip4_u${o.uid}`, 'ipv4_addr : inet_service', o.vip4));
-    if (o.vip6.length) out.push(...map(`vip6_u${o.uid}`, 'ipv6_addr : inet_service', o.vip6));
+    out.push(...map(`out4_${o.key}`, 'ipv4_addr . inet_service : inet_service', o.v4));
+    out.push(...map(`out6_${o.key}`, 'ipv6_addr . inet_service : inet_service', o.v6));
+    if (o.vip4.length) out.push(...map(`vip4_${o.key}`, 'ipv4_addr : inet_service', o.vip4));
+    if (o.vip6.length) out.push(...map(`vip6_${o.key}`, 'ipv6_addr : inet_service', o.vip6));
   }
   out.push(...map('in_ports', 'inet_service : inet_service', n.inbound));
 
@@ -360,34 +398,36 @@ export function renderRuleset(plan: RedirectPlan): string {
   // DNS goes to the agent before the port/CIDR exclusions: the resolver is often on loopback or
   // in an excluded network, and the queries must still be captured.
   if (n.dnsPort !== undefined && n.outbound.length) {
-    const uids = set(n.outbound.map((o) => o.uid));
-    out.push(`\t\tmeta skuid ${uids} udp dport 53 dnat ip to 127.0.0.1:${n.dnsPort}`);
-    out.push(`\t\tmeta skuid ${uids} tcp dport 53 dnat ip to 127.0.0.1:${n.dnsPort}`);
+    const uids = n.outbound.flatMap((o) => (o.uid === undefined ? [] : [o.uid]));
+    const selectors = [
+      ...(uids.length ? [`meta skuid ${set(uids)}`] : []),
+      ...n.outbound.filter((o) => o.uid === undefined).map((o) => o.match),
+    ];
+    for (const sel of selectors) {
+      out.push(`\t\t${sel} udp dport 53 dnat ip to 127.0.0.1:${n.dnsPort}`);
+      out.push(`\t\t${sel} tcp dport 53 dnat ip to 127.0.0.1:${n.dnsPort}`);
+    }
   }
   if (n.outboundPortsExcl.length) out.push(`\t\ttcp dport ${set(n.outboundPortsExcl)} return`);
   if (n.cidr4.length) out.push(`\t\tip daddr ${set(n.cidr4)} return`);
   if (n.cidr6.length) out.push(`\t\tip6 daddr ${set(n.cidr6)} return`);
   for (const o of n.outbound) {
     // This uid's own exclusions (its service's transparent_proxy settings) come first.
-    if (o.exPorts.length) out.push(`\t\tmeta skuid ${o.uid} tcp dport ${set(o.exPorts)} return`);
-    if (o.exCidr4.length) out.push(`\t\tmeta skuid ${o.uid} ip daddr ${set(o.exCidr4)} return`);
-    if (o.exCidr6.length) out.push(`\t\tmeta skuid ${o.uid} ip6 daddr ${set(o.exCidr6)} return`);
+    if (o.exPorts.length) out.push(`\t\t${o.match} tcp dport ${set(o.exPorts)} return`);
+    if (o.exCidr4.length) out.push(`\t\t${o.match} ip daddr ${set(o.exCidr4)} return`);
+    if (o.exCidr6.length) out.push(`\t\t${o.match} ip6 daddr ${set(o.exCidr6)} return`);
     if (o.v4.length)
       out.push(
-        `\t\tmeta skuid ${o.uid} meta l4proto tcp redirect to : ip daddr . tcp dport map @out4_u${o.uid}`,
+        `\t\t${o.match} meta l4proto tcp redirect to : ip daddr . tcp dport map @out4_${o.key}`,
       );
     if (o.v6.length)
       out.push(
-        `\t\tmeta skuid ${o.uid} meta l4proto tcp redirect to : ip6 daddr . tcp dport map @out6_u${o.uid}`,
+        `\t\t${o.match} meta l4proto tcp redirect to : ip6 daddr . tcp dport map @out6_${o.key}`,
       );
     if (o.vip4.length)
-      out.push(
-        `\t\tmeta skuid ${o.uid} meta l4proto tcp redirect to : ip daddr map @vip4_u${o.uid}`,
-      );
+      out.push(`\t\t${o.match} meta l4proto tcp redirect to : ip daddr map @vip4_${o.key}`);
     if (o.vip6.length)
-      out.push(
-        `\t\tmeta skuid ${o.uid} meta l4proto tcp redirect to : ip6 daddr map @vip6_u${o.uid}`,
-      );
+      out.push(`\t\t${o.match} meta l4proto tcp redirect to : ip6 daddr map @vip6_${o.key}`);
   }
   out.push('\t}');
 

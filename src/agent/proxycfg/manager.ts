@@ -45,6 +45,7 @@ export function sidecarSpec(s: LocalSidecar, datacenter: string): SidecarSpec | 
 function transparentSettings(tp: TransparentProxyConfig | undefined): TransparentSettings {
   return {
     ...(tp?.CaptureUser ? { captureUser: tp.CaptureUser } : {}),
+    ...(tp?.CaptureCgroup ? { captureCgroup: tp.CaptureCgroup } : {}),
     excludeInboundPorts: tp?.ExcludeInboundPorts ?? [],
     excludeOutboundPorts: tp?.ExcludeOutboundPorts ?? [],
     excludeOutboundCidrs: tp?.ExcludeOutboundCIDRs ?? [],

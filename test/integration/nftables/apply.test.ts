@@ -4,6 +4,9 @@
  */
 import { expect } from 'chai';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
   apply,
@@ -46,6 +49,14 @@ function inNs(ns: string, args: string[]): string {
   if (!ns.startsWith('trellis-t-'))
     throw new Error(`refusing to run outside a test namespace: ${ns}`);
   return execFileSync('ip', ['netns', 'exec', ns, ...args], { encoding: 'utf8', timeout: 10_000 });
+}
+
+/** Where the cgroup2 hierarchy is mounted (/sys/fs/cgroup, or .../unified on hybrid hosts). */
+function cgroup2Root(): string | undefined {
+  const line = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .find((l) => l.split(' ')[2] === 'cgroup2');
+  return line?.split(' ')[1];
 }
 
 function createNs(): string {
@@ -326,6 +337,65 @@ describe('nftables apply (real nft in a network namespace)', function () {
       // another virtual IP is not captured, nor the VIP for the proxy uid
       expect(connectAs(65534, '240.0.0.10', 80)).to.match(NOT_REACHED);
       expect(connectAs(undefined, '240.0.0.9', 80)).to.match(NOT_REACHED);
+    });
+
+    it('redirects connections of processes in a capture cgroup', async function () {
+      const root = cgroup2Root();
+      if (!root) {
+        console.log('      skipped: no cgroup2 hierarchy is mounted on this host');
+        this.skip();
+      }
+      const cg = `${ns}-cg`;
+      const dir = mkdtempSync(join(tmpdir(), 'trellis-test-nftcg-'));
+      // nft resolves `socket cgroupv2` paths below /sys/fs/cgroup, and `ip netns exec` mounts a
+      // fresh /sys: the wrapper mounts the (one) cgroup2 hierarchy there first. On a host with
+      // cgroup v2 at /sys/fs/cgroup the agent needs no such thing.
+      const wrapper = join(dir, 'nft');
+      writeFileSync(
+        wrapper,
+        '#!/bin/sh\nmount -t cgroup2 none /sys/fs/cgroup 2>/dev/null\nexec nft "$@"\n',
+        { mode: 0o755 },
+      );
+      mkdirSync(`${root}/${cg}`);
+      try {
+        inNs(ns, ['ip', 'link', 'add', 'tv0', 'type', 'veth', 'peer', 'name', 'tv1']);
+        inNs(ns, ['ip', 'link', 'set', 'tv0', 'up']);
+        inNs(ns, ['ip', 'link', 'set', 'tv1', 'up']);
+        inNs(ns, ['ip', 'addr', 'add', '198.18.250.1/24', 'dev', 'tv0']);
+        inNs(ns, ['ip', 'route', 'add', '240.0.0.0/4', 'dev', 'tv0']);
+        await startServer(15003);
+        await apply(
+          {
+            // Not root: the client below runs as root, and the proxy uid is never captured.
+            proxyUid: 999,
+            outbound: [
+              { cgroup: cg, targets: [], vips: [{ address: '240.0.0.9', toPort: 15003 }] },
+            ],
+            inbound: [],
+            exclude: { inboundPorts: [], outboundPorts: [], outboundCidrs: [], uids: [] },
+          },
+          { ...opts, nftPath: wrapper },
+        );
+        // The client joins the cgroup, then enters the namespace: captured. Outside it: not.
+        const script = `echo $$ > ${root}/${cg}/cgroup.procs && exec ip netns exec ${ns} node -e "$0" 240.0.0.9 80`;
+        let inCgroup: string;
+        try {
+          inCgroup = execFileSync('sh', ['-c', script, CLIENT], {
+            encoding: 'utf8',
+            timeout: 8000,
+            cwd: '/',
+          }).trim();
+        } catch (e) {
+          const err = e as { stdout?: string; stderr?: string };
+          inCgroup = `FAILED ${err.stdout ?? ''} ${err.stderr ?? ''}`.trim();
+        }
+        expect(inCgroup).to.equal('GOT TRELLIS-MARKER');
+        expect(connectAs(65534, '240.0.0.9', 80)).to.match(NOT_REACHED);
+        expect(connectAs(undefined, '240.0.0.9', 80)).to.match(NOT_REACHED);
+      } finally {
+        rmdirSync(`${root}/${cg}`);
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     it('redirects IPv6 destinations of a captured uid to [::1]', async () => {

@@ -111,8 +111,11 @@ describe('capture/RedirectManager', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  const inodes = new Map<string, number>();
+
   function manager(applier: FakeApplier, log = logger(), driftEveryMs = 60_000): RedirectManager {
     const m = new RedirectManager({
+      cgroupInode: (path) => Promise.resolve(inodes.get(path)),
       applier,
       stateFile,
       proxyUid: 0,
@@ -353,5 +356,36 @@ describe('capture/RedirectManager', () => {
     expect(applier.calls).to.deep.equal([]);
     expect(m.info()).to.deep.equal({ paused: false, repairs: 0 });
     expect((await m.status()).state).to.equal('absent');
+  });
+
+  it('captures a cgroup once it exists, and reloads the rules when it is recreated', async () => {
+    inodes.clear();
+    const applier = new FakeApplier();
+    const m = manager(applier, logger(), 2000);
+    await m.start();
+    const c = capture('web', 15001);
+    c.settings = {
+      ...c.settings,
+      captureUser: undefined,
+      captureCgroup: 'system.slice/web.service',
+    };
+    m.update([c], 1);
+    await settle();
+    // The unit is not running: inbound only, nothing to capture outbound.
+    expect(applier.applied.at(-1)!.outbound).to.deep.equal([]);
+    inodes.set('system.slice/web.service', 100);
+    await clock.advance(2000);
+    await flush();
+    expect(applier.applied.at(-1)!.outbound.map((o) => o.cgroup)).to.deep.equal([
+      'system.slice/web.service',
+    ]);
+    const applies = applier.count('apply');
+    await clock.advance(2000);
+    await flush();
+    expect(applier.count('apply')).to.equal(applies); // same cgroup, same rules: nothing to do
+    inodes.set('system.slice/web.service', 101); // the unit restarted: a new cgroup id
+    await clock.advance(2000);
+    await flush();
+    expect(applier.count('apply')).to.equal(applies + 1);
   });
 });

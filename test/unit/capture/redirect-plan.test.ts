@@ -203,4 +203,27 @@ describe('capture/buildRedirectPlan', () => {
     expect(a).to.include('map vip4_u1002');
     expect(a).to.include('udp dport 53 dnat ip to 127.0.0.1:8600');
   });
+
+  it('selects by cgroup when the cgroup exists, and refuses one cgroup for two sidecars', () => {
+    const byCgroup = web({ captureUser: undefined, captureCgroup: 'system.slice/web.service' });
+    const plan = planOf([byCgroup], ctx({ cgroups: new Set(['system.slice/web.service']) }));
+    expect(plan.outbound).to.have.length(1);
+    expect(plan.outbound[0]!.cgroup).to.equal('system.slice/web.service');
+    expect(plan.outbound[0]!.uid).to.equal(undefined);
+    const text = renderRuleset(plan);
+    expect(text).to.match(
+      /socket cgroupv2 level 2 "system\.slice\/web\.service" meta l4proto tcp redirect to : ip daddr map @vip4_c[0-9a-f]{10}/,
+    );
+    // Not running (no cgroup): nothing to capture outbound, inbound still redirected.
+    const idle = planOf([byCgroup], ctx({ cgroups: new Set() }));
+    expect(idle.outbound).to.deep.equal([]);
+    expect(idle.inbound).to.not.be.empty;
+    const twice = buildRedirectPlan(
+      [byCgroup, api({ captureUser: undefined, captureCgroup: 'system.slice/web.service' })],
+      ctx({ cgroups: new Set(['system.slice/web.service']) }),
+    );
+    expect(twice)
+      .to.have.property('error')
+      .that.matches(/already captured for/);
+  });
 });

@@ -409,6 +409,31 @@ describe('config/service definitions: transparent_proxy capture settings', () =>
     ]);
   });
 
+  it('decodes capture_cgroup and refuses it next to capture_user or with .. in it', () => {
+    const hcl = TRANSPARENT_HCL.replace(
+      'capture_user           = "web-app"',
+      'capture_cgroup = "system.slice/web.service"',
+    );
+    const tp = ok(hcl, 'web.hcl').services[0]!.Connect!.SidecarService!.Proxy!.TransparentProxy;
+    expect(tp!.CaptureCgroup).to.equal('system.slice/web.service');
+    const both = TRANSPARENT_HCL.replace(
+      'capture_user           = "web-app"',
+      'capture_user = "web-app"\n          capture_cgroup = "system.slice/web.service"',
+    );
+    const errs = parseServiceDefinitions(both, 'web.hcl').errors.map(formatDiagnostic);
+    expect(errs).to.have.length(1);
+    expect(errs[0]).to.match(
+      /^web\.hcl:\d+:\d+: .*capture_cgroup: set either capture_user or capture_cgroup, not both$/,
+    );
+    const dots = TRANSPARENT_HCL.replace(
+      'capture_user           = "web-app"',
+      'capture_cgroup = "system.slice/../x"',
+    );
+    expect(parseServiceDefinitions(dots, 'web.hcl').errors.map(formatDiagnostic)[0]).to.match(
+      /^web\.hcl:\d+:\d+: .*capture_cgroup: invalid cgroup "system.slice\/..\/x"/,
+    );
+  });
+
   describe('the API side (normalizeServiceRegistration)', () => {
     function register(tp: Record<string, unknown>): ServiceRegistration {
       return normalizeServiceRegistration({
@@ -449,6 +474,16 @@ describe('config/service definitions: transparent_proxy capture settings', () =>
         ExcludeUIDs: [1005],
         RedirectDNS: true,
       });
+    });
+
+    it('refuses CaptureCgroup next to CaptureUser, and a path with ..', () => {
+      expect(fieldError({ CaptureUser: 'web', CaptureCgroup: 'a.slice' }).field).to.equal(
+        'Proxy.TransparentProxy.CaptureCgroup',
+      );
+      expect(fieldError({ CaptureCgroup: 'a/../b' }).message).to.contain('is not a cgroup path');
+      expect(
+        register({ CaptureCgroup: '/system.slice/web.service' }).Proxy!.TransparentProxy,
+      ).to.have.property('CaptureCgroup', 'system.slice/web.service');
     });
 
     it('refuses a bad CaptureUser, naming the field', () => {

@@ -246,3 +246,30 @@ describe('nftables/ruleset virtual IPs', () => {
     expect(errorOf(() => validatePlan(q)).message).to.contain('outbound[0].vips[0].address');
   });
 });
+
+describe('nftables/ruleset cgroup selection', () => {
+  it('selects a cgroup entry with socket cgroupv2 at the path depth', () => {
+    const p = plan();
+    p.outbound.push({
+      cgroup: 'system.slice/api.service',
+      targets: [{ address: '240.0.0.7', port: 80, toPort: 15007 }],
+    });
+    const text = renderRuleset(p);
+    expect(text).to.match(/map out4_c[0-9a-f]{10} \{/);
+    expect(text).to.match(
+      /socket cgroupv2 level 2 "system\.slice\/api\.service" meta l4proto tcp redirect to : ip daddr \. tcp dport map @out4_c[0-9a-f]{10}/,
+    );
+    expect(renderRuleset(p)).to.equal(text);
+  });
+
+  it('refuses an entry with both or neither selector, and an unsafe path', () => {
+    const both = plan();
+    both.outbound[0]!.cgroup = 'a.slice';
+    expect(errorOf(() => validatePlan(both)).message).to.contain('exactly one of uid and cgroup');
+    for (const bad of ['a/../b', 'a"b', '/abs', 'a b']) {
+      const p = plan();
+      p.outbound.push({ cgroup: bad, targets: [] });
+      expect(errorOf(() => validatePlan(p)).message).to.contain('is not a cgroup path');
+    }
+  });
+});
