@@ -183,6 +183,37 @@ describe('transparent interception on one host (network namespace, real nft)', f
     expect(outboundConnections()).to.equal(before + 1);
   });
 
+  it('captures a dial to an IPv6 instance address through the ::1 listener', async () => {
+    const v6 = 'fd00:198:18::1';
+    inNs(ns, ['ip', '-6', 'addr', 'add', `${v6}/64`, 'dev', 'tv0', 'nodad']);
+    const reg = JSON.stringify({
+      ID: 'api-v6',
+      Name: 'api',
+      Address: v6,
+      Port: 18080,
+      Connect: { SidecarService: { Address: v6, Port: 21002 } },
+    });
+    const put = tryInNs(ns, [
+      'curl',
+      '-s',
+      '-f',
+      '-X',
+      'PUT',
+      '--data',
+      reg,
+      `http://${AGENT}/v1/agent/service/register`,
+    ]);
+    expect(put.code, put.stdout + put.stderr).to.equal(0);
+    try {
+      await eventually(() => Promise.resolve(table().includes(`${v6} . 18080 : `)), 20_000, 200);
+      const before = outboundConnections();
+      expect(curl(`http://[${v6}]:18080/`, NOBODY)).to.equal(APP_BODY);
+      expect(outboundConnections()).to.equal(before + 1);
+    } finally {
+      inNs(ns, ['curl', '-s', '-X', 'PUT', `http://${AGENT}/v1/agent/service/deregister/api-v6`]);
+    }
+  });
+
   it("redirects the captured user's DNS to the agent: api.service.consul is the virtual IP", () => {
     expect(curl('http://api.virtual.consul/', NOBODY)).to.equal(APP_BODY);
     // port 80: only the virtual IP is captured on every port, so this proves the VIP answer

@@ -37,20 +37,40 @@ export interface RunnerDeps {
   onCapture?: (sidecarId: string) => void;
 }
 
-/** The loopback address transparent upstream listeners bind (nft `redirect` sends there). */
+/**
+ * The loopback addresses transparent upstream listeners bind: nft's `redirect` sends IPv4
+ * connections to 127.0.0.1 and IPv6 ones to ::1, on the same port.
+ */
 const LOOPBACK = '127.0.0.1';
+const LOOPBACK6 = '::1';
 
-/** A free port on loopback, chosen by the kernel. */
-function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+function listenOnce(port: number, host: string): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, LOOPBACK, () => {
+    srv.once('error', () => resolve(undefined));
+    srv.listen(port, host, () => {
       const a = srv.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      srv.close(() => resolve(port));
+      const bound = typeof a === 'object' && a ? a.port : 0;
+      srv.close(() => resolve(bound));
     });
   });
+}
+
+/** Whether this host has IPv6 loopback (it may be disabled). */
+let hasLoopback6: Promise<boolean> | undefined;
+function loopback6(): Promise<boolean> {
+  hasLoopback6 ??= listenOnce(0, LOOPBACK6).then((p) => p !== undefined);
+  return hasLoopback6;
+}
+
+/** A port free on 127.0.0.1 (and on ::1 when `v6`), chosen by the kernel. */
+async function freeLoopbackPort(v6: boolean): Promise<number> {
+  for (let i = 0; i < 20; i++) {
+    const port = await listenOnce(0, LOOPBACK);
+    if (port === undefined) break;
+    if (!v6 || (await listenOnce(port, LOOPBACK6)) !== undefined) return port;
+  }
+  throw new Error('no free loopback port for a transparent upstream listener');
 }
 
 const WAIT = '5m';
@@ -82,6 +102,8 @@ export class ProxyRunner {
   #vipsKnown = false;
   #syncing: Promise<void> = Promise.resolve();
   #capture: SidecarCapture | undefined;
+  /** Transparent listeners also bind ::1 (IPv6 destinations are redirected there). */
+  #v6 = false;
 
   constructor(spec: SidecarSpec, deps: RunnerDeps) {
     this.spec = spec;
@@ -127,6 +149,7 @@ export class ProxyRunner {
   async #syncImplicit(vips: VipSource): Promise<void> {
     const current = vips.current();
     if (!current || this.#stop.signal.aborted) return;
+    this.#v6 = await loopback6();
     this.#vipsKnown = true;
     const wanted = new Set([...current.keys()].filter((s) => s !== this.spec.destination));
     for (const [dest, i] of [...this.#implicit]) {
@@ -137,7 +160,7 @@ export class ProxyRunner {
     }
     for (const dest of wanted) {
       if (this.#implicit.has(dest)) continue;
-      const port = this.#savedPorts.get(dest) ?? (await freeLoopbackPort());
+      const port = this.#savedPorts.get(dest) ?? (await freeLoopbackPort(this.#v6));
       if (this.#stop.signal.aborted) return;
       const stop = new AbortController();
       const signal = AbortSignal.any([this.#stop.signal, stop.signal]);
@@ -160,11 +183,13 @@ export class ProxyRunner {
       ...this.spec,
       upstreams: [
         ...this.spec.upstreams,
-        ...[...this.#implicit].map(([destination, i]) => ({
-          destination,
-          bindAddress: LOOPBACK,
-          bindPort: i.port,
-        })),
+        ...[...this.#implicit].flatMap(([destination, i]) =>
+          (this.#v6 ? [LOOPBACK, LOOPBACK6] : [LOOPBACK]).map((bindAddress) => ({
+            destination,
+            bindAddress,
+            bindPort: i.port,
+          })),
+        ),
       ],
     };
   }
