@@ -9,8 +9,18 @@ export const LAB_PREFIX_LENGTH = 24;
 /** The bridge's address in the switch namespace; every host's default route points at it. */
 export const GATEWAY_ADDRESS = '198.18.0.1';
 export const SERVER_ADDRESS = '198.18.0.10';
+/**
+ * The server's plain-HTTP API, on the server host's loopback only: for `lab up`'s readiness
+ * checks, `lab status` and commands run on the server host (`lab exec server -- ...`).
+ */
 export const SERVER_HTTP_PORT = 8500;
-export const SERVER_HTTP_ADDR = `${SERVER_ADDRESS}:${SERVER_HTTP_PORT}`;
+export const SERVER_HTTP_ADDR = `127.0.0.1:${SERVER_HTTP_PORT}`;
+/**
+ * The server's HTTPS API on the lab network (certificate from the mesh CA): the only address
+ * the agents use. They join with a join token and then talk TLS with their own certificates.
+ */
+export const SERVER_HTTPS_PORT = 8501;
+export const SERVER_HTTPS_ADDR = `${SERVER_ADDRESS}:${SERVER_HTTPS_PORT}`;
 /** Where each app host's agent serves its local API and DNS (inside that host only). */
 export const AGENT_HTTP_ADDR = '127.0.0.1:8500';
 export const AGENT_DNS_ADDR = '127.0.0.1:8600';

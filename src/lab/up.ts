@@ -2,6 +2,11 @@
  * `lab up`: users, namespaces and bridge, then the server, the demo apps and one agent per
  * app host, each recorded in lab.json before it is made. Waits until every agent has joined
  * and registered its services. Any failure (or an abort) undoes everything made so far.
+ *
+ * The control plane is set up as in a real deployment: the server serves HTTPS on the lab
+ * network (plain HTTP on its host's loopback only), and each agent joins with a single-use join
+ * token made for its node, pinning the CA's fingerprint, then talks TLS with its own
+ * certificate. Nothing plaintext crosses the lab network.
  */
 import {
   chmodSync,
@@ -11,6 +16,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  writeFileSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { teardown } from './down.js';
@@ -33,7 +39,7 @@ import {
   type LabProcess,
   type LabState,
 } from './state.js';
-import { LabError, requireRoot, requireTools, sleep } from './sys.js';
+import { LabError, requireRoot, requireTools, run, sleep } from './sys.js';
 import {
   AGENT_DNS_ADDR,
   AGENT_HTTP_ADDR,
@@ -46,10 +52,12 @@ import {
   labUsers,
   SERVER_ADDRESS,
   SERVER_HTTP_ADDR,
+  SERVER_HTTPS_ADDR,
+  type DemoService,
   type LabHost,
   type Topology,
 } from './topology.js';
-import { createUser, userExists, userIds } from './users.js';
+import { createUser, userExists, userIds, type UnixIds } from './users.js';
 
 export interface LabUpResult {
   name: string;
@@ -186,7 +194,9 @@ async function build(
   const timeoutMs = opts.readyTimeoutMs ?? 90_000;
 
   const server = topo.hosts.find((h) => h.role === 'server')!;
-  lab.out(`starting server on ${server.name} (${SERVER_HTTP_ADDR})`);
+  lab.out(
+    `starting server on ${server.name} (HTTPS ${SERVER_HTTPS_ADDR}, HTTP ${SERVER_HTTP_ADDR} on the host only)`,
+  );
   const serverDirs = dirs(server);
   await start(
     server,
@@ -196,19 +206,27 @@ async function build(
       'server',
       '--node',
       server.name,
+      // Plain HTTP on the server host's loopback: for `lab status` and commands run there.
       '--bind',
       SERVER_HTTP_ADDR,
+      // HTTPS (certificate from the mesh CA) on the lab network: what the agents join and use.
+      '--https-bind',
+      SERVER_HTTPS_ADDR,
       '--advertise',
       SERVER_ADDRESS,
       '--data-dir',
       serverDirs.data,
-      // A lab is for trying things: no tokens needed until someone turns ACLs on.
+      // A lab is for trying things: no tokens needed until someone turns ACLs on (and so no
+      // management token to make join tokens with either).
       '--acl-default-policy',
       'allow',
     ],
     { user: LAB_USERS.agent },
   );
+  const serverLog = state.processes.find((p) => p.role === 'server')!.log;
   await waitFor(lab, state, opts, timeoutMs, 'the server to answer', async () => {
+    // The server prints this line once both its HTTP and its HTTPS listeners are up.
+    if (!readFileSync(serverLog, 'utf8').includes('trellis server https on ')) return false;
     const [leader] = await probeInNamespace(trellis[0]!, server.namespace, [
       `http://${SERVER_HTTP_ADDR}/v1/status/leader`,
     ]);
@@ -226,15 +244,33 @@ async function build(
         { user: s.user },
       );
     }
-    lab.out(`starting agent on ${host.name} (${host.address})`);
+    // Each service registers with a token of its own (a service identity), written into the
+    // host's copy of its definition: a joined agent's own token may only write its node.
+    for (const s of host.services) {
+      step();
+      const token = await serviceToken(lab, server, host, s);
+      withToken(join(config, s.file), token.SecretID, agentIds);
+    }
+    step();
+    const ticket = await createJoinToken(lab, server, host);
+    lab.out(
+      `starting agent on ${host.name} (${host.address}), joining through ${SERVER_HTTPS_ADDR} with join token ${ticket.AccessorID}`,
+    );
     await start(
       host,
       'agent',
       [
         ...trellis,
         'agent',
+        // HTTPS only. The join token is spent on the first start; the identity it buys (agent
+        // token, certificate, CA roots) is kept in the data dir, so a restarted agent with this
+        // same command line loads it and does not join again.
         '--server',
-        SERVER_HTTP_ADDR,
+        SERVER_HTTPS_ADDR,
+        '--join-token',
+        ticket.SecretID,
+        '--ca-fingerprint',
+        ticket.CAFingerprint,
         '--node',
         host.name,
         '--advertise',
@@ -257,6 +293,104 @@ async function build(
   await waitFor(lab, state, opts, timeoutMs, 'agents and services in the catalog', () =>
     catalogComplete(trellis[0]!, server.namespace, topo),
   );
+}
+
+interface JoinToken {
+  AccessorID: string;
+  SecretID: string;
+  CAFingerprint: string;
+  JoinAddress?: string;
+}
+
+/**
+ * `trellis ARGS --format json` run on the server host against the server's loopback API, as
+ * root with no token: the ACL default policy is allow, which lets the anonymous token make
+ * tokens, so the lab needs no management token.
+ */
+async function trellisOnServer<T>(lab: Settled, server: LabHost, args: string[]): Promise<T> {
+  const { stdout } = await run(
+    'ip',
+    [
+      'netns',
+      'exec',
+      server.namespace,
+      // No token of the caller's ($TRELLIS_HTTP_TOKEN) may leak in: it could be refused.
+      'env',
+      '-u',
+      'TRELLIS_HTTP_TOKEN',
+      ...lab.trellis,
+      ...args,
+      '--format',
+      'json',
+      '--http-addr',
+      SERVER_HTTP_ADDR,
+    ],
+    30_000,
+  );
+  try {
+    return JSON.parse(stdout) as T;
+  } catch {
+    throw new LabError(`\`trellis ${args.join(' ')}\` printed no JSON: ${stdout.slice(0, 200)}`);
+  }
+}
+
+/**
+ * A single-use join token for `host`: valid for that node name only, for the server's default
+ * 15 minutes.
+ */
+async function createJoinToken(lab: Settled, server: LabHost, host: LabHost): Promise<JoinToken> {
+  const token = await trellisOnServer<Partial<JoinToken>>(lab, server, [
+    'acl',
+    'token',
+    'create',
+    '--join',
+    '--node',
+    host.name,
+    '--description',
+    `lab ${lab.name}: ${host.name} joins`,
+  ]);
+  if (!token.SecretID || !token.CAFingerprint || !token.AccessorID)
+    throw new LabError(`the join token for ${host.name} lacks its secret or the CA fingerprint`);
+  if (token.JoinAddress !== SERVER_HTTPS_ADDR)
+    throw new LabError(
+      `the server offers joins at ${token.JoinAddress ?? 'no HTTPS address'}, not ${SERVER_HTTPS_ADDR}`,
+    );
+  return token as JoinToken;
+}
+
+/** A token with the service identity of `service` (it and its sidecar, read on the catalog). */
+async function serviceToken(
+  lab: Settled,
+  server: LabHost,
+  host: LabHost,
+  service: DemoService,
+): Promise<{ SecretID: string }> {
+  const token = await trellisOnServer<{ SecretID?: string }>(lab, server, [
+    'acl',
+    'token',
+    'create',
+    '--service-identity',
+    service.name,
+    '--description',
+    `lab ${lab.name}: ${service.name} on ${host.name}`,
+  ]);
+  if (!token.SecretID) throw new LabError(`the token for ${service.name} has no SecretID`);
+  return { SecretID: token.SecretID };
+}
+
+/**
+ * Puts `token = "..."` into the service block of a definition file (the host's copy), readable
+ * by the agent's user only.
+ */
+function withToken(file: string, secret: string, owner: UnixIds): void {
+  const text = readFileSync(file, 'utf8');
+  const opening = /^service\s*\{[^\n]*\n/m.exec(text);
+  if (!opening) throw new LabError(`${file}: no \`service {\` block to put the token in`);
+  const at = opening.index + opening[0].length;
+  const line = `  token = ${JSON.stringify(secret)} # made by trellis lab up\n`;
+  chmodSync(file, 0o600); // before the secret is in it
+  chownSync(file, owner.uid, owner.gid);
+  writeFileSync(file, text.slice(0, at) + line + text.slice(at));
 }
 
 /** Every app node joined, every service and sidecar registered, each api instance too. */
@@ -317,7 +451,7 @@ function readyText(topo: Topology, stateDir: string): string {
   const hosts = topo.hosts
     .map((h) => {
       const svc = h.services.map((s) => ` ${s.name} (${s.listen}, user ${s.user})`).join('');
-      return `  ${h.name.padEnd(7)} ${h.address.padEnd(12)} ns ${h.namespace}${h.role === 'server' ? ` server ${SERVER_HTTP_ADDR}` : `${svc}`}`;
+      return `  ${h.name.padEnd(7)} ${h.address.padEnd(12)} ns ${h.namespace}${h.role === 'server' ? ` server https://${SERVER_HTTPS_ADDR} (http://${SERVER_HTTP_ADDR} on the host)` : `${svc}`}`;
     })
     .join('\n');
   const name = topo.name === DEFAULT_LAB_NAME ? '' : ` --name ${topo.name}`;

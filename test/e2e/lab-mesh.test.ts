@@ -5,19 +5,30 @@
  *
  * - `curl http://api.service.consul/` as the web user on app1 goes through web's and api's
  *   proxies with mutual TLS: the proxies count it, and tcpdump on api's host link sees only
- *   TLS, never the app's plaintext body;
+ *   TLS, never the app's plaintext body; the control plane too (the agent joined with a join
+ *   token and talks HTTPS to the server), so every TCP stream on the link is TLS records;
  * - dialing an api instance's real address is captured the same way, and the same dial from a
  *   host without an agent (plaintext) is refused;
- * - intentions deny and allow transparently.
+ * - intentions deny and allow transparently;
+ * - a restarted agent keeps its identity (no second join) and the mesh works again.
  *
  * Needs root, ip, nft, setpriv, curl and tcpdump; skipped with the reason otherwise.
  */
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { labDown, labTopology, labUp, LAB_USERS, type Topology } from '../../src/lab/index.js';
+import {
+  labDown,
+  labTopology,
+  labUp,
+  readState,
+  LAB_USERS,
+  SERVER_HTTP_ADDR,
+  SERVER_HTTPS_ADDR,
+  type Topology,
+} from '../../src/lab/index.js';
 import { netnsSkipReason } from '../helpers/netns.js';
 import { eventually, TRELLIS_BIN } from '../helpers/trellis-process.js';
 
@@ -38,12 +49,19 @@ function run(ns: string, argv: string[], timeoutMs = 15_000): { code: number; ou
   }
 }
 
+interface TcpStream {
+  /** The payload of each packet, in order. */
+  packets: Buffer[];
+  /** The capture saw the connection open (a SYN), so the stream starts at its first byte. */
+  fromStart: boolean;
+}
+
 /**
  * The TCP payload of each direction of each connection in a pcap (Ethernet, IPv4), in order.
  * The lab link is a local veth: no loss or reordering to undo.
  */
-function tcpStreams(pcap: Buffer): Map<string, Buffer> {
-  const chunks = new Map<string, Buffer[]>();
+function tcpStreams(pcap: Buffer): Map<string, TcpStream> {
+  const streams = new Map<string, TcpStream>();
   let off = 24; // global header
   while (off + 16 <= pcap.length) {
     const incl = pcap.readUInt32LE(off + 8);
@@ -55,14 +73,15 @@ function tcpStreams(pcap: Buffer): Map<string, Buffer> {
     if (ip[9] !== 6) continue;
     const total = ip.readUInt16BE(2);
     const tcp = ip.subarray(ihl, total);
-    const payload = tcp.subarray((tcp[12]! >> 4) * 4);
-    if (payload.length === 0) continue;
     const key = `${ip.subarray(12, 16).join('.')}:${tcp.readUInt16BE(0)}>${ip.subarray(16, 20).join('.')}:${tcp.readUInt16BE(2)}`;
-    const list = chunks.get(key) ?? [];
-    list.push(payload);
-    chunks.set(key, list);
+    const stream = streams.get(key) ?? { packets: [], fromStart: false };
+    streams.set(key, stream);
+    if (tcp[13]! & 0x02 && stream.packets.length === 0) stream.fromStart = true; // SYN
+    const payload = tcp.subarray((tcp[12]! >> 4) * 4);
+    if (payload.length > 0) stream.packets.push(payload);
   }
-  return new Map([...chunks].map(([k, v]) => [k, Buffer.concat(v)]));
+  for (const [key, stream] of streams) if (stream.packets.length === 0) streams.delete(key);
+  return streams;
 }
 
 /** Whether a byte stream is nothing but well-formed TLS records (a cut-off last one allowed). */
@@ -75,6 +94,33 @@ function onlyTlsRecords(stream: Buffer): boolean {
     i += 5 + stream.readUInt16BE(i + 3);
   }
   return true;
+}
+
+/** The largest TLS record on the wire: a 5-byte header and 2^14 + 256 bytes of ciphertext. */
+const MAX_TLS_RECORD = 5 + 16384 + 256;
+
+/**
+ * Whether a captured stream is only TLS records. A connection opened before the capture (the
+ * agent's kept-alive HTTPS connections to the server) may be caught in the middle of a record:
+ * its first packets may then be that record's tail, at most one record's worth of bytes.
+ */
+function tlsOnly(stream: TcpStream): boolean {
+  if (stream.fromStart) return onlyTlsRecords(Buffer.concat(stream.packets));
+  let skipped = 0;
+  for (let k = 0; k < stream.packets.length && skipped <= MAX_TLS_RECORD; k++) {
+    if (onlyTlsRecords(Buffer.concat(stream.packets.slice(k)))) return true;
+    skipped += stream.packets[k]!.length;
+  }
+  return false;
+}
+
+function existsPid(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) [ZX]/s.test(stat);
+  } catch {
+    return false;
+  }
 }
 
 function asUser(user: string, argv: string[]): string[] {
@@ -92,8 +138,9 @@ describe('the mesh between lab hosts (transparent, mTLS, intentions)', function 
 
   const curlAsWeb = (url: string): { code: number; out: string } =>
     run(app1, asUser(LAB_USERS.web, ['curl', '-sS', '-m', '5', url]));
+  // The server's plain-HTTP API is on its host's loopback only.
   const trellisOnServer = (...args: string[]) =>
-    run(serverNs, [process.execPath, TRELLIS_BIN, ...args, '--http-addr', '198.18.0.10:8500']);
+    run(serverNs, [process.execPath, TRELLIS_BIN, ...args, '--http-addr', SERVER_HTTP_ADDR]);
   const outbound = (): number => {
     const m =
       /trellis_tcp_connections_opened_total\{direction="outbound",source_service="web",destination_service="api"\} (\d+)/.exec(
@@ -135,7 +182,7 @@ describe('the mesh between lab hosts (transparent, mTLS, intentions)', function 
 
   it('carries curl http://api.service.consul/ as the web user through both proxies, only TLS on the wire', async () => {
     const pcap = join(tmpdir(), `trellis-lab-${process.pid}.pcap`);
-    // tcpdump on api's host link: every TCP packet between the hosts.
+    // tcpdump on api's host link: every TCP packet between the hosts, the control plane too.
     const dump = spawn(
       'ip',
       [
@@ -150,7 +197,7 @@ describe('the mesh between lab hosts (transparent, mTLS, intentions)', function 
         '-n',
         '-w',
         pcap,
-        'tcp and not port 8500',
+        'tcp',
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
@@ -159,7 +206,8 @@ describe('the mesh between lab hosts (transparent, mTLS, intentions)', function 
     await eventually(() => Promise.resolve(dumpErr.includes('listening on')), 10_000, 50);
     const [out0, in0] = [outbound(), inbound()];
     const r = curlAsWeb('http://api.service.consul/');
-    await new Promise((res) => setTimeout(res, 500));
+    // Long enough for the agent's heartbeats (every 2 s) to the server to cross the link.
+    await new Promise((res) => setTimeout(res, 3000));
     dump.kill('SIGINT');
     await new Promise((res) => dump.once('exit', res));
     const bytes = readFileSync(pcap);
@@ -173,9 +221,13 @@ describe('the mesh between lab hosts (transparent, mTLS, intentions)', function 
     const streams = tcpStreams(bytes);
     const mesh = [...streams.keys()].filter((k) => k.endsWith(`${apiAddress}:21000`));
     expect(mesh, [...streams.keys()].join(', ')).to.not.be.empty;
-    // Every byte between the hosts (the control plane on 8500 aside) is a TLS record.
+    // ... and so did the agent's control plane, to the server's HTTPS port only.
+    const control = [...streams.keys()].filter((k) => k.endsWith(`>${SERVER_HTTPS_ADDR}`));
+    expect(control, [...streams.keys()].join(', ')).to.not.be.empty;
+    expect([...streams.keys()].filter((k) => /:8500(>|$)/.test(k))).to.deep.equal([]);
+    // Every byte between the hosts, the control plane included, is a TLS record.
     for (const [flow, stream] of streams)
-      expect(onlyTlsRecords(stream), `${flow} carries something other than TLS`).to.equal(true);
+      expect(tlsOnly(stream), `${flow} carries something other than TLS`).to.equal(true);
     const asText = bytes.toString('latin1');
     // ... and carried a TLS handshake, never the plaintext request or answer.
     expect(asText).to.not.contain('hello from api');
@@ -217,5 +269,34 @@ describe('the mesh between lab hosts (transparent, mTLS, intentions)', function 
       20_000,
       300,
     );
+  });
+
+  it('keeps working after an agent restart: its identity is in its data dir, no second join', async () => {
+    const state = readState(OPTS.stateDir)!;
+    const agent = state.processes.find((p) => p.host === 'app2' && p.role === 'agent')!;
+    expect(agent.argv).to.include('--join-token').and.include(SERVER_HTTPS_ADDR);
+    process.kill(agent.pid!, 'SIGTERM');
+    await eventually(() => Promise.resolve(!existsPid(agent.pid!)), 15_000, 100);
+    // The same command line, join token (spent) included, as `lab up` started it.
+    const fd = openSync(agent.log, 'a');
+    try {
+      const caps = ['--inh-caps', '+net_admin', '--ambient-caps', '+net_admin'];
+      const child = spawn(
+        'ip',
+        ['netns', 'exec', app2, ...asUser(LAB_USERS.agent, [...caps, '--', ...agent.argv])],
+        { detached: true, stdio: ['ignore', fd, fd] },
+      );
+      child.unref();
+    } finally {
+      closeSync(fd);
+    }
+    await eventually(
+      () => Promise.resolve(curlAsWeb('http://api.service.consul/').out.includes('hello from api')),
+      30_000,
+      300,
+    );
+    const log = readFileSync(agent.log, 'utf8');
+    expect(log).to.contain('already joined; the join token is not needed');
+    expect(log.match(/"joined the cluster"/g) ?? []).to.have.length(1);
   });
 });
