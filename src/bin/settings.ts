@@ -52,6 +52,8 @@ export const DEFAULT_DATACENTER = 'dc1';
 export const DEFAULT_LOG_LEVEL: LogLevel = 'info';
 export const DEFAULT_SERVER_BIND = '0.0.0.0:8500';
 const DEFAULT_AGENT_ADVERTISE = '127.0.0.1';
+/** Where a Consul agent answers DNS by default; `off` turns it off. */
+export const DEFAULT_AGENT_DNS_ADDR = '127.0.0.1:8600';
 const DEFAULT_PORT = 8500;
 
 export type ResolvedAgent = Omit<AgentArgs, 'configDir' | 'token' | 'nodeId'> & {
@@ -94,7 +96,7 @@ export function resolveAgent(
     ...(syncIntervalMs !== undefined ? { syncIntervalMs } : {}),
     ...(file.aclAgentToken ? { fileToken: file.aclAgentToken } : {}),
     ...listenerAddr('metricsAddr', flags.metricsBind ?? file.metricsAddr),
-    ...listenerAddr('dnsAddr', flags.dnsBind ?? file.dnsAddr),
+    ...listenerAddr('dnsAddr', flags.dnsBind ?? file.dnsAddr ?? DEFAULT_AGENT_DNS_ADDR),
     ...dnsSettings(flags, file),
   };
 }

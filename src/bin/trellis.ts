@@ -315,7 +315,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
           .option('dns-bind', {
             type: 'string',
             describe:
-              'Answer DNS for .consul names here, UDP and TCP, e.g. 127.0.0.1:8600 (default: dns_addr in --config-dir, else off)',
+              'Answer DNS for .consul names here, UDP and TCP; off: nowhere (default: dns_addr in --config-dir, else 127.0.0.1:8600)',
           })
           .option('recursor', {
             type: 'string',

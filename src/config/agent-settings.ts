@@ -45,7 +45,7 @@ export interface AgentSettings {
   aclAgentToken?: string;
   /** `metrics_addr`: where the agent serves Prometheus metrics at /metrics (unset: nowhere). */
   metricsAddr?: string;
-  /** `dns_addr`: where the agent answers DNS for `.consul` names, UDP and TCP (unset: nowhere). */
+  /** `dns_addr`: where the agent answers DNS for `.consul` names, UDP and TCP, or `off`. */
   dnsAddr?: string;
   /** `recursors`: DNS servers for names outside the domain, tried in order (ip[:port]). */
   recursors?: string[];
@@ -128,7 +128,11 @@ const settingFields: readonly FieldSpec[] = [
   field('advertise_addr', t.string(host)),
   field('http_addr', t.string(hostPort(true))),
   field('metrics_addr', t.string(hostPort(true))),
-  field('dns_addr', t.string(hostPort(true))),
+  // `off`: no DNS (the agent answers on 127.0.0.1:8600 unless told otherwise, as Consul's does).
+  field(
+    'dns_addr',
+    t.string((v) => (v === 'off' ? undefined : hostPort(true)(v))),
+  ),
   field('recursors', t.listOf(t.string(recursorAddress))),
   field('domain', t.string(dnsDomain)),
   field(

@@ -34,7 +34,10 @@ export async function startTrellis(
   args: string[],
   opts: { timeoutMs?: number; netns?: string } = {},
 ): Promise<TrellisProcess> {
-  const argv = [TRELLIS_BIN, ...args, '--log-level', 'warn'];
+  // Agents answer DNS on 127.0.0.1:8600 by default; tests run several at once: any free port.
+  const dns =
+    args[0] === 'agent' && !args.includes('--dns-bind') ? ['--dns-bind', '127.0.0.1:0'] : [];
+  const argv = [TRELLIS_BIN, ...args, ...dns, '--log-level', 'warn'];
   // `ip netns exec` execs the command: the PID is the trellis process itself.
   const proc = opts.netns
     ? spawn('ip', ['netns', 'exec', opts.netns, process.execPath, ...argv], {
@@ -167,5 +170,8 @@ export function agentArgs(
     '127.0.0.1:0',
     '--sync-interval',
     '1000',
+    // DNS defaults to 127.0.0.1:8600; several agents share this host.
+    '--dns-bind',
+    '127.0.0.1:0',
   ];
 }

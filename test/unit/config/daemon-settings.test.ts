@@ -42,7 +42,17 @@ describe('bin/settings: agent', () => {
       enableScriptChecks: false,
       nodeMeta: {},
       logLevel: 'info',
+      // DNS on by default, as a Consul agent's.
+      dnsAddr: '127.0.0.1:8600',
     });
+  });
+
+  it('answers DNS on 127.0.0.1:8600 unless a flag or file says another address or off', () => {
+    const base = { servers: ['s:8500'], dataDir: '/d' };
+    expect(resolveAgent(base, {}, 'x:1').dnsAddr).to.equal('127.0.0.1:8600');
+    expect(resolveAgent(base, { dnsAddr: '0.0.0.0:53' }, 'x:1').dnsAddr).to.equal('0.0.0.0:53');
+    expect(resolveAgent(base, { dnsAddr: 'off' }, 'x:1').dnsAddr).to.equal(undefined);
+    expect(resolveAgent({ ...base, dnsBind: 'off' }, {}, 'x:1').dnsAddr).to.equal(undefined);
   });
 
   it('takes every setting from the files when no flag is given; retry_join gets a port', () => {
@@ -59,6 +69,7 @@ describe('bin/settings: agent', () => {
       heartbeatIntervalMs: 1000,
       heartbeatTtlMs: 5000,
       syncIntervalMs: 30_000,
+      dnsAddr: '127.0.0.1:8600',
     });
   });
 
@@ -110,6 +121,7 @@ describe('bin/settings: agent', () => {
       heartbeatIntervalMs: 300,
       heartbeatTtlMs: 3000,
       syncIntervalMs: 2000,
+      dnsAddr: '127.0.0.1:8600',
     });
   });
 
