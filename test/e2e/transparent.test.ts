@@ -80,6 +80,18 @@ describe('transparent interception on one host (network namespace, real nft)', f
     const r = tryInNs(ns, uid === undefined ? argv : asUid(uid, argv));
     return r.code === 0 ? r.stdout : `FAILED ${r.code} ${r.stderr.trim()}`;
   };
+  /** PUT /v1/agent/service/register on the agent inside the namespace. */
+  const register = (body: string) =>
+    tryInNs(ns, [
+      'curl',
+      '-s',
+      '-f',
+      '-X',
+      'PUT',
+      '--data',
+      body,
+      `http://${AGENT}/v1/agent/service/register`,
+    ]);
   const outboundConnections = (): number => {
     const text = curl(`http://${AGENT}/v1/agent/metrics?format=prometheus`);
     const m =
@@ -193,16 +205,7 @@ describe('transparent interception on one host (network namespace, real nft)', f
       Port: 18080,
       Connect: { SidecarService: { Address: v6, Port: 21002 } },
     });
-    const put = tryInNs(ns, [
-      'curl',
-      '-s',
-      '-f',
-      '-X',
-      'PUT',
-      '--data',
-      reg,
-      `http://${AGENT}/v1/agent/service/register`,
-    ]);
+    const put = register(reg);
     expect(put.code, put.stdout + put.stderr).to.equal(0);
     try {
       await eventually(() => Promise.resolve(table().includes(`${v6} . 18080 : `)), 20_000, 200);
@@ -271,16 +274,7 @@ describe('transparent interception on one host (network namespace, real nft)', f
         },
       },
     });
-    const put = tryInNs(ns, [
-      'curl',
-      '-s',
-      '-f',
-      '-X',
-      'PUT',
-      '--data',
-      reg,
-      `http://${AGENT}/v1/agent/service/register`,
-    ]);
+    const put = register(reg);
     expect(put.code, put.stdout + put.stderr).to.equal(0);
     const st = await eventually(
       () => {

@@ -254,6 +254,15 @@ describe('nftables apply (real nft in a network namespace)', function () {
       c.on('error', (e) => { clearTimeout(t); console.log('ERROR ' + e.code); process.exit(3); });
     `;
 
+    /** A veth pair in the namespace, 198.18.250.1 on tv0, and 240.0.0.0/4 routed to it. */
+    function vethWithVipRoute(): void {
+      inNs(ns, ['ip', 'link', 'add', 'tv0', 'type', 'veth', 'peer', 'name', 'tv1']);
+      inNs(ns, ['ip', 'link', 'set', 'tv0', 'up']);
+      inNs(ns, ['ip', 'link', 'set', 'tv1', 'up']);
+      inNs(ns, ['ip', 'addr', 'add', '198.18.250.1/24', 'dev', 'tv0']);
+      inNs(ns, ['ip', 'route', 'add', '240.0.0.0/4', 'dev', 'tv0']);
+    }
+
     function startServer(port: number, host = '127.0.0.1'): Promise<void> {
       const child = spawn('ip', ['netns', 'exec', ns, 'node', '-e', SERVER, String(port), host], {
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -301,11 +310,7 @@ describe('nftables apply (real nft in a network namespace)', function () {
     const NOT_REACHED = /^(TIMEOUT|ERROR [A-Z]+)$/;
 
     it('redirects a captured uid to the local listener, and only that uid', async () => {
-      inNs(ns, ['ip', 'link', 'add', 'tv0', 'type', 'veth', 'peer', 'name', 'tv1']);
-      inNs(ns, ['ip', 'link', 'set', 'tv0', 'up']);
-      inNs(ns, ['ip', 'link', 'set', 'tv1', 'up']);
-      inNs(ns, ['ip', 'addr', 'add', '198.18.250.1/24', 'dev', 'tv0']);
-      inNs(ns, ['ip', 'route', 'add', '240.0.0.0/4', 'dev', 'tv0']);
+      vethWithVipRoute();
       await startServer(15001);
 
       // before any rules: nobody cannot reach the virtual IP
@@ -323,11 +328,7 @@ describe('nftables apply (real nft in a network namespace)', function () {
     });
 
     it('redirects every port of a virtual IP to its listener', async () => {
-      inNs(ns, ['ip', 'link', 'add', 'tv0', 'type', 'veth', 'peer', 'name', 'tv1']);
-      inNs(ns, ['ip', 'link', 'set', 'tv0', 'up']);
-      inNs(ns, ['ip', 'link', 'set', 'tv1', 'up']);
-      inNs(ns, ['ip', 'addr', 'add', '198.18.250.1/24', 'dev', 'tv0']);
-      inNs(ns, ['ip', 'route', 'add', '240.0.0.0/4', 'dev', 'tv0']);
+      vethWithVipRoute();
       await startServer(15002);
       const p = plan();
       p.outbound[0].vips = [{ address: '240.0.0.9', toPort: 15002 }];
@@ -358,11 +359,7 @@ describe('nftables apply (real nft in a network namespace)', function () {
       );
       mkdirSync(`${root}/${cg}`);
       try {
-        inNs(ns, ['ip', 'link', 'add', 'tv0', 'type', 'veth', 'peer', 'name', 'tv1']);
-        inNs(ns, ['ip', 'link', 'set', 'tv0', 'up']);
-        inNs(ns, ['ip', 'link', 'set', 'tv1', 'up']);
-        inNs(ns, ['ip', 'addr', 'add', '198.18.250.1/24', 'dev', 'tv0']);
-        inNs(ns, ['ip', 'route', 'add', '240.0.0.0/4', 'dev', 'tv0']);
+        vethWithVipRoute();
         await startServer(15003);
         await apply(
           {
