@@ -138,7 +138,7 @@ export class RedirectManager {
       }
       const sameCgroups =
         JSON.stringify([...wanted.cgroups]) === JSON.stringify([...this.#appliedCgroups]);
-      if (renderRuleset(wanted.plan) === this.#appliedText && sameCgroups) {
+      if (wanted.text === this.#appliedText && sameCgroups) {
         this.#lastError = undefined;
         return;
       }
@@ -146,6 +146,7 @@ export class RedirectManager {
         await this.#apply(
           wanted.plan,
           sameCgroups ? 'applied' : 'applied (capture cgroups changed)',
+          wanted.text,
         )
       )
         this.#appliedCgroups = wanted.cgroups;
@@ -214,7 +215,7 @@ export class RedirectManager {
   }
 
   async #wanted(): Promise<
-    { plan: RedirectPlan; cgroups: Map<string, number> } | { error: string }
+    { plan: RedirectPlan; text: string; cgroups: Map<string, number> } | { error: string }
   > {
     const uids = new Map<string, number>();
     const cgroups = new Map<string, number>();
@@ -247,14 +248,14 @@ export class RedirectManager {
     });
     if ('error' in r) return r;
     try {
-      renderRuleset(r.plan);
+      // Rendering validates the plan; the text is what `reconcile` compares.
+      return { plan: r.plan, text: renderRuleset(r.plan), cgroups };
     } catch (err) {
       return { error: String((err as Error).message) };
     }
-    return { plan: r.plan, cgroups };
   }
 
-  async #apply(plan: RedirectPlan, what: string): Promise<boolean> {
+  async #apply(plan: RedirectPlan, what: string, text?: string): Promise<boolean> {
     const started = this.#o.clock.now();
     try {
       await this.#o.applier.apply(plan);
@@ -263,7 +264,7 @@ export class RedirectManager {
       return false;
     }
     this.#applied = plan;
-    this.#appliedText = renderRuleset(plan);
+    this.#appliedText = text ?? renderRuleset(plan);
     this.#appliedAt = this.#o.clock.now();
     this.#lastError = undefined;
     this.#save();
