@@ -278,7 +278,10 @@ async function serveDns(
   const server = await startDnsServer({
     host,
     port,
-    view: catalogDnsView(agent.client, systemClock, { onlyPassing: dns.onlyPassing ?? false }),
+    view: catalogDnsView(agent.client, systemClock, {
+      onlyPassing: dns.onlyPassing ?? false,
+      vips: agent.vips,
+    }),
     domain: dns.domain ?? 'consul.',
     datacenter: args.datacenter,
     nodeName: agent.opts.node.node,

@@ -6,6 +6,7 @@
  */
 import type { TrellisClient } from '../../client/index.js';
 import type { Clock } from '../../core/index.js';
+import type { VipSource } from '../capture/vip-watch.js';
 import type { DnsInstance, DnsView } from './answer.js';
 
 const FRESH_MS = 1000;
@@ -18,6 +19,11 @@ interface Cached<T> {
 export interface CatalogViewOptions {
   /** Consul's dns_config.only_passing: leave out instances with warning checks too. */
   onlyPassing?: boolean;
+  /**
+   * The agent's virtual-IP watch (kept current by a blocking query): the same map the
+   * nftables rules are built from. Without it, or until it has an answer, VIPs are fetched.
+   */
+  vips?: VipSource;
 }
 
 /** Critical checks always keep an instance out of DNS; warning ones only with only_passing. */
@@ -31,6 +37,8 @@ export function catalogDnsView(
   opts: CatalogViewOptions = {},
 ): DnsView {
   const onlyPassing = opts.onlyPassing ?? false;
+  // Subscribing starts the watch's loop (it only runs for someone).
+  opts.vips?.onChange(() => undefined);
   const cache = new Map<string, Cached<unknown>>();
   async function cached<T>(key: string, fetch: () => Promise<T>): Promise<T> {
     const hit = cache.get(key) as Cached<T> | undefined;
@@ -67,7 +75,10 @@ export function catalogDnsView(
       }),
     nodeAddress: (node) =>
       cached(`node\0${node}`, async () => (await client.catalog.node(node)).value?.Node.Address),
-    virtualIp: async (service) =>
-      (await cached('vips', async () => (await client.catalog.virtualIps()).value))[service],
+    virtualIp: async (service) => {
+      const watched = opts.vips?.current();
+      if (watched) return watched.get(service);
+      return (await cached('vips', async () => (await client.catalog.virtualIps()).value))[service];
+    },
   };
 }

@@ -33,8 +33,22 @@ interface Upstream {
   close(): Promise<void>;
 }
 
-/** A DNS server on 127.0.0.1 (UDP and TCP on one port) that does what `behaviour` says. */
+/**
+ * A DNS server on 127.0.0.1 (UDP and TCP on one port) that does what `behaviour` says. The
+ * kernel picks the UDP port; the same TCP port may be in use by another process, so it tries
+ * again with a new one then.
+ */
 async function startUpstream(behaviour: Behaviour): Promise<Upstream> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startUpstreamOnce(behaviour);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 20) throw err;
+    }
+  }
+}
+
+async function startUpstreamOnce(behaviour: Behaviour): Promise<Upstream> {
   const seen = { udp: 0, tcp: 0 };
   const udp = dgram.createSocket('udp4');
   await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
@@ -63,7 +77,15 @@ async function startUpstream(behaviour: Behaviour): Promise<Upstream> {
       sock.end(framed);
     });
   });
-  await new Promise<void>((resolve) => tcp.listen(port, '127.0.0.1', resolve));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen(port, '127.0.0.1', resolve);
+    });
+  } catch (err) {
+    await new Promise<void>((resolve) => udp.close(() => resolve()));
+    throw err;
+  }
   return {
     port,
     seen,
