@@ -10,7 +10,7 @@ import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { RecursorAddress } from '../../config/dns-values.js';
-import { decodeResponse, ipv6Bytes, RCODE, TCP_MAX_SIZE, type Query } from './wire.js';
+import { decodeResponse, ipv6Bytes, RCODE, TCP_MAX_SIZE, tcpFrame, type Query } from './wire.js';
 
 export interface ForwardOptions {
   recursors: readonly RecursorAddress[];
@@ -153,10 +153,7 @@ function tcpExchange(
     sock.on('error', (err) => done(err));
     sock.on('close', () => done(new Error('connection closed before an answer')));
     sock.on('connect', () => {
-      const framed = Buffer.alloc(2 + out.length);
-      framed.writeUInt16BE(out.length, 0);
-      out.copy(framed, 2);
-      sock.write(framed);
+      sock.write(tcpFrame(out));
     });
     sock.on('data', (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);

@@ -15,6 +15,7 @@ import {
   udpLimit,
   type Query,
   type Response,
+  tcpFrame,
 } from './wire.js';
 
 export interface DnsLogger {
@@ -175,9 +176,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
           pending--;
           if (closed) return;
           if (reply) {
-            const framed = Buffer.alloc(2 + reply.length);
-            framed.writeUInt16BE(reply.length, 0);
-            reply.copy(framed, 2);
+            const framed = tcpFrame(reply);
             if (formatError) sock.end(framed);
             else sock.write(framed);
           }

@@ -96,6 +96,14 @@ export const UDP_DEFAULT_SIZE = 512;
 export const UDP_MAX_SIZE = 4096;
 export const TCP_MAX_SIZE = 65535;
 
+/** A message as DNS over TCP carries it: a two-octet length, then the message (RFC 1035 4.2.2). */
+export function tcpFrame(message: Buffer): Buffer {
+  const framed = Buffer.alloc(2 + message.length);
+  framed.writeUInt16BE(message.length, 0);
+  message.copy(framed, 2);
+  return framed;
+}
+
 /** The UDP response size limit for a query: 512 without EDNS, else the advertised size clamped to 512..4096. */
 export function udpLimit(q: Query): number {
   if (q.udpSize === undefined) return UDP_DEFAULT_SIZE;
