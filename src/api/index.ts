@@ -6,3 +6,5 @@ export * from './normalize.js';
 export * from './filter.js';
 export * from './acl-types.js';
 export * from './connect-types.js';
+export * from './cluster-types.js';
+export * from './prepared-query.js';

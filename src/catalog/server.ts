@@ -27,6 +27,10 @@ import { CONSUL_FASTIFY_OPTIONS, installConsulHttp } from '../httpkit/consul-htt
 import { catalogRoutes } from './http/catalog-routes.js';
 import { configRoutes } from './http/config-routes.js';
 import { intentionRoutes } from './http/intention-routes.js';
+import { coordinateRoutes } from './http/coordinate-routes.js';
+import { eventRoutes } from './http/event-routes.js';
+import { operatorRoutes } from './http/operator-routes.js';
+import { queryRoutes } from './http/query-routes.js';
 import type { CatalogContext, CatalogLogger } from './http/context.js';
 import { ResponseCache } from './http/response-cache.js';
 import { healthRoutes } from './http/health-routes.js';
@@ -74,6 +78,8 @@ export interface ServerOptions {
   internalSecret?: string;
   /** Where mesh services' virtual IPs come from (default 240.0.0.0/4). */
   vipRange?: string;
+  /** Version reported by the operator endpoints. */
+  version?: string;
 }
 
 export interface CatalogServer {
@@ -120,6 +126,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     log: opts.log,
   });
   const sessions = new SessionTimers(writer, opts.clock, opts.log);
+  const startedAt = opts.clock.now();
   const ctx: CatalogContext = {
     state,
     writer,
@@ -153,6 +160,20 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
       log: opts.log,
     }),
     signing: new SigningLimiter(),
+    version: opts.version ?? '0.1.0',
+    // One server today: it leads and votes. A replicated store (M10) will answer its members.
+    servers: () => [
+      {
+        id: opts.nodeId,
+        node: opts.nodeName,
+        address: ctx.advertise,
+        leader: true,
+        voter: true,
+        alive: true,
+        since: startedAt,
+        configIndex: state.catalog.nodes.get(opts.nodeName)?.CreateIndex ?? 1,
+      },
+    ],
   };
 
   // The same API on plain HTTP and, when asked, on HTTPS with the mesh CA's server certificate.
@@ -167,6 +188,10 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     connectCaRoutes(app, ctx);
     configRoutes(app, ctx);
     intentionRoutes(app, ctx);
+    eventRoutes(app, ctx);
+    queryRoutes(app, ctx);
+    coordinateRoutes(app, ctx);
+    operatorRoutes(app, ctx);
     if (opts.extraRoutes) await opts.extraRoutes(app);
   };
   const app = Fastify(CONSUL_FASTIFY_OPTIONS);

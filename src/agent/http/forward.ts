@@ -23,7 +23,17 @@ const FORWARDED_PREFIXES = [
   '/v1/connect/',
   '/v1/config',
   '/v1/config/',
+  '/v1/event/',
+  '/v1/query',
+  '/v1/query/',
+  '/v1/coordinate/',
+  '/v1/operator/',
 ];
+/**
+ * Tells the server which agent a request came through (the events meant for this node,
+ * `near=_agent`); any value the client sent is replaced. Must match catalog/http/agent-node.ts.
+ */
+const AGENT_NODE_HEADER = 'x-trellis-agent-node';
 const PASS_HEADERS = [
   'content-type',
   'x-consul-index',
@@ -46,7 +56,11 @@ function toOrigin(addr: string, tls: boolean): string {
     : `${tls ? 'https' : 'http'}://${addr}`;
 }
 
-export function createForwarder(servers: string[], tls?: TlsOptions): Forwarder {
+export function createForwarder(
+  servers: string[],
+  tls?: TlsOptions,
+  nodeName?: string,
+): Forwarder {
   const origins = servers.map((a) => toOrigin(a, tls !== undefined));
   // Blocking queries may be held up to 10m + jitter by the server.
   const dispatcher: Dispatcher = new Agent({
@@ -66,6 +80,7 @@ export function createForwarder(servers: string[], tls?: TlsOptions): Forwarder 
         const v = req.headers[h];
         if (typeof v === 'string') headers[h] = v;
       }
+      if (nodeName) headers[AGENT_NODE_HEADER] = nodeName;
       const body = replacement ?? (Buffer.isBuffer(req.body) ? req.body : undefined);
       const ac = new AbortController();
       const onClose = (): void => ac.abort();

@@ -77,6 +77,14 @@ export class AclResolver {
     return this.#resolved(secret).authz;
   }
 
+  /**
+   * The authorizer for a secret known only by its SHA-256 (a prepared query's captured token);
+   * throws "ACL not found" once that token is gone.
+   */
+  resolveHash(hash: string): Authorizer {
+    return this.#resolvedKey(hash).authz;
+  }
+
   /** The token row behind a secret (undefined for the anonymous and internal tokens). */
   token(secret: string): AclTokenRow | undefined {
     return this.#resolved(secret).token;
@@ -96,12 +104,15 @@ export class AclResolver {
   }
 
   #resolved(secret: string): Resolved {
+    return this.#resolvedKey(secret === '' || secret === 'anonymous' ? '' : hashSecret(secret));
+  }
+
+  #resolvedKey(key: string): Resolved {
     const aclIndex = this.#state.indexes.get(K.acl);
     if (aclIndex !== this.#cacheAt) {
       this.#cache = new Map();
       this.#cacheAt = aclIndex;
     }
-    const key = secret === '' || secret === 'anonymous' ? '' : hashSecret(secret);
     const now = this.#opts.clock.now();
     const hit = this.#cache.get(key);
     if (hit && hit.until > now) return hit;

@@ -18,6 +18,21 @@ export interface CatalogLogger {
   error(obj: object, msg: string): void;
 }
 
+/** One server of the cluster, as the operator endpoints report it. */
+export interface ServerMember {
+  id: string;
+  node: string;
+  /** "ip:port" of its server (RPC-style) address. */
+  address: string;
+  leader: boolean;
+  voter: boolean;
+  alive: boolean;
+  /** Since when (ms) it has been in this state. */
+  since: number;
+  /** The state index at which it joined the server set. */
+  configIndex: number;
+}
+
 export interface CatalogContext {
   state: StateStore;
   writer: Writer;
@@ -37,6 +52,10 @@ export interface CatalogContext {
   httpsAdvertise?: string;
   /** Per-agent limits on certificate signing. */
   signing: SigningLimiter;
+  /** The servers of the cluster (today this one; a replicated store will list its members). */
+  servers(): ServerMember[];
+  /** Trellis version reported by the operator endpoints. */
+  version: string;
   /** Reads answered since the last write, shared by identical queries. */
   responses: ResponseCache;
 }

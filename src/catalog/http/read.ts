@@ -30,6 +30,8 @@ export interface ReadOptions<T = unknown> {
    * nothing was dropped. Reads without one need no permission (status, datacenters).
    */
   acl?: (value: T, a: Authorizer) => T;
+  /** What else besides the URL the answer depends on (shared answers are keyed by it too). */
+  varyBy?: string;
 }
 
 export async function read<T>(
@@ -49,7 +51,7 @@ export async function read<T>(
   const ac = new AbortController();
   const onClose = (): void => ac.abort();
   reply.raw.once('close', onClose);
-  const key = cacheKey(req.url);
+  const key = opts.varyBy === undefined ? cacheKey(req.url) : `${cacheKey(req.url)}\0${opts.varyBy}`;
   const cachedRun = (): QueryResult<T> => ctx.responses.result(key, ctx.state.lastIndex, run);
   let r: QueryResult<T>;
   try {

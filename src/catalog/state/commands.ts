@@ -6,6 +6,9 @@
 import type { AclCommand } from './acl-commands.js';
 import type { CaCommand } from './ca-table.js';
 import type { ConfigCommand } from './config-commands.js';
+import type { CoordinateSetCommand } from './coordinate-table.js';
+import type { EventFireCommand } from './event-table.js';
+import type { QueryCommand } from './query-table.js';
 import type { AgentService, CheckDefinition, HealthStatus, Session } from '../../api/index.js';
 
 export interface NodeSpec {
@@ -126,4 +129,7 @@ export type Command =
   | AclCommand
   | CaCommand
   | ConfigCommand
-  | VipRangeCommand;
+  | VipRangeCommand
+  | EventFireCommand
+  | QueryCommand
+  | CoordinateSetCommand;

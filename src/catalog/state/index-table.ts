@@ -48,6 +48,10 @@ export const K = {
   intentions: 'intentions',
   caRoots: 'ca-roots',
   caConfig: 'ca-config',
+  events: 'events',
+  /** Any prepared query. */
+  queries: 'queries',
+  coordinates: 'coordinates',
   service: (name: string) => `svc:${name}`,
   node: (name: string) => `node:${name}`,
   session: (id: string) => `session:${id}`,

@@ -8,7 +8,7 @@
  * write-ahead log rebuilds the same state. Validation that needs the current state happens here
  * before any mutation, so a rejected command changes nothing.
  */
-import type { HealthCheck, KVPair, Node, Session } from '../../api/index.js';
+import type { CoordinateEntry, HealthCheck, KVPair, Node, Session } from '../../api/index.js';
 import { CatalogTable, type ServiceRow } from './catalog-table.js';
 import type {
   CheckStatusCommand,
@@ -27,6 +27,9 @@ import { AclTable, type AclTableState } from './acl-table.js';
 import { CaTable, type CaCommand, type CaTableState } from './ca-table.js';
 import { applyConfig, isConfigCommand, validateConfig } from './config-commands.js';
 import { ConfigTable, type ConfigTableState } from './config-table.js';
+import { CoordinateTable } from './coordinate-table.js';
+import { EventTable, type EventTableState } from './event-table.js';
+import { QueryTable, type StoredQuery } from './query-table.js';
 import { IndexTable, K } from './index-table.js';
 import { KVTable } from './kv-table.js';
 import { WatchHub, type ChangeSet } from './watch.js';
@@ -50,6 +53,9 @@ export class StateStore {
   acl = new AclTable();
   ca = new CaTable();
   config = new ConfigTable();
+  events = new EventTable();
+  queries = new QueryTable();
+  coordinates = new CoordinateTable();
   readonly sessions = new Map<string, Session>();
   /** session id -> keys it holds locks on */
   readonly locksBySession = new Map<string, Set<string>>();
@@ -68,6 +74,9 @@ export class StateStore {
     if (isAcl(cmd)) return validateAcl(this.acl, cmd);
     if (isCa(cmd)) return this.ca.validate(cmd);
     if (isConfigCommand(cmd)) return validateConfig(this.config, cmd);
+    if (cmd.type === 'query-set' || cmd.type === 'query-delete')
+      return this.queries.validate(cmd, (id) => this.sessions.has(id));
+    if (cmd.type === 'coordinate-set') return this.#validateCoordinates(cmd.entries);
     if (cmd.type === 'register') {
       for (const c of cmd.checks) {
         if (
@@ -126,6 +135,17 @@ export class StateStore {
       case 'vip-range':
         result = this.#vipRange(cmd, change);
         break;
+      case 'event-fire':
+        result = ok(this.events.fire(cmd, change));
+        break;
+      case 'query-set':
+      case 'query-delete':
+        result = this.queries.apply(cmd, index, change, (id) => this.sessions.has(id));
+        break;
+      case 'coordinate-set':
+        result = this.#validateCoordinates(cmd.entries) ?? ok(true);
+        if (result.ok) this.coordinates.set(cmd.entries, change);
+        break;
       case 'session-destroy': {
         const existed = this.sessions.has(cmd.id);
         this.#invalidateSession(cmd.id, index, cmd.at, change);
@@ -145,6 +165,13 @@ export class StateStore {
       this.hub.notify(change);
     }
     return result;
+  }
+
+  /** Coordinates are kept only for nodes the catalog knows. */
+  #validateCoordinates(entries: readonly CoordinateEntry[]): ApplyResult | undefined {
+    for (const e of entries)
+      if (!this.catalog.nodes.has(e.Node)) return fail(`Node: unknown node "${e.Node}"`, 404);
+    return undefined;
   }
 
   // ---- catalog ------------------------------------------------------------------------------
@@ -293,6 +320,7 @@ export class StateStore {
       if (s.Node === nodeName) this.#invalidateSession(s.ID, index, cmd.at ?? 0, change);
     }
     this.catalog.nodes.delete(nodeName);
+    this.coordinates.dropNode(nodeName, change);
     change.keys.add(K.nodes);
     change.keys.add(K.node(nodeName));
     return ok(true);
@@ -375,6 +403,7 @@ export class StateStore {
     }
     this.locksBySession.delete(id);
     this.sessions.delete(id);
+    this.queries.dropSession(id, change);
     change.keys.add(K.sessions);
     change.keys.add(K.session(id));
     change.keys.add(K.nodeSessions(s.Node));
@@ -615,6 +644,9 @@ export class StateStore {
       ca: this.ca.toJSON(),
       config: this.config.toJSON(),
       vips: this.catalog.vips.toJSON(),
+      events: this.events.toJSON(),
+      queries: this.queries.toJSON(),
+      coordinates: this.coordinates.toJSON(),
     };
   }
 
@@ -642,6 +674,9 @@ export class StateStore {
     st.acl = AclTable.from(s.acl);
     st.ca = CaTable.from(s.ca);
     st.config = ConfigTable.from(s.config);
+    st.events = EventTable.from(s.events);
+    st.queries = QueryTable.from(s.queries);
+    st.coordinates = CoordinateTable.from(s.coordinates);
     return st;
   }
 }
@@ -682,6 +717,10 @@ export async function serializeCapture(
   parts.push(Buffer.from(`,"ca":${JSON.stringify(c.ca)}`));
   parts.push(Buffer.from(`,"config":${JSON.stringify(c.config)}`));
   if (c.vips) parts.push(Buffer.from(`,"vips":${JSON.stringify(c.vips)}`));
+  if (c.events) parts.push(Buffer.from(`,"events":${JSON.stringify(c.events)}`));
+  if (c.queries) parts.push(Buffer.from(`,"queries":${JSON.stringify(c.queries)}`));
+  if (c.coordinates)
+    parts.push(Buffer.from(`,"coordinates":${JSON.stringify(c.coordinates)}`));
   parts.push(Buffer.from('}'));
   return Buffer.concat(parts);
 }
@@ -703,6 +742,10 @@ interface SerializedState {
   config?: ConfigTableState;
   /** Absent in snapshots written before virtual IPs existed (they are then re-assigned). */
   vips?: VipTableState;
+  /** The following are absent in snapshots written before they existed. */
+  events?: EventTableState;
+  queries?: StoredQuery[];
+  coordinates?: CoordinateEntry[];
 }
 
 function isCa(cmd: Command): cmd is CaCommand {
