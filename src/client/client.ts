@@ -6,7 +6,9 @@ import { createAgentApi, type AgentApi } from './agent.js';
 import { createCatalogApi, type CatalogApi } from './catalog.js';
 import { createConfigEntriesApi, type ConfigEntriesApi } from './config-entries.js';
 import { createConnectApi, type ConnectApi } from './connect.js';
+import { createEventApi, type EventApi } from './event.js';
 import { createHealthApi, type HealthApi } from './health.js';
+import { createPreparedQueryApi, type PreparedQueryApi } from './prepared-query.js';
 import { createKvApi, type KvApi } from './kv.js';
 import { createSessionApi, type SessionApi } from './session.js';
 import { createStatusApi, type StatusApi } from './status.js';
@@ -32,6 +34,8 @@ export interface TrellisClient {
   acl: AclApi;
   connect: ConnectApi;
   configEntries: ConfigEntriesApi;
+  event: EventApi;
+  query: PreparedQueryApi;
   /** The watch loop (see watch.ts), using the client's clock unless told otherwise. */
   watch<T>(fetch: WatchFetch<T>, onChange: WatchHandler<T>, opts: WatchOptions): Promise<void>;
   /** Closes pooled connections after in-flight requests end. Safe to call again. */
@@ -51,6 +55,8 @@ export function createClient(opts: ClientOptions): TrellisClient {
     acl: createAclApi(transport),
     connect: createConnectApi(transport),
     configEntries: createConfigEntriesApi(transport),
+    event: createEventApi(transport),
+    query: createPreparedQueryApi(transport),
     watch: (fetch, onChange, watchOpts) =>
       watch(fetch, onChange, { clock: opts.clock, ...watchOpts }),
     close: () => transport.close(),

@@ -67,4 +67,6 @@ export type {
   IntentionMatchBy,
 } from './connect.js';
 export type { ConfigEntriesApi, ConfigEntryWriteOptions } from './config-entries.js';
+export type { EventApi, FireOptions } from './event.js';
+export type { ExecuteOptions, PreparedQueryApi } from './prepared-query.js';
 export type { AgentSelf, CatalogNode, HealthState, TtlStatus } from './types.js';

@@ -22,6 +22,11 @@ export interface DnsView {
   nodeAddress(node: string): Promise<string | undefined>;
   /** The service's virtual IP (transparent proxying), undefined when none. */
   virtualIp(service: string): Promise<string | undefined>;
+  /**
+   * A prepared query's result, run by ID or name (templates included), sorted as the query
+   * asks; undefined when no query matches. `ttl` is the query's DNS TTL (seconds), if set.
+   */
+  preparedQuery(name: string): Promise<{ instances: DnsInstance[]; ttl?: number } | undefined>;
 }
 
 export interface AnswerOptions {
@@ -50,7 +55,7 @@ export interface AnswerOptions {
   negativeTtl?: number;
 }
 
-const TYPE_LABELS = new Set(['service', 'node', 'virtual']);
+const TYPE_LABELS = new Set(['service', 'node', 'virtual', 'query']);
 
 function fqdn(name: string): string {
   const n = name.toLowerCase();
@@ -189,6 +194,13 @@ export async function answer(q: Query, view: DnsView, opts: AnswerOptions): Prom
     return response(RCODE.NOERROR, addressRecords(q.name, vip, qtype, vipTtl));
   }
 
+  if (kind === 'query') {
+    // <query>.query: a query ID or name; names may hold dots, so every label before "query".
+    const result = await view.preparedQuery(parts.join('.'));
+    if (!result || result.instances.length === 0) return response(RCODE.NXDOMAIN);
+    return instanceRecords(q, result.instances, result.ttl ?? opts.ttl, opts, dom, response);
+  }
+
   // service: <svc>, <tag>.<svc>, or RFC 2782 _<svc>._<tag|tcp>
   let service: string;
   let tag: string | undefined;
@@ -218,8 +230,19 @@ export async function answer(q: Query, view: DnsView, opts: AnswerOptions): Prom
   }
   const instances = await view.healthyInstances(service, tag);
   if (instances.length === 0) return response(RCODE.NXDOMAIN);
+  return instanceRecords(q, instances, svcTtl, opts, dom, response);
+}
 
-  if (qtype === QTYPE.SRV) {
+/** SRV (with the addresses as additional records) or A/AAAA answers for service instances. */
+function instanceRecords(
+  q: Query,
+  instances: DnsInstance[],
+  ttl: number,
+  opts: AnswerOptions,
+  dom: string,
+  response: (rcode: number, answers?: RR[], additional?: RR[]) => Response,
+): Response {
+  if (q.qtype === QTYPE.SRV) {
     const answers: RR[] = [];
     const additional: RR[] = [];
     for (const inst of instances) {
@@ -227,7 +250,7 @@ export async function answer(q: Query, view: DnsView, opts: AnswerOptions): Prom
       answers.push({
         name: q.name,
         type: 'SRV',
-        ttl: svcTtl,
+        ttl,
         priority: 1,
         weight: 1,
         port: inst.port,
@@ -235,13 +258,13 @@ export async function answer(q: Query, view: DnsView, opts: AnswerOptions): Prom
       });
       const address = inst.serviceAddress || inst.nodeAddress;
       if (isIPv4(address) || isIPv6(address))
-        additional.push(...addressRecords(target, address, QTYPE.ANY, svcTtl));
+        additional.push(...addressRecords(target, address, QTYPE.ANY, ttl));
     }
     return response(RCODE.NOERROR, dedupe(answers), dedupe(additional));
   }
   const answers: RR[] = [];
   for (const inst of instances) {
-    answers.push(...addressRecords(q.name, inst.serviceAddress || inst.nodeAddress, qtype, svcTtl));
+    answers.push(...addressRecords(q.name, inst.serviceAddress || inst.nodeAddress, q.qtype, ttl));
   }
   return response(RCODE.NOERROR, dedupe(answers));
 }

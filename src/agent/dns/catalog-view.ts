@@ -5,7 +5,7 @@
  * server outage as the proxies keep serving.
  */
 import type { TrellisClient } from '../../client/index.js';
-import type { Clock } from '../../core/index.js';
+import { isMeshError, parseDuration, type Clock } from '../../core/index.js';
 import type { VipSource } from '../capture/vip-watch.js';
 import type { DnsInstance, DnsView } from './answer.js';
 
@@ -72,6 +72,30 @@ export function catalogDnsView(
             port: e.Service.Port,
             tags: e.Service.Tags ?? [],
           }));
+      }),
+    preparedQuery: (name) =>
+      cached(`query\0${name}`, async () => {
+        let r;
+        try {
+          // Sorted near this agent's node, as Consul's DNS runs a query.
+          r = await client.query.execute(name, { near: '_agent' });
+        } catch (err) {
+          if (isMeshError(err) && err.status === 404) return undefined;
+          throw err;
+        }
+        const ttlMs = r.value.DNS.TTL ? parseDuration(r.value.DNS.TTL) : undefined;
+        return {
+          instances: r.value.Nodes.map(
+            (e): DnsInstance => ({
+              node: e.Node.Node,
+              nodeAddress: e.Node.Address,
+              serviceAddress: e.Service.Address,
+              port: e.Service.Port,
+              tags: e.Service.Tags ?? [],
+            }),
+          ),
+          ...(ttlMs !== undefined ? { ttl: Math.floor(ttlMs / 1000) } : {}),
+        };
       }),
     nodeAddress: (node) =>
       cached(`node\0${node}`, async () => (await client.catalog.node(node)).value?.Node.Address),

@@ -130,6 +130,7 @@ const emptyView: DnsView = {
   healthyInstances: async () => [],
   nodeAddress: async () => undefined,
   virtualIp: async () => undefined,
+  preparedQuery: async () => undefined,
 };
 
 async function startAgentDns(upstreams: Upstream[], timeoutMs = 300): Promise<DnsServer> {

@@ -41,6 +41,9 @@ const view: DnsView = {
   async virtualIp(service: string): Promise<string | undefined> {
     return service === 'web' ? '240.0.0.1' : undefined;
   },
+  async preparedQuery() {
+    return undefined;
+  },
 };
 
 /** One UDP query; resent every 500 ms (as resolvers do: a flood may fill the socket buffer). */

@@ -52,6 +52,14 @@ export class FakeView implements DnsView {
   async virtualIp(service: string): Promise<string | undefined> {
     return this.vips[service];
   }
+  queries: Record<string, { instances: DnsInstance[]; ttl?: number }> = {
+    'web-near': { instances: [inst('n2', '10.0.0.2', 8081, ['v2'])], ttl: 30 },
+    'geo.db': { instances: [inst('n1', '10.0.0.1', 5432, [])] },
+    empty: { instances: [] },
+  };
+  async preparedQuery(name: string) {
+    return this.queries[name];
+  }
 }
 
 const opts: AnswerOptions = {
@@ -277,5 +285,39 @@ describe('dns: answer', () => {
   it('uses the configured TTL on records', async () => {
     const r = await answer(q('web.service.consul'), view, { ...opts, ttl: 30 });
     expect(r.answers.map((a) => a.ttl)).to.deep.equal([30, 30]);
+  });
+
+  it('<query>.query.consul: A and SRV from the prepared query, with its DNS TTL', async () => {
+    const a = await answer(q('web-near.query.consul'), view, opts);
+    expect(a.answers).to.deep.equal([
+      { name: 'web-near.query.consul.', type: 'A', ttl: 30, address: '10.0.0.2' },
+    ]);
+    const srv = await answer(q('web-near.query.dc1.consul', QTYPE.SRV), view, opts);
+    expect(srv.answers).to.deep.equal([
+      {
+        name: 'web-near.query.dc1.consul.',
+        type: 'SRV',
+        ttl: 30,
+        priority: 1,
+        weight: 1,
+        port: 8081,
+        target: 'n2.node.dc1.consul.',
+      },
+    ]);
+    expect(srv.additional).to.deep.equal([
+      { name: 'n2.node.dc1.consul.', type: 'A', ttl: 30, address: '10.0.0.2' },
+    ]);
+  });
+
+  it('<query>.query.consul: names with dots, the agent TTL without a query TTL, NXDOMAIN when empty or unknown', async () => {
+    const r = await answer(q('geo.db.query.consul'), view, { ...opts, ttl: 5 });
+    expect(r.answers).to.deep.equal([
+      { name: 'geo.db.query.consul.', type: 'A', ttl: 5, address: '10.0.0.1' },
+    ]);
+    expect((await answer(q('empty.query.consul'), view, opts)).rcode).to.equal(RCODE.NXDOMAIN);
+    expect((await answer(q('nope.query.consul'), view, opts)).rcode).to.equal(RCODE.NXDOMAIN);
+    expect((await answer(q('web-near.query.dc9.consul'), view, opts)).rcode).to.equal(
+      RCODE.NXDOMAIN,
+    );
   });
 });

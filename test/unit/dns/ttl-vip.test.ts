@@ -33,6 +33,9 @@ class FakeView implements DnsView {
   async virtualIp(service: string): Promise<string | undefined> {
     return service === 'web' ? '240.0.0.1' : undefined;
   }
+  async preparedQuery(): Promise<undefined> {
+    return undefined;
+  }
 }
 
 const base: AnswerOptions = {

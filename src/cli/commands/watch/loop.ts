@@ -9,10 +9,19 @@ import type { CommandEnv } from '../../context.js';
 import { EXIT_OK, errorLine } from '../../exit.js';
 import { formatJsonLine } from '../../output.js';
 
+export interface WatchOutput<T> {
+  /**
+   * The value is a batch of new items (events), not a whole new state: text is printed as it
+   * is, with no separator, and JSON as one line per item.
+   */
+  items: (value: T) => unknown[];
+}
+
 export async function runWatch<T>(
   env: CommandEnv,
   fetch: WatchFetch<T>,
   render: (value: T) => string,
+  stream?: WatchOutput<T>,
 ): Promise<number> {
   const stop = new AbortController();
   const onInterrupt = () => stop.abort();
@@ -24,7 +33,11 @@ export async function runWatch<T>(
     await env.client.watch(
       fetch,
       (value) => {
-        if (env.format === 'json') {
+        if (stream) {
+          if (env.format === 'json')
+            for (const item of stream.items(value)) env.io.stdout(formatJsonLine(item));
+          else env.io.stdout(render(value));
+        } else if (env.format === 'json') {
           env.io.stdout(formatJsonLine(value));
         } else {
           // A blank line between tables keeps successive values apart.
