@@ -30,7 +30,17 @@ export const HIDDEN_TOKEN = '<hidden>';
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const MAX_NAME = 256;
 
-const FIELDS = ['ID', 'Name', 'Session', 'Token', 'Template', 'Service', 'DNS', 'RaftIndex'];
+const FIELDS = [
+  'ID',
+  'Name',
+  'Session',
+  'Token',
+  'Template',
+  'Service',
+  'DNS',
+  'RaftIndex',
+  'Near',
+];
 const SERVICE_FIELDS = [
   'Service',
   'Failover',
@@ -49,12 +59,19 @@ export function normalizePreparedQuery(raw: unknown): PreparedQueryRequest {
   if (!isObject(raw)) throw badRequest('Request body must be a JSON object', 'body');
   const o = canonicalize(raw, FIELDS);
   const name = str(o, 'Name', '');
-  if (name.length > MAX_NAME)
-    throw badRequest(`Name: longer than ${MAX_NAME} characters`, 'Name');
+  if (name.length > MAX_NAME) throw badRequest(`Name: longer than ${MAX_NAME} characters`, 'Name');
   if (UUID_RE.test(name))
     throw badRequest('Name: a query name cannot be a UUID (it would shadow query IDs)', 'Name');
   const template = normalizeTemplate(o.Template);
   const service = normalizeService(o.Service);
+  // The npm `consul` client sends Near beside Service; Consul ignores it there, but the
+  // caller plainly means the service's Near. Two different values have no single meaning.
+  const near = str(o, 'Near', '');
+  if (near !== '') {
+    if (service.Near !== '' && service.Near !== near)
+      throw badRequest('Near: differs from Service.Near; set only Service.Near', 'Near');
+    service.Near = near;
+  }
   if (template.Type !== '') checkInterpolation(service);
   let dns = { TTL: '' };
   if (o.DNS !== undefined && o.DNS !== null) {
@@ -147,8 +164,7 @@ function normalizeFailover(raw: unknown): PreparedQueryService['Failover'] {
   const nearest = int(f, 'NearestN', p, 0, 0, 1000);
   const dcs = strList(f, 'Datacenters', p);
   if (f.Targets !== undefined && f.Targets !== null) {
-    if (!Array.isArray(f.Targets))
-      throw badRequest(`${p}Targets: must be a list`, `${p}Targets`);
+    if (!Array.isArray(f.Targets)) throw badRequest(`${p}Targets: must be a list`, `${p}Targets`);
     if (f.Targets.length > 0 && (nearest > 0 || dcs.length > 0))
       throw badRequest(
         `${p}Targets: cannot be combined with NearestN or Datacenters`,

@@ -85,15 +85,13 @@ export function catalogDnsView(
         }
         const ttlMs = r.value.DNS.TTL ? parseDuration(r.value.DNS.TTL) : undefined;
         return {
-          instances: r.value.Nodes.map(
-            (e): DnsInstance => ({
-              node: e.Node.Node,
-              nodeAddress: e.Node.Address,
-              serviceAddress: e.Service.Address,
-              port: e.Service.Port,
-              tags: e.Service.Tags ?? [],
-            }),
-          ),
+          instances: r.value.Nodes.map((e): DnsInstance => ({
+            node: e.Node.Node,
+            nodeAddress: e.Node.Address,
+            serviceAddress: e.Service.Address,
+            port: e.Service.Port,
+            tags: e.Service.Tags ?? [],
+          })),
           ...(ttlMs !== undefined ? { ttl: Math.floor(ttlMs / 1000) } : {}),
         };
       }),

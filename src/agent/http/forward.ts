@@ -56,11 +56,7 @@ function toOrigin(addr: string, tls: boolean): string {
     : `${tls ? 'https' : 'http'}://${addr}`;
 }
 
-export function createForwarder(
-  servers: string[],
-  tls?: TlsOptions,
-  nodeName?: string,
-): Forwarder {
+export function createForwarder(servers: string[], tls?: TlsOptions, nodeName?: string): Forwarder {
   const origins = servers.map((a) => toOrigin(a, tls !== undefined));
   // Blocking queries may be held up to 10m + jitter by the server.
   const dispatcher: Dispatcher = new Agent({

@@ -4,11 +4,7 @@
  * the shapes and the failure tolerance stay right as servers are added. ACL: operator:read.
  */
 import type { FastifyInstance } from 'fastify';
-import type {
-  AutopilotHealth,
-  AutopilotServerHealth,
-  RaftConfiguration,
-} from '../../api/index.js';
+import type { AutopilotHealth, AutopilotServerHealth, RaftConfiguration } from '../../api/index.js';
 import { checkDatacenter, query, route, sendJSON } from '../../httpkit/consul-http.js';
 import { authz, requireGlobal } from './authz.js';
 import type { CatalogContext, ServerMember } from './context.js';

@@ -51,7 +51,8 @@ export async function read<T>(
   const ac = new AbortController();
   const onClose = (): void => ac.abort();
   reply.raw.once('close', onClose);
-  const key = opts.varyBy === undefined ? cacheKey(req.url) : `${cacheKey(req.url)}\0${opts.varyBy}`;
+  const key =
+    opts.varyBy === undefined ? cacheKey(req.url) : `${cacheKey(req.url)}\0${opts.varyBy}`;
   const cachedRun = (): QueryResult<T> => ctx.responses.result(key, ctx.state.lastIndex, run);
   let r: QueryResult<T>;
   try {

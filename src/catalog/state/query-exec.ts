@@ -12,10 +12,7 @@
  * Failover: Trellis serves one datacenter, so when nothing is left locally the datacenters a
  * query would fail over to are reported back (`skipped`) rather than queried.
  */
-import {
-  compileRegex,
-  type Random,
-} from '../../core/index.js';
+import { compileRegex, type Random } from '../../core/index.js';
 import {
   coordinateDistance,
   renderTemplate,

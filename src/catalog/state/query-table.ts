@@ -93,10 +93,7 @@ export class QueryTable {
       if (q.Name !== '' && other.Name === q.Name)
         return fail(`Name: "${q.Name}" is already used by prepared query ${other.ID}`, 409);
       if (q.Name === '' && isTemplate(q) && other.Name === '' && isTemplate(other))
-        return fail(
-          `Template: a catch-all template (empty Name) already exists: ${other.ID}`,
-          409,
-        );
+        return fail(`Template: a catch-all template (empty Name) already exists: ${other.ID}`, 409);
     }
     return undefined;
   }

@@ -719,8 +719,7 @@ export async function serializeCapture(
   if (c.vips) parts.push(Buffer.from(`,"vips":${JSON.stringify(c.vips)}`));
   if (c.events) parts.push(Buffer.from(`,"events":${JSON.stringify(c.events)}`));
   if (c.queries) parts.push(Buffer.from(`,"queries":${JSON.stringify(c.queries)}`));
-  if (c.coordinates)
-    parts.push(Buffer.from(`,"coordinates":${JSON.stringify(c.coordinates)}`));
+  if (c.coordinates) parts.push(Buffer.from(`,"coordinates":${JSON.stringify(c.coordinates)}`));
   parts.push(Buffer.from('}'));
   return Buffer.concat(parts);
 }
