@@ -14,8 +14,6 @@ import { parseDuration } from '../core/duration.js';
 import { bool, canonicalize, int, isObject, str, strList, strMap } from './normalize.js';
 import type { PreparedQueryService, PreparedQueryTemplate } from './cluster-types.js';
 
-type Obj = Record<string, unknown>;
-
 /** A query definition as a client sent it; Token is the secret given (or "<hidden>"). */
 export interface PreparedQueryRequest {
   Name: string;

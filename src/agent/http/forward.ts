@@ -42,6 +42,7 @@ const PASS_HEADERS = [
   'x-consul-results-filtered-by-acls',
   'x-consul-effective-consistency',
   'x-consul-default-acl-policy',
+  'x-trellis-failover-skipped',
 ];
 
 export interface Forwarder {
