@@ -60,15 +60,12 @@ export function compileRegex(pattern: string, mode: 'search' | 'whole' = 'search
   return { ok: true, size, test };
 }
 
-/** re2js's message (Go's wording), with what RE2 lacks named and the position in the pattern. */
+/** re2js's message (Go's wording) with the position in the pattern; what RE2 lacks is named. */
 function explain(pattern: string, err: RE2JSSyntaxException): string {
   const snippet = err.input ?? '';
   let what = snippet ? `${err.error}: \`${snippet}\`` : err.error;
-  if (/^\\([1-9]|k)/.test(snippet)) {
-    what = `backreferences are not supported (${what})`;
-  } else if (/^\(\?(=|!|<=|<!)/.test(snippet)) {
-    what = `lookaround assertions are not supported (${what})`;
-  }
+  if (/^\\([1-9]|k)/.test(snippet)) what = 'backreferences are not supported';
+  else if (/^\(\?(=|!|<=|<!)/.test(snippet)) what = 'lookaround assertions are not supported';
   const at = snippet ? pattern.indexOf(snippet) : -1;
   return at >= 0 ? `${what} at pattern character ${at + 1}` : what;
 }

@@ -121,9 +121,9 @@ describe('core/re2 compileRegex (re2js adapter)', () => {
   it('rejects what RE2 does not have, or what we cannot run safely', () => {
     // Go's regexp wording (re2js is a port of it), with what RE2 lacks named and the position.
     const cases: Array<[string, RegExp]> = [
-      ['(a)\\1', /^backreferences are not supported .*`\\1`.* at pattern character 4$/],
+      ['(a)\\1', /^backreferences are not supported at pattern character 4$/],
       ['(?<n>a)\\k<n>', /backreferences/],
-      ['a(?=b)', /^lookaround assertions are not supported .* at pattern character 2$/],
+      ['a(?=b)', /^lookaround assertions are not supported at pattern character 2$/],
       ['(?<=a)b', /lookaround/],
       ['a(?!b)', /lookaround/],
       ['(?<!a)b', /lookaround/],
