@@ -29,6 +29,7 @@ import {
   type Response,
 } from '../src/agent/dns/wire.js';
 import { compileFullMatch } from '../src/policy/intentions.js';
+import { fuzzedDnsQueries } from '../test/helpers/dns-fuzz.js';
 import type { Benchmark, Log } from './lib/benchmark.js';
 import { envInt } from './lib/config.js';
 import { bytes, int, ms, table } from './lib/format.js';
@@ -404,26 +405,7 @@ function dnsHostile(): DnsHostileRow[] {
 }
 
 function dnsFuzz(): LibrariesResult['dnsFuzz'] {
-  const valid = encodeQuery(1, 'web.service.consul', QTYPE.A, { udpSize: 1232 });
-  const packets: Buffer[] = [];
-  let seed = 12345;
-  const rnd = (): number => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed;
-  };
-  for (let i = 0; i < 20000; i++) {
-    let buf: Buffer;
-    if (i % 2) {
-      buf = Buffer.alloc(rnd() % 600);
-      for (let k = 0; k < buf.length; k++) buf[k] = rnd() & 255;
-      if (buf.length >= 6) buf.writeUInt16BE(1, 4);
-    } else {
-      buf = Buffer.from(valid);
-      for (let k = 0; k < 1 + (rnd() % 4); k++) buf[rnd() % buf.length] = rnd() & 255;
-      buf = buf.subarray(0, rnd() % (buf.length + 1));
-    }
-    packets.push(buf);
-  }
+  const packets = fuzzedDnsQueries(20000);
   const run = (
     codec: string,
     decode: (b: Buffer) => unknown,
