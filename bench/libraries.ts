@@ -466,8 +466,10 @@ export const libraries: Benchmark<LibrariesResult> = {
     return [
       '### Regular expressions',
       '',
-      `Compile and full match (\`^(?:p)$\`, as intentions use them) over ${ORDINARY.length} ` +
-        'patterns of the kind intentions carry (path, bearer header, content type, names).',
+      `Compile and full match (the whole subject, as intentions match) over ${ORDINARY.length} ` +
+        'patterns of the kind intentions carry (path, bearer header, content type, names). ' +
+        '"Trellis (compileFullMatch)" is what intentions call: re2js behind the core/re2 adapter ' +
+        'since M5 (the figures of the matcher it replaced are in docs/architecture.md).',
       '',
       speed(r.regexSpeed),
       '',
