@@ -11,6 +11,7 @@
  *                 and agent memory per local service
  *   interception  transparent (nftables) vs explicit upstream at 1,000 req/s, ruleset apply time
  *                 for 1,000 endpoints (root, ip, nft and setpriv; in its own network namespace)
+ *   libraries     our RE2 and DNS wire code against re2js and dns-packet (in process, no server)
  *
  * Each benchmark starts its own `trellis server` (127.0.0.1, port 0, fresh temp data dir) and
  * stops it by PID when done (dataplane also starts an app, proxies, HAProxy and agents, each
@@ -25,6 +26,7 @@
 import { dataplane } from './dataplane.js';
 import { fanout } from './fanout.js';
 import { intentions } from './intentions.js';
+import { libraries } from './libraries.js';
 import { interception } from './interception.js';
 import { runnable, type Runnable } from './lib/benchmark.js';
 import { describe } from './lib/errors.js';
@@ -44,6 +46,7 @@ const BENCHMARKS: Runnable[] = [
   runnable(leafSigning),
   runnable(dataplane),
   runnable(interception),
+  runnable(libraries),
 ];
 
 function log(message: string): void {

@@ -114,7 +114,7 @@ export function validateRule(rule: IntentionRule): string | undefined {
  * for Consul: an allow on PathRegex "/api" must not also allow "/x/api/y".
  */
 export function compileFullMatch(pattern: string): ReturnType<typeof compileRegex> {
-  return compileRegex(`^(?:${pattern})$`);
+  return compileRegex(pattern, 'whole');
 }
 
 const compiled = new Map<string, (subject: string) => boolean>();

@@ -330,7 +330,11 @@ describe('api/filter compileFilter', () => {
       ['ServiceName == "\\ud800"', 17, /not a valid Unicode code point/],
       ['== "web"', 1, /expected a selector or value/],
       ['   ', 4, /expected a selector or value, found the end/],
-      ['ServiceName matches "a(b"', 21, /regular expression "a\(b" rejected: missing closing '\)'/],
+      [
+        'ServiceName matches "a(b"',
+        21,
+        /regular expression "a\(b" rejected: missing closing \): `a\(b`/,
+      ],
     ];
     for (const [expr, position, message] of cases) {
       it(JSON.stringify(expr), () => {
@@ -380,8 +384,9 @@ describe('api/filter compileFilter', () => {
         ['(?<=a)b', /lookaround/],
         ['(?<!a)b', /lookaround/],
         ['a'.repeat(257), /257 characters long \(limit 256\)/],
-        ['a{1001}', /repeat count above 1000/],
-        ['(a{1000}){1000}', /too large/],
+        ['a{1001}', /invalid repeat count: `\{1001\}`/],
+        ['(a{1000}){1000}', /invalid repeat count/],
+        ['a{1000}b{1000}', /too large once repeats are expanded/],
       ] as const) {
         const err = syntaxError(`ServiceName matches "${pattern}"`);
         expect(err.message, pattern).to.match(message);
