@@ -20,7 +20,13 @@ import {
 } from 'node:tls';
 import type { Clock } from '../core/index.js';
 import { decide } from '../policy/index.js';
-import { sameTls, type Endpoint, type ProxyPlan, type UpstreamPlan } from './plan.js';
+import {
+  sameTls,
+  trustDomainsOf,
+  type Endpoint,
+  type ProxyPlan,
+  type UpstreamPlan,
+} from './plan.js';
 import { REASON, type Reason } from './reasons.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import { endpointAt, endpointKey, pickFirst, type BalancerState } from './balance.js';
@@ -29,7 +35,7 @@ import { InboundHttp } from './http/inbound-http.js';
 import { OutboundHttp, type UpstreamHttpVersion } from './http/outbound-http.js';
 import { HTTP1_SERVER_LIMITS } from './http/limits.js';
 import { pipeSockets, type PipeStats } from './tcp/pipe.js';
-import { peerServiceIdentity, uriSans } from './transport/identity.js';
+import { checkPeer } from './transport/identity.js';
 import { mtlsOptions } from './transport/mtls.js';
 
 export interface ProxyLogger {
@@ -243,11 +249,11 @@ export class ServiceProxy {
       s.destroy();
     };
     if (!plan || started >= plan.tls.notAfter) return refuse(REASON.noPlan, 'no valid plan');
-    const id = peerServiceIdentity(s.getPeerCertificate());
-    if (!id)
-      return refuse(REASON.unauthorized, 'the client certificate has no single SPIFFE service id');
+    const peer = checkPeer(s.getPeerCertificate(), 'client', trustDomainsOf(plan));
+    if (!peer.ok) return refuse(REASON.unauthorized, `client certificate refused: ${peer.why}`);
+    const id = peer.id;
     // HTTP services decide every request (a refusal is a 403 the caller can read).
-    if (plan.inbound.protocol !== 'tcp') return this.#serveHttp(s, id.service);
+    if (plan.inbound.protocol !== 'tcp') return this.#serveHttp(s, id.service, peer.uri);
     const d = l4Decision(plan, id.service);
     if (!d.allowed) return refuse(REASON.unauthorized, d.reason, id.service);
     s.pause();
@@ -283,8 +289,7 @@ export class ServiceProxy {
   }
 
   /** HTTP: the connection is handed to the HTTP layer, which decides every request. */
-  #serveHttp(s: TLSSocket, source: string): void {
-    const uri = uriSans(s.getPeerCertificate())[0] ?? '';
+  #serveHttp(s: TLSSocket, source: string, uri: string): void {
     this.#o.metrics?.connectionOpened('inbound', source, this.#plan?.service ?? UNKNOWN);
     this.#inboundHttp.accept(s, { service: source, uri });
   }
