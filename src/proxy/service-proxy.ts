@@ -60,6 +60,11 @@ export interface ServiceProxyOptions {
   accessLog?: ProxyLogger | false;
   /** How this proxy's HTTP upstream connections speak to other proxies (default h2). */
   upstreamHttp?: UpstreamHttpVersion;
+  /**
+   * The local application refused (or did not accept) a connection: its health is in doubt
+   * (the agent probes it and turns the sidecar critical while it stays unreachable).
+   */
+  onLocalAppUnreachable?: () => void;
 }
 
 interface InboundConn {
@@ -79,8 +84,11 @@ const listenKey = (address: string, port: number): string => `${address}|${port}
 const UNKNOWN = 'unknown';
 
 export class ServiceProxy {
-  readonly #o: Required<Omit<ServiceProxyOptions, 'metrics' | 'accessLog'>> &
+  readonly #o: Required<
+    Omit<ServiceProxyOptions, 'metrics' | 'accessLog' | 'onLocalAppUnreachable'>
+  > &
     Pick<ServiceProxyOptions, 'metrics'>;
+  readonly #onAppDown: (() => void) | undefined;
   readonly #accessLog: ProxyLogger | undefined;
   #plan: ProxyPlan | undefined;
   #inbound: TlsServer | undefined;
@@ -99,13 +107,15 @@ export class ServiceProxy {
   readonly #tcpLoad = new Map<string, number>();
 
   constructor(opts: ServiceProxyOptions) {
+    const { onLocalAppUnreachable, ...rest } = opts;
+    this.#onAppDown = onLocalAppUnreachable;
     this.#o = {
       idleTimeoutMs: 3_600_000,
       handshakeTimeoutMs: 10_000,
       connectTimeoutMs: 5_000,
       httpHeadersTimeoutMs: HTTP1_SERVER_LIMITS.headersTimeout ?? 10_000,
       upstreamHttp: 'h2',
-      ...opts,
+      ...rest,
     };
     this.#accessLog = opts.accessLog === false ? undefined : (opts.accessLog ?? opts.log);
     const observe = (r: RequestRecord): void => this.#onRequest(r);
@@ -116,9 +126,11 @@ export class ServiceProxy {
       observe,
       idleTimeoutMs: this.#o.idleTimeoutMs,
       headersTimeoutMs: this.#o.httpHeadersTimeoutMs,
+      ...(this.#onAppDown ? { onLocalAppUnreachable: this.#onAppDown } : {}),
     });
     this.#outboundHttp = new OutboundHttp({
       plan: () => this.#plan,
+      log: this.#o.log,
       upstream: (key) => this.#upstreams.get(key),
       clock: this.#o.clock,
       observe,
@@ -267,6 +279,7 @@ export class ServiceProxy {
     app.setTimeout(this.#o.connectTimeoutMs, () => app.destroy(new Error('connect timeout')));
     app.once('error', (err) => {
       this.#open.delete(conn);
+      this.#onAppDown?.();
       refuse(REASON.localAppUnreachable, err.message, id.service);
     });
     app.once('connect', () => {
