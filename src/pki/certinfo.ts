@@ -10,6 +10,7 @@ import {
   OID,
   readAuthorityKeyId,
   readBasicConstraints,
+  readExtendedKeyUsage,
   readExtensions,
   readSubjectAltNames,
   readSubjectKeyId,
@@ -30,6 +31,8 @@ export interface CertInfo {
   isCA: boolean;
   /** keyUsage bit names that are set (digitalSignature, keyCertSign, ...). */
   keyUsage: string[];
+  /** extKeyUsage purpose OIDs; undefined when the extension is absent. */
+  extKeyUsage: string[] | undefined;
   pathLen: number | undefined;
   uris: string[];
   dnsNames: string[];
@@ -77,6 +80,7 @@ export function readCertificate(pemOrDer: string | Buffer): CertInfo {
     : { uris: [], dnsNames: [], ipAddresses: [], other: [] };
   const ski = ext(OID.subjectKeyId);
   const aki = ext(OID.authorityKeyId);
+  const eku = ext(OID.extKeyUsage);
   return {
     der: Buffer.from(der),
     serial: Buffer.from(value(der, serial)),
@@ -88,6 +92,7 @@ export function readCertificate(pemOrDer: string | Buffer): CertInfo {
     authorityKeyId: aki ? readAuthorityKeyId(aki, WHAT) : undefined,
     isCA: basic.isCA,
     keyUsage: keyUsageNames(ext(OID.keyUsage)),
+    extKeyUsage: eku ? readExtendedKeyUsage(eku, WHAT) : undefined,
     pathLen: basic.pathLen,
     uris: names.uris,
     dnsNames: names.dnsNames,

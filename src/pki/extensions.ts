@@ -127,6 +127,14 @@ export function readBasicConstraints(
   return { isCA, pathLen };
 }
 
+/** Decodes an extKeyUsage extension value: the purpose OIDs (RFC 5280 4.2.1.12). */
+export function readExtendedKeyUsage(der: Buffer, what: string): string[] {
+  const top = readSeq(der, what, 'extKeyUsage');
+  const purposes = children(der, top, what);
+  if (purposes.length === 0) throw badRequest(`${what}: empty extKeyUsage`, what);
+  return purposes.map((p) => readOid(der, p, what));
+}
+
 /** The keyIdentifier of an authorityKeyIdentifier extension value, if it carries one. */
 export function readAuthorityKeyId(der: Buffer, what: string): Buffer | undefined {
   const top = readSeq(der, what, 'authorityKeyIdentifier');

@@ -21,6 +21,7 @@ export {
   serialHex,
   sha1Fingerprint,
 } from './fingerprint.js';
+export { OID } from './extensions.js';
 export { canonicalIp, formatIp, parseIp } from './ip.js';
 export { parseCert, pemEncode, splitPemChain } from './pem.js';
 export {
@@ -37,4 +38,10 @@ export {
 export { randomRootSerial, randomSerial, serialToNumber } from './serial.js';
 export { signLeaf, type SignedLeaf, type SignLeafOptions } from './signing.js';
 export { verifyChain } from './verify.js';
-export { issueCertificate, keyId, publicOf, type CertificateSpec } from './x509.js';
+export {
+  issueCertificate,
+  keyId,
+  publicOf,
+  type CertificateSpec,
+  type KeyUsageBit,
+} from './x509.js';

@@ -101,6 +101,42 @@ export interface CertificateSpec {
   dnsNames?: string[];
   /** IP SANs, IPv4 or IPv6 text. */
   ipAddresses?: string[];
+  /**
+   * keyUsage bits to set instead of the defaults (a CA: keyCertSign, cRLSign; a leaf: the
+   * signature and key agreement bits). Only for certificates the mesh must learn to refuse.
+   */
+  keyUsage?: KeyUsageBit[];
+  /** extKeyUsage purposes instead of serverAuth + clientAuth on a leaf; [] omits the extension. */
+  extKeyUsage?: ('serverAuth' | 'clientAuth')[];
+}
+
+export type KeyUsageBit =
+  | 'digitalSignature'
+  | 'nonRepudiation'
+  | 'keyEncipherment'
+  | 'dataEncipherment'
+  | 'keyAgreement'
+  | 'keyCertSign'
+  | 'cRLSign';
+
+const KEY_USAGE_ORDER: readonly KeyUsageBit[] = [
+  'digitalSignature',
+  'nonRepudiation',
+  'keyEncipherment',
+  'dataEncipherment',
+  'keyAgreement',
+  'keyCertSign',
+  'cRLSign',
+];
+
+/** A keyUsage BIT STRING with exactly `set` (DER: trailing zero bits are unused bits). */
+function keyUsageBitString(set: readonly KeyUsageBit[]): Node {
+  let byte = 0;
+  for (const b of set) byte |= 0x80 >> KEY_USAGE_ORDER.indexOf(b);
+  if (byte === 0) return bits('', 0);
+  let unused = 0;
+  while (((byte >> unused) & 1) === 0) unused++;
+  return bits(String.fromCharCode(byte), unused);
 }
 
 function copiedName(der: Buffer, field: string): Node {
@@ -136,9 +172,11 @@ export function issueCertificate(spec: CertificateSpec): string {
     throw badRequest('certificate: pathLen needs a CA and a non-negative integer', 'pathLen');
   const sigAlg = seq([oid(OID.ecdsaWithSHA256)]);
   const spkiDer = spec.publicKeyDer ?? spec.publicKey.export({ type: 'spki', format: 'der' });
-  const keyUsageBits = spec.isCA
-    ? bits('\x06', 1) // keyCertSign | cRLSign
-    : bits('\xb8', 3); // digitalSignature | keyEncipherment | dataEncipherment | keyAgreement
+  const keyUsageBits = spec.keyUsage
+    ? keyUsageBitString(spec.keyUsage)
+    : spec.isCA
+      ? bits('\x06', 1) // keyCertSign | cRLSign
+      : bits('\xb8', 3); // digitalSignature | keyEncipherment | dataEncipherment | keyAgreement
   const basic: Node[] = spec.isCA ? [bool(true)] : [];
   if (spec.pathLen !== undefined)
     basic.push(integer(Buffer.from(spec.pathLen.toString(16).padStart(8, '0'), 'hex')));
@@ -152,8 +190,9 @@ export function issueCertificate(spec: CertificateSpec): string {
       seq([asn1.create(C.CONTEXT_SPECIFIC, 0, false, bin(akid))]),
     ),
   ];
-  if (!spec.isCA)
-    exts.push(extension(OID.extKeyUsage, false, seq([oid(OID.serverAuth), oid(OID.clientAuth)])));
+  const purposes = spec.extKeyUsage ?? (spec.isCA ? [] : ['serverAuth', 'clientAuth']);
+  if (purposes.length > 0)
+    exts.push(extension(OID.extKeyUsage, false, seq(purposes.map((p) => oid(OID[p])))));
   const sans: Node[] = [
     ...(spec.uris ?? []).map((u) => asn1.create(C.CONTEXT_SPECIFIC, 6, false, u)),
     ...(spec.dnsNames ?? []).map((d) => asn1.create(C.CONTEXT_SPECIFIC, 2, false, d)),

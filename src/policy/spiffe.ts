@@ -61,3 +61,33 @@ export function parseSpiffeId(uri: string): SpiffeIdentity | undefined {
   if (a) return { kind: 'agent', trustDomain: a[1]!, datacenter: a[2]!, node: a[3]! };
   return undefined;
 }
+
+/** The only namespace Trellis has (as Consul CE): intentions name services, not namespaces. */
+export const DEFAULT_NAMESPACE = 'default';
+
+export type PeerIdCheck = { ok: true; id: ServiceIdentity } | { ok: false; why: string };
+
+/**
+ * Whether a peer's URI SAN names a service this mesh may accept: exactly the service shape, in
+ * the default namespace, and a trust domain from `trustDomains` compared whole (ours, plus any
+ * listed explicitly for a migration; never by prefix, suffix or case folding).
+ */
+export function checkPeerServiceId(uri: string, trustDomains: readonly string[]): PeerIdCheck {
+  const id = parseSpiffeId(uri);
+  if (!id)
+    return {
+      ok: false,
+      why: 'not a SPIFFE service id of the form spiffe://<td>/ns/<ns>/dc/<dc>/svc/<name>',
+    };
+  if (id.kind !== 'service') return { ok: false, why: 'an agent id, not a service id' };
+  if (!trustDomains.includes(id.trustDomain))
+    return { ok: false, why: `trust domain "${id.trustDomain}" is not this mesh's` };
+  if (id.namespace !== DEFAULT_NAMESPACE)
+    return { ok: false, why: `namespace "${id.namespace}" does not exist (only "default")` };
+  return { ok: true, id };
+}
+
+/** The trust domain of a SPIFFE id this code formatted, or undefined when it does not parse. */
+export function trustDomainOf(uri: string): string | undefined {
+  return parseSpiffeId(uri)?.trustDomain;
+}

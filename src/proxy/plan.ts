@@ -5,7 +5,7 @@
  * atomically. Plain frozen data: per-connection code only reads it, and a connection keeps the
  * plan it started with except for authorization, which is re-checked when intentions change.
  */
-import type { IntentionRule } from '../policy/index.js';
+import { trustDomainOf, type IntentionRule } from '../policy/index.js';
 
 export type Protocol = 'tcp' | 'http' | 'http2' | 'grpc';
 export type Balancer = 'round_robin' | 'least_request' | 'random';
@@ -55,8 +55,14 @@ export interface ProxyPlan {
   version: number;
   /** The service this proxy fronts (the destination of inbound intentions). */
   service: string;
-  /** The service's own SPIFFE id. */
+  /** The service's own SPIFFE id; its trust domain is the one peers must belong to. */
   identity: string;
+  /**
+   * Other trust domains whose service ids peers may present: only those of roots the CA lists
+   * explicitly during a trust-domain migration (CARoot.ExternalTrustDomain). Never derived by
+   * prefix or suffix.
+   */
+  acceptedTrustDomains?: readonly string[];
   tls: TlsMaterial;
   /** The intentions that can decide traffic to `service`, in evaluation order. */
   intentions: IntentionRule[];
@@ -74,4 +80,17 @@ export function sameTls(a: TlsMaterial, b: TlsMaterial): boolean {
     a.roots.length === b.roots.length &&
     a.roots.every((r, i) => r === b.roots[i])
   );
+}
+
+const trustCache = new WeakMap<ProxyPlan, readonly string[]>();
+
+/** The trust domains a peer's service id may name: this service's own, plus accepted ones. */
+export function trustDomainsOf(plan: ProxyPlan): readonly string[] {
+  let t = trustCache.get(plan);
+  if (!t) {
+    const own = trustDomainOf(plan.identity);
+    t = [...(own ? [own] : []), ...(plan.acceptedTrustDomains ?? [])];
+    trustCache.set(plan, t);
+  }
+  return t;
 }

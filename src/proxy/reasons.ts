@@ -12,8 +12,13 @@ export const REASON = {
   upstreamConnectFailure: 'UF',
   /** The upstream presented an identity other than the destination's. */
   upstreamIdentity: 'UI',
-  /** The local application could not be reached. */
+  /**
+   * The local application could not be reached: nothing of the request reached it, so a
+   * caller may send it to another endpoint whatever its method.
+   */
   localAppUnreachable: 'LF',
+  /** The local application failed the request after (part of) it was sent: not retried. */
+  localAppReset: 'LR',
   /** No plan yet, or the plan's certificate expired: fail closed. */
   noPlan: 'NP',
   /** Idle too long. */

@@ -20,7 +20,13 @@ import {
 } from 'node:tls';
 import type { Clock } from '../core/index.js';
 import { decide } from '../policy/index.js';
-import { sameTls, type Endpoint, type ProxyPlan, type UpstreamPlan } from './plan.js';
+import {
+  sameTls,
+  trustDomainsOf,
+  type Endpoint,
+  type ProxyPlan,
+  type UpstreamPlan,
+} from './plan.js';
 import { REASON, type Reason } from './reasons.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import { endpointAt, endpointKey, pickFirst, type BalancerState } from './balance.js';
@@ -29,7 +35,7 @@ import { InboundHttp } from './http/inbound-http.js';
 import { OutboundHttp, type UpstreamHttpVersion } from './http/outbound-http.js';
 import { HTTP1_SERVER_LIMITS } from './http/limits.js';
 import { pipeSockets, type PipeStats } from './tcp/pipe.js';
-import { peerServiceIdentity, uriSans } from './transport/identity.js';
+import { checkPeer } from './transport/identity.js';
 import { mtlsOptions } from './transport/mtls.js';
 
 export interface ProxyLogger {
@@ -54,6 +60,11 @@ export interface ServiceProxyOptions {
   accessLog?: ProxyLogger | false;
   /** How this proxy's HTTP upstream connections speak to other proxies (default h2). */
   upstreamHttp?: UpstreamHttpVersion;
+  /**
+   * The local application refused (or did not accept) a connection: its health is in doubt
+   * (the agent probes it and turns the sidecar critical while it stays unreachable).
+   */
+  onLocalAppUnreachable?: () => void;
 }
 
 interface InboundConn {
@@ -73,8 +84,11 @@ const listenKey = (address: string, port: number): string => `${address}|${port}
 const UNKNOWN = 'unknown';
 
 export class ServiceProxy {
-  readonly #o: Required<Omit<ServiceProxyOptions, 'metrics' | 'accessLog'>> &
+  readonly #o: Required<
+    Omit<ServiceProxyOptions, 'metrics' | 'accessLog' | 'onLocalAppUnreachable'>
+  > &
     Pick<ServiceProxyOptions, 'metrics'>;
+  readonly #onAppDown: (() => void) | undefined;
   readonly #accessLog: ProxyLogger | undefined;
   #plan: ProxyPlan | undefined;
   #inbound: TlsServer | undefined;
@@ -93,13 +107,15 @@ export class ServiceProxy {
   readonly #tcpLoad = new Map<string, number>();
 
   constructor(opts: ServiceProxyOptions) {
+    const { onLocalAppUnreachable, ...rest } = opts;
+    this.#onAppDown = onLocalAppUnreachable;
     this.#o = {
       idleTimeoutMs: 3_600_000,
       handshakeTimeoutMs: 10_000,
       connectTimeoutMs: 5_000,
       httpHeadersTimeoutMs: HTTP1_SERVER_LIMITS.headersTimeout ?? 10_000,
       upstreamHttp: 'h2',
-      ...opts,
+      ...rest,
     };
     this.#accessLog = opts.accessLog === false ? undefined : (opts.accessLog ?? opts.log);
     const observe = (r: RequestRecord): void => this.#onRequest(r);
@@ -110,9 +126,11 @@ export class ServiceProxy {
       observe,
       idleTimeoutMs: this.#o.idleTimeoutMs,
       headersTimeoutMs: this.#o.httpHeadersTimeoutMs,
+      ...(this.#onAppDown ? { onLocalAppUnreachable: this.#onAppDown } : {}),
     });
     this.#outboundHttp = new OutboundHttp({
       plan: () => this.#plan,
+      log: this.#o.log,
       upstream: (key) => this.#upstreams.get(key),
       clock: this.#o.clock,
       observe,
@@ -243,11 +261,11 @@ export class ServiceProxy {
       s.destroy();
     };
     if (!plan || started >= plan.tls.notAfter) return refuse(REASON.noPlan, 'no valid plan');
-    const id = peerServiceIdentity(s.getPeerCertificate());
-    if (!id)
-      return refuse(REASON.unauthorized, 'the client certificate has no single SPIFFE service id');
+    const peer = checkPeer(s.getPeerCertificate(), 'client', trustDomainsOf(plan));
+    if (!peer.ok) return refuse(REASON.unauthorized, `client certificate refused: ${peer.why}`);
+    const id = peer.id;
     // HTTP services decide every request (a refusal is a 403 the caller can read).
-    if (plan.inbound.protocol !== 'tcp') return this.#serveHttp(s, id.service);
+    if (plan.inbound.protocol !== 'tcp') return this.#serveHttp(s, id.service, peer.uri);
     const d = l4Decision(plan, id.service);
     if (!d.allowed) return refuse(REASON.unauthorized, d.reason, id.service);
     s.pause();
@@ -261,6 +279,7 @@ export class ServiceProxy {
     app.setTimeout(this.#o.connectTimeoutMs, () => app.destroy(new Error('connect timeout')));
     app.once('error', (err) => {
       this.#open.delete(conn);
+      this.#onAppDown?.();
       refuse(REASON.localAppUnreachable, err.message, id.service);
     });
     app.once('connect', () => {
@@ -283,8 +302,7 @@ export class ServiceProxy {
   }
 
   /** HTTP: the connection is handed to the HTTP layer, which decides every request. */
-  #serveHttp(s: TLSSocket, source: string): void {
-    const uri = uriSans(s.getPeerCertificate())[0] ?? '';
+  #serveHttp(s: TLSSocket, source: string, uri: string): void {
     this.#o.metrics?.connectionOpened('inbound', source, this.#plan?.service ?? UNKNOWN);
     this.#inboundHttp.accept(s, { service: source, uri });
   }

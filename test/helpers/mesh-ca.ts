@@ -1,6 +1,15 @@
 /** A real mesh CA for proxy tests: a root from src/pki and leaves for any service name. */
-import { generateKeyPairSync } from 'node:crypto';
-import { createCsr, generateRoot, loadPrivateKey, signLeaf } from '../../src/pki/index.js';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  createCsr,
+  generateRoot,
+  issueCertificate,
+  loadPrivateKey,
+  publicOf,
+  readCertificate,
+  signLeaf,
+  type KeyUsageBit,
+} from '../../src/pki/index.js';
 
 export const TEST_TD = '11111111-2222-3333-4444-555555555555.consul';
 export const spiffeUri = (svc: string, td = TEST_TD): string =>
@@ -11,7 +20,21 @@ export interface TestLeaf {
   key: string;
 }
 
-export function testCa(td = TEST_TD): { rootPem: string; leaf(svc: string): TestLeaf } {
+/** What a hand-made certificate carries (for certificates the mesh must refuse). */
+export interface CustomLeaf {
+  uris: string[];
+  isCA?: boolean;
+  keyUsage?: KeyUsageBit[];
+  /** [] omits the extension. */
+  extKeyUsage?: ('serverAuth' | 'clientAuth')[];
+}
+
+export function testCa(td = TEST_TD): {
+  rootPem: string;
+  leaf(svc: string): TestLeaf;
+  /** A certificate signed by this root (the CA's own issuing code) with exactly `spec`. */
+  custom(spec: CustomLeaf): TestLeaf;
+} {
   const root = generateRoot({
     clusterId: td.slice(0, 36),
     trustDomain: td,
@@ -19,10 +42,13 @@ export function testCa(td = TEST_TD): { rootPem: string; leaf(svc: string): Test
     now: new Date(),
   });
   const rootKey = loadPrivateKey(root.keyPem);
+  const rootInfo = readCertificate(root.certPem);
+  const newKey = (): ReturnType<typeof generateKeyPairSync> =>
+    generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   return {
     rootPem: root.certPem,
     leaf(svc) {
-      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      const { privateKey } = newKey();
       const signed = signLeaf({
         csrPem: createCsr(privateKey, spiffeUri(svc, td)),
         expectedUri: spiffeUri(svc, td),
@@ -33,6 +59,27 @@ export function testCa(td = TEST_TD): { rootPem: string; leaf(svc: string): Test
       });
       return {
         certChain: signed.certPem,
+        key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+      };
+    },
+    custom(spec) {
+      const { privateKey } = newKey();
+      const now = Date.now();
+      const certPem = issueCertificate({
+        serial: randomBytes(16),
+        issuerName: rootInfo.subjectName,
+        notBefore: new Date(now - 60_000),
+        notAfter: new Date(now + 3600_000),
+        publicKey: publicOf(privateKey),
+        signerKey: rootKey,
+        signerPublicKey: rootInfo.publicKey,
+        isCA: spec.isCA ?? false,
+        uris: spec.uris,
+        ...(spec.keyUsage ? { keyUsage: spec.keyUsage } : {}),
+        ...(spec.extKeyUsage ? { extKeyUsage: spec.extKeyUsage } : {}),
+      });
+      return {
+        certChain: certPem,
         key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
       };
     },

@@ -89,13 +89,28 @@ export function endpointsOf(entries: readonly ServiceEntry[]): Endpoint[] {
   }));
 }
 
+/**
+ * Trust domains other than the cluster's that peers may belong to: those the CA names on roots
+ * it still trusts after a trust-domain change (Consul's CARoot.ExternalTrustDomain). Listed
+ * whole; nothing is inferred from the roots' certificates.
+ */
+export function acceptedTrustDomains(roots: CARoots): string[] {
+  const out = new Set<string>();
+  for (const r of roots.Roots)
+    if (r.ExternalTrustDomain && r.ExternalTrustDomain !== roots.TrustDomain)
+      out.add(r.ExternalTrustDomain);
+  return [...out];
+}
+
 export function buildPlan(inputs: PlanInputs, version: number): ProxyPlan {
   const { spec, roots, leaf } = inputs;
   const td = roots.TrustDomain;
+  const accepted = acceptedTrustDomains(roots);
   return {
     version,
     service: spec.destination,
     identity: serviceSpiffeId(td, spec.datacenter, spec.destination),
+    ...(accepted.length ? { acceptedTrustDomains: accepted } : {}),
     tls: {
       certChain: leaf.CertPEM,
       key: leaf.PrivateKeyPEM,

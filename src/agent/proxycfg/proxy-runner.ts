@@ -11,7 +11,7 @@ import type { Clock } from '../../core/index.js';
 import { ServiceProxy, type ProxyLogger } from '../../proxy/index.js';
 import type { IntentionCache } from '../connect/intention-cache.js';
 import type { LeafManager } from '../connect/leaf-manager.js';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import type { SidecarCapture } from '../capture/types.js';
 import type { VipSource } from '../capture/vip-watch.js';
 import { buildPlan, resolveBalancer, resolveProtocol, type SidecarSpec } from './build-plan.js';
@@ -73,6 +73,22 @@ async function freeLoopbackPort(v6: boolean): Promise<number> {
   throw new Error('no free loopback port for a transparent upstream listener');
 }
 
+const APP_PROBE_INTERVAL_MS = 1000;
+const APP_PROBE_TIMEOUT_MS = 2000;
+
+/** Connects to `host:port` and closes at once: undefined when it accepted, else the error code. */
+function tcpProbe(host: string, port: number, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    s.setTimeout(timeoutMs, () => s.destroy(new Error('timeout')));
+    s.once('connect', () => {
+      s.destroy();
+      resolve(undefined);
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
 const WAIT = '5m';
 const WAIT_MS = 5 * 60_000;
 
@@ -90,6 +106,12 @@ export class ProxyRunner {
   #unsubscribe: (() => void) | undefined;
   #ready = false;
   #why = '';
+  /** What the plan says: ready to serve, and why (or why not). */
+  #planReady = false;
+  #planWhy = '';
+  /** Set while the local application refuses connections (the sidecar is then critical). */
+  #appDown: string | undefined;
+  #probing = false;
   /** A fresh plan has been installed (the saved one no longer matters). */
   #served = false;
   /** Until when the plan saved before the restart is being served (0: none). */
@@ -112,6 +134,7 @@ export class ProxyRunner {
       clock: deps.clock,
       log: deps.log,
       ...(deps.metrics ? { metrics: deps.metrics } : {}),
+      onLocalAppUnreachable: () => this.#appSuspect(),
     });
   }
 
@@ -443,7 +466,54 @@ export class ProxyRunner {
     );
   }
 
+  /**
+   * The proxy could not reach its application: probe its port now and every second until it
+   * accepts a connection again, the sidecar critical meanwhile, so callers stop choosing this
+   * instance within one catalog update instead of until someone notices.
+   */
+  #appSuspect(): void {
+    if (this.#probing || this.#stop.signal.aborted) return;
+    const { address, port } = this.spec.localApp;
+    if (!(port > 0)) return;
+    this.#probing = true;
+    void (async () => {
+      try {
+        while (!this.#stop.signal.aborted) {
+          const err = await tcpProbe(address, port, APP_PROBE_TIMEOUT_MS);
+          if (err === undefined) {
+            if (this.#appDown !== undefined) {
+              this.#appDown = undefined;
+              this.#d.log.info({ sidecar: this.spec.id }, 'local application reachable again');
+              this.#report();
+            }
+            return;
+          }
+          if (this.#appDown === undefined) {
+            this.#appDown = `the local application at ${address}:${port} does not accept connections (${err})`;
+            this.#d.log.warn(
+              { sidecar: this.spec.id, why: this.#appDown },
+              'local application down',
+            );
+            this.#report();
+          }
+          await this.#sleep(APP_PROBE_INTERVAL_MS);
+        }
+      } finally {
+        this.#probing = false;
+      }
+    })();
+  }
+
   #setReady(ready: boolean, why: string): void {
+    this.#planReady = ready;
+    this.#planWhy = why;
+    this.#report();
+  }
+
+  /** The sidecar's health: the plan's readiness, unless the application is down. */
+  #report(): void {
+    const ready = this.#planReady && this.#appDown === undefined;
+    const why = this.#planReady ? (this.#appDown ?? this.#planWhy) : this.#planWhy;
     if (ready === this.#ready && why === this.#why) return;
     this.#ready = ready;
     this.#why = why;

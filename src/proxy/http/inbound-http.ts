@@ -18,7 +18,7 @@ import type { ProxyPlan } from '../plan.js';
 import { REASON } from '../reasons.js';
 import type { Downstream } from './downstream.js';
 import { refusedRecord, track, type RequestObserver } from './exchange.js';
-import { XFCC, endToEnd, headerValues, normalizeTarget, pathOf } from './headers.js';
+import { REASON_HEADER, XFCC, endToEnd, headerValues, normalizeTarget, pathOf } from './headers.js';
 import { HandedHttpServers } from './handed-servers.js';
 import { Http1Target, Http2Target, type HttpTarget } from './targets.js';
 
@@ -35,6 +35,8 @@ export interface InboundHttpDeps {
   idleTimeoutMs: number;
   /** Time a client has to send a request head (slowloris). */
   headersTimeoutMs: number;
+  /** The local application refused or did not answer a connection (its health may follow). */
+  onLocalAppUnreachable?: () => void;
 }
 
 export class InboundHttp {
@@ -132,14 +134,19 @@ export class InboundHttp {
       down,
       (err, res) => {
         if (err || !res) {
+          // Only "never reached the app" is LF: callers resend those elsewhere, whatever the method.
+          const reason = err?.notSent ? REASON.localAppUnreachable : REASON.localAppReset;
           this.deps.log.info(
-            { service: plan.service, reason: REASON.localAppUnreachable, err: err?.message },
+            { service: plan.service, reason, err: err?.message },
             'local app failed',
           );
+          if (reason === REASON.localAppUnreachable) this.deps.onLocalAppUnreachable?.();
           out.status = 503;
-          out.flags = REASON.localAppUnreachable;
-          return down.refuse(503, REASON.localAppUnreachable, 'local application unavailable');
+          out.flags = reason;
+          return down.refuse(503, reason, 'local application unavailable');
         }
+        // The reason header is the proxies' word on what happened; an app cannot speak it.
+        if (res.headers[REASON_HEADER] !== undefined) delete res.headers[REASON_HEADER];
         out.status = res.status;
         down.relay(res);
       },

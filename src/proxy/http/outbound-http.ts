@@ -18,7 +18,9 @@ import { REASON, type Reason } from '../reasons.js';
 import { mtlsOptions } from '../transport/mtls.js';
 import type { Downstream } from './downstream.js';
 import { refusedRecord, track, type RequestObserver } from './exchange.js';
-import { endToEnd } from './headers.js';
+import { REASON_HEADER, endToEnd } from './headers.js';
+import { BodyReplay } from './body-replay.js';
+import { Outliers } from '../outlier.js';
 import { HandedHttpServers } from './handed-servers.js';
 import { Http1Target, Http2Target, type HttpTarget, type TargetError } from './targets.js';
 
@@ -26,6 +28,8 @@ export type UpstreamHttpVersion = 'h2' | 'http1';
 
 export interface OutboundHttpDeps {
   plan(): ProxyPlan | undefined;
+  /** Failures worth an operator's eye: retries, ejections, wrong identities. */
+  log: { info(obj: object, msg: string): void };
   /** The upstream a listener serves, by the listener key. */
   upstream(listenerKey: string): UpstreamPlan | undefined;
   clock: Clock;
@@ -40,14 +44,22 @@ export interface OutboundHttpDeps {
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
+/**
+ * What an upstream proxy answers (503, in its reason header) when it never handed the request
+ * to its application; the header is the proxies' own (stripped from applications' answers).
+ */
+const UNPROCESSED: ReadonlySet<unknown> = new Set([REASON.localAppUnreachable, REASON.noPlan]);
+
 export class OutboundHttp {
   readonly #servers: HandedHttpServers<string>;
   /** Pools by upstream identity and endpoint. */
   #targets = new Map<string, HttpTarget>();
   readonly #balancers = new Map<string, BalancerState>();
   #tls: ProxyPlan['tls'] | undefined;
+  readonly #outliers: Outliers;
 
   constructor(private readonly deps: OutboundHttpDeps) {
+    this.#outliers = new Outliers(deps.clock);
     this.#servers = new HandedHttpServers((down, key) => this.#handle(down, key), {
       idleTimeoutMs: deps.idleTimeoutMs,
       headersTimeoutMs: deps.headersTimeoutMs,
@@ -97,8 +109,13 @@ export class OutboundHttp {
       return;
     }
     const wanted = new Set<string>();
+    const endpoints = new Set<string>();
     for (const u of plan.upstreams)
-      for (const ep of u.endpoints) wanted.add(poolKey(u, ep, this.deps.version));
+      for (const ep of u.endpoints) {
+        wanted.add(poolKey(u, ep, this.deps.version));
+        endpoints.add(endpointKey(ep));
+      }
+    this.#outliers.retain(endpoints);
     for (const [k, t] of this.#targets) {
       if (wanted.has(k)) continue;
       t.close();
@@ -134,7 +151,13 @@ export class OutboundHttp {
     let state = this.#balancers.get(listenerKey);
     if (!state) this.#balancers.set(listenerKey, (state = { next: 0 }));
     const first = pickFirst(upstream, state, (ep) => this.#targetFor(plan, upstream, ep).active);
-    const tries = upstream.endpoints.length;
+    const n = upstream.endpoints.length;
+    // Ejected endpoints are passed over (unless every endpoint is ejected).
+    const skip = this.#outliers.skipper(upstream);
+    const next = (i: number): number => {
+      while (skip && i < n && skip(endpointAt(upstream, first, i))) i++;
+      return i;
+    };
     const headers = endToEnd(down.headers, { dropIdentity: true, keepTrailersTe: true });
     const head = {
       method: down.method,
@@ -142,29 +165,72 @@ export class OutboundHttp {
       authority: down.authority || upstream.destination,
       headers,
     };
+    const body = new BodyReplay(down);
     let renewed = false;
+    /** The one resend of a request an upstream proxy answered without reaching its app. */
+    let resent = false;
     const attempt = (i: number): void => {
       const ep = endpointAt(upstream, first, i);
       out.upstream = `${ep.address}:${ep.port}`;
       const target = this.#targetFor(this.deps.plan() ?? plan, upstream, ep);
-      target.send(head, down, (err, res) => {
+      target.send(head, body.downstream, (err, res) => {
         if (err || !res) return failed(i, err, target);
+        if (res.status === 503 && UNPROCESSED.has(res.headers[REASON_HEADER])) {
+          const why = String(res.headers[REASON_HEADER]);
+          this.#eject(upstream, ep, why);
+          const j = next(i + 1);
+          if (!resent && j < n && body.replayable) {
+            resent = true;
+            res.body.resume();
+            return attempt(j);
+          }
+        } else this.#outliers.succeeded(ep);
         out.status = res.status;
         down.relay(res);
       });
     };
     const failed = (i: number, err: TargetError | undefined, target: HttpTarget): void => {
+      const ep = endpointAt(upstream, first, i);
+      if (err?.reason === REASON.upstreamIdentity)
+        this.deps.log.info(
+          {
+            service: plan.service,
+            destination: upstream.destination,
+            endpoint: `${ep.address}:${ep.port}`,
+            reason: err.reason,
+            why: err.message,
+          },
+          'upstream endpoint proved another identity',
+        );
       if (err?.retryable) {
         // The pool was replaced under the request (new certificates): once more on the new one.
         if (target.retired && !renewed) {
           renewed = true;
           return attempt(i);
         }
-        if (i + 1 < tries) return attempt(i + 1);
+        // Nothing reached it (refused, failed or wrong-identity handshake): leave it out a while.
+        if (err.notSent) this.#eject(upstream, ep, err.reason);
+        const j = next(i + 1);
+        if (j < n && body.replayable) return attempt(j);
       }
       refuse(503, err?.reason ?? REASON.upstreamConnectFailure, 'upstream unavailable');
     };
-    attempt(0);
+    attempt(next(0));
+  }
+
+  #eject(u: UpstreamPlan, ep: Endpoint, reason: string): void {
+    const ms = this.#outliers.eject(ep);
+    if (ms === undefined) return;
+    this.deps.log.info(
+      {
+        service: this.deps.plan()?.service,
+        destination: u.destination,
+        endpoint: `${ep.address}:${ep.port}`,
+        reason,
+        ejected_ms: ms,
+      },
+      'upstream endpoint ejected',
+    );
   }
 
   #targetFor(plan: ProxyPlan, u: UpstreamPlan, ep: Endpoint): HttpTarget {

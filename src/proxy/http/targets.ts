@@ -31,8 +31,13 @@ export interface RequestHead {
 
 export interface TargetError extends Error {
   reason: Reason;
-  /** Nothing of the request was sent: another endpoint may be tried. */
+  /** Another endpoint may be tried (nothing was sent, or an idempotent request lost its connection). */
   retryable: boolean;
+  /**
+   * Nothing of the request reached the peer (no connection, or the peer refused the stream
+   * unprocessed): whatever its method, it may go elsewhere.
+   */
+  notSent: boolean;
 }
 
 export type SendCallback = (err: TargetError | undefined, res?: UpstreamResponse) => void;
@@ -49,12 +54,20 @@ export interface HttpTarget {
   destroy(): void;
 }
 
-function targetError(err: Error & { reason?: Reason }, retryable: boolean): TargetError {
+function targetError(
+  err: Error & { reason?: Reason },
+  retryable: boolean,
+  notSent: boolean,
+): TargetError {
   const e = err as TargetError;
   e.reason = err.reason ?? REASON.upstreamConnectFailure;
-  e.retryable = retryable;
+  e.retryable = retryable || notSent;
+  e.notSent = notSent;
   return e;
 }
+
+/** RST_STREAM REFUSED_STREAM: the peer did not process the stream at all (RFC 9113 8.7). */
+const REFUSED_STREAM = 7;
 
 /** Methods a proxy may resend when the connection failed before any answer (RFC 9110 9.2.2). */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -84,7 +97,7 @@ export class Http2Target implements HttpTarget {
 
   send(head: RequestHead, down: Downstream, cb: SendCallback): void {
     this.#withSession((err, session) => {
-      if (err || !session) return cb(targetError(err ?? new Error('closed'), true));
+      if (err || !session) return cb(targetError(err ?? new Error('closed'), true, true));
       this.#stream(session, head, down, cb);
     });
   }
@@ -104,7 +117,7 @@ export class Http2Target implements HttpTarget {
     try {
       stream = session.request(h);
     } catch (e) {
-      return cb(targetError(e as Error, true));
+      return cb(targetError(e as Error, true, true));
     }
     this.#active++;
     let answered = false;
@@ -130,15 +143,26 @@ export class Http2Target implements HttpTarget {
     stream.on('error', (err) => {
       if (cancelled) return;
       if (answered) down.abort();
-      else answer(targetError(err, SAFE_METHODS.has(head.method) && down.bytesIn() === 0));
+      else
+        answer(
+          targetError(
+            err,
+            SAFE_METHODS.has(head.method) && down.bytesIn() === 0,
+            stream.rstCode === REFUSED_STREAM,
+          ),
+        );
     });
     stream.once('close', () => {
       if (--this.#active === 0 && this.#closed) this.#endSessions();
       // REFUSED_STREAM: the peer did not process it, so it may go elsewhere; so may a
       // bodiless idempotent request whose connection died under it.
-      const retry = stream.rstCode === 7 || (SAFE_METHODS.has(head.method) && down.bytesIn() === 0);
+      const refused = stream.rstCode === REFUSED_STREAM;
+      const retry = SAFE_METHODS.has(head.method) && down.bytesIn() === 0;
       if (!answered)
-        answer(targetError(new Error(`stream reset (${stream.rstCode})`), retry), undefined);
+        answer(
+          targetError(new Error(`stream reset (${stream.rstCode})`), retry, refused),
+          undefined,
+        );
       else if (stream.rstCode !== 0) down.abort();
     });
     down.onDone((completed) => {
@@ -292,7 +316,7 @@ export class Http1Target implements HttpTarget {
     });
     req.on('error', (err) => {
       if (answered) down.abort();
-      else answer(targetError(err, !sent));
+      else answer(targetError(err, !sent, !sent));
     });
     req.once('close', () => {
       this.#active--;

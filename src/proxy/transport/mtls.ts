@@ -4,9 +4,15 @@
  * identity aborts the handshake before a byte of the request is sent.
  */
 import type { ConnectionOptions } from 'node:tls';
-import type { ProxyPlan, UpstreamPlan } from '../plan.js';
+import { trustDomainsOf, type ProxyPlan, type UpstreamPlan } from '../plan.js';
 import { REASON, type Reason } from '../reasons.js';
-import { uriSans } from './identity.js';
+import { checkPeer } from './identity.js';
+
+/** A handshake refused because the server is not the destination; `presented` says who it was. */
+export interface IdentityError extends Error {
+  reason: Reason;
+  presented: string;
+}
 
 export function mtlsOptions(plan: ProxyPlan, upstream: UpstreamPlan): ConnectionOptions {
   return {
@@ -16,12 +22,14 @@ export function mtlsOptions(plan: ProxyPlan, upstream: UpstreamPlan): Connection
     minVersion: 'TLSv1.2',
     rejectUnauthorized: true,
     checkServerIdentity: (_host, cert) => {
-      const uris = uriSans(cert);
-      if (uris.length === 1 && uris[0] === upstream.identity) return undefined;
-      const err: Error & { reason?: Reason } = new Error(
-        `server presented ${uris.join(', ') || 'no SPIFFE id'}, expected ${upstream.identity}`,
-      );
+      const peer = checkPeer(cert, 'server', trustDomainsOf(plan));
+      if (peer.ok && peer.uri === upstream.identity) return undefined;
+      const presented = peer.ok ? peer.uri : peer.why;
+      const err = new Error(
+        `server presented ${presented}, expected ${upstream.identity}`,
+      ) as IdentityError;
       err.reason = REASON.upstreamIdentity;
+      err.presented = presented;
       return err;
     },
   };

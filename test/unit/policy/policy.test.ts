@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import {
   agentSpiffeId,
+  checkPeerServiceId,
   decide,
   parseSpiffeId,
   precedence,
@@ -180,4 +181,62 @@ describe('policy: intentions', () => {
       ),
     ).to.include('at most one');
   });
+});
+
+describe('policy: peer service ids (checkPeerServiceId)', () => {
+  const ok = (uri: string, tds: string[] = [TD]): boolean => checkPeerServiceId(uri, tds).ok;
+  const svc = (td: string, name = 'web'): string => `spiffe://${td}/ns/default/dc/dc1/svc/${name}`;
+
+  it('accepts exactly our trust domain, and a migration domain only when listed whole', () => {
+    expect(checkPeerServiceId(svc(TD), [TD])).to.deep.equal({
+      ok: true,
+      id: {
+        kind: 'service',
+        trustDomain: TD,
+        namespace: 'default',
+        datacenter: 'dc1',
+        service: 'web',
+      },
+    });
+    expect(ok(svc('old.consul'), [TD, 'old.consul'])).to.equal(true);
+    expect(ok(svc(TD, 'WEB'))).to.equal(true); // a different service, never "web"
+    expect(checkPeerServiceId(svc(TD, 'WEB'), [TD])).to.have.nested.property('id.service', 'WEB');
+  });
+
+  const rows: [string, string, string[]?][] = [
+    ['another trust domain', svc('other.consul')],
+    ['ours as a suffix', svc(`evil-${TD}`)],
+    ['ours as a prefix', svc(`${TD}.evil`)],
+    ['a subdomain of ours', svc(`a.${TD}`)],
+    ['a listed domain with a suffix', svc('evil-old.consul'), [TD, 'old.consul']],
+    ['a listed domain with a prefix', svc('old.consul.evil'), [TD, 'old.consul']],
+    ['upper-case trust domain', svc(TD.toUpperCase())],
+    ['upper-case scheme', `SPIFFE://${TD}/ns/default/dc/dc1/svc/web`],
+    ['upper-case keywords', `spiffe://${TD}/NS/default/DC/dc1/SVC/web`],
+    ['fragment', `${svc(TD)}#x`],
+    ['query', `${svc(TD)}?x=1`],
+    ['empty query', `${svc(TD)}?`],
+    ['extra segment', `${svc(TD)}/x`],
+    ['missing dc segment', `spiffe://${TD}/ns/default/svc/web`],
+    ['missing ns segment', `spiffe://${TD}/dc/dc1/svc/web`],
+    ['percent-encoded name', svc(TD, '%77eb')],
+    ['percent-encoded slash', `spiffe://${TD}/ns/default/dc/dc1/svc%2Fweb`],
+    ['trailing slash', `${svc(TD)}/`],
+    ['empty name', svc(TD, '')],
+    ['dot name', svc(TD, '.')],
+    ['other namespace', `spiffe://${TD}/ns/team/dc/dc1/svc/web`],
+    ['userinfo', `spiffe://u@${TD}/ns/default/dc/dc1/svc/web`],
+    ['port', `spiffe://${TD}:8443/ns/default/dc/dc1/svc/web`],
+    ['agent id', agentSpiffeId(TD, 'dc1', 'n1')],
+    ['trust domain only', `spiffe://${TD}`],
+    ['whitespace', ` ${svc(TD)}`],
+    ['no trust domains accepted', svc(TD), []],
+  ];
+  for (const [name, uri, tds] of rows) {
+    it(`refuses ${name}`, () => {
+      const r = checkPeerServiceId(uri, tds ?? [TD]);
+      expect(r.ok).to.equal(false);
+      if (!r.ok) expect(r.why).to.be.a('string').and.not.equal('');
+    });
+  }
 });
