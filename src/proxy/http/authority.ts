@@ -27,7 +27,7 @@ export function canonicalAuthority(raw: string): string | undefined {
     const end = a.indexOf(']');
     if (end < 0) return undefined;
     const ip = a.slice(1, end);
-    if (!isIPv6(ip)) return undefined; // also refuses zone ids ("%eth0")
+    if (ip.includes('%') || !isIPv6(ip)) return undefined; // no zone ids ("%eth0")
     host = new URL(`http://[${ip}]/`).hostname;
     rest = a.slice(end + 1);
   } else {

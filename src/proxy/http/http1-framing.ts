@@ -51,6 +51,7 @@ const enum State {
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+const EMPTY = Buffer.alloc(0);
 
 /**
  * Follows the requests on one connection through their framing and reports the first rule
@@ -61,6 +62,8 @@ export class Http1FramingGuard {
   /** The head so far, when it spans reads. */
   #pieces: Buffer[] = [];
   #headLength = 0;
+  /** The last three bytes held, in case CRLFCRLF spans reads. */
+  #tail: Buffer = EMPTY;
   /** Body or chunk bytes still to skip (chunk data includes its CRLF). */
   #left = 0;
   #line = '';
@@ -149,21 +152,31 @@ export class Http1FramingGuard {
     if (i >= buf.length) return -1;
     // Search the new bytes, with the last three held ones in case CRLFCRLF spans two reads.
     const held = this.#headLength;
+    // `end` is where the terminator starts, counted in `buf`: before `i` (negative, even) when
+    // it began in a held piece.
     let end: number;
-    if (held === 0) end = buf.indexOf(CRLFCRLF, i);
-    else {
-      const last = this.#pieces[this.#pieces.length - 1]!;
-      const tail = last.subarray(Math.max(0, last.length - 3));
+    let found: boolean;
+    if (held === 0) {
+      end = buf.indexOf(CRLFCRLF, i);
+      found = end >= 0;
+    } else {
+      const tail = this.#tail;
       const at = Buffer.concat([tail, buf.subarray(i)]).indexOf(CRLFCRLF);
-      end = at < 0 ? -1 : i + at - tail.length;
+      found = at >= 0;
+      end = i + at - tail.length;
     }
-    if (end < 0 && held + buf.length - i > MAX_HEAD) {
+    if (!found && held + buf.length - i > MAX_HEAD) {
       this.#state = State.Stopped;
       return buf.length;
     }
-    if (end < 0) {
-      this.#pieces.push(buf.subarray(i));
-      this.#headLength += buf.length - i;
+    if (!found) {
+      const piece = buf.subarray(i);
+      this.#pieces.push(piece);
+      this.#headLength += piece.length;
+      this.#tail =
+        piece.length >= 3
+          ? piece.subarray(piece.length - 3)
+          : Buffer.concat([this.#tail, piece]).subarray(-3);
       return -1;
     }
     // `end` may be before i (the terminator began in a held piece): take what the head needs.
@@ -176,6 +189,7 @@ export class Http1FramingGuard {
             .toString('latin1');
     this.#pieces = [];
     this.#headLength = 0;
+    this.#tail = EMPTY;
     const problem = this.#framing(head);
     return problem ?? headEnd;
   }
