@@ -47,11 +47,18 @@ export interface IntentionRule {
   Permissions?: Permission[];
 }
 
+/**
+ * A request's header fields by lower-case name: one string per field line, an array when the
+ * field was repeated (never pre-joined, so a rule can see every value). `host` holds the
+ * authority (`:authority` in a rule reads it too).
+ */
+export type HeaderFields = Readonly<Record<string, string | readonly string[] | undefined>>;
+
 export interface Request {
   source: string;
   destination: string;
   /** Present for an L7 decision; absent for a connection. */
-  http?: { path: string; method: string; headers: Record<string, string | undefined> };
+  http?: { path: string; method: string; headers: HeaderFields };
 }
 
 export interface Decision {
@@ -133,31 +140,54 @@ function regexTest(pattern: string, subject: string): boolean {
   return test(subject);
 }
 
-function headerMatches(h: HeaderMatch, headers: Record<string, string | undefined>): boolean {
-  const raw = headers[h.Name.toLowerCase()];
-  let ok: boolean;
-  if (raw === undefined) ok = false;
-  else {
-    const v = h.IgnoreCase ? raw.toLowerCase() : raw;
-    const want = (s: string): string => (h.IgnoreCase ? s.toLowerCase() : s);
-    if (h.Exact !== undefined) ok = v === want(h.Exact);
-    else if (h.Prefix !== undefined) ok = v.startsWith(want(h.Prefix));
-    else if (h.Suffix !== undefined) ok = v.endsWith(want(h.Suffix));
-    else if (h.Contains !== undefined) ok = v.includes(want(h.Contains));
-    else if (h.Regex !== undefined) ok = regexTest(h.Regex, raw);
-    else ok = true; // Present, or a bare name
-  }
-  return h.Invert ? !ok : ok;
+/** One reading of a header value against a rule, before Invert. */
+function valueMatches(h: HeaderMatch, raw: string): boolean {
+  const v = h.IgnoreCase ? raw.toLowerCase() : raw;
+  const want = (s: string): string => (h.IgnoreCase ? s.toLowerCase() : s);
+  if (h.Exact !== undefined) return v === want(h.Exact);
+  if (h.Prefix !== undefined) return v.startsWith(want(h.Prefix));
+  if (h.Suffix !== undefined) return v.endsWith(want(h.Suffix));
+  if (h.Contains !== undefined) return v.includes(want(h.Contains));
+  if (h.Regex !== undefined) return regexTest(h.Regex, raw);
+  return true; // Present, or a bare name
 }
 
-function httpMatches(m: HttpMatch | undefined, http: NonNullable<Request['http']>): boolean {
+/**
+ * A header rule sees every reading an application could take of the header: each field line,
+ * the lines joined with ", " (what most frameworks hand the app), and each comma-separated
+ * element. In a deny permission the rule holds if ANY reading matches; in an allow permission
+ * only if EVERY reading does, except that a plain (not inverted) allow rule is not held to
+ * the comma elements, since headers such as User-Agent contain commas that are not list
+ * separators. A missing header matches only an inverted rule.
+ */
+function headerMatches(h: HeaderMatch, headers: HeaderFields, deny: boolean): boolean {
+  const name = h.Name.toLowerCase();
+  const raw = headers[name === ':authority' ? 'host' : name];
+  if (raw === undefined) return h.Invert === true;
+  const test = (v: string): boolean => valueMatches(h, v) !== (h.Invert === true);
+  if (typeof raw === 'string' && !raw.includes(',')) return test(raw); // the usual case
+  const lines: readonly string[] = typeof raw === 'string' ? [raw] : raw;
+  const elements = deny || h.Invert === true;
+  const readings: string[] = [...lines];
+  if (lines.length > 1) readings.push(lines.join(', '));
+  if (elements)
+    for (const line of lines)
+      if (line.includes(',')) for (const e of line.split(',')) readings.push(e.trim());
+  return deny ? readings.some(test) : readings.every(test);
+}
+
+function httpMatches(
+  m: HttpMatch | undefined,
+  http: NonNullable<Request['http']>,
+  deny: boolean,
+): boolean {
   if (!m) return true;
   if (m.PathExact !== undefined && http.path !== m.PathExact) return false;
   if (m.PathPrefix !== undefined && !http.path.startsWith(m.PathPrefix)) return false;
   if (m.PathRegex !== undefined && !regexTest(m.PathRegex, http.path)) return false;
   if (m.Methods?.length && !m.Methods.some((x) => x.toUpperCase() === http.method.toUpperCase()))
     return false;
-  for (const h of m.Header ?? []) if (!headerMatches(h, http.headers)) return false;
+  for (const h of m.Header ?? []) if (!headerMatches(h, http.headers, deny)) return false;
   return true;
 }
 
@@ -190,7 +220,7 @@ export function decide(
     }
     const perms = rule.Permissions ?? [];
     for (let i = 0; i < perms.length; i++) {
-      if (httpMatches(perms[i]!.HTTP, req.http)) {
+      if (httpMatches(perms[i]!.HTTP, req.http, perms[i]!.Action === 'deny')) {
         const action = perms[i]!.Action;
         return {
           allowed: action === 'allow',

@@ -53,6 +53,9 @@ export class BodyReplay {
       get headers() {
         return down.headers;
       },
+      get rawHeaders() {
+        return down.rawHeaders;
+      },
       get grpc() {
         return down.grpc;
       },
@@ -62,6 +65,7 @@ export class BodyReplay {
       sendBodyTo: (w) => this.sendTo(w),
       relay: (res) => down.relay(res),
       refuse: (status, reason, message) => down.refuse(status, reason, message),
+      malformed: (reason, message) => down.malformed(reason, message),
       abort: () => down.abort(),
       onDone: (fn) => down.onDone(fn),
       bytesIn: () => down.bytesIn(),

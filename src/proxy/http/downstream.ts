@@ -32,6 +32,8 @@ export interface Downstream {
   readonly target: string;
   readonly authority: string;
   readonly headers: IncomingHttpHeaders;
+  /** Every header field line as received: name, value, name, value, ... */
+  readonly rawHeaders: readonly string[];
   readonly grpc: boolean;
   /** Streams the request body to `w` (counting it); call once, when `w` can take it. */
   sendBodyTo(w: Writable): void;
@@ -39,6 +41,11 @@ export interface Downstream {
   relay(res: UpstreamResponse): void;
   /** Answers the request itself, marked with its reason code (a gRPC status for gRPC calls). */
   refuse(status: number, reason: Reason, message: string): void;
+  /**
+   * Refuses a malformed request: HTTP/1.1 answers 400; HTTP/2 resets the stream with
+   * PROTOCOL_ERROR (RFC 9113 8.1.1), so nothing of it is forwarded.
+   */
+  malformed(reason: Reason, message: string): void;
   /** Ends the exchange abruptly (the response had started when the upstream failed). */
   abort(): void;
   readonly responded: boolean;
@@ -93,6 +100,7 @@ export function fromHttp1(req: IncomingMessage, res: ServerResponse): Downstream
     target: req.url ?? '/',
     authority: req.headers.host ?? '',
     headers: req.headers,
+    rawHeaders: req.rawHeaders,
     sendBodyTo: (w) => pipeCounted(req, w, rx),
     grpc: isGrpc(req.headers),
     get responded() {
@@ -115,6 +123,9 @@ export function fromHttp1(req: IncomingMessage, res: ServerResponse): Downstream
       });
       res.end(body);
     },
+    malformed(reason, message) {
+      this.refuse(400, reason, message);
+    },
     abort() {
       res.destroy();
     },
@@ -124,7 +135,11 @@ export function fromHttp1(req: IncomingMessage, res: ServerResponse): Downstream
   };
 }
 
-export function fromHttp2(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Downstream {
+export function fromHttp2(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  rawHeaders: readonly string[],
+): Downstream {
   const rx = { n: 0 };
   let tx = 0;
   const done = doneListeners();
@@ -136,6 +151,7 @@ export function fromHttp2(stream: ServerHttp2Stream, headers: IncomingHttpHeader
     target: String(headers[':path'] ?? '/'),
     authority: String(headers[':authority'] ?? headers.host ?? ''),
     headers,
+    rawHeaders,
     sendBodyTo: (w) => pipeCounted(stream, w, rx),
     grpc,
     get responded() {
@@ -186,6 +202,9 @@ export function fromHttp2(stream: ServerHttp2Stream, headers: IncomingHttpHeader
         'content-length': Buffer.byteLength(body),
       });
       stream.end(body);
+    },
+    malformed() {
+      if (!stream.destroyed) stream.close(1 /* PROTOCOL_ERROR */);
     },
     abort() {
       stream.close(2 /* INTERNAL_ERROR */);

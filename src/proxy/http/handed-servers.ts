@@ -4,17 +4,17 @@
  * upstream listener), each with a context (who the caller is, which upstream it is for) that
  * every request on that connection is handled with.
  */
-import type { Server } from 'node:http';
 import {
   createServer as createH2Server,
   type Http2Server,
   type Http2Session,
   type ServerHttp2Stream,
 } from 'node:http2';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Reason } from '../reasons.js';
 import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
-import { createHttp1Server } from './http1-server.js';
+import { createHttp1Server, type Http1Front } from './http1-server.js';
 import { H2_SERVER_LIMITS } from './limits.js';
 import { guardResets } from './reset-guard.js';
 
@@ -29,7 +29,7 @@ export interface HandedServerOptions<C> {
 }
 
 export class HandedHttpServers<C> {
-  readonly #h1: Server;
+  readonly #h1: Http1Front;
   readonly #h2: Http2Server;
   readonly #context = new WeakMap<object, C>();
   readonly #sessions = new Set<Http2Session>();
@@ -57,20 +57,28 @@ export class HandedHttpServers<C> {
       session.on('error', () => session.destroy());
       session.setTimeout(opts.idleTimeoutMs, () => session.close());
     });
-    this.#h2.on('stream', (stream: ServerHttp2Stream, headers) => {
-      stream.on('error', () => stream.destroy());
-      guardResets(stream);
-      const ctx = this.#context.get(stream.session as object);
-      if (ctx !== undefined) handle(fromHttp2(stream, headers), ctx);
-      else stream.destroy();
-    });
+    this.#h2.on(
+      'stream',
+      (
+        stream: ServerHttp2Stream,
+        headers: IncomingHttpHeaders,
+        _flags: number,
+        rawHeaders: string[],
+      ) => {
+        stream.on('error', () => stream.destroy());
+        guardResets(stream);
+        const ctx = this.#context.get(stream.session as object);
+        if (ctx !== undefined) handle(fromHttp2(stream, headers, rawHeaders), ctx);
+        else stream.destroy();
+      },
+    );
   }
 
   /** Serves `socket` as HTTP/2 or HTTP/1.1; every request on it is handled with `ctx`. */
   accept(socket: Socket, ctx: C, h2: boolean): void {
     if (!h2) {
       this.#context.set(socket, ctx);
-      this.#h1.emit('connection', socket);
+      this.#h1.accept(socket);
       return;
     }
     // The server makes the session synchronously inside emit(), which is when it is tagged.
@@ -84,7 +92,7 @@ export class HandedHttpServers<C> {
 
   close(): void {
     for (const s of this.#sessions) s.destroy();
-    this.#h1.closeAllConnections();
-    this.#h1.close(() => {}); // stops the timeout checks (it never listened)
+    this.#h1.server.closeAllConnections();
+    this.#h1.server.close(() => {}); // stops the timeout checks (it never listened)
   }
 }

@@ -18,8 +18,10 @@ import type { ProxyPlan } from '../plan.js';
 import { REASON } from '../reasons.js';
 import type { Downstream } from './downstream.js';
 import { refusedRecord, track, type RequestObserver } from './exchange.js';
-import { REASON_HEADER, XFCC, endToEnd, headerValues, normalizeTarget, pathOf } from './headers.js';
+import { REASON_HEADER, XFCC } from './headers.js';
 import { HandedHttpServers } from './handed-servers.js';
+import { isHeadProblem, prepareHead } from './request-head.js';
+import { pathOf } from './request-target.js';
 import { Http1Target, Http2Target, type HttpTarget } from './targets.js';
 
 export interface Caller {
@@ -101,22 +103,22 @@ export class InboundHttp {
       out.flags = REASON.noPlan;
       return down.refuse(503, REASON.noPlan, 'no plan');
     }
-    const target = normalizeTarget(down.target);
-    if (target === undefined) {
-      out.status = 400;
+    const head = prepareHead(down, undefined);
+    if (isHeadProblem(head)) {
       out.flags = REASON.badRequest;
-      return down.refuse(400, REASON.badRequest, 'bad request target');
+      if (head.malformed) return down.malformed(REASON.badRequest, head.message);
+      out.status = 400;
+      return down.refuse(400, REASON.badRequest, head.message);
     }
+    const { target, authority, headers } = head;
+    // The rules read the authority as `host`; the targets set it from `authority` again.
+    headers.host = authority;
     const d = decide(
       plan.intentions,
       {
         source: caller.service,
         destination: plan.service,
-        http: {
-          path: pathOf(target),
-          method: down.method,
-          headers: headerValues(down.headers),
-        },
+        http: { path: pathOf(target), method: down.method, headers },
       },
       plan.defaultAllow,
     );
@@ -125,12 +127,11 @@ export class InboundHttp {
       out.flags = REASON.unauthorized;
       return down.refuse(403, REASON.unauthorized, 'RBAC: access denied');
     }
-    const headers = endToEnd(down.headers, { dropIdentity: true, keepTrailersTe: true });
     headers[XFCC] = `By=${plan.identity};URI=${caller.uri}`;
     const app = plan.inbound.localApp;
     out.upstream = `${app.address}:${app.port}`;
     this.#app.target.send(
-      { method: down.method, path: target, authority: down.authority, headers },
+      { method: down.method, path: target, authority, headers },
       down,
       (err, res) => {
         if (err || !res) {

@@ -18,10 +18,12 @@ import { REASON, type Reason } from '../reasons.js';
 import { mtlsOptions } from '../transport/mtls.js';
 import type { Downstream } from './downstream.js';
 import { refusedRecord, track, type RequestObserver } from './exchange.js';
-import { REASON_HEADER, endToEnd } from './headers.js';
+import { REASON_HEADER } from './headers.js';
 import { BodyReplay } from './body-replay.js';
 import { Outliers } from '../outlier.js';
 import { HandedHttpServers } from './handed-servers.js';
+import { REQUEST_TIMEOUT_RESPONSE } from './http1-server.js';
+import { isHeadProblem, prepareHead } from './request-head.js';
 import { Http1Target, Http2Target, type HttpTarget, type TargetError } from './targets.js';
 
 export type UpstreamHttpVersion = 'h2' | 'http1';
@@ -81,8 +83,21 @@ export class OutboundHttp {
   /** Serves an application's connection to the listener `listenerKey`. */
   accept(socket: Socket, listenerKey: string): void {
     socket.on('error', () => socket.destroy());
-    // Until its first byte it belongs to no server, so no server's timeouts apply yet.
-    const silent = setTimeout(() => socket.destroy(), this.deps.headersTimeoutMs);
+    // Until its first byte it belongs to no server, so no server's timeouts apply yet: a
+    // client that sends nothing gets the 408 an HTTP/1.1 server would send it.
+    const silent = setTimeout(() => {
+      this.deps.observe(
+        refusedRecord(
+          'outbound',
+          this.deps.plan()?.service ?? 'unknown',
+          this.deps.upstream(listenerKey)?.destination ?? 'unknown',
+          408,
+          REASON.downstreamTimeout,
+        ),
+      );
+      socket.end(REQUEST_TIMEOUT_RESPONSE);
+      setTimeout(() => socket.destroy(), 1_000).unref();
+    }, this.deps.headersTimeoutMs);
     socket.once('close', () => clearTimeout(silent));
     const sniff = (): void => {
       const first = socket.read() as Buffer | null;
@@ -148,6 +163,14 @@ export class OutboundHttp {
       return refuse(503, REASON.noPlan, 'no plan');
     if (!upstream || upstream.endpoints.length === 0)
       return refuse(503, REASON.noHealthyUpstream, 'no healthy upstream');
+    // The same head the destination's proxy will judge: normalized here, so what it decides on
+    // is what its app receives, and what this app sent is refused here if it is ambiguous.
+    const prepared = prepareHead(down, upstream.destination);
+    if (isHeadProblem(prepared)) {
+      out.flags = REASON.badRequest;
+      if (prepared.malformed) return down.malformed(REASON.badRequest, prepared.message);
+      return refuse(400, REASON.badRequest, prepared.message);
+    }
     let state = this.#balancers.get(listenerKey);
     if (!state) this.#balancers.set(listenerKey, (state = { next: 0 }));
     const first = pickFirst(upstream, state, (ep) => this.#targetFor(plan, upstream, ep).active);
@@ -158,12 +181,11 @@ export class OutboundHttp {
       while (skip && i < n && skip(endpointAt(upstream, first, i))) i++;
       return i;
     };
-    const headers = endToEnd(down.headers, { dropIdentity: true, keepTrailersTe: true });
     const head = {
       method: down.method,
-      path: down.target,
-      authority: down.authority || upstream.destination,
-      headers,
+      path: prepared.target,
+      authority: prepared.authority,
+      headers: prepared.headers,
     };
     const body = new BodyReplay(down);
     let renewed = false;

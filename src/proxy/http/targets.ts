@@ -110,6 +110,7 @@ export class Http2Target implements HttpTarget {
   ): void {
     // The head's headers are this request's own copy already (filtered for it): no second copy.
     const h = head.headers;
+    delete h.host; // :authority carries it (RFC 9113 8.3.1)
     h[':method'] = head.method;
     h[':path'] = head.path;
     h[':authority'] = head.authority;

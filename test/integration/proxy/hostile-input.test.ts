@@ -177,7 +177,7 @@ function closedWithin(sock: Socket, ms: number): Promise<boolean> {
 
 // ---- the table ---------------------------------------------------------------------------
 
-type Service = 'api' | 'l7' | 'denylist' | 'tcp';
+type Service = 'api' | 'l7' | 'denylist' | 'headers' | 'allowhdr' | 'tcp';
 type Via = 'inbound' | 'outbound';
 interface Target {
   service: Service;
@@ -205,6 +205,8 @@ interface Seen {
   body: string;
   /** The request arrived whole (false: its head came, then it was aborted). */
   complete: boolean;
+  /** Every header line the app received (name, value, ...). */
+  raw: string[];
 }
 
 type AppCheck = (seen: Seen[]) => void;
@@ -314,6 +316,7 @@ describe('proxy: hostile input on the public and outbound listeners (real socket
         xfcc: rq.headers['x-forwarded-client-cert'] as string | undefined,
         body: '',
         complete: false,
+        raw: rq.rawHeaders,
       };
       seen.push(s);
       rq.on('data', (d: Buffer) => (s.body += d.toString('latin1')));
@@ -334,6 +337,7 @@ describe('proxy: hostile input on the public and outbound listeners (real socket
         xfcc: undefined,
         body: '',
         complete: true,
+        raw: [],
       };
       seen.push(entry);
       appSockets.add(s);
@@ -384,12 +388,47 @@ describe('proxy: hostile input on the public and outbound listeners (real socket
         ],
       }),
     );
+    // Deny rules on a header and on the authority (the shapes the repeated-header and
+    // host-spelling rows attack), everything else allowed.
+    proxies.headers = new ServiceProxy(opts);
+    await proxies.headers.setPlan(
+      planFor('headers', 'http', httpPort, {
+        defaultAllow: true,
+        intentions: [
+          {
+            ID: 'web => headers',
+            SourceName: 'web',
+            DestinationName: 'headers',
+            Permissions: [
+              { Action: 'deny', HTTP: { Header: [{ Name: 'x-check', Exact: 'bad' }] } },
+              { Action: 'deny', HTTP: { Header: [{ Name: 'host', Exact: 'secret.svc' }] } },
+            ],
+          },
+        ],
+      }),
+    );
+    // An allow rule on a header: every value must satisfy it.
+    proxies.allowhdr = new ServiceProxy(opts);
+    await proxies.allowhdr.setPlan(
+      planFor('allowhdr', 'http', httpPort, {
+        intentions: [
+          {
+            ID: 'web => allowhdr',
+            SourceName: 'web',
+            DestinationName: 'allowhdr',
+            Permissions: [
+              { Action: 'allow', HTTP: { Header: [{ Name: 'x-check', Exact: 'good' }] } },
+            ],
+          },
+        ],
+      }),
+    );
     proxies.tcp = new ServiceProxy(opts);
     await proxies.tcp.setPlan(planFor('tcp', 'tcp', tcpPort, { intentions: [allowWeb('tcp')] }));
 
     // Each upstream needs its own port: upstream listeners are keyed by address and port.
     const upstreams: UpstreamPlan[] = [];
-    for (const dest of ['api', 'l7', 'denylist', 'tcp'] as const)
+    for (const dest of ['api', 'l7', 'denylist', 'headers', 'allowhdr', 'tcp'] as const)
       upstreams.push({
         destination: dest,
         bindAddress: HOST,
@@ -446,7 +485,8 @@ describe('proxy: hostile input on the public and outbound listeners (real socket
     return converse(sock, ready, payload);
   };
 
-  const GOOD = 'GET /public/__good HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n';
+  const GOOD =
+    'GET /public/__good HTTP/1.1\r\nHost: api\r\nX-Check: good\r\nConnection: close\r\n\r\n';
 
   /** A well-behaved client through `to`: 200 for HTTP services, an echo for TCP. */
   async function goodClientServed(to: Target): Promise<boolean> {
@@ -496,9 +536,10 @@ describe('proxy: hostile input on the public and outbound listeners (real socket
     const drip = open(to);
     const silent = open(to);
     const bytes: Buffer[] = [];
+    const silentBytes: Buffer[] = [];
     drip.sock.on('data', (d: Buffer) => bytes.push(d));
+    silent.sock.on('data', (d: Buffer) => silentBytes.push(d));
     for (const s of [drip.sock, silent.sock]) s.on('error', () => {});
-    silent.sock.resume(); // read, or an answer it never reads would keep it from closing
     await Promise.all(
       [drip, silent].map((c) => new Promise<void>((r) => c.sock.once(c.ready, () => r()))),
     );
@@ -514,9 +555,11 @@ describe('proxy: hostile input on the public and outbound listeners (real socket
         closedWithin(silent.sock, SLOWLORIS_DEADLINE_MS),
       ]);
       const text = Buffer.concat(bytes).toString('latin1');
+      const silentText = Buffer.concat(silentBytes).toString('latin1');
       const open = [a ? '' : `the drip-fed one (${i} bytes sent)`, b ? '' : 'the silent one'];
       return {
-        statuses: statusesOf(text),
+        // The drip-fed connection's answers, then the silent one's.
+        statuses: [...statusesOf(text), ...statusesOf(silentText)],
         closed: a && b,
         text,
         ...(a && b
@@ -585,6 +628,25 @@ describe('proxy: hostile input on the public and outbound listeners (real socket
         for (const s of socks) s.destroy();
       }
     };
+
+  /** Sends `first`, waits for its response, then sends `second` on the same connection. */
+  async function keptAlive(to: Target, first: string, second: string): Promise<Outcome> {
+    const { sock, ready } = open(to);
+    const result = converse(sock, ready, first);
+    let text = '';
+    await new Promise<void>((resolve) => {
+      const on = (d: Buffer): void => {
+        text += d.toString('latin1');
+        if (statusesOf(text).length === 0) return;
+        sock.off('data', on);
+        resolve();
+      };
+      sock.on('data', on);
+      sock.once('close', () => resolve());
+    });
+    if (!sock.destroyed) sock.write(second);
+    return result;
+  }
 
   /** Starts a chunked upload, sends one chunk, and drops the connection. */
   async function abandonedUpload(to: Target): Promise<Outcome> {
@@ -784,7 +846,8 @@ describe('proxy: hostile input on the public and outbound listeners (real socket
     {
       name: 'slowloris: one header byte every 0.5 s, next to a connection that sends nothing',
       send: slowloris,
-      expect: 'timed out',
+      // docs/data-plane.md: each is answered 408 (DT), then closed.
+      expect: [408, 408],
     },
 
     // -- tunnels --------------------------------------------------------------------------
@@ -897,6 +960,230 @@ describe('proxy: hostile input on the public and outbound listeners (real socket
           'requests the app routes to /admin',
         ).to.deep.equal([]),
     })),
+
+    // -- one reading per request: paths --------------------------------------------------
+    ...[
+      '//admin',
+      '///admin',
+      '//admin//x',
+      '/public/..//admin',
+      '/.//admin',
+      '/%2e%2e/admin',
+      '/public/%2E%2e/admin',
+      '//%61dmin',
+      '/public//..//..//admin',
+    ].map((path): Row => ({
+      name: `path "${path}" is /admin after merging slashes and dot segments: the deny applies`,
+      send: req(`GET ${path} HTTP/1.1`, ['Connection: close']),
+      expect: 403,
+      to: [
+        { service: 'denylist', via: 'inbound' },
+        { service: 'denylist', via: 'outbound' },
+      ],
+    })),
+    ...[
+      ['///public//a//b', '/public/a/b'],
+      ['/public/./x//', '/public/x/'],
+      ['//public?q=//admin', '/public?q=//admin'],
+    ].map(([path, merged]): Row => ({
+      name: `path "${path}" reaches the app as "${merged}", the path the rules saw`,
+      send: req(`GET ${path!} HTTP/1.1`, ['Connection: close']),
+      expect: 200,
+      to: [
+        { service: 'denylist', via: 'inbound' },
+        { service: 'denylist', via: 'outbound' },
+      ],
+      app: (seen) => expect(seen.map((x) => x.url)).to.deep.equal([merged]),
+    })),
+    ...[
+      '/admin%00',
+      '/public%00/../admin',
+      '/%00',
+      '/public/x?a=%00',
+      '/%2fadmin',
+      '/admin#frag',
+    ].map((path): Row => ({
+      name: `path "${path}" is refused (400)`,
+      send: req(`GET ${path} HTTP/1.1`, ['Connection: close']),
+      expect: 400,
+      to: [
+        { service: 'denylist', via: 'inbound' },
+        { service: 'denylist', via: 'outbound' },
+      ],
+    })),
+
+    // -- one reading per request: the authority ------------------------------------------
+    ...[
+      'secret.svc',
+      'SECRET.svc',
+      'secret.svc.',
+      'secret.svc:80',
+      'secret.svc:443',
+      'Secret.Svc.:80',
+      'secret.svc:080',
+    ].map((host): Row => ({
+      name: `Host "${host}" is secret.svc: the deny on host secret.svc applies`,
+      send: `GET /public/h HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+      expect: 403,
+      to: [
+        { service: 'headers', via: 'inbound' },
+        { service: 'headers', via: 'outbound' },
+      ],
+    })),
+    ...[
+      ['Other.svc.:8080', 'other.svc:8080'],
+      ['[0:0::1]:80', '[::1]'],
+      ['[::1]:9090', '[::1]:9090'],
+      ['127.0.0.1:443', '127.0.0.1'],
+    ].map(([host, canonical]): Row => ({
+      name: `Host "${host}" reaches the app as "${canonical}"`,
+      send: `GET /public/h HTTP/1.1\r\nHost: ${host!}\r\nConnection: close\r\n\r\n`,
+      expect: 200,
+      to: [
+        { service: 'headers', via: 'inbound' },
+        { service: 'headers', via: 'outbound' },
+      ],
+      app: (seen) => expect(seen.map((x) => x.host)).to.deep.equal([canonical]),
+    })),
+    ...['user@secret.svc', 'secret.svc:99999', 'secret.svc:8o', '[fe80::1%25eth0]', 'a..b'].map(
+      (host): Row => ({
+        name: `Host "${host}" is refused (400)`,
+        send: `GET /public/h HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+        expect: 400,
+        to: [
+          { service: 'headers', via: 'inbound' },
+          { service: 'headers', via: 'outbound' },
+        ],
+      }),
+    ),
+
+    // -- one reading per request: repeated headers -----------------------------------------
+    ...[
+      ['good, then bad', ['x-check: good', 'x-check: bad']],
+      ['mixed-case names', ['X-Check: good', 'x-CHECK: bad']],
+      ['comma-joined in one line', ['x-check: good, bad']],
+      ['comma-joined without a space', ['x-check: good,bad']],
+      ['bad, then good', ['x-check: bad', 'X-CHECK: good']],
+      ['three lines', ['x-check: good', 'x-check: good', 'x-check: bad']],
+    ].map(([how, lines]): Row => ({
+      name: `repeated x-check (${how as string}): the deny on Exact "bad" applies`,
+      send: req('GET /public/r HTTP/1.1', [...(lines as string[]), 'Connection: close']),
+      expect: 403,
+      to: [
+        { service: 'headers', via: 'inbound' },
+        { service: 'headers', via: 'outbound' },
+      ],
+    })),
+    {
+      name: 'repeated x-check lines reach the app as separate lines, as the rules saw them',
+      send: req('GET /public/r HTTP/1.1', ['X-Check: good', 'x-check: fine', 'Connection: close']),
+      expect: 200,
+      to: [
+        { service: 'headers', via: 'inbound' },
+        { service: 'headers', via: 'outbound' },
+      ],
+      app: (seen) =>
+        expect(
+          seen.map((x) => x.raw.filter((_, i) => i % 2 === 1 && /^x-check$/i.test(x.raw[i - 1]!))),
+        ).to.deep.equal([['good', 'fine']]),
+    },
+    ...[
+      ['good, then bad', ['x-check: good', 'x-check: bad']],
+      ['good twice', ['x-check: good', 'x-check: good']],
+      ['comma-joined', ['x-check: good, bad']],
+      ['missing', []],
+    ].map(([how, lines]): Row => ({
+      name: `x-check ${how as string}: an allow on Exact "good" needs every value to be good`,
+      send: req('GET /public/a HTTP/1.1', [...(lines as string[]), 'Connection: close']),
+      expect: 403,
+      to: [
+        { service: 'allowhdr', via: 'inbound' },
+        { service: 'allowhdr', via: 'outbound' },
+      ],
+    })),
+    ...['x_check: bad', 'X_Check: good', 'x-check_: bad', '_: a'].map((line): Row => ({
+      name: `a header name with "_" is refused (400): "${line}"`,
+      send: req('GET /public/u HTTP/1.1', ['x-check: good', line, 'Connection: close']),
+      expect: 400,
+      to: [
+        { service: 'headers', via: 'inbound' },
+        { service: 'headers', via: 'outbound' },
+      ],
+    })),
+    ...[
+      ['Authorization', ['Authorization: Bearer a', 'authorization: Bearer b']],
+      ['Content-Type', ['Content-Type: text/plain', 'content-type: application/json']],
+    ].map(([name, lines]): Row => ({
+      name: `two ${name as string} lines (read as the first by some servers, the last by others): 400`,
+      send: req('GET /public/d HTTP/1.1', [...(lines as string[]), 'Connection: close']),
+      expect: 400,
+    })),
+
+    // -- strict request lines and numbers -------------------------------------------------
+    ...[
+      'GET  /public/x HTTP/1.1',
+      'GET /public/x  HTTP/1.1',
+      'GET\t/public/x HTTP/1.1',
+      'GET /public/x\tHTTP/1.1',
+      ' GET /public/x HTTP/1.1',
+      'GET /public/x HTTP/1.1 ',
+      'GET /public/x HTTP/2.0',
+      'GET /public/x HTTP/1.2',
+      'GET /public/x HTTP/0.9',
+      'GET /public/x',
+      'GET /public/x http/1.1',
+    ].map((line): Row => ({
+      name: `request line ${JSON.stringify(line)} is refused (400)`,
+      send: req(line, ['Connection: close']),
+      expect: 400,
+    })),
+    {
+      name: 'a malformed request line after a good request on a kept-alive connection',
+      send: (to) =>
+        keptAlive(
+          to,
+          req('GET /public/ka HTTP/1.1'),
+          req('GET  /admin HTTP/1.1', ['Connection: close']),
+        ),
+      expect: [200, 400],
+      app: (seen) => expect(seen.map((x) => x.url)).to.deep.equal(['/public/ka']),
+    },
+    ...['12345678901234567890', '9007199254740993', '+5', '-5', '5 5', '0x5', '5,5', ''].map(
+      (v): Row => ({
+        name: `Content-Length ${JSON.stringify(v)} is refused at once (400)`,
+        send: req(
+          'POST /public/cl HTTP/1.1',
+          [`Content-Length: ${v}`, 'Connection: close'],
+          'hello',
+        ),
+        expect: 400,
+      }),
+    ),
+    {
+      name: 'a body of a million 1-byte chunks: the framing overhead is capped (400)',
+      send: req(
+        'POST /public/flood HTTP/1.1',
+        ['Transfer-Encoding: chunked', 'Connection: close'],
+        '1\r\nx\r\n'.repeat(1_000_000) + '0\r\n\r\n',
+      ),
+      expect: 400,
+      // The head may have been forwarded; the app must never get the body as complete.
+      app: (s) =>
+        expect(s.filter((x) => x.complete).map(shown), 'complete requests').to.deep.equal([]),
+    },
+    {
+      name: 'control: a chunked body in 64-byte chunks passes whole',
+      send: req(
+        'POST /public/chunks HTTP/1.1',
+        ['Transfer-Encoding: chunked', 'Connection: close'],
+        `40\r\n${'y'.repeat(64)}\r\n`.repeat(2_000) + '0\r\n\r\n',
+      ),
+      expect: 200,
+      app: (s) =>
+        expect(s.map((x) => [x.url, x.body.length, x.complete])).to.deep.equal([
+          ['/public/chunks', 128_000, true],
+        ]),
+    },
 
     // -- holding connections --------------------------------------------------------------
     {

@@ -118,6 +118,79 @@ describe('policy: intentions', () => {
     expect(decide([r], req('/none', { 'x-env': 'preprod-eu' }), false).allowed).to.equal(false);
   });
 
+  it('judges every value of a repeated header: any for a deny, all for an allow', () => {
+    const req = (headers: Record<string, string | string[]>) => ({
+      source: 'web',
+      destination: 'api',
+      http: { path: '/x', method: 'GET', headers },
+    });
+    const deny = rule('web', 'api', {
+      Permissions: [{ Action: 'deny', HTTP: { Header: [{ Name: 'X-Check', Exact: 'bad' }] } }],
+    });
+    const denied = (h: Record<string, string | string[]>): boolean =>
+      !decide([deny], req(h), true).allowed;
+    expect(denied({ 'x-check': 'good' })).to.equal(false);
+    expect(denied({ 'x-check': 'bad' })).to.equal(true);
+    expect(denied({ 'x-check': ['good', 'bad'] })).to.equal(true);
+    expect(denied({ 'x-check': ['bad', 'good'] })).to.equal(true);
+    expect(denied({ 'x-check': 'good, bad' })).to.equal(true);
+    expect(denied({ 'x-check': 'good,bad' })).to.equal(true);
+    expect(denied({})).to.equal(false);
+    const joined = rule('web', 'api', {
+      Permissions: [
+        { Action: 'deny', HTTP: { Header: [{ Name: 'x-check', Exact: 'good, bad' }] } },
+      ],
+    });
+    expect(decide([joined], req({ 'x-check': ['good', 'bad'] }), true).allowed).to.equal(false);
+
+    const allow = rule('web', 'api', {
+      Permissions: [{ Action: 'allow', HTTP: { Header: [{ Name: 'x-check', Exact: 'good' }] } }],
+    });
+    const allowed = (h: Record<string, string | string[]>): boolean =>
+      decide([allow], req(h), false).allowed;
+    expect(allowed({ 'x-check': 'good' })).to.equal(true);
+    expect(allowed({ 'x-check': ['good', 'bad'] })).to.equal(false);
+    expect(allowed({ 'x-check': ['good', 'good'] })).to.equal(false); // joined: "good, good"
+    expect(allowed({ 'x-check': 'good, bad' })).to.equal(false);
+    expect(allowed({})).to.equal(false);
+    // A plain allow is not held to comma elements (User-Agent has commas)...
+    const ua = rule('web', 'api', {
+      Permissions: [
+        { Action: 'allow', HTTP: { Header: [{ Name: 'user-agent', Prefix: 'Mozilla/' }] } },
+      ],
+    });
+    expect(
+      decide([ua], req({ 'user-agent': 'Mozilla/5.0 (KHTML, like Gecko)' }), false).allowed,
+    ).to.equal(true);
+    // ...an inverted one is: "not bad" must hold for every element.
+    const notBad = rule('web', 'api', {
+      Permissions: [
+        { Action: 'allow', HTTP: { Header: [{ Name: 'x-check', Exact: 'bad', Invert: true }] } },
+      ],
+    });
+    expect(decide([notBad], req({ 'x-check': 'good' }), false).allowed).to.equal(true);
+    expect(decide([notBad], req({ 'x-check': 'good, bad' }), false).allowed).to.equal(false);
+    expect(decide([notBad], req({}), false).allowed).to.equal(true);
+  });
+
+  it('reads a rule on :authority as the host', () => {
+    const r = rule('web', 'api', {
+      Permissions: [
+        { Action: 'deny', HTTP: { Header: [{ Name: ':authority', Exact: 'secret.svc' }] } },
+      ],
+    });
+    const d = decide(
+      [r],
+      {
+        source: 'web',
+        destination: 'api',
+        http: { path: '/', method: 'GET', headers: { host: 'secret.svc' } },
+      },
+      true,
+    );
+    expect(d.allowed).to.equal(false);
+  });
+
   it('evaluates L7 permissions top to bottom and denies plain connections', () => {
     const l7 = rule('web', 'api', {
       Permissions: [
