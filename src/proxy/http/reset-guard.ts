@@ -13,6 +13,8 @@ const BURST = 200;
 /** ...and per second after that. */
 const PER_SECOND = 50;
 const ENHANCE_YOUR_CALM = 11;
+/** How long a flooding session may take to flush its GOAWAY before it is cut. */
+const GRACE_MS = 1000;
 
 interface Bucket {
   tokens: number;
@@ -32,7 +34,11 @@ export function guardResets(stream: ServerHttp2Stream): void {
     b.tokens = Math.min(BURST, b.tokens + ((now - b.at) / 1000) * PER_SECOND);
     b.at = now;
     if (--b.tokens >= 0) return;
+    // destroy() right after goaway() can drop the GOAWAY while a write is in flight (seen
+    // under load): close gracefully so it is flushed (no new streams are accepted after it),
+    // and destroy shortly after in case the flooder keeps streams open.
     session.goaway(ENHANCE_YOUR_CALM);
-    session.destroy();
+    session.close();
+    setTimeout(() => session.destroy(), GRACE_MS).unref();
   });
 }
