@@ -20,10 +20,17 @@ import { K } from '../state/index-table.js';
 import { authz, requireGlobal } from './authz.js';
 import type { CatalogContext } from './context.js';
 import { propose } from './write.js';
+import { blockingRead } from './read.js';
+import type { QueryResult } from '../state/queries.js';
 
 /** Join tokens live at most this long; the default is 15 minutes. */
 const MAX_JOIN_TTL_MS = 24 * 3600_000;
 const DEFAULT_JOIN_TTL_MS = 15 * 60_000;
+
+/** An ACL read's result: it changes with any ACL write (Consul blocks these reads too). */
+function aclResult<T>(ctx: CatalogContext, value: T): QueryResult<T> {
+  return { value, index: Math.max(1, ctx.state.indexes.get(K.acl)), watch: { keys: [K.acl] } };
+}
 
 export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
   const id = (req: { params: unknown }): string => (req.params as { id: string }).id;
@@ -68,8 +75,11 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     const existing = ctx.state.acl.tokens.get(accessor);
     if (req.method === 'GET') {
       requireGlobal(a, 'acl', 'read');
-      if (!existing) throw notFound('ACL not found');
-      return sendJSON(reply, tokenView(existing, ctx.state.acl));
+      const r = await blockingRead(ctx, req, reply, () =>
+        aclResult(ctx, ctx.state.acl.tokens.get(accessor)),
+      );
+      if (!r.value) throw notFound('ACL not found');
+      return sendJSON(reply, tokenView(r.value, ctx.state.acl));
     }
     requireGlobal(a, 'acl', 'write');
     if (req.method === 'DELETE') {
@@ -115,10 +125,16 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
   route(app, ['GET'], '/v1/acl/tokens', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'read');
     const policy = param(query(req), 'policy');
-    const rows = [...ctx.state.acl.tokens.values()]
-      .filter((t) => !policy || t.Policies.includes(policy))
-      .sort((x, y) => x.CreateIndex - y.CreateIndex || x.AccessorID.localeCompare(y.AccessorID));
-    reply.header('X-Consul-Index', String(Math.max(1, ctx.state.indexes.get(K.acl))));
+    const { value: rows } = await blockingRead(ctx, req, reply, () =>
+      aclResult(
+        ctx,
+        [...ctx.state.acl.tokens.values()]
+          .filter((t) => !policy || t.Policies.includes(policy))
+          .sort(
+            (x, y) => x.CreateIndex - y.CreateIndex || x.AccessorID.localeCompare(y.AccessorID),
+          ),
+      ),
+    );
     return sendJSON(
       reply,
       rows.map((t) => tokenView(t, ctx.state.acl)),
@@ -140,7 +156,10 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
 
   route(app, ['GET'], '/v1/acl/policy/name/:name', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'read');
-    const p = ctx.state.acl.policyByName((req.params as { name: string }).name);
+    const name = (req.params as { name: string }).name;
+    const { value: p } = await blockingRead(ctx, req, reply, () =>
+      aclResult(ctx, ctx.state.acl.policyByName(name)),
+    );
     if (!p) throw notFound('ACL policy not found');
     return sendJSON(reply, policyView(p));
   });
@@ -151,8 +170,11 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     const existing = ctx.state.acl.policies.get(pid);
     if (req.method === 'GET') {
       requireGlobal(a, 'acl', 'read');
-      if (!existing) throw notFound('ACL policy not found');
-      return sendJSON(reply, policyView(existing));
+      const { value: p } = await blockingRead(ctx, req, reply, () =>
+        aclResult(ctx, ctx.state.acl.policies.get(pid)),
+      );
+      if (!p) throw notFound('ACL policy not found');
+      return sendJSON(reply, policyView(p));
     }
     requireGlobal(a, 'acl', 'write');
     if (req.method === 'DELETE')
@@ -170,8 +192,12 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
 
   route(app, ['GET'], '/v1/acl/policies', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'read');
-    const rows = [...ctx.state.acl.policies.values()].sort((x, y) => x.Name.localeCompare(y.Name));
-    reply.header('X-Consul-Index', String(Math.max(1, ctx.state.indexes.get(K.acl))));
+    const { value: rows } = await blockingRead(ctx, req, reply, () =>
+      aclResult(
+        ctx,
+        [...ctx.state.acl.policies.values()].sort((x, y) => x.Name.localeCompare(y.Name)),
+      ),
+    );
     return sendJSON(
       reply,
       rows.map((p) => policyView(p, false)),

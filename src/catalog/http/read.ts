@@ -43,27 +43,11 @@ export async function read<T>(
   checkDatacenter(q, ctx.datacenter);
   // Resolve first: an unknown token is refused at once rather than after a blocking wait.
   const a = authz(ctx, req);
-  const bp = blockingParams(q);
   const filterText = opts.filterable ? param(q, 'filter') : undefined;
   const predicate = filterText ? compileFilter(filterText) : undefined;
-  const ac = new AbortController();
-  const onClose = (): void => ac.abort();
-  reply.raw.once('close', onClose);
   const key = cacheKey(req.url);
   const cachedRun = (): QueryResult<T> => ctx.responses.result(key, ctx.state.lastIndex, run);
-  let r: QueryResult<T>;
-  try {
-    r = await blockingQuery(ctx.state.hub, cachedRun, {
-      minIndex: bp.index,
-      waitMs: bp.waitMs,
-      clock: ctx.clock,
-      random: ctx.random,
-      signal: ac.signal,
-    });
-  } finally {
-    reply.raw.off('close', onClose);
-  }
-  setQueryMeta(reply, r.index, bp.consistency);
+  const r = await blockingRead(ctx, req, reply, cachedRun);
   if (opts.acl && !a.management) {
     const visible = opts.acl(r.value, a);
     if (visible !== r.value) {
@@ -77,6 +61,38 @@ export async function read<T>(
   const answer = shape(r.value, predicate, opts, q.pretty !== undefined);
   ctx.responses.setBody(key, r, answer);
   return sendCached(reply, answer);
+}
+
+/**
+ * The blocking part of a read, for routes that shape their own answer (`?raw` values, ACL
+ * listings): honours `?index`/`?wait` (and `?stale`/`?consistent`), gives up when the client
+ * goes away, and sets Consul's query headers. Every read that answers an X-Consul-Index goes
+ * through here, so a client blocking on that index waits instead of polling in a tight loop.
+ */
+export async function blockingRead<T>(
+  ctx: CatalogContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  run: () => QueryResult<T>,
+): Promise<QueryResult<T>> {
+  const bp = blockingParams(query(req));
+  const ac = new AbortController();
+  const onClose = (): void => ac.abort();
+  reply.raw.once('close', onClose);
+  let r: QueryResult<T>;
+  try {
+    r = await blockingQuery(ctx.state.hub, run, {
+      minIndex: bp.index,
+      waitMs: bp.waitMs,
+      clock: ctx.clock,
+      random: ctx.random,
+      signal: ac.signal,
+    });
+  } finally {
+    reply.raw.off('close', onClose);
+  }
+  setQueryMeta(reply, r.index, bp.consistency);
+  return r;
 }
 
 function sendCached(reply: FastifyReply, a: CachedBody): FastifyReply {
