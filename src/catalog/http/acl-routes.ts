@@ -2,9 +2,9 @@
  * /v1/acl/*: bootstrap, tokens and policies (Consul's API), plus the two Trellis endpoints an
  * agent needs: its callers' resolved rules, and join tokens for onboarding new hosts.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, HTTPMethods, RouteHandlerMethod } from 'fastify';
 import { canonicalize, isObject, NAME_RE, str } from '../../api/index.js';
-import { badRequest, notFound, parseDuration } from '../../core/index.js';
+import { badRequest, MeshError, notFound, parseDuration } from '../../core/index.js';
 import {
   jsonBody,
   param,
@@ -34,8 +34,17 @@ function aclResult<T>(ctx: CatalogContext, value: T): QueryResult<T> {
 
 export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
   const id = (req: { params: unknown }): string => (req.params as { id: string }).id;
+  /** Consul's /v1/acl/* answer 401 "ACL support disabled" while ACLs are off. */
+  const aclRoute = (methods: HTTPMethods[], path: string, handler: RouteHandlerMethod): void =>
+    route(app, methods, path, async function (req, reply) {
+      if (!ctx.acl.enabled)
+        throw new MeshError('MESH_ERR_ACL_DISABLED', 'user', 'ACL support disabled', {
+          status: 401,
+        });
+      return handler.call(this, req, reply);
+    });
 
-  route(app, ['PUT'], '/v1/acl/bootstrap', async (_req, reply) => {
+  aclRoute(['PUT'], '/v1/acl/bootstrap', async (_req, reply) => {
     const secret = ctx.newId();
     const row = (await propose(ctx, {
       type: 'acl-bootstrap',
@@ -51,7 +60,7 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
 
   // ---- tokens ------------------------------------------------------------------------------
 
-  route(app, ['PUT'], '/v1/acl/token', async (req, reply) => {
+  aclRoute(['PUT'], '/v1/acl/token', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'write');
     const body = tokenBody(jsonBody(req), ctx.state.acl, ctx.clock.now());
     const secret = body.SecretID ?? ctx.newId();
@@ -63,13 +72,13 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     return sendJSON(reply, tokenView(row, ctx.state.acl, secret));
   });
 
-  route(app, ['GET'], '/v1/acl/token/self', async (req, reply) => {
+  aclRoute(['GET'], '/v1/acl/token/self', async (req, reply) => {
     const token = ctx.acl.token(requestToken(req));
     if (!token) throw notFound('ACL not found');
     return sendJSON(reply, tokenView(token, ctx.state.acl));
   });
 
-  route(app, ['GET', 'PUT', 'DELETE'], '/v1/acl/token/:id', async (req, reply) => {
+  aclRoute(['GET', 'PUT', 'DELETE'], '/v1/acl/token/:id', async (req, reply) => {
     const a = authz(ctx, req);
     const accessor = id(req);
     const existing = ctx.state.acl.tokens.get(accessor);
@@ -107,7 +116,7 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     return sendJSON(reply, tokenView(row, ctx.state.acl));
   });
 
-  route(app, ['PUT'], '/v1/acl/token/:id/clone', async (req, reply) => {
+  aclRoute(['PUT'], '/v1/acl/token/:id/clone', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'write');
     const from = ctx.state.acl.tokens.get(id(req));
     if (!from || from.Join) throw notFound('ACL not found');
@@ -122,7 +131,7 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     return sendJSON(reply, tokenView(row, ctx.state.acl, secret));
   });
 
-  route(app, ['GET'], '/v1/acl/tokens', async (req, reply) => {
+  aclRoute(['GET'], '/v1/acl/tokens', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'read');
     const policy = param(query(req), 'policy');
     const { value: rows } = await blockingRead(ctx, req, reply, () =>
@@ -143,7 +152,7 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
 
   // ---- policies ----------------------------------------------------------------------------
 
-  route(app, ['PUT'], '/v1/acl/policy', async (req, reply) => {
+  aclRoute(['PUT'], '/v1/acl/policy', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'write');
     const body = policyBody(jsonBody(req));
     const row = await propose(ctx, {
@@ -154,7 +163,7 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     return sendJSON(reply, policyView(row as never));
   });
 
-  route(app, ['GET'], '/v1/acl/policy/name/:name', async (req, reply) => {
+  aclRoute(['GET'], '/v1/acl/policy/name/:name', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'read');
     const name = (req.params as { name: string }).name;
     const { value: p } = await blockingRead(ctx, req, reply, () =>
@@ -164,7 +173,7 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     return sendJSON(reply, policyView(p));
   });
 
-  route(app, ['GET', 'PUT', 'DELETE'], '/v1/acl/policy/:id', async (req, reply) => {
+  aclRoute(['GET', 'PUT', 'DELETE'], '/v1/acl/policy/:id', async (req, reply) => {
     const a = authz(ctx, req);
     const pid = id(req);
     const existing = ctx.state.acl.policies.get(pid);
@@ -190,7 +199,7 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     return sendJSON(reply, policyView(row as never));
   });
 
-  route(app, ['GET'], '/v1/acl/policies', async (req, reply) => {
+  aclRoute(['GET'], '/v1/acl/policies', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'read');
     const { value: rows } = await blockingRead(ctx, req, reply, () =>
       aclResult(
