@@ -33,8 +33,8 @@ import type { LocalCheck } from '../local/local-state.js';
 import { authorizeRoute } from './authorize-route.js';
 import { redirectRoutes } from './redirect-routes.js';
 import { sidecarID } from '../local/sidecar.js';
-
-export const VERSION = '0.1.0';
+import { BUILD_DATE, VERSION } from './version.js';
+import { infoRoutes } from './info-routes.js';
 
 function agentService(agent: TrellisAgent, id: string): AgentService | undefined {
   const e = agent.local.services.get(id);
@@ -120,7 +120,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
         Revision: 'trellis',
         Server: agent.opts.server === true,
         Version: VERSION,
-        BuildDate: '2026-11-25T00:00:00Z',
+        BuildDate: BUILD_DATE,
       },
       DebugConfig: {},
       Coord: null,
@@ -352,6 +352,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   });
 
   authorizeRoute(app, agent, authz);
+  infoRoutes(app, agent);
   redirectRoutes(app, agent, authz);
 }
 
