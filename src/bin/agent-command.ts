@@ -170,7 +170,7 @@ export async function runAgent(
   installConsulHttp(app, log.child({ component: 'agent-http' }), () => agent.aclDefaultPolicy);
   agentRoutes(app, agent);
   connectRoutes(app, agent);
-  const fwd: Forwarder = createForwarder(args.servers, identity?.tls());
+  const fwd: Forwarder = createForwarder(() => agent.servers, identity?.tls());
   forwardRoutes(app, fwd, agent.opts.node.node);
   let metrics: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   let dns: Awaited<ReturnType<typeof serveDns>> | undefined;

@@ -35,6 +35,7 @@ import { redirectRoutes } from './redirect-routes.js';
 import { sidecarID } from '../local/sidecar.js';
 import { BUILD_DATE, VERSION } from './version.js';
 import { infoRoutes } from './info-routes.js';
+import { membershipRoutes } from './membership-routes.js';
 
 function agentService(agent: TrellisAgent, id: string): AgentService | undefined {
   const e = agent.local.services.get(id);
@@ -353,6 +354,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
 
   authorizeRoute(app, agent, authz);
   infoRoutes(app, agent);
+  membershipRoutes(app, agent);
   redirectRoutes(app, agent, authz);
 }
 
