@@ -34,7 +34,7 @@ import { createRegistry, proxyMetrics, type Registry } from '../telemetry/metric
 import { filePlanStore } from './proxycfg/plan-store.js';
 import { IntentionCache } from './connect/intention-cache.js';
 import { loadConfigDir, formatDiagnostic } from '../config/index.js';
-import { describeError, type Clock, type Random } from '../core/index.js';
+import { badRequest, describeError, MeshError, type Clock, type Random } from '../core/index.js';
 import { CheckScheduler } from './checks/index.js';
 import { LocalState } from './local/local-state.js';
 import { expandSidecar, sidecarID, validateProxy } from './local/sidecar.js';
@@ -131,12 +131,15 @@ export class TrellisAgent {
   readonly redirect: RedirectManager | undefined;
   #persistFile: string;
   #loading = false;
+  /** --server / retry_join, then those /v1/agent/join added (kept in memory only). */
+  readonly #servers: string[];
 
   constructor(opts: AgentOptions) {
     this.opts = opts;
     this.startedAt = opts.clock.now();
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.#persistFile = join(opts.dataDir, 'local-services.json');
+    this.#servers = [...opts.servers];
     this.client = createClient({
       addresses: opts.servers,
       clock: opts.clock,
@@ -261,6 +264,59 @@ export class TrellisAgent {
   }
 
   #changeWaiters: (() => void)[] = [];
+
+  /** The server addresses this agent fails over between. */
+  get servers(): readonly string[] {
+    return this.#servers;
+  }
+
+  /**
+   * `PUT /v1/agent/join/:address`: adds a server to fail over to, once it has answered for this
+   * datacenter (its catalog lists it); false when it was already one of the agent's servers.
+   * There is no gossip: joining tells this agent where a server is, nothing more.
+   */
+  async addServer(address: string): Promise<boolean> {
+    if (this.opts.server)
+      throw badRequest(
+        'this agent runs inside a server, which answers its own catalog: servers do not join other servers',
+        'address',
+      );
+    const probe = createClient({
+      addresses: [address],
+      clock: this.opts.clock,
+      timeoutMs: 5_000,
+      ...(this.opts.token ? { token: this.opts.token } : {}),
+      ...(this.opts.tls ? { tls: this.opts.tls } : {}),
+    });
+    let datacenters: unknown;
+    try {
+      datacenters = (await probe.request({ method: 'GET', path: '/v1/catalog/datacenters' })).body;
+    } catch (err) {
+      throw new MeshError(
+        'MESH_ERR_JOIN',
+        'peer',
+        `cannot join ${address}: ${describeError(err)}`,
+        {
+          status: 502,
+          cause: err,
+        },
+      );
+    } finally {
+      await probe.close();
+    }
+    const dc = this.opts.node.datacenter;
+    if (!Array.isArray(datacenters) || !datacenters.includes(dc))
+      throw new MeshError(
+        'MESH_ERR_JOIN',
+        'peer',
+        `cannot join ${address}: it does not serve datacenter "${dc}" (it answered ${JSON.stringify(datacenters).slice(0, 100)})`,
+        { status: 502 },
+      );
+    if (!this.client.addAddress(address)) return false;
+    this.#servers.push(address);
+    this.opts.log.info({ server: address }, 'joined a server');
+    return true;
+  }
 
   /** Hands the transparent sidecars' captures to the nftables manager. */
   #updateCapture(): void {

@@ -170,7 +170,11 @@ export async function runAgent(
   installConsulHttp(app, log.child({ component: 'agent-http' }), () => agent.aclDefaultPolicy);
   agentRoutes(app, agent);
   connectRoutes(app, agent);
-  const fwd: Forwarder = createForwarder(args.servers, identity?.tls(), agent.opts.node.node);
+  const fwd: Forwarder = createForwarder(
+    () => agent.servers,
+    identity?.tls(),
+    agent.opts.node.node,
+  );
   forwardRoutes(app, fwd, agent.opts.node.node);
   let metrics: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   let dns: Awaited<ReturnType<typeof serveDns>> | undefined;

@@ -36,8 +36,10 @@ export interface ServerArgs {
    * for port 0); 'off' = plain HTTP only.
    */
   httpsBind?: string;
-  /** 'deny' (production default) or 'allow' (dev mode). */
+  /** 'deny' (production default) or 'allow'. */
   aclDefaultPolicy?: 'allow' | 'deny';
+  /** False: every token is ignored and everything allowed (Consul with ACLs off). Default true. */
+  aclEnabled?: boolean;
   /** The IPv4 CIDR mesh services' virtual IPs come from (default 240.0.0.0/4). */
   virtualIpRange?: string;
 }
@@ -112,6 +114,7 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
     internalSecret,
     ...(httpsBind ? { https: httpsBind } : {}),
     aclDefaultPolicy: args.aclDefaultPolicy ?? 'deny',
+    aclEnabled: args.aclEnabled ?? true,
     ...(args.snapshotEvery ? { snapshotEvery: args.snapshotEvery } : {}),
     ...(args.sessionMinTtlMs !== undefined ? { sessionMinTTLms: args.sessionMinTtlMs } : {}),
     ...(args.nodeGraceMs !== undefined ? { nodeGraceMs: args.nodeGraceMs } : {}),
@@ -128,7 +131,7 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
   log.info(
     {
       address: server.address,
-      aclDefaultPolicy: args.aclDefaultPolicy ?? 'deny',
+      acl: args.aclEnabled === false ? 'disabled' : (args.aclDefaultPolicy ?? 'deny'),
       node: nodeName,
       datacenter: args.datacenter,
       dataDir: args.dataDir,

@@ -163,10 +163,28 @@ export function resolveServer(flags: DaemonFlags, file: AgentSettings): Resolved
     ...(snapshotEvery !== undefined ? { snapshotEvery } : {}),
     ...(flags.sessionMinTtlMs !== undefined ? { sessionMinTtlMs: flags.sessionMinTtlMs } : {}),
     ...(flags.nodeGraceMs !== undefined ? { nodeGraceMs: flags.nodeGraceMs } : {}),
-    // Production servers deny what no rule allows, as Consul recommends.
-    aclDefaultPolicy: flags.aclDefaultPolicy ?? file.aclDefaultPolicy ?? 'deny',
+    ...aclSettings(flags, file),
     ...vipRange(flags, file),
   };
+}
+
+/**
+ * ACLs are on unless `acl { enabled = false }` (Consul's default is off; a Trellis server
+ * guards the mesh CA and intentions, so it starts with them on). Off with a deny default
+ * policy asked for has two readings, so it is refused.
+ */
+function aclSettings(
+  flags: DaemonFlags,
+  file: AgentSettings,
+): Pick<ServerArgs, 'aclEnabled' | 'aclDefaultPolicy'> {
+  const enabled = file.aclEnabled ?? true;
+  const policy = flags.aclDefaultPolicy ?? file.aclDefaultPolicy;
+  if (!enabled && policy === 'deny')
+    throw new UsageError(
+      `${flags.aclDefaultPolicy ? '--acl-default-policy' : 'acl.default_policy'} "deny" has no effect with acl.enabled = false: remove one of them`,
+    );
+  // Production servers deny what no rule allows, as Consul recommends.
+  return { aclEnabled: enabled, aclDefaultPolicy: enabled ? (policy ?? 'deny') : 'allow' };
 }
 
 /** Consul's retry_join names a host; a Trellis server is an HTTP address with a port. */
@@ -230,6 +248,7 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
   syncIntervalMs: 'sync_interval',
   bindAddr: 'bind_addr',
   snapshotEvery: 'snapshot_every',
+  aclEnabled: 'acl.enabled',
   aclDefaultPolicy: 'acl.default_policy',
   aclAgentToken: 'acl.tokens.agent',
   metricsAddr: 'metrics_addr',
@@ -245,7 +264,7 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
 
 /** File settings the other kind of daemon uses; set here, they are ignored (and logged). */
 const UNUSED: Record<'agent' | 'server', readonly (keyof AgentSettings)[]> = {
-  agent: ['bindAddr', 'snapshotEvery', 'aclDefaultPolicy', 'virtualIpRange'],
+  agent: ['bindAddr', 'snapshotEvery', 'aclEnabled', 'aclDefaultPolicy', 'virtualIpRange'],
   server: [
     'retryJoin',
     'httpAddr',

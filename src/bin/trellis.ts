@@ -397,8 +397,8 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
           })
           .option('acl-default-policy', {
             choices: ['allow', 'deny'] as const,
-            defaultDescription: 'allow',
-            describe: 'What a token may do where no rule says',
+            defaultDescription: 'ACLs off',
+            describe: 'Turn ACLs on, with this default for what no rule says',
           })
           .option('https-bind', {
             type: 'string',
@@ -427,8 +427,9 @@ async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<nu
       bind: args.bind ?? '127.0.0.1:8500',
       advertise: '127.0.0.1',
       sessionMinTtlMs: 1000,
-      // Dev mode is for trying things: every request is allowed until an operator bootstraps
-      // ACLs and writes deny rules.
+      // Dev mode is for trying things: ACLs are off (every token ignored, as a Consul dev agent
+      // does) unless --acl-default-policy turns them on.
+      aclEnabled: args['acl-default-policy'] !== undefined,
       aclDefaultPolicy: args['acl-default-policy'] ?? 'allow',
       // Like Consul's dev agent, plain HTTP only unless asked (port 8501 may well be taken).
       httpsBind: args['https-bind'] ?? 'off',

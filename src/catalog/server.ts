@@ -70,6 +70,8 @@ export interface ServerOptions {
   store?: DurableStore;
   /** What tokens without a matching rule may do: 'deny' in production, 'allow' in dev mode. */
   aclDefaultPolicy?: DefaultPolicy;
+  /** False: ACLs are off, every token is ignored and everything allowed (default true). */
+  aclEnabled?: boolean;
   /** Also serve the API over TLS with a certificate from the mesh CA. */
   https?: { host: string; port: number };
   /** Where CA private keys are kept (default <dataDir>/ca-keys). */
@@ -142,6 +144,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     responses: new ResponseCache(),
     acl: new AclResolver(state, {
       defaultPolicy: opts.aclDefaultPolicy ?? 'deny',
+      enabled: opts.aclEnabled ?? true,
       datacenter: opts.datacenter,
       clock: opts.clock,
       ...(opts.internalSecret ? { internalSecret: opts.internalSecret } : {}),

@@ -38,6 +38,8 @@ export interface TrellisClient {
   query: PreparedQueryApi;
   /** The watch loop (see watch.ts), using the client's clock unless told otherwise. */
   watch<T>(fetch: WatchFetch<T>, onChange: WatchHandler<T>, opts: WatchOptions): Promise<void>;
+  /** Adds a server address to fail over to; false when it is already known. */
+  addAddress(address: string): boolean;
   /** Closes pooled connections after in-flight requests end. Safe to call again. */
   close(): Promise<void>;
 }
@@ -59,6 +61,7 @@ export function createClient(opts: ClientOptions): TrellisClient {
     query: createPreparedQueryApi(transport),
     watch: (fetch, onChange, watchOpts) =>
       watch(fetch, onChange, { clock: opts.clock, ...watchOpts }),
+    addAddress: (address) => transport.addAddress(address),
     close: () => transport.close(),
   };
 }

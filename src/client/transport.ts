@@ -75,6 +75,8 @@ export interface TransportOptions {
 
 export interface Transport {
   request<T = unknown>(opts: RequestOptions): Promise<ApiResponse<T>>;
+  /** Adds an address to fail over to (tried last); false when it is already one of them. */
+  addAddress(address: string): boolean;
   close(): Promise<void>;
 }
 
@@ -180,6 +182,12 @@ export function createTransport(opts: TransportOptions): Transport {
   let closing: Promise<void> | undefined;
   return {
     request,
+    addAddress(address) {
+      const ep = parseAddress(address, opts.tls !== undefined);
+      if (endpoints.some((e) => e.origin === ep.origin && e.basePath === ep.basePath)) return false;
+      endpoints.push(ep);
+      return true;
+    },
     // Idempotent: undici rejects a second close of the same agent.
     close: () => (closing ??= ownAgent ? ownAgent.close() : Promise.resolve()),
   };

@@ -39,6 +39,8 @@ export interface AgentSettings {
   syncIntervalMs?: number;
   bindAddr?: string;
   snapshotEvery?: number;
+  /** `acl { enabled = false }`: the server ignores every token and allows everything. */
+  aclEnabled?: boolean;
   /** `acl { default_policy = "deny" }`: servers decide tokens without a matching rule by it. */
   aclDefaultPolicy?: 'allow' | 'deny';
   /** `acl { tokens { agent = "..." } }`: the agent's own token. */
@@ -319,6 +321,7 @@ function toSettings(m: ReadonlyMap<string, SettingEntry>): AgentSettings {
   set('syncIntervalMs', get('sync_interval'));
   set('bindAddr', get('bind_addr'));
   set('snapshotEvery', get('snapshot_every'));
+  set('aclEnabled', get('acl.enabled'));
   set('aclDefaultPolicy', get('acl.defaultpolicy'));
   set('aclAgentToken', get<{ agent?: string }>('acl.tokens')?.agent);
   set('metricsAddr', get('metrics_addr'));

@@ -123,6 +123,8 @@ export interface ResolvedAuthorizer {
   AccessorID: string;
   Management: boolean;
   DefaultPolicy: DefaultPolicy;
+  /** Set when the servers run with ACLs off: every token is ignored and everything allowed. */
+  ACLsDisabled?: true;
   /** The merged rule set: [resource, kind, name, policy, intentions?] rows plus globals. */
   Rules: {
     named: [NamedResource, 'exact' | 'prefix', string, AclRule['policy'], AclRule['intentions']?][];

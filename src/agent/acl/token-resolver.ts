@@ -3,7 +3,8 @@
  * token may do (GET /v1/internal/trellis/acl/authorizer) and keeps the answer for `ttlMs`, as
  * Consul agents cache resolved tokens (token_ttl, 30s). When the servers cannot be reached, a
  * cached answer keeps serving (Consul's "extend-cache" down policy); a token never seen before
- * is refused, since nothing vouches for it.
+ * is refused, since nothing vouches for it, unless the servers last said ACLs are off: then
+ * every token is ignored (the servers answer "allow everything" for any token), as Consul does.
  */
 import type { TrellisClient } from '../../client/index.js';
 import { MeshError, type Clock } from '../../core/index.js';
@@ -29,6 +30,8 @@ export function remoteTokenResolver(
 ): TokenResolver {
   const cache = new Map<string, Entry>();
   const inflight = new Map<string, Promise<Authorizer>>();
+  /** The servers' last answer when it said ACLs are off. */
+  let disabled: Authorizer | undefined;
   return async (secret) => {
     const hit = cache.get(secret);
     const now = clock.now();
@@ -43,7 +46,9 @@ export function remoteTokenResolver(
           // Spelled out: a request without a header would go with the agent's own token.
           headers: { 'x-consul-token': secret || 'anonymous' },
         });
-        const authz = authorizerFromResolved(r.body as ResolvedAuthorizer);
+        const resolved = r.body as ResolvedAuthorizer;
+        const authz = authorizerFromResolved(resolved);
+        disabled = resolved.ACLsDisabled ? authz : undefined;
         if (cache.size >= MAX_ENTRIES) cache.clear();
         cache.set(secret, { authz, fetchedAt: clock.now() });
         return authz;
@@ -53,6 +58,7 @@ export function remoteTokenResolver(
           throw err;
         }
         if (hit) return hit.authz;
+        if (disabled) return disabled;
         throw new MeshError(
           'MESH_ERR_ACL_UNAVAILABLE',
           'system',

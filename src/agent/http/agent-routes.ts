@@ -28,13 +28,14 @@ import {
 import type { TrellisAgent } from '../agent.js';
 import { requireAllowed, type Authorizer } from '../../policy/index.js';
 import { requestToken } from '../../httpkit/consul-http.js';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { LocalCheck } from '../local/local-state.js';
 import { authorizeRoute } from './authorize-route.js';
 import { redirectRoutes } from './redirect-routes.js';
 import { sidecarID } from '../local/sidecar.js';
-
-export const VERSION = '0.1.0';
+import { BUILD_DATE, VERSION } from './version.js';
+import { infoRoutes } from './info-routes.js';
+import { membershipRoutes } from './membership-routes.js';
 
 function agentService(agent: TrellisAgent, id: string): AgentService | undefined {
   const e = agent.local.services.get(id);
@@ -97,6 +98,15 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     if (svc) need(a, 'service', svc, 'write');
     else need(a, 'node', node.node, 'write');
   };
+  /**
+   * A write's answer, sent once the change reached the servers (as Consul's agent syncs before
+   * it replies), so a catalog or health read right after it sees the change. When no server
+   * answers the write still succeeds: it is in local state and anti-entropy syncs it later.
+   */
+  const answerSynced = async (reply: FastifyReply): Promise<FastifyReply> => {
+    await agent.sync.flush();
+    return reply.code(200).send();
+  };
   const visibleCheck = (a: Authorizer, h: HealthCheck): boolean =>
     h.ServiceName ? a.allowed('service', h.ServiceName, 'read') : a.allowed('node', h.Node, 'read');
 
@@ -111,7 +121,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
         Revision: 'trellis',
         Server: agent.opts.server === true,
         Version: VERSION,
-        BuildDate: '2026-11-25T00:00:00Z',
+        BuildDate: BUILD_DATE,
       },
       DebugConfig: {},
       Coord: null,
@@ -211,7 +221,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     // The catalog copy is written with the registering token (Consul's per-service token).
     const token = requestToken(req);
     agent.local.addService(reg, 'api', replace, token || undefined);
-    return reply.code(200).send();
+    return answerSynced(reply);
   });
 
   route(app, ['PUT'], '/v1/agent/service/deregister/:id', async (req, reply) => {
@@ -219,7 +229,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     const existing = agent.local.services.get(id);
     if (existing) need(await authz(req), 'service', existing.service.Service, 'write');
     agent.local.removeService(id);
-    return reply.code(200).send();
+    return answerSynced(reply);
   });
 
   route(app, ['PUT'], '/v1/agent/service/maintenance/:id', async (req, reply) => {
@@ -232,7 +242,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
       boolParam(q, 'enable'),
       param(q, 'reason') ?? '',
     );
-    return reply.code(200).send();
+    return answerSynced(reply);
   });
 
   route(app, ['PUT'], '/v1/agent/maintenance', async (req, reply) => {
@@ -240,7 +250,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     if (param(q, 'enable') === undefined) throw badRequest('Missing value for enable', 'enable');
     need(await authz(req), 'node', node.node, 'write');
     agent.local.setNodeMaintenance(boolParam(q, 'enable'), param(q, 'reason') ?? '');
-    return reply.code(200).send();
+    return answerSynced(reply);
   });
 
   route(app, ['GET'], '/v1/agent/checks', async (req, reply) => {
@@ -262,28 +272,26 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     if (owner) need(a, 'service', owner.service.Service, 'write');
     else need(a, 'node', node.node, 'write');
     agent.local.addCheck(reg, 'api');
-    return reply.code(200).send();
+    return answerSynced(reply);
   });
 
   route(app, ['PUT'], '/v1/agent/check/deregister/:id', async (req, reply) => {
     const id = (req.params as { id: string }).id;
     needCheckWrite(await authz(req), id);
     agent.local.removeCheck(id);
-    return reply.code(200).send();
+    return answerSynced(reply);
   });
 
-  const ttl =
-    (status: HealthStatus) =>
-    async (req: import('fastify').FastifyRequest, reply: import('fastify').FastifyReply) => {
-      const id = (req.params as { id: string }).id;
-      if (!agent.checks.has(id))
-        throw notFound(
-          `Unknown check ID "${id}". Ensure that the check ID is passed, not the check name.`,
-        );
-      needCheckWrite(await authz(req), id);
-      agent.checks.ttlUpdate(id, status, param(query(req), 'note') ?? '');
-      return reply.code(200).send();
-    };
+  const ttl = (status: HealthStatus) => async (req: FastifyRequest, reply: FastifyReply) => {
+    const id = (req.params as { id: string }).id;
+    if (!agent.checks.has(id))
+      throw notFound(
+        `Unknown check ID "${id}". Ensure that the check ID is passed, not the check name.`,
+      );
+    needCheckWrite(await authz(req), id);
+    agent.checks.ttlUpdate(id, status, param(query(req), 'note') ?? '');
+    return answerSynced(reply);
+  };
   route(app, ['PUT'], '/v1/agent/check/pass/:id', ttl('passing'));
   route(app, ['PUT'], '/v1/agent/check/warn/:id', ttl('warning'));
   route(app, ['PUT'], '/v1/agent/check/fail/:id', ttl('critical'));
@@ -298,7 +306,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     if (!agent.checks.has(id)) throw notFound(`Unknown check ID "${id}"`);
     needCheckWrite(await authz(req), id);
     agent.checks.ttlUpdate(id, st, typeof o.Output === 'string' ? o.Output : '');
-    return reply.code(200).send();
+    return answerSynced(reply);
   });
 
   route(app, ['GET'], '/v1/agent/health/service/id/:id', async (req, reply) => {
@@ -345,6 +353,8 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   });
 
   authorizeRoute(app, agent, authz);
+  infoRoutes(app, agent);
+  membershipRoutes(app, agent);
   redirectRoutes(app, agent, authz);
 }
 

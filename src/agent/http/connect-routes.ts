@@ -16,6 +16,17 @@ import {
   sendJSON,
 } from '../../httpkit/consul-http.js';
 import type { TrellisAgent } from '../agent.js';
+import { consulMetrics } from '../../telemetry/consul-metrics.js';
+
+/** As Consul decides: `?format=prometheus`, or an Accept header asking for the text format. */
+function wantsPrometheus(format: string | undefined, accept: string | undefined): boolean {
+  if (format === 'prometheus') return true;
+  return (accept ?? '').split(',').some((part) => {
+    const [type, ...params] = part.split(';').map((s) => s.trim().toLowerCase());
+    if (type === 'application/openmetrics-text') return true;
+    return type === 'text/plain' && params.includes('version=0.4.0');
+  });
+}
 
 export function connectRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   // Consul's path for an agent's metrics; Prometheus scrapes it with ?format=prometheus.
@@ -26,11 +37,13 @@ export function connectRoutes(app: FastifyInstance, agent: TrellisAgent): void {
       agent.opts.node.node,
       'read',
     );
-    if (param(query(req), 'format') === 'prometheus') {
+    if (wantsPrometheus(param(query(req), 'format'), req.headers.accept)) {
       reply.type(agent.metrics.contentType);
       return reply.send(await agent.metrics.metrics());
     }
-    return sendJSON(reply, await agent.metrics.getMetricsAsJSON());
+    const now = agent.opts.clock.now();
+    const metrics = await agent.metrics.getMetricsAsJSON();
+    return sendJSON(reply, consulMetrics(metrics, now, (now - agent.startedAt) / 1000));
   });
 
   const abortOnClose = (req: FastifyRequest): AbortSignal => {

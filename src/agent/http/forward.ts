@@ -57,8 +57,12 @@ function toOrigin(addr: string, tls: boolean): string {
     : `${tls ? 'https' : 'http'}://${addr}`;
 }
 
-export function createForwarder(servers: string[], tls?: TlsOptions, nodeName?: string): Forwarder {
-  const origins = servers.map((a) => toOrigin(a, tls !== undefined));
+/** `servers` is read at each request: servers added by /v1/agent/join are used at once. */
+export function createForwarder(
+  servers: () => readonly string[],
+  tls?: TlsOptions,
+  nodeName?: string,
+): Forwarder {
   // Blocking queries may be held up to 10m + jitter by the server.
   const dispatcher: Dispatcher = new Agent({
     // The agent's own (renewed) certificate and the current roots, at each connection.
@@ -83,6 +87,7 @@ export function createForwarder(servers: string[], tls?: TlsOptions, nodeName?: 
       const onClose = (): void => ac.abort();
       reply.raw.once('close', onClose);
       const errors: string[] = [];
+      const origins = servers().map((a) => toOrigin(a, tls !== undefined));
       try {
         for (let i = 0; i < origins.length; i++) {
           const at = (preferred + i) % origins.length;

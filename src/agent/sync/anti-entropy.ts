@@ -38,6 +38,14 @@ export interface AntiEntropyOptions {
 
 const MIN_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 30_000;
+/** How long a local API write waits for its change to reach the servers before answering. */
+export const DEFAULT_FLUSH_TIMEOUT_MS = 10_000;
+
+/** A caller of `flush()`: wants the catalog to match local state at `version`. */
+interface FlushWaiter {
+  version: number;
+  done(synced: boolean): void;
+}
 
 export class AntiEntropy {
   readonly #o: AntiEntropyOptions;
@@ -46,6 +54,9 @@ export class AntiEntropy {
   #again = false;
   #stopped = true;
   #failures = 0;
+  /** Local version the running sync started from (what it can at most bring the catalog to). */
+  #runningVersion = -1;
+  #waiters: FlushWaiter[] = [];
   /** Local version the catalog last matched. */
   syncedVersion = -1;
   lastError: string | null = null;
@@ -63,6 +74,35 @@ export class AntiEntropy {
     this.#stopped = true;
     if (this.#timer) this.#o.clock.clearTimeout(this.#timer);
     this.#timer = null;
+    this.#settle(Number.POSITIVE_INFINITY, false);
+  }
+
+  /**
+   * Syncs the local state as it is now and resolves when the catalog has it (true), or when
+   * the attempt failed or took longer than `timeoutMs` (false; anti-entropy keeps retrying).
+   * The agent API awaits this before answering a write, as Consul's agent syncs a change
+   * before it replies: a catalog read right after the reply sees the change.
+   */
+  flush(timeoutMs = DEFAULT_FLUSH_TIMEOUT_MS): Promise<boolean> {
+    const version = this.#o.local.version;
+    if (this.syncedVersion >= version) return Promise.resolve(true);
+    if (this.#stopped) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const timer = this.#o.clock.setTimeout(() => finish(false), timeoutMs);
+      const waiter: FlushWaiter = { version, done: (ok) => finish(ok) };
+      const finish = (ok: boolean): void => {
+        this.#o.clock.clearTimeout(timer);
+        this.#waiters = this.#waiters.filter((w) => w !== waiter);
+        resolve(ok);
+      };
+      this.#waiters.push(waiter);
+      this.trigger();
+    });
+  }
+
+  /** Ends the waits a finished sync answered: those for versions up to `version`. */
+  #settle(version: number, synced: boolean): void {
+    for (const w of this.#waiters.filter((x) => x.version <= version)) w.done(synced);
   }
 
   /** Asks for a sync as soon as possible (coalesced with one already running). */
@@ -86,11 +126,13 @@ export class AntiEntropy {
     if (this.#stopped) return;
     this.#running = true;
     this.#again = false;
+    this.#runningVersion = this.#o.local.version;
     let next: number;
     try {
       await this.syncOnce();
       this.#failures = 0;
       this.lastError = null;
+      this.#settle(this.syncedVersion, true);
       const interval = this.#o.intervalMs ?? 60_000;
       next = interval + jitter(this.#o.random, interval / 8);
     } catch (err) {
@@ -99,6 +141,8 @@ export class AntiEntropy {
       next = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.min(this.#failures, 10));
       next += jitter(this.#o.random, next / 4);
       this.#o.log.warn({ err: this.lastError, retryInMs: next }, 'catalog sync failed; will retry');
+      // Callers waiting on this attempt answer now; the change reaches the catalog on a retry.
+      this.#settle(this.#runningVersion, false);
     } finally {
       this.#running = false;
     }

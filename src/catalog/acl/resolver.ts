@@ -5,6 +5,8 @@
  *   unknown or expired -> 403 "ACL not found" (as Consul answers)
  *   join token         -> 403: it is good only for trading at the join endpoint
  *   the server's own   -> management (the in-process agent of the server's node)
+ *   ACLs disabled      -> management for every request, whatever it carries (Consul with
+ *                         ACLs off ignores tokens; clients often send one anyway)
  *
  * Authorizers are cached per secret until the next ACL write, so a request pays one hash and
  * one map lookup. Policies' rules are parsed once per policy version.
@@ -50,14 +52,25 @@ interface Resolved {
 
 export interface ResolverOptions {
   defaultPolicy: DefaultPolicy;
+  /** False: ACLs are off (default true). */
+  enabled?: boolean;
   datacenter: string;
   clock: Clock;
   /** Secret of the server's own in-process agent. */
   internalSecret?: string;
 }
 
+/** Everything allowed, for every secret: the answer while ACLs are off. */
+const DISABLED: Resolved = {
+  authz: managementAuthorizer('', 'allow'),
+  token: undefined,
+  until: Number.POSITIVE_INFINITY,
+};
+
 export class AclResolver {
+  /** 'allow' whenever ACLs are off (intentions then default to allow too, as in Consul). */
   readonly defaultPolicy: DefaultPolicy;
+  readonly enabled: boolean;
   readonly #state: StateStore;
   readonly #opts: ResolverOptions;
   readonly #internalHash: string | undefined;
@@ -68,7 +81,8 @@ export class AclResolver {
   constructor(state: StateStore, opts: ResolverOptions) {
     this.#state = state;
     this.#opts = opts;
-    this.defaultPolicy = opts.defaultPolicy;
+    this.enabled = opts.enabled ?? true;
+    this.defaultPolicy = this.enabled ? opts.defaultPolicy : 'allow';
     this.#internalHash = opts.internalSecret ? hashSecret(opts.internalSecret) : undefined;
   }
 
@@ -97,6 +111,7 @@ export class AclResolver {
       AccessorID: authz.accessor,
       Management: authz.management,
       DefaultPolicy: this.defaultPolicy,
+      ...(this.enabled ? {} : { ACLsDisabled: true as const }),
       Rules: serializeRuleSet(
         authz.management || !token ? mergeRuleSets([]) : this.#ruleSet(token),
       ),
@@ -108,6 +123,7 @@ export class AclResolver {
   }
 
   #resolvedKey(key: string): Resolved {
+    if (!this.enabled) return DISABLED;
     const aclIndex = this.#state.indexes.get(K.acl);
     if (aclIndex !== this.#cacheAt) {
       this.#cache = new Map();

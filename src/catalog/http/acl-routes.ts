@@ -2,9 +2,9 @@
  * /v1/acl/*: bootstrap, tokens and policies (Consul's API), plus the two Trellis endpoints an
  * agent needs: its callers' resolved rules, and join tokens for onboarding new hosts.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, HTTPMethods, RouteHandlerMethod } from 'fastify';
 import { canonicalize, isObject, NAME_RE, str } from '../../api/index.js';
-import { badRequest, notFound, parseDuration } from '../../core/index.js';
+import { badRequest, MeshError, notFound, parseDuration } from '../../core/index.js';
 import {
   jsonBody,
   param,
@@ -20,15 +20,31 @@ import { K } from '../state/index-table.js';
 import { authz, requireGlobal } from './authz.js';
 import type { CatalogContext } from './context.js';
 import { propose } from './write.js';
+import { blockingRead } from './read.js';
+import type { QueryResult } from '../state/queries.js';
 
 /** Join tokens live at most this long; the default is 15 minutes. */
 const MAX_JOIN_TTL_MS = 24 * 3600_000;
 const DEFAULT_JOIN_TTL_MS = 15 * 60_000;
 
+/** An ACL read's result: it changes with any ACL write (Consul blocks these reads too). */
+function aclResult<T>(ctx: CatalogContext, value: T): QueryResult<T> {
+  return { value, index: Math.max(1, ctx.state.indexes.get(K.acl)), watch: { keys: [K.acl] } };
+}
+
 export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
   const id = (req: { params: unknown }): string => (req.params as { id: string }).id;
+  /** Consul's /v1/acl/* answer 401 "ACL support disabled" while ACLs are off. */
+  const aclRoute = (methods: HTTPMethods[], path: string, handler: RouteHandlerMethod): void =>
+    route(app, methods, path, async function (req, reply) {
+      if (!ctx.acl.enabled)
+        throw new MeshError('MESH_ERR_ACL_DISABLED', 'user', 'ACL support disabled', {
+          status: 401,
+        });
+      return handler.call(this, req, reply);
+    });
 
-  route(app, ['PUT'], '/v1/acl/bootstrap', async (_req, reply) => {
+  aclRoute(['PUT'], '/v1/acl/bootstrap', async (_req, reply) => {
     const secret = ctx.newId();
     const row = (await propose(ctx, {
       type: 'acl-bootstrap',
@@ -44,7 +60,7 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
 
   // ---- tokens ------------------------------------------------------------------------------
 
-  route(app, ['PUT'], '/v1/acl/token', async (req, reply) => {
+  aclRoute(['PUT'], '/v1/acl/token', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'write');
     const body = tokenBody(jsonBody(req), ctx.state.acl, ctx.clock.now());
     const secret = body.SecretID ?? ctx.newId();
@@ -56,20 +72,23 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     return sendJSON(reply, tokenView(row, ctx.state.acl, secret));
   });
 
-  route(app, ['GET'], '/v1/acl/token/self', async (req, reply) => {
+  aclRoute(['GET'], '/v1/acl/token/self', async (req, reply) => {
     const token = ctx.acl.token(requestToken(req));
     if (!token) throw notFound('ACL not found');
     return sendJSON(reply, tokenView(token, ctx.state.acl));
   });
 
-  route(app, ['GET', 'PUT', 'DELETE'], '/v1/acl/token/:id', async (req, reply) => {
+  aclRoute(['GET', 'PUT', 'DELETE'], '/v1/acl/token/:id', async (req, reply) => {
     const a = authz(ctx, req);
     const accessor = id(req);
     const existing = ctx.state.acl.tokens.get(accessor);
     if (req.method === 'GET') {
       requireGlobal(a, 'acl', 'read');
-      if (!existing) throw notFound('ACL not found');
-      return sendJSON(reply, tokenView(existing, ctx.state.acl));
+      const r = await blockingRead(ctx, req, reply, () =>
+        aclResult(ctx, ctx.state.acl.tokens.get(accessor)),
+      );
+      if (!r.value) throw notFound('ACL not found');
+      return sendJSON(reply, tokenView(r.value, ctx.state.acl));
     }
     requireGlobal(a, 'acl', 'write');
     if (req.method === 'DELETE') {
@@ -97,7 +116,7 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     return sendJSON(reply, tokenView(row, ctx.state.acl));
   });
 
-  route(app, ['PUT'], '/v1/acl/token/:id/clone', async (req, reply) => {
+  aclRoute(['PUT'], '/v1/acl/token/:id/clone', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'write');
     const from = ctx.state.acl.tokens.get(id(req));
     if (!from || from.Join) throw notFound('ACL not found');
@@ -112,13 +131,19 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     return sendJSON(reply, tokenView(row, ctx.state.acl, secret));
   });
 
-  route(app, ['GET'], '/v1/acl/tokens', async (req, reply) => {
+  aclRoute(['GET'], '/v1/acl/tokens', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'read');
     const policy = param(query(req), 'policy');
-    const rows = [...ctx.state.acl.tokens.values()]
-      .filter((t) => !policy || t.Policies.includes(policy))
-      .sort((x, y) => x.CreateIndex - y.CreateIndex || x.AccessorID.localeCompare(y.AccessorID));
-    reply.header('X-Consul-Index', String(Math.max(1, ctx.state.indexes.get(K.acl))));
+    const { value: rows } = await blockingRead(ctx, req, reply, () =>
+      aclResult(
+        ctx,
+        [...ctx.state.acl.tokens.values()]
+          .filter((t) => !policy || t.Policies.includes(policy))
+          .sort(
+            (x, y) => x.CreateIndex - y.CreateIndex || x.AccessorID.localeCompare(y.AccessorID),
+          ),
+      ),
+    );
     return sendJSON(
       reply,
       rows.map((t) => tokenView(t, ctx.state.acl)),
@@ -127,7 +152,7 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
 
   // ---- policies ----------------------------------------------------------------------------
 
-  route(app, ['PUT'], '/v1/acl/policy', async (req, reply) => {
+  aclRoute(['PUT'], '/v1/acl/policy', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'write');
     const body = policyBody(jsonBody(req));
     const row = await propose(ctx, {
@@ -138,21 +163,27 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     return sendJSON(reply, policyView(row as never));
   });
 
-  route(app, ['GET'], '/v1/acl/policy/name/:name', async (req, reply) => {
+  aclRoute(['GET'], '/v1/acl/policy/name/:name', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'read');
-    const p = ctx.state.acl.policyByName((req.params as { name: string }).name);
+    const name = (req.params as { name: string }).name;
+    const { value: p } = await blockingRead(ctx, req, reply, () =>
+      aclResult(ctx, ctx.state.acl.policyByName(name)),
+    );
     if (!p) throw notFound('ACL policy not found');
     return sendJSON(reply, policyView(p));
   });
 
-  route(app, ['GET', 'PUT', 'DELETE'], '/v1/acl/policy/:id', async (req, reply) => {
+  aclRoute(['GET', 'PUT', 'DELETE'], '/v1/acl/policy/:id', async (req, reply) => {
     const a = authz(ctx, req);
     const pid = id(req);
     const existing = ctx.state.acl.policies.get(pid);
     if (req.method === 'GET') {
       requireGlobal(a, 'acl', 'read');
-      if (!existing) throw notFound('ACL policy not found');
-      return sendJSON(reply, policyView(existing));
+      const { value: p } = await blockingRead(ctx, req, reply, () =>
+        aclResult(ctx, ctx.state.acl.policies.get(pid)),
+      );
+      if (!p) throw notFound('ACL policy not found');
+      return sendJSON(reply, policyView(p));
     }
     requireGlobal(a, 'acl', 'write');
     if (req.method === 'DELETE')
@@ -168,10 +199,14 @@ export function aclRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     return sendJSON(reply, policyView(row as never));
   });
 
-  route(app, ['GET'], '/v1/acl/policies', async (req, reply) => {
+  aclRoute(['GET'], '/v1/acl/policies', async (req, reply) => {
     requireGlobal(authz(ctx, req), 'acl', 'read');
-    const rows = [...ctx.state.acl.policies.values()].sort((x, y) => x.Name.localeCompare(y.Name));
-    reply.header('X-Consul-Index', String(Math.max(1, ctx.state.indexes.get(K.acl))));
+    const { value: rows } = await blockingRead(ctx, req, reply, () =>
+      aclResult(
+        ctx,
+        [...ctx.state.acl.policies.values()].sort((x, y) => x.Name.localeCompare(y.Name)),
+      ),
+    );
     return sendJSON(
       reply,
       rows.map((p) => policyView(p, false)),

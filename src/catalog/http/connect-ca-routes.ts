@@ -13,24 +13,22 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { canonicalize, isObject, NAME_RE, str } from '../../api/index.js';
 import { badRequest, MeshError, notFound } from '../../core/index.js';
 import {
-  blockingParams,
   checkDatacenter,
   flag,
   jsonBody,
   query,
   route,
   sendJSON,
-  setQueryMeta,
 } from '../../httpkit/consul-http.js';
 import { parseSpiffeId } from '../../policy/index.js';
 import { hashSecret } from '../acl/resolver.js';
-import { blockingQuery } from '../state/blocking.js';
 import { K } from '../state/index-table.js';
 import type { AclTokenRow } from '../state/acl-table.js';
 import { caConfigUpdate } from '../connect/ca-config.js';
 import { newToken } from './acl-routes.js';
 import { authz, denied, requireGlobal, requireNamed } from './authz.js';
 import type { CatalogContext } from './context.js';
+import { blockingRead } from './read.js';
 import { propose } from './write.js';
 
 const AGENT_TOKEN_HEADER = 'x-trellis-agent-token';
@@ -78,31 +76,11 @@ export function connectCaRoutes(app: FastifyInstance, ctx: CatalogContext): void
   route(app, ['GET'], '/v1/connect/ca/roots', async (req, reply) => {
     const q = query(req);
     checkDatacenter(q, ctx.datacenter);
-    const bp = blockingParams(q);
-    const ac = new AbortController();
-    const onClose = (): void => ac.abort();
-    reply.raw.once('close', onClose);
-    let r;
-    try {
-      r = await blockingQuery(
-        ctx.state.hub,
-        () => ({
-          value: ctx.state.ca.roots,
-          index: Math.max(1, ctx.state.indexes.get(K.caRoots)),
-          watch: { keys: [K.caRoots] },
-        }),
-        {
-          minIndex: bp.index,
-          waitMs: bp.waitMs,
-          clock: ctx.clock,
-          random: ctx.random,
-          signal: ac.signal,
-        },
-      );
-    } finally {
-      reply.raw.off('close', onClose);
-    }
-    setQueryMeta(reply, r.index, bp.consistency);
+    const r = await blockingRead(ctx, req, reply, () => ({
+      value: ctx.state.ca.roots,
+      index: Math.max(1, ctx.state.indexes.get(K.caRoots)),
+      watch: { keys: [K.caRoots] },
+    }));
     if (flag(q, 'pem')) {
       reply.type('application/pem-certificate-chain');
       return reply.send(r.value.map((x) => x.RootCert).join(''));
@@ -136,7 +114,11 @@ export function connectCaRoutes(app: FastifyInstance, ctx: CatalogContext): void
     const st = ctx.state.ca;
     if (req.method === 'GET') {
       requireGlobal(a, 'operator', 'read');
-      setQueryMeta(reply, Math.max(1, ctx.state.indexes.get(K.caConfig)));
+      await blockingRead(ctx, req, reply, () => ({
+        value: null,
+        index: Math.max(1, ctx.state.indexes.get(K.caConfig)),
+        watch: { keys: [K.caConfig] },
+      }));
       return sendJSON(reply, {
         Provider: 'consul',
         Config: st.config,

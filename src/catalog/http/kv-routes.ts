@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { canonicalize, isObject } from '../../api/index.js';
 import { badRequest, MeshError } from '../../core/index.js';
 import {
+  checkDatacenter,
   flag,
   jsonBody,
   param,
@@ -19,7 +20,7 @@ import type { CatalogContext } from './context.js';
 import { filters } from '../acl/filters.js';
 import { authz, denied, requireNamed } from './authz.js';
 import type { Authorizer } from '../../policy/index.js';
-import { read } from './read.js';
+import { blockingRead, read } from './read.js';
 import { propose } from './write.js';
 
 export const MAX_VALUE_BYTES = 512 * 1024;
@@ -83,8 +84,8 @@ export function kvRoutes(app: FastifyInstance, ctx: CatalogContext): void {
       // One key: refused outright, as Consul does; a prefix: narrowed to the readable keys.
       if (!recurse) requireNamed(a, 'key', key, 'read');
       if (flag(q, 'raw') && !recurse) {
-        const r = Q.kvGet(ctx.state, key, false);
-        setQueryMeta(reply, r.index);
+        checkDatacenter(q, ctx.datacenter);
+        const r = await blockingRead(ctx, req, reply, () => Q.kvGet(ctx.state, key, false));
         const e = r.value[0];
         if (!e) return reply.code(404).send();
         return reply

@@ -36,10 +36,12 @@ export function statusRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     return sendJSON(reply, true);
   });
 
-  // Trellis-specific: an agent leaving on purpose removes its node (Consul's leave).
+  // Trellis-specific: an agent leaving on purpose removes its node (Consul's leave); with
+  // operator:write, any node (an agent's /v1/agent/force-leave).
   route(app, ['PUT'], '/v1/internal/trellis/leave/:node', async (req, reply) => {
     const node = (req.params as { node: string }).node;
-    requireNamed(authz(ctx, req), 'node', node, 'write');
+    const a = authz(ctx, req);
+    if (!a.global('operator', 'write')) requireNamed(a, 'node', node, 'write');
     ctx.liveness.forget(node);
     await propose(ctx, { type: 'deregister', node, at: ctx.clock.now() });
     return sendJSON(reply, true);

@@ -87,6 +87,64 @@ describe('blocking queries', function () {
     await p.body.dump();
   });
 
+  // Each read that answers an X-Consul-Index, with a write that changes what it reads. A read
+  // that ignored ?index would answer before the write, with the index it was given.
+  const blockingReads: [string, string, (base: string, i: number) => Promise<void>][] = [
+    ['/v1/kv/raw/k?raw', 'KV ?raw', (b, i) => put(`${b}/v1/kv/raw/k`, `v${i}`)],
+    ['/v1/kv/raw/?keys', 'KV ?keys', (b, i) => put(`${b}/v1/kv/raw/k${i}`, 'x')],
+    [
+      '/v1/kv/raw/?keys&separator=/',
+      'KV ?keys&separator',
+      (b, i) => put(`${b}/v1/kv/raw/d${i}/x`, 'x'),
+    ],
+    ['/v1/kv/raw/?recurse', 'KV ?recurse', (b, i) => put(`${b}/v1/kv/raw/r${i}`, 'x')],
+    ['/v1/kv/raw/k', 'KV key', (b, i) => put(`${b}/v1/kv/raw/k`, `w${i}`)],
+    [
+      '/v1/acl/tokens',
+      'ACL token list',
+      (b, i) => put(`${b}/v1/acl/token`, { Description: `t${i}` }),
+    ],
+    [
+      '/v1/acl/policies',
+      'ACL policy list',
+      (b, i) => put(`${b}/v1/acl/policy`, { Name: `p${i}`, Rules: '' }),
+    ],
+    [
+      '/v1/connect/ca/configuration',
+      'CA configuration',
+      (b, i) =>
+        put(`${b}/v1/connect/ca/configuration`, {
+          Provider: 'consul',
+          Config: { LeafCertTTL: `${72 + i}h` },
+        }),
+    ],
+    ['/v1/catalog/services', 'catalog services', (b, i) => register(b, 'blk', `blk-${i}`)],
+    [
+      '/v1/session/list',
+      'session list',
+      (b) => put(`${b}/v1/session/create`, { TTL: '60s', Node: 'srv1', Checks: [] }),
+    ],
+  ];
+  for (const [path, what, write] of blockingReads) {
+    it(`blocks on ?index for ${what}`, async () => {
+      await write(t.url, 0);
+      const idx = await index(`${t.url}${path}`);
+      const sep = path.includes('?') ? '&' : '?';
+      let answered = false;
+      const pending = request(`${t.url}${path}${sep}index=${idx}&wait=30s`).then(async (r) => {
+        answered = true;
+        await r.body.dump();
+        return { status: r.statusCode, index: Number(r.headers['x-consul-index']) };
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(answered, 'answered before anything changed').to.equal(false);
+      await write(t.url, 1);
+      const res = await pending;
+      expect(res.status).to.equal(200);
+      expect(res.index).to.be.greaterThan(idx);
+    });
+  }
+
   it('returns at the wait time with the same index when nothing changes', async () => {
     const idx = await index(`${t.url}/v1/catalog/services`);
     const r = await request(`${t.url}/v1/catalog/services?index=${idx}&wait=200ms`);

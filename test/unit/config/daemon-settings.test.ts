@@ -149,6 +149,26 @@ describe('bin/settings: agent', () => {
 });
 
 describe('bin/settings: server', () => {
+  it('turns ACLs off with acl.enabled = false, and refuses that with a deny default', () => {
+    expect(resolveServer({ dataDir: '/d' }, { aclEnabled: false })).to.include({
+      aclEnabled: false,
+      aclDefaultPolicy: 'allow',
+    });
+    expect(
+      resolveServer({ dataDir: '/d' }, { aclEnabled: false, aclDefaultPolicy: 'allow' }),
+    ).to.include({ aclEnabled: false });
+    expect(() => resolveServer({ dataDir: '/d' }, { aclEnabled: false, aclDefaultPolicy: 'deny' }))
+      .to.throw(UsageError)
+      .with.property(
+        'message',
+        'acl.default_policy "deny" has no effect with acl.enabled = false: remove one of them',
+      );
+    expect(() => resolveServer({ dataDir: '/d', aclDefaultPolicy: 'deny' }, { aclEnabled: false }))
+      .to.throw(UsageError)
+      .with.property('message')
+      .that.matches(/^--acl-default-policy "deny"/);
+  });
+
   it('uses the defaults, then the files, then the flags', () => {
     expect(resolveServer({ dataDir: '/d' }, {})).to.deep.equal({
       dataDir: '/d',
@@ -156,6 +176,7 @@ describe('bin/settings: server', () => {
       bind: '0.0.0.0:8500',
       logLevel: 'info',
       enableScriptChecks: false,
+      aclEnabled: true,
       aclDefaultPolicy: 'deny',
     });
     expect(resolveServer({}, { ...FILE, aclDefaultPolicy: 'allow' })).to.include({
@@ -175,6 +196,7 @@ describe('bin/settings: server', () => {
       node: 'file-node',
       advertise: '10.0.1.21',
       snapshotEvery: 500,
+      aclEnabled: true,
       aclDefaultPolicy: 'deny',
     });
     expect(
