@@ -17,7 +17,8 @@ import { connectRoutes } from '../agent/http/connect-routes.js';
 import { createForwarder, forwardRoutes, type Forwarder } from '../agent/http/forward.js';
 import { listenHttp, systemClock, systemRandom } from '../core/index.js';
 import { installConsulHttp, CONSUL_FASTIFY_OPTIONS } from '../httpkit/consul-http.js';
-import type { Logger } from '../telemetry/logger.js';
+import { auditLogger, type Logger } from '../telemetry/logger.js';
+import { AuditLog } from '../httpkit/audit.js';
 import { nodeIdFor } from './node-id.js';
 import { splitHostPort } from './addresses.js';
 
@@ -167,7 +168,12 @@ export async function runAgent(
   identity?.start(agent.client, systemClock, systemRandom, log.child({ component: 'identity' }));
   const { host, port } = splitHostPort(args.httpAddr, 8500);
   const app = Fastify(CONSUL_FASTIFY_OPTIONS);
-  installConsulHttp(app, log.child({ component: 'agent-http' }), () => agent.aclDefaultPolicy);
+  installConsulHttp(
+    app,
+    log.child({ component: 'agent-http' }),
+    () => agent.aclDefaultPolicy,
+    new AuditLog(auditLogger(log)),
+  );
   agentRoutes(app, agent);
   connectRoutes(app, agent);
   const fwd: Forwarder = createForwarder(args.servers, identity?.tls());

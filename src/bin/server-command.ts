@@ -13,7 +13,7 @@ import { agentRoutes } from '../agent/http/agent-routes.js';
 import { connectRoutes } from '../agent/http/connect-routes.js';
 import { startServer, type CatalogServer } from '../catalog/server.js';
 import { newId, systemClock, systemRandom } from '../core/index.js';
-import type { Logger } from '../telemetry/logger.js';
+import { auditLogger, type Logger } from '../telemetry/logger.js';
 import { concretePort, dialable, splitHostPort } from './addresses.js';
 import { makeAgent } from './agent-command.js';
 import { nodeIdFor } from './node-id.js';
@@ -105,6 +105,7 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
     random: systemRandom,
     newId,
     log: log.child({ component: 'catalog' }),
+    audit: auditLogger(log),
     extraRoutes: (app) => {
       agentRoutes(app, agent);
       connectRoutes(app, agent);

@@ -24,6 +24,7 @@ import { isIP } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { ServerTls } from './connect/server-tls.js';
 import { CONSUL_FASTIFY_OPTIONS, installConsulHttp } from '../httpkit/consul-http.js';
+import { AuditLog, type AuditSink } from '../httpkit/audit.js';
 import { catalogRoutes } from './http/catalog-routes.js';
 import { configRoutes } from './http/config-routes.js';
 import { intentionRoutes } from './http/intention-routes.js';
@@ -74,6 +75,8 @@ export interface ServerOptions {
   internalSecret?: string;
   /** Where mesh services' virtual IPs come from (default 240.0.0.0/4). */
   vipRange?: string;
+  /** Where audit lines go (default: `log`); the binary passes a logger always at info. */
+  audit?: AuditSink;
 }
 
 export interface CatalogServer {
@@ -120,7 +123,9 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     log: opts.log,
   });
   const sessions = new SessionTimers(writer, opts.clock, opts.log);
+  const audit = new AuditLog(opts.audit ?? opts.log);
   const ctx: CatalogContext = {
+    audit,
     state,
     writer,
     clock: opts.clock,
@@ -151,13 +156,14 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
       datacenter: opts.datacenter,
       newId: opts.newId,
       log: opts.log,
+      audit,
     }),
     signing: new SigningLimiter(),
   };
 
   // The same API on plain HTTP and, when asked, on HTTPS with the mesh CA's server certificate.
   const mount = async (app: FastifyInstance): Promise<void> => {
-    installConsulHttp(app, opts.log, () => ctx.acl.defaultPolicy);
+    installConsulHttp(app, opts.log, () => ctx.acl.defaultPolicy, audit);
     catalogRoutes(app, ctx);
     healthRoutes(app, ctx);
     kvRoutes(app, ctx);

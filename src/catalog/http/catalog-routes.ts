@@ -26,7 +26,7 @@ import * as Q from '../state/queries.js';
 import type { CatalogContext } from './context.js';
 import { filters } from '../acl/filters.js';
 import { authz, requireNamed } from './authz.js';
-import type { Authorizer } from '../../policy/index.js';
+import { requireInstanceWrite, type Authorizer, type InstanceAclView } from '../../policy/index.js';
 import { read } from './read.js';
 import { propose } from './write.js';
 
@@ -264,20 +264,28 @@ function sameNodeInfo(ctx: CatalogContext, cmd: RegisterCommand): boolean {
   );
 }
 
+/** An instance row as the ACL helpers see it. */
+const view = (svc: { Service: string; Kind?: string; Proxy?: InstanceAclView['Proxy'] }) => ({
+  name: svc.Service,
+  Kind: svc.Kind,
+  Proxy: svc.Proxy,
+});
+
 /**
  * Consul's rules for a catalog registration: node:write when it creates or changes the node,
- * service:write on the service (and on the name it replaces), and for each check write on
- * what the check belongs to.
+ * service:write on the service (and on the instance it replaces), and for each check write on
+ * what the check belongs to. A proxy (or anything naming a destination) needs write on the
+ * destination as well, for the new registration and for the one it replaces, so a token for
+ * "sa" can neither register a proxy for "sb" nor take over or mark healthy one that exists.
  */
 export function authorizeRegister(ctx: CatalogContext, a: Authorizer, cmd: RegisterCommand): void {
   if (a.management) return;
   const node = cmd.node.Node;
   if (!sameNodeInfo(ctx, cmd)) requireNamed(a, 'node', node, 'write');
   if (cmd.service) {
-    requireNamed(a, 'service', cmd.service.Service, 'write');
+    requireInstanceWrite(a, view(cmd.service));
     const old = ctx.state.catalog.getService(node, cmd.service.ID);
-    if (old && old.svc.Service !== cmd.service.Service)
-      requireNamed(a, 'service', old.svc.Service, 'write');
+    if (old) requireInstanceWrite(a, view(old.svc));
   }
   for (const c of cmd.checks) {
     if (!c.ServiceID) {
@@ -286,9 +294,9 @@ export function authorizeRegister(ctx: CatalogContext, a: Authorizer, cmd: Regis
     }
     const svc =
       c.ServiceID === cmd.service?.ID
-        ? cmd.service.Service
-        : ctx.state.catalog.getService(node, c.ServiceID)?.svc.Service;
-    if (svc) requireNamed(a, 'service', svc, 'write');
+        ? cmd.service
+        : ctx.state.catalog.getService(node, c.ServiceID)?.svc;
+    if (svc) requireInstanceWrite(a, view(svc));
     else requireNamed(a, 'node', node, 'write');
   }
 }
@@ -305,10 +313,11 @@ export function authorizeDeregister(
     // A node's owner may also remove instances from its own node (an agent cleaning up a
     // service whose registration token it no longer has); Consul asks service:write only.
     const row = ctx.state.catalog.getService(node, serviceID);
-    if (row && !a.allowed('node', node, 'write'))
-      return requireNamed(a, 'service', row.svc.Service, 'write');
+    if (row && !a.allowed('node', node, 'write')) return requireInstanceWrite(a, view(row.svc));
   } else if (checkID) {
     const c = ctx.state.catalog.getCheck(node, checkID);
+    const owner = c?.ServiceID ? ctx.state.catalog.getService(node, c.ServiceID) : undefined;
+    if (owner) return requireInstanceWrite(a, view(owner.svc));
     if (c?.ServiceName) return requireNamed(a, 'service', c.ServiceName, 'write');
   }
   requireNamed(a, 'node', node, 'write');
