@@ -4,6 +4,7 @@
  * This is one of the two places (with src/core) that reads the process environment, signals
  * and the real clock.
  */
+import { metaKeyProblem, metaPairsProblem, metaValueProblem } from '../api/text-rules.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,9 +57,14 @@ function parseMeta(list: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const kv of list ?? []) {
     const i = kv.indexOf(':');
-    if (i <= 0) throw new UsageError(`--node-meta "${kv}": expected key:value`);
-    out[kv.slice(0, i)] = kv.slice(i + 1);
+    if (i <= 0) throw new UsageError(`--node-meta ${JSON.stringify(kv)}: expected key:value`);
+    const key = kv.slice(0, i);
+    const problem = metaKeyProblem(key) ?? metaValueProblem(kv.slice(i + 1));
+    if (problem) throw new UsageError(`--node-meta ${JSON.stringify(kv)}: ${problem}`);
+    out[key] = kv.slice(i + 1);
   }
+  const many = metaPairsProblem(Object.keys(out).length);
+  if (many) throw new UsageError(`--node-meta: ${many}`);
   return out;
 }
 

@@ -15,7 +15,15 @@ import {
   serviceDefinitionFields,
   type LocatedDefinitions,
 } from './service-definition.js';
-import { all, atLeast, maxLength, notEmpty, oneOf, serviceIdent } from './validators.js';
+import {
+  atLeast,
+  META_MAX_PAIRS,
+  metaKey,
+  metaValue,
+  notEmpty,
+  oneOf,
+  serviceIdent,
+} from './validators.js';
 import { dnsDomain, recursorAddress, serviceTtlKey } from './dns-values.js';
 import { parseIpv4Range } from '../core/ipv4-range.js';
 
@@ -151,13 +159,7 @@ const settingFields: readonly FieldSpec[] = [
   field('ports', t.object(schema([field('http', t.int(listenPort))]))),
   field('retry_join', t.listOf(t.string(hostPort(false)), nonEmptyList), { aliases: ['servers'] }),
   field('enable_script_checks', t.bool()),
-  field(
-    'node_meta',
-    t.mapOfString(
-      maxLength(512, 'meta value'),
-      all(notEmpty('meta key'), maxLength(128, 'meta key')),
-    ),
-  ),
+  field('node_meta', t.mapOfString(metaValue, metaKey, META_MAX_PAIRS)),
   field('log_level', t.string(oneOf(LOG_LEVELS))),
   field('heartbeat_interval', t.duration(positive)),
   field('heartbeat_ttl', t.duration(positive)),

@@ -4,11 +4,12 @@ import {
   CHECK_DEFINITION_FIELDS,
   canonicalize,
   isObject,
+  metaMap,
   name,
   normalizeServiceRegistration,
   str,
   status,
-  strMap,
+  textField,
   toAgentService,
   type HealthStatus,
 } from '../../api/index.js';
@@ -64,9 +65,10 @@ function nodeTaggedAddresses(v: unknown): Record<string, string> {
     throw badRequest('TaggedAddresses: must be an object of strings', 'TaggedAddresses');
   const out: Record<string, string> = {};
   for (const [k, a] of Object.entries(v)) {
-    if (typeof a === 'string') out[k] = a;
-    else if (isObject(a) && typeof a.Address === 'string') out[k] = a.Address;
-    else throw badRequest(`TaggedAddresses.${k}: must be a string`, `TaggedAddresses.${k}`);
+    const addr = typeof a === 'string' ? a : isObject(a) ? a.Address : undefined;
+    if (typeof addr !== 'string')
+      throw badRequest(`TaggedAddresses.${k}: must be a string`, `TaggedAddresses.${k}`);
+    out[k] = textField({ [k]: addr }, k, 'TaggedAddresses.');
   }
   return out;
 }
@@ -86,8 +88,8 @@ export function catalogCheckSpec(
       `${p}Node: "${checkNode}" does not match the registration's node "${node}"`,
       `${p}Node`,
     );
-  const nm = str(o, 'Name', p);
-  const id = str(o, 'CheckID', p) || str(o, 'ID', p) || nm;
+  const nm = textField(o, 'Name', p);
+  const id = textField(o, 'CheckID', p) || textField(o, 'ID', p) || nm;
   if (!id) throw badRequest(`${p}CheckID: missing (set CheckID or Name)`, `${p}CheckID`);
   let definition = {};
   if (o.Definition !== undefined && o.Definition !== null) {
@@ -115,7 +117,7 @@ export function registerCommand(ctx: CatalogContext, raw: unknown): RegisterComm
   if (!isObject(raw)) throw badRequest('Request body must be a JSON object', 'body');
   const o = canonicalize(raw, REG_FIELDS);
   const node = name(o, 'Node', '', true);
-  const address = str(o, 'Address', '');
+  const address = textField(o, 'Address', '');
   if (!address) throw badRequest('Address: missing (required)', 'Address');
   const dc = str(o, 'Datacenter', '');
   if (dc && dc !== ctx.datacenter)
@@ -129,7 +131,7 @@ export function registerCommand(ctx: CatalogContext, raw: unknown): RegisterComm
       Address: address,
       Datacenter: ctx.datacenter,
       TaggedAddresses: nodeTaggedAddresses(o.TaggedAddresses),
-      Meta: strMap(o, 'NodeMeta', ''),
+      Meta: metaMap(o, 'NodeMeta', ''),
     },
     skipNodeUpdate: o.SkipNodeUpdate === true,
     checks: [],
