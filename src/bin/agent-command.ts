@@ -1,4 +1,9 @@
 /** `trellis agent`: argv -> a per-host agent with its local HTTP API. */
+import {
+  DEFAULT_CONNECTION_LIMITS,
+  limitConnections,
+  type ConnectionLimits,
+} from '../httpkit/conn-limits.js';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { mkdirSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
@@ -24,6 +29,8 @@ import { splitHostPort } from './addresses.js';
 
 export interface AgentArgs {
   servers: string[];
+  /** Per-client connection cap and first-request timeout of the HTTP API. */
+  httpLimits?: ConnectionLimits;
   node?: string;
   /** The node's UUID; read from (or made in) the data dir when absent. */
   nodeId?: string;
@@ -168,6 +175,7 @@ export async function runAgent(
   identity?.start(agent.client, systemClock, systemRandom, log.child({ component: 'identity' }));
   const { host, port } = splitHostPort(args.httpAddr, 8500);
   const app = Fastify(CONSUL_FASTIFY_OPTIONS);
+  limitConnections(app.server, args.httpLimits ?? DEFAULT_CONNECTION_LIMITS, false);
   installConsulHttp(
     app,
     log.child({ component: 'agent-http' }),

@@ -5,6 +5,7 @@
  *   <data-dir>/catalog/  write-ahead log and snapshots
  *   <data-dir>/agent/    the node's own agent state
  */
+import type { ConnectionLimits } from '../httpkit/conn-limits.js';
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,8 @@ export interface ServerArgs {
   aclDefaultPolicy?: 'allow' | 'deny';
   /** The IPv4 CIDR mesh services' virtual IPs come from (default 240.0.0.0/4). */
   virtualIpRange?: string;
+  /** Per-client connection cap and first-request timeout of the API listeners. */
+  httpLimits?: ConnectionLimits;
 }
 
 export interface RunningServer {
@@ -117,6 +120,7 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
     ...(args.sessionMinTtlMs !== undefined ? { sessionMinTTLms: args.sessionMinTtlMs } : {}),
     ...(args.nodeGraceMs !== undefined ? { nodeGraceMs: args.nodeGraceMs } : {}),
     ...(args.virtualIpRange ? { vipRange: args.virtualIpRange } : {}),
+    ...(args.httpLimits ? { httpLimits: args.httpLimits } : {}),
   });
   late.server = server;
   try {

@@ -25,6 +25,12 @@ import type { Server as TlsServer } from 'node:tls';
 import { ServerTls } from './connect/server-tls.js';
 import { CONSUL_FASTIFY_OPTIONS, installConsulHttp } from '../httpkit/consul-http.js';
 import { AuditLog, type AuditSink } from '../httpkit/audit.js';
+import {
+  DEFAULT_CONNECTION_LIMITS,
+  limitConnections,
+  type ConnectionGate,
+  type ConnectionLimits,
+} from '../httpkit/conn-limits.js';
 import { catalogRoutes } from './http/catalog-routes.js';
 import { configRoutes } from './http/config-routes.js';
 import { intentionRoutes } from './http/intention-routes.js';
@@ -75,6 +81,8 @@ export interface ServerOptions {
   internalSecret?: string;
   /** Where mesh services' virtual IPs come from (default 240.0.0.0/4). */
   vipRange?: string;
+  /** Per-client connection cap and first-request timeout of the API listeners. */
+  httpLimits?: ConnectionLimits;
   /** Where audit lines go (default: `log`); the binary passes a logger always at info. */
   audit?: AuditSink;
 }
@@ -90,6 +98,8 @@ export interface CatalogServer {
   /** Resolves request tokens (the server's own agent decides its API with it). */
   acl: AclResolver;
   ca: CertificateAuthority;
+  /** Open connections per client address on the plain HTTP listener. */
+  connections: ConnectionGate;
   close(): Promise<void>;
 }
 
@@ -175,7 +185,9 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     intentionRoutes(app, ctx);
     if (opts.extraRoutes) await opts.extraRoutes(app);
   };
+  const limits = opts.httpLimits ?? DEFAULT_CONNECTION_LIMITS;
   const app = Fastify(CONSUL_FASTIFY_OPTIONS);
+  const connections = limitConnections(app.server, limits, false);
   await mount(app);
 
   await ensureVipRange(state, writer, opts);
@@ -207,8 +219,10 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
         requestCert: true,
         rejectUnauthorized: false,
         minVersion: 'TLSv1.2',
+        ...(limits.handshakeTimeoutMs > 0 ? { handshakeTimeout: limits.handshakeTimeoutMs } : {}),
       },
     });
+    limitConnections(https.server, limits, true);
     httpsApp = https as unknown as FastifyInstance;
     await mount(httpsApp);
     serverTls.onChange((o) => (https.server as TlsServer).setSecureContext(o));
@@ -237,6 +251,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     ...(httpsAddress ? { httpsAddress } : {}),
     acl: ctx.acl,
     ca: ctx.ca,
+    connections,
     async close() {
       liveness.stop();
       sessions.stop();
