@@ -7,6 +7,7 @@
  */
 import { expect } from 'chai';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { startTestServer, type TestServer } from '../../helpers/in-process-server.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -161,6 +162,48 @@ describe('API connection limits (real sockets)', function () {
       s.destroy();
       expect(answer).to.match(/^HTTP\/1\.1 404/);
     });
+  });
+});
+
+describe('API connection limits on the HTTPS listener', function () {
+  this.timeout(60_000);
+  let t: TestServer;
+  before(async () => {
+    t = await startTestServer({
+      https: { host: '127.0.0.1', port: 0 },
+      httpLimits: { maxPerClient: 2, handshakeTimeoutMs: 0 },
+    });
+  });
+  after(() => t.close());
+
+  /** A TLS connection from `localAddress`: 'ok' once the handshake is done, else the error. */
+  const handshake = (port: number, localAddress: string): Promise<[string, TLSSocket]> =>
+    new Promise((resolve) => {
+      const tcp = connect({ port, host: '127.0.0.1', localAddress });
+      const s = tlsConnect({ socket: tcp, rejectUnauthorized: false });
+      s.once('secureConnect', () => resolve(['ok', s]));
+      s.once('error', (err) => resolve([err.message, s]));
+      s.once('close', () => resolve(['closed', s]));
+    });
+
+  it('closes the connection over the limit before the TLS handshake; other addresses still connect', async () => {
+    const port = Number(t.server.httpsAddress!.split(':').pop());
+    const held: TLSSocket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const [r, s] = await handshake(port, '127.0.0.1');
+        expect(r).to.equal('ok');
+        held.push(s);
+      }
+      const [over, s3] = await handshake(port, '127.0.0.1');
+      s3.destroy();
+      expect(over, 'no handshake for the third connection').to.not.equal('ok');
+      const [other, s4] = await handshake(port, '127.0.0.2');
+      s4.destroy();
+      expect(other).to.equal('ok');
+    } finally {
+      for (const s of held) s.destroy();
+    }
   });
 });
 
