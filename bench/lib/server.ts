@@ -73,6 +73,9 @@ export async function startServer(opts: StartOptions): Promise<BenchServer> {
     'bench-server',
     '--log-level',
     'warn',
+    // The benchmarks' thousands of watchers all come from 127.0.0.1: no per-client cap.
+    '--http-max-conns-per-client',
+    '0',
     // Benchmarks of other features run without tokens, as dev mode does.
     ...((opts.args ?? []).includes('--acl-default-policy')
       ? []

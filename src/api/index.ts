@@ -3,6 +3,7 @@
  */
 export * from './types.js';
 export * from './normalize.js';
+export * from './text-rules.js';
 export * from './filter.js';
 export * from './acl-types.js';
 export * from './connect-types.js';

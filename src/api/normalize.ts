@@ -7,6 +7,13 @@
 import { badRequest } from '../core/errors.js';
 import { closest, normalizeKey } from '../core/suggest.js';
 import { parseDuration } from '../core/duration.js';
+import {
+  controlCharProblem,
+  metaKeyProblem,
+  metaPairsProblem,
+  metaValueProblem,
+  quoteKey,
+} from './text-rules.js';
 import type {
   AgentService,
   CheckType,
@@ -169,6 +176,48 @@ export function strMap(
   return out;
 }
 
+/**
+ * Service or node metadata, by Consul's rules: keys of letters, digits, "_" and "-" (at most
+ * 128), values at most 512 bytes, at most 64 pairs, no control characters anywhere.
+ */
+export function metaMap(o: Obj, k: string, path: string): Record<string, string> {
+  const v = o[k];
+  if (v === undefined || v === null) return {};
+  if (!isObject(v)) throw badRequest(`${path}${k}: must be an object of strings`, path + k);
+  const entries = Object.entries(v);
+  const many = metaPairsProblem(entries.length);
+  if (many) throw badRequest(`${path}${k}: ${many}`, path + k);
+  const out: Record<string, string> = {};
+  for (const [mk, mv] of entries) {
+    const keyProblem = metaKeyProblem(mk);
+    if (keyProblem) throw badRequest(`${path}${k}: key ${quoteKey(mk)}: ${keyProblem}`, path + k);
+    if (typeof mv !== 'string')
+      throw badRequest(`${path}${k}.${mk}: must be a string`, `${path}${k}.${mk}`);
+    const valueProblem = metaValueProblem(mv);
+    if (valueProblem) throw badRequest(`${path}${k}.${mk}: ${valueProblem}`, `${path}${k}.${mk}`);
+    out[mk] = mv;
+  }
+  return out;
+}
+
+/** A string field that may not hold control characters (addresses, check names, ids). */
+export function textField(o: Obj, k: string, path: string, def = ''): string {
+  const v = str(o, k, path, def);
+  const problem = controlCharProblem(v);
+  if (problem) throw badRequest(`${path}${k}: ${problem}`, path + k);
+  return v;
+}
+
+/** A list of tags: strings without control characters. */
+export function tagList(o: Obj, k: string, path: string): string[] {
+  const tags = strList(o, k, path);
+  tags.forEach((tag, i) => {
+    const problem = controlCharProblem(tag);
+    if (problem) throw badRequest(`${path}${k}[${i}]: tag ${problem}`, `${path}${k}[${i}]`);
+  });
+  return tags;
+}
+
 export function name(o: Obj, k: string, path: string, required: boolean): string {
   const v = str(o, k, path);
   if (v === '') {
@@ -240,9 +289,10 @@ export function normalizeCheckType(
   const o = canonicalize(raw, CHECK_FIELDS, `${path}.`);
   const p = `${path}.`;
   const c: CheckType & { ID?: string; ServiceID?: string } = {};
-  const id = optStr(o, 'CheckID', p) ?? optStr(o, 'ID', p);
+  const idKey = o.CheckID !== undefined && o.CheckID !== null ? 'CheckID' : 'ID';
+  const id = o[idKey] === undefined || o[idKey] === null ? undefined : textField(o, idKey, p);
   if (id !== undefined && id !== '') c.CheckID = id;
-  const nm = optStr(o, 'Name', p);
+  const nm = o.Name === undefined || o.Name === null ? undefined : textField(o, 'Name', p);
   if (nm) c.Name = nm;
   const notes = optStr(o, 'Notes', p);
   if (notes) c.Notes = notes;
@@ -490,7 +540,7 @@ function taggedAddresses(o: Obj, p: string): Record<string, ServiceAddress> | un
       );
     const ca = canonicalize(a, ['Address', 'Port'], `${p}TaggedAddresses.${k}.`);
     out[k] = {
-      Address: str(ca, 'Address', `${p}TaggedAddresses.${k}.`),
+      Address: textField(ca, 'Address', `${p}TaggedAddresses.${k}.`),
       Port: int(ca, 'Port', `${p}TaggedAddresses.${k}.`, 0, 0, 65535),
     };
   }
@@ -541,13 +591,13 @@ function normalizeService(raw: unknown, path: string, sidecar: boolean): Service
       `${p}ID`,
     );
   if (id) r.ID = id;
-  r.Tags = strList(o, 'Tags', p);
+  r.Tags = tagList(o, 'Tags', p);
   r.Port = int(o, 'Port', p, 0, 0, 65535);
-  r.Address = str(o, 'Address', p);
+  r.Address = textField(o, 'Address', p);
   const ta = taggedAddresses(o, p);
   if (ta) r.TaggedAddresses = ta;
   r.EnableTagOverride = bool(o, 'EnableTagOverride', p);
-  r.Meta = strMap(o, 'Meta', p);
+  r.Meta = metaMap(o, 'Meta', p);
   if (o.Weights !== undefined && o.Weights !== null) {
     if (!isObject(o.Weights))
       throw badRequest(`${p}Weights: must be {Passing, Warning}`, `${p}Weights`);

@@ -1,4 +1,9 @@
 /** `trellis agent`: argv -> a per-host agent with its local HTTP API. */
+import {
+  DEFAULT_CONNECTION_LIMITS,
+  limitConnections,
+  type ConnectionLimits,
+} from '../httpkit/conn-limits.js';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { mkdirSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
@@ -17,12 +22,15 @@ import { connectRoutes } from '../agent/http/connect-routes.js';
 import { createForwarder, forwardRoutes, type Forwarder } from '../agent/http/forward.js';
 import { listenHttp, systemClock, systemRandom } from '../core/index.js';
 import { installConsulHttp, CONSUL_FASTIFY_OPTIONS } from '../httpkit/consul-http.js';
-import type { Logger } from '../telemetry/logger.js';
+import { auditLogger, type Logger } from '../telemetry/logger.js';
+import { AuditLog } from '../httpkit/audit.js';
 import { nodeIdFor } from './node-id.js';
 import { splitHostPort } from './addresses.js';
 
 export interface AgentArgs {
   servers: string[];
+  /** Per-client connection cap and first-request timeout of the HTTP API. */
+  httpLimits?: ConnectionLimits;
   node?: string;
   /** The node's UUID; read from (or made in) the data dir when absent. */
   nodeId?: string;
@@ -167,7 +175,13 @@ export async function runAgent(
   identity?.start(agent.client, systemClock, systemRandom, log.child({ component: 'identity' }));
   const { host, port } = splitHostPort(args.httpAddr, 8500);
   const app = Fastify(CONSUL_FASTIFY_OPTIONS);
-  installConsulHttp(app, log.child({ component: 'agent-http' }), () => agent.aclDefaultPolicy);
+  limitConnections(app.server, args.httpLimits ?? DEFAULT_CONNECTION_LIMITS, false);
+  installConsulHttp(
+    app,
+    log.child({ component: 'agent-http' }),
+    () => agent.aclDefaultPolicy,
+    new AuditLog(auditLogger(log)),
+  );
   agentRoutes(app, agent);
   connectRoutes(app, agent);
   const fwd: Forwarder = createForwarder(

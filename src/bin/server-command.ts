@@ -5,6 +5,7 @@
  *   <data-dir>/catalog/  write-ahead log and snapshots
  *   <data-dir>/agent/    the node's own agent state
  */
+import type { ConnectionLimits } from '../httpkit/conn-limits.js';
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { agentRoutes } from '../agent/http/agent-routes.js';
 import { connectRoutes } from '../agent/http/connect-routes.js';
 import { startServer, type CatalogServer } from '../catalog/server.js';
 import { newId, systemClock, systemRandom } from '../core/index.js';
-import type { Logger } from '../telemetry/logger.js';
+import { auditLogger, type Logger } from '../telemetry/logger.js';
 import { concretePort, dialable, splitHostPort } from './addresses.js';
 import { makeAgent } from './agent-command.js';
 import { nodeIdFor } from './node-id.js';
@@ -42,6 +43,8 @@ export interface ServerArgs {
   aclEnabled?: boolean;
   /** The IPv4 CIDR mesh services' virtual IPs come from (default 240.0.0.0/4). */
   virtualIpRange?: string;
+  /** Per-client connection cap and first-request timeout of the API listeners. */
+  httpLimits?: ConnectionLimits;
 }
 
 export interface RunningServer {
@@ -107,6 +110,7 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
     random: systemRandom,
     newId,
     log: log.child({ component: 'catalog' }),
+    audit: auditLogger(log),
     extraRoutes: (app) => {
       agentRoutes(app, agent);
       connectRoutes(app, agent);
@@ -119,6 +123,7 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
     ...(args.sessionMinTtlMs !== undefined ? { sessionMinTTLms: args.sessionMinTtlMs } : {}),
     ...(args.nodeGraceMs !== undefined ? { nodeGraceMs: args.nodeGraceMs } : {}),
     ...(args.virtualIpRange ? { vipRange: args.virtualIpRange } : {}),
+    ...(args.httpLimits ? { httpLimits: args.httpLimits } : {}),
   });
   late.server = server;
   try {

@@ -3,6 +3,7 @@
  * config-dir file, which wins over the default. The resolve functions are pure, so the precedence
  * rules are unit-tested without starting anything; settings are read once, at start.
  */
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../httpkit/conn-limits.js';
 import { ConfigLoadError } from '../agent/agent.js';
 import { UsageError } from '../cli/index.js';
 import {
@@ -46,6 +47,10 @@ export interface DaemonFlags {
   recursors?: string[];
   /** --virtual-ip-range (server). */
   virtualIpRange?: string;
+  /** --http-max-conns-per-client: 0 = no limit. */
+  httpMaxConnsPerClient?: number;
+  /** --http-handshake-timeout, ms. */
+  httpHandshakeTimeoutMs?: number;
 }
 
 export const DEFAULT_DATACENTER = 'dc1';
@@ -98,6 +103,21 @@ export function resolveAgent(
     ...listenerAddr('metricsAddr', flags.metricsBind ?? file.metricsAddr),
     ...listenerAddr('dnsAddr', flags.dnsBind ?? file.dnsAddr ?? DEFAULT_AGENT_DNS_ADDR),
     ...dnsSettings(flags, file),
+    httpLimits: httpLimits(flags, file),
+  };
+}
+
+/** Flag > file > default, per limit (Consul's defaults: 200 connections, 5 s). */
+function httpLimits(flags: DaemonFlags, file: AgentSettings): ConnectionLimits {
+  return {
+    maxPerClient:
+      flags.httpMaxConnsPerClient ??
+      file.httpMaxConnsPerClient ??
+      DEFAULT_CONNECTION_LIMITS.maxPerClient,
+    handshakeTimeoutMs:
+      flags.httpHandshakeTimeoutMs ??
+      file.httpHandshakeTimeoutMs ??
+      DEFAULT_CONNECTION_LIMITS.handshakeTimeoutMs,
   };
 }
 
@@ -165,6 +185,7 @@ export function resolveServer(flags: DaemonFlags, file: AgentSettings): Resolved
     ...(flags.nodeGraceMs !== undefined ? { nodeGraceMs: flags.nodeGraceMs } : {}),
     ...aclSettings(flags, file),
     ...vipRange(flags, file),
+    httpLimits: httpLimits(flags, file),
   };
 }
 
@@ -213,6 +234,7 @@ const SETTING_NAMES: Record<string, string> = {
   dnsAddr: 'dns_addr',
   dns: 'recursors/domain/dns_config',
   virtualIpRange: 'virtual_ip_range',
+  httpLimits: 'limits.http_max_conns_per_client/http_handshake_timeout',
   nodeGraceMs: '--node-grace',
   sessionMinTtlMs: '--session-min-ttl',
 };
@@ -260,6 +282,8 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
   dnsOnlyPassing: 'dns_config.only_passing',
   dnsRecursorTimeoutMs: 'dns_config.recursor_timeout',
   virtualIpRange: 'virtual_ip_range',
+  httpMaxConnsPerClient: 'limits.http_max_conns_per_client',
+  httpHandshakeTimeoutMs: 'limits.http_handshake_timeout',
 };
 
 /** File settings the other kind of daemon uses; set here, they are ignored (and logged). */

@@ -4,6 +4,7 @@
  * This is one of the two places (with src/core) that reads the process environment, signals
  * and the real clock.
  */
+import { metaKeyProblem, metaPairsProblem, metaValueProblem } from '../api/text-rules.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,9 +57,14 @@ function parseMeta(list: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const kv of list ?? []) {
     const i = kv.indexOf(':');
-    if (i <= 0) throw new UsageError(`--node-meta "${kv}": expected key:value`);
-    out[kv.slice(0, i)] = kv.slice(i + 1);
+    if (i <= 0) throw new UsageError(`--node-meta ${JSON.stringify(kv)}: expected key:value`);
+    const key = kv.slice(0, i);
+    const problem = metaKeyProblem(key) ?? metaValueProblem(kv.slice(i + 1));
+    if (problem) throw new UsageError(`--node-meta ${JSON.stringify(kv)}: ${problem}`);
+    out[key] = kv.slice(i + 1);
   }
+  const many = metaPairsProblem(Object.keys(out).length);
+  if (many) throw new UsageError(`--node-meta: ${many}`);
   return out;
 }
 
@@ -86,6 +92,8 @@ interface DaemonArgs extends GlobalArgs {
   'dns-bind'?: string;
   recursor?: string[];
   'virtual-ip-range'?: string;
+  'http-max-conns-per-client'?: number;
+  'http-handshake-timeout'?: number;
   'join-token'?: string;
   'ca-fingerprint'?: string;
 }
@@ -130,8 +138,28 @@ function givenFlags(args: DaemonArgs, argv: readonly string[]): DaemonFlags {
     dnsBind: args['dns-bind'],
     recursors: args.recursor,
     virtualIpRange: args['virtual-ip-range'],
+    httpMaxConnsPerClient: numberFlag(
+      args['http-max-conns-per-client'],
+      'http-max-conns-per-client',
+      0,
+    ),
+    httpHandshakeTimeoutMs: numberFlag(args['http-handshake-timeout'], 'http-handshake-timeout', 0),
   };
 }
+
+/** The API listeners' connection limits, on both daemons (limits.* in a config file). */
+const HTTP_LIMIT_OPTIONS = {
+  'http-max-conns-per-client': {
+    type: 'number',
+    describe:
+      'Open API connections allowed from one client address, loopback included; more get a 429; 0: no limit (default 200; limits.http_max_conns_per_client)',
+  },
+  'http-handshake-timeout': {
+    type: 'number',
+    describe:
+      'A new API connection must send its first request (HTTPS: finish TLS too) within this many ms; 0: no limit (default 5000; limits.http_handshake_timeout)',
+  },
+} as const;
 
 /** Settings from the config dir, or exit code 2 after printing every file error. */
 async function settingsOrExit(
@@ -219,6 +247,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             describe:
               "IPv4 CIDR mesh services' virtual IPs come from (virtual_ip_range); must not overlap real networks",
           })
+          .options(HTTP_LIMIT_OPTIONS)
           .example('$0 server --data-dir /var/lib/trellis --bind 0.0.0.0:8500', 'A catalog server')
           .example('$0 server --config-dir /etc/trellis.d', 'Settings from /etc/trellis.d/*.hcl'),
       handler: action<DaemonArgs>(ctx, async (env, args) => {
@@ -303,6 +332,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             array: true,
             describe: 'Node metadata key:value (repeatable)',
           })
+          .options(HTTP_LIMIT_OPTIONS)
           .option('join-token', {
             type: 'string',
             describe: 'Join the cluster with this single-use token (needs --ca-fingerprint)',

@@ -24,6 +24,13 @@ import { isIP } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { ServerTls } from './connect/server-tls.js';
 import { CONSUL_FASTIFY_OPTIONS, installConsulHttp } from '../httpkit/consul-http.js';
+import { AuditLog, type AuditSink } from '../httpkit/audit.js';
+import {
+  DEFAULT_CONNECTION_LIMITS,
+  limitConnections,
+  type ConnectionGate,
+  type ConnectionLimits,
+} from '../httpkit/conn-limits.js';
 import { catalogRoutes } from './http/catalog-routes.js';
 import { configRoutes } from './http/config-routes.js';
 import { intentionRoutes } from './http/intention-routes.js';
@@ -82,6 +89,10 @@ export interface ServerOptions {
   vipRange?: string;
   /** Version reported by the operator endpoints. */
   version?: string;
+  /** Per-client connection cap and first-request timeout of the API listeners. */
+  httpLimits?: ConnectionLimits;
+  /** Where audit lines go (default: `log`); the binary passes a logger always at info. */
+  audit?: AuditSink;
 }
 
 export interface CatalogServer {
@@ -95,6 +106,8 @@ export interface CatalogServer {
   /** Resolves request tokens (the server's own agent decides its API with it). */
   acl: AclResolver;
   ca: CertificateAuthority;
+  /** Open connections per client address on the plain HTTP listener. */
+  connections: ConnectionGate;
   close(): Promise<void>;
 }
 
@@ -129,7 +142,9 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
   });
   const sessions = new SessionTimers(writer, opts.clock, opts.log);
   const startedAt = opts.clock.now();
+  const audit = new AuditLog(opts.audit ?? opts.log);
   const ctx: CatalogContext = {
+    audit,
     state,
     writer,
     clock: opts.clock,
@@ -161,6 +176,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
       datacenter: opts.datacenter,
       newId: opts.newId,
       log: opts.log,
+      audit,
     }),
     signing: new SigningLimiter(),
     version: opts.version ?? '0.1.0',
@@ -181,7 +197,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
 
   // The same API on plain HTTP and, when asked, on HTTPS with the mesh CA's server certificate.
   const mount = async (app: FastifyInstance): Promise<void> => {
-    installConsulHttp(app, opts.log, () => ctx.acl.defaultPolicy);
+    installConsulHttp(app, opts.log, () => ctx.acl.defaultPolicy, audit);
     catalogRoutes(app, ctx);
     healthRoutes(app, ctx);
     kvRoutes(app, ctx);
@@ -197,7 +213,9 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     operatorRoutes(app, ctx);
     if (opts.extraRoutes) await opts.extraRoutes(app);
   };
+  const limits = opts.httpLimits ?? DEFAULT_CONNECTION_LIMITS;
   const app = Fastify(CONSUL_FASTIFY_OPTIONS);
+  const connections = limitConnections(app.server, limits, false);
   await mount(app);
 
   await ensureVipRange(state, writer, opts);
@@ -229,8 +247,10 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
         requestCert: true,
         rejectUnauthorized: false,
         minVersion: 'TLSv1.2',
+        ...(limits.handshakeTimeoutMs > 0 ? { handshakeTimeout: limits.handshakeTimeoutMs } : {}),
       },
     });
+    limitConnections(https.server, limits, true);
     httpsApp = https as unknown as FastifyInstance;
     await mount(httpsApp);
     serverTls.onChange((o) => (https.server as TlsServer).setSecureContext(o));
@@ -259,6 +279,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     ...(httpsAddress ? { httpsAddress } : {}),
     acl: ctx.acl,
     ca: ctx.ca,
+    connections,
     async close() {
       liveness.stop();
       sessions.stop();

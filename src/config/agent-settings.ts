@@ -15,7 +15,15 @@ import {
   serviceDefinitionFields,
   type LocatedDefinitions,
 } from './service-definition.js';
-import { all, atLeast, maxLength, notEmpty, oneOf, serviceIdent } from './validators.js';
+import {
+  atLeast,
+  META_MAX_PAIRS,
+  metaKey,
+  metaValue,
+  notEmpty,
+  oneOf,
+  serviceIdent,
+} from './validators.js';
 import { dnsDomain, recursorAddress, serviceTtlKey } from './dns-values.js';
 import { parseIpv4Range } from '../core/ipv4-range.js';
 
@@ -63,6 +71,10 @@ export interface AgentSettings {
   dnsRecursorTimeoutMs?: number;
   /** `virtual_ip_range`: the IPv4 CIDR servers take mesh services' virtual IPs from. */
   virtualIpRange?: string;
+  /** `limits { http_max_conns_per_client }`: open API connections per client address; 0 = no limit. */
+  httpMaxConnsPerClient?: number;
+  /** `limits { http_handshake_timeout }`, ms: time a new API connection has to send a request. */
+  httpHandshakeTimeoutMs?: number;
 }
 
 /** One setting as one file wrote it. */
@@ -121,7 +133,7 @@ const nonEmptyList: Check<unknown[]> = (l) =>
   l.length === 0 ? 'must list at least one server address' : undefined;
 
 /** Keys whose values are compared (and reported) per member rather than as a whole. */
-const PER_MEMBER = new Set(['node_meta', 'addresses', 'ports', 'acl', 'dns_config']);
+const PER_MEMBER = new Set(['node_meta', 'addresses', 'ports', 'acl', 'dns_config', 'limits']);
 
 const settingFields: readonly FieldSpec[] = [
   field('node_name', t.string(serviceIdent('node name'))),
@@ -149,17 +161,20 @@ const settingFields: readonly FieldSpec[] = [
     ),
   ),
   field('virtual_ip_range', t.string(vipRange)),
+  field(
+    'limits',
+    t.object(
+      schema([
+        field('http_max_conns_per_client', t.int(atLeast(0))),
+        field('http_handshake_timeout', t.duration()),
+      ]),
+    ),
+  ),
   field('addresses', t.object(schema([field('http', t.string(host))]))),
   field('ports', t.object(schema([field('http', t.int(listenPort))]))),
   field('retry_join', t.listOf(t.string(hostPort(false)), nonEmptyList), { aliases: ['servers'] }),
   field('enable_script_checks', t.bool()),
-  field(
-    'node_meta',
-    t.mapOfString(
-      maxLength(512, 'meta value'),
-      all(notEmpty('meta key'), maxLength(128, 'meta key')),
-    ),
-  ),
+  field('node_meta', t.mapOfString(metaValue, metaKey, META_MAX_PAIRS)),
   field('log_level', t.string(oneOf(LOG_LEVELS))),
   field('heartbeat_interval', t.duration(positive)),
   field('heartbeat_ttl', t.duration(positive)),
@@ -338,6 +353,8 @@ function toSettings(m: ReadonlyMap<string, SettingEntry>): AgentSettings {
   set('dnsOnlyPassing', get('dns_config.onlypassing'));
   set('dnsRecursorTimeoutMs', get('dns_config.recursortimeout'));
   set('virtualIpRange', get('virtual_ip_range'));
+  set('httpMaxConnsPerClient', get('limits.httpmaxconnsperclient'));
+  set('httpHandshakeTimeoutMs', get('limits.httphandshaketimeout'));
   return s;
 }
 

@@ -4,6 +4,7 @@
  * each field's `out` name. The output is meaningful only when no errors were reported.
  */
 import { parseDuration } from '../core/index.js';
+import { controlCharProblem } from '../api/text-rules.js';
 import {
   describeNode,
   toPlain,
@@ -224,8 +225,16 @@ class Decoder {
   private map(type: Extract<FieldType, { kind: 'map' }>, pairs: Pair[], path: string): Decoded {
     const out: Record<string, unknown> = {};
     const seen = new Map<string, Position>();
+    const max = type.maxPairs;
+    if (max !== undefined && pairs.length > max)
+      this.reporter.error(
+        pairs[max]!.keyPos,
+        path,
+        `at most ${max} pairs are allowed (got ${pairs.length})`,
+      );
     for (const p of pairs) {
-      const keyPath = joinPath(path, p.key);
+      // A key with control characters is shown quoted, so a message never carries them raw.
+      const keyPath = joinPath(path, controlCharProblem(p.key) ? JSON.stringify(p.key) : p.key);
       const first = seen.get(p.key);
       if (first) {
         this.reporter.error(p.keyPos, keyPath, `duplicate key (first set at ${at(first)})`);

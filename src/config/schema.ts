@@ -18,7 +18,7 @@ export type FieldType =
   | { kind: 'duration'; check?: Check<string> }
   | { kind: 'list'; of: FieldType; check?: Check<unknown[]> }
   /** User-chosen keys (meta, headers) mapping to values of one type; keys are kept as written. */
-  | { kind: 'map'; of: FieldType; checkKey?: Check<string> }
+  | { kind: 'map'; of: FieldType; checkKey?: Check<string>; maxPairs?: number }
   /** One nested object, written as a block `k { }` or a value `k = { }`. */
   | { kind: 'object'; schema: Schema }
   /** A repeatable block: several `k { }` blocks, or a list of objects. Decodes to an array. */
@@ -74,10 +74,15 @@ export const t = {
   duration: (check?: Check<string>): FieldType => ({ kind: 'duration', check }),
   listOf: (of: FieldType, check?: Check<unknown[]>): FieldType => ({ kind: 'list', of, check }),
   mapOf: (of: FieldType, checkKey?: Check<string>): FieldType => ({ kind: 'map', of, checkKey }),
-  mapOfString: (checkValue?: Check<string>, checkKey?: Check<string>): FieldType => ({
+  mapOfString: (
+    checkValue?: Check<string>,
+    checkKey?: Check<string>,
+    maxPairs?: number,
+  ): FieldType => ({
     kind: 'map',
     of: { kind: 'string', check: checkValue },
     checkKey,
+    ...(maxPairs !== undefined ? { maxPairs } : {}),
   }),
   object: (s: Schema): FieldType => ({ kind: 'object', schema: s }),
   block: (s: Schema): FieldType => ({ kind: 'block', schema: s }),

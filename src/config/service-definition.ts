@@ -27,7 +27,10 @@ import {
   all,
   atLeast,
   cidr,
-  maxLength,
+  metaKey,
+  metaValue,
+  META_MAX_PAIRS,
+  noControl,
   notEmpty,
   oneOf,
   port,
@@ -55,8 +58,11 @@ const DEFAULT_BIND_ADDRESS = '127.0.0.1';
 /** Check keys; a top-level check is a CheckRegistration (ID, required Name, ServiceID). */
 function checkSchema(topLevel: boolean): Schema {
   const fields: FieldSpec[] = [
-    field('id', t.string(), { out: topLevel ? 'ID' : 'CheckID', aliases: ['check_id'] }),
-    field('name', t.string(), { out: 'Name', required: topLevel }),
+    field('id', t.string(noControl('check id')), {
+      out: topLevel ? 'ID' : 'CheckID',
+      aliases: ['check_id'],
+    }),
+    field('name', t.string(noControl('check name')), { out: 'Name', required: topLevel }),
     field('notes', t.string(), { out: 'Notes' }),
     field('args', t.listOf(t.string()), { out: 'ScriptArgs', aliases: ['script_args'] }),
     field('interval', t.duration(), { out: 'Interval' }),
@@ -165,7 +171,10 @@ const weightsSchema = schema([
 ]);
 
 const taggedAddressSchema = schema([
-  field('address', t.string(notEmpty('address')), { out: 'Address', required: true }),
+  field('address', t.string(all(notEmpty('address'), noControl('address'))), {
+    out: 'Address',
+    required: true,
+  }),
   field('port', t.int(port), { out: 'Port' }),
 ]);
 
@@ -177,19 +186,10 @@ function serviceFields(sidecar: boolean): FieldSpec[] {
     field('kind', t.string(oneOf(SERVICE_KINDS)), { out: 'Kind' }),
     field('id', t.string(serviceIdent('service id')), { out: 'ID' }),
     field('name', t.string(serviceIdent('service name')), { out: 'Name', required: !sidecar }),
-    field('tags', t.listOf(t.string()), { out: 'Tags' }),
-    field('address', t.string(), { out: 'Address' }),
+    field('tags', t.listOf(t.string(noControl('tag'))), { out: 'Tags' }),
+    field('address', t.string(noControl('address')), { out: 'Address' }),
     field('port', t.int(port), { out: 'Port' }),
-    field(
-      'meta',
-      t.mapOfString(
-        maxLength(512, 'meta value'),
-        all(notEmpty('meta key'), maxLength(128, 'meta key')),
-      ),
-      {
-        out: 'Meta',
-      },
-    ),
+    field('meta', t.mapOfString(metaValue, metaKey, META_MAX_PAIRS), { out: 'Meta' }),
     field('enable_tag_override', t.bool(), { out: 'EnableTagOverride' }),
     field('weights', t.object(weightsSchema), { out: 'Weights' }),
     field('tagged_addresses', t.mapOf(t.object(taggedAddressSchema)), { out: 'TaggedAddresses' }),

@@ -4,6 +4,14 @@
 import { isIP } from 'node:net';
 import type { Check } from './schema.js';
 import { closest } from '../core/suggest.js';
+import {
+  controlCharProblem,
+  metaKeyProblem,
+  metaValueProblem,
+  META_MAX_PAIRS,
+} from '../api/text-rules.js';
+
+export { META_MAX_PAIRS };
 
 // A name that works as one SPIFFE path segment and (nearly) as a DNS label.
 const IDENT_RE = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
@@ -86,3 +94,15 @@ export const cgroupPath: Check<string> = (v) =>
   /^\/?(?!.*(?:^|\/)\.{1,2}(?:\/|$))[A-Za-z0-9_.@:-]+(?:\/[A-Za-z0-9_.@:-]+)*$/.test(v)
     ? undefined
     : `invalid cgroup ${JSON.stringify(v)}: use a path below /sys/fs/cgroup, like "system.slice/web.service"`;
+
+/** Free text that may not hold control characters (tags, addresses, check names). */
+export function noControl(what: string): Check<string> {
+  return (v) => {
+    const problem = controlCharProblem(v);
+    return problem ? `${what} ${problem}` : undefined;
+  };
+}
+
+/** Consul's meta rules (api/text-rules.ts), for service and node meta in files. */
+export const metaKey: Check<string> = metaKeyProblem;
+export const metaValue: Check<string> = metaValueProblem;

@@ -44,6 +44,29 @@ export function permissionDenied(message = 'Permission denied'): MeshError {
   return new MeshError('MESH_ERR_PERMISSION_DENIED', 'user', message, { status: 403 });
 }
 
+/** What an ACL refusal was about, for the audit log: never the secret, only the accessor. */
+export interface AccessDenial {
+  /** The token's accessor id ('' for the anonymous token or an unknown secret). */
+  accessor: string;
+  /** The permission lacked, as `resource:access` (`service:write`, `operator:read`). */
+  permission: string;
+  /** The name the permission was asked on ('' for global resources). */
+  resource: string;
+}
+
+/**
+ * An ACL refusal (403). It carries what was refused so the HTTP layer can write the one audit
+ * line every refusal gets (httpkit/audit.ts) without parsing messages.
+ */
+export class AccessDeniedError extends MeshError {
+  readonly denial: AccessDenial;
+
+  constructor(message: string, denial: AccessDenial, code = 'MESH_ERR_PERMISSION_DENIED') {
+    super(code, 'user', message, { status: 403 });
+    this.denial = denial;
+  }
+}
+
 export function conflict(message: string): MeshError {
   return new MeshError('MESH_ERR_CONFLICT', 'user', message, { status: 409 });
 }

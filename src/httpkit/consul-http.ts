@@ -13,7 +13,15 @@ import type {
   HTTPMethods,
   RouteHandlerMethod,
 } from 'fastify';
-import { badRequest, isMeshError, MeshError, parseDuration, describeError } from '../core/index.js';
+import {
+  AccessDeniedError,
+  badRequest,
+  isMeshError,
+  MeshError,
+  parseDuration,
+  describeError,
+} from '../core/index.js';
+import { NO_AUDIT, type AuditLog } from './audit.js';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 export const MAX_WAIT_MS = 10 * 60_000;
@@ -205,6 +213,8 @@ export function installConsulHttp(
   log?: HttpLogger,
   /** The ACL default policy to announce in X-Consul-Default-ACL-Policy. */
   aclDefaultPolicy: () => string = () => 'allow',
+  /** Every ACL refusal this API answers writes one line here. */
+  audit: AuditLog = NO_AUDIT,
 ): void {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(
@@ -222,7 +232,8 @@ export function installConsulHttp(
       .type('text/plain; charset=utf-8')
       .send(`Unsupported path: ${req.method} ${req.url.split('?')[0]}`);
   });
-  app.setErrorHandler((err: unknown, _req, reply) => {
+  app.setErrorHandler((err: unknown, req, reply) => {
+    if (err instanceof AccessDeniedError) audit.denied(req, err.denial);
     if (isMeshError(err)) {
       reply.code(err.status).type('text/plain; charset=utf-8').send(err.message);
       return;

@@ -4,7 +4,7 @@
  * Every endpoint asks through this one interface, so the direct endpoint and the txn path decide
  * alike. Pure: building one costs a merge; callers cache it per token.
  */
-import { MeshError } from '../core/errors.js';
+import { AccessDeniedError } from '../core/errors.js';
 import {
   allows,
   allowsGlobal,
@@ -173,15 +173,19 @@ export function authorizerFromResolved(r: ResolvedAuthorizer): Authorizer {
 /**
  * The one 403 every endpoint answers: it names the token's accessor (never its secret) and the
  * permission it lacks, as Consul 1.12+ does, so an operator can fix the policy without guessing.
+ * `why` says why that permission is needed when it is not obvious (a proxy's destination).
  */
-export function permissionDenied(a: Authorizer, permission: string, name?: string): MeshError {
+export function permissionDenied(
+  a: Authorizer,
+  permission: string,
+  name?: string,
+  why?: string,
+): AccessDeniedError {
   const who = a.accessor ? `token with AccessorID '${a.accessor}'` : 'token';
   const on = name === undefined ? '' : ` on "${name}"`;
-  return new MeshError(
-    'MESH_ERR_PERMISSION_DENIED',
-    'user',
-    `Permission denied: ${who} lacks permission '${permission}'${on}`,
-    { status: 403 },
+  return new AccessDeniedError(
+    `Permission denied: ${who} lacks permission '${permission}'${on}${why ? ` (${why})` : ''}`,
+    { accessor: a.accessor, permission, resource: name ?? '' },
   );
 }
 
@@ -193,4 +197,37 @@ export function requireAllowed(
   access: Access,
 ): void {
   if (!a.allowed(resource, name, access)) throw permissionDenied(a, `${resource}:${access}`, name);
+}
+
+/** A service instance as far as ACLs care: its name, and the service it fronts if any. */
+export interface InstanceAclView {
+  /** The instance's service name. */
+  name: string;
+  Kind?: string | undefined;
+  Proxy?: { DestinationServiceName?: string | undefined } | undefined;
+}
+
+/**
+ * The service names a token must be able to write to register, change or remove an instance:
+ * its own name, and for anything that names a destination (a connect-proxy, or a gateway
+ * carrying a Proxy block) that destination too. A proxy receives the destination's traffic and
+ * its certificate, so registering one is acting for the destination (Consul CVE-2021-38698).
+ */
+export function instanceWriteNames(svc: InstanceAclView): string[] {
+  const dest = svc.Proxy?.DestinationServiceName;
+  return dest && dest !== svc.name ? [svc.name, dest] : [svc.name];
+}
+
+/** Throws permissionDenied unless `a` may write every name instanceWriteNames lists. */
+export function requireInstanceWrite(a: Authorizer, svc: InstanceAclView): void {
+  if (a.management) return;
+  for (const n of instanceWriteNames(svc)) {
+    if (a.allowed('service', n, 'write')) continue;
+    const why =
+      n === svc.name
+        ? undefined
+        : `the destination of ${svc.Kind || 'service'} "${svc.name}": registering, changing or ` +
+          'removing a proxy or gateway for a service needs service:write on that service too';
+    throw permissionDenied(a, 'service:write', n, why);
+  }
 }

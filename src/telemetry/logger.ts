@@ -20,3 +20,11 @@ export function createLogger(opts: { level?: string; name?: string } = {}): Logg
     pino.destination(2),
   );
 }
+
+/**
+ * The audit logger: a child with `component: "audit"` that writes at info whatever the
+ * process's --log-level, so refusals and CA operations are always on record.
+ */
+export function auditLogger(log: Logger): Logger {
+  return log.child({ component: 'audit' }, { level: 'info' });
+}

@@ -36,6 +36,7 @@ import { sidecarID } from '../local/sidecar.js';
 import { BUILD_DATE, VERSION } from './version.js';
 import { infoRoutes } from './info-routes.js';
 import { membershipRoutes } from './membership-routes.js';
+import { requireLocalServiceWrite, requireRegistrationWrite } from './service-authz.js';
 
 function agentService(agent: TrellisAgent, id: string): AgentService | undefined {
   const e = agent.local.services.get(id);
@@ -94,8 +95,8 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   /** Write on what a check belongs to: its service, else the node. */
   const needCheckWrite = (a: Authorizer, checkId: string): void => {
     const c = agent.local.checks.get(checkId)?.check;
-    const svc = c?.ServiceID ? agent.local.services.get(c.ServiceID)?.service.Service : undefined;
-    if (svc) need(a, 'service', svc, 'write');
+    const svc = c?.ServiceID ? agent.local.services.get(c.ServiceID)?.service : undefined;
+    if (svc) requireLocalServiceWrite(a, svc);
     else need(a, 'node', node.node, 'write');
   };
   /**
@@ -205,18 +206,8 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   route(app, ['PUT'], '/v1/agent/service/register', async (req, reply) => {
     const a = await authz(req);
     const reg = normalizeServiceRegistration(jsonBody(req));
-    need(a, 'service', reg.Name, 'write');
-    const old = agent.local.services.get(reg.ID ?? reg.Name);
-    if (old && old.service.Service !== reg.Name) need(a, 'service', old.service.Service, 'write');
-    // The sidecar is registered with the same token, so it needs write on the proxy's name too
-    // (and on the name of the sidecar it replaces), as Consul's agent requires.
-    const sidecar = reg.Connect?.SidecarService;
-    if (sidecar) {
-      need(a, 'service', sidecar.Name, 'write');
-      const prev = agent.local.services.get(sidecarID(reg.ID || reg.Name));
-      if (prev && prev.service.Service !== sidecar.Name)
-        need(a, 'service', prev.service.Service, 'write');
-    }
+    // The instance, what it replaces, its sidecar, and any proxy's destination.
+    requireRegistrationWrite(a, reg, agent.local);
     const replace = boolParam(query(req), 'replace-existing-checks');
     // The catalog copy is written with the registering token (Consul's per-service token).
     const token = requestToken(req);
@@ -227,7 +218,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   route(app, ['PUT'], '/v1/agent/service/deregister/:id', async (req, reply) => {
     const id = (req.params as { id: string }).id;
     const existing = agent.local.services.get(id);
-    if (existing) need(await authz(req), 'service', existing.service.Service, 'write');
+    if (existing) requireLocalServiceWrite(await authz(req), existing.service);
     agent.local.removeService(id);
     return answerSynced(reply);
   });
@@ -236,7 +227,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     const q = query(req);
     if (param(q, 'enable') === undefined) throw badRequest('Missing value for enable', 'enable');
     const target = agent.local.services.get((req.params as { id: string }).id);
-    if (target) need(await authz(req), 'service', target.service.Service, 'write');
+    if (target) requireLocalServiceWrite(await authz(req), target.service);
     agent.local.setServiceMaintenance(
       (req.params as { id: string }).id,
       boolParam(q, 'enable'),
@@ -269,7 +260,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
     const reg: CheckRegistration & { ServiceID?: string } = { ...c, Name: c.Name };
     const a = await authz(req);
     const owner = reg.ServiceID ? agent.local.services.get(reg.ServiceID) : undefined;
-    if (owner) need(a, 'service', owner.service.Service, 'write');
+    if (owner) requireLocalServiceWrite(a, owner.service);
     else need(a, 'node', node.node, 'write');
     agent.local.addCheck(reg, 'api');
     return answerSynced(reply);

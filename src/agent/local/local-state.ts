@@ -20,6 +20,7 @@ import {
 import { badRequest, notFound } from '../../core/index.js';
 import type { AliasTarget } from '../checks/index.js';
 import {
+  checkListenerClash,
   expandSidecar,
   LISTENING_CHECK_NAME,
   listeningCheckID,
@@ -146,9 +147,15 @@ export class LocalState {
         ? { ...reg, Proxy: { ...reg.Proxy, Upstreams: withUpstreamDefaults(reg.Proxy.Upstreams) } }
         : reg;
       validateProxy(own);
+      checkListenerClash(own, this.#otherProxies(new Set([parentID])));
       const defs = opts.sidecarOf ? sidecarChecks(own, opts.sidecarOf) : ownChecks(own);
       return this.#add(own, defs, source, replaceExistingChecks, token, opts.sidecarOf);
     }
+    checkListenerClash(
+      expanded.sidecar,
+      this.#otherProxies(new Set([parentID, sid])),
+      'Connect.SidecarService.',
+    );
     const old = this.services.get(parentID);
     const service = this.#add(
       expanded.parent,
@@ -178,6 +185,11 @@ export class LocalState {
 
   #checksOf(e: ServiceEntry): CheckType[] {
     return e.sidecarOf ? sidecarChecks(e.registration, e.sidecarOf) : ownChecks(e.registration);
+  }
+
+  /** The agent's services other than `except` (the ones a registration replaces). */
+  *#otherProxies(except: ReadonlySet<string>): Iterable<{ id: string; svc: LocalService }> {
+    for (const [id, e] of this.services) if (!except.has(id)) yield { id, svc: e.service };
   }
 
   /** Ports a new sidecar must not get: other services' and proxy upstream listeners'. */

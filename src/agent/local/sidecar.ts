@@ -225,3 +225,85 @@ export function validateProxy(svc: ServiceRegistration, path = ''): void {
     destinations.set(dest, i);
   });
 }
+
+/** A listener the agent opens for a proxy: its inbound port or one upstream's local port. */
+export interface ProxyListener {
+  address: string;
+  port: number;
+  /** The registration field that sets it (relative to the service). */
+  field: string;
+  /** What it is, for messages: `the inbound listener` or `the upstream listener for "api"`. */
+  what: string;
+}
+
+/** The listeners the agent's proxy for `svc` opens (none unless it is a connect-proxy). */
+export function proxyListeners(svc: {
+  Kind?: string | undefined;
+  Port?: number | undefined;
+  Address?: string | undefined;
+  Proxy?: ConnectProxyConfig | undefined;
+}): ProxyListener[] {
+  if (svc.Kind !== 'connect-proxy') return [];
+  const out: ProxyListener[] = [];
+  // As proxycfg binds them: the inbound on the service address or every interface, upstreams
+  // on 127.0.0.1 unless told otherwise.
+  if (svc.Port)
+    out.push({
+      address: svc.Address || '0.0.0.0',
+      port: svc.Port,
+      field: 'Port',
+      what: 'the inbound listener',
+    });
+  (svc.Proxy?.Upstreams ?? []).forEach((u, i) => {
+    if (!u.LocalBindPort) return;
+    out.push({
+      address: u.LocalBindAddress || LOCAL_ADDRESS,
+      port: u.LocalBindPort,
+      field: `Proxy.Upstreams[${i}].LocalBindPort`,
+      what: `the upstream listener for "${u.DestinationName}"`,
+    });
+  });
+  return out;
+}
+
+const WILDCARDS = new Set(['', '0.0.0.0', '::', '[::]']);
+
+/** Two listeners collide when they share a port and an address (a wildcard covers all). */
+function overlaps(a: ProxyListener, b: ProxyListener): boolean {
+  if (a.port !== b.port) return false;
+  return a.address === b.address || WILDCARDS.has(a.address) || WILDCARDS.has(b.address);
+}
+
+/**
+ * Refuses (400, naming both) a proxy registration whose listeners collide with each other's
+ * or with those of another proxy of this agent: both would fail to serve. `others` are the
+ * agent's other services (not the ones this registration replaces); `path` prefixes fields.
+ */
+export function checkListenerClash(
+  svc: Parameters<typeof proxyListeners>[0],
+  others: Iterable<{ id: string; svc: Parameters<typeof proxyListeners>[0] }>,
+  path = '',
+): void {
+  const mine = proxyListeners(svc);
+  // Within one proxy: the inbound against its upstreams (upstreams among themselves are
+  // checked by validateProxy).
+  const inbound = mine.find((l) => l.field === 'Port');
+  for (const l of mine) {
+    if (inbound && l !== inbound && overlaps(l, inbound))
+      throw badRequest(
+        `${path}${l.field}: ${l.address}:${l.port} is also this proxy's inbound listener (${inbound.address}:${inbound.port}); choose another port`,
+        path + l.field,
+      );
+  }
+  for (const o of others) {
+    for (const theirs of proxyListeners(o.svc)) {
+      const clash = mine.find((l) => overlaps(l, theirs));
+      if (clash)
+        throw badRequest(
+          `${path}${clash.field}: port ${clash.port} on ${clash.address} is already ${theirs.what} ` +
+            `of proxy "${o.id}" (${theirs.address}:${theirs.port}) on this agent; choose another port`,
+          path + clash.field,
+        );
+    }
+  }
+}

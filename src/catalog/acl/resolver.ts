@@ -12,7 +12,7 @@
  * one map lookup. Policies' rules are parsed once per policy version.
  */
 import { createHash } from 'node:crypto';
-import { MeshError, type Clock } from '../../core/index.js';
+import { AccessDeniedError, type MeshError, type Clock } from '../../core/index.js';
 import { parseAclRules } from '../../config/acl-rules.js';
 import {
   buildAuthorizer,
@@ -39,8 +39,13 @@ export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('hex');
 }
 
+/** A secret that matches no live token: refused (and audited) without naming any accessor. */
 export function aclNotFound(): MeshError {
-  return new MeshError('MESH_ERR_ACL_NOT_FOUND', 'user', 'ACL not found', { status: 403 });
+  return new AccessDeniedError(
+    'ACL not found',
+    { accessor: '', permission: 'acl:token', resource: '' },
+    'MESH_ERR_ACL_NOT_FOUND',
+  );
 }
 
 interface Resolved {

@@ -30,6 +30,10 @@ import {
 } from '../state/ca-table.js';
 import type { StateStore } from '../state/state-store.js';
 import type { CaKeyStore } from './key-store.js';
+import { NO_AUDIT, type AuditActor, type AuditLog } from '../../httpkit/audit.js';
+
+/** The actor of operations the server starts itself (scheduled rotation, its own certificate). */
+export const INTERNAL_ACTOR: AuditActor = { accessor: 'internal', remote: '' };
 
 const DAY_MS = 24 * 3600_000;
 const CLOCK_SKEW_MS = 60_000;
@@ -62,6 +66,8 @@ export interface AuthorityOptions {
     warn(o: object, m: string): void;
     error(o: object, m: string): void;
   };
+  /** Every signing, rotation and configuration change writes one line here. */
+  audit?: AuditLog;
 }
 
 export function caError(message: string, status = 500): MeshError {
@@ -77,9 +83,30 @@ export class CertificateAuthority {
   #signer: { rootId: string; key: KeyObject; certPem: string } | undefined;
   #timer: ReturnType<Clock['setTimeout']> | undefined;
   #rotating: Promise<CaRootRow> | undefined;
+  readonly #audit: AuditLog;
 
   constructor(opts: AuthorityOptions) {
     this.#o = opts;
+    this.#audit = opts.audit ?? NO_AUDIT;
+  }
+
+  /** Runs one CA operation and writes its audit line, whether it succeeds or throws. */
+  #audited<T>(
+    event: 'ca.sign' | 'ca.rotate' | 'ca.config',
+    actor: AuditActor,
+    fields: object,
+    op: () => T,
+    result: (v: T) => object = () => ({}),
+  ): T {
+    let v: T;
+    try {
+      v = op();
+    } catch (err) {
+      this.#audit.ca(event, actor, fields, err instanceof Error ? err.message : String(err));
+      throw err;
+    }
+    this.#audit.ca(event, actor, { ...fields, ...result(v) });
+    return v;
   }
 
   get trustDomain(): string {
@@ -159,8 +186,28 @@ export class CertificateAuthority {
    * Makes a new active root (ours, or an imported key and certificate) cross-signed by the old
    * one. Leaves are re-issued by agents as they see the new active root.
    */
-  rotate(imported?: { keyPem: string; certPem: string }): Promise<CaRootRow> {
-    this.#rotating ??= this.#rotate(imported).finally(() => {
+  rotate(
+    imported?: { keyPem: string; certPem: string },
+    actor: AuditActor = INTERNAL_ACTOR,
+  ): Promise<CaRootRow> {
+    // Callers that arrive during a rotation share it: one rotation, one audit line.
+    this.#rotating ??= (async () => {
+      const from = this.#o.state.ca.active()?.ID ?? '';
+      const fields = { from, imported: imported !== undefined };
+      try {
+        const root = await this.#rotate(imported);
+        this.#audit.ca('ca.rotate', actor, { ...fields, to: root.ID });
+        return root;
+      } catch (err) {
+        this.#audit.ca(
+          'ca.rotate',
+          actor,
+          fields,
+          err instanceof Error ? err.message : String(err),
+        );
+        throw err;
+      }
+    })().finally(() => {
       this.#rotating = undefined;
     });
     return this.#rotating;
@@ -222,8 +269,25 @@ export class CertificateAuthority {
     return ca.active()!;
   }
 
-  async setConfig(config: CaConfig): Promise<void> {
-    await this.#o.propose({ type: 'ca-config', config });
+  async setConfig(config: CaConfig, actor: AuditActor = INTERNAL_ACTOR): Promise<void> {
+    const old = this.#o.state.ca.config as unknown as Record<string, unknown>;
+    const next = config as unknown as Record<string, unknown>;
+    // Names of the settings that change, never their values (a value could be key material).
+    const changed = [...new Set([...Object.keys(old), ...Object.keys(next)])]
+      .filter((k) => JSON.stringify(old[k]) !== JSON.stringify(next[k]))
+      .sort();
+    try {
+      await this.#o.propose({ type: 'ca-config', config });
+    } catch (err) {
+      this.#audit.ca(
+        'ca.config',
+        actor,
+        { changed },
+        err instanceof Error ? err.message : String(err),
+      );
+      throw err;
+    }
+    this.#audit.ca('ca.config', actor, { changed });
   }
 
   /** SHA-256 of the active root, which a new host pins when it joins. */
@@ -232,26 +296,42 @@ export class CertificateAuthority {
     return active ? caFingerprint(active.RootCert) : '';
   }
 
-  signService(service: string, csrPem: string): IssuedCert {
+  signService(service: string, csrPem: string, actor: AuditActor = INTERNAL_ACTOR): IssuedCert {
     const uri = serviceSpiffeId(this.trustDomain, this.#o.datacenter, service);
-    const signed = this.#sign(csrPem, uri);
-    return this.#issued(signed, { Service: service, ServiceURI: uri });
+    return this.#audited(
+      'ca.sign',
+      actor,
+      { kind: 'service', service },
+      () => this.#issued(this.#sign(csrPem, uri), { Service: service, ServiceURI: uri }),
+      issuedFields,
+    );
   }
 
-  signAgent(node: string, csrPem: string): IssuedCert {
+  signAgent(node: string, csrPem: string, actor: AuditActor = INTERNAL_ACTOR): IssuedCert {
     const uri = agentSpiffeId(this.trustDomain, this.#o.datacenter, node);
-    const signed = this.#sign(csrPem, uri, {
-      dnsNames: ['localhost'],
-      ipAddresses: ['127.0.0.1', '::1'],
-    });
-    return this.#issued(signed, { Agent: node, AgentURI: uri });
+    return this.#audited(
+      'ca.sign',
+      actor,
+      { kind: 'agent', node },
+      () =>
+        this.#issued(
+          this.#sign(csrPem, uri, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] }),
+          { Agent: node, AgentURI: uri },
+        ),
+      issuedFields,
+    );
   }
 
   /** A certificate for this server's HTTPS API: server identity, its names and addresses. */
   signServer(csrPem: string, dnsNames: string[], ipAddresses: string[]): IssuedCert {
     const uri = `spiffe://${this.trustDomain}/agent/server/dc/${this.#o.datacenter}`;
-    const signed = this.#sign(csrPem, uri, { dnsNames, ipAddresses });
-    return this.#issued(signed, {});
+    return this.#audited(
+      'ca.sign',
+      INTERNAL_ACTOR,
+      { kind: 'server' },
+      () => this.#issued(this.#sign(csrPem, uri, { dnsNames, ipAddresses }), {}),
+      issuedFields,
+    );
   }
 
   /** Every root a peer should trust now (PEM bundle). */
@@ -320,4 +400,9 @@ export class CertificateAuthority {
       );
     return loadPrivateKey(pem);
   }
+}
+
+/** What an audit line records of an issued certificate. */
+function issuedFields(c: IssuedCert): object {
+  return { serial: c.SerialNumber, root: c.RootID, validBefore: c.ValidBefore };
 }

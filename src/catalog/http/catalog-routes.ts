@@ -4,11 +4,12 @@ import {
   CHECK_DEFINITION_FIELDS,
   canonicalize,
   isObject,
+  metaMap,
   name,
   normalizeServiceRegistration,
   str,
   status,
-  strMap,
+  textField,
   toAgentService,
   type HealthStatus,
 } from '../../api/index.js';
@@ -26,7 +27,7 @@ import * as Q from '../state/queries.js';
 import type { CatalogContext } from './context.js';
 import { filters } from '../acl/filters.js';
 import { authz, requireNamed } from './authz.js';
-import type { Authorizer } from '../../policy/index.js';
+import { requireInstanceWrite, type Authorizer, type InstanceAclView } from '../../policy/index.js';
 import { read } from './read.js';
 import { propose } from './write.js';
 
@@ -64,9 +65,10 @@ function nodeTaggedAddresses(v: unknown): Record<string, string> {
     throw badRequest('TaggedAddresses: must be an object of strings', 'TaggedAddresses');
   const out: Record<string, string> = {};
   for (const [k, a] of Object.entries(v)) {
-    if (typeof a === 'string') out[k] = a;
-    else if (isObject(a) && typeof a.Address === 'string') out[k] = a.Address;
-    else throw badRequest(`TaggedAddresses.${k}: must be a string`, `TaggedAddresses.${k}`);
+    const addr = typeof a === 'string' ? a : isObject(a) ? a.Address : undefined;
+    if (typeof addr !== 'string')
+      throw badRequest(`TaggedAddresses.${k}: must be a string`, `TaggedAddresses.${k}`);
+    out[k] = textField({ [k]: addr }, k, 'TaggedAddresses.');
   }
   return out;
 }
@@ -86,8 +88,8 @@ export function catalogCheckSpec(
       `${p}Node: "${checkNode}" does not match the registration's node "${node}"`,
       `${p}Node`,
     );
-  const nm = str(o, 'Name', p);
-  const id = str(o, 'CheckID', p) || str(o, 'ID', p) || nm;
+  const nm = textField(o, 'Name', p);
+  const id = textField(o, 'CheckID', p) || textField(o, 'ID', p) || nm;
   if (!id) throw badRequest(`${p}CheckID: missing (set CheckID or Name)`, `${p}CheckID`);
   let definition = {};
   if (o.Definition !== undefined && o.Definition !== null) {
@@ -115,7 +117,7 @@ export function registerCommand(ctx: CatalogContext, raw: unknown): RegisterComm
   if (!isObject(raw)) throw badRequest('Request body must be a JSON object', 'body');
   const o = canonicalize(raw, REG_FIELDS);
   const node = name(o, 'Node', '', true);
-  const address = str(o, 'Address', '');
+  const address = textField(o, 'Address', '');
   if (!address) throw badRequest('Address: missing (required)', 'Address');
   const dc = str(o, 'Datacenter', '');
   if (dc && dc !== ctx.datacenter)
@@ -129,7 +131,7 @@ export function registerCommand(ctx: CatalogContext, raw: unknown): RegisterComm
       Address: address,
       Datacenter: ctx.datacenter,
       TaggedAddresses: nodeTaggedAddresses(o.TaggedAddresses),
-      Meta: strMap(o, 'NodeMeta', ''),
+      Meta: metaMap(o, 'NodeMeta', ''),
     },
     skipNodeUpdate: o.SkipNodeUpdate === true,
     checks: [],
@@ -264,20 +266,28 @@ function sameNodeInfo(ctx: CatalogContext, cmd: RegisterCommand): boolean {
   );
 }
 
+/** An instance row as the ACL helpers see it. */
+const view = (svc: { Service: string; Kind?: string; Proxy?: InstanceAclView['Proxy'] }) => ({
+  name: svc.Service,
+  Kind: svc.Kind,
+  Proxy: svc.Proxy,
+});
+
 /**
  * Consul's rules for a catalog registration: node:write when it creates or changes the node,
- * service:write on the service (and on the name it replaces), and for each check write on
- * what the check belongs to.
+ * service:write on the service (and on the instance it replaces), and for each check write on
+ * what the check belongs to. A proxy (or anything naming a destination) needs write on the
+ * destination as well, for the new registration and for the one it replaces, so a token for
+ * "sa" can neither register a proxy for "sb" nor take over or mark healthy one that exists.
  */
 export function authorizeRegister(ctx: CatalogContext, a: Authorizer, cmd: RegisterCommand): void {
   if (a.management) return;
   const node = cmd.node.Node;
   if (!sameNodeInfo(ctx, cmd)) requireNamed(a, 'node', node, 'write');
   if (cmd.service) {
-    requireNamed(a, 'service', cmd.service.Service, 'write');
+    requireInstanceWrite(a, view(cmd.service));
     const old = ctx.state.catalog.getService(node, cmd.service.ID);
-    if (old && old.svc.Service !== cmd.service.Service)
-      requireNamed(a, 'service', old.svc.Service, 'write');
+    if (old) requireInstanceWrite(a, view(old.svc));
   }
   for (const c of cmd.checks) {
     if (!c.ServiceID) {
@@ -286,9 +296,9 @@ export function authorizeRegister(ctx: CatalogContext, a: Authorizer, cmd: Regis
     }
     const svc =
       c.ServiceID === cmd.service?.ID
-        ? cmd.service.Service
-        : ctx.state.catalog.getService(node, c.ServiceID)?.svc.Service;
-    if (svc) requireNamed(a, 'service', svc, 'write');
+        ? cmd.service
+        : ctx.state.catalog.getService(node, c.ServiceID)?.svc;
+    if (svc) requireInstanceWrite(a, view(svc));
     else requireNamed(a, 'node', node, 'write');
   }
 }
@@ -305,10 +315,11 @@ export function authorizeDeregister(
     // A node's owner may also remove instances from its own node (an agent cleaning up a
     // service whose registration token it no longer has); Consul asks service:write only.
     const row = ctx.state.catalog.getService(node, serviceID);
-    if (row && !a.allowed('node', node, 'write'))
-      return requireNamed(a, 'service', row.svc.Service, 'write');
+    if (row && !a.allowed('node', node, 'write')) return requireInstanceWrite(a, view(row.svc));
   } else if (checkID) {
     const c = ctx.state.catalog.getCheck(node, checkID);
+    const owner = c?.ServiceID ? ctx.state.catalog.getService(node, c.ServiceID) : undefined;
+    if (owner) return requireInstanceWrite(a, view(owner.svc));
     if (c?.ServiceName) return requireNamed(a, 'service', c.ServiceName, 'write');
   }
   requireNamed(a, 'node', node, 'write');

@@ -20,6 +20,7 @@ import {
   route,
   sendJSON,
 } from '../../httpkit/consul-http.js';
+import { requestActor } from '../../httpkit/audit.js';
 import { parseSpiffeId } from '../../policy/index.js';
 import { hashSecret } from '../acl/resolver.js';
 import { K } from '../state/index-table.js';
@@ -130,15 +131,17 @@ export function connectCaRoutes(app: FastifyInstance, ctx: CatalogContext): void
     }
     requireGlobal(a, 'operator', 'write');
     const update = caConfigUpdate(jsonBody(req), st.config);
-    if (update.imported) await ca.rotate(update.imported);
-    await ca.setConfig(update.config);
+    const actor = requestActor(req, a.accessor);
+    if (update.imported) await ca.rotate(update.imported, actor);
+    await ca.setConfig(update.config, actor);
     return sendJSON(reply, true);
   });
 
   // Trellis: rotate to a freshly generated root now (`trellis ca rotate`).
   route(app, ['PUT'], '/v1/internal/trellis/ca/rotate', async (req, reply) => {
-    requireGlobal(authz(ctx, req), 'operator', 'write');
-    const root = await ca.rotate();
+    const a = authz(ctx, req);
+    requireGlobal(a, 'operator', 'write');
+    const root = await ca.rotate(undefined, requestActor(req, a.accessor));
     return sendJSON(reply, { ActiveRootID: root.ID });
   });
 
@@ -166,7 +169,7 @@ export function connectCaRoutes(app: FastifyInstance, ctx: CatalogContext): void
       );
     if (!ctx.signing.take(node, ctx.state.ca.config.CSRMaxPerSecond, ctx.clock.now()))
       throw tooMany(node);
-    return sendJSON(reply, ca.signService(service, csr));
+    return sendJSON(reply, ca.signService(service, csr, requestActor(req, a.accessor)));
   });
 
   // An agent renews its own certificate with its certificate or its agent token.
@@ -183,7 +186,8 @@ export function connectCaRoutes(app: FastifyInstance, ctx: CatalogContext): void
       throw denied(a, 'node:write', node);
     if (!ctx.signing.take(node, ctx.state.ca.config.CSRMaxPerSecond, ctx.clock.now()))
       throw tooMany(node);
-    return sendJSON(reply, { ...ca.signAgent(node, csr), Roots: ca.rootsPem() });
+    const cert = ca.signAgent(node, csr, requestActor(req, a.accessor));
+    return sendJSON(reply, { ...cert, Roots: ca.rootsPem() });
   });
 
   // A new host trades a single-use join token for its agent token and certificate.
@@ -211,7 +215,7 @@ export function connectCaRoutes(app: FastifyInstance, ctx: CatalogContext): void
         { status: 403 },
       );
     // Sign first (it checks the CSR), then spend the token: a bad CSR does not burn it.
-    const cert = ca.signAgent(node, csr);
+    const cert = ca.signAgent(node, csr, requestActor(req, join.AccessorID));
     const agentSecret = ctx.newId();
     const token = (await propose(ctx, {
       type: 'acl-join-redeem',

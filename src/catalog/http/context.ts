@@ -11,6 +11,7 @@ import type { ResponseCache } from './response-cache.js';
 import type { AclResolver } from '../acl/resolver.js';
 import type { CertificateAuthority } from '../connect/authority.js';
 import type { SigningLimiter } from '../connect/rate-limit.js';
+import type { AuditLog } from '../../httpkit/audit.js';
 
 export interface CatalogLogger {
   info(obj: object, msg: string): void;
@@ -56,6 +57,8 @@ export interface CatalogContext {
   servers(): ServerMember[];
   /** Trellis version reported by the operator endpoints. */
   version: string;
+  /** ACL refusals and CA operations, one line each (docs/security.md). */
+  audit: AuditLog;
   /** Reads answered since the last write, shared by identical queries. */
   responses: ResponseCache;
 }

@@ -1,7 +1,7 @@
 /** /v1/kv/* and /v1/txn: keys, values, locks and atomic KV transactions. */
 import type { FastifyInstance } from 'fastify';
 import { canonicalize, isObject } from '../../api/index.js';
-import { badRequest, MeshError } from '../../core/index.js';
+import { badRequest, MeshError, type AccessDenial } from '../../core/index.js';
 import {
   checkDatacenter,
   flag,
@@ -159,8 +159,11 @@ export function kvRoutes(app: FastifyInstance, ctx: CatalogContext): void {
     const ops: TxnKVOp[] = raw.map((op, i) => txnOp(op, i));
     const refused = vetTxn(a, ops);
     if (refused.length > 0) {
+      // Each refused operation is one ACL refusal: one audit line each.
+      for (const r of refused) ctx.audit.denied(req, r.denial);
       setQueryMeta(reply, ctx.state.lastIndex);
-      return sendJSON(reply.code(409), { Results: null, Errors: refused });
+      const Errors = refused.map(({ OpIndex, What }) => ({ OpIndex, What }));
+      return sendJSON(reply.code(409), { Results: null, Errors });
     }
     const readOnly = ops.every((o) => !WRITE_VERBS.has(o.Verb));
     let result: TxnResult;
@@ -189,20 +192,22 @@ export function kvRoutes(app: FastifyInstance, ctx: CatalogContext): void {
  * key:write (delete-tree on the whole subtree), single-key reads and checks need key:read.
  * Any refusal fails the whole transaction with Consul's per-operation error.
  */
-function vetTxn(a: Authorizer, ops: TxnKVOp[]): { OpIndex: number; What: string }[] {
+function vetTxn(
+  a: Authorizer,
+  ops: TxnKVOp[],
+): { OpIndex: number; What: string; denial: AccessDenial }[] {
   if (a.management) return [];
-  const errors: { OpIndex: number; What: string }[] = [];
+  const errors: { OpIndex: number; What: string; denial: AccessDenial }[] = [];
   ops.forEach((op, i) => {
     let ok: boolean;
     if (op.Verb === 'delete-tree') ok = a.writePrefix('key', op.Key);
     else if (WRITE_VERBS.has(op.Verb)) ok = a.allowed('key', op.Key, 'write');
     else if (op.Verb === 'get-tree') ok = true;
     else ok = a.allowed('key', op.Key, 'read');
-    if (!ok)
-      errors.push({
-        OpIndex: i,
-        What: denied(a, `key:${WRITE_VERBS.has(op.Verb) ? 'write' : 'read'}`, op.Key).message,
-      });
+    if (!ok) {
+      const err = denied(a, `key:${WRITE_VERBS.has(op.Verb) ? 'write' : 'read'}`, op.Key);
+      errors.push({ OpIndex: i, What: err.message, denial: err.denial });
+    }
   });
   return errors;
 }

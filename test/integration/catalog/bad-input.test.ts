@@ -231,6 +231,109 @@ const CASES: Case[] = [
   },
 ];
 
+/**
+ * Control characters and Consul's metadata limits on /v1/catalog/register: in the service, in
+ * the node's meta and address, and in checks (the unit table in test/unit/api covers the rules
+ * themselves; these show the catalog path applies them and writes nothing).
+ */
+const TEXT_VECTORS: [string, Record<string, unknown>, string][] = [
+  [
+    'CR LF in a service tag',
+    { Service: { Service: 'web', Tags: ['a\r\nb'] } },
+    'Service.Tags[0]: tag contains a control character (U+000D',
+  ],
+  [
+    'NUL in a service meta key',
+    { Service: { Service: 'web', Meta: { 'a\u0000': 'v' } } },
+    'Service.Meta: key "a\\u0000": meta key contains a control character (U+0000',
+  ],
+  [
+    'a dot in a service meta key',
+    { Service: { Service: 'web', Meta: { 'a.b': 'v' } } },
+    'Service.Meta: key "a.b": meta key may contain only letters',
+  ],
+  [
+    'a 513-byte service meta value',
+    { Service: { Service: 'web', Meta: { k: 'x'.repeat(513) } } },
+    'Service.Meta.k: meta value is 513 bytes long',
+  ],
+  [
+    '65 service meta pairs',
+    {
+      Service: {
+        Service: 'web',
+        Meta: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])),
+      },
+    },
+    'Service.Meta: at most 64 meta pairs are allowed (got 65)',
+  ],
+  [
+    'LF in a service meta value',
+    { Service: { Service: 'web', Meta: { k: 'a\nb' } } },
+    'Service.Meta.k: meta value contains a control character (U+000A',
+  ],
+  [
+    'CR LF in the service address',
+    { Service: { Service: 'web', Address: '198.18.0.1\r\nX: y' } },
+    'Service.Address: contains a control character',
+  ],
+  [
+    'LF in a tagged address',
+    { Service: { Service: 'web', TaggedAddresses: { lan: { Address: 'a\nb', Port: 1 } } } },
+    'Service.TaggedAddresses.lan.Address: contains a control character',
+  ],
+  [
+    'NUL in a node meta key',
+    { NodeMeta: { 'rack\u0000': 'r1' } },
+    'NodeMeta: key "rack\\u0000": meta key contains a control character (U+0000',
+  ],
+  [
+    'a space in a node meta key',
+    { NodeMeta: { 'my rack': 'r1' } },
+    'NodeMeta: key "my rack": meta key may contain only letters',
+  ],
+  [
+    'CR in a node meta value',
+    { NodeMeta: { rack: 'r1\r' } },
+    'NodeMeta.rack: meta value contains a control character (U+000D',
+  ],
+  [
+    'LF in the node address',
+    { Address: '198.18.0.9\n' },
+    'Address: contains a control character (U+000A',
+  ],
+  [
+    'LF in a node tagged address',
+    { TaggedAddresses: { wan: '1.2.3.4\n' } },
+    'TaggedAddresses.wan: contains a control character',
+  ],
+  [
+    'LF in a check name',
+    { Check: { CheckID: 'c1', Name: 'alive\nforged', Status: 'passing' } },
+    'Check.Name: contains a control character (U+000A',
+  ],
+  [
+    'NUL in a check id',
+    { Checks: [{ CheckID: 'c\u0000', Name: 'c', Status: 'passing' }] },
+    'Checks[0].CheckID: contains a control character (U+0000',
+  ],
+  [
+    'LF in a tag of an agent-shaped check service',
+    { Service: { Service: 'web', Check: { TTL: '5s', Name: 'a\nb' } } },
+    'Service.Check.Name: contains a control character',
+  ],
+];
+for (const [name, fields, message] of TEXT_VECTORS) {
+  CASES.push({
+    name,
+    method: 'PUT',
+    path: '/v1/catalog/register',
+    body: reg({ Node: 'n1', Address: '198.18.0.1', ...fields }),
+    status: 400,
+    message,
+  });
+}
+
 describe('API bad input', function () {
   let t: TestServer;
   before(async () => {
@@ -274,8 +377,14 @@ describe('API bad input', function () {
   it('keeps serving others while many clients send their requests slowly', async () => {
     const { port } = new URL(t.url);
     const slow: Socket[] = [];
+    // Many clients: 200 connections from four loopback addresses, each under the per-client cap,
+    // so what is tested is slow bodies, not the connection limit.
     for (let i = 0; i < 200; i++) {
-      const s = connect(Number(port), '127.0.0.1');
+      const s = connect({
+        port: Number(port),
+        host: '127.0.0.1',
+        localAddress: `127.0.0.${10 + (i % 4)}`,
+      });
       s.on('error', () => {});
       s.write('PUT /v1/kv/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc');
       slow.push(s);

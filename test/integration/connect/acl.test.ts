@@ -1,9 +1,14 @@
 /**
  * ACLs on the config-entry and intention endpoints (server with default policy deny): each row
  * is a token, a request, and the status it must get. Tokens have rights on the right
- * destination, on the wrong one, or read where write is needed.
+ * destination, on the wrong one, or read where write is needed. Every row also checks the
+ * audit log: a refusal writes exactly one `acl.denied` line naming the token's accessor, an
+ * allowed request none, and no line ever holds a secret. CA operations write one line each.
  */
 import { expect } from 'chai';
+import { generateKeyPairSync } from 'node:crypto';
+import { agentSpiffeId } from '../../../src/policy/index.js';
+import { createCsr } from '../../../src/pki/index.js';
 import type { Intention } from '../../../src/api/index.js';
 import { startTestServer, type TestServer } from '../../helpers/in-process-server.js';
 import { caller, type Call } from './http.js';
@@ -24,6 +29,10 @@ describe('ACLs on config entries and intentions (default policy deny)', function
   let t: TestServer;
   let mgmt = '';
   const tokens = {} as Record<Who, string>;
+  const accessors = {} as Record<Who, string>;
+  /** Every audit line the server wrote, as the pino sink received it. */
+  const audit: Record<string, unknown>[] = [];
+  const sink = { info: (o: object): void => void audit.push({ ...o }) };
   const call: Call = caller(() => t.url);
   const as = (who: Who, method: string, path: string, body?: unknown) =>
     call(method, path, { token: tokens[who], body });
@@ -34,16 +43,18 @@ describe('ACLs on config entries and intentions (default policy deny)', function
   };
 
   before(async () => {
-    t = await startTestServer({ aclDefaultPolicy: 'deny' });
+    t = await startTestServer({ aclDefaultPolicy: 'deny', audit: sink });
     mgmt = ((await call('PUT', '/v1/acl/bootstrap')).body as { SecretID: string }).SecretID;
     tokens.anonymous = '';
+    accessors.anonymous = '00000000-0000-0000-0000-000000000002';
     for (const [name, rules] of Object.entries(POLICIES)) {
       await admin('PUT', '/v1/acl/policy', { Name: name, Rules: rules });
       const tok = (await admin('PUT', '/v1/acl/token', {
         Description: name,
         Policies: [{ Name: name }],
-      })) as { SecretID: string };
+      })) as { SecretID: string; AccessorID: string };
       tokens[name as Who] = tok.SecretID;
+      accessors[name as Who] = tok.AccessorID;
     }
     await admin('PUT', '/v1/config', { Kind: 'service-defaults', Name: 'web' });
     await admin('PUT', '/v1/config', { Kind: 'service-defaults', Name: 'api' });
@@ -180,10 +191,27 @@ describe('ACLs on config entries and intentions (default policy deny)', function
     const entry = body as { Kind?: string; Name?: string } | undefined;
     const what = entry?.Kind ? ` ${entry.Kind}/${entry.Name}` : '';
     it(`${who}: ${method} ${path}${what} -> ${status}`, async () => {
+      const before = audit.length;
       const r = await as(who, method, path, body);
       expect(r.status, r.text).to.equal(status);
       if (status === 403 && who !== 'anonymous')
         expect(r.text).to.match(/^Permission denied: token with AccessorID '[0-9a-f-]+' lacks/);
+      const lines = audit.slice(before);
+      if (status !== 403) {
+        expect(lines, 'an allowed request writes no audit line').to.deep.equal([]);
+        return;
+      }
+      expect(lines, 'one audit line per refusal').to.have.length(1);
+      const permission = /lacks permission '([^']+)'/.exec(r.text)?.[1];
+      expect(lines[0]).to.deep.include({
+        audit: 'acl.denied',
+        accessor: accessors[who],
+        permission,
+        remote: '127.0.0.1',
+        method,
+        path: path.split('?')[0],
+      });
+      expect(JSON.stringify(lines[0])).to.not.include(tokens[who] || 'no-secret');
     });
   }
 
@@ -231,5 +259,56 @@ describe('ACLs on config entries and intentions (default policy deny)', function
     expect((await as('webIxnWrite', 'DELETE', `/v1/connect/intentions/${ID}`)).status).to.equal(
       200,
     );
+  });
+
+  it('CA operations write one audit line each, with the caller; a refused one only its refusal', async () => {
+    const td = ((await admin('GET', '/v1/connect/ca/roots')) as { TrustDomain: string })
+      .TrustDomain;
+    const before = audit.length;
+    // Refused: a rotation by a token without operator:write.
+    expect((await as('webWrite', 'PUT', '/v1/internal/trellis/ca/rotate')).status).to.equal(403);
+    expect(audit.slice(before).map((l) => [l.audit, l.permission])).to.deep.equal([
+      ['acl.denied', 'operator:write'],
+    ]);
+    // Done: a rotation, a configuration change, an agent certificate.
+    const b2 = audit.length;
+    const rotated = (await as('operator', 'PUT', '/v1/internal/trellis/ca/rotate')).body as {
+      ActiveRootID: string;
+    };
+    const cfg = await as('operator', 'PUT', '/v1/connect/ca/configuration', {
+      Provider: 'consul',
+      Config: { LeafCertTTL: '48h' },
+    });
+    expect(cfg.status, cfg.text).to.equal(200);
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    const signed = await call('PUT', '/v1/internal/trellis/connect/sign-agent', {
+      token: mgmt,
+      body: { Node: 'n9', CSR: createCsr(privateKey, agentSpiffeId(td, 'dc1', 'n9')) },
+    });
+    expect(signed.status, signed.text).to.equal(200);
+    // A CSR for another identity is refused by the CA: one line, outcome failed.
+    const bad = await call('PUT', '/v1/internal/trellis/connect/sign-agent', {
+      token: mgmt,
+      body: { Node: 'n9', CSR: createCsr(privateKey, agentSpiffeId(td, 'dc1', 'other')) },
+    });
+    expect(bad.status).to.be.within(400, 499);
+    const lines = audit.slice(b2);
+    expect(lines.map((l) => [l.audit, l.outcome])).to.deep.equal([
+      ['ca.rotate', 'ok'],
+      ['ca.config', 'ok'],
+      ['ca.sign', 'ok'],
+      ['ca.sign', 'failed'],
+    ]);
+    expect(lines[0]).to.deep.include({
+      accessor: accessors.operator,
+      remote: '127.0.0.1',
+      to: rotated.ActiveRootID,
+    });
+    expect(lines[1]).to.deep.include({ accessor: accessors.operator, changed: ['LeafCertTTL'] });
+    expect(lines[2]).to.deep.include({ kind: 'agent', node: 'n9', remote: '127.0.0.1' });
+    expect(lines[2]).to.have.property('serial').that.is.a('string');
+    const all = JSON.stringify(audit);
+    for (const secret of [mgmt, ...Object.values(tokens).filter(Boolean)])
+      expect(all).to.not.include(secret);
   });
 });

@@ -44,6 +44,8 @@ describe('bin/settings: agent', () => {
       logLevel: 'info',
       // DNS on by default, as a Consul agent's.
       dnsAddr: '127.0.0.1:8600',
+      // Consul's defaults: 200 connections per client address, 5 s to the first request.
+      httpLimits: { maxPerClient: 200, handshakeTimeoutMs: 5000 },
     });
   });
 
@@ -70,6 +72,7 @@ describe('bin/settings: agent', () => {
       heartbeatTtlMs: 5000,
       syncIntervalMs: 30_000,
       dnsAddr: '127.0.0.1:8600',
+      httpLimits: { maxPerClient: 200, handshakeTimeoutMs: 5000 },
     });
   });
 
@@ -122,6 +125,7 @@ describe('bin/settings: agent', () => {
       heartbeatTtlMs: 3000,
       syncIntervalMs: 2000,
       dnsAddr: '127.0.0.1:8600',
+      httpLimits: { maxPerClient: 200, handshakeTimeoutMs: 5000 },
     });
   });
 
@@ -132,6 +136,22 @@ describe('bin/settings: agent', () => {
     expect(resolve({ httpAddr: 'h:1' }, { httpAddr: 'f:1' })).to.equal('h:1');
     expect(resolve({}, { httpAddr: 'f:1' })).to.equal('f:1');
     expect(resolve({}, {})).to.equal('env:1');
+  });
+
+  it('connection limits: flag > limits { } in a file > the defaults, each on its own', () => {
+    const base = { servers: ['s:8500'], dataDir: '/d' };
+    const file: AgentSettings = { httpMaxConnsPerClient: 50, httpHandshakeTimeoutMs: 2000 };
+    expect(resolveAgent(base, file, 'x:1').httpLimits).to.deep.equal({
+      maxPerClient: 50,
+      handshakeTimeoutMs: 2000,
+    });
+    expect(
+      resolveAgent({ ...base, httpMaxConnsPerClient: 0 }, file, 'x:1').httpLimits,
+    ).to.deep.equal({ maxPerClient: 0, handshakeTimeoutMs: 2000 });
+    expect(
+      resolveServer({ dataDir: '/d', httpHandshakeTimeoutMs: 0 }, { httpMaxConnsPerClient: 9 })
+        .httpLimits,
+    ).to.deep.equal({ maxPerClient: 9, handshakeTimeoutMs: 0 });
   });
 
   it('is a usage error without a server address or a data dir from either place', () => {
@@ -178,6 +198,7 @@ describe('bin/settings: server', () => {
       enableScriptChecks: false,
       aclEnabled: true,
       aclDefaultPolicy: 'deny',
+      httpLimits: { maxPerClient: 200, handshakeTimeoutMs: 5000 },
     });
     expect(resolveServer({}, { ...FILE, aclDefaultPolicy: 'allow' })).to.include({
       aclDefaultPolicy: 'allow',
@@ -198,6 +219,7 @@ describe('bin/settings: server', () => {
       snapshotEvery: 500,
       aclEnabled: true,
       aclDefaultPolicy: 'deny',
+      httpLimits: { maxPerClient: 200, handshakeTimeoutMs: 5000 },
     });
     expect(
       resolveServer(

@@ -182,7 +182,7 @@ const CASES: Case[] = [
     ),
     errors: [
       `web.hcl:4:5: service.meta.${'k'.repeat(129)}: meta key is 129 characters long; at most 128 are allowed`,
-      'web.hcl:5:10: service.meta.ok: meta value is 513 characters long; at most 512 are allowed',
+      'web.hcl:5:10: service.meta.ok: meta value is 513 bytes long; at most 512 are allowed',
     ],
   },
   {
