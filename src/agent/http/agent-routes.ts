@@ -32,7 +32,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { LocalCheck } from '../local/local-state.js';
 import { authorizeRoute } from './authorize-route.js';
 import { redirectRoutes } from './redirect-routes.js';
-import { sidecarID } from '../local/sidecar.js';
 import { BUILD_DATE, VERSION } from './version.js';
 import { infoRoutes } from './info-routes.js';
 import { membershipRoutes } from './membership-routes.js';
