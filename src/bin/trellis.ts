@@ -28,13 +28,17 @@ import {
   type DaemonFlags,
 } from './settings.js';
 
-/** Resolves when SIGINT/SIGTERM arrives; SIGHUP calls `onHup`. */
-function untilSignal(onHup?: () => void): Promise<string> {
-  return new Promise((resolve) => {
-    const done = (sig: string) => () => {
+/** Resolves when SIGINT/SIGTERM arrives; SIGHUP calls `onHup`. `cancel` stops listening. */
+function untilSignal(onHup?: () => void): Promise<string> & { cancel(): void } {
+  let cancel = (): void => undefined;
+  const promise = new Promise<string>((resolve) => {
+    const off = (): void => {
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
       if (onHup) process.off('SIGHUP', onHup);
+    };
+    const done = (sig: string) => () => {
+      off();
       resolve(sig);
     };
     const onInt = done('SIGINT');
@@ -42,7 +46,9 @@ function untilSignal(onHup?: () => void): Promise<string> {
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
     if (onHup) process.on('SIGHUP', onHup);
+    cancel = off;
   });
+  return Object.assign(promise, { cancel });
 }
 
 /** A broken config dir at start: print every diagnostic and exit 2; rethrow anything else. */
@@ -240,7 +246,8 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             log,
           );
         } catch (err) {
-          return configErrorExit(err, env.io.stderr);
+          const hint = 'pick other addresses with --bind and --https-bind';
+          return configErrorExit(addressInUse(err, hint) ?? err, env.io.stderr);
         }
         if (server.httpsAddress) env.io.stdout(`trellis server https on ${server.httpsAddress}\n`);
         env.io.stdout(`trellis server listening on ${server.address}\n`);
@@ -356,7 +363,8 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             log,
           );
         } catch (err) {
-          return configErrorExit(err, env.io.stderr);
+          const hint = 'pick other addresses with --bind, --dns-bind and --metrics-bind';
+          return configErrorExit(addressInUse(err, hint) ?? err, env.io.stderr);
         }
         if (running.dnsAddress) env.io.stdout(`trellis agent dns on ${running.dnsAddress}\n`);
         if (running.metricsAddress)
@@ -418,44 +426,61 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
 async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<number> {
   // dev takes no settings from --config-dir files: it always runs with its own fixed ones.
   const log: Logger = createLogger({ level: args['log-level'] ?? DEFAULT_LOG_LEVEL });
+  const tempData = args['data-dir'] === undefined;
   const dataDir = args['data-dir'] ?? mkdtempSync(join(tmpdir(), 'trellis-dev-'));
-  const running = await runServer(
-    {
-      dataDir,
-      datacenter: args.datacenter ?? DEFAULT_DATACENTER,
-      node: args.node ?? 'dev',
-      bind: args.bind ?? '127.0.0.1:8500',
-      advertise: '127.0.0.1',
-      sessionMinTtlMs: 1000,
-      // Dev mode is for trying things: every request is allowed until an operator bootstraps
-      // ACLs and writes deny rules.
-      aclDefaultPolicy: args['acl-default-policy'] ?? 'allow',
-      // Like Consul's dev agent, plain HTTP only unless asked (port 8501 may well be taken).
-      httpsBind: args['https-bind'] ?? 'off',
-      ...(args['config-dir'] ? { configDir: args['config-dir'] } : {}),
-    },
-    log,
-  );
-  const agent = running.agent;
-  if (args.demo !== false && !agent.local.services.has('demo')) {
-    agent.local.addService(
-      { Name: 'demo', ID: 'demo', Port: 8080, Tags: ['demo'], Meta: { purpose: 'try trellis' } },
-      'api',
-    );
-  }
-  stdout(
-    `trellis dev ready on http://${running.address} (data in ${dataDir})\n` +
-      `  try: trellis catalog services\n        trellis kv put hello world && trellis kv get hello\n`,
-  );
-  await untilSignal(
-    () =>
+  // Listening from the start: Ctrl-C while starting still stops cleanly and removes the data.
+  let reload = (): void => undefined;
+  const stopped = untilSignal(() => reload());
+  try {
+    const running = await runServer(
+      {
+        dataDir,
+        datacenter: args.datacenter ?? DEFAULT_DATACENTER,
+        node: args.node ?? 'dev',
+        bind: args.bind ?? '127.0.0.1:8500',
+        advertise: '127.0.0.1',
+        sessionMinTtlMs: 1000,
+        // Dev mode is for trying things: every request is allowed until an operator bootstraps
+        // ACLs and writes deny rules.
+        aclDefaultPolicy: args['acl-default-policy'] ?? 'allow',
+        // Like Consul's dev agent, plain HTTP only unless asked (port 8501 may well be taken).
+        httpsBind: args['https-bind'] ?? 'off',
+        ...(args['config-dir'] ? { configDir: args['config-dir'] } : {}),
+      },
+      log,
+    ).catch((err: unknown) => {
+      throw addressInUse(err, 'pick another address with --bind') ?? err;
+    });
+    const agent = running.agent;
+    reload = () =>
       void agent
         .reload()
-        .catch((err: unknown) => log.error({ err: describeError(err) }, 'reload failed')),
-  );
-  await running.close();
-  if (!args['data-dir']) rmSync(dataDir, { recursive: true, force: true });
-  return 0;
+        .catch((err: unknown) => log.error({ err: describeError(err) }, 'reload failed'));
+    if (args.demo !== false && !agent.local.services.has('demo')) {
+      agent.local.addService(
+        { Name: 'demo', ID: 'demo', Port: 8080, Tags: ['demo'], Meta: { purpose: 'try trellis' } },
+        'api',
+      );
+    }
+    stdout(
+      `trellis dev ready on http://${running.address} (data in ${dataDir})\n` +
+        `  try: trellis catalog services\n        trellis kv put hello world && trellis kv get hello\n`,
+    );
+    await stopped;
+    await running.close();
+    return 0;
+  } finally {
+    stopped.cancel();
+    if (tempData) rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** A listen that failed because the address is taken, as a sentence saying what to do. */
+function addressInUse(err: unknown, hint: string): Error | undefined {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e?.code !== 'EADDRINUSE') return undefined;
+  const where = e.address !== undefined ? `${e.address}:${e.port}` : 'an address';
+  return new Error(`${where} is already in use (another trellis?): stop it, or ${hint}`);
 }
 
 const controller = new AbortController();

@@ -55,9 +55,7 @@ describe('systemd units', function () {
       const copy = join(dir, unit);
       writeFileSync(
         copy,
-        text
-          .replace('/usr/bin/env node', process.execPath)
-          .replaceAll('/opt/trellis/', `${REPO}/`),
+        text.replace('/usr/bin/env node', process.execPath).replaceAll('/opt/trellis/', `${REPO}/`),
       );
       const r = verify(copy);
       expect(r.output, r.output).to.equal('');
