@@ -4,12 +4,20 @@
  * This is one of the two places (with src/core) that reads the process environment, signals
  * and the real clock.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
 import { ConfigLoadError } from '../agent/agent.js';
-import { action, runCli, UsageError, type CliContext, type GlobalArgs } from '../cli/index.js';
+import {
+  action,
+  DEFAULT_HTTP_ADDR,
+  runCli,
+  UsageError,
+  type CliContext,
+  type GlobalArgs,
+} from '../cli/index.js';
 import type { AgentSettings, LogLevel } from '../config/index.js';
 import { describeError } from '../core/index.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
@@ -104,23 +112,21 @@ function numberFlag(value: number | undefined, flag: string, min: number): numbe
   return value;
 }
 
-/** Did the command line itself say --http-addr (rather than its env/default value)? */
-function httpAddrGiven(argv: readonly string[]): boolean {
-  return argv.some((a) => /^--(http-addr|httpAddr)(=|$)/.test(a));
-}
-
 /**
  * The daemon flags the command line gave. Daemon flags have no yargs defaults, so an absent
  * flag is undefined and a config-dir setting can take its place (see settings.ts).
  */
-function givenFlags(args: DaemonArgs, argv: readonly string[]): DaemonFlags {
+function givenFlags(args: DaemonArgs): DaemonFlags {
+  // The agent's --http-addr is another name for its --bind: two different values are refused.
+  if (args.bind !== undefined && args.httpAddr !== undefined && args.bind !== args.httpAddr)
+    throw new UsageError('--bind and --http-addr name the same address; give one of them');
   return {
     node: args.node,
     datacenter: args.datacenter,
     dataDir: args['data-dir'],
     advertise: args.advertise,
     bind: args.bind,
-    httpAddr: httpAddrGiven(argv) ? args.httpAddr : undefined,
+    httpAddr: args.httpAddr,
     servers: args.server?.flatMap((s) => s.split(',')).filter(Boolean),
     enableScriptChecks: args['enable-script-checks'],
     nodeMeta: args['node-meta'] ? parseMeta(args['node-meta']) : undefined,
@@ -180,7 +186,9 @@ function commonOptions(y: Argv<GlobalArgs>): Argv<DaemonArgs> {
     }) as unknown as Argv<DaemonArgs>;
 }
 
-function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
+/** The daemons and the lab, added to the CLI's commands (exported for the CLI's tests). */
+export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
+  for (const daemon of ['server', 'agent', 'dev', 'demo-app']) ctx.commandPaths.add(daemon);
   return registerLab(parser, ctx)
     .command<DaemonArgs>({
       command: 'server',
@@ -231,7 +239,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
         const configDir = args['config-dir'];
         const file = await settingsOrExit(configDir, env.io.stderr);
         if (typeof file === 'number') return file;
-        const flags = givenFlags(args, env.argv);
+        const flags = givenFlags(args);
         const { logLevel, ...settings } = resolveServer(flags, file);
         const log = createLogger({ level: logLevel });
         logUnused(log, 'server', file);
@@ -278,10 +286,19 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             array: true,
             describe: 'Server address host:port (repeatable; default: retry_join in --config-dir)',
           })
+          .option('http-addr', {
+            type: 'string',
+            describe: 'The same as --bind (the address the CLI calls: --http-addr)',
+          })
           .option('bind', {
             type: 'string',
-            describe:
-              'Local HTTP API address (default: http_addr in --config-dir, else --http-addr)',
+            describe: `Local HTTP API address; the CLI on this host calls it (default: http_addr in --config-dir, else $TRELLIS_HTTP_ADDR or ${DEFAULT_HTTP_ADDR})`,
+          })
+          .option('token', {
+            type: 'string',
+            defaultDescription:
+              'acl { tokens { agent } } in --config-dir, else $TRELLIS_HTTP_TOKEN',
+            describe: "The agent's own ACL token",
           })
           .option('advertise', {
             type: 'string',
@@ -343,8 +360,10 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
         const configDir = args['config-dir'];
         const file = await settingsOrExit(configDir, env.io.stderr);
         if (typeof file === 'number') return file;
-        const flags = givenFlags(args, env.argv);
-        const resolve = (f: AgentSettings) => resolveAgent(flags, f, args.httpAddr);
+        const flags = givenFlags(args);
+        const httpAddrDefault = env.io.env.TRELLIS_HTTP_ADDR || DEFAULT_HTTP_ADDR;
+        const resolve = (f: AgentSettings) => resolveAgent(flags, f, httpAddrDefault);
+        const token = args.token ?? env.io.env.TRELLIS_HTTP_TOKEN;
         const { logLevel, ...settings } = resolve(file);
         const log = createLogger({ level: logLevel });
         logUnused(log, 'agent', file);
@@ -356,9 +375,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
               ...(configDir ? { configDir } : {}),
               ...(args['join-token'] ? { joinToken: args['join-token'] } : {}),
               ...(args['ca-fingerprint'] ? { caFingerprint: args['ca-fingerprint'] } : {}),
-              ...(args.token || settings.fileToken
-                ? { token: args.token ?? settings.fileToken }
-                : {}),
+              ...(token || settings.fileToken ? { token: token || settings.fileToken } : {}),
             },
             log,
           );
@@ -483,24 +500,30 @@ function addressInUse(err: unknown, hint: string): Error | undefined {
   return new Error(`${where} is already in use (another trellis?): stop it, or ${hint}`);
 }
 
-const controller = new AbortController();
-// First Ctrl-C ends long-running commands (watch) cleanly; a second one exits at once.
-let interrupts = 0;
-const onInterrupt = (): void => {
-  if (++interrupts > 1) process.exit(130);
-  controller.abort();
-};
-const daemon = ['server', 'agent', 'dev', 'demo-app'].includes(process.argv[2] ?? '');
-if (!daemon) process.on('SIGINT', onInterrupt);
-const code = await runCli(
-  process.argv.slice(2),
-  {
-    stdout: (s) => process.stdout.write(s),
-    stderr: (s) => process.stderr.write(s),
-    env: process.env,
-    stdin: process.stdin,
-    signal: controller.signal,
-  },
-  { register },
-);
-process.exitCode = code;
+/** Runs the command line of this process; the process exits with the code it sets. */
+async function main(): Promise<void> {
+  const controller = new AbortController();
+  // First Ctrl-C ends long-running commands (watch) cleanly; a second one exits at once.
+  let interrupts = 0;
+  const onInterrupt = (): void => {
+    if (++interrupts > 1) process.exit(130);
+    controller.abort();
+  };
+  const daemon = ['server', 'agent', 'dev', 'demo-app'].includes(process.argv[2] ?? '');
+  if (!daemon) process.on('SIGINT', onInterrupt);
+  process.exitCode = await runCli(
+    process.argv.slice(2),
+    {
+      stdout: (s) => process.stdout.write(s),
+      stderr: (s) => process.stderr.write(s),
+      env: process.env,
+      stdin: process.stdin,
+      signal: controller.signal,
+    },
+    { register },
+  );
+}
+
+// Run only as the program (also through npm's bin symlink), not when a test imports register.
+const entry = process.argv[1] ? realpathSync(process.argv[1]) : '';
+if (entry === fileURLToPath(import.meta.url)) await main();

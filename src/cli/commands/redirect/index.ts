@@ -13,6 +13,7 @@
 import { execFile } from 'node:child_process';
 import type { CommandModule } from 'yargs';
 import type { RedirectView } from '../../../client/index.js';
+import { clientFlags } from '../../client-flags.js';
 import { action, type CliContext, type CommandEnv, type GlobalArgs } from '../../context.js';
 import { UsageError } from '../../exit.js';
 import { formatJson } from '../../output.js';
@@ -86,10 +87,15 @@ export function redirectTrafficCommand(ctx: CliContext): CommandModule<GlobalArg
     command: 'redirect-traffic',
     describe: "Apply, show or remove the agent's nftables capture of transparent services",
     builder: (y) =>
-      y
+      clientFlags(y, ctx.io)
+        .usage(
+          '$0 redirect-traffic [--dry-run | --status | --remove]\n\n' +
+            'Without a flag: apply the ruleset now; after --remove, this resumes capture.',
+        )
         .option('dry-run', { type: 'boolean', describe: 'Print the ruleset the agent would apply' })
         .option('status', { type: 'boolean', describe: 'Show the ruleset in force and any drift' })
         .option('remove', { type: 'boolean', describe: 'Remove the ruleset and pause capture' })
+        .example('$0 redirect-traffic', 'Apply the rules now (re-applies them after --remove)')
         .example('$0 redirect-traffic --dry-run', 'The nft text, applied nowhere')
         .example('$0 redirect-traffic --status', 'In sync, drifted, or absent')
         .example('$0 redirect-traffic --remove', 'Undo: no trellis rules left on the host'),
