@@ -120,6 +120,7 @@ function dnsSettings(flags: DaemonFlags, file: AgentSettings): { dns?: AgentDnsS
     ...(file.dnsRecursorTimeoutMs !== undefined
       ? { recursorTimeoutMs: file.dnsRecursorTimeoutMs }
       : {}),
+    ...(file.dnsResolvConf !== undefined ? { resolvConf: file.dnsResolvConf } : {}),
   };
   return Object.keys(dns).length > 0 ? { dns } : {};
 }
@@ -240,6 +241,7 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
   dnsServiceTtlMs: 'dns_config.service_ttl',
   dnsOnlyPassing: 'dns_config.only_passing',
   dnsRecursorTimeoutMs: 'dns_config.recursor_timeout',
+  dnsResolvConf: 'dns_config.resolv_conf',
   virtualIpRange: 'virtual_ip_range',
 };
 
@@ -261,6 +263,7 @@ const UNUSED: Record<'agent' | 'server', readonly (keyof AgentSettings)[]> = {
     'dnsServiceTtlMs',
     'dnsOnlyPassing',
     'dnsRecursorTimeoutMs',
+    'dnsResolvConf',
   ],
 };
 

@@ -59,6 +59,8 @@ export interface AgentSettings {
   dnsOnlyPassing?: boolean;
   /** `dns_config { recursor_timeout }`, ms. */
   dnsRecursorTimeoutMs?: number;
+  /** `dns_config { resolv_conf }`: where the host's DNS servers are read when `recursors` is unset. */
+  dnsResolvConf?: string;
   /** `virtual_ip_range`: the IPv4 CIDR servers take mesh services' virtual IPs from. */
   virtualIpRange?: string;
 }
@@ -143,6 +145,7 @@ const settingFields: readonly FieldSpec[] = [
         field('service_ttl', t.mapOf(t.duration(), serviceTtlKey)),
         field('only_passing', t.bool()),
         field('recursor_timeout', t.duration(positive)),
+        field('resolv_conf', t.string(notEmpty('resolv_conf'))),
       ]),
     ),
   ),
@@ -334,6 +337,7 @@ function toSettings(m: ReadonlyMap<string, SettingEntry>): AgentSettings {
   );
   set('dnsOnlyPassing', get('dns_config.onlypassing'));
   set('dnsRecursorTimeoutMs', get('dns_config.recursortimeout'));
+  set('dnsResolvConf', get('dns_config.resolvconf'));
   set('virtualIpRange', get('virtual_ip_range'));
   return s;
 }
