@@ -174,6 +174,10 @@ export class TrellisAgent {
           lookupUid,
           clock: opts.clock,
           log: opts.log,
+          // A transparent sidecar whose capture is not in force is not healthy: its check says so.
+          onError: () => {
+            for (const id of this.#listening.keys()) this.#setSidecarCheck(id);
+          },
         })
       : undefined;
     this.proxies = new ProxyManager(
@@ -188,7 +192,8 @@ export class TrellisAgent {
         plans: filePlanStore(join(opts.dataDir, 'proxy-plans'), (o, m) => opts.log.warn(o, m)),
         // The sidecar's "Connect Sidecar Listening" check tells whether its proxy can serve.
         onReady: (id, ready, why) => {
-          this.local.setSidecarListening(id, ready ? 'passing' : 'critical', why);
+          this.#listening.set(id, { ready, why });
+          this.#setSidecarCheck(id);
         },
         vips: this.vips,
         onCapture: () => this.#updateCapture(),
@@ -261,6 +266,20 @@ export class TrellisAgent {
   }
 
   #changeWaiters: (() => void)[] = [];
+
+  /** Each sidecar proxy's own readiness, as it last reported it. */
+  readonly #listening = new Map<string, { ready: boolean; why: string }>();
+
+  /** The sidecar's check: its proxy's readiness, and for a transparent one, its capture's. */
+  #setSidecarCheck(id: string): void {
+    const l = this.#listening.get(id);
+    if (!l) return;
+    const transparent = this.proxies.runners.get(id)?.runner.spec.transparent ?? false;
+    const captureError = transparent ? this.redirect?.error : undefined;
+    if (captureError !== undefined)
+      this.local.setSidecarListening(id, 'critical', `transparent capture failed: ${captureError}`);
+    else this.local.setSidecarListening(id, l.ready ? 'passing' : 'critical', l.why);
+  }
 
   /** Hands the transparent sidecars' captures to the nftables manager. */
   #updateCapture(): void {

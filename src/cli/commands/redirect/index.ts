@@ -33,6 +33,10 @@ function viewText(v: RedirectView): string {
   if (v.Error)
     lines.push(`Error:    ${v.Error}`, '          (the ruleset in force is the previous one)');
   if (v.StatusError) lines.push(`Status:   ${v.StatusError}`);
+  if (v.State === 'drifted' && !v.Plan)
+    lines.push(
+      '          (a table the agent did not apply: left by an earlier run or a failed apply)',
+    );
   if (v.Diff) lines.push('', 'Drift (- expected, + live):', v.Diff);
   return `${lines.join('\n')}\n`;
 }
@@ -115,8 +119,11 @@ export function redirectTrafficCommand(ctx: CliContext): CommandModule<GlobalArg
           ? await env.client.agent.redirect({ signal: env.signal })
           : await env.client.agent.redirectApply({ signal: env.signal });
       env.io.stdout(env.format === 'json' ? formatJson(v) : viewText(v));
-      // --status exits 1 when the live table is not what the agent applied, for scripts.
-      return mode === 'status' && (v.State === 'drifted' || v.Error) ? 1 : 0;
+      // --status exits 1 when the live table is not what the agent applied (or cannot be
+      // read), for scripts.
+      return mode === 'status' && (v.State === 'drifted' || v.State === 'unknown' || v.Error)
+        ? 1
+        : 0;
     }),
   };
 }
