@@ -274,9 +274,11 @@ export class TrellisAgent {
   #setSidecarCheck(id: string): void {
     const l = this.#listening.get(id);
     if (!l) return;
-    const transparent = this.proxies.runners.get(id)?.runner.spec.transparent ?? false;
-    const captureError = transparent ? this.redirect?.error : undefined;
-    if (captureError !== undefined)
+    const runner = this.proxies.runners.get(id)?.runner;
+    const captureError = runner?.spec.transparent ? this.redirect?.error : undefined;
+    // Critical only while the rules in force do not capture for it: a failed change that
+    // leaves an older ruleset covering this sidecar has not broken it.
+    if (captureError !== undefined && !this.redirect!.covers(runner!.capture))
       this.local.setSidecarListening(id, 'critical', `transparent capture failed: ${captureError}`);
     else this.local.setSidecarListening(id, l.ready ? 'passing' : 'critical', l.why);
   }

@@ -326,6 +326,19 @@ export class RedirectManager {
     return this.#lastError;
   }
 
+  /**
+   * Whether the ruleset in force captures for this sidecar (its inbound port, or any outbound
+   * capture): a failed apply that left an older ruleset covering it has not broken it.
+   */
+  covers(capture: SidecarCapture | undefined): boolean {
+    const plan = this.#paused ? undefined : this.#applied;
+    if (!plan || !capture) return false;
+    const inbound = capture.inbound;
+    if (inbound)
+      return plan.inbound.some((i) => i.port === inbound.port && i.toPort === inbound.toPort);
+    return plan.outbound.length > 0;
+  }
+
   #scheduleDrift(): void {
     if (this.#stopped) return;
     this.#timer = this.#o.clock.setTimeout(() => {

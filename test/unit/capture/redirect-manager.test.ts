@@ -250,6 +250,26 @@ describe('capture/RedirectManager', () => {
     expect(m.error).to.equal(undefined);
   });
 
+  it('covers() says whether the ruleset in force captures for a sidecar', async () => {
+    const applier = new FakeApplier();
+    const m = manager(applier);
+    await m.start();
+    const web = capture('web', 15001);
+    expect(m.covers(web)).to.equal(false);
+    m.update([web], 1);
+    await settle();
+    expect(m.covers(web)).to.equal(true);
+    expect(m.covers(undefined)).to.equal(false);
+    // A failed change leaves the old ruleset, which still covers web but not a moved port.
+    applier.failWith = 'nft: refused';
+    const moved = capture('web', 15005);
+    m.update([moved], 1);
+    await settle();
+    expect(m.error).to.contain('refused');
+    expect(m.covers(web)).to.equal(true);
+    expect(m.covers(moved)).to.equal(false);
+  });
+
   it('status with nothing in force reports a table left there, and an unreadable one as unknown', async () => {
     const applier = new FakeApplier();
     const m = manager(applier);
