@@ -177,6 +177,10 @@ export class TrellisAgent {
           lookupUid,
           clock: opts.clock,
           log: opts.log,
+          // A transparent sidecar whose capture is not in force is not healthy: its check says so.
+          onError: () => {
+            for (const id of this.#listening.keys()) this.#setSidecarCheck(id);
+          },
         })
       : undefined;
     this.proxies = new ProxyManager(
@@ -191,7 +195,8 @@ export class TrellisAgent {
         plans: filePlanStore(join(opts.dataDir, 'proxy-plans'), (o, m) => opts.log.warn(o, m)),
         // The sidecar's "Connect Sidecar Listening" check tells whether its proxy can serve.
         onReady: (id, ready, why) => {
-          this.local.setSidecarListening(id, ready ? 'passing' : 'critical', why);
+          this.#listening.set(id, { ready, why });
+          this.#setSidecarCheck(id);
         },
         vips: this.vips,
         onCapture: () => this.#updateCapture(),
@@ -316,6 +321,22 @@ export class TrellisAgent {
     this.#servers.push(address);
     this.opts.log.info({ server: address }, 'joined a server');
     return true;
+  }
+
+  /** Each sidecar proxy's own readiness, as it last reported it. */
+  readonly #listening = new Map<string, { ready: boolean; why: string }>();
+
+  /** The sidecar's check: its proxy's readiness, and for a transparent one, its capture's. */
+  #setSidecarCheck(id: string): void {
+    const l = this.#listening.get(id);
+    if (!l) return;
+    const runner = this.proxies.runners.get(id)?.runner;
+    const captureError = runner?.spec.transparent ? this.redirect?.error : undefined;
+    // Critical only while the rules in force do not capture for it: a failed change that
+    // leaves an older ruleset covering this sidecar has not broken it.
+    if (captureError !== undefined && !this.redirect!.covers(runner!.capture))
+      this.local.setSidecarListening(id, 'critical', `transparent capture failed: ${captureError}`);
+    else this.local.setSidecarListening(id, l.ready ? 'passing' : 'critical', l.why);
   }
 
   /** Hands the transparent sidecars' captures to the nftables manager. */

@@ -15,8 +15,9 @@ import { AgentIdentity } from '../agent/identity/agent-identity.js';
 import { UsageError } from '../cli/index.js';
 import { TrellisAgent, type RedirectSettings } from '../agent/agent.js';
 import { catalogDnsView } from '../agent/dns/catalog-view.js';
+import { hostResolvers } from '../agent/dns/host-resolvers.js';
 import { startDnsServer } from '../agent/dns/server.js';
-import { parseRecursorAddress } from '../config/dns-values.js';
+import { parseRecursorAddress, type RecursorAddress } from '../config/dns-values.js';
 import { agentRoutes } from '../agent/http/agent-routes.js';
 import { connectRoutes } from '../agent/http/connect-routes.js';
 import { createForwarder, forwardRoutes, type Forwarder } from '../agent/http/forward.js';
@@ -60,8 +61,13 @@ export interface AgentArgs {
 export interface AgentDnsSettings {
   /** Default `consul`. */
   domain?: string;
-  /** ip[:port], tried in order for names outside the domain; none: refused. */
+  /**
+   * ip[:port], tried in order for names outside the domain. Unset: the host's own DNS servers
+   * (resolvConf); an empty list: none, such names are refused.
+   */
   recursors?: string[];
+  /** Where the host's DNS servers are read when `recursors` is unset; default /etc/resolv.conf. */
+  resolvConf?: string;
   /** Default 2 s. */
   recursorTimeoutMs?: number;
   /** Default 0. */
@@ -313,7 +319,7 @@ async function serveDns(
         }
       : {}),
     virtualIpsFor,
-    recursors: (dns.recursors ?? []).map(parseRecursorAddress),
+    recursors: recursorsFor(dns, { host, port }, log),
     ...(dns.recursorTimeoutMs ? { recursorTimeoutMs: dns.recursorTimeoutMs } : {}),
     agentAddress: agent.opts.node.address,
     now: () => systemClock.now(),
@@ -323,4 +329,27 @@ async function serveDns(
     address: `${host.includes(':') ? `[${host}]` : host}:${server.port}`,
     close: () => server.close(),
   };
+}
+
+/**
+ * `recursors` as set; unset, the host's own DNS servers, so a captured app's ordinary lookups
+ * (every port-53 query it makes reaches this agent) keep working.
+ */
+function recursorsFor(dns: AgentDnsSettings, own: RecursorAddress, log: Logger): RecursorAddress[] {
+  if (dns.recursors !== undefined) return dns.recursors.map(parseRecursorAddress);
+  const found = hostResolvers({ own, ...(dns.resolvConf ? { resolvConf: dns.resolvConf } : {}) });
+  const dnsLog = log.child({ component: 'dns' });
+  for (const s of found.skipped) dnsLog.info(s, 'dns: a host DNS server is not forwarded to');
+  const servers = found.recursors.map((r) => r.host);
+  if (servers.length > 0)
+    dnsLog.info(
+      { recursors: servers, from: found.sources },
+      "dns: names outside the mesh domain go to the host's DNS servers (recursors is not set)",
+    );
+  else
+    dnsLog.warn(
+      { read: found.sources },
+      'dns: no recursors set and no usable DNS server of the host found: names outside the mesh domain are refused (set recursors)',
+    );
+  return found.recursors;
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Argv, CommandModule } from 'yargs';
 import {
   action,
+  clientFlags,
   groupCommand,
   UsageError,
   type CliContext,
@@ -82,7 +83,7 @@ function upCommand(
           requiresArg: true,
           describe: `App hosts (1-${MAX_HOSTS}): app1 runs web, the others api`,
         })
-        .example('sudo $0 lab up', 'A server and three app hosts'),
+        .example('$0 lab up', 'As root: a server and three app hosts'),
     handler: action<LabArgs & { hosts: number }>(ctx, async (_env, args) => {
       const problem = hostsProblem(args.hosts);
       if (problem) throw new UsageError(problem);
@@ -111,7 +112,7 @@ function statusCommand(ctx: CliContext): CommandModule<GlobalArgs, GlobalArgs & 
   return {
     command: 'status',
     describe: 'Hosts, namespaces, processes and the catalog of the lab',
-    builder: (y) => labFlags(y),
+    builder: (y) => clientFlags(labFlags(y), ctx.io, 'format'),
     handler: action<LabArgs>(ctx, async (env, args) => {
       const status = await labStatus(labOptions(args, ctx));
       env.io.stdout(
@@ -140,10 +141,10 @@ function execCommand(ctx: CliContext): CommandModule<GlobalArgs, GlobalArgs & Ex
           requiresArg: true,
           describe: 'Run as this unix user (e.g. trellis-web) instead of root',
         })
-        .example('sudo $0 lab exec app2 -- ip -br addr', "app2's addresses")
+        .example('$0 lab exec app2 -- ip -br addr', "As root: app2's addresses")
         .example(
-          'sudo $0 lab exec app1 --user trellis-web -- curl -s http://api.service.consul/',
-          'Call api from web',
+          '$0 lab exec app1 --user trellis-web -- curl -s http://api.service.consul/',
+          'As root: call api from web',
         ) as unknown as Argv<GlobalArgs & ExecArgs>,
     handler: action<ExecArgs>(ctx, async (_env, args) => {
       // Words after "--" verbatim (yargs would read their flags); else the positional words.
@@ -208,7 +209,8 @@ export function registerLab(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Glo
       groupCommand(ctx, {
         name: 'lab',
         describe: 'A multi-host mesh on this machine, in network namespaces (needs root)',
-        example: ['sudo $0 lab up', 'Start a server and three app hosts'],
+        example: ['$0 lab up', 'As root: start a server and three app hosts'],
+        clientFlags: 'none',
         verbs: (add) => {
           add(upCommand(ctx));
           add(downCommand(ctx));

@@ -140,6 +140,7 @@ function dnsSettings(flags: DaemonFlags, file: AgentSettings): { dns?: AgentDnsS
     ...(file.dnsRecursorTimeoutMs !== undefined
       ? { recursorTimeoutMs: file.dnsRecursorTimeoutMs }
       : {}),
+    ...(file.dnsResolvConf !== undefined ? { resolvConf: file.dnsResolvConf } : {}),
   };
   return Object.keys(dns).length > 0 ? { dns } : {};
 }
@@ -281,6 +282,7 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
   dnsServiceTtlMs: 'dns_config.service_ttl',
   dnsOnlyPassing: 'dns_config.only_passing',
   dnsRecursorTimeoutMs: 'dns_config.recursor_timeout',
+  dnsResolvConf: 'dns_config.resolv_conf',
   virtualIpRange: 'virtual_ip_range',
   httpMaxConnsPerClient: 'limits.http_max_conns_per_client',
   httpHandshakeTimeoutMs: 'limits.http_handshake_timeout',
@@ -304,6 +306,7 @@ const UNUSED: Record<'agent' | 'server', readonly (keyof AgentSettings)[]> = {
     'dnsServiceTtlMs',
     'dnsOnlyPassing',
     'dnsRecursorTimeoutMs',
+    'dnsResolvConf',
   ],
 };
 

@@ -5,12 +5,20 @@
  * and the real clock.
  */
 import { metaKeyProblem, metaPairsProblem, metaValueProblem } from '../api/text-rules.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
 import { ConfigLoadError } from '../agent/agent.js';
-import { action, runCli, UsageError, type CliContext, type GlobalArgs } from '../cli/index.js';
+import {
+  action,
+  DEFAULT_HTTP_ADDR,
+  runCli,
+  UsageError,
+  type CliContext,
+  type GlobalArgs,
+} from '../cli/index.js';
 import type { AgentSettings, LogLevel } from '../config/index.js';
 import { describeError } from '../core/index.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
@@ -29,13 +37,17 @@ import {
   type DaemonFlags,
 } from './settings.js';
 
-/** Resolves when SIGINT/SIGTERM arrives; SIGHUP calls `onHup`. */
-function untilSignal(onHup?: () => void): Promise<string> {
-  return new Promise((resolve) => {
-    const done = (sig: string) => () => {
+/** Resolves when SIGINT/SIGTERM arrives; SIGHUP calls `onHup`. `cancel` stops listening. */
+function untilSignal(onHup?: () => void): Promise<string> & { cancel(): void } {
+  let cancel = (): void => undefined;
+  const promise = new Promise<string>((resolve) => {
+    const off = (): void => {
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onTerm);
       if (onHup) process.off('SIGHUP', onHup);
+    };
+    const done = (sig: string) => () => {
+      off();
       resolve(sig);
     };
     const onInt = done('SIGINT');
@@ -43,7 +55,9 @@ function untilSignal(onHup?: () => void): Promise<string> {
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
     if (onHup) process.on('SIGHUP', onHup);
+    cancel = off;
   });
+  return Object.assign(promise, { cancel });
 }
 
 /** A broken config dir at start: print every diagnostic and exit 2; rethrow anything else. */
@@ -106,23 +120,21 @@ function numberFlag(value: number | undefined, flag: string, min: number): numbe
   return value;
 }
 
-/** Did the command line itself say --http-addr (rather than its env/default value)? */
-function httpAddrGiven(argv: readonly string[]): boolean {
-  return argv.some((a) => /^--(http-addr|httpAddr)(=|$)/.test(a));
-}
-
 /**
  * The daemon flags the command line gave. Daemon flags have no yargs defaults, so an absent
  * flag is undefined and a config-dir setting can take its place (see settings.ts).
  */
-function givenFlags(args: DaemonArgs, argv: readonly string[]): DaemonFlags {
+function givenFlags(args: DaemonArgs): DaemonFlags {
+  // The agent's --http-addr is another name for its --bind: two different values are refused.
+  if (args.bind !== undefined && args.httpAddr !== undefined && args.bind !== args.httpAddr)
+    throw new UsageError('--bind and --http-addr name the same address; give one of them');
   return {
     node: args.node,
     datacenter: args.datacenter,
     dataDir: args['data-dir'],
     advertise: args.advertise,
     bind: args.bind,
-    httpAddr: httpAddrGiven(argv) ? args.httpAddr : undefined,
+    httpAddr: args.httpAddr,
     servers: args.server?.flatMap((s) => s.split(',')).filter(Boolean),
     enableScriptChecks: args['enable-script-checks'],
     nodeMeta: args['node-meta'] ? parseMeta(args['node-meta']) : undefined,
@@ -202,7 +214,9 @@ function commonOptions(y: Argv<GlobalArgs>): Argv<DaemonArgs> {
     }) as unknown as Argv<DaemonArgs>;
 }
 
-function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
+/** The daemons and the lab, added to the CLI's commands (exported for the CLI's tests). */
+export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
+  for (const daemon of ['server', 'agent', 'dev', 'demo-app']) ctx.commandPaths.add(daemon);
   return registerLab(parser, ctx)
     .command<DaemonArgs>({
       command: 'server',
@@ -254,7 +268,7 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
         const configDir = args['config-dir'];
         const file = await settingsOrExit(configDir, env.io.stderr);
         if (typeof file === 'number') return file;
-        const flags = givenFlags(args, env.argv);
+        const flags = givenFlags(args);
         const { logLevel, ...settings } = resolveServer(flags, file);
         const log = createLogger({ level: logLevel });
         logUnused(log, 'server', file);
@@ -269,7 +283,8 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             log,
           );
         } catch (err) {
-          return configErrorExit(err, env.io.stderr);
+          const hint = 'pick other addresses with --bind and --https-bind';
+          return configErrorExit(addressInUse(err, hint) ?? err, env.io.stderr);
         }
         if (server.httpsAddress) env.io.stdout(`trellis server https on ${server.httpsAddress}\n`);
         env.io.stdout(`trellis server listening on ${server.address}\n`);
@@ -300,10 +315,19 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
             array: true,
             describe: 'Server address host:port (repeatable; default: retry_join in --config-dir)',
           })
+          .option('http-addr', {
+            type: 'string',
+            describe: 'The same as --bind (the address the CLI calls: --http-addr)',
+          })
           .option('bind', {
             type: 'string',
-            describe:
-              'Local HTTP API address (default: http_addr in --config-dir, else --http-addr)',
+            describe: `Local HTTP API address; the CLI on this host calls it (default: http_addr in --config-dir, else $TRELLIS_HTTP_ADDR or ${DEFAULT_HTTP_ADDR})`,
+          })
+          .option('token', {
+            type: 'string',
+            defaultDescription:
+              'acl { tokens { agent } } in --config-dir, else $TRELLIS_HTTP_TOKEN',
+            describe: "The agent's own ACL token",
           })
           .option('advertise', {
             type: 'string',
@@ -366,8 +390,10 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
         const configDir = args['config-dir'];
         const file = await settingsOrExit(configDir, env.io.stderr);
         if (typeof file === 'number') return file;
-        const flags = givenFlags(args, env.argv);
-        const resolve = (f: AgentSettings) => resolveAgent(flags, f, args.httpAddr);
+        const flags = givenFlags(args);
+        const httpAddrDefault = env.io.env.TRELLIS_HTTP_ADDR || DEFAULT_HTTP_ADDR;
+        const resolve = (f: AgentSettings) => resolveAgent(flags, f, httpAddrDefault);
+        const token = args.token ?? env.io.env.TRELLIS_HTTP_TOKEN;
         const { logLevel, ...settings } = resolve(file);
         const log = createLogger({ level: logLevel });
         logUnused(log, 'agent', file);
@@ -379,14 +405,13 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
               ...(configDir ? { configDir } : {}),
               ...(args['join-token'] ? { joinToken: args['join-token'] } : {}),
               ...(args['ca-fingerprint'] ? { caFingerprint: args['ca-fingerprint'] } : {}),
-              ...(args.token || settings.fileToken
-                ? { token: args.token ?? settings.fileToken }
-                : {}),
+              ...(token || settings.fileToken ? { token: token || settings.fileToken } : {}),
             },
             log,
           );
         } catch (err) {
-          return configErrorExit(err, env.io.stderr);
+          const hint = 'pick other addresses with --bind, --dns-bind and --metrics-bind';
+          return configErrorExit(addressInUse(err, hint) ?? err, env.io.stderr);
         }
         if (running.dnsAddress) env.io.stdout(`trellis agent dns on ${running.dnsAddress}\n`);
         if (running.metricsAddress)
@@ -448,65 +473,88 @@ function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
 async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<number> {
   // dev takes no settings from --config-dir files: it always runs with its own fixed ones.
   const log: Logger = createLogger({ level: args['log-level'] ?? DEFAULT_LOG_LEVEL });
+  const tempData = args['data-dir'] === undefined;
   const dataDir = args['data-dir'] ?? mkdtempSync(join(tmpdir(), 'trellis-dev-'));
-  const running = await runServer(
-    {
-      dataDir,
-      datacenter: args.datacenter ?? DEFAULT_DATACENTER,
-      node: args.node ?? 'dev',
-      bind: args.bind ?? '127.0.0.1:8500',
-      advertise: '127.0.0.1',
-      sessionMinTtlMs: 1000,
-      // Dev mode is for trying things: ACLs are off (every token ignored, as a Consul dev agent
-      // does) unless --acl-default-policy turns them on.
-      aclEnabled: args['acl-default-policy'] !== undefined,
-      aclDefaultPolicy: args['acl-default-policy'] ?? 'allow',
-      // Like Consul's dev agent, plain HTTP only unless asked (port 8501 may well be taken).
-      httpsBind: args['https-bind'] ?? 'off',
-      ...(args['config-dir'] ? { configDir: args['config-dir'] } : {}),
-    },
-    log,
-  );
-  const agent = running.agent;
-  if (args.demo !== false && !agent.local.services.has('demo')) {
-    agent.local.addService(
-      { Name: 'demo', ID: 'demo', Port: 8080, Tags: ['demo'], Meta: { purpose: 'try trellis' } },
-      'api',
-    );
-  }
-  stdout(
-    `trellis dev ready on http://${running.address} (data in ${dataDir})\n` +
-      `  try: trellis catalog services\n        trellis kv put hello world && trellis kv get hello\n`,
-  );
-  await untilSignal(
-    () =>
+  // Listening from the start: Ctrl-C while starting still stops cleanly and removes the data.
+  let reload = (): void => undefined;
+  const stopped = untilSignal(() => reload());
+  try {
+    const running = await runServer(
+      {
+        dataDir,
+        datacenter: args.datacenter ?? DEFAULT_DATACENTER,
+        node: args.node ?? 'dev',
+        bind: args.bind ?? '127.0.0.1:8500',
+        advertise: '127.0.0.1',
+        sessionMinTtlMs: 1000,
+        // Dev mode is for trying things: ACLs are off (every token ignored, as a Consul dev
+        // agent does) unless --acl-default-policy turns them on.
+        aclEnabled: args['acl-default-policy'] !== undefined,
+        aclDefaultPolicy: args['acl-default-policy'] ?? 'allow',
+        // Like Consul's dev agent, plain HTTP only unless asked (port 8501 may well be taken).
+        httpsBind: args['https-bind'] ?? 'off',
+        ...(args['config-dir'] ? { configDir: args['config-dir'] } : {}),
+      },
+      log,
+    ).catch((err: unknown) => {
+      throw addressInUse(err, 'pick another address with --bind') ?? err;
+    });
+    const agent = running.agent;
+    reload = () =>
       void agent
         .reload()
-        .catch((err: unknown) => log.error({ err: describeError(err) }, 'reload failed')),
-  );
-  await running.close();
-  if (!args['data-dir']) rmSync(dataDir, { recursive: true, force: true });
-  return 0;
+        .catch((err: unknown) => log.error({ err: describeError(err) }, 'reload failed'));
+    if (args.demo !== false && !agent.local.services.has('demo')) {
+      agent.local.addService(
+        { Name: 'demo', ID: 'demo', Port: 8080, Tags: ['demo'], Meta: { purpose: 'try trellis' } },
+        'api',
+      );
+    }
+    stdout(
+      `trellis dev ready on http://${running.address} (data in ${dataDir})\n` +
+        `  try: trellis catalog services\n        trellis kv put hello world && trellis kv get hello\n`,
+    );
+    await stopped;
+    await running.close();
+    return 0;
+  } finally {
+    stopped.cancel();
+    if (tempData) rmSync(dataDir, { recursive: true, force: true });
+  }
 }
 
-const controller = new AbortController();
-// First Ctrl-C ends long-running commands (watch) cleanly; a second one exits at once.
-let interrupts = 0;
-const onInterrupt = (): void => {
-  if (++interrupts > 1) process.exit(130);
-  controller.abort();
-};
-const daemon = ['server', 'agent', 'dev', 'demo-app'].includes(process.argv[2] ?? '');
-if (!daemon) process.on('SIGINT', onInterrupt);
-const code = await runCli(
-  process.argv.slice(2),
-  {
-    stdout: (s) => process.stdout.write(s),
-    stderr: (s) => process.stderr.write(s),
-    env: process.env,
-    stdin: process.stdin,
-    signal: controller.signal,
-  },
-  { register },
-);
-process.exitCode = code;
+/** A listen that failed because the address is taken, as a sentence saying what to do. */
+function addressInUse(err: unknown, hint: string): Error | undefined {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  if (e?.code !== 'EADDRINUSE') return undefined;
+  const where = e.address !== undefined ? `${e.address}:${e.port}` : 'an address';
+  return new Error(`${where} is already in use (another trellis?): stop it, or ${hint}`);
+}
+
+/** Runs the command line of this process; the process exits with the code it sets. */
+async function main(): Promise<void> {
+  const controller = new AbortController();
+  // First Ctrl-C ends long-running commands (watch) cleanly; a second one exits at once.
+  let interrupts = 0;
+  const onInterrupt = (): void => {
+    if (++interrupts > 1) process.exit(130);
+    controller.abort();
+  };
+  const daemon = ['server', 'agent', 'dev', 'demo-app'].includes(process.argv[2] ?? '');
+  if (!daemon) process.on('SIGINT', onInterrupt);
+  process.exitCode = await runCli(
+    process.argv.slice(2),
+    {
+      stdout: (s) => process.stdout.write(s),
+      stderr: (s) => process.stderr.write(s),
+      env: process.env,
+      stdin: process.stdin,
+      signal: controller.signal,
+    },
+    { register },
+  );
+}
+
+// Run only as the program (also through npm's bin symlink), not when a test imports register.
+const entry = process.argv[1] ? realpathSync(process.argv[1]) : '';
+if (entry === fileURLToPath(import.meta.url)) await main();

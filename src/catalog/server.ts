@@ -256,13 +256,30 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     serverTls.onChange((o) => (https.server as TlsServer).setSecureContext(o));
     serverTls.start();
   }
-  await app.listen({ host: opts.host, port: opts.port });
+  const close = async (): Promise<void> => {
+    liveness.stop();
+    sessions.stop();
+    ctx.ca.stop();
+    serverTls?.stop();
+    await httpsApp?.close();
+    await app.close();
+    await writer.close();
+    await store.close();
+  };
+  try {
+    await app.listen({ host: opts.host, port: opts.port });
+    if (httpsApp && opts.https)
+      await httpsApp.listen({ host: opts.https.host, port: opts.https.port });
+  } catch (err) {
+    // A port already taken: stop the timers and close the log, so the process can exit.
+    await close();
+    throw err;
+  }
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   let httpsAddress: string | undefined;
   if (httpsApp && opts.https) {
-    await httpsApp.listen({ host: opts.https.host, port: opts.https.port });
     const a = httpsApp.server.address();
     const h = opts.https.host.includes(':') ? `[${opts.https.host}]` : opts.https.host;
     const httpsPort = typeof a === 'object' && a ? a.port : opts.https.port;
@@ -280,16 +297,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     acl: ctx.acl,
     ca: ctx.ca,
     connections,
-    async close() {
-      liveness.stop();
-      sessions.stop();
-      ctx.ca.stop();
-      serverTls?.stop();
-      await httpsApp?.close();
-      await app.close();
-      await writer.close();
-      await store.close();
-    },
+    close,
   };
 }
 

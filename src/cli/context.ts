@@ -19,7 +19,10 @@ export interface CliIo {
   signal?: AbortSignal;
 }
 
-/** Flags every command accepts. */
+/**
+ * The client flags (client-flags.ts). Only commands that call an API or print results add
+ * them; the daemons' and the lab's handlers must not read them.
+ */
 export interface GlobalArgs {
   httpAddr: string;
   token?: string;
@@ -98,7 +101,7 @@ export function action<A>(
     const env: CommandEnv = {
       io: ctx.io,
       deps: ctx.deps,
-      format: args.format,
+      format: args.format ?? 'table',
       get client() {
         client ??= ctx.deps.createClient(clientOptions(args));
         return client;

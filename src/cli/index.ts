@@ -27,3 +27,4 @@ export {
 export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, errorLine, exitCodeFor } from './exit.js';
 export { formatJson, formatJsonLine, formatTable, type OutputFormat } from './output.js';
 export { groupCommand, type GroupSpec } from './commands/group.js';
+export { clientFlags, type ClientFlagSet } from './client-flags.js';

@@ -20,9 +20,9 @@ import { servicesCommand } from './commands/services/index.js';
 import { watchCommand } from './commands/watch/index.js';
 import { report, type CliContext, type CliDeps, type CliIo, type GlobalArgs } from './context.js';
 import { UsageError } from './exit.js';
-import type { OutputFormat } from './output.js';
+import { version } from './version.js';
 
-export const DEFAULT_HTTP_ADDR = '127.0.0.1:8500';
+export { DEFAULT_HTTP_ADDR } from './client-flags.js';
 
 export interface CliOptions {
   /**
@@ -36,8 +36,6 @@ export interface CliOptions {
   deps?: Partial<CliDeps>;
 }
 
-const FORMATS: readonly OutputFormat[] = ['table', 'json'];
-
 /** The configured parser and the context its commands report into. */
 export function buildCli(
   io: CliIo,
@@ -50,29 +48,9 @@ export function buildCli(
     commandPaths: new Set(),
     argv: [],
   };
-  const base = yargs()
-    .scriptName('trellis')
-    .usage('$0 <command> [options]')
-    .option('http-addr', {
-      type: 'string',
-      default: io.env.TRELLIS_HTTP_ADDR || DEFAULT_HTTP_ADDR,
-      defaultDescription: `$TRELLIS_HTTP_ADDR or ${DEFAULT_HTTP_ADDR}`,
-      describe: 'API address(es), host:port or URL; comma-separated ones are tried in order',
-      requiresArg: true,
-    })
-    .option('token', {
-      type: 'string',
-      // Shown by name only, so --help never prints a secret.
-      default: io.env.TRELLIS_HTTP_TOKEN,
-      defaultDescription: '$TRELLIS_HTTP_TOKEN',
-      describe: 'ACL token sent as X-Consul-Token',
-      requiresArg: true,
-    })
-    .option('format', {
-      choices: FORMATS,
-      default: 'table' as OutputFormat,
-      describe: 'Output format',
-    }) as unknown as Argv<GlobalArgs>;
+  // The client flags belong to the commands that call an API (clientFlags below), not to
+  // the daemons and the lab, where they would do nothing.
+  const base = yargs().scriptName('trellis').usage('$0 <command> [options]') as Argv<GlobalArgs>;
   let parser = base
     .command(servicesCommand(ctx))
     .command(catalogCommand(ctx))
@@ -90,7 +68,10 @@ export function buildCli(
   parser = parser
     .example('$0 catalog services', 'List the services in the catalog')
     .example('$0 kv put config/web/port 8080 --http-addr 10.0.0.5:8500', 'Write to another server')
-    .epilogue('Exit codes: 0 ok, 1 failure, 2 usage or configuration error.')
+    .epilogue(
+      'Commands that call the API take --http-addr, --token and --format (see their --help).\n' +
+        'Exit codes: 0 ok, 1 failure, 2 usage or configuration error.',
+    )
     .demandCommand(1, 'Missing command')
     .strict()
     .strictCommands()
@@ -99,15 +80,39 @@ export function buildCli(
     .wrap(100)
     .help()
     .alias('help', 'h')
-    .version(false)
+    .version('version', 'Show the version of trellis', version)
     .fail((msg, err) => {
       // Validation failures arrive as msg; anything else is rethrown unchanged.
       if (err) throw err;
       throw new UsageError(
-        msg.replace(/^Did you mean (.*)\?$/, 'Unknown command; did you mean "$1"?'),
+        unknownArguments(msg, ctx.argv).replace(
+          /^Did you mean (.*)\?$/,
+          'Unknown command; did you mean "$1"?',
+        ),
       );
     });
   return { parser, ctx };
+}
+
+/**
+ * yargs names an unknown flag twice (`http-addr, httpAddr`); name it once. A daemon given a
+ * client flag is told where its own address is set.
+ */
+function unknownArguments(msg: string, argv: readonly string[]): string {
+  const m = /^Unknown arguments?: (.*)$/.exec(msg);
+  if (!m) return msg;
+  const given = m[1]!.split(', ');
+  const names = given.filter((n) => !/[A-Z]/.test(n) || !given.includes(kebab(n)));
+  const command = argv[0];
+  const hint =
+    names.includes('http-addr') && (command === 'dev' || command === 'server')
+      ? ` (trellis ${command} listens where --bind says)`
+      : '';
+  return `Unknown argument${names.length > 1 ? 's' : ''}: ${names.join(', ')}${hint}`;
+}
+
+function kebab(camel: string): string {
+  return camel.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
 
 /** Runs one command line and resolves to its exit code. */

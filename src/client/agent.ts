@@ -24,7 +24,7 @@ export interface RegisterServiceOptions extends WriteOptions {
 /** The agent's nftables capture (GET/PUT/DELETE /v1/agent/trellis/redirect). */
 export interface RedirectView {
   Paused: boolean;
-  /** paused, absent (no table), in-sync, or drifted. */
+  /** paused, absent (no table), in-sync, drifted, or unknown (the table cannot be read: StatusError says why). */
   State: string;
   Diff?: string;
   StatusError?: string;

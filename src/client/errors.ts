@@ -111,5 +111,18 @@ export function mayRetryElsewhere(method: string, err: unknown): boolean {
 export function failureReason(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+  if (isPlainHttpAnswer(err))
+    return 'it answered in plain HTTP, not HTTPS: give the HTTPS address (--https-bind, port 8501 by default)';
   return describeError(err);
+}
+
+/** A TLS handshake that met a plain-HTTP server: OpenSSL's "wrong version number". */
+export function isPlainHttpAnswer(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 4; depth++) {
+    const x = e as { code?: unknown; message?: unknown; cause?: unknown };
+    if (x.code === 'ERR_SSL_WRONG_VERSION_NUMBER') return true;
+    if (typeof x.message === 'string' && /wrong version number/.test(x.message)) return true;
+    e = x.cause;
+  }
+  return false;
 }

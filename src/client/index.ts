@@ -36,7 +36,7 @@ export {
   type QueryOptions,
   type QueryResult,
 } from './query.js';
-export { HttpStatusError, mayRetryElsewhere } from './errors.js';
+export { HttpStatusError, isPlainHttpAnswer, mayRetryElsewhere } from './errors.js';
 export { parseAddress, type Endpoint } from './address.js';
 export {
   MAX_BACKOFF_MS,

@@ -69,6 +69,8 @@ export interface AgentSettings {
   dnsOnlyPassing?: boolean;
   /** `dns_config { recursor_timeout }`, ms. */
   dnsRecursorTimeoutMs?: number;
+  /** `dns_config { resolv_conf }`: where the host's DNS servers are read when `recursors` is unset. */
+  dnsResolvConf?: string;
   /** `virtual_ip_range`: the IPv4 CIDR servers take mesh services' virtual IPs from. */
   virtualIpRange?: string;
   /** `limits { http_max_conns_per_client }`: open API connections per client address; 0 = no limit. */
@@ -157,6 +159,7 @@ const settingFields: readonly FieldSpec[] = [
         field('service_ttl', t.mapOf(t.duration(), serviceTtlKey)),
         field('only_passing', t.bool()),
         field('recursor_timeout', t.duration(positive)),
+        field('resolv_conf', t.string(notEmpty('resolv_conf'))),
       ]),
     ),
   ),
@@ -352,6 +355,7 @@ function toSettings(m: ReadonlyMap<string, SettingEntry>): AgentSettings {
   );
   set('dnsOnlyPassing', get('dns_config.onlypassing'));
   set('dnsRecursorTimeoutMs', get('dns_config.recursortimeout'));
+  set('dnsResolvConf', get('dns_config.resolvconf'));
   set('virtualIpRange', get('virtual_ip_range'));
   set('httpMaxConnsPerClient', get('limits.httpmaxconnsperclient'));
   set('httpHandshakeTimeoutMs', get('limits.httphandshaketimeout'));

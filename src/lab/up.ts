@@ -254,7 +254,7 @@ async function build(
     step();
     const ticket = await createJoinToken(lab, server, host);
     lab.out(
-      `starting agent on ${host.name} (${host.address}), joining through ${SERVER_HTTPS_ADDR} with join token ${ticket.AccessorID}`,
+      `starting agent on ${host.name} (${host.address}), joining through ${SERVER_HTTPS_ADDR} (join token accessor ${ticket.AccessorID})`,
     );
     await start(
       host,
@@ -293,6 +293,51 @@ async function build(
   await waitFor(lab, state, opts, timeoutMs, 'agents and services in the catalog', () =>
     catalogComplete(trellis[0]!, server.namespace, topo),
   );
+  // Registered is not in force: each agent applies its nftables table and its sidecars' checks
+  // pass a little later, and `lab up` promises all of it when it returns.
+  for (const host of topo.hosts.filter((h) => h.role === 'app')) {
+    lab.out(`waiting for ${host.name}'s capture rules and sidecars`);
+    let last = '';
+    await waitFor(
+      lab,
+      state,
+      opts,
+      timeoutMs,
+      `${host.name}'s capture rules and sidecars`,
+      async () => {
+        last = await hostNotReady(trellis[0]!, host);
+        return last === '';
+      },
+      () => last,
+    );
+  }
+}
+
+/**
+ * Why `host` is not ready yet ('' once it is): its agent's nftables table must be in force,
+ * in sync, and capture every demo service's port, and every check on the agent must pass.
+ */
+async function hostNotReady(node: string, host: LabHost): Promise<string> {
+  const [redirectA, checksA] = await probeInNamespace(node, host.namespace, [
+    `http://${AGENT_HTTP_ADDR}/v1/agent/trellis/redirect`,
+    `http://${AGENT_HTTP_ADDR}/v1/agent/checks`,
+  ]);
+  const redirect = jsonBody<{
+    State?: string;
+    Error?: string;
+    Plan?: { inbound?: { port: number }[] };
+  }>(redirectA);
+  const checks = jsonBody<Record<string, { Name: string; Status: string }>>(checksA);
+  if (!redirect || !checks) return 'the agent API does not answer yet';
+  if (redirect.Error) return `capture rules: ${redirect.Error}`;
+  if (redirect.State !== 'in-sync') return `capture rules ${redirect.State ?? 'unknown'}`;
+  const captured = new Set((redirect.Plan?.inbound ?? []).map((i) => i.port));
+  const missing = host.services.filter((s) => !captured.has(Number(s.listen.split(':').pop())));
+  if (missing.length > 0) return `no capture yet for ${missing.map((s) => s.name).join(', ')}`;
+  const failing = Object.values(checks).filter((c) => c.Status !== 'passing');
+  if (failing.length > 0)
+    return `checks not passing: ${failing.map((c) => `${c.Name} (${c.Status})`).join(', ')}`;
+  return '';
 }
 
 interface JoinToken {
@@ -419,6 +464,7 @@ async function waitFor(
   timeoutMs: number,
   what: string,
   ready: () => Promise<boolean>,
+  why?: () => string,
 ): Promise<void> {
   const until = lab.clock.now() + timeoutMs;
   for (;;) {
@@ -427,7 +473,9 @@ async function waitFor(
     if (dead) throw new LabError(`${dead.role} on ${dead.host} exited (its log: ${dead.log})`);
     if (await ready().catch(() => false)) return;
     if (lab.clock.now() > until)
-      throw new LabError(`timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${what}`);
+      throw new LabError(
+        `timed out after ${Math.round(timeoutMs / 1000)}s waiting for ${what}${why?.() ? `: ${why()}` : ''}`,
+      );
     await sleep(lab.clock, 300);
   }
 }

@@ -16,10 +16,11 @@
  */
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  ACTIVE_FILE,
   labDown,
   labTopology,
   labUp,
@@ -129,7 +130,13 @@ function asUser(user: string, argv: string[]): string[] {
 
 describe('the mesh between lab hosts (transparent, mTLS, intentions)', function () {
   this.timeout(240_000);
-  const skip = netnsSkipReason(['curl', 'tcpdump']);
+  // One lab per machine: a lab someone else has up (their `tlab`) is left alone, and so is
+  // this test.
+  const skip =
+    netnsSkipReason(['curl', 'tcpdump']) ??
+    (existsSync(ACTIVE_FILE) && !readFileSync(ACTIVE_FILE, 'utf8').includes(`"${NAME}"`)
+      ? `another lab is up on this machine (${ACTIVE_FILE})`
+      : undefined);
   let topo: Topology;
   let app1 = '';
   let app2 = '';

@@ -21,7 +21,6 @@ import {
   labStatus,
   labUp,
   readState,
-  DEFAULT_LAB_NAME,
   LAB_USERS,
   SERVER_HTTP_ADDR,
   type LabOptions,
@@ -34,9 +33,11 @@ const QUIET: ExecFileSyncOptionsWithStringEncoding = {
   encoding: 'utf8',
   stdio: ['ignore', 'pipe', 'ignore'],
 };
-const NAME = DEFAULT_LAB_NAME;
+// A name of the test's own, never the default: a lab the user runs from this checkout (`tlab`)
+// is none of the test's business.
+const NAME = 'tltest';
 const STATE_DIR = defaultStateDir(NAME);
-const OPTS: LabOptions = { trellis: [process.execPath, TRELLIS_BIN], hosts: 3 };
+const OPTS: LabOptions = { name: NAME, trellis: [process.execPath, TRELLIS_BIN], hosts: 3 };
 
 function has(bin: string): boolean {
   try {
@@ -169,6 +170,7 @@ async function catalogInstances(service: string): Promise<CatalogService[]> {
 describe('trellis lab: a mesh of network namespaces on one machine', function () {
   this.timeout(180_000);
   let baseline: Snapshot;
+  let ran = false;
 
   before(function () {
     const reason = skipReason();
@@ -176,12 +178,14 @@ describe('trellis lab: a mesh of network namespaces on one machine', function ()
       console.log(`      skipped: ${reason}`);
       this.skip();
     }
+    ran = true;
     baseline = snapshot();
   });
 
   after(async () => {
-    // Whatever a failed test left behind.
-    if (process.getuid?.() === 0 && labNamespaces().length > 0) await labDown(OPTS).catch(() => {});
+    // Whatever a failed test left behind: only the test's own lab, and only if it ran (mocha
+    // runs `after` for a skipped suite too).
+    if (ran && labNamespaces().length > 0) await labDown(OPTS).catch(() => {});
   });
 
   it('refuses bad input with a clear error and makes nothing', async () => {
@@ -218,16 +222,34 @@ describe('trellis lab: a mesh of network namespaces on one machine', function ()
     const lines: string[] = [];
     const up = await labUp({ ...OPTS, out: (l) => lines.push(l) });
     expect(up.topology.hosts.map((h) => h.namespace)).to.deep.equal([
-      'tlab-server',
-      'tlab-app1',
-      'tlab-app2',
-      'tlab-app3',
+      `${NAME}-server`,
+      `${NAME}-app1`,
+      `${NAME}-app2`,
+      `${NAME}-app3`,
     ]);
     expect(lines.join('\n')).to.contain('starting agent on app3').and.contain('lab down');
+    expect(lines.join('\n')).to.match(/joining through \S+ \(join token accessor [0-9a-f-]{36}\)/);
+
+    // `up` returned: every app host's capture is in force now, not eventually.
+    for (const host of ['app1', 'app2', 'app3']) {
+      const { stdout } = await run('ip', [
+        'netns',
+        'exec',
+        `${NAME}-${host}`,
+        'nft',
+        'list',
+        'table',
+        'inet',
+        'trellis',
+      ]);
+      expect(stdout, host)
+        .to.match(/table inet trellis/)
+        .and.match(/redirect to :/);
+    }
 
     const status = await labStatus(OPTS);
     expect(status.phase).to.equal('up');
-    expect(status.switchNamespace).to.deep.equal({ name: 'tlab-sw', present: true });
+    expect(status.switchNamespace).to.deep.equal({ name: `${NAME}-sw`, present: true });
     for (const h of status.hosts) {
       expect(h.present, h.name).to.equal(true);
       for (const p of h.processes) expect(p.alive, `${p.role} on ${h.name}`).to.equal(true);
@@ -257,7 +279,7 @@ describe('trellis lab: a mesh of network namespaces on one machine', function ()
     await run('ip', [
       'netns',
       'exec',
-      'tlab-app1',
+      `${NAME}-app1`,
       process.execPath,
       '-e',
       `require('net').connect(8080, '198.18.0.12')
@@ -313,9 +335,9 @@ describe('trellis lab: a mesh of network namespaces on one machine', function ()
   });
 
   it('comes up and goes down again through the CLI, down even without lab.json', async () => {
-    const up = await cli(['lab', 'up', '--hosts', '3']);
+    const up = await cli(['lab', 'up', '--hosts', '3', '--name', NAME]);
     expect(up.code, up.stderr + up.stdout).to.equal(0);
-    expect(up.stdout).to.contain('lab tlab is up').and.contain('trellis lab exec');
+    expect(up.stdout).to.contain(`lab ${NAME} is up`).and.contain('trellis lab exec');
     const status = await cli(['lab', 'status']);
     expect(status.code, status.stderr).to.equal(0);
     expect(status.stdout.match(/ alive /g) ?? []).to.have.length(7);
@@ -325,16 +347,18 @@ describe('trellis lab: a mesh of network namespaces on one machine', function ()
     rmSync(join(STATE_DIR, 'lab.json'));
     const down = await cli(['lab', 'down']);
     expect(down.code, down.stderr).to.equal(0);
-    expect(down.stdout).to.contain('lab tlab is down');
+    expect(down.stdout).to.contain(`lab ${NAME} is down`);
     expectClean(baseline, pids);
   });
 
   it('cleans up after `lab up` is killed halfway', async () => {
-    const child = spawn(process.execPath, [TRELLIS_BIN, 'lab', 'up'], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [TRELLIS_BIN, 'lab', 'up', '--name', NAME], {
+      stdio: 'ignore',
+    });
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     // Killed once its hosts exist and it has started the server in one of them.
     await eventually(
-      async () => labNamespaces().includes('tlab-app3') && nsPids('tlab-server').length > 0,
+      async () => labNamespaces().includes(`${NAME}-app3`) && nsPids(`${NAME}-server`).length > 0,
       60_000,
       20,
     );

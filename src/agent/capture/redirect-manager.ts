@@ -25,6 +25,8 @@ export interface Applier {
   apply(plan: RedirectPlan): Promise<ApplyResult>;
   remove(): Promise<void>;
   status(plan: RedirectPlan): Promise<NftStatus>;
+  /** The live table's listing, undefined when there is none. */
+  live(): Promise<string | undefined>;
 }
 
 interface Logger {
@@ -47,6 +49,8 @@ export interface RedirectManagerOptions {
   log: Logger;
   /** How often the live table is compared with the applied one (default 2000 ms). */
   driftEveryMs?: number;
+  /** Told when the wanted ruleset stops being, or is again, in force (the error, or undefined). */
+  onError?: (error: string | undefined) => void;
 }
 
 interface SavedState {
@@ -139,7 +143,7 @@ export class RedirectManager {
       const sameCgroups =
         JSON.stringify([...wanted.cgroups]) === JSON.stringify([...this.#appliedCgroups]);
       if (wanted.text === this.#appliedText && sameCgroups) {
-        this.#lastError = undefined;
+        this.#setError(undefined);
         return;
       }
       if (
@@ -179,14 +183,20 @@ export class RedirectManager {
     };
   }
 
-  /** The live table against the one in force. */
+  /**
+   * The live table against the one in force. With none in force the live table is still looked
+   * at: one left there (by an earlier run, or an apply that failed) is reported, not hidden.
+   */
   status(): Promise<NftStatus & { error?: string }> {
     return this.#serialResult(async () => {
-      if (!this.#applied) return { state: 'absent' as const };
       try {
-        return await this.#o.applier.status(this.#applied);
+        if (this.#applied) return await this.#o.applier.status(this.#applied);
+        const live = await this.#o.applier.live();
+        if (live === undefined) return { state: 'absent' as const };
+        const lines = live.split('\n').filter((l) => l.trim() !== '');
+        return { state: 'drifted' as const, diff: lines.map((l) => `+ ${l.trim()}`).join('\n') };
       } catch (err) {
-        return { state: 'absent' as const, error: String((err as Error).message) };
+        return { state: 'unknown' as const, error: String((err as Error).message) };
       }
     });
   }
@@ -200,7 +210,7 @@ export class RedirectManager {
       this.#appliedAt = undefined;
       this.#appliedCgroups = new Map();
       this.#paused = true;
-      this.#lastError = undefined;
+      this.#setError(undefined);
       this.#save();
       this.#o.log.info({}, 'nftables ruleset removed; capture paused until resumed');
     });
@@ -266,7 +276,7 @@ export class RedirectManager {
     this.#applied = plan;
     this.#appliedText = text ?? renderRuleset(plan);
     this.#appliedAt = this.#o.clock.now();
-    this.#lastError = undefined;
+    this.#setError(undefined);
     this.#save();
     this.#o.log.info(
       {
@@ -302,7 +312,31 @@ export class RedirectManager {
     // Logged once per distinct error: a bad plan is retried on every change and drift tick.
     if (error !== this.#lastError)
       this.#o.log.error({ error }, 'nftables ruleset not changed; the previous one stays in force');
+    this.#setError(error);
+  }
+
+  #setError(error: string | undefined): void {
+    if (error === this.#lastError) return;
     this.#lastError = error;
+    this.#o.onError?.(error);
+  }
+
+  /** Why the wanted ruleset is not in force, if it is not. */
+  get error(): string | undefined {
+    return this.#lastError;
+  }
+
+  /**
+   * Whether the ruleset in force captures for this sidecar (its inbound port, or any outbound
+   * capture): a failed apply that left an older ruleset covering it has not broken it.
+   */
+  covers(capture: SidecarCapture | undefined): boolean {
+    const plan = this.#paused ? undefined : this.#applied;
+    if (!plan || !capture) return false;
+    const inbound = capture.inbound;
+    if (inbound)
+      return plan.inbound.some((i) => i.port === inbound.port && i.toPort === inbound.toPort);
+    return plan.outbound.length > 0;
   }
 
   #scheduleDrift(): void {

@@ -19,7 +19,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import type { CARoots } from '../../api/index.js';
-import type { TlsOptions, TrellisClient } from '../../client/index.js';
+import { isPlainHttpAnswer, type TlsOptions, type TrellisClient } from '../../client/index.js';
 import { jitter, MeshError, type Clock, type Random } from '../../core/index.js';
 import { createCsr, fingerprintMatches } from '../../pki/index.js';
 import { agentSpiffeId } from '../../policy/index.js';
@@ -221,6 +221,12 @@ async function joinVia(server: string, o: JoinOptions): Promise<AgentIdentity> {
     const r = await request(`${origin}/v1/connect/ca/roots`, { dispatcher: probe });
     if (r.statusCode !== 200) throw new Error(`roots answered ${r.statusCode}`);
     roots = (await r.body.json()) as CARoots;
+  } catch (err) {
+    if (!isPlainHttpAnswer(err)) throw err;
+    throw new Error(
+      "it answered in plain HTTP, not HTTPS: joining needs the server's HTTPS address (its --https-bind, port 8501 by default)",
+      { cause: err },
+    );
   } finally {
     await probe.close();
   }

@@ -30,9 +30,14 @@ export interface ApplyResult {
 }
 
 export interface NftStatus {
-  state: 'absent' | 'in-sync' | 'drifted';
+  /** `unknown`: the live table could not be read (the error says why). */
+  state: 'absent' | 'in-sync' | 'drifted' | 'unknown';
   diff?: string;
 }
+
+/** What an agent without CAP_NET_ADMIN gets from nft; said plainly in the error. */
+export const NEEDS_CAP_NET_ADMIN =
+  'the agent lacks the CAP_NET_ADMIN capability, which nftables needs (systemd: AmbientCapabilities=CAP_NET_ADMIN; or run it as root)';
 
 const MAX_STDERR_LINES = 8;
 
@@ -102,6 +107,12 @@ function refused(what: string, r: RunResult): MeshError {
       'MESH_ERR_NFT_MISSING',
       'system',
       'nft not found: install the nftables package',
+    );
+  if (/Operation not permitted/.test(r.stderr))
+    return new MeshError(
+      'MESH_ERR_NFT_PERMISSION',
+      'system',
+      `nft ${what} failed: Operation not permitted: ${NEEDS_CAP_NET_ADMIN}`,
     );
   return new MeshError(
     'MESH_ERR_NFT',
@@ -239,6 +250,11 @@ export class NftApplier {
 
   check(plan: RedirectPlan): Promise<void> {
     return check(plan, this.opts);
+  }
+
+  /** The live table's listing, undefined when there is none (throws when it cannot be read). */
+  live(): Promise<string | undefined> {
+    return listing(this.opts);
   }
 
   dryRun(plan: RedirectPlan): string {

@@ -3,6 +3,7 @@
  * records each full command path so usage errors can point at the right --help.
  */
 import type { Argv, CommandModule } from 'yargs';
+import { clientFlags, type ClientFlagSet } from '../client-flags.js';
 import type { CliContext, GlobalArgs } from '../context.js';
 
 export interface GroupSpec {
@@ -10,6 +11,8 @@ export interface GroupSpec {
   describe: string;
   example: [command: string, description: string];
   verbs: (add: VerbAdder) => void;
+  /** The client flags its verbs take (default: all three); 'none' for ones that call no API. */
+  clientFlags?: ClientFlagSet | 'none';
 }
 
 /** Registers one verb module under the group. */
@@ -23,7 +26,9 @@ export function groupCommand(
   return {
     command: spec.name,
     describe: spec.describe,
-    builder: (y: Argv<GlobalArgs>) => {
+    builder: (parent: Argv<GlobalArgs>) => {
+      const set = spec.clientFlags ?? 'api';
+      const y = set === 'none' ? parent : clientFlags(parent, ctx.io, set);
       const names: string[] = [];
       spec.verbs((verb) => {
         const name = commandName(verb);

@@ -8,7 +8,11 @@ import {
   type RedirectManagerOptions,
 } from '../../../src/agent/capture/redirect-manager.js';
 import type { SidecarCapture } from '../../../src/agent/capture/types.js';
-import type { ApplyResult, NftStatus } from '../../../src/agent/nftables/nft.js';
+import {
+  NEEDS_CAP_NET_ADMIN,
+  type ApplyResult,
+  type NftStatus,
+} from '../../../src/agent/nftables/nft.js';
 import { renderRuleset, type RedirectPlan } from '../../../src/agent/nftables/ruleset.js';
 import { FakeClock, flush } from '../checks/fake-clock.js';
 
@@ -18,6 +22,9 @@ class FakeApplier implements Applier {
   applied: RedirectPlan[] = [];
   failWith: string | undefined;
   nextStatus: NftStatus['state'] = 'in-sync';
+  /** What live() reports with nothing applied: a listing, undefined (no table), or an error. */
+  liveListing: string | undefined;
+  liveError: string | undefined;
 
   apply(plan: RedirectPlan): Promise<ApplyResult> {
     this.calls.push('apply');
@@ -36,6 +43,12 @@ class FakeApplier implements Applier {
     const state = this.nextStatus;
     this.nextStatus = 'in-sync';
     return Promise.resolve(state === 'in-sync' ? { state } : { state, diff: '- x\n+ y' });
+  }
+
+  live(): Promise<string | undefined> {
+    this.calls.push('live');
+    if (this.liveError !== undefined) return Promise.reject(new Error(this.liveError));
+    return Promise.resolve(this.liveListing);
   }
 
   count(call: string): number {
@@ -113,7 +126,12 @@ describe('capture/RedirectManager', () => {
 
   const inodes = new Map<string, number>();
 
-  function manager(applier: FakeApplier, log = logger(), driftEveryMs = 60_000): RedirectManager {
+  function manager(
+    applier: FakeApplier,
+    log = logger(),
+    driftEveryMs = 60_000,
+    onError?: (error: string | undefined) => void,
+  ): RedirectManager {
     const m = new RedirectManager({
       cgroupInode: (path) => Promise.resolve(inodes.get(path)),
       applier,
@@ -124,6 +142,7 @@ describe('capture/RedirectManager', () => {
       clock,
       log,
       driftEveryMs,
+      ...(onError ? { onError } : {}),
     });
     managers.push(m);
     return m;
@@ -209,6 +228,63 @@ describe('capture/RedirectManager', () => {
     expect(m.info().plan!.outbound.find((o) => o.uid === 1001)!.vips).to.deep.equal([
       { address: '240.0.0.2', toPort: 15002 },
     ]);
+  });
+
+  it('tells onError when the wanted ruleset stops being in force, and when it is again', async () => {
+    const applier = new FakeApplier();
+    const seen: (string | undefined)[] = [];
+    const m = manager(applier, logger(), 60_000, (e) => seen.push(e));
+    await m.start();
+    applier.failWith = `nft -f failed: Operation not permitted: ${NEEDS_CAP_NET_ADMIN}`;
+    m.update([capture('web', 15001)], 1);
+    await settle();
+    m.update([capture('web', 15001)], 1);
+    await settle();
+    const failed = `applying the nftables ruleset: ${applier.failWith}`;
+    expect(seen).to.deep.equal([failed]);
+    expect(m.error).to.equal(failed);
+    applier.failWith = undefined;
+    m.update([capture('web', 15001)], 1);
+    await settle();
+    expect(seen).to.deep.equal([failed, undefined]);
+    expect(m.error).to.equal(undefined);
+  });
+
+  it('covers() says whether the ruleset in force captures for a sidecar', async () => {
+    const applier = new FakeApplier();
+    const m = manager(applier);
+    await m.start();
+    const web = capture('web', 15001);
+    expect(m.covers(web)).to.equal(false);
+    m.update([web], 1);
+    await settle();
+    expect(m.covers(web)).to.equal(true);
+    expect(m.covers(undefined)).to.equal(false);
+    // A failed change leaves the old ruleset, which still covers web but not a moved port.
+    applier.failWith = 'nft: refused';
+    const moved = capture('web', 15005);
+    m.update([moved], 1);
+    await settle();
+    expect(m.error).to.contain('refused');
+    expect(m.covers(web)).to.equal(true);
+    expect(m.covers(moved)).to.equal(false);
+  });
+
+  it('status with nothing in force reports a table left there, and an unreadable one as unknown', async () => {
+    const applier = new FakeApplier();
+    const m = manager(applier);
+    await m.start();
+    expect(await m.status()).to.deep.equal({ state: 'absent' });
+    applier.liveListing = 'table inet trellis {\n  chain output {\n  }\n}\n';
+    expect(await m.status()).to.deep.equal({
+      state: 'drifted',
+      diff: '+ table inet trellis {\n+ chain output {\n+ }\n+ }',
+    });
+    applier.liveError = 'nft list table failed: Operation not permitted';
+    expect(await m.status()).to.deep.equal({
+      state: 'unknown',
+      error: 'nft list table failed: Operation not permitted',
+    });
   });
 
   it('reports an unknown capture user as the error, changing nothing', async () => {

@@ -31,13 +31,18 @@ const JOIN = {
   SecretID: 'j-secret',
   ExpirationTime: '2024-05-01T10:15:00Z',
   CAFingerprint: 'ab:cd:ef',
+  JoinAddress: '10.0.0.5:8501',
 };
+/** The answer of a server that serves no HTTPS: it names no address to join through. */
+const JOIN_NO_HTTPS = { ...JOIN, JoinAddress: undefined };
 
 describe('trellis acl', () => {
   let fake: FakeApi;
   let dir: string;
+  let joinAnswer: object;
 
   beforeEach(async () => {
+    joinAnswer = JOIN;
     dir = await mkdtemp(join(tmpdir(), 'trellis-acl-'));
     fake = await startFakeApi(
       routes({
@@ -61,7 +66,7 @@ describe('trellis acl', () => {
             },
           };
         },
-        'PUT /v1/internal/trellis/join-token': () => ({ json: JOIN }),
+        'PUT /v1/internal/trellis/join-token': () => ({ json: joinAnswer }),
         'GET /v1/acl/tokens': () => ({ json: [{ ...BOOTSTRAP, SecretID: undefined }] }),
         'GET /v1/acl/token/self': (req) =>
           req.headers['x-consul-token'] === BOOTSTRAP.SecretID
@@ -175,7 +180,7 @@ describe('trellis acl', () => {
     expect(fake.requests).to.have.length(0);
   });
 
-  it('token create --join prints the secret, fingerprint and the command for the new host', async () => {
+  it('token create --join prints the secret, fingerprint and a command that works as printed', async () => {
     const r = await run(['acl', 'token', 'create', '--join', '--ttl', '30m', '--node', 'vm-7'], {
       TRELLIS_HTTP_ADDR: `http://${fake.address}`,
     });
@@ -189,13 +194,14 @@ describe('trellis acl', () => {
         'Expiration Time:  2024-05-01T10:15:00Z',
         'CA Fingerprint:   ab:cd:ef',
         '',
-        'On the new host, run:',
-        `  trellis agent --join-token j-secret --ca-fingerprint ab:cd:ef --retry-join ${fake.address}`,
+        'On the new host, as root, run:',
+        // The server's HTTPS address, the node the token is bound to, and a data dir.
+        '  trellis agent --join-token j-secret --ca-fingerprint ab:cd:ef --retry-join 10.0.0.5:8501 --node vm-7 --data-dir /var/lib/trellis/agent',
+        "Add --advertise <the new host's address> so other hosts reach its services.",
         '',
       ].join('\n'),
     );
-    // The fake listens on loopback, which the new host cannot reach.
-    expect(r.stderr).to.contain('is a loopback address');
+    expect(r.stderr).to.equal('');
   });
 
   it('token create --join --format json adds the command', async () => {
@@ -203,9 +209,19 @@ describe('trellis acl', () => {
     const out = JSON.parse(r.stdout) as Record<string, string>;
     expect(out).to.deep.include(JOIN);
     expect(out.Command).to.equal(
-      `trellis agent --join-token j-secret --ca-fingerprint ab:cd:ef --retry-join ${fake.address}`,
+      'trellis agent --join-token j-secret --ca-fingerprint ab:cd:ef --retry-join 10.0.0.5:8501 --data-dir /var/lib/trellis/agent',
     );
     expect(sent(0)).to.deep.equal({});
+  });
+
+  it('token create --join against a server without HTTPS: no command, exit 1 saying why', async () => {
+    joinAnswer = JOIN_NO_HTTPS;
+    const r = await run(['acl', 'token', 'create', '--join', '--node', 'vm-7']);
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.contain('SecretID:         j-secret').and.not.contain('trellis agent');
+    expect(r.stderr.trim()).to.equal(
+      'Error: this server serves no HTTPS API, which joining needs: start it with --https-bind (on by default, port 8501), then make a new join token',
+    );
   });
 
   it('token create --join refuses token flags and a bad --ttl; --ttl needs --join', async () => {

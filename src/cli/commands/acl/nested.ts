@@ -16,5 +16,6 @@ export function nestedGroup(
     ctx.commandPaths.add(`${parent} ${path}`);
     return paths;
   };
-  return groupCommand({ ...ctx, commandPaths: paths }, spec);
+  // The parent group already gave its verbs the client flags.
+  return groupCommand({ ...ctx, commandPaths: paths }, { clientFlags: 'none', ...spec });
 }

@@ -8,6 +8,7 @@ export function dnsCommand(ctx: CliContext) {
     name: 'dns',
     describe: "Point the host's resolver at the agent's DNS",
     example: ['$0 dns resolved-config', 'Print the systemd-resolved drop-in'],
+    clientFlags: 'format',
     verbs: (add) => {
       add(resolvedConfigCommand(ctx));
     },

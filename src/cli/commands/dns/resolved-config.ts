@@ -85,8 +85,8 @@ export function resolvedConfigCommand(
         })
         .example('$0 dns resolved-config', 'Show the drop-in for 127.0.0.1:8600 and .consul')
         .example(
-          'sudo $0 dns resolved-config --write && sudo systemctl restart systemd-resolved',
-          'Install it',
+          '$0 dns resolved-config --write && systemctl restart systemd-resolved',
+          'As root: install it',
         ),
     handler: action<Args>(ctx, async (env, args) => {
       const text = resolvedDropIn(args['dns-addr'], args.domain);

@@ -1,5 +1,6 @@
 /** trellis members: the nodes the agent's gossip pool sees, with their status. */
 import type { CommandModule } from 'yargs';
+import { clientFlags } from '../../client-flags.js';
 import { action, type CliContext, type GlobalArgs } from '../../context.js';
 import { membersTable, show } from '../../views.js';
 
@@ -9,7 +10,7 @@ export function membersCommand(ctx: CliContext): CommandModule<GlobalArgs, Globa
     command: 'members',
     describe: 'List the cluster members the agent knows',
     builder: (y) =>
-      y
+      clientFlags(y, ctx.io)
         .example('$0 members', 'Members with address and status')
         .example('$0 members --format json', 'Members as JSON'),
     handler: action(ctx, async (env) => {

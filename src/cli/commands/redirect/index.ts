@@ -13,6 +13,7 @@
 import { execFile } from 'node:child_process';
 import type { CommandModule } from 'yargs';
 import type { RedirectView } from '../../../client/index.js';
+import { clientFlags } from '../../client-flags.js';
 import { action, type CliContext, type CommandEnv, type GlobalArgs } from '../../context.js';
 import { UsageError } from '../../exit.js';
 import { formatJson } from '../../output.js';
@@ -32,6 +33,10 @@ function viewText(v: RedirectView): string {
   if (v.Error)
     lines.push(`Error:    ${v.Error}`, '          (the ruleset in force is the previous one)');
   if (v.StatusError) lines.push(`Status:   ${v.StatusError}`);
+  if (v.State === 'drifted' && !v.Plan)
+    lines.push(
+      '          (a table the agent did not apply: left by an earlier run or a failed apply)',
+    );
   if (v.Diff) lines.push('', 'Drift (- expected, + live):', v.Diff);
   return `${lines.join('\n')}\n`;
 }
@@ -86,10 +91,15 @@ export function redirectTrafficCommand(ctx: CliContext): CommandModule<GlobalArg
     command: 'redirect-traffic',
     describe: "Apply, show or remove the agent's nftables capture of transparent services",
     builder: (y) =>
-      y
+      clientFlags(y, ctx.io)
+        .usage(
+          '$0 redirect-traffic [--dry-run | --status | --remove]\n\n' +
+            'Without a flag: apply the ruleset now; after --remove, this resumes capture.',
+        )
         .option('dry-run', { type: 'boolean', describe: 'Print the ruleset the agent would apply' })
         .option('status', { type: 'boolean', describe: 'Show the ruleset in force and any drift' })
         .option('remove', { type: 'boolean', describe: 'Remove the ruleset and pause capture' })
+        .example('$0 redirect-traffic', 'Apply the rules now (re-applies them after --remove)')
         .example('$0 redirect-traffic --dry-run', 'The nft text, applied nowhere')
         .example('$0 redirect-traffic --status', 'In sync, drifted, or absent')
         .example('$0 redirect-traffic --remove', 'Undo: no trellis rules left on the host'),
@@ -109,8 +119,11 @@ export function redirectTrafficCommand(ctx: CliContext): CommandModule<GlobalArg
           ? await env.client.agent.redirect({ signal: env.signal })
           : await env.client.agent.redirectApply({ signal: env.signal });
       env.io.stdout(env.format === 'json' ? formatJson(v) : viewText(v));
-      // --status exits 1 when the live table is not what the agent applied, for scripts.
-      return mode === 'status' && (v.State === 'drifted' || v.Error) ? 1 : 0;
+      // --status exits 1 when the live table is not what the agent applied (or cannot be
+      // read), for scripts.
+      return mode === 'status' && (v.State === 'drifted' || v.State === 'unknown' || v.Error)
+        ? 1
+        : 0;
     }),
   };
 }

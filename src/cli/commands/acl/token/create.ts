@@ -10,7 +10,6 @@ import type {
   ACLTokenRequest,
   JoinToken,
 } from '../../../../api/index.js';
-import { parseAddress } from '../../../../client/index.js';
 import { action, type CliContext, type CommandEnv, type GlobalArgs } from '../../../context.js';
 import { UsageError } from '../../../exit.js';
 import { formatJson } from '../../../output.js';
@@ -130,29 +129,35 @@ async function createJoinToken(env: CommandEnv, args: Args & GlobalArgs): Promis
     { TTL: ttl, Node: args.node, Description: args.description },
     { signal: env.signal },
   );
-  // The server names its HTTPS address (the one a new host joins through); older answers
-  // without it fall back to the address this command used.
-  const server = token.JoinAddress
-    ? { address: token.JoinAddress, loopback: isLoopback(token.JoinAddress) }
-    : joinAddress(args.httpAddr);
-  const command = joinCommand(token, server.address);
+  // The server names its HTTPS address, the one a new host joins through; without it the
+  // server serves no HTTPS, and no join can work.
+  const command = token.JoinAddress ? joinCommand(token, token.JoinAddress, args.node) : undefined;
   if (env.format === 'json') {
-    env.io.stdout(formatJson({ ...token, Command: command }));
-    return;
+    env.io.stdout(formatJson({ ...token, ...(command ? { Command: command } : {}) }));
+  } else {
+    const w = 18;
+    const row = (label: string, value: string) => `${`${label}:`.padEnd(w)}${value}\n`;
+    env.io.stdout(
+      row('AccessorID', token.AccessorID) +
+        row('SecretID', token.SecretID) +
+        (args.node ? row('Node', args.node) : '') +
+        row('Expiration Time', token.ExpirationTime) +
+        row('CA Fingerprint', token.CAFingerprint) +
+        (command
+          ? `\nOn the new host, as root, run:\n  ${command}\n` +
+            "Add --advertise <the new host's address> so other hosts reach its services.\n"
+          : ''),
+    );
   }
-  const w = 18;
-  const row = (label: string, value: string) => `${`${label}:`.padEnd(w)}${value}\n`;
-  env.io.stdout(
-    row('AccessorID', token.AccessorID) +
-      row('SecretID', token.SecretID) +
-      (args.node ? row('Node', args.node) : '') +
-      row('Expiration Time', token.ExpirationTime) +
-      row('CA Fingerprint', token.CAFingerprint) +
-      `\nOn the new host, run:\n  ${command}\n`,
-  );
-  if (server.loopback) {
+  if (!token.JoinAddress) {
+    // The token exists (it expires unused); say why there is no command, and exit 1.
+    throw new Error(
+      'this server serves no HTTPS API, which joining needs: start it with --https-bind (on by default, port 8501), then make a new join token',
+    );
+  }
+  if (isLoopback(token.JoinAddress)) {
     env.io.stderr(
-      `Note: ${server.address} is a loopback address; start the server with --advertise (or --https-bind) set to an address the new host can reach.\n`,
+      `Note: ${token.JoinAddress} is a loopback address; start the server with --advertise (or --https-bind) set to an address the new host can reach.\n`,
     );
   }
 }
@@ -162,29 +167,24 @@ function isLoopback(address: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
-/** The host:port of the first --http-addr, which the new host contacts to join. */
-function joinAddress(httpAddr: string): { address: string; loopback: boolean } {
-  const first = String(httpAddr).split(',')[0]?.trim() ?? '';
-  if (first === '') throw new UsageError('--http-addr is empty');
-  let url: URL;
-  try {
-    url = new URL(parseAddress(first).origin);
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
-  return { address: url.host, loopback };
-}
-
-export function joinCommand(token: JoinToken, address: string): string {
+/**
+ * The command a new host runs: the token, the pinned CA, the server's HTTPS address, the node
+ * name the token is bound to (it joins as nothing else), and the data dir the identity it gets
+ * is kept in (the systemd unit's).
+ */
+export function joinCommand(token: JoinToken, address: string, node?: string): string {
   return [
     'trellis agent',
     `--join-token ${shellWord(token.SecretID)}`,
     `--ca-fingerprint ${shellWord(token.CAFingerprint)}`,
     `--retry-join ${shellWord(address)}`,
+    ...(node !== undefined ? [`--node ${shellWord(node)}`] : []),
+    `--data-dir ${AGENT_DATA_DIR}`,
   ].join(' ');
 }
+
+/** Where the systemd unit (systemd/trellis-agent.service) keeps the agent's data. */
+const AGENT_DATA_DIR = '/var/lib/trellis/agent';
 
 /** Quotes a word for a POSIX shell unless it is made of safe characters only. */
 function shellWord(word: string): string {
