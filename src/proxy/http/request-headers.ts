@@ -5,7 +5,7 @@
  * client-sent identity are dropped, and what different readers could read differently is
  * refused. Pure, one pass over the fields, so any HTTP front end can use it.
  */
-import { XFCC } from './headers.js';
+import { HOP_BY_HOP, XFCC } from './headers.js';
 
 /** Why a header list was refused. `malformed`: broken HTTP/2 framing rules (a stream reset). */
 export interface HeaderProblem {
@@ -19,20 +19,6 @@ export interface CollectedHeaders {
   /** The Host field's value, if any (HTTP/2's :authority is read by the caller). */
   host: string | undefined;
 }
-
-/** Headers that describe one hop, never forwarded (RFC 9110 7.6.1; RFC 9113 8.2.2). */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'http2-settings',
-]);
 
 /**
  * Fields that hold one value: two lines of one are read as the first by some servers (Node
