@@ -37,7 +37,12 @@ import { loadConfigDir, formatDiagnostic } from '../config/index.js';
 import { badRequest, describeError, MeshError, type Clock, type Random } from '../core/index.js';
 import { CheckScheduler } from './checks/index.js';
 import { LocalState } from './local/local-state.js';
-import { expandSidecar, sidecarID, validateProxy } from './local/sidecar.js';
+import {
+  expandSidecar,
+  sidecarID,
+  validateProxy,
+  type ReservedListener,
+} from './local/sidecar.js';
 import { AntiEntropy, type NodeInfo } from './sync/anti-entropy.js';
 import { Heartbeat } from './sync/heartbeat.js';
 
@@ -73,6 +78,8 @@ export interface AgentOptions {
   tokenResolver?: TokenResolver;
   /** Transparent capture with nftables (used only when a sidecar is in transparent mode). */
   redirect?: RedirectSettings;
+  /** The agent's own listeners known before it starts (configured, non-zero ports). */
+  listeners?: ReservedListener[];
 }
 
 export interface RedirectSettings {
@@ -133,6 +140,8 @@ export class TrellisAgent {
   #loading = false;
   /** --server / retry_join, then those /v1/agent/join added (kept in memory only). */
   readonly #servers: string[];
+  /** The agent's own listeners (API, DNS, metrics): no proxy may listen on their ports. */
+  readonly #listeners: ReservedListener[];
 
   constructor(opts: AgentOptions) {
     this.opts = opts;
@@ -140,6 +149,8 @@ export class TrellisAgent {
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.#persistFile = join(opts.dataDir, 'local-services.json');
     this.#servers = [...opts.servers];
+    this.#listeners = [];
+    for (const l of opts.listeners ?? []) this.addListener(l);
     this.client = createClient({
       addresses: opts.servers,
       clock: opts.clock,
@@ -216,6 +227,7 @@ export class TrellisAgent {
       },
       () => this.#onLocalChange(),
     );
+    this.local.reserved = () => this.#reservedListeners();
     this.sync = new AntiEntropy({
       client: this.client,
       local: this.local,
@@ -264,6 +276,25 @@ export class TrellisAgent {
   }
 
   #changeWaiters: (() => void)[] = [];
+
+  /**
+   * Records a listener the agent opened (the API's, DNS's or metrics' bound address, known
+   * only once bound when the port was 0): proxies registered from now on may not use it.
+   */
+  addListener(l: ReservedListener): void {
+    if (!(l.port > 0)) return;
+    const address = l.address === 'localhost' ? '127.0.0.1' : l.address;
+    if (this.#listeners.some((x) => x.port === l.port && x.address === address)) return;
+    this.#listeners.push({ ...l, address });
+  }
+
+  /** The agent's own listeners and its transparent sidecars' upstream listeners. */
+  *#reservedListeners(): Iterable<ReservedListener> {
+    yield* this.#listeners;
+    for (const [id, { runner }] of this.proxies.runners)
+      for (const l of runner.implicitListeners())
+        yield { ...l, what: `the transparent upstream listener ${l.what} of proxy "${id}"` };
+  }
 
   /** The server addresses this agent fails over between. */
   get servers(): readonly string[] {

@@ -25,6 +25,7 @@ import {
   LISTENING_CHECK_NAME,
   listeningCheckID,
   sidecarChecks,
+  type ReservedListener,
   sidecarID,
   validateProxy,
   withUpstreamDefaults,
@@ -111,6 +112,11 @@ export class LocalState {
    */
   readonly sidecarPortHints = new Map<string, number>();
   version = 0;
+  /**
+   * The agent's own listeners (HTTP API, DNS, metrics, transparent upstream listeners): a
+   * proxy listener on one of them is refused, and sidecar ports are never assigned from them.
+   */
+  reserved: () => Iterable<ReservedListener> = () => [];
   #hooks: CheckHooks;
   #onChange: () => void;
 
@@ -147,7 +153,7 @@ export class LocalState {
         ? { ...reg, Proxy: { ...reg.Proxy, Upstreams: withUpstreamDefaults(reg.Proxy.Upstreams) } }
         : reg;
       validateProxy(own);
-      checkListenerClash(own, this.#otherProxies(new Set([parentID])));
+      checkListenerClash(own, this.#otherProxies(new Set([parentID])), '', this.reserved());
       const defs = opts.sidecarOf ? sidecarChecks(own, opts.sidecarOf) : ownChecks(own);
       return this.#add(own, defs, source, replaceExistingChecks, token, opts.sidecarOf);
     }
@@ -155,6 +161,7 @@ export class LocalState {
       expanded.sidecar,
       this.#otherProxies(new Set([parentID, sid])),
       'Connect.SidecarService.',
+      this.reserved(),
     );
     const old = this.services.get(parentID);
     const service = this.#add(
@@ -202,6 +209,7 @@ export class LocalState {
         if (u.LocalBindPort) used.add(u.LocalBindPort);
     }
     for (const [id, port] of this.sidecarPortHints) if (id !== exceptID) used.add(port);
+    for (const r of this.reserved()) used.add(r.port);
     return used;
   }
 
