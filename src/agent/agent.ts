@@ -452,9 +452,25 @@ export class TrellisAgent {
         return s.Connect?.SidecarService ? [id, sidecarID(id)] : [id];
       }),
     );
+    // The set as a whole, before anything changes: a listener clash (with another proxy of
+    // this agent, in the files or registered through the API, or with the agent's own
+    // listeners) refuses the load and the running services stay as they are.
+    try {
+      this.local.checkServiceSet(services, (id, e) => e.source === 'file' || wanted.has(id));
+    } catch (err) {
+      const s = services[(err as { index?: number }).index ?? 0];
+      throw new ConfigLoadError([`service "${s ? s.ID || s.Name : '?'}": ${messageOf(err)}`]);
+    }
+    // Replaced below one by one: until its turn, an old file service's listeners are not a
+    // clash for the new ones (the set was checked as a whole above).
+    const replacing = new Set(
+      [...this.local.services].filter(([, e]) => e.source === 'file').map(([id]) => id),
+    );
     for (const [id, e] of [...this.local.services])
-      if (e.source === 'file' && !wanted.has(id) && this.local.services.has(id))
+      if (e.source === 'file' && !wanted.has(id) && this.local.services.has(id)) {
         this.local.removeService(id);
+        replacing.delete(id);
+      }
     for (const [id, port] of Object.entries(remembered?.ports ?? {}))
       if (wanted.has(id) || remembered?.returning.has(id))
         this.local.sidecarPortHints.set(id, port);
@@ -471,7 +487,11 @@ export class TrellisAgent {
           'file',
           true,
           typeof token === 'string' && token ? token : undefined,
+          { replacing },
         );
+        const id = s.ID || s.Name;
+        replacing.delete(id);
+        replacing.delete(sidecarID(id));
       } catch (err) {
         // e.g. no sidecar port left: name the service, as a file error would.
         throw new ConfigLoadError([`service "${s.ID || s.Name}": ${messageOf(err)}`]);
