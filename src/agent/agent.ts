@@ -37,12 +37,7 @@ import { loadConfigDir, formatDiagnostic } from '../config/index.js';
 import { badRequest, describeError, MeshError, type Clock, type Random } from '../core/index.js';
 import { CheckScheduler } from './checks/index.js';
 import { LocalState } from './local/local-state.js';
-import {
-  expandSidecar,
-  sidecarID,
-  validateProxy,
-  type ReservedListener,
-} from './local/sidecar.js';
+import { expandSidecar, sidecarID, validateProxy, type ReservedListener } from './local/sidecar.js';
 import { AntiEntropy, type NodeInfo } from './sync/anti-entropy.js';
 import { Heartbeat } from './sync/heartbeat.js';
 

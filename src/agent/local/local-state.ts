@@ -152,7 +152,6 @@ export class LocalState {
     opts: AddServiceOptions = {},
   ): LocalService {
     const parentID = reg.ID || reg.Name;
-    const sid = sidecarID(parentID);
     const view = new Map<string, Listening>();
     for (const [id, e] of this.services) if (!opts.replacing?.has(id)) view.set(id, e.service);
     const prepared = this.#prepare(reg, view);
