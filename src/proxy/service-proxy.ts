@@ -37,7 +37,7 @@ import { HTTP1_SERVER_LIMITS } from './http/limits.js';
 import { pipeSockets, type PipeStats } from './tcp/pipe.js';
 import { checkPeer } from './transport/identity.js';
 import { mtlsOptions } from './transport/mtls.js';
-import { closeServer, listen } from './listen.js';
+import { closeServer, listen, ListenError } from './listen.js';
 
 export interface ProxyLogger {
   info(obj: object, msg: string): void;
@@ -211,12 +211,24 @@ export class ServiceProxy {
     if (this.#plan && plan.version < this.#plan.version) return;
     const old = this.#plan;
     // Make before break: the listeners this plan adds are opened while the old ones still
-    // serve. If one cannot be opened (its port is taken), this throws and nothing changed.
-    const opened = await this.#openListeners(plan);
+    // serve. If one cannot be opened (its port is taken), the old listeners stay, and so
+    // does the old plan, except what decides who may connect (below).
+    let opened: Opened[];
+    try {
+      opened = await this.#openListeners(plan);
+    } catch (err) {
+      if (err instanceof ListenError && old && old.service === plan.service && !this.#stopped)
+        this.#apply(keepListeners(old, plan), old, []);
+      throw err;
+    }
     if (this.#stopped) {
       for (const o of opened) void closeServer(o.server);
       return;
     }
+    this.#apply(plan, old, opened);
+  }
+
+  #apply(plan: ProxyPlan, old: ProxyPlan | undefined, opened: Opened[]): void {
     this.#plan = Object.freeze(plan);
     this.#upstreams = new Map(plan.upstreams.map((u) => [listenKey(u.bindAddress, u.bindPort), u]));
     if (plan.inbound.protocol !== 'tcp') this.#inboundHttp.setPlan(plan);
@@ -597,6 +609,28 @@ export class ServiceProxy {
       'tcp connection',
     );
   }
+}
+
+/**
+ * The plan served when `next` could not open its listeners: `old`'s listeners and their
+ * settings, with `next`'s certificates, roots, intentions and upstream endpoints, so a
+ * revoked certificate or a new deny still takes effect on the listeners that serve.
+ */
+function keepListeners(old: ProxyPlan, next: ProxyPlan): ProxyPlan {
+  const { acceptedTrustDomains: _old, ...rest } = old;
+  return {
+    ...rest,
+    version: next.version,
+    identity: next.identity,
+    ...(next.acceptedTrustDomains ? { acceptedTrustDomains: next.acceptedTrustDomains } : {}),
+    tls: next.tls,
+    intentions: next.intentions,
+    defaultAllow: next.defaultAllow,
+    upstreams: old.upstreams.map((u) => {
+      const n = next.upstreams.find((x) => x.destination === u.destination);
+      return n ? { ...u, identity: n.identity, endpoints: n.endpoints } : u;
+    }),
+  };
 }
 
 /** The connection-time decision, for TCP services. */

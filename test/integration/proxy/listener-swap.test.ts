@@ -115,7 +115,7 @@ describe('proxy: moving listeners (make before break)', function () {
     expect((err as Error).message).to.equal(
       `cannot listen on 127.0.0.1:${taken}: port ${taken} is in use by another process (EADDRINUSE)`,
     );
-    expect(web.plan!.version).to.equal(1);
+    expect(web.plan!.upstreams[0]!.bindPort).to.equal(first);
     expect(await tcpRoundTrip(first, 'still')).to.equal('still');
 
     // Freed: the same plan goes in, the new port serves and the old one is closed.
@@ -123,6 +123,34 @@ describe('proxy: moving listeners (make before break)', function () {
     await web.setPlan(webPlan(3, taken));
     expect(await tcpRoundTrip(taken, 'moved')).to.equal('moved');
     expect(await accepts(first)).to.equal(false);
+  });
+
+  it('a failed move still applies the new intentions to the listener that serves', async () => {
+    const via = web.upstreamPort('api')!;
+    const apiPlan = api.plan!;
+    const held = createServer((c) => c.destroy());
+    const taken = await listenOn(held, 0);
+    try {
+      let err: unknown;
+      try {
+        await api.setPlan({
+          ...apiPlan,
+          version: apiPlan.version + 1,
+          inbound: { ...apiPlan.inbound, bindPort: taken },
+          defaultAllow: false,
+        });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(ListenError);
+      // The old listener still answers, and now refuses web: nothing allows it any more.
+      expect(api.plan!.inbound.bindPort).to.equal(apiPlan.inbound.bindPort);
+      expect(await tcpRoundTrip(via, 'denied?')).to.equal('');
+      await api.setPlan({ ...apiPlan, version: apiPlan.version + 2 });
+      expect(await tcpRoundTrip(via, 'allowed')).to.equal('allowed');
+    } finally {
+      held.close();
+    }
   });
 
   it('keeps open connections of the old listener while the new one takes new ones', async () => {
