@@ -37,7 +37,7 @@ import { loadConfigDir, formatDiagnostic } from '../config/index.js';
 import { badRequest, describeError, MeshError, type Clock, type Random } from '../core/index.js';
 import { CheckScheduler } from './checks/index.js';
 import { LocalState } from './local/local-state.js';
-import { expandSidecar, sidecarID, validateProxy } from './local/sidecar.js';
+import { expandSidecar, sidecarID, validateProxy, type ReservedListener } from './local/sidecar.js';
 import { AntiEntropy, type NodeInfo } from './sync/anti-entropy.js';
 import { Heartbeat } from './sync/heartbeat.js';
 
@@ -73,6 +73,8 @@ export interface AgentOptions {
   tokenResolver?: TokenResolver;
   /** Transparent capture with nftables (used only when a sidecar is in transparent mode). */
   redirect?: RedirectSettings;
+  /** The agent's own listeners known before it starts (configured, non-zero ports). */
+  listeners?: ReservedListener[];
 }
 
 export interface RedirectSettings {
@@ -133,6 +135,8 @@ export class TrellisAgent {
   #loading = false;
   /** --server / retry_join, then those /v1/agent/join added (kept in memory only). */
   readonly #servers: string[];
+  /** The agent's own listeners (API, DNS, metrics): no proxy may listen on their ports. */
+  readonly #listeners: ReservedListener[];
 
   constructor(opts: AgentOptions) {
     this.opts = opts;
@@ -140,6 +144,8 @@ export class TrellisAgent {
     mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     this.#persistFile = join(opts.dataDir, 'local-services.json');
     this.#servers = [...opts.servers];
+    this.#listeners = [];
+    for (const l of opts.listeners ?? []) this.addListener(l);
     this.client = createClient({
       addresses: opts.servers,
       clock: opts.clock,
@@ -221,6 +227,7 @@ export class TrellisAgent {
       },
       () => this.#onLocalChange(),
     );
+    this.local.reserved = () => this.#reservedListeners();
     this.sync = new AntiEntropy({
       client: this.client,
       local: this.local,
@@ -269,6 +276,25 @@ export class TrellisAgent {
   }
 
   #changeWaiters: (() => void)[] = [];
+
+  /**
+   * Records a listener the agent opened (the API's, DNS's or metrics' bound address, known
+   * only once bound when the port was 0): proxies registered from now on may not use it.
+   */
+  addListener(l: ReservedListener): void {
+    if (!(l.port > 0)) return;
+    const address = l.address === 'localhost' ? '127.0.0.1' : l.address;
+    if (this.#listeners.some((x) => x.port === l.port && x.address === address)) return;
+    this.#listeners.push({ ...l, address });
+  }
+
+  /** The agent's own listeners and its transparent sidecars' upstream listeners. */
+  *#reservedListeners(): Iterable<ReservedListener> {
+    yield* this.#listeners;
+    for (const [id, { runner }] of this.proxies.runners)
+      for (const l of runner.implicitListeners())
+        yield { ...l, what: `the transparent upstream listener ${l.what} of proxy "${id}"` };
+  }
 
   /** The server addresses this agent fails over between. */
   get servers(): readonly string[] {
@@ -442,9 +468,25 @@ export class TrellisAgent {
         return s.Connect?.SidecarService ? [id, sidecarID(id)] : [id];
       }),
     );
+    // The set as a whole, before anything changes: a listener clash (with another proxy of
+    // this agent, in the files or registered through the API, or with the agent's own
+    // listeners) refuses the load and the running services stay as they are.
+    try {
+      this.local.checkServiceSet(services, (id, e) => e.source === 'file' || wanted.has(id));
+    } catch (err) {
+      const s = services[(err as { index?: number }).index ?? 0];
+      throw new ConfigLoadError([`service "${s ? s.ID || s.Name : '?'}": ${messageOf(err)}`]);
+    }
+    // Replaced below one by one: until its turn, an old file service's listeners are not a
+    // clash for the new ones (the set was checked as a whole above).
+    const replacing = new Set(
+      [...this.local.services].filter(([, e]) => e.source === 'file').map(([id]) => id),
+    );
     for (const [id, e] of [...this.local.services])
-      if (e.source === 'file' && !wanted.has(id) && this.local.services.has(id))
+      if (e.source === 'file' && !wanted.has(id) && this.local.services.has(id)) {
         this.local.removeService(id);
+        replacing.delete(id);
+      }
     for (const [id, port] of Object.entries(remembered?.ports ?? {}))
       if (wanted.has(id) || remembered?.returning.has(id))
         this.local.sidecarPortHints.set(id, port);
@@ -461,7 +503,11 @@ export class TrellisAgent {
           'file',
           true,
           typeof token === 'string' && token ? token : undefined,
+          { replacing },
         );
+        const id = s.ID || s.Name;
+        replacing.delete(id);
+        replacing.delete(sidecarID(id));
       } catch (err) {
         // e.g. no sidecar port left: name the service, as a file error would.
         throw new ConfigLoadError([`service "${s.ID || s.Name}": ${messageOf(err)}`]);

@@ -14,6 +14,7 @@ import type { TlsOptions } from '../client/index.js';
 import { AgentIdentity } from '../agent/identity/agent-identity.js';
 import { UsageError } from '../cli/index.js';
 import { TrellisAgent, type RedirectSettings } from '../agent/agent.js';
+import type { ReservedListener } from '../agent/local/sidecar.js';
 import { catalogDnsView } from '../agent/dns/catalog-view.js';
 import { hostResolvers } from '../agent/dns/host-resolvers.js';
 import { startDnsServer } from '../agent/dns/server.js';
@@ -133,7 +134,32 @@ export function makeAgent(
     ...(secure ?? {}),
     server,
     redirect: redirectSettings(args),
+    listeners: ownListeners(args),
   });
+}
+
+/** The agent's configured listeners; port 0 ones are added once bound (runAgent). */
+function ownListeners(args: AgentArgs): ReservedListener[] {
+  const out: ReservedListener[] = [];
+  const add = (addr: string | undefined, def: number, what: string): void => {
+    if (!addr) return;
+    const { host, port } = splitHostPort(addr, def);
+    if (port > 0) out.push({ address: host, port, what });
+  };
+  add(args.httpAddr, 8500, HTTP_API);
+  add(args.metricsAddr, 9102, METRICS);
+  add(args.dnsAddr, 8600, DNS);
+  return out;
+}
+
+const HTTP_API = "the agent's HTTP API";
+const METRICS = "the agent's metrics listener";
+const DNS = "the agent's DNS listener (UDP and TCP)";
+
+/** Records a bound `host:port` listener as one of the agent's own. */
+function recordListener(agent: TrellisAgent, address: string, what: string): void {
+  const { host, port } = splitHostPort(address, 0);
+  agent.addListener({ address: host, port, what });
 }
 
 /**
@@ -217,6 +243,9 @@ export async function runAgent(
   const addr = app.server.address();
   const boundPort = typeof addr === 'object' && addr ? addr.port : port;
   const address = `${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+  recordListener(agent, address, HTTP_API);
+  if (metrics) recordListener(agent, metrics.address, METRICS);
+  if (dns) recordListener(agent, dns.address, DNS);
   log.info({ address, node: agent.opts.node.node, servers: args.servers }, 'trellis agent ready');
   return {
     agent,

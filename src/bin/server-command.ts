@@ -126,6 +126,10 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
     ...(args.httpLimits ? { httpLimits: args.httpLimits } : {}),
   });
   late.server = server;
+  if (server.httpsAddress) {
+    const https = splitHostPort(server.httpsAddress, 8501);
+    agent.addListener({ address: https.host, port: https.port, what: "the server's HTTPS API" });
+  }
   try {
     await agent.start();
   } catch (err) {

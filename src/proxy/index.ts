@@ -2,3 +2,4 @@
 export * from './plan.js';
 export * from './reasons.js';
 export * from './service-proxy.js';
+export * from './listen.js';

@@ -37,6 +37,7 @@ import { HTTP1_SERVER_LIMITS } from './http/limits.js';
 import { pipeSockets, type PipeStats } from './tcp/pipe.js';
 import { checkPeer } from './transport/identity.js';
 import { mtlsOptions } from './transport/mtls.js';
+import { closeServer, listen, ListenError } from './listen.js';
 
 export interface ProxyLogger {
   info(obj: object, msg: string): void;
@@ -80,6 +81,37 @@ interface OutboundListener extends BalancerState {
 }
 
 const listenKey = (address: string, port: number): string => `${address}|${port}`;
+
+/** A listener opened for a plan, not yet in place. */
+interface Opened {
+  kind: 'inbound' | 'outbound';
+  key: string;
+  address: string;
+  port: number;
+  server: Server;
+  listener?: OutboundListener;
+}
+
+const WILDCARDS = new Set(['', '0.0.0.0', '::', '::ffff:0.0.0.0']);
+
+/** Whether two listeners could not both be bound: one port, the same or a wildcard address. */
+function sharesPort(
+  a: { address: string; port: number },
+  b: { address: string; port: number },
+): boolean {
+  return (
+    a.port === b.port &&
+    (a.address === b.address || WILDCARDS.has(a.address) || WILDCARDS.has(b.address))
+  );
+}
+
+/** Stops a server accepting and waits until its port is released (not for its connections). */
+function closeListening(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close();
+    setImmediate(resolve);
+  });
+}
 /** The service label when a peer never proved who it is. */
 const UNKNOWN = 'unknown';
 
@@ -88,7 +120,7 @@ export class ServiceProxy {
     Omit<ServiceProxyOptions, 'metrics' | 'accessLog' | 'onLocalAppUnreachable'>
   > &
     Pick<ServiceProxyOptions, 'metrics'>;
-  readonly #onAppDown: (() => void) | undefined;
+  #onAppDown: (() => void) | undefined;
   readonly #accessLog: ProxyLogger | undefined;
   #plan: ProxyPlan | undefined;
   #inbound: TlsServer | undefined;
@@ -126,7 +158,7 @@ export class ServiceProxy {
       observe,
       idleTimeoutMs: this.#o.idleTimeoutMs,
       headersTimeoutMs: this.#o.httpHeadersTimeoutMs,
-      ...(this.#onAppDown ? { onLocalAppUnreachable: this.#onAppDown } : {}),
+      onLocalAppUnreachable: () => this.#onAppDown?.(),
     });
     this.#outboundHttp = new OutboundHttp({
       plan: () => this.#plan,
@@ -139,6 +171,11 @@ export class ServiceProxy {
       headersTimeoutMs: this.#o.httpHeadersTimeoutMs,
       version: this.#o.upstreamHttp,
     });
+  }
+
+  /** Replaces the onLocalAppUnreachable callback (a new owner took the proxy over). */
+  onLocalAppUnreachable(fn: () => void): void {
+    this.#onAppDown = fn;
   }
 
   get plan(): ProxyPlan | undefined {
@@ -173,13 +210,130 @@ export class ServiceProxy {
     if (this.#stopped) return;
     if (this.#plan && plan.version < this.#plan.version) return;
     const old = this.#plan;
+    // Make before break: the listeners this plan adds are opened while the old ones still
+    // serve. If one cannot be opened (its port is taken), the old listeners stay, and so
+    // does the old plan, except what decides who may connect (below).
+    let opened: Opened[];
+    try {
+      opened = await this.#openListeners(plan);
+    } catch (err) {
+      if (err instanceof ListenError && old && old.service === plan.service && !this.#stopped)
+        this.#apply(keepListeners(old, plan), old, []);
+      throw err;
+    }
+    if (this.#stopped) {
+      for (const o of opened) void closeServer(o.server);
+      return;
+    }
+    this.#apply(plan, old, opened);
+  }
+
+  #apply(plan: ProxyPlan, old: ProxyPlan | undefined, opened: Opened[]): void {
     this.#plan = Object.freeze(plan);
     this.#upstreams = new Map(plan.upstreams.map((u) => [listenKey(u.bindAddress, u.bindPort), u]));
     if (plan.inbound.protocol !== 'tcp') this.#inboundHttp.setPlan(plan);
     this.#outboundHttp.setPlan(plan);
-    await this.#applyInbound(plan, old);
-    await this.#applyOutbound(plan);
+    this.#swapListeners(plan, old, opened);
     this.#reauthorize(plan);
+  }
+
+  /**
+   * Opens the listeners `plan` has and the proxy does not. A listener the plan drops that
+   * shares a port with one it adds (an address change) is closed first: the two cannot both
+   * be bound. On failure the ones opened are closed, the ones closed reopened, and the
+   * ListenError thrown.
+   */
+  async #openListeners(plan: ProxyPlan): Promise<Opened[]> {
+    const inKey = listenKey(plan.inbound.bindAddress, plan.inbound.bindPort);
+    const wanted: Opened[] = [];
+    if (!this.#inbound || inKey !== this.#inboundKey)
+      wanted.push({
+        kind: 'inbound',
+        key: inKey,
+        address: plan.inbound.bindAddress,
+        port: plan.inbound.bindPort,
+        server: this.#newInbound(plan),
+      });
+    const outKeys = new Set<string>();
+    for (const u of plan.upstreams) {
+      const key = listenKey(u.bindAddress, u.bindPort);
+      outKeys.add(key);
+      if (this.#outbound.has(key) || wanted.some((w) => w.kind === 'outbound' && w.key === key))
+        continue;
+      const l: OutboundListener = { server: createServer({ allowHalfOpen: true }), key, next: 0 };
+      l.server.on('connection', (c: Socket) => {
+        this.#track(c);
+        const proto = this.#upstreams.get(key)?.protocol;
+        if (proto && proto !== 'tcp') this.#outboundHttp.accept(c, key);
+        else this.#onOutbound(c, l);
+      });
+      wanted.push({
+        kind: 'outbound',
+        key,
+        address: u.bindAddress,
+        port: u.bindPort,
+        server: l.server,
+        listener: l,
+      });
+    }
+    // Listeners the plan drops, with where they are bound.
+    const retiring: { address: string; port: number; server: Server }[] = [];
+    const inAddr = this.#inbound?.address();
+    if (this.#inbound && inKey !== this.#inboundKey && typeof inAddr === 'object' && inAddr)
+      retiring.push({ address: inAddr.address, port: inAddr.port, server: this.#inbound });
+    for (const [key, l] of this.#outbound) {
+      const a = l.server.address();
+      if (!outKeys.has(key) && typeof a === 'object' && a)
+        retiring.push({ address: a.address, port: a.port, server: l.server });
+    }
+    const opened: Opened[] = [];
+    const closedEarly: { address: string; port: number; server: Server }[] = [];
+    try {
+      for (const w of wanted) {
+        for (const r of retiring)
+          if (w.port !== 0 && sharesPort(r, w) && !closedEarly.includes(r)) {
+            await closeListening(r.server);
+            closedEarly.push(r);
+          }
+        await listen(w.server, w.address, w.port);
+        opened.push(w);
+      }
+    } catch (err) {
+      for (const o of opened) void closeServer(o.server);
+      for (const r of closedEarly)
+        await listen(r.server, r.address, r.port).catch((e: unknown) =>
+          this.#o.log.warn(
+            { service: this.#plan?.service, err: String(e) },
+            'could not reopen a listener after a failed plan change',
+          ),
+        );
+      throw err;
+    }
+    return opened;
+  }
+
+  /** Puts the opened listeners in place and stops those the plan no longer has. */
+  #swapListeners(plan: ProxyPlan, old: ProxyPlan | undefined, opened: Opened[]): void {
+    const inbound = opened.find((o) => o.kind === 'inbound');
+    if (inbound) {
+      if (this.#inbound) void closeServer(this.#inbound);
+      this.#inbound = inbound.server as TlsServer;
+      this.#inboundKey = inbound.key;
+    } else if (this.#inbound && old && !sameTls(old.tls, plan.tls)) {
+      // Plans are rebuilt on every input change; only new certificates need a new context.
+      this.#inbound.setSecureContext({
+        cert: plan.tls.certChain,
+        key: plan.tls.key,
+        ca: plan.tls.roots,
+      });
+    }
+    const wanted = new Set(this.#upstreams.keys());
+    for (const [key, l] of this.#outbound) {
+      if (wanted.has(key)) continue;
+      this.#outbound.delete(key);
+      void closeServer(l.server);
+    }
+    for (const o of opened) if (o.listener) this.#outbound.set(o.key, o.listener);
   }
 
   async stop(): Promise<void> {
@@ -204,17 +358,11 @@ export class ServiceProxy {
 
   // ---- inbound ---------------------------------------------------------------------------
 
-  async #applyInbound(plan: ProxyPlan, old: ProxyPlan | undefined): Promise<void> {
-    const key = listenKey(plan.inbound.bindAddress, plan.inbound.bindPort);
-    const context = { cert: plan.tls.certChain, key: plan.tls.key, ca: plan.tls.roots };
-    if (this.#inbound && key === this.#inboundKey) {
-      // Plans are rebuilt on every input change; only new certificates need a new context.
-      if (!old || !sameTls(old.tls, plan.tls)) this.#inbound.setSecureContext(context);
-      return;
-    }
-    if (this.#inbound) await closeServer(this.#inbound);
+  #newInbound(plan: ProxyPlan): TlsServer {
     const server = createTlsServer({
-      ...context,
+      cert: plan.tls.certChain,
+      key: plan.tls.key,
+      ca: plan.tls.roots,
       allowHalfOpen: true,
       requestCert: true,
       rejectUnauthorized: true,
@@ -237,9 +385,7 @@ export class ServiceProxy {
       );
       s.destroy();
     });
-    await listen(server, plan.inbound.bindAddress, plan.inbound.bindPort);
-    this.#inbound = server;
-    this.#inboundKey = key;
+    return server;
   }
 
   #onInbound(s: TLSSocket): void {
@@ -326,27 +472,6 @@ export class ServiceProxy {
   }
 
   // ---- outbound --------------------------------------------------------------------------
-
-  async #applyOutbound(plan: ProxyPlan): Promise<void> {
-    const wanted = new Map(plan.upstreams.map((u) => [listenKey(u.bindAddress, u.bindPort), u]));
-    for (const [key, l] of this.#outbound) {
-      if (wanted.has(key)) continue;
-      this.#outbound.delete(key);
-      await closeServer(l.server);
-    }
-    for (const [key, u] of wanted) {
-      if (this.#outbound.has(key)) continue;
-      const l: OutboundListener = { server: createServer({ allowHalfOpen: true }), key, next: 0 };
-      l.server.on('connection', (c: Socket) => {
-        this.#track(c);
-        const proto = this.#upstreams.get(key)?.protocol;
-        if (proto && proto !== 'tcp') this.#outboundHttp.accept(c, key);
-        else this.#onOutbound(c, l);
-      });
-      await listen(l.server, u.bindAddress, u.bindPort);
-      this.#outbound.set(key, l);
-    }
-  }
 
   #onOutbound(client: Socket, l: OutboundListener): void {
     const plan = this.#plan;
@@ -486,21 +611,29 @@ export class ServiceProxy {
   }
 }
 
+/**
+ * The plan served when `next` could not open its listeners: `old`'s listeners and their
+ * settings, with `next`'s certificates, roots, intentions and upstream endpoints, so a
+ * revoked certificate or a new deny still takes effect on the listeners that serve.
+ */
+function keepListeners(old: ProxyPlan, next: ProxyPlan): ProxyPlan {
+  const { acceptedTrustDomains: _old, ...rest } = old;
+  return {
+    ...rest,
+    version: next.version,
+    identity: next.identity,
+    ...(next.acceptedTrustDomains ? { acceptedTrustDomains: next.acceptedTrustDomains } : {}),
+    tls: next.tls,
+    intentions: next.intentions,
+    defaultAllow: next.defaultAllow,
+    upstreams: old.upstreams.map((u) => {
+      const n = next.upstreams.find((x) => x.destination === u.destination);
+      return n ? { ...u, identity: n.identity, endpoints: n.endpoints } : u;
+    }),
+  };
+}
+
 /** The connection-time decision, for TCP services. */
 function l4Decision(plan: ProxyPlan, source: string): { allowed: boolean; reason: string } {
   return decide(plan.intentions, { source, destination: plan.service }, plan.defaultAllow);
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
 }

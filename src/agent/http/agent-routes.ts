@@ -25,7 +25,7 @@ import {
   route,
   sendJSON,
 } from '../../httpkit/consul-http.js';
-import type { TrellisAgent } from '../agent.js';
+import { ConfigLoadError, type TrellisAgent } from '../agent.js';
 import { requireAllowed, type Authorizer } from '../../policy/index.js';
 import { requestToken } from '../../httpkit/consul-http.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -338,7 +338,14 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
 
   route(app, ['PUT'], '/v1/agent/reload', async (req, reply) => {
     need(await authz(req), 'agent', node.node, 'write');
-    await agent.reload();
+    try {
+      await agent.reload();
+    } catch (err) {
+      // The files are the caller's input: their errors are a 400 (nothing was changed).
+      if (err instanceof ConfigLoadError)
+        throw badRequest(`reload refused; the running configuration stays: ${err.message}`);
+      throw err;
+    }
     return reply.code(200).send();
   });
 

@@ -22,9 +22,12 @@ import type { AliasTarget } from '../checks/index.js';
 import {
   checkListenerClash,
   expandSidecar,
+  type ExpandedSidecar,
   LISTENING_CHECK_NAME,
   listeningCheckID,
+  proxyListeners,
   sidecarChecks,
+  type ReservedListener,
   sidecarID,
   validateProxy,
   withUpstreamDefaults,
@@ -64,7 +67,14 @@ export interface ServiceEntry {
 export interface AddServiceOptions {
   /** Adds `reg` as the sidecar of this service id (a saved sidecar being restored). */
   sidecarOf?: string;
+  /**
+   * Services about to be replaced by the same batch (a config dir reload, checked as a whole
+   * by checkListenerSet first): their listeners do not count as clashes.
+   */
+  replacing?: ReadonlySet<string>;
 }
+
+type Listening = Parameters<typeof proxyListeners>[0];
 
 export interface CheckEntry {
   check: LocalCheck;
@@ -111,6 +121,11 @@ export class LocalState {
    */
   readonly sidecarPortHints = new Map<string, number>();
   version = 0;
+  /**
+   * The agent's own listeners (HTTP API, DNS, metrics, transparent upstream listeners): a
+   * proxy listener on one of them is refused, and sidecar ports are never assigned from them.
+   */
+  reserved: () => Iterable<ReservedListener> = () => [];
   #hooks: CheckHooks;
   #onChange: () => void;
 
@@ -137,25 +152,15 @@ export class LocalState {
     opts: AddServiceOptions = {},
   ): LocalService {
     const parentID = reg.ID || reg.Name;
-    const sid = sidecarID(parentID);
-    const expanded = expandSidecar(reg, {
-      used: this.#portsInUse(sid),
-      previous: this.services.get(sid)?.service.Port ?? this.sidecarPortHints.get(sid),
-    });
-    if (!expanded) {
-      const own = reg.Proxy?.Upstreams
-        ? { ...reg, Proxy: { ...reg.Proxy, Upstreams: withUpstreamDefaults(reg.Proxy.Upstreams) } }
-        : reg;
-      validateProxy(own);
-      checkListenerClash(own, this.#otherProxies(new Set([parentID])));
+    const view = new Map<string, Listening>();
+    for (const [id, e] of this.services) if (!opts.replacing?.has(id)) view.set(id, e.service);
+    const prepared = this.#prepare(reg, view);
+    if (!prepared.sidecar) {
+      const own = prepared.own;
       const defs = opts.sidecarOf ? sidecarChecks(own, opts.sidecarOf) : ownChecks(own);
       return this.#add(own, defs, source, replaceExistingChecks, token, opts.sidecarOf);
     }
-    checkListenerClash(
-      expanded.sidecar,
-      this.#otherProxies(new Set([parentID, sid])),
-      'Connect.SidecarService.',
-    );
+    const expanded = prepared.sidecar;
     const old = this.services.get(parentID);
     const service = this.#add(
       expanded.parent,
@@ -187,21 +192,79 @@ export class LocalState {
     return e.sidecarOf ? sidecarChecks(e.registration, e.sidecarOf) : ownChecks(e.registration);
   }
 
-  /** The agent's services other than `except` (the ones a registration replaces). */
-  *#otherProxies(except: ReadonlySet<string>): Iterable<{ id: string; svc: LocalService }> {
-    for (const [id, e] of this.services) if (!except.has(id)) yield { id, svc: e.service };
+  /**
+   * Expands and validates `reg` against the services in `view` (which it replaces there):
+   * picks the sidecar's port, refuses listener clashes. Changes nothing of this state.
+   */
+  #prepare(
+    reg: ServiceRegistration,
+    view: Map<string, Listening>,
+  ): { own: ServiceRegistration; sidecar?: undefined } | { sidecar: ExpandedSidecar } {
+    const parentID = reg.ID || reg.Name;
+    const sid = sidecarID(parentID);
+    const expanded = expandSidecar(reg, {
+      used: this.#portsInUse(sid, view),
+      previous: this.services.get(sid)?.service.Port ?? this.sidecarPortHints.get(sid),
+    });
+    const others = (except: string[]): { id: string; svc: Listening }[] =>
+      [...view].filter(([id]) => !except.includes(id)).map(([id, svc]) => ({ id, svc }));
+    if (!expanded) {
+      const own = reg.Proxy?.Upstreams
+        ? { ...reg, Proxy: { ...reg.Proxy, Upstreams: withUpstreamDefaults(reg.Proxy.Upstreams) } }
+        : reg;
+      validateProxy(own);
+      checkListenerClash(own, others([parentID]), '', this.reserved());
+      view.set(parentID, own);
+      return { own };
+    }
+    checkListenerClash(
+      expanded.sidecar,
+      others([parentID, sid]),
+      'Connect.SidecarService.',
+      this.reserved(),
+    );
+    view.set(parentID, expanded.parent);
+    view.set(sid, expanded.sidecar);
+    return { sidecar: expanded };
+  }
+
+  /**
+   * Checks a config dir's services as a whole before any is added: `regs` replace every
+   * service `replaced` says, and each is checked (ports, listener clashes) against those that
+   * stay and those before it. Throws the first service's error, with its index.
+   */
+  checkServiceSet(
+    regs: ServiceRegistration[],
+    replaced: (id: string, e: ServiceEntry) => boolean,
+  ): void {
+    const view = new Map<string, Listening>();
+    for (const [id, e] of this.services) if (!replaced(id, e)) view.set(id, e.service);
+    regs.forEach((reg, index) => {
+      try {
+        this.#prepare(reg, view);
+      } catch (err) {
+        throw Object.assign(err as Error, { index });
+      }
+    });
   }
 
   /** Ports a new sidecar must not get: other services' and proxy upstream listeners'. */
-  #portsInUse(exceptID: string): Set<number> {
+  #portsInUse(exceptID: string, view: ReadonlyMap<string, Listening>): Set<number> {
     const used = new Set<number>();
-    for (const [id, e] of this.services) {
+    for (const [id, svc] of view) {
       if (id === exceptID) continue;
+      if (svc.Port) used.add(svc.Port);
+      for (const u of svc.Proxy?.Upstreams ?? []) if (u.LocalBindPort) used.add(u.LocalBindPort);
+    }
+    // Services a batch replaces keep their ports until then.
+    for (const [id, e] of this.services) {
+      if (id === exceptID || view.has(id)) continue;
       if (e.service.Port) used.add(e.service.Port);
       for (const u of e.service.Proxy?.Upstreams ?? [])
         if (u.LocalBindPort) used.add(u.LocalBindPort);
     }
     for (const [id, port] of this.sidecarPortHints) if (id !== exceptID) used.add(port);
+    for (const r of this.reserved()) used.add(r.port);
     return used;
   }
 

@@ -269,20 +269,33 @@ export function proxyListeners(svc: {
 const WILDCARDS = new Set(['', '0.0.0.0', '::', '[::]']);
 
 /** Two listeners collide when they share a port and an address (a wildcard covers all). */
-function overlaps(a: ProxyListener, b: ProxyListener): boolean {
+function overlaps(
+  a: Pick<ProxyListener, 'address' | 'port'>,
+  b: Pick<ProxyListener, 'address' | 'port'>,
+): boolean {
   if (a.port !== b.port) return false;
   return a.address === b.address || WILDCARDS.has(a.address) || WILDCARDS.has(b.address);
 }
 
+/** A listener of the agent itself (its HTTP API, DNS, metrics): no proxy may take its port. */
+export interface ReservedListener {
+  address: string;
+  port: number;
+  /** For messages: `the agent's HTTP API`. */
+  what: string;
+}
+
 /**
- * Refuses (400, naming both) a proxy registration whose listeners collide with each other's
- * or with those of another proxy of this agent: both would fail to serve. `others` are the
- * agent's other services (not the ones this registration replaces); `path` prefixes fields.
+ * Refuses (400, naming both) a proxy registration whose listeners collide with each other's,
+ * with those of another proxy of this agent, or with the agent's own listeners (`reserved`):
+ * both would fail to serve. `others` are the agent's other services (not the ones this
+ * registration replaces); `path` prefixes fields.
  */
 export function checkListenerClash(
   svc: Parameters<typeof proxyListeners>[0],
   others: Iterable<{ id: string; svc: Parameters<typeof proxyListeners>[0] }>,
   path = '',
+  reserved: Iterable<ReservedListener> = [],
 ): void {
   const mine = proxyListeners(svc);
   // Within one proxy: the inbound against its upstreams (upstreams among themselves are
@@ -293,6 +306,15 @@ export function checkListenerClash(
       throw badRequest(
         `${path}${l.field}: ${l.address}:${l.port} is also this proxy's inbound listener (${inbound.address}:${inbound.port}); choose another port`,
         path + l.field,
+      );
+  }
+  for (const r of reserved) {
+    const clash = mine.find((l) => overlaps(l, r));
+    if (clash)
+      throw badRequest(
+        `${path}${clash.field}: port ${clash.port} on ${clash.address} is already ${r.what} ` +
+          `(${r.address}:${r.port}) on this agent; choose another port`,
+        path + clash.field,
       );
   }
   for (const o of others) {

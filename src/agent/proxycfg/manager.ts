@@ -1,7 +1,8 @@
 /**
  * One agent carries every proxy of its host: for each local `connect-proxy` service it runs a
  * ProxyRunner, and keeps that set equal to the local services (reconcile() after every local
- * change). A changed sidecar definition replaces its runner; the others are untouched.
+ * change). A changed sidecar definition replaces its runner, which takes over the old one's
+ * proxy (make before break); the others are untouched.
  */
 import type { AgentService, TransparentProxyConfig } from '../../api/index.js';
 import type { TransparentSettings } from '../capture/types.js';
@@ -81,7 +82,21 @@ export class ProxyManager {
       const spec = wanted.get(id);
       if (spec && JSON.stringify(spec) === r.key) continue;
       this.#runners.delete(id);
-      await r.runner.stop();
+      if (!spec) {
+        await r.runner.stop();
+        continue;
+      }
+      // A changed definition: the new runner takes the proxy over, whose listeners serve
+      // the old plan until the new plan's listeners are open (make before break).
+      const runner = new ProxyRunner(spec, this.#deps, r.runner);
+      this.#runners.set(id, { runner, key: JSON.stringify(spec) });
+      await r.runner.stop({ handOver: true });
+      if (this.#stopped) {
+        await runner.stop();
+        continue;
+      }
+      // A later reconcile may have replaced (and stopped) it meanwhile.
+      if (this.#runners.get(id)?.runner === runner) runner.start();
     }
     for (const [id, spec] of wanted) {
       if (this.#runners.has(id)) continue;

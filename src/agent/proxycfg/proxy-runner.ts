@@ -8,7 +8,7 @@
 import type { CARoots, IssuedCert, ServiceEntry } from '../../api/index.js';
 import type { TrellisClient } from '../../client/index.js';
 import type { Clock } from '../../core/index.js';
-import { ServiceProxy, type ProxyLogger } from '../../proxy/index.js';
+import { ListenError, ServiceProxy, type ProxyLogger } from '../../proxy/index.js';
 import type { IntentionCache } from '../connect/intention-cache.js';
 import type { LeafManager } from '../connect/leaf-manager.js';
 import { connect, createServer } from 'node:net';
@@ -127,15 +127,44 @@ export class ProxyRunner {
   /** Transparent listeners also bind ::1 (IPv6 destinations are redirected there). */
   #v6 = false;
 
-  constructor(spec: SidecarSpec, deps: RunnerDeps) {
+  /** Retries a plan whose listener could not be opened (its port was taken). */
+  #listenRetry: ReturnType<Clock['setTimeout']> | undefined;
+  #listenFailures = 0;
+
+  /**
+   * `previous`: the runner of this sidecar's earlier definition. Its proxy is taken over,
+   * listeners and plan included, and keeps serving until a plan of this definition replaces
+   * it (make before break): if the new listeners cannot be opened, the old ones go on.
+   */
+  constructor(spec: SidecarSpec, deps: RunnerDeps, previous?: ProxyRunner) {
     this.spec = spec;
     this.#d = deps;
-    this.proxy = new ServiceProxy({
-      clock: deps.clock,
-      log: deps.log,
-      ...(deps.metrics ? { metrics: deps.metrics } : {}),
-      onLocalAppUnreachable: () => this.#appSuspect(),
-    });
+    this.proxy =
+      previous?.proxy ??
+      new ServiceProxy({
+        clock: deps.clock,
+        log: deps.log,
+        ...(deps.metrics ? { metrics: deps.metrics } : {}),
+      });
+    this.proxy.onLocalAppUnreachable(() => this.#appSuspect());
+    if (previous) {
+      // Plans must keep increasing for the proxy to take them.
+      this.#version = Math.max(previous.#version, previous.proxy.plan?.version ?? 0);
+      // Transparent listeners keep their ports (the nftables rules point at them).
+      for (const [dest, i] of previous.#implicit) this.#savedPorts.set(dest, i.port);
+      this.#capture = previous.#capture;
+    }
+  }
+
+  /** The transparent upstream listeners this runner has opened or is about to. */
+  implicitListeners(): { address: string; port: number; what: string }[] {
+    return [...this.#implicit].flatMap(([dest, i]) =>
+      (this.#v6 ? [LOOPBACK, LOOPBACK6] : [LOOPBACK]).map((address) => ({
+        address,
+        port: i.port,
+        what: `for "${dest}"`,
+      })),
+    );
   }
 
   start(): void {
@@ -247,12 +276,17 @@ export class ProxyRunner {
     this.#d.onCapture?.(this.spec.id);
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops the watches; the proxy too unless `handOver` (a runner of the sidecar's new
+   * definition has taken it over).
+   */
+  async stop(opts: { handOver?: boolean } = {}): Promise<void> {
     this.#stop.abort();
     if (this.#expiry) this.#d.clock.clearTimeout(this.#expiry);
+    if (this.#listenRetry) this.#d.clock.clearTimeout(this.#listenRetry);
     this.#unsubscribe?.();
     await Promise.allSettled(this.#loops);
-    await this.proxy.stop();
+    if (!opts.handOver) await this.proxy.stop();
   }
 
   /** The plan saved before a restart, served until a fresh one is complete (fail static). */
@@ -261,7 +295,9 @@ export class ProxyRunner {
     const saved = stored?.plan;
     for (const d of stored?.capture?.outbound ?? []) this.#savedPorts.set(d.destination, d.toPort);
     if (!saved || saved.tls.notAfter <= this.#d.clock.now()) return;
-    this.#version = saved.version;
+    // A proxy taken over from the previous definition serves its plan until a fresh one.
+    if (this.proxy.plan) return;
+    this.#version = Math.max(this.#version, saved.version);
     try {
       await this.proxy.setPlan(saved);
       if (!this.#served && stored?.capture) this.#setCapture(stored.capture);
@@ -442,6 +478,8 @@ export class ProxyRunner {
     );
     try {
       await this.proxy.setPlan(plan);
+      if (this.#stop.signal.aborted) return;
+      this.#listenFailures = 0;
       this.#served = true;
       const capture = this.#captureOf();
       this.#d.plans?.save(this.spec.id, this.#specKey, plan, capture);
@@ -449,8 +487,30 @@ export class ProxyRunner {
       this.#setReady(true, 'listening with a plan and a valid certificate');
       this.#watchExpiry(plan.tls.notAfter);
     } catch (err) {
-      this.#setReady(false, `cannot serve the plan: ${String(err)}`);
+      if (this.#stop.signal.aborted) return;
+      if (!(err instanceof ListenError)) {
+        this.#setReady(false, `cannot serve the plan: ${String(err)}`);
+        return;
+      }
+      // The proxy kept what it served (make before break): say so, and try again later, as
+      // whatever holds the port may let it go.
+      const serving = this.proxy.plan;
+      const still = serving
+        ? `; the previous listeners (port ${serving.inbound.bindPort}) keep serving the previous configuration`
+        : '';
+      this.#setReady(false, `${err.message}${still}`);
+      this.#d.log.warn({ sidecar: this.spec.id, err: err.message }, 'cannot open a listener');
+      this.#retryListen();
     }
+  }
+
+  #retryListen(): void {
+    if (this.#listenRetry) return;
+    const ms = Math.min(30_000, 1000 * 2 ** Math.min(this.#listenFailures++, 5));
+    this.#listenRetry = this.#d.clock.setTimeout(() => {
+      this.#listenRetry = undefined;
+      void this.#rebuild();
+    }, ms);
   }
 
   /**
@@ -512,6 +572,8 @@ export class ProxyRunner {
 
   /** The sidecar's health: the plan's readiness, unless the application is down. */
   #report(): void {
+    // A stopped runner no longer speaks for the sidecar (its successor may).
+    if (this.#stop.signal.aborted) return;
     const ready = this.#planReady && this.#appDown === undefined;
     const why = this.#planReady ? (this.#appDown ?? this.#planWhy) : this.#planWhy;
     if (ready === this.#ready && why === this.#why) return;

@@ -132,3 +132,89 @@ describe('agent/local: listener clashes between proxies of one agent', () => {
     });
   }
 });
+
+describe("agent/local: listener clashes with the agent's own listeners", () => {
+  const withApi = (): LocalState => {
+    const local = newLocal();
+    local.reserved = () => [
+      { address: '127.0.0.1', port: 8500, what: "the agent's HTTP API" },
+      { address: '0.0.0.0', port: 21000, what: "the agent's metrics listener" },
+    ];
+    return local;
+  };
+
+  it('refuses a sidecar on the API port, naming both', () => {
+    const local = withApi();
+    expect(() =>
+      local.addService(
+        normalizeServiceRegistration({ Name: 'web', Connect: { SidecarService: { Port: 8500 } } }),
+        'api',
+      ),
+    ).to.throw(
+      "Connect.SidecarService.Port: port 8500 on 0.0.0.0 is already the agent's HTTP API (127.0.0.1:8500) on this agent; choose another port",
+    );
+    expect(local.services.size).to.equal(0);
+  });
+
+  it('refuses an upstream on a port the agent listens on every address', () => {
+    const local = withApi();
+    expect(() =>
+      local.addService(
+        normalizeServiceRegistration(
+          proxy(21001, {
+            Upstreams: [{ DestinationName: 'x', LocalBindPort: 21000 }],
+          }),
+        ),
+        'api',
+      ),
+    ).to.throw(
+      "Proxy.Upstreams[0].LocalBindPort: port 21000 on 127.0.0.1 is already the agent's metrics listener",
+    );
+  });
+
+  it('never assigns a reserved port to a sidecar', () => {
+    const local = withApi();
+    local.addService(
+      normalizeServiceRegistration({ Name: 'web', Port: 80, Connect: { SidecarService: {} } }),
+      'api',
+    );
+    expect(local.services.get('web-sidecar-proxy')!.service.Port).to.equal(21001);
+  });
+});
+
+describe('agent/local: checkServiceSet (a config dir as a whole)', () => {
+  it('refuses a set whose second service clashes with the first, naming its index', () => {
+    const local = newLocal();
+    const set = [
+      WEB,
+      { Name: 'shop', Port: 7000, Connect: { SidecarService: { Port: 21000 } } },
+    ].map((r) => normalizeServiceRegistration(r));
+    let err: (Error & { index?: number }) | undefined;
+    try {
+      local.checkServiceSet(set, () => true);
+    } catch (e) {
+      err = e as Error & { index?: number };
+    }
+    expect(err?.message).to.include('is already the inbound listener of proxy "web-sidecar-proxy"');
+    expect(err?.index).to.equal(1);
+    expect(local.services.size).to.equal(0);
+  });
+
+  it('lets a set move a port from one of its services to another', () => {
+    const local = newLocal();
+    local.addService(normalizeServiceRegistration(WEB), 'file');
+    const moved = {
+      ...WEB,
+      Connect: { SidecarService: { Port: 21001, Proxy: WEB.Connect.SidecarService.Proxy } },
+    };
+    const shop = { Name: 'shop', Port: 7000, Connect: { SidecarService: { Port: 21000 } } };
+    const set = [moved, shop].map((r) => normalizeServiceRegistration(r));
+    local.checkServiceSet(set, (_id, e) => e.source === 'file');
+    // Still refused against a service that stays (registered through the API).
+    const api = newLocal();
+    api.addService(normalizeServiceRegistration(WEB), 'api');
+    expect(() => api.checkServiceSet([set[1]!], (_id, e) => e.source === 'file')).to.throw(
+      'is already the inbound listener of proxy "web-sidecar-proxy"',
+    );
+  });
+});
