@@ -30,6 +30,8 @@ export interface Outcome {
   status: number;
   flags: Reason | '-';
   upstream: string;
+  /** The normalized target that policy judged and the app received, once there is one. */
+  path: string | undefined;
 }
 
 /** Starts the clock for `down`; the returned outcome is filled in as the exchange proceeds. */
@@ -41,7 +43,7 @@ export function track(
   observe: RequestObserver,
 ): Outcome {
   const started = performance.now();
-  const outcome: Outcome = { status: 0, flags: '-', upstream: '' };
+  const outcome: Outcome = { status: 0, flags: '-', upstream: '', path: undefined };
   down.onDone((completed) => {
     observe({
       direction,
@@ -49,7 +51,7 @@ export function track(
       destination,
       protocol: down.version === '2' ? 'HTTP/2' : 'HTTP/1.1',
       method: down.method,
-      path: down.target,
+      path: outcome.path ?? down.target,
       status: completed || down.responded ? outcome.status : 0,
       flags: outcome.flags,
       durationMs: performance.now() - started,

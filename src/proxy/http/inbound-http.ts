@@ -111,6 +111,7 @@ export class InboundHttp {
       return down.refuse(400, REASON.badRequest, head.message);
     }
     const { target, authority, headers } = head;
+    out.path = target;
     // The rules read the authority as `host`; the targets set it from `authority` again.
     headers.host = authority;
     const d = decide(

@@ -171,6 +171,7 @@ export class OutboundHttp {
       if (prepared.malformed) return down.malformed(REASON.badRequest, prepared.message);
       return refuse(400, REASON.badRequest, prepared.message);
     }
+    out.path = prepared.target;
     let state = this.#balancers.get(listenerKey);
     if (!state) this.#balancers.set(listenerKey, (state = { next: 0 }));
     const first = pickFirst(upstream, state, (ep) => this.#targetFor(plan, upstream, ep).active);

@@ -261,6 +261,14 @@ describe('proxy: HTTP between proxies, HTTP/2 and gRPC (real sockets)', function
       });
     });
 
+    it('logs the path that policy judged and the app received, not the one sent', async () => {
+      const r = await h1(port, '//admin//x');
+      expect([r.status, r.headers['x-trellis-reason']]).to.deep.equal([403, 'UAEX']);
+      const lines = pair.log.filter((l) => l.path === '/admin/x' && l.response_code === 403);
+      expect(lines.map((l) => l.direction).sort()).to.deep.equal(['inbound', 'outbound']);
+      expect(pair.log.some((l) => String(l.path).includes('//'))).to.equal(false);
+    });
+
     it('counts requests by services, code and flags, and logs one line per request', async () => {
       await h1(port, '/admin/x');
       const text = await pair.registry.metrics();
