@@ -59,6 +59,7 @@ export class BodyReplay {
       get grpc() {
         return down.grpc;
       },
+      hasBody: down.hasBody,
       get responded() {
         return down.responded;
       },

@@ -35,6 +35,8 @@ export interface Downstream {
   /** Every header field line as received: name, value, name, value, ... */
   readonly rawHeaders: readonly string[];
   readonly grpc: boolean;
+  /** Whether a body follows the head (false: Content-Length 0 or none, or END_STREAM). */
+  readonly hasBody: boolean;
   /** Streams the request body to `w` (counting it); call once, when `w` can take it. */
   sendBodyTo(w: Writable): void;
   /** Sends a response from upstream back, trailers included when both sides can carry them. */
@@ -101,6 +103,10 @@ export function fromHttp1(req: IncomingMessage, res: ServerResponse): Downstream
     authority: req.headers.host ?? '',
     headers: req.headers,
     rawHeaders: req.rawHeaders,
+    // RFC 9112 6.3: a request has a body only when Content-Length or Transfer-Encoding says so.
+    hasBody:
+      req.headers['transfer-encoding'] !== undefined ||
+      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0'),
     sendBodyTo: (w) => pipeCounted(req, w, rx),
     grpc: isGrpc(req.headers),
     get responded() {
@@ -152,6 +158,7 @@ export function fromHttp2(
     authority: String(headers[':authority'] ?? headers.host ?? ''),
     headers,
     rawHeaders,
+    hasBody: !stream.endAfterHeaders,
     sendBodyTo: (w) => pipeCounted(stream, w, rx),
     grpc,
     get responded() {

@@ -188,7 +188,11 @@ export class OutboundHttp {
       authority: prepared.authority,
       headers: prepared.headers,
     };
-    const body = new BodyReplay(down);
+    // Only a body needs keeping for a resend: a bodiless request is sent as it is, any number
+    // of times (most mesh calls), without a second stream in its path.
+    const replay = down.hasBody ? new BodyReplay(down) : undefined;
+    const sent = replay ? replay.downstream : down;
+    const replayable = (): boolean => replay === undefined || replay.replayable;
     let renewed = false;
     /** The one resend of a request an upstream proxy answered without reaching its app. */
     let resent = false;
@@ -196,13 +200,13 @@ export class OutboundHttp {
       const ep = endpointAt(upstream, first, i);
       out.upstream = `${ep.address}:${ep.port}`;
       const target = this.#targetFor(this.deps.plan() ?? plan, upstream, ep);
-      target.send(head, body.downstream, (err, res) => {
+      target.send(head, sent, (err, res) => {
         if (err || !res) return failed(i, err, target);
         if (res.status === 503 && UNPROCESSED.has(res.headers[REASON_HEADER])) {
           const why = String(res.headers[REASON_HEADER]);
           this.#eject(upstream, ep, why);
           const j = next(i + 1);
-          if (!resent && j < n && body.replayable) {
+          if (!resent && j < n && replayable()) {
             resent = true;
             res.body.resume();
             return attempt(j);
@@ -234,7 +238,7 @@ export class OutboundHttp {
         // Nothing reached it (refused, failed or wrong-identity handshake): leave it out a while.
         if (err.notSent) this.#eject(upstream, ep, err.reason);
         const j = next(i + 1);
-        if (j < n && body.replayable) return attempt(j);
+        if (j < n && replayable()) return attempt(j);
       }
       refuse(503, err?.reason ?? REASON.upstreamConnectFailure, 'upstream unavailable');
     };
