@@ -352,6 +352,9 @@ export class ServiceProxy {
   }
 
   #track(sock: Socket): void {
+    // Small writes (a request head, a response) go out at once: Nagle's algorithm meeting
+    // delayed ACKs costs a proxied exchange 40 ms.
+    sock.setNoDelay(true);
     this.#accepted.add(sock);
     sock.once('close', () => this.#accepted.delete(sock));
   }
@@ -422,6 +425,7 @@ export class ServiceProxy {
       port: plan.inbound.localApp.port,
       allowHalfOpen: true,
     });
+    app.setNoDelay(true);
     app.setTimeout(this.#o.connectTimeoutMs, () => app.destroy(new Error('connect timeout')));
     app.once('error', (err) => {
       this.#open.delete(conn);
@@ -546,6 +550,7 @@ export class ServiceProxy {
       host: ep.address,
       port: ep.port,
     });
+    up.setNoDelay(true);
     up.setTimeout(this.#o.connectTimeoutMs, () => up.destroy(new Error('connect timeout')));
     return up;
   }

@@ -12,17 +12,61 @@ import type {
 import type { ServerHttp2Stream } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import type { Reason } from '../reasons.js';
+import type { H1Exchange } from './h1-front.js';
 import { REASON_HEADER, endToEnd, isGrpc } from './headers.js';
 
-/** A response coming back from wherever the request was sent. */
-export interface UpstreamResponse {
+interface ResponseBase {
   status: number;
   headers: IncomingHttpHeaders;
+  /** The x-trellis-reason an upstream proxy answered with, if any. */
+  proxyReason: string | undefined;
+  /** Removes x-trellis-reason (an application cannot speak for the proxies). */
+  dropProxyReason(): void;
+  /** The response is not relayed (the request goes elsewhere): its body is thrown away. */
+  discard(): void;
+}
+
+/** A response whose body is a stream (node:http and node:http2 targets). */
+export interface StreamResponse extends ResponseBase {
   body: Readable;
   /** The trailers, once the body has ended (HTTP/2 only). */
   trailers(): IncomingHttpHeaders | undefined;
   /** The head ended the stream: no body, no trailers (a gRPC "trailers-only" answer). */
   headOnly: boolean;
+}
+
+/** A response whose bytes are spliced into the proxy's own HTTP/1.1 front (h1-pool.ts). */
+export interface SplicedResponse extends ResponseBase {
+  spliceInto(ex: H1Exchange): void;
+}
+
+/** A response coming back from wherever the request was sent. */
+export type UpstreamResponse = StreamResponse | SplicedResponse;
+
+export const isSpliced = (r: UpstreamResponse): r is SplicedResponse => 'spliceInto' in r;
+
+/** A StreamResponse's own methods, from its headers and body. */
+export function streamResponse(
+  status: number,
+  headers: IncomingHttpHeaders,
+  body: Readable,
+  trailers: () => IncomingHttpHeaders | undefined,
+  headOnly: boolean,
+): StreamResponse {
+  const r = headers[REASON_HEADER];
+  return {
+    status,
+    headers,
+    body,
+    trailers,
+    headOnly,
+    proxyReason: typeof r === 'string' ? r : undefined,
+    dropProxyReason() {
+      delete headers[REASON_HEADER];
+      this.proxyReason = undefined;
+    },
+    discard: () => void body.resume(),
+  };
 }
 
 export interface Downstream {
@@ -113,6 +157,8 @@ export function fromHttp1(req: IncomingMessage, res: ServerResponse): Downstream
       return res.headersSent;
     },
     relay(up) {
+      // Spliced responses answer only the proxy's own HTTP/1.1 front.
+      if (isSpliced(up)) return void res.destroy();
       res.writeHead(up.status, endToEnd(up.headers, { dropIdentity: false }));
       up.body.on('data', (d: Buffer) => {
         tx += d.length;
@@ -166,6 +212,7 @@ export function fromHttp2(
     },
     relay(up) {
       if (stream.destroyed) return;
+      if (isSpliced(up)) return void stream.close(2 /* INTERNAL_ERROR */);
       const out: OutgoingHttpHeaders = endToEnd(up.headers, { dropIdentity: false });
       out[':status'] = up.status;
       if (up.headOnly) {

@@ -11,15 +11,19 @@
  * nothing tunnels around L7 policy. HTTP/2: bounded concurrent streams, header list size and
  * session memory; nghttp2's rapid-reset and CONTINUATION-flood limits end abusive sessions.
  */
+import { connect as netConnect } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../../core/index.js';
 import { decide } from '../../policy/index.js';
 import type { ProxyPlan } from '../plan.js';
-import { REASON } from '../reasons.js';
+import { REASON, type Reason } from '../reasons.js';
 import type { Downstream } from './downstream.js';
 import { refusedRecord, track, type RequestObserver } from './exchange.js';
 import { REASON_HEADER, XFCC } from './headers.js';
 import { HandedHttpServers } from './handed-servers.js';
+import { H1Front } from './h1-front.js';
+import { H1Pool } from './h1-pool.js';
+import { HTTP1_SERVER_LIMITS } from './limits.js';
 import { isHeadProblem, prepareHead } from './request-head.js';
 import { pathOf } from './request-target.js';
 import { Http1Target, Http2Target, type HttpTarget } from './targets.js';
@@ -41,31 +45,45 @@ export interface InboundHttpDeps {
   onLocalAppUnreachable?: () => void;
 }
 
+/**
+ * Idle pooled connections to the application close after this long: below common servers'
+ * keep-alive timeouts (Node's is 5 s), so the proxy, not the application, closes them.
+ */
+const APP_POOL_IDLE_MS = 4_000;
+
 export class InboundHttp {
   readonly #servers: HandedHttpServers<Caller>;
-  #app: { key: string; target: HttpTarget } | undefined;
+  /** The proxy's own HTTP/1.1 front, for HTTP/1.1 callers of an HTTP/1.1 application. */
+  readonly #front: H1Front<Caller>;
+  #app: { key: string; h1: boolean; target: HttpTarget } | undefined;
 
   constructor(private readonly deps: InboundHttpDeps) {
-    this.#servers = new HandedHttpServers((down, caller) => this.#handle(down, caller), {
+    const onRefused = (caller: Caller, status: number, reason: Reason): void =>
+      deps.observe(
+        refusedRecord('inbound', caller.service, deps.plan()?.service ?? 'unknown', status, reason),
+      );
+    const handle = (down: Downstream, caller: Caller): void => this.#handle(down, caller);
+    this.#servers = new HandedHttpServers(handle, {
       idleTimeoutMs: deps.idleTimeoutMs,
       headersTimeoutMs: deps.headersTimeoutMs,
       requireHostHeader: true,
-      onRefused: (caller, status, reason) =>
-        deps.observe(
-          refusedRecord(
-            'inbound',
-            caller.service,
-            deps.plan()?.service ?? 'unknown',
-            status,
-            reason,
-          ),
-        ),
+      onRefused,
+    });
+    this.#front = new H1Front(handle, {
+      requireHost: true,
+      headersTimeoutMs: deps.headersTimeoutMs,
+      keepAliveMs: HTTP1_SERVER_LIMITS.keepAliveTimeout ?? 60_000,
+      idleTimeoutMs: deps.idleTimeoutMs,
+      onRefused,
     });
   }
 
   /** Serves an authenticated connection; the caller is the identity its certificate proved. */
   accept(socket: TLSSocket, caller: Caller): void {
-    this.#servers.accept(socket, caller, socket.alpnProtocol === 'h2');
+    const h2 = socket.alpnProtocol === 'h2';
+    // HTTP/1.1 to an HTTP/1.1 application is spliced; to an HTTP/2 one it is translated.
+    if (!h2 && (this.#app === undefined || this.#app.h1)) this.#front.accept(socket, caller);
+    else this.#servers.accept(socket, caller, h2);
   }
 
   /** The local application's pool follows the plan (address or protocol changes). */
@@ -78,14 +96,21 @@ export class InboundHttp {
     const host = address.includes(':') ? `[${address}]` : address;
     this.#app = {
       key,
+      h1: !h2,
       target: h2
         ? new Http2Target({ origin: `http://${host}:${port}`, idleTimeoutMs: 60_000 })
-        : new Http1Target({ host: address, port, idleTimeoutMs: 60_000 }),
+        : new H1Pool({
+            connect: () => netConnect({ host: address, port }),
+            tls: false,
+            idleTimeoutMs: APP_POOL_IDLE_MS,
+            fallback: () => new Http1Target({ host: address, port, idleTimeoutMs: 60_000 }),
+          }),
     };
   }
 
   close(): void {
     this.#servers.close();
+    this.#front.close();
     this.#app?.target.destroy();
   }
 
@@ -148,7 +173,7 @@ export class InboundHttp {
           return down.refuse(503, reason, 'local application unavailable');
         }
         // The reason header is the proxies' word on what happened; an app cannot speak it.
-        if (res.headers[REASON_HEADER] !== undefined) delete res.headers[REASON_HEADER];
+        if (res.proxyReason !== undefined) res.dropProxyReason();
         out.status = res.status;
         down.relay(res);
       },

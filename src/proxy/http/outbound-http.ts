@@ -22,6 +22,9 @@ import { REASON_HEADER } from './headers.js';
 import { BodyReplay } from './body-replay.js';
 import { Outliers } from '../outlier.js';
 import { HandedHttpServers } from './handed-servers.js';
+import { H1Exchange, H1Front } from './h1-front.js';
+import { H1Pool } from './h1-pool.js';
+import { HTTP1_SERVER_LIMITS } from './limits.js';
 import { REQUEST_TIMEOUT_RESPONSE } from './http1-server.js';
 import { isHeadProblem, prepareHead } from './request-head.js';
 import { Http1Target, Http2Target, type HttpTarget, type TargetError } from './targets.js';
@@ -52,8 +55,13 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
  */
 const UNPROCESSED: ReadonlySet<unknown> = new Set([REASON.localAppUnreachable, REASON.noPlan]);
 
+/** Idle pooled connections to another proxy close after this long (its front keeps them 60 s). */
+const PEER_POOL_IDLE_MS = 30_000;
+
 export class OutboundHttp {
   readonly #servers: HandedHttpServers<string>;
+  /** The proxy's own HTTP/1.1 front: HTTP/1.1 clients, spliced to pooled HTTP/1.1 peers. */
+  readonly #front: H1Front<string>;
   /** Pools by upstream identity and endpoint. */
   #targets = new Map<string, HttpTarget>();
   readonly #balancers = new Map<string, BalancerState>();
@@ -62,21 +70,30 @@ export class OutboundHttp {
 
   constructor(private readonly deps: OutboundHttpDeps) {
     this.#outliers = new Outliers(deps.clock);
-    this.#servers = new HandedHttpServers((down, key) => this.#handle(down, key), {
+    const onRefused = (key: string, status: number, reason: Reason): void =>
+      deps.observe(
+        refusedRecord(
+          'outbound',
+          deps.plan()?.service ?? 'unknown',
+          deps.upstream(key)?.destination ?? 'unknown',
+          status,
+          reason,
+        ),
+      );
+    const handle = (down: Downstream, key: string): void => this.#handle(down, key);
+    this.#servers = new HandedHttpServers(handle, {
       idleTimeoutMs: deps.idleTimeoutMs,
       headersTimeoutMs: deps.headersTimeoutMs,
       // The destination's name stands in for a missing Host.
       requireHostHeader: false,
-      onRefused: (key, status, reason) =>
-        deps.observe(
-          refusedRecord(
-            'outbound',
-            deps.plan()?.service ?? 'unknown',
-            deps.upstream(key)?.destination ?? 'unknown',
-            status,
-            reason,
-          ),
-        ),
+      onRefused,
+    });
+    this.#front = new H1Front(handle, {
+      requireHost: false,
+      headersTimeoutMs: deps.headersTimeoutMs,
+      keepAliveMs: HTTP1_SERVER_LIMITS.keepAliveTimeout ?? 60_000,
+      idleTimeoutMs: deps.idleTimeoutMs,
+      onRefused,
     });
   }
 
@@ -105,11 +122,9 @@ export class OutboundHttp {
       clearTimeout(silent);
       socket.unshift(first);
       const n = Math.min(first.length, PREFACE.length);
-      this.#servers.accept(
-        socket,
-        listenerKey,
-        first.subarray(0, n).equals(PREFACE.subarray(0, n)),
-      );
+      if (first.subarray(0, n).equals(PREFACE.subarray(0, n)))
+        this.#servers.accept(socket, listenerKey, true);
+      else this.#front.accept(socket, listenerKey);
     };
     socket.once('readable', sniff);
   }
@@ -128,6 +143,7 @@ export class OutboundHttp {
     for (const u of plan.upstreams)
       for (const ep of u.endpoints) {
         wanted.add(poolKey(u, ep, this.deps.version));
+        wanted.add(poolKey(u, ep, 'spliced'));
         endpoints.add(endpointKey(ep));
       }
     this.#outliers.retain(endpoints);
@@ -140,6 +156,7 @@ export class OutboundHttp {
 
   close(): void {
     this.#servers.close();
+    this.#front.close();
     for (const t of this.#targets.values()) t.destroy();
     this.#targets.clear();
   }
@@ -174,7 +191,12 @@ export class OutboundHttp {
     out.path = prepared.target;
     let state = this.#balancers.get(listenerKey);
     if (!state) this.#balancers.set(listenerKey, (state = { next: 0 }));
-    const first = pickFirst(upstream, state, (ep) => this.#targetFor(plan, upstream, ep).active);
+    const spliced = down instanceof H1Exchange;
+    const first = pickFirst(
+      upstream,
+      state,
+      (ep) => this.#targetFor(plan, upstream, ep, spliced).active,
+    );
     const n = upstream.endpoints.length;
     // Ejected endpoints are passed over (unless every endpoint is ejected).
     const skip = this.#outliers.skipper(upstream);
@@ -190,25 +212,27 @@ export class OutboundHttp {
     };
     // Only a body needs keeping for a resend: a bodiless request is sent as it is, any number
     // of times (most mesh calls), without a second stream in its path.
-    const replay = down.hasBody ? new BodyReplay(down) : undefined;
+    // (The HTTP/1.1 front keeps its own copy of a body for that.)
+    const replay = down.hasBody && !spliced ? new BodyReplay(down) : undefined;
     const sent = replay ? replay.downstream : down;
-    const replayable = (): boolean => replay === undefined || replay.replayable;
+    const replayable = (): boolean =>
+      down instanceof H1Exchange ? down.replayable : replay === undefined || replay.replayable;
     let renewed = false;
     /** The one resend of a request an upstream proxy answered without reaching its app. */
     let resent = false;
     const attempt = (i: number): void => {
       const ep = endpointAt(upstream, first, i);
       out.upstream = `${ep.address}:${ep.port}`;
-      const target = this.#targetFor(this.deps.plan() ?? plan, upstream, ep);
+      const target = this.#targetFor(this.deps.plan() ?? plan, upstream, ep, spliced);
       target.send(head, sent, (err, res) => {
         if (err || !res) return failed(i, err, target);
-        if (res.status === 503 && UNPROCESSED.has(res.headers[REASON_HEADER])) {
-          const why = String(res.headers[REASON_HEADER]);
+        if (res.status === 503 && UNPROCESSED.has(res.proxyReason)) {
+          const why = String(res.proxyReason);
           this.#eject(upstream, ep, why);
           const j = next(i + 1);
           if (!resent && j < n && replayable()) {
             resent = true;
-            res.body.resume();
+            res.discard();
             return attempt(j);
           }
         } else this.#outliers.succeeded(ep);
@@ -260,13 +284,39 @@ export class OutboundHttp {
     );
   }
 
-  #targetFor(plan: ProxyPlan, u: UpstreamPlan, ep: Endpoint): HttpTarget {
-    const key = poolKey(u, ep, this.deps.version);
+  /**
+   * The pool for `ep`: spliced HTTP/1.1 connections for requests from the HTTP/1.1 front,
+   * else the configured version (HTTP/2 clients).
+   */
+  #targetFor(plan: ProxyPlan, u: UpstreamPlan, ep: Endpoint, spliced: boolean): HttpTarget {
+    const version = spliced ? 'spliced' : this.deps.version;
+    const key = poolKey(u, ep, version);
     let t = this.#targets.get(key);
     if (t) return t;
     const tls = mtlsOptions(plan, u);
+    const http1 = (): HttpTarget =>
+      new Http1Target({ host: ep.address, port: ep.port, tls, idleTimeoutMs: this.deps.idleTimeoutMs });
     t =
-      this.deps.version === 'h2'
+      version === 'spliced'
+        ? new H1Pool({
+            connect: () => {
+              const s = tlsConnect({
+                ...tls,
+                host: ep.address,
+                port: ep.port,
+                ALPNProtocols: ['http/1.1'],
+              });
+              s.setTimeout(this.deps.connectTimeoutMs, () =>
+                s.destroy(new Error('connect timeout')),
+              );
+              s.once('secureConnect', () => s.setTimeout(0));
+              return s;
+            },
+            tls: true,
+            idleTimeoutMs: PEER_POOL_IDLE_MS,
+            fallback: http1,
+          })
+        : version === 'h2'
         ? new Http2Target({
             origin: `https://${ep.address.includes(':') ? `[${ep.address}]` : ep.address}:${ep.port}`,
             idleTimeoutMs: this.deps.idleTimeoutMs,
@@ -284,16 +334,11 @@ export class OutboundHttp {
               return s;
             },
           })
-        : new Http1Target({
-            host: ep.address,
-            port: ep.port,
-            tls,
-            idleTimeoutMs: this.deps.idleTimeoutMs,
-          });
+        : http1();
     this.#targets.set(key, t);
     return t;
   }
 }
 
-const poolKey = (u: UpstreamPlan, ep: Endpoint, v: UpstreamHttpVersion): string =>
+const poolKey = (u: UpstreamPlan, ep: Endpoint, v: UpstreamHttpVersion | 'spliced'): string =>
   `${v}|${u.identity}|${endpointKey(ep)}`;

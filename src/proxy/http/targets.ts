@@ -18,7 +18,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { REASON, type Reason } from '../reasons.js';
-import type { Downstream, UpstreamResponse } from './downstream.js';
+import { streamResponse, type Downstream, type UpstreamResponse } from './downstream.js';
 
 export interface RequestHead {
   method: string;
@@ -54,7 +54,7 @@ export interface HttpTarget {
   destroy(): void;
 }
 
-function targetError(
+export function targetError(
   err: Error & { reason?: Reason },
   retryable: boolean,
   notSent: boolean,
@@ -70,7 +70,7 @@ function targetError(
 const REFUSED_STREAM = 7;
 
 /** Methods a proxy may resend when the connection failed before any answer (RFC 9110 9.2.2). */
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+export const SAFE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export interface Http2TargetOptions {
   /** `https://host:port` or `http://host:port` (h2c to a local app). */
@@ -130,13 +130,16 @@ export class Http2Target implements HttpTarget {
       cb(err, res);
     };
     stream.once('response', (headers, flags: number) => {
-      answer(undefined, {
-        status: Number(headers[':status']),
-        headers,
-        body: stream,
-        trailers: () => trailers,
-        headOnly: (flags & 1) /* END_STREAM */ !== 0,
-      });
+      answer(
+        undefined,
+        streamResponse(
+          Number(headers[':status']),
+          headers,
+          stream,
+          () => trailers,
+          (flags & 1) /* END_STREAM */ !== 0,
+        ),
+      );
     });
     stream.once('trailers', (t) => {
       trailers = t;
@@ -307,13 +310,7 @@ export class Http1Target implements HttpTarget {
       else go();
     });
     req.once('response', (r) => {
-      answer(undefined, {
-        status: r.statusCode ?? 502,
-        headers: r.headers,
-        body: r,
-        trailers: () => undefined,
-        headOnly: false,
-      });
+      answer(undefined, streamResponse(r.statusCode ?? 502, r.headers, r, () => undefined, false));
     });
     req.on('error', (err) => {
       if (answered) down.abort();

@@ -1,0 +1,471 @@
+/**
+ * Pooled HTTP/1.1 connections to one endpoint (an upstream service's proxy over mTLS, or the
+ * local application in plain text) for requests that arrived on the proxy's own HTTP/1.1
+ * front (h1-front.ts). A request's head is written as the proxy edited it, its body as the
+ * bytes the client sent; the response head is parsed, edited, and the body spliced back as
+ * received. Keep-alive connections go back to the pool when both messages ended cleanly, so
+ * proxies talk over warm connections with no handshake per request (HAProxy's
+ * `http-reuse always`).
+ *
+ * Requests from other fronts (HTTP/2 clients) go to the stream-based fallback target.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import { REASON, type Reason } from '../reasons.js';
+import type { Downstream, SplicedResponse } from './downstream.js';
+import { BodyFramer, BodyKind } from './h1-body.js';
+import { H1Exchange } from './h1-front.js';
+import { NO_LENGTH, isHeadError, parseResponseHead, type H1ResponseHead } from './h1-parse.js';
+import { HOP_BY_HOP, REASON_HEADER } from './headers.js';
+import { MAX_HEADER_BYTES } from './limits.js';
+import {
+  SAFE_METHODS,
+  targetError,
+  type HttpTarget,
+  type RequestHead,
+  type SendCallback,
+} from './targets.js';
+
+export interface H1PoolOptions {
+  /** Opens a connection to the endpoint (not yet connected). */
+  connect(): Socket;
+  /** The connection is TLS: it is ready at 'secureConnect' rather than 'connect'. */
+  tls: boolean;
+  /** A pooled connection idle this long is closed. */
+  idleTimeoutMs: number;
+  /** The target for requests that are not H1Exchanges (made when first needed). */
+  fallback(): HttpTarget;
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+/** Pools with idle connections, swept once a second (no timer per connection). */
+const sweeping = new Set<H1Pool>();
+let sweepTick = 0;
+let sweeper: NodeJS.Timeout | undefined;
+function watchIdle(pool: H1Pool): void {
+  sweeping.add(pool);
+  if (sweeper) return;
+  sweeper = setInterval(() => {
+    sweepTick++;
+    for (const p of sweeping) if (!p.sweepIdle(sweepTick)) sweeping.delete(p);
+    if (sweeping.size === 0) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  }, 1_000);
+  sweeper.unref();
+}
+
+export class H1Pool implements HttpTarget {
+  readonly #idle: UpConn[] = [];
+  readonly #all = new Set<UpConn>();
+  #active = 0;
+  #retired = false;
+  #fallback: HttpTarget | undefined;
+
+  constructor(readonly opts: H1PoolOptions) {}
+
+  get active(): number {
+    return this.#active + (this.#fallback?.active ?? 0);
+  }
+
+  get retired(): boolean {
+    return this.#retired;
+  }
+
+  send(head: RequestHead, down: Downstream, cb: SendCallback): void {
+    if (!(down instanceof H1Exchange))
+      return (this.#fallback ??= this.opts.fallback()).send(head, down, cb);
+    if (this.#retired) return cb(targetError(new Error('target closed'), true, true));
+    const conn = this.#idle.pop() ?? this.#open();
+    this.#active++;
+    conn.run(head, down, cb);
+  }
+
+  /** Sends on a new connection (a reused one was found closed before it answered). */
+  resend(head: RequestHead, ex: H1Exchange, cb: SendCallback): void {
+    if (this.#retired) return cb(targetError(new Error('target closed'), true, true));
+    this.#active++;
+    this.#open().run(head, ex, cb, true);
+  }
+
+  #open(): UpConn {
+    const c = new UpConn(this, this.opts.connect(), this.opts.tls);
+    this.#all.add(c);
+    return c;
+  }
+
+  /** A connection finished its exchange: pooled again if it can be, else closed. */
+  released(c: UpConn, reusable: boolean): void {
+    this.#active--;
+    if (!reusable || this.#retired) {
+      c.socket.destroy();
+      return;
+    }
+    c.idleSince = sweepTick;
+    this.#idle.push(c);
+    if (this.#idle.length === 1) watchIdle(this);
+  }
+
+  /** Stopped being busy without an answer (failed): counted out, not pooled. */
+  failed(): void {
+    this.#active--;
+  }
+
+  gone(c: UpConn): void {
+    this.#all.delete(c);
+    const i = this.#idle.indexOf(c);
+    if (i >= 0) this.#idle.splice(i, 1);
+  }
+
+  /** Closes connections idle past the timeout; false once none are idle. */
+  sweepIdle(tick: number): boolean {
+    const limit = Math.max(1, Math.ceil(this.opts.idleTimeoutMs / 1000));
+    for (let i = this.#idle.length - 1; i >= 0; i--) {
+      const c = this.#idle[i]!;
+      if (tick - c.idleSince >= limit) c.socket.destroy();
+    }
+    return this.#idle.length > 0;
+  }
+
+  close(): void {
+    this.#retired = true;
+    // Idle connections go now; busy ones are closed when their exchange ends.
+    for (const c of [...this.#idle]) c.socket.destroy();
+    this.#fallback?.close();
+  }
+
+  destroy(): void {
+    this.#retired = true;
+    for (const c of [...this.#all]) c.socket.destroy();
+    this.#fallback?.destroy();
+  }
+}
+
+const enum Phase {
+  Idle,
+  /** Waiting for the connection, then the response head. */
+  Head,
+  /** The response head was handed to the caller, which has not spliced or discarded it yet. */
+  Handed,
+  Body,
+}
+
+/** One connection of a pool. */
+class UpConn {
+  ready = false;
+  /** It served a request before (a failure with no answer may be a keep-alive race). */
+  reused = false;
+  idleSince = 0;
+  #phase = Phase.Idle;
+  #ex: H1Exchange | undefined;
+  #cb: SendCallback | undefined;
+  #request: RequestHead | undefined;
+  #text = '';
+  #resent = false;
+  /** Request bytes were written / response bytes were received. */
+  #wrote = false;
+  #heard = false;
+  #head: Buffer | undefined;
+  #res: H1Response | undefined;
+  readonly framer = new BodyFramer();
+
+  constructor(
+    readonly pool: H1Pool,
+    readonly socket: Socket,
+    tls: boolean,
+  ) {
+    socket.once(tls ? 'secureConnect' : 'connect', () => {
+      socket.setNoDelay(true);
+      this.ready = true;
+      if (this.#ex) this.#write();
+    });
+    socket.on('data', (d: Buffer) => this.#onData(d));
+    socket.on('error', (err: Error & { reason?: Reason }) => this.#ended(err));
+    socket.on('end', () => this.#ended(undefined));
+    socket.once('close', () => {
+      this.#ended(undefined);
+      pool.gone(this);
+    });
+  }
+
+  run(head: RequestHead, ex: H1Exchange, cb: SendCallback, resent = false): void {
+    this.#phase = Phase.Head;
+    this.#ex = ex;
+    this.#cb = cb;
+    this.#request = head;
+    this.#resent = resent;
+    this.#wrote = false;
+    this.#heard = false;
+    this.#text = requestHeadText(head, ex);
+    ex.attach(() => this.socket.destroy());
+    if (this.ready) this.#write();
+  }
+
+  #write(): void {
+    const s = this.socket;
+    const ex = this.#ex!;
+    this.#wrote = true;
+    s.cork();
+    s.write(this.#text, 'latin1');
+    ex.bodyTo({
+      write: (p) => s.write(p),
+      end: noop,
+      onDrain: (fn) => s.once('drain', fn),
+    });
+    s.uncork();
+  }
+
+  #onData(d: Buffer): void {
+    this.#heard = true;
+    switch (this.#phase) {
+      case Phase.Idle:
+      case Phase.Handed:
+        // Bytes nobody asked for (or a body before the caller took the head): not reusable.
+        if (this.#phase === Phase.Idle) return void this.socket.destroy();
+        this.#head = this.#head ? Buffer.concat([this.#head, d]) : d;
+        return;
+      case Phase.Head:
+        return this.#readHead(this.#head ? Buffer.concat([this.#head, d]) : d);
+      case Phase.Body:
+        return this.#body(d, 0);
+    }
+  }
+
+  #readHead(buf: Buffer): void {
+    let at = 0;
+    for (;;) {
+      const end = buf.indexOf(CRLFCRLF, at);
+      if (end < 0) {
+        if (buf.length - at > MAX_HEADER_BYTES) return this.#bad('response head too large');
+        this.#head = at === 0 ? buf : buf.subarray(at);
+        return;
+      }
+      const text = buf.toString('latin1', at, end);
+      const parsed = parseResponseHead(text);
+      if (isHeadError(parsed)) return this.#bad(parsed.message);
+      at = end + 4;
+      if (parsed.status < 200) {
+        // 101 would switch protocols, which no request through the proxy asked for.
+        if (parsed.status === 101) return this.#bad('unexpected 101 Switching Protocols');
+        this.#ex!.interim(`${text}\r\n\r\n`);
+        continue;
+      }
+      this.#head = undefined;
+      const ex = this.#ex!;
+      const kind =
+        ex.method === 'HEAD' || parsed.status === 204 || parsed.status === 304
+          ? BodyKind.None
+          : parsed.chunked
+            ? BodyKind.Chunked
+            : parsed.contentLength !== NO_LENGTH
+              ? BodyKind.Length
+              : BodyKind.UntilClose;
+      this.framer.start(kind, parsed.contentLength, false);
+      const res = new H1Response(this, parsed, at < buf.length ? buf.subarray(at) : undefined);
+      this.#res = res;
+      this.#phase = Phase.Handed;
+      const cb = this.#cb!;
+      this.#cb = undefined;
+      cb(undefined, res);
+      return;
+    }
+  }
+
+  /** The caller relays `res` to `ex`: head first, then the body as it comes. */
+  splice(res: H1Response, ex: H1Exchange, early: Buffer | undefined): void {
+    if (this.#phase !== Phase.Handed || this.#res !== res) return ex.abort();
+    this.#phase = Phase.Body;
+    ex.writeHead(res.headText(ex.closeAfter || this.framer.kind === BodyKind.UntilClose));
+    const held = this.#head;
+    this.#head = undefined;
+    const first = early && held ? Buffer.concat([early, held]) : (early ?? held);
+    if (first) this.#body(first, 0);
+    else if (this.framer.done) this.#complete(false);
+  }
+
+  /** The caller does not want the body (it sends the request elsewhere). */
+  discard(res: H1Response): void {
+    if (this.#res !== res || this.#phase !== Phase.Handed) return;
+    this.#res = undefined;
+    this.#phase = Phase.Idle;
+    this.#ex = undefined;
+    this.pool.released(this, false);
+  }
+
+  #body(buf: Buffer, i: number): void {
+    const ex = this.#ex!;
+    const end = this.framer.feed(buf, i);
+    if (end < 0) {
+      this.#phase = Phase.Idle;
+      this.#ex = undefined;
+      this.pool.released(this, false);
+      return ex.abort();
+    }
+    if (end > i) ex.writeOut(i === 0 && end === buf.length ? buf : buf.subarray(i, end), this.socket);
+    if (this.framer.done) this.#complete(end < buf.length);
+  }
+
+  /** The response ended; `extra`: the peer sent bytes past it (the connection is not reused). */
+  #complete(extra: boolean): void {
+    const ex = this.#ex!;
+    const res = this.#res!;
+    this.#phase = Phase.Idle;
+    this.#ex = undefined;
+    this.#res = undefined;
+    this.#request = undefined;
+    const reusable = !extra && !res.head.close && ex.bodyDone && !ex.over;
+    this.reused = true;
+    // Pooled before the client's next request is read, so that request can take it.
+    this.pool.released(this, reusable);
+    ex.complete(true);
+  }
+
+  /** The connection ended or failed (err undefined: closed by the peer). */
+  #ended(err: (Error & { reason?: Reason }) | undefined): void {
+    const ex = this.#ex;
+    if (!ex) return;
+    const phase = this.#phase;
+    this.#ex = undefined;
+    this.#phase = Phase.Idle;
+    if (phase === Phase.Body) {
+      // A body delimited by the close ends here; any other body was cut.
+      if (err === undefined && this.framer.kind === BodyKind.UntilClose) {
+        this.#res = undefined;
+        this.pool.released(this, false);
+        return ex.complete(false);
+      }
+      this.pool.failed();
+      return ex.abort();
+    }
+    this.pool.failed();
+    if (phase === Phase.Handed) return ex.abort();
+    const cb = this.#cb;
+    this.#cb = undefined;
+    if (!cb || ex.over) return;
+    const request = this.#request!;
+    // A pooled connection the peer closed as it was reused: nothing was read from it, and a
+    // request without a body can go on a new connection.
+    if (this.reused && !this.#heard && !ex.hasBody && !this.#resent)
+      return this.pool.resend(request, ex, cb);
+    const notSent = !this.#wrote;
+    const e = err ?? new Error('connection closed before the response');
+    if (!err && this.#wrote) (e as Error & { reason?: Reason }).reason = REASON.localAppReset;
+    cb(targetError(e, notSent || (SAFE_METHODS.has(ex.method) && !ex.hasBody), notSent));
+  }
+
+  #bad(why: string): void {
+    const ex = this.#ex;
+    const cb = this.#cb;
+    this.#ex = undefined;
+    this.#cb = undefined;
+    this.#phase = Phase.Idle;
+    this.pool.released(this, false);
+    if (cb && ex && !ex.over) {
+      const e = new Error(`bad response: ${why}`) as Error & { reason?: Reason };
+      e.reason = REASON.localAppReset;
+      cb(targetError(e, false, false));
+    } else ex?.abort();
+  }
+}
+
+const noop = (): void => {};
+
+/** A response head from an UpConn, spliced into the exchange that asked for it. */
+class H1Response implements SplicedResponse {
+  readonly status: number;
+  #headers: IncomingHttpHeaders | undefined;
+  proxyReason: string | undefined;
+  #dropReason = false;
+
+  constructor(
+    readonly conn: UpConn,
+    readonly head: H1ResponseHead,
+    readonly early: Buffer | undefined,
+  ) {
+    this.status = head.status;
+    const raw = head.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2)
+      if (raw[i]!.length === REASON_HEADER.length && raw[i]!.toLowerCase() === REASON_HEADER)
+        this.proxyReason = raw[i + 1];
+  }
+
+  get headers(): IncomingHttpHeaders {
+    if (this.#headers) return this.#headers;
+    const h: IncomingHttpHeaders = {};
+    const raw = this.head.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2) {
+      const k = raw[i]!.toLowerCase();
+      const prev = h[k];
+      h[k] = prev === undefined ? raw[i + 1] : `${String(prev)}, ${raw[i + 1]}`;
+    }
+    return (this.#headers = h);
+  }
+
+  dropProxyReason(): void {
+    this.#dropReason = true;
+    this.proxyReason = undefined;
+  }
+
+  spliceInto(ex: H1Exchange): void {
+    this.conn.splice(this, ex, this.early);
+  }
+
+  discard(): void {
+    this.conn.discard(this);
+  }
+
+  /** The head for the client: end-to-end fields as received, then the framing and close. */
+  headText(close: boolean): string {
+    const h = this.head;
+    const raw = h.rawHeaders;
+    let listed: Set<string> | undefined;
+    for (let i = 0; i < raw.length; i += 2)
+      if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection')
+        for (const t of raw[i + 1]!.split(','))
+          (listed ??= new Set()).add(t.trim().toLowerCase());
+    let text = `HTTP/1.1 ${h.status} ${h.reasonPhrase}\r\n`;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i]!;
+      if (isHopByHopOrListed(name, listed, this.#dropReason)) continue;
+      text += `${name}: ${raw[i + 1]}\r\n`;
+    }
+    if (h.chunked) text += 'transfer-encoding: chunked\r\n';
+    return close ? `${text}connection: close\r\n\r\n` : `${text}\r\n`;
+  }
+}
+
+/** Names that never cross the hop (checked by length first: most names are not). */
+function isHopByHopOrListed(
+  name: string,
+  listed: Set<string> | undefined,
+  dropReason: boolean,
+): boolean {
+  const n = name.length;
+  if (n === 2 || n === 7 || n === 10 || n === 14 || n === 16 || n === 17 || n === 18 || n === 19) {
+    const k = name.toLowerCase();
+    if (HOP_BY_HOP.has(k)) return true;
+    if (dropReason && k === REASON_HEADER) return true;
+    if (listed?.has(k)) return true;
+    return false;
+  }
+  return listed !== undefined && listed.has(name.toLowerCase());
+}
+
+/** The request head as sent to the next hop: the edited fields, then the body's framing. */
+function requestHeadText(head: RequestHead, ex: H1Exchange): string {
+  const minor = ex.head.minor;
+  let text = `${head.method} ${head.path} HTTP/1.${minor}\r\nhost: ${head.authority}\r\n`;
+  const h = head.headers;
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined || k === 'host') continue;
+    if (Array.isArray(v)) for (const x of v) text += `${k}: ${x}\r\n`;
+    else text += `${k}: ${v}\r\n`;
+  }
+  if (ex.head.chunked) text += 'transfer-encoding: chunked\r\n';
+  // An HTTP/1.0 request keeps the pooled connection open only if it says so.
+  if (minor === 0) text += 'connection: keep-alive\r\n';
+  return `${text}\r\n`;
+}
