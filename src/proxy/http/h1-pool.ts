@@ -277,12 +277,16 @@ class UpConn {
   splice(res: H1Response, ex: H1Exchange, early: Buffer | undefined): void {
     if (this.#phase !== Phase.Handed || this.#res !== res) return ex.abort();
     this.#phase = Phase.Body;
+    // The head and the body bytes already here leave in one write (one TLS record, one syscall).
+    const out = ex.conn.socket;
+    out.cork();
     ex.writeHead(res.headText(ex.closeAfter || this.framer.kind === BodyKind.UntilClose));
     const held = this.#head;
     this.#head = undefined;
     const first = early && held ? Buffer.concat([early, held]) : (early ?? held);
     if (first) this.#body(first, 0);
     else if (this.framer.done) this.#complete(false);
+    out.uncork();
   }
 
   /** The caller does not want the body (it sends the request elsewhere). */
