@@ -49,8 +49,10 @@ export interface AgentLogger {
 
 export interface AgentOptions {
   node: NodeInfo;
-  /** Where proxies log refusals and access-log lines (default: `log`). */
+  /** Where proxies log refusals and failures (default: `log`). */
   proxyLog?: AgentLogger;
+  /** Where proxies write one line per request or connection (default: the proxy log). */
+  accessLog?: AgentLogger;
   servers: string[];
   dataDir: string;
   configDir?: string;
@@ -196,6 +198,7 @@ export class TrellisAgent {
         intentions: this.intentions,
         clock: opts.clock,
         log: opts.proxyLog ?? opts.log,
+        ...(opts.accessLog ? { accessLog: opts.accessLog } : {}),
         agentToken: () => this.opts.token,
         metrics: proxyMetrics(this.metrics),
         plans: filePlanStore(join(opts.dataDir, 'proxy-plans'), (o, m) => opts.log.warn(o, m)),

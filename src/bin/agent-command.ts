@@ -24,7 +24,7 @@ import { connectRoutes } from '../agent/http/connect-routes.js';
 import { createForwarder, forwardRoutes, type Forwarder } from '../agent/http/forward.js';
 import { listenHttp, systemClock, systemRandom } from '../core/index.js';
 import { installConsulHttp, CONSUL_FASTIFY_OPTIONS } from '../httpkit/consul-http.js';
-import { auditLogger, type Logger } from '../telemetry/logger.js';
+import { auditLogger, createAccessLogger, type Logger } from '../telemetry/logger.js';
 import { AuditLog } from '../httpkit/audit.js';
 import { nodeIdFor } from './node-id.js';
 import { splitHostPort } from './addresses.js';
@@ -125,6 +125,7 @@ export function makeAgent(
     random: systemRandom,
     log: log.child({ component: 'agent' }),
     proxyLog: log.child({ component: 'proxy' }),
+    accessLog: createAccessLogger(log.level),
     enableScriptChecks: args.enableScriptChecks ?? false,
     ...(args.syncIntervalMs ? { syncIntervalMs: args.syncIntervalMs } : {}),
     ...(args.heartbeatIntervalMs ? { heartbeatIntervalMs: args.heartbeatIntervalMs } : {}),

@@ -24,6 +24,8 @@ export interface RunnerDeps {
   intentions: IntentionCache;
   clock: Clock;
   log: ProxyLogger;
+  /** One line per request or connection (default: `log`). */
+  accessLog?: ProxyLogger;
   /** The agent's own token, for sidecars registered without one. */
   agentToken: () => string | undefined;
   metrics?: ProxyMetrics;
@@ -144,6 +146,7 @@ export class ProxyRunner {
       new ServiceProxy({
         clock: deps.clock,
         log: deps.log,
+        ...(deps.accessLog ? { accessLog: deps.accessLog } : {}),
         ...(deps.metrics ? { metrics: deps.metrics } : {}),
       });
     this.proxy.onLocalAppUnreachable(() => this.#appSuspect());

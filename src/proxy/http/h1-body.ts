@@ -108,7 +108,8 @@ export class BodyFramer {
           const lf = buf.indexOf(10, i);
           const end = lf < 0 ? buf.length : lf;
           this.#line += buf.toString('latin1', i, end);
-          if (this.#line.length > MAX_LINE) return this.#fail('chunk-size or trailer line too long');
+          if (this.#line.length > MAX_LINE)
+            return this.#fail('chunk-size or trailer line too long');
           if (lf < 0) return buf.length;
           i = lf + 1;
           if (!this.#lineDone()) return -1;

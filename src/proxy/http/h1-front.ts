@@ -18,7 +18,12 @@ import { BodyFramer, BodyKind } from './h1-body.js';
 import { NO_LENGTH, isHeadError, parseRequestHead, type H1RequestHead } from './h1-parse.js';
 import { REASON_HEADER, endToEnd } from './headers.js';
 import { MAX_HEADER_BYTES } from './limits.js';
-import { isSpliced, type Downstream, type StreamResponse, type UpstreamResponse } from './downstream.js';
+import {
+  isSpliced,
+  type Downstream,
+  type StreamResponse,
+  type UpstreamResponse,
+} from './downstream.js';
 import { REPLAY_LIMIT } from './body-replay.js';
 
 export interface H1FrontOptions<C> {
@@ -52,12 +57,7 @@ const STATUS_TEXT: Record<number, string> = {
 };
 
 /** A complete response the proxy makes itself (no body beyond `body`). */
-export function selfResponse(
-  status: number,
-  reason: Reason,
-  body: string,
-  close: boolean,
-): string {
+export function selfResponse(status: number, reason: Reason, body: string, close: boolean): string {
   return (
     `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
     `content-type: text/plain; charset=utf-8\r\n${REASON_HEADER}: ${reason}\r\n` +

@@ -307,7 +307,8 @@ class UpConn {
       this.pool.released(this, false);
       return ex.abort();
     }
-    if (end > i) ex.writeOut(i === 0 && end === buf.length ? buf : buf.subarray(i, end), this.socket);
+    if (end > i)
+      ex.writeOut(i === 0 && end === buf.length ? buf : buf.subarray(i, end), this.socket);
     if (this.framer.done) this.#complete(end < buf.length);
   }
 
@@ -427,8 +428,7 @@ class H1Response implements SplicedResponse {
     let listed: Set<string> | undefined;
     for (let i = 0; i < raw.length; i += 2)
       if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection')
-        for (const t of raw[i + 1]!.split(','))
-          (listed ??= new Set()).add(t.trim().toLowerCase());
+        for (const t of raw[i + 1]!.split(',')) (listed ??= new Set()).add(t.trim().toLowerCase());
     let text = `HTTP/1.1 ${h.status} ${h.reasonPhrase}\r\n`;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;

@@ -19,7 +19,7 @@ import type { ProxyPlan } from '../plan.js';
 import { REASON, type Reason } from '../reasons.js';
 import type { Downstream } from './downstream.js';
 import { refusedRecord, track, type RequestObserver } from './exchange.js';
-import { REASON_HEADER, XFCC } from './headers.js';
+import { XFCC } from './headers.js';
 import { HandedHttpServers } from './handed-servers.js';
 import { H1Front } from './h1-front.js';
 import { H1Pool } from './h1-pool.js';

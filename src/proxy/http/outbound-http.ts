@@ -18,7 +18,6 @@ import { REASON, type Reason } from '../reasons.js';
 import { mtlsOptions } from '../transport/mtls.js';
 import type { Downstream } from './downstream.js';
 import { refusedRecord, track, type RequestObserver } from './exchange.js';
-import { REASON_HEADER } from './headers.js';
 import { BodyReplay } from './body-replay.js';
 import { Outliers } from '../outlier.js';
 import { HandedHttpServers } from './handed-servers.js';
@@ -295,7 +294,12 @@ export class OutboundHttp {
     if (t) return t;
     const tls = mtlsOptions(plan, u);
     const http1 = (): HttpTarget =>
-      new Http1Target({ host: ep.address, port: ep.port, tls, idleTimeoutMs: this.deps.idleTimeoutMs });
+      new Http1Target({
+        host: ep.address,
+        port: ep.port,
+        tls,
+        idleTimeoutMs: this.deps.idleTimeoutMs,
+      });
     t =
       version === 'spliced'
         ? new H1Pool({
@@ -317,24 +321,24 @@ export class OutboundHttp {
             fallback: http1,
           })
         : version === 'h2'
-        ? new Http2Target({
-            origin: `https://${ep.address.includes(':') ? `[${ep.address}]` : ep.address}:${ep.port}`,
-            idleTimeoutMs: this.deps.idleTimeoutMs,
-            connect: () => {
-              const s = tlsConnect({
-                ...tls,
-                host: ep.address,
-                port: ep.port,
-                ALPNProtocols: ['h2'],
-              });
-              s.setTimeout(this.deps.connectTimeoutMs, () =>
-                s.destroy(new Error('connect timeout')),
-              );
-              s.once('secureConnect', () => s.setTimeout(0));
-              return s;
-            },
-          })
-        : http1();
+          ? new Http2Target({
+              origin: `https://${ep.address.includes(':') ? `[${ep.address}]` : ep.address}:${ep.port}`,
+              idleTimeoutMs: this.deps.idleTimeoutMs,
+              connect: () => {
+                const s = tlsConnect({
+                  ...tls,
+                  host: ep.address,
+                  port: ep.port,
+                  ALPNProtocols: ['h2'],
+                });
+                s.setTimeout(this.deps.connectTimeoutMs, () =>
+                  s.destroy(new Error('connect timeout')),
+                );
+                s.once('secureConnect', () => s.setTimeout(0));
+                return s;
+              },
+            })
+          : http1();
     this.#targets.set(key, t);
     return t;
   }

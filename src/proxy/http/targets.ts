@@ -310,7 +310,10 @@ export class Http1Target implements HttpTarget {
       else go();
     });
     req.once('response', (r) => {
-      answer(undefined, streamResponse(r.statusCode ?? 502, r.headers, r, () => undefined, false));
+      answer(
+        undefined,
+        streamResponse(r.statusCode ?? 502, r.headers, r, () => undefined, false),
+      );
     });
     req.on('error', (err) => {
       if (answered) down.abort();
