@@ -31,6 +31,7 @@ import { VipWatch } from './capture/vip-watch.js';
 import type { SidecarCapture } from './capture/types.js';
 import { NftApplier, type NftOptions } from './nftables/nft.js';
 import { createRegistry, proxyMetrics, type Registry } from '../telemetry/metrics.js';
+import { mergedMetrics, ProxyWorkers } from '../proxy/index.js';
 import { filePlanStore } from './proxycfg/plan-store.js';
 import { IntentionCache } from './connect/intention-cache.js';
 import { loadConfigDir, formatDiagnostic } from '../config/index.js';
@@ -53,6 +54,11 @@ export interface AgentOptions {
   proxyLog?: AgentLogger;
   /** Where proxies write one line per request or connection (default: the proxy log). */
   accessLog?: AgentLogger;
+  /**
+   * Sidecar proxies run in this many worker processes sharing the listening sockets
+   * (`proxy_workers`); 0 or absent: in the agent's own process.
+   */
+  proxyWorkers?: { count: number; logLevel: string };
   servers: string[];
   dataDir: string;
   configDir?: string;
@@ -124,8 +130,19 @@ export class TrellisAgent {
   readonly leaves: LeafManager;
   /** The proxies of this host's sidecar services, run in this process. */
   readonly proxies: ProxyManager;
-  /** Prometheus metrics of this agent and its proxies (GET /v1/agent/metrics?format=prometheus). */
+  /** Prometheus metrics of this agent and its in-process proxies (see metricsView). */
   readonly metrics: Registry;
+  /** The processes carrying the sidecars' traffic, when `proxy_workers` is set. */
+  readonly proxyWorkers: ProxyWorkers | undefined;
+
+  /**
+   * The metrics to expose (GET /v1/agent/metrics, the Prometheus listener): the agent's own,
+   * merged with its proxy workers' when it has any.
+   */
+  async metricsView(): Promise<Registry> {
+    if (!this.proxyWorkers) return this.metrics;
+    return mergedMetrics(await this.metrics.getMetricsAsJSON(), this.proxyWorkers);
+  }
   /** Every intention, kept current from the servers: connect authorization without a round trip. */
   readonly intentions: IntentionCache;
   readonly startedAt: number;
@@ -191,6 +208,15 @@ export class TrellisAgent {
           },
         })
       : undefined;
+    const workers =
+      opts.proxyWorkers && opts.proxyWorkers.count > 0
+        ? new ProxyWorkers({
+            count: opts.proxyWorkers.count,
+            log: opts.log,
+            logLevel: opts.proxyWorkers.logLevel,
+          })
+        : undefined;
+    this.proxyWorkers = workers;
     this.proxies = new ProxyManager(
       {
         client: this.client,
@@ -199,6 +225,7 @@ export class TrellisAgent {
         clock: opts.clock,
         log: opts.proxyLog ?? opts.log,
         ...(opts.accessLog ? { accessLog: opts.accessLog } : {}),
+        ...(workers ? { newProxy: (id: string) => workers.handle(id) } : {}),
         agentToken: () => this.opts.token,
         metrics: proxyMetrics(this.metrics),
         plans: filePlanStore(join(opts.dataDir, 'proxy-plans'), (o, m) => opts.log.warn(o, m)),
@@ -622,6 +649,7 @@ export class TrellisAgent {
     // The nftables rules stay: a stopped agent fails closed (see RedirectManager).
     this.redirect?.stop();
     await this.proxies.stop();
+    await this.proxyWorkers?.close();
     await this.vips.stop();
     await this.checks.stop();
     await this.leaves.stop();

@@ -311,8 +311,11 @@ async function serveMetrics(
       res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics here\n');
       return;
     }
-    agent.metrics.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': agent.metrics.contentType }).end(text),
+    agent.metricsView().then(
+      async (view) => {
+        const text = await view.metrics();
+        res.writeHead(200, { 'content-type': view.contentType }).end(text);
+      },
       () => res.writeHead(500).end(),
     );
   });

@@ -3,3 +3,4 @@ export * from './plan.js';
 export * from './reasons.js';
 export * from './service-proxy.js';
 export * from './listen.js';
+export * from './workers/proxy-workers.js';

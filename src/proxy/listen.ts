@@ -10,7 +10,7 @@ export class ListenError extends Error {
     readonly address: string,
     readonly port: number,
     readonly code: string | undefined,
-    detail: string,
+    readonly detail: string,
   ) {
     super(`cannot listen on ${joinHostPort(address, port)}: ${listenFailure(port, code, detail)}`);
     this.name = 'ListenError';

@@ -38,11 +38,12 @@ export function connectRoutes(app: FastifyInstance, agent: TrellisAgent): void {
       'read',
     );
     if (wantsPrometheus(param(query(req), 'format'), req.headers.accept)) {
-      reply.type(agent.metrics.contentType);
-      return reply.send(await agent.metrics.metrics());
+      const view = await agent.metricsView();
+      reply.type(view.contentType);
+      return reply.send(await view.metrics());
     }
     const now = agent.opts.clock.now();
-    const metrics = await agent.metrics.getMetricsAsJSON();
+    const metrics = await (await agent.metricsView()).getMetricsAsJSON();
     return sendJSON(reply, consulMetrics(metrics, now, (now - agent.startedAt) / 1000));
   });
 

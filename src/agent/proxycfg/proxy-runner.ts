@@ -8,7 +8,12 @@
 import type { CARoots, IssuedCert, ServiceEntry } from '../../api/index.js';
 import type { TrellisClient } from '../../client/index.js';
 import type { Clock } from '../../core/index.js';
-import { ListenError, ServiceProxy, type ProxyLogger } from '../../proxy/index.js';
+import {
+  ListenError,
+  ServiceProxy,
+  type ProxyHandle,
+  type ProxyLogger,
+} from '../../proxy/index.js';
 import type { IntentionCache } from '../connect/intention-cache.js';
 import type { LeafManager } from '../connect/leaf-manager.js';
 import { connect, createServer } from 'node:net';
@@ -26,6 +31,8 @@ export interface RunnerDeps {
   log: ProxyLogger;
   /** One line per request or connection (default: `log`). */
   accessLog?: ProxyLogger;
+  /** Makes the proxy of sidecar `id` elsewhere (proxy workers); default: a ServiceProxy here. */
+  newProxy?: (id: string) => ProxyHandle;
   /** The agent's own token, for sidecars registered without one. */
   agentToken: () => string | undefined;
   metrics?: ProxyMetrics;
@@ -96,7 +103,7 @@ const WAIT_MS = 5 * 60_000;
 
 export class ProxyRunner {
   readonly spec: SidecarSpec;
-  readonly proxy: ServiceProxy;
+  readonly proxy: ProxyHandle;
   readonly #d: RunnerDeps;
   readonly #stop = new AbortController();
   #leaf: IssuedCert | undefined;
@@ -143,6 +150,7 @@ export class ProxyRunner {
     this.#d = deps;
     this.proxy =
       previous?.proxy ??
+      deps.newProxy?.(spec.id) ??
       new ServiceProxy({
         clock: deps.clock,
         log: deps.log,

@@ -1,0 +1,27 @@
+/**
+ * Messages between the agent (the cluster primary) and its proxy workers. Plans are sent whole
+ * to every worker; each worker runs the same ServiceProxy per sidecar on listening sockets the
+ * workers share, and answers every request with its sequence number.
+ */
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { ProxyPlan } from '../plan.js';
+
+export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+export type ToWorker =
+  | { t: 'plan'; seq: number; id: string; plan: ProxyPlan }
+  | { t: 'stop'; seq: number; id: string }
+  | { t: 'metrics'; seq: number };
+
+/** Why a plan could not be applied (a ListenError keeps its fields). */
+export interface PlanFailure {
+  message: string;
+  listen?: { address: string; port: number; code: string | undefined; detail: string };
+}
+
+export type FromWorker =
+  | { t: 'ready' }
+  /** `served`: the plan the worker's proxy serves afterwards (null: none). */
+  | { t: 'done'; seq: number; served: ProxyPlan | null; error?: PlanFailure }
+  | { t: 'metrics'; seq: number; json: MetricsJson }
+  | { t: 'appDown'; id: string };

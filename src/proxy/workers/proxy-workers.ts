@@ -1,0 +1,241 @@
+/**
+ * The agent's proxy workers (`proxy_workers`): processes that carry the host's sidecar traffic
+ * so it can use every core. The agent stays the one control loop: it builds each plan once and
+ * sends it to every worker; setPlan resolves only when all of them apply it, so a plan the agent
+ * reports as in force is in force in every worker. Listening sockets are shared through
+ * node:cluster with each worker accepting on its own (SCHED_NONE: no hop through the agent).
+ *
+ * A worker that dies is forked again and given the plans the others serve; the others' open
+ * connections are not touched. Metrics are merged across workers where the agent exposes them.
+ * Workers are forked when the first plan arrives, so an agent without sidecars has none.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import { ListenError } from '../listen.js';
+import type { ProxyPlan } from '../plan.js';
+import type { FromWorker, MetricsJson, PlanFailure, ToWorker } from './protocol.js';
+
+/** What the agent's sidecar runner needs of a proxy (ServiceProxy in-process, or the workers). */
+export interface ProxyHandle {
+  readonly plan: ProxyPlan | undefined;
+  setPlan(plan: ProxyPlan): Promise<void>;
+  stop(): Promise<void>;
+  onLocalAppUnreachable(fn: () => void): void;
+}
+
+export interface ProxyWorkersOptions {
+  count: number;
+  log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  /** The workers' log level (their proxy and access logs). */
+  logLevel: string;
+}
+
+const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
+/** A worker that dies sooner than this after starting is restarted after a pause. */
+const CRASH_LOOP_MS = 5_000;
+
+interface Slot {
+  worker: Worker;
+  ready: Promise<void>;
+  startedAt: number;
+}
+
+type Reply = Extract<FromWorker, { t: 'done' }> | { t: 'died' };
+
+export class ProxyWorkers {
+  readonly #slots: (Slot | undefined)[];
+  readonly #handles = new Map<string, WorkerProxy>();
+  readonly #waiting = new Map<number, { worker: Worker; resolve: (r: FromWorker | { t: 'died' }) => void }>();
+  #seq = 0;
+  #closing = false;
+  #started = false;
+
+  constructor(readonly opts: ProxyWorkersOptions) {
+    this.#slots = new Array<Slot | undefined>(Math.max(1, opts.count)).fill(undefined);
+  }
+
+  get count(): number {
+    return this.#slots.length;
+  }
+
+  /** The proxy of sidecar `id`, carried by every worker. */
+  handle(id: string): ProxyHandle {
+    let h = this.#handles.get(id);
+    if (!h) this.#handles.set(id, (h = new WorkerProxy(this, id)));
+    return h;
+  }
+
+  forget(id: string): void {
+    this.#handles.delete(id);
+  }
+
+  /** Sends `m` (given a fresh sequence number) to every worker; one reply per worker. */
+  async broadcast(make: (seq: number) => ToWorker): Promise<Reply[]> {
+    this.#start();
+    const slots = this.#slots.filter((s): s is Slot => s !== undefined);
+    return Promise.all(
+      slots.map(async (s) => {
+        await s.ready;
+        return this.#ask(s.worker, make(++this.#seq)) as Promise<Reply>;
+      }),
+    );
+  }
+
+  #ask(worker: Worker, m: ToWorker): Promise<FromWorker | { t: 'died' }> {
+    return new Promise((resolve) => {
+      if (!worker.isConnected()) return resolve({ t: 'died' });
+      this.#waiting.set(m.seq, { worker, resolve });
+      worker.send(m);
+    });
+  }
+
+  /** Every worker's metrics, for the agent to merge with its own. */
+  async metrics(): Promise<MetricsJson[]> {
+    if (!this.#started) return [];
+    const slots = this.#slots.filter((s): s is Slot => s !== undefined);
+    const replies = await Promise.all(
+      slots.map(async (s) => {
+        await s.ready;
+        return this.#ask(s.worker, { t: 'metrics', seq: ++this.#seq });
+      }),
+    );
+    return replies.flatMap((r) => (r.t === 'metrics' ? [r.json] : []));
+  }
+
+  #start(): void {
+    if (this.#started || this.#closing) return;
+    this.#started = true;
+    // Each worker accepts on the shared socket itself; the default (round robin) would pass
+    // every connection through the agent's event loop first.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    cluster.setupPrimary({
+      exec: WORKER_MAIN,
+      args: [],
+      serialization: 'advanced',
+    });
+    for (let i = 0; i < this.#slots.length; i++) this.#fork(i);
+  }
+
+  #fork(i: number): void {
+    const worker = cluster.fork({ TRELLIS_PROXY_LOG_LEVEL: this.opts.logLevel });
+    let ready!: () => void;
+    const slot: Slot = { worker, ready: new Promise((r) => (ready = r)), startedAt: Date.now() };
+    this.#slots[i] = slot;
+    worker.on('message', (m: FromWorker) => {
+      if (m.t === 'ready') return ready();
+      if (m.t === 'appDown') return this.#handles.get(m.id)?.appDown();
+      const w = this.#waiting.get(m.seq);
+      if (!w) return;
+      this.#waiting.delete(m.seq);
+      w.resolve(m);
+    });
+    worker.on('error', () => undefined);
+    worker.once('exit', (code, signal) => {
+      for (const [seq, w] of this.#waiting)
+        if (w.worker === worker) {
+          this.#waiting.delete(seq);
+          w.resolve({ t: 'died' });
+        }
+      ready();
+      if (this.#closing || this.#slots[i] !== slot) return;
+      this.#slots[i] = undefined;
+      this.opts.log.warn(
+        { worker: worker.process.pid, code, signal },
+        'proxy worker exited; starting another',
+      );
+      const wait = Date.now() - slot.startedAt < CRASH_LOOP_MS ? CRASH_LOOP_MS : 0;
+      setTimeout(() => {
+        if (this.#closing) return;
+        this.#fork(i);
+        void this.#replay(this.#slots[i]!);
+      }, wait).unref();
+    });
+  }
+
+  /** A new worker gets the plans the other workers serve. */
+  async #replay(slot: Slot): Promise<void> {
+    await slot.ready;
+    for (const h of this.#handles.values()) {
+      const plan = h.plan;
+      if (plan) await this.#ask(slot.worker, { t: 'plan', seq: ++this.#seq, id: h.id, plan });
+    }
+  }
+
+  /** Stops every worker (their proxies' connections end with them). */
+  async close(): Promise<void> {
+    this.#closing = true;
+    await Promise.all(
+      this.#slots.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            if (!s || s.worker.isDead()) return resolve();
+            s.worker.once('exit', () => resolve());
+            s.worker.kill('SIGTERM');
+            setTimeout(() => s.worker.process.kill('SIGKILL'), 5_000).unref();
+          }),
+      ),
+    );
+  }
+}
+
+/** Merges the agent's own metrics with its workers' (counters and histograms summed). */
+export async function mergedMetrics(
+  own: MetricsJson,
+  workers: ProxyWorkers | undefined,
+): Promise<Registry> {
+  const all = workers ? [own, ...(await workers.metrics())] : [own];
+  return AggregatorRegistry.aggregate(all);
+}
+
+function planError(f: PlanFailure): Error {
+  if (f.listen) return new ListenError(f.listen.address, f.listen.port, f.listen.code, f.listen.detail);
+  return new Error(f.message);
+}
+
+/** One sidecar's proxy as the workers carry it. */
+class WorkerProxy implements ProxyHandle {
+  #plan: ProxyPlan | undefined;
+  #appDown: (() => void) | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly workers: ProxyWorkers,
+    readonly id: string,
+  ) {}
+
+  get plan(): ProxyPlan | undefined {
+    return this.#plan;
+  }
+
+  onLocalAppUnreachable(fn: () => void): void {
+    this.#appDown = fn;
+  }
+
+  appDown(): void {
+    this.#appDown?.();
+  }
+
+  /** Applied in every worker before it resolves; a failure in any rejects with its error. */
+  setPlan(plan: ProxyPlan): Promise<void> {
+    const run = this.#queue.then(async () => {
+      const replies = await this.workers.broadcast((seq) => ({ t: 'plan', seq, id: this.id, plan }));
+      let failure: PlanFailure | undefined;
+      for (const r of replies) {
+        if (r.t !== 'done') continue; // a worker died: its replacement gets the plan
+        this.#plan = r.served ?? undefined;
+        failure ??= r.error;
+      }
+      if (failure) throw planError(failure);
+    });
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async stop(): Promise<void> {
+    await this.#queue;
+    this.workers.forget(this.id);
+    await this.workers.broadcast((seq) => ({ t: 'stop', seq, id: this.id }));
+    this.#plan = undefined;
+  }
+}

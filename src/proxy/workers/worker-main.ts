@@ -1,0 +1,82 @@
+/**
+ * A proxy worker: one of the agent's processes that carry its sidecars' traffic. It runs a
+ * ServiceProxy per sidecar, on the plans the agent sends, listening on sockets shared with the
+ * other workers (node:cluster, each worker accepting from the same socket), and reports its
+ * request metrics and the local applications it could not reach. It writes its own access log
+ * and proxy log lines to the agent's stderr.
+ *
+ * Started by ProxyWorkers (proxy-workers.ts) through node:cluster; exits when the agent goes.
+ */
+import { systemClock } from '../../core/index.js';
+import { createRegistry, proxyMetrics } from '../../telemetry/metrics.js';
+import { createAccessLogger, createLogger } from '../../telemetry/logger.js';
+import { ListenError } from '../listen.js';
+import { ServiceProxy } from '../service-proxy.js';
+import type { FromWorker, PlanFailure, ToWorker } from './protocol.js';
+
+const level = process.env.TRELLIS_PROXY_LOG_LEVEL ?? 'info';
+const log = createLogger({ level }).child({ component: 'proxy', worker: process.pid });
+const accessLog = createAccessLogger(level);
+const registry = createRegistry();
+const metrics = proxyMetrics(registry);
+const proxies = new Map<string, ServiceProxy>();
+
+function send(m: FromWorker): void {
+  if (process.connected) process.send?.(m);
+}
+
+function proxyFor(id: string): ServiceProxy {
+  let p = proxies.get(id);
+  if (!p) {
+    p = new ServiceProxy({
+      clock: systemClock,
+      log,
+      accessLog,
+      metrics,
+      onLocalAppUnreachable: () => send({ t: 'appDown', id }),
+    });
+    proxies.set(id, p);
+  }
+  return p;
+}
+
+function failure(err: unknown): PlanFailure {
+  if (err instanceof ListenError)
+    return {
+      message: err.message,
+      listen: { address: err.address, port: err.port, code: err.code, detail: err.detail },
+    };
+  return { message: err instanceof Error ? err.message : String(err) };
+}
+
+async function handle(m: ToWorker): Promise<void> {
+  switch (m.t) {
+    case 'plan': {
+      const p = proxyFor(m.id);
+      try {
+        await p.setPlan(m.plan);
+        send({ t: 'done', seq: m.seq, served: p.plan ?? null });
+      } catch (err) {
+        send({ t: 'done', seq: m.seq, served: p.plan ?? null, error: failure(err) });
+      }
+      return;
+    }
+    case 'stop': {
+      const p = proxies.get(m.id);
+      proxies.delete(m.id);
+      await p?.stop();
+      send({ t: 'done', seq: m.seq, served: null });
+      return;
+    }
+    case 'metrics':
+      send({ t: 'metrics', seq: m.seq, json: await registry.getMetricsAsJSON() });
+      return;
+  }
+}
+
+process.on('message', (m: ToWorker) => {
+  handle(m).catch((err: unknown) => log.warn({ err: String(err) }, 'proxy worker message failed'));
+});
+// The agent went away: so does its data plane (the listening sockets are the agent's).
+process.on('disconnect', () => process.exit(0));
+send({ t: 'ready' });
