@@ -7,7 +7,7 @@ import {
 import Fastify, { type FastifyInstance } from 'fastify';
 import { mkdirSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import type { TokenResolver } from '../agent/acl/token-resolver.js';
 import type { CARoots } from '../api/index.js';
 import type { TlsOptions } from '../client/index.js';
@@ -42,6 +42,8 @@ export interface AgentArgs {
   configDir?: string;
   advertise?: string;
   enableScriptChecks?: boolean;
+  /** Proxy worker processes; 0 = proxies in the agent's process; default: the cores, at most 8. */
+  proxyWorkers?: number;
   syncIntervalMs?: number;
   heartbeatIntervalMs?: number;
   heartbeatTtlMs?: number;
@@ -99,6 +101,11 @@ export interface RunningAgent {
   close(opts?: { leave?: boolean }): Promise<void>;
 }
 
+/** `proxy_workers` unset: one worker per core, at most 8. */
+export function defaultProxyWorkers(): number {
+  return Math.min(8, availableParallelism());
+}
+
 export function makeAgent(
   args: AgentArgs,
   log: Logger,
@@ -126,6 +133,7 @@ export function makeAgent(
     log: log.child({ component: 'agent' }),
     proxyLog: log.child({ component: 'proxy' }),
     accessLog: createAccessLogger(log.level),
+    proxyWorkers: { count: args.proxyWorkers ?? defaultProxyWorkers(), logLevel: log.level },
     enableScriptChecks: args.enableScriptChecks ?? false,
     ...(args.syncIntervalMs ? { syncIntervalMs: args.syncIntervalMs } : {}),
     ...(args.heartbeatIntervalMs ? { heartbeatIntervalMs: args.heartbeatIntervalMs } : {}),

@@ -32,6 +32,8 @@ export interface ServerArgs {
   /** For the server's own node, as on an agent. */
   nodeMeta?: Record<string, string>;
   enableScriptChecks?: boolean;
+  /** Proxy worker processes of the server's own agent (see AgentArgs). */
+  proxyWorkers?: number;
   /**
    * HTTPS API address; default: the --bind host on port 8501 (any free port when --bind asks
    * for port 0); 'off' = plain HTTP only.
@@ -88,6 +90,7 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
       ...(args.configDir ? { configDir: args.configDir } : {}),
       ...(args.nodeMeta ? { nodeMeta: args.nodeMeta } : {}),
       enableScriptChecks: args.enableScriptChecks ?? false,
+      ...(args.proxyWorkers !== undefined ? { proxyWorkers: args.proxyWorkers } : {}),
       syncIntervalMs: 10_000,
       token: internalSecret,
     },

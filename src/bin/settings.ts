@@ -30,6 +30,7 @@ export interface DaemonFlags {
   httpAddr?: string;
   servers?: string[];
   enableScriptChecks?: boolean;
+  proxyWorkers?: number;
   nodeMeta?: Record<string, string>;
   logLevel?: LogLevel;
   heartbeatIntervalMs?: number;
@@ -85,6 +86,7 @@ export function resolveAgent(
   const heartbeatIntervalMs = flags.heartbeatIntervalMs ?? file.heartbeatIntervalMs;
   const heartbeatTtlMs = flags.heartbeatTtlMs ?? file.heartbeatTtlMs;
   const syncIntervalMs = flags.syncIntervalMs ?? file.syncIntervalMs;
+  const proxyWorkers = flags.proxyWorkers ?? file.proxyWorkers;
   return {
     servers,
     dataDir,
@@ -99,6 +101,7 @@ export function resolveAgent(
     ...(heartbeatIntervalMs !== undefined ? { heartbeatIntervalMs } : {}),
     ...(heartbeatTtlMs !== undefined ? { heartbeatTtlMs } : {}),
     ...(syncIntervalMs !== undefined ? { syncIntervalMs } : {}),
+    ...(proxyWorkers !== undefined ? { proxyWorkers } : {}),
     ...(file.aclAgentToken ? { fileToken: file.aclAgentToken } : {}),
     ...listenerAddr('metricsAddr', flags.metricsBind ?? file.metricsAddr),
     ...listenerAddr('dnsAddr', flags.dnsBind ?? file.dnsAddr ?? DEFAULT_AGENT_DNS_ADDR),
@@ -171,6 +174,7 @@ export function resolveServer(flags: DaemonFlags, file: AgentSettings): Resolved
   const node = flags.node ?? file.nodeName;
   const advertise = flags.advertise ?? file.advertiseAddr;
   const snapshotEvery = flags.snapshotEvery ?? file.snapshotEvery;
+  const proxyWorkers = flags.proxyWorkers ?? file.proxyWorkers;
   return {
     dataDir,
     datacenter: flags.datacenter ?? file.datacenter ?? DEFAULT_DATACENTER,
@@ -182,6 +186,7 @@ export function resolveServer(flags: DaemonFlags, file: AgentSettings): Resolved
     ...(node !== undefined ? { node } : {}),
     ...(advertise !== undefined ? { advertise } : {}),
     ...(snapshotEvery !== undefined ? { snapshotEvery } : {}),
+    ...(proxyWorkers !== undefined ? { proxyWorkers } : {}),
     ...(flags.sessionMinTtlMs !== undefined ? { sessionMinTtlMs: flags.sessionMinTtlMs } : {}),
     ...(flags.nodeGraceMs !== undefined ? { nodeGraceMs: flags.nodeGraceMs } : {}),
     ...aclSettings(flags, file),
@@ -224,6 +229,7 @@ const SETTING_NAMES: Record<string, string> = {
   httpAddr: 'http_addr',
   advertise: 'advertise_addr',
   enableScriptChecks: 'enable_script_checks',
+  proxyWorkers: 'proxy_workers',
   nodeMeta: 'node_meta',
   logLevel: 'log_level',
   heartbeatIntervalMs: 'heartbeat_interval',
@@ -264,6 +270,7 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
   httpAddr: 'http_addr',
   retryJoin: 'retry_join',
   enableScriptChecks: 'enable_script_checks',
+  proxyWorkers: 'proxy_workers',
   nodeMeta: 'node_meta',
   logLevel: 'log_level',
   heartbeatIntervalMs: 'heartbeat_interval',

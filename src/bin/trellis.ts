@@ -91,6 +91,7 @@ interface DaemonArgs extends GlobalArgs {
   server?: string[];
   'config-dir'?: string;
   'enable-script-checks'?: boolean;
+  'proxy-workers'?: number;
   'log-level'?: LogLevel;
   'snapshot-every'?: number;
   'session-min-ttl'?: number;
@@ -111,6 +112,13 @@ interface DaemonArgs extends GlobalArgs {
   'join-token'?: string;
   'ca-fingerprint'?: string;
 }
+
+const PROXY_WORKERS_OPTION = {
+  type: 'number',
+  defaultDescription: 'proxy_workers in --config-dir, else the number of cores (at most 8)',
+  describe:
+    "Processes that carry the sidecar proxies' traffic, sharing their listeners; 0: in the agent process",
+} as const;
 
 /** A number flag in ms (or a count); undefined when not given. */
 function numberFlag(value: number | undefined, flag: string, min: number): number | undefined {
@@ -137,6 +145,7 @@ function givenFlags(args: DaemonArgs): DaemonFlags {
     httpAddr: args.httpAddr,
     servers: args.server?.flatMap((s) => s.split(',')).filter(Boolean),
     enableScriptChecks: args['enable-script-checks'],
+    proxyWorkers: numberFlag(args['proxy-workers'], 'proxy-workers', 0),
     nodeMeta: args['node-meta'] ? parseMeta(args['node-meta']) : undefined,
     logLevel: args['log-level'],
     heartbeatIntervalMs: numberFlag(args['heartbeat-interval'], 'heartbeat-interval', 1),
@@ -339,6 +348,7 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
             defaultDescription: 'false',
             describe: 'Allow checks that run commands',
           })
+          .option('proxy-workers', PROXY_WORKERS_OPTION)
           .option('sync-interval', {
             type: 'number',
             describe: 'Full anti-entropy sync period, ms (default 60000)',
@@ -460,6 +470,7 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
             defaultDescription: 'off',
             describe: 'Also serve HTTPS (mesh CA certificate) on this address',
           })
+          .option('proxy-workers', PROXY_WORKERS_OPTION)
           .option('demo', {
             type: 'boolean',
             default: true,
@@ -494,6 +505,9 @@ async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<nu
         // Like Consul's dev agent, plain HTTP only unless asked (port 8501 may well be taken).
         httpsBind: args['https-bind'] ?? 'off',
         ...(args['config-dir'] ? { configDir: args['config-dir'] } : {}),
+        ...(args['proxy-workers'] !== undefined
+          ? { proxyWorkers: numberFlag(args['proxy-workers'], 'proxy-workers', 0) ?? 0 }
+          : {}),
       },
       log,
     ).catch((err: unknown) => {

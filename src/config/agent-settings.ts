@@ -40,6 +40,8 @@ export interface AgentSettings {
   httpAddr?: string;
   retryJoin?: string[];
   enableScriptChecks?: boolean;
+  /** `proxy_workers`: processes carrying the sidecars' traffic; 0 = in the agent's process. */
+  proxyWorkers?: number;
   nodeMeta?: Record<string, string>;
   logLevel?: LogLevel;
   heartbeatIntervalMs?: number;
@@ -177,6 +179,7 @@ const settingFields: readonly FieldSpec[] = [
   field('ports', t.object(schema([field('http', t.int(listenPort))]))),
   field('retry_join', t.listOf(t.string(hostPort(false)), nonEmptyList), { aliases: ['servers'] }),
   field('enable_script_checks', t.bool()),
+  field('proxy_workers', t.int(atLeast(0))),
   field('node_meta', t.mapOfString(metaValue, metaKey, META_MAX_PAIRS)),
   field('log_level', t.string(oneOf(LOG_LEVELS))),
   field('heartbeat_interval', t.duration(positive)),
@@ -332,6 +335,7 @@ function toSettings(m: ReadonlyMap<string, SettingEntry>): AgentSettings {
   );
   set('retryJoin', get('retry_join'));
   set('enableScriptChecks', get('enable_script_checks'));
+  set('proxyWorkers', get('proxy_workers'));
   set('nodeMeta', nodeMeta(m));
   set('logLevel', get('log_level'));
   set('heartbeatIntervalMs', get('heartbeat_interval'));

@@ -60,6 +60,7 @@ export class ProxyManager {
   readonly #datacenter: string;
   readonly #runners = new Map<string, { runner: ProxyRunner; key: string }>();
   #stopped = false;
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(deps: RunnerDeps, datacenter: string) {
     this.#deps = deps;
@@ -70,8 +71,19 @@ export class ProxyManager {
     return this.#runners;
   }
 
-  /** Starts, replaces and stops runners so that there is one per local sidecar. */
-  async reconcile(sidecars: Iterable<LocalSidecar>): Promise<void> {
+  /**
+   * Starts, replaces and stops runners so that there is one per local sidecar. Calls run one
+   * at a time, in order: one that waits for a runner to stop must not decide on a state a
+   * later call has changed, nor start runners after stop().
+   */
+  reconcile(sidecars: Iterable<LocalSidecar>): Promise<void> {
+    const list = [...sidecars];
+    const run = this.#queue.then(() => this.#reconcile(list));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #reconcile(sidecars: LocalSidecar[]): Promise<void> {
     if (this.#stopped) return;
     const wanted = new Map<string, SidecarSpec>();
     for (const s of sidecars) {
@@ -99,6 +111,7 @@ export class ProxyManager {
       if (this.#runners.get(id)?.runner === runner) runner.start();
     }
     for (const [id, spec] of wanted) {
+      if (this.#stopped) return;
       if (this.#runners.has(id)) continue;
       const runner = new ProxyRunner(spec, this.#deps);
       this.#runners.set(id, { runner, key: JSON.stringify(spec) });
@@ -108,6 +121,8 @@ export class ProxyManager {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    // A reconcile under way finishes first (it starts nothing more once stopped).
+    await this.#queue;
     const all = [...this.#runners.values()];
     this.#runners.clear();
     await Promise.all(all.map((r) => r.runner.stop()));

@@ -46,7 +46,10 @@ type Reply = Extract<FromWorker, { t: 'done' }> | { t: 'died' };
 export class ProxyWorkers {
   readonly #slots: (Slot | undefined)[];
   readonly #handles = new Map<string, WorkerProxy>();
-  readonly #waiting = new Map<number, { worker: Worker; resolve: (r: FromWorker | { t: 'died' }) => void }>();
+  readonly #waiting = new Map<
+    number,
+    { worker: Worker; resolve: (r: FromWorker | { t: 'died' }) => void }
+  >();
   #seq = 0;
   #closing = false;
   #started = false;
@@ -189,7 +192,8 @@ export async function mergedMetrics(
 }
 
 function planError(f: PlanFailure): Error {
-  if (f.listen) return new ListenError(f.listen.address, f.listen.port, f.listen.code, f.listen.detail);
+  if (f.listen)
+    return new ListenError(f.listen.address, f.listen.port, f.listen.code, f.listen.detail);
   return new Error(f.message);
 }
 
@@ -219,7 +223,12 @@ class WorkerProxy implements ProxyHandle {
   /** Applied in every worker before it resolves; a failure in any rejects with its error. */
   setPlan(plan: ProxyPlan): Promise<void> {
     const run = this.#queue.then(async () => {
-      const replies = await this.workers.broadcast((seq) => ({ t: 'plan', seq, id: this.id, plan }));
+      const replies = await this.workers.broadcast((seq) => ({
+        t: 'plan',
+        seq,
+        id: this.id,
+        plan,
+      }));
       let failure: PlanFailure | undefined;
       for (const r of replies) {
         if (r.t !== 'done') continue; // a worker died: its replacement gets the plan
