@@ -214,6 +214,7 @@ export class TrellisAgent {
             count: opts.proxyWorkers.count,
             log: opts.log,
             logLevel: opts.proxyWorkers.logLevel,
+            clock: opts.clock,
           })
         : undefined;
     this.proxyWorkers = workers;

@@ -12,6 +12,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { Clock } from '../../core/index.js';
 import { ListenError } from '../listen.js';
 import type { ProxyPlan } from '../plan.js';
 import type { FromWorker, MetricsJson, PlanFailure, ToWorker } from './protocol.js';
@@ -29,6 +30,7 @@ export interface ProxyWorkersOptions {
   log: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   /** The workers' log level (their proxy and access logs). */
   logLevel: string;
+  clock: Clock;
 }
 
 const WORKER_MAIN = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -114,16 +116,20 @@ export class ProxyWorkers {
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({
       exec: WORKER_MAIN,
-      args: [],
+      args: [this.opts.logLevel],
       serialization: 'advanced',
     });
     for (let i = 0; i < this.#slots.length; i++) this.#fork(i);
   }
 
   #fork(i: number): void {
-    const worker = cluster.fork({ TRELLIS_PROXY_LOG_LEVEL: this.opts.logLevel });
+    const worker = cluster.fork();
     let ready!: () => void;
-    const slot: Slot = { worker, ready: new Promise((r) => (ready = r)), startedAt: Date.now() };
+    const slot: Slot = {
+      worker,
+      ready: new Promise((r) => (ready = r)),
+      startedAt: this.opts.clock.now(),
+    };
     this.#slots[i] = slot;
     worker.on('message', (m: FromWorker) => {
       if (m.t === 'ready') return ready();
@@ -147,12 +153,12 @@ export class ProxyWorkers {
         { worker: worker.process.pid, code, signal },
         'proxy worker exited; starting another',
       );
-      const wait = Date.now() - slot.startedAt < CRASH_LOOP_MS ? CRASH_LOOP_MS : 0;
-      setTimeout(() => {
+      const wait = this.opts.clock.now() - slot.startedAt < CRASH_LOOP_MS ? CRASH_LOOP_MS : 0;
+      this.opts.clock.setTimeout(() => {
         if (this.#closing) return;
         this.#fork(i);
         void this.#replay(this.#slots[i]!);
-      }, wait).unref();
+      }, wait);
     });
   }
 

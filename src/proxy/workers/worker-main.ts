@@ -14,7 +14,8 @@ import { ListenError } from '../listen.js';
 import { ServiceProxy } from '../service-proxy.js';
 import type { FromWorker, PlanFailure, ToWorker } from './protocol.js';
 
-const level = process.env.TRELLIS_PROXY_LOG_LEVEL ?? 'info';
+// The agent passes its log level as the one argument.
+const level = process.argv[2] ?? 'info';
 const log = createLogger({ level }).child({ component: 'proxy', worker: process.pid });
 const accessLog = createAccessLogger(level);
 const registry = createRegistry();
