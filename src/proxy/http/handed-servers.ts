@@ -12,11 +12,18 @@ import {
 } from 'node:http2';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Reason } from '../reasons.js';
+import { REASON, type Reason } from '../reasons.js';
 import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
 import { createHttp1Server, type Http1Front } from './http1-server.js';
+import { H2Screening } from './h2-screening.js';
 import { H2_SERVER_LIMITS } from './limits.js';
 import { guardResets } from './reset-guard.js';
+
+/** What is known of an HTTP/2 request refused for its header fields. */
+export interface RefusedHead {
+  method: string;
+  path: string;
+}
 
 export interface HandedServerOptions<C> {
   idleTimeoutMs: number;
@@ -24,8 +31,11 @@ export interface HandedServerOptions<C> {
   headersTimeoutMs: number;
   /** HTTP/1.1 requests without Host are refused (the public side) or accepted. */
   requireHostHeader: boolean;
-  /** A request the HTTP/1.1 server refused itself (parse error, tunnel, timeout). */
-  onRefused(ctx: C, status: number, reason: Reason): void;
+  /**
+   * A request the server refused before handling it: HTTP/1.1 parse errors, tunnels and
+   * timeouts (no head), HTTP/2 streams whose header fields are malformed (`head` given).
+   */
+  onRefused(ctx: C, status: number, reason: Reason, head?: RefusedHead): void;
 }
 
 export class HandedHttpServers<C> {
@@ -33,8 +43,9 @@ export class HandedHttpServers<C> {
   readonly #h2: Http2Server;
   readonly #context = new WeakMap<object, C>();
   readonly #sessions = new Set<Http2Session>();
-  /** The context of the connection being handed to the HTTP/2 server right now. */
-  #handing: C | undefined;
+  readonly #screening = new WeakMap<Http2Session, H2Screening>();
+  /** The connection being handed to the HTTP/2 server right now. */
+  #handing: { ctx: C; screening: H2Screening } | undefined;
 
   constructor(handle: (down: Downstream, ctx: C) => void, opts: HandedServerOptions<C>) {
     this.#h1 = createHttp1Server(
@@ -51,7 +62,11 @@ export class HandedHttpServers<C> {
     );
     this.#h2 = createH2Server(H2_SERVER_LIMITS);
     this.#h2.on('session', (session: Http2Session) => {
-      if (this.#handing !== undefined) this.#context.set(session, this.#handing);
+      if (this.#handing !== undefined) {
+        this.#context.set(session, this.#handing.ctx);
+        this.#screening.set(session, this.#handing.screening);
+        this.#handing.screening.attach(session);
+      }
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
       session.on('error', () => session.destroy());
@@ -67,9 +82,16 @@ export class HandedHttpServers<C> {
       ) => {
         stream.on('error', () => stream.destroy());
         guardResets(stream);
-        const ctx = this.#context.get(stream.session as object);
-        if (ctx !== undefined) handle(fromHttp2(stream, headers, rawHeaders), ctx);
-        else stream.destroy();
+        const session = stream.session as Http2Session;
+        const ctx = this.#context.get(session);
+        const screening = this.#screening.get(session);
+        if (ctx === undefined || screening === undefined) return void stream.destroy();
+        if (!screening.admit(stream))
+          return opts.onRefused(ctx, 400, REASON.badRequest, {
+            method: String(headers[':method'] ?? '-'),
+            path: String(headers[':path'] ?? '-'),
+          });
+        handle(fromHttp2(stream, headers, rawHeaders), ctx);
       },
     );
   }
@@ -81,10 +103,12 @@ export class HandedHttpServers<C> {
       this.#h1.accept(socket);
       return;
     }
-    // The server makes the session synchronously inside emit(), which is when it is tagged.
-    this.#handing = ctx;
+    // nghttp2 reads the socket through the header screen. The server makes the session
+    // synchronously inside emit(), which is when it is tagged.
+    const screening = new H2Screening(socket);
+    this.#handing = { ctx, screening };
     try {
-      this.#h2.emit('connection', socket);
+      this.#h2.emit('connection', screening.socket);
     } finally {
       this.#handing = undefined;
     }

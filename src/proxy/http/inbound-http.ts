@@ -50,7 +50,7 @@ export class InboundHttp {
       idleTimeoutMs: deps.idleTimeoutMs,
       headersTimeoutMs: deps.headersTimeoutMs,
       requireHostHeader: true,
-      onRefused: (caller, status, reason) =>
+      onRefused: (caller, status, reason, head) =>
         deps.observe(
           refusedRecord(
             'inbound',
@@ -58,6 +58,7 @@ export class InboundHttp {
             deps.plan()?.service ?? 'unknown',
             status,
             reason,
+            head,
           ),
         ),
     });

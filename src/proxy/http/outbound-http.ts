@@ -67,7 +67,7 @@ export class OutboundHttp {
       headersTimeoutMs: deps.headersTimeoutMs,
       // The destination's name stands in for a missing Host.
       requireHostHeader: false,
-      onRefused: (key, status, reason) =>
+      onRefused: (key, status, reason, head) =>
         deps.observe(
           refusedRecord(
             'outbound',
@@ -75,6 +75,7 @@ export class OutboundHttp {
             deps.upstream(key)?.destination ?? 'unknown',
             status,
             reason,
+            head,
           ),
         ),
     });
