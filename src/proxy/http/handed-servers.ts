@@ -43,7 +43,6 @@ export class HandedHttpServers<C> {
   readonly #h2: Http2Server;
   readonly #context = new WeakMap<object, C>();
   readonly #sessions = new Set<Http2Session>();
-  readonly #screening = new WeakMap<Http2Session, H2Screening>();
   /** The connection being handed to the HTTP/2 server right now. */
   #handing: { ctx: C; screening: H2Screening } | undefined;
 
@@ -62,38 +61,38 @@ export class HandedHttpServers<C> {
     );
     this.#h2 = createH2Server(H2_SERVER_LIMITS);
     this.#h2.on('session', (session: Http2Session) => {
-      if (this.#handing !== undefined) {
-        this.#context.set(session, this.#handing.ctx);
-        this.#screening.set(session, this.#handing.screening);
-        this.#handing.screening.attach(session);
-      }
+      const handing = this.#handing;
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
       session.on('error', () => session.destroy());
+      if (handing === undefined) return void session.destroy();
+      const { ctx, screening } = handing;
+      screening.attach(session);
       session.setTimeout(opts.idleTimeoutMs, () => session.close());
+      // The session's own 'stream' event, not the server's: nghttp2 reads the screened socket
+      // from JavaScript, so the events of a whole read arrive after it, when a stream the
+      // client has already reset no longer knows its session.
+      session.on(
+        'stream',
+        (
+          stream: ServerHttp2Stream,
+          headers: IncomingHttpHeaders,
+          _flags: number,
+          rawHeaders: string[],
+        ) => {
+          stream.on('error', () => stream.destroy());
+          guardResets(stream, session);
+          if (!screening.admit(stream))
+            return opts.onRefused(ctx, 400, REASON.badRequest, {
+              method: String(headers[':method'] ?? '-'),
+              path: String(headers[':path'] ?? '-'),
+            });
+          // Reset by the client within the same read: nothing to handle (rapid reset).
+          if (stream.destroyed) return;
+          handle(fromHttp2(stream, headers, rawHeaders), ctx);
+        },
+      );
     });
-    this.#h2.on(
-      'stream',
-      (
-        stream: ServerHttp2Stream,
-        headers: IncomingHttpHeaders,
-        _flags: number,
-        rawHeaders: string[],
-      ) => {
-        stream.on('error', () => stream.destroy());
-        guardResets(stream);
-        const session = stream.session as Http2Session;
-        const ctx = this.#context.get(session);
-        const screening = this.#screening.get(session);
-        if (ctx === undefined || screening === undefined) return void stream.destroy();
-        if (!screening.admit(stream))
-          return opts.onRefused(ctx, 400, REASON.badRequest, {
-            method: String(headers[':method'] ?? '-'),
-            path: String(headers[':path'] ?? '-'),
-          });
-        handle(fromHttp2(stream, headers, rawHeaders), ctx);
-      },
-    );
   }
 
   /** Serves `socket` as HTTP/2 or HTTP/1.1; every request on it is handled with `ctx`. */
