@@ -126,6 +126,10 @@ export class HpackDecoder {
   get tableSize(): number {
     return this.#size;
   }
+  /** The table's maximum size, as the last dynamic table size update set it. */
+  get maxTableSize(): number {
+    return this.#maxSize;
+  }
   tableEntries(): [string, string][] {
     return this.#entries
       .map((e) => [e.name.toString('latin1'), e.value.toString('latin1')] as [string, string])
