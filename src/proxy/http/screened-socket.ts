@@ -27,6 +27,8 @@ export class ScreenedSocket extends Duplex {
     onStopped: () => void,
   ) {
     super({ allowHalfOpen: true, decodeStrings: false });
+    // node:http2 turns Nagle off on a socket it reads itself; it cannot reach this one.
+    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => {
       if (this.#stopped) return;
       const pass = filter(chunk);
