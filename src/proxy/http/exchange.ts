@@ -63,21 +63,26 @@ export function track(
   return outcome;
 }
 
-/** The record of a request refused before it was even parsed (or tunnelled): no method, no path. */
+/**
+ * The record of a request refused before it was handled: an HTTP/1.1 request not even parsed
+ * (or tunnelled), with no method or path; or an HTTP/2 stream refused for malformed header
+ * fields (`head` given: its method and raw path).
+ */
 export function refusedRecord(
   direction: RequestRecord['direction'],
   source: string,
   destination: string,
   status: number,
   flags: Reason,
+  head?: { method: string; path: string },
 ): RequestRecord {
   return {
     direction,
     source,
     destination,
-    protocol: 'HTTP/1.1',
-    method: '-',
-    path: '-',
+    protocol: head ? 'HTTP/2' : 'HTTP/1.1',
+    method: head?.method ?? '-',
+    path: head?.path ?? '-',
     status,
     flags,
     durationMs: 0,

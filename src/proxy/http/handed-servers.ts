@@ -12,11 +12,18 @@ import {
 } from 'node:http2';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Reason } from '../reasons.js';
+import { REASON, type Reason } from '../reasons.js';
 import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
 import { createHttp1Server, type Http1Front } from './http1-server.js';
+import { H2Screening } from './h2-screening.js';
 import { H2_SERVER_LIMITS } from './limits.js';
 import { guardResets } from './reset-guard.js';
+
+/** What is known of an HTTP/2 request refused for its header fields. */
+export interface RefusedHead {
+  method: string;
+  path: string;
+}
 
 export interface HandedServerOptions<C> {
   idleTimeoutMs: number;
@@ -24,8 +31,11 @@ export interface HandedServerOptions<C> {
   headersTimeoutMs: number;
   /** HTTP/1.1 requests without Host are refused (the public side) or accepted. */
   requireHostHeader: boolean;
-  /** A request the HTTP/1.1 server refused itself (parse error, tunnel, timeout). */
-  onRefused(ctx: C, status: number, reason: Reason): void;
+  /**
+   * A request the server refused before handling it: HTTP/1.1 parse errors, tunnels and
+   * timeouts (no head), HTTP/2 streams whose header fields are malformed (`head` given).
+   */
+  onRefused(ctx: C, status: number, reason: Reason, head?: RefusedHead): void;
 }
 
 export class HandedHttpServers<C> {
@@ -33,8 +43,8 @@ export class HandedHttpServers<C> {
   readonly #h2: Http2Server;
   readonly #context = new WeakMap<object, C>();
   readonly #sessions = new Set<Http2Session>();
-  /** The context of the connection being handed to the HTTP/2 server right now. */
-  #handing: C | undefined;
+  /** The connection being handed to the HTTP/2 server right now. */
+  #handing: { ctx: C; screening: H2Screening } | undefined;
 
   constructor(handle: (down: Downstream, ctx: C) => void, opts: HandedServerOptions<C>) {
     this.#h1 = createHttp1Server(
@@ -51,27 +61,38 @@ export class HandedHttpServers<C> {
     );
     this.#h2 = createH2Server(H2_SERVER_LIMITS);
     this.#h2.on('session', (session: Http2Session) => {
-      if (this.#handing !== undefined) this.#context.set(session, this.#handing);
+      const handing = this.#handing;
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
       session.on('error', () => session.destroy());
+      if (handing === undefined) return void session.destroy();
+      const { ctx, screening } = handing;
+      screening.attach(session);
       session.setTimeout(opts.idleTimeoutMs, () => session.close());
+      // The session's own 'stream' event, not the server's: nghttp2 reads the screened socket
+      // from JavaScript, so the events of a whole read arrive after it, when a stream the
+      // client has already reset no longer knows its session.
+      session.on(
+        'stream',
+        (
+          stream: ServerHttp2Stream,
+          headers: IncomingHttpHeaders,
+          _flags: number,
+          rawHeaders: string[],
+        ) => {
+          stream.on('error', () => stream.destroy());
+          guardResets(stream, session);
+          if (!screening.admit(stream))
+            return opts.onRefused(ctx, 400, REASON.badRequest, {
+              method: String(headers[':method'] ?? '-'),
+              path: String(headers[':path'] ?? '-'),
+            });
+          // Reset by the client within the same read: nothing to handle (rapid reset).
+          if (stream.destroyed) return;
+          handle(fromHttp2(stream, headers, rawHeaders), ctx);
+        },
+      );
     });
-    this.#h2.on(
-      'stream',
-      (
-        stream: ServerHttp2Stream,
-        headers: IncomingHttpHeaders,
-        _flags: number,
-        rawHeaders: string[],
-      ) => {
-        stream.on('error', () => stream.destroy());
-        guardResets(stream);
-        const ctx = this.#context.get(stream.session as object);
-        if (ctx !== undefined) handle(fromHttp2(stream, headers, rawHeaders), ctx);
-        else stream.destroy();
-      },
-    );
   }
 
   /** Serves `socket` as HTTP/2 or HTTP/1.1; every request on it is handled with `ctx`. */
@@ -81,10 +102,12 @@ export class HandedHttpServers<C> {
       this.#h1.accept(socket);
       return;
     }
-    // The server makes the session synchronously inside emit(), which is when it is tagged.
-    this.#handing = ctx;
+    // nghttp2 reads the socket through the header screen. The server makes the session
+    // synchronously inside emit(), which is when it is tagged.
+    const screening = new H2Screening(socket);
+    this.#handing = { ctx, screening };
     try {
-      this.#h2.emit('connection', socket);
+      this.#h2.emit('connection', screening.socket);
     } finally {
       this.#handing = undefined;
     }

@@ -58,9 +58,21 @@ export class InboundHttp {
   #app: { key: string; h1: boolean; target: HttpTarget } | undefined;
 
   constructor(private readonly deps: InboundHttpDeps) {
-    const onRefused = (caller: Caller, status: number, reason: Reason): void =>
+    const onRefused = (
+      caller: Caller,
+      status: number,
+      reason: Reason,
+      head?: { method: string; path: string },
+    ): void =>
       deps.observe(
-        refusedRecord('inbound', caller.service, deps.plan()?.service ?? 'unknown', status, reason),
+        refusedRecord(
+          'inbound',
+          caller.service,
+          deps.plan()?.service ?? 'unknown',
+          status,
+          reason,
+          head,
+        ),
       );
     const handle = (down: Downstream, caller: Caller): void => this.#handle(down, caller);
     this.#servers = new HandedHttpServers(handle, {

@@ -25,9 +25,21 @@ export const HTTP1_SERVER_LIMITS: Http1ServerOptions = {
   joinDuplicateHeaders: false,
 };
 
+/** HTTP/2 frame size and HPACK table size the servers advertise (the protocol's defaults). */
+export const H2_MAX_FRAME_SIZE = 16_384;
+export const H2_HEADER_TABLE_SIZE = 4_096;
+/**
+ * The most octets of one encoded request header block the header screen holds to decode it.
+ * An encoded block is about as long as the header list it carries (Huffman makes it shorter),
+ * so four times the header list limit leaves room for any real request.
+ */
+export const H2_MAX_HEADER_BLOCK_BYTES = 4 * MAX_HEADER_BYTES;
+
 export const H2_SERVER_LIMITS: Http2ServerOptions = {
   settings: {
     enablePush: false,
+    maxFrameSize: H2_MAX_FRAME_SIZE,
+    headerTableSize: H2_HEADER_TABLE_SIZE,
     maxConcurrentStreams: 128,
     maxHeaderListSize: MAX_HEADER_BYTES,
     initialWindowSize: 1024 * 1024,

@@ -69,7 +69,12 @@ export class OutboundHttp {
 
   constructor(private readonly deps: OutboundHttpDeps) {
     this.#outliers = new Outliers(deps.clock);
-    const onRefused = (key: string, status: number, reason: Reason): void =>
+    const onRefused = (
+      key: string,
+      status: number,
+      reason: Reason,
+      head?: { method: string; path: string },
+    ): void =>
       deps.observe(
         refusedRecord(
           'outbound',
@@ -77,6 +82,7 @@ export class OutboundHttp {
           deps.upstream(key)?.destination ?? 'unknown',
           status,
           reason,
+          head,
         ),
       );
     const handle = (down: Downstream, key: string): void => this.#handle(down, key);

@@ -24,8 +24,7 @@ interface Bucket {
 const buckets = new WeakMap<Http2Session, Bucket>();
 
 /** Counts `stream` against its session's budget when it ends in a reset. */
-export function guardResets(stream: ServerHttp2Stream): void {
-  const session = stream.session; // a closed stream no longer knows its session
+export function guardResets(stream: ServerHttp2Stream, session: Http2Session): void {
   stream.once('close', () => {
     if (stream.rstCode === 0 || !session || session.destroyed) return;
     const now = performance.now();
