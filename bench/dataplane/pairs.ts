@@ -253,7 +253,8 @@ export function haproxyConfig(s: HaproxyShape): string {
   const f = (name: string): string => join(s.dir, name);
   return `global
     nbthread ${s.threads}
-    maxconn 20000
+    # HAProxy raises its FD limit to about 2 x maxconn; keep that under a 20,000 ulimit.
+    maxconn 4096
 
 defaults
     mode http

@@ -130,9 +130,7 @@ function saturationSentence(rows: PairResult[], kind: FigureKind, generator: str
         (Math.max(g, a) >= SATURATED_PCT ? ` (that row is their limit, not a proxy's)` : ''),
     );
   }
-  if (!parts.length) return '';
-  const text = parts.join('; ');
-  return `${text[0]!.toUpperCase()}${text.slice(1)}.`;
+  return parts.length ? `Generator and app: ${parts.join('; ')}.` : '';
 }
 
 function emptyRow(p: PairResult, width: number): string[] {
@@ -180,9 +178,9 @@ function intro(r: DataplaneResult): string {
 }
 
 function saturatedTable(
-  r: DataplaneResult,
   rows: PairResult[],
   ref: PairResult | undefined,
+  refTitle: string,
   generator: string,
 ): string {
   const refRate = rateOf(ref);
@@ -190,7 +188,7 @@ function saturatedTable(
     [
       { title: 'Path' },
       { title: 'Requests/s', align: 'right' },
-      { title: `vs ${ref?.label ?? 'HAProxy'}`, align: 'right' },
+      { title: `× ${refTitle}`, align: 'right' },
       { title: 'Errors', align: 'right' },
       { title: `${generator} CPU`, align: 'right' },
       { title: 'nginx CPU', align: 'right' },
@@ -444,7 +442,7 @@ export function renderDataplane(r: DataplaneResult): string {
 
   out.push(
     `### HTTP/1.1 at saturation (wrk, ${r.saturationConnections} keep-alive connections)\n\n` +
-      saturatedTable(r, h1, find(r, ROW.haproxy1), 'wrk') +
+      saturatedTable(h1, find(r, ROW.haproxy1), 'HAProxy nbthread 1', 'wrk') +
       `\n\nCPU in % of one core over the window. ${saturationSentence(h1, 'saturated', 'wrk')}`,
   );
   out.push(
@@ -471,7 +469,7 @@ export function renderDataplane(r: DataplaneResult): string {
   out.push(
     `### HTTP/2 at saturation (h2load, prior-knowledge h2c, ${r.saturationConnections} ` +
       `connections × ${r.h2Streams} streams)\n\n` +
-      saturatedTable(r, h2, find(r, ROW.h2haproxy), 'h2load') +
+      saturatedTable(h2, find(r, ROW.h2haproxy), 'HAProxy h2', 'h2load') +
       `\n\nCPU in % of one core over the window. ${saturationSentence(h2, 'saturated', 'h2load')}`,
   );
 
