@@ -117,7 +117,10 @@ export function wrkTime(text: string): number {
   return Number(m[1]) * factor;
 }
 
-/** The parts of wrk's report this benchmark uses. */
+/**
+ * The parts of wrk's report this benchmark uses. Errors are its socket errors (connect, read,
+ * write, timeout: events, not requests) plus its non-2xx/3xx answers.
+ */
 export function parseWrk(text: string): Omit<Measurement, 'windowMs' | 'windowRequests' | 'cpuMs'> {
   const rate = Number(/^Requests\/sec:\s+([\d.]+)/m.exec(text)?.[1] ?? Number.NaN);
   const requests = Number(/^\s*(\d+) requests in /m.exec(text)?.[1] ?? Number.NaN);
@@ -131,8 +134,9 @@ export function parseWrk(text: string): Omit<Measurement, 'windowMs' | 'windowRe
     errorNotes.push(sock[0]);
   }
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(text);
+  const bad = non2xx ? Number(non2xx[1]) : 0;
   if (non2xx) {
-    errors += Number(non2xx[1]);
+    errors += bad;
     errorNotes.push(non2xx[0]);
   }
   const pct = (p: number): number =>
@@ -141,9 +145,10 @@ export function parseWrk(text: string): Omit<Measurement, 'windowMs' | 'windowRe
   const latency = /Latency Distribution/.test(text)
     ? { p50: pct(50), p90: pct(90), p99: pct(99), max }
     : undefined;
+  // wrk's rate counts every answer; only the successful (2xx/3xx) share of it counts here.
   return {
     tool: 'wrk',
-    rate,
+    rate: requests > 0 ? (rate * Math.max(0, requests - bad)) / requests : 0,
     requests,
     errors,
     errorNotes,
@@ -182,7 +187,11 @@ export async function runWrk(group: ProcessGroup, job: WrkJob): Promise<Measurem
   };
 }
 
-/** The parts of h2load's report this benchmark uses. */
+/**
+ * The parts of h2load's report this benchmark uses. In h2load's counts, "succeeded" are 2xx/3xx
+ * answers and "failed" holds every other request: non-2xx answers and the "errored" ones
+ * (resets, connection failures; "timeout" is a subset of those), so errors = failed.
+ */
 export function parseH2load(
   text: string,
 ): Omit<Measurement, 'windowMs' | 'windowRequests' | 'cpuMs'> {
@@ -193,20 +202,19 @@ export function parseH2load(
     );
   if (!Number.isFinite(rate) || !req)
     throw new Error(`h2load: no "finished in" / "requests:" in its output:\n${text.slice(-1500)}`);
-  const codes = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(text);
-  const failed = Number(req[5]) + Number(req[6]) + Number(req[7]);
-  const non2xx = codes ? Number(codes[2]) + Number(codes[3]) + Number(codes[4]) : 0;
+  const done = Number(req[3]);
+  const succeeded = Number(req[4]);
+  const failed = Number(req[5]);
   const errorNotes: string[] = [];
   if (failed) errorNotes.push(req[0]);
-  if (codes && non2xx) errorNotes.push(codes[0]);
-  // h2load's rate counts every finished request; the successful share of it is what counts.
-  const done = Number(req[3]);
-  const ok = Math.max(0, done - non2xx - Number(req[5]));
+  const codes = /status codes: .*/.exec(text);
+  if (failed && codes) errorNotes.push(codes[0]);
+  // h2load's rate counts every finished request; only the successful share of it counts here.
   return {
     tool: 'h2load',
-    rate: done > 0 ? (rate * ok) / done : 0,
+    rate: done > 0 ? (rate * succeeded) / done : 0,
     requests: done,
-    errors: failed + non2xx,
+    errors: failed,
     errorNotes,
   };
 }
