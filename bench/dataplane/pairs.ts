@@ -88,6 +88,12 @@ function generatorMissing(http: 'h1' | 'h2'): string | undefined {
   return h2loadPath() ? undefined : missing('h2load', 'nghttp2-client', 'BENCH_H2LOAD');
 }
 
+/** Every reason a row cannot run, or undefined when there is none. */
+function reasons(...list: (string | undefined)[]): string | undefined {
+  const given = list.filter((x): x is string => x !== undefined);
+  return given.length ? given.join('; ') : undefined;
+}
+
 function appPort(app: RunningApp, http: 'h1' | 'h2'): number {
   if (http === 'h1') return app.port;
   if (app.h2cPort === undefined) throw new Error('the app has no h2c listener');
@@ -291,9 +297,11 @@ function haproxyPair(id: string, label: string, threads: number, http: 'h1' | 'h
     trellis: false,
     proxies: 2,
     unavailable: ({ app }) =>
-      generatorMissing(http) ??
-      (haproxyPath() ? undefined : missing('haproxy', 'haproxy', 'BENCH_HAPROXY')) ??
-      (http === 'h2' && app.h2cPort === undefined ? 'the app has no h2c listener' : undefined),
+      reasons(
+        generatorMissing(http),
+        haproxyPath() ? undefined : missing('haproxy', 'haproxy', 'BENCH_HAPROXY'),
+        http === 'h2' && app.h2cPort === undefined ? 'the app has no h2c listener' : undefined,
+      ),
     async start(ctx) {
       const dir = ctx.dir;
       writeFileSync(join(dir, 'root.pem'), ctx.certs.rootPem);

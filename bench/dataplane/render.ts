@@ -121,6 +121,24 @@ function saturationSentence(rows: PairResult[], kind: FigureKind, generator: str
   if (proxied.length) {
     parts.push(...describeRows(proxied, generator, GENERATOR));
     parts.push(...describeRows(proxied, 'nginx', APP));
+    if (kind === 'saturated') {
+      // Nothing at a full core: the rate was set by waiting (or by other load on the machine).
+      const idle = proxied.filter(
+        (p) =>
+          Math.max(
+            cpuPct(fig(p, kind), GENERATOR),
+            cpuPct(fig(p, kind), APP),
+            proxyPct(fig(p, kind)),
+          ) < SATURATED_PCT,
+      );
+      if (idle.length)
+        parts.push(
+          `on ${idle.map((p) => p.label).join(', ')} no process of the path reached ` +
+            `${SATURATED_PCT}% of a core (proxy processes at ${idle.map((p) => pct(proxyPct(fig(p, kind)))).join(', ')}), ` +
+            `so ${idle.length === 1 ? 'that rate was' : 'those rates were'} set by waiting ` +
+            `(round trips × connections) or by other load on this machine, not by a full core`,
+        );
+    }
   }
   for (const d of direct) {
     const g = cpuPct(fig(d, kind), GENERATOR);
