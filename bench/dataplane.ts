@@ -39,6 +39,10 @@
  *   6. docs/benchmarks.md gets the tables and the goals table of issue 12 (measured, floor,
  *      goal, met?), with a sentence per table on whether the generator or the app was saturated.
  *
+ * With the defaults a run takes about 12-15 minutes on 2 cores (per round: about 40 s per
+ * HTTP/1.1 row, 15 s per HTTP/2 row; then the agents). BENCH_DATAPLANE_QUICK=1 takes about a
+ * minute and only shows that every row works: do not publish its figures.
+ *
  * BENCH_DATAPLANE_QUICK (unset)            1: smoke run (1 round, 2 s per figure, 1 s warm-up,
  *                                          services 1); explicit variables below still win
  * BENCH_DATAPLANE_ROUNDS (3)               interleaved rounds over all rows
@@ -296,6 +300,8 @@ async function measureRound(
     );
   log(`dataplane: ${live.spec.id} (round ${round}/${s.rounds}): ${parts.join('; ')}`);
   if (!running.alive()) throw new Error('a proxy process exited during the run');
+  if (!ctx.app.child.running())
+    throw new Error(`the app exited during the run:\n${ctx.app.child.output().slice(-1000)}`);
 }
 
 function finishRow(live: LiveRow): PairResult {
