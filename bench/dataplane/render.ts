@@ -189,7 +189,7 @@ function intro(r: DataplaneResult): string {
     `rates and percentiles are medians over rounds, CPU the total over their windows.`;
   if (r.quick)
     text +=
-      `\n\n**Smoke run (BENCH_DATAPLANE_QUICK=1): one short round; these figures only show ` +
+      `\n\n**Smoke run (BENCH_DATAPLANE_QUICK=1): short rounds; these figures only show ` +
       `that the harness works and are not a measurement.**`;
   if (r.notes.length) text += `\n\nNotes: ${r.notes.join('; ')}.`;
   return text;
