@@ -1,83 +1,111 @@
 /**
- * The data plane, side by side on this machine: what a proxy pair adds to a request, what it
- * costs in CPU, how far it goes when pushed, and what each local service costs the agent.
+ * The data plane, side by side on this machine, with a load generator and an app that are not
+ * the bottleneck (issue 12): what a proxy pair carries when pushed, what it adds to a request,
+ * what it costs in CPU, and what the agent costs with no services.
  *
- *   1. An upstream app (its own process): HTTP/1.1, answers every POST with a body of
- *      BENCH_DATAPLANE_BODY_BYTES.
- *   2. Paths to it, one after the other (bench/dataplane/pairs.ts): direct; Trellis
- *      (web's ServiceProxy -> mTLS -> api's ServiceProxy, each in its own process) with
- *      protocol http and with protocol tcp; and Debian's HAProxy as the same mTLS pair
- *      (`mode http`, `nbthread 1` each, so one core per proxy as Node's single thread), skipped
- *      with a note when haproxy is not installed.
- *   3. All paths are started, then measured in BENCH_DATAPLANE_ROUNDS interleaved rounds (every
- *      path once per round, in order), so a stall of this shared machine lands in one round of
- *      one path instead of deciding a row. Per path and round, a load generator (its own
- *      process, bench/dataplane/loadgen.ts) runs
- *      - an open loop at BENCH_DATAPLANE_RATE req/s over BENCH_DATAPLANE_CONNECTIONS keep-alive
- *        connections: each request is due at a fixed time and its latency runs from then, so
- *        queueing behind a stall is counted. p50/p90/p99/max, the added latency over direct,
- *        and each proxy's CPU time (from /proc) per 1,000 requests;
- *      - a closed loop with BENCH_DATAPLANE_CONCURRENCY requests in flight: requests/s.
- *      A row's percentiles and rates are the median over its rounds, its max the highest, its
- *      CPU the total over all rounds' windows. Before each measurement the app and the path's
- *      proxies are left to go idle (up to 10 s), so a path that fell behind does not pass its
- *      backlog on to the next.
- *   4. Agent memory: a real `trellis server` and, per count of 0 and BENCH_DATAPLANE_SERVICES,
- *      a fresh `trellis agent` with that many local services, each with a sidecar; VmRSS once
- *      every sidecar listens and the agent settled, and the cost per extra service.
+ * Needs Debian's tools (a row whose tool is missing is skipped with a note, never a crash):
+ *   apt-get install wrk nginx-light haproxy nghttp2-client
  *
+ *   1. App: nginx-light (bench/dataplane/nginx.ts), one process (`master_process off`,
+ *      `worker_processes 1`), its own config, pid file and logs in a temp dir, GET / answers a
+ *      fixed body of BENCH_DATAPLANE_BODY_BYTES; an HTTP/1.1 listener and an h2c listener.
+ *   2. Rows (bench/dataplane/pairs.ts): nginx direct; HAProxy as one process holding both sides
+ *      of an mTLS pair (`mode http`, `http-reuse always`) with `nbthread 1` and `nbthread 2`;
+ *      Trellis as one process holding both ServiceProxies (web's upstream listener -> mTLS ->
+ *      api's inbound -> nginx, as a dev agent) with protocol tcp and protocol http; a hook row
+ *      for Trellis with proxy workers (skipped until they exist); and HTTP/2 rows: nginx direct
+ *      over h2c, the HAProxy pair with h2 on both hops, the Trellis pair with protocol http2.
+ *   3. Figures, per HTTP/1.1 row and round:
+ *      - saturated req/s: wrk, keep-alive, BENCH_DATAPLANE_SATURATION_CONNECTIONS (16)
+ *        connections, BENCH_DATAPLANE_WRK_THREADS (1) thread: one thread leaves the other core
+ *        to the app and the proxies, and its CPU (reported) shows it is below saturation on
+ *        every proxied row;
+ *      - latency at BENCH_DATAPLANE_LATENCY_CONNECTIONS (2) connections: wrk --latency, p50,
+ *        p90, p99;
+ *      - latency at BENCH_DATAPLANE_RATE (1000) req/s: the Node open-loop generator
+ *        (bench/dataplane/loadgen.ts; wrk cannot hold a fixed rate), p50/p99 and the added
+ *        latency over direct, with its own CPU beside it.
+ *      HTTP/2 rows: saturated req/s from h2load (prior-knowledge h2c, one thread,
+ *      BENCH_DATAPLANE_SATURATION_CONNECTIONS connections × BENCH_DATAPLANE_H2_STREAMS streams).
+ *      With every figure, the CPU time (utime + stime from /proc/PID/stat) of the generator,
+ *      nginx and each proxy process over a window inside the run, and from it CPU seconds per
+ *      1,000 requests per proxy (a process holding both proxies of a pair is divided by two).
+ *   4. All rows are started first, then measured in BENCH_DATAPLANE_ROUNDS interleaved rounds
+ *      (every row once per round), so a stall of this shared machine lands in one round of one
+ *      row; a row's rates and percentiles are the medians over its rounds, its CPU the total.
+ *      Before each row's round its processes are left to go idle (up to 10 s).
+ *   5. Agent memory (bench/dataplane/agent-rss.ts): a real `trellis server` and, per count of 0
+ *      and BENCH_DATAPLANE_SERVICES, a fresh `trellis agent`; VmRSS once it settled.
+ *   6. docs/benchmarks.md gets the tables and the goals table of issue 12 (measured, floor,
+ *      goal, met?), with a sentence per table on whether the generator or the app was saturated.
+ *
+ * With the defaults a run takes about 12-15 minutes on 2 cores (per round: about 40 s per
+ * HTTP/1.1 row, 15 s per HTTP/2 row; then the agents). BENCH_DATAPLANE_QUICK=1 takes about a
+ * minute and only shows that every row works: do not publish its figures.
+ *
+ * BENCH_DATAPLANE_QUICK (unset)            1: smoke run (1 round, 2 s per figure, 1 s warm-up,
+ *                                          services 1); explicit variables below still win
+ * BENCH_DATAPLANE_ROUNDS (3)               interleaved rounds over all rows
+ * BENCH_DATAPLANE_SECONDS (10)             seconds per figure per round
+ * BENCH_DATAPLANE_WARMUP_SECONDS (2)       unmeasured load before each row's round
+ * BENCH_DATAPLANE_BODY_BYTES (1024)        the app's answer body
  * BENCH_DATAPLANE_RATE (1000)              open-loop requests per second
- * BENCH_DATAPLANE_ROUNDS (3)               interleaved rounds over all paths
- * BENCH_DATAPLANE_SECONDS (12)             measured seconds at that rate, per path (all rounds)
- * BENCH_DATAPLANE_WARMUP_SECONDS (2)       unmeasured seconds before each measurement
- * BENCH_DATAPLANE_BODY_BYTES (1024)        request and response body size
- * BENCH_DATAPLANE_CONNECTIONS (32)         keep-alive connections of the open-loop generator
- * BENCH_DATAPLANE_CONCURRENCY (32)         requests in flight at saturation
- * BENCH_DATAPLANE_SATURATION_SECONDS (6)   measured seconds at saturation, per path (all rounds)
+ * BENCH_DATAPLANE_CONNECTIONS (32)         keep-alive connections of the open loop
+ * BENCH_DATAPLANE_SATURATION_CONNECTIONS (16)  wrk/h2load connections at saturation
+ * BENCH_DATAPLANE_LATENCY_CONNECTIONS (2)  wrk connections of the latency figure
+ * BENCH_DATAPLANE_WRK_THREADS (1)          wrk -t
+ * BENCH_DATAPLANE_H2_STREAMS (10)          h2load -m
  * BENCH_DATAPLANE_SERVICES (1,10,50)       local services per agent (0 is always measured too)
  * BENCH_DATAPLANE_SETTLE_SECONDS (3)       wait after the last sidecar listens, before VmRSS
- * BENCH_DATAPLANE_PAIRS (all)              paths to run, by id: direct,trellis-http,trellis-http-h1,trellis-tcp,haproxy
- * BENCH_HAPROXY (haproxy on PATH)          the haproxy binary
+ * BENCH_DATAPLANE_PAIRS (all)              rows to run, by id (see pairs.ts)
+ * BENCH_DATAPLANE_UPSTREAM_HTTP (unset)    h2|http1: ServiceProxy upstreamHttp for Trellis rows
+ * BENCH_DATAPLANE_PROXY_WORKERS (unset)    N: enables the proxy-workers row (hook)
+ * BENCH_DATAPLANE_H2_BASELINE (unset)      req/s of the HTTP/2 pair before M6, for its floor
+ * BENCH_DATAPLANE_RSS_BASELINE_MIB (99)    agent RSS with no services before M6
+ * BENCH_WRK, BENCH_H2LOAD, BENCH_NGINX, BENCH_HAPROXY   binaries (default: PATH, sbin)
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Benchmark, Log } from './lib/benchmark.js';
 import { envInt, envIntList } from './lib/config.js';
 import { describe } from './lib/errors.js';
-import { ms } from './lib/format.js';
+import { int, ms } from './lib/format.js';
+import { processCpuMs } from './lib/proc.js';
 import { now, sleep } from './lib/time.js';
 import { testCa } from '../test/helpers/mesh-ca.js';
 import { measureAgentRss } from './dataplane/agent-rss.js';
-import { ProcessGroup, type Child } from './dataplane/children.js';
-import {
-  haproxyVersion,
-  PAIRS,
-  type PairContext,
-  type PairSpec,
-  type RunningPair,
-} from './dataplane/pairs.js';
+import { ProcessGroup } from './dataplane/children.js';
+import { startApp, type RunningApp } from './dataplane/nginx.js';
+import { PAIRS, type PairContext, type PairSpec, type RunningPair } from './dataplane/pairs.js';
+import { combineRounds } from './dataplane/combine.js';
+import { probePath } from './dataplane/probe.js';
 import { renderDataplane } from './dataplane/render.js';
+import { runH2load, runWrk, toolVersions } from './dataplane/tools.js';
 import {
-  READY_MARK,
+  APP,
   RESULT_MARK,
   type DataplaneResult,
-  type LoadSettings,
+  type FigureKind,
   type LoadJob,
   type LoadReport,
+  type LoadSettings,
+  type Measurement,
   type PairResult,
-  type Percentiles,
 } from './dataplane/types.js';
 
-const APP = fileURLToPath(new URL('./dataplane/app-server.js', import.meta.url));
 const LOADGEN = fileURLToPath(new URL('./dataplane/loadgen.js', import.meta.url));
 
 interface Settings extends LoadSettings {
   services: number[];
   settleSeconds: number;
   pairs: readonly PairSpec[];
+  upstreamHttp: 'h2' | 'http1' | undefined;
+  h2Baseline: number | undefined;
+  rssBaselineMib: number;
 }
 
 function settings(): Settings {
+  const quick = process.env.BENCH_DATAPLANE_QUICK === '1';
   const ids = (process.env.BENCH_DATAPLANE_PAIRS ?? '')
     .split(',')
     .map((s) => s.trim())
@@ -87,59 +115,85 @@ function settings(): Settings {
     throw new Error(
       `BENCH_DATAPLANE_PAIRS: unknown ${unknown.join(', ')}; known: ${PAIRS.map((p) => p.id).join(', ')}`,
     );
+  const up = process.env.BENCH_DATAPLANE_UPSTREAM_HTTP?.trim() || undefined;
+  if (up !== undefined && up !== 'h2' && up !== 'http1')
+    throw new Error(`BENCH_DATAPLANE_UPSTREAM_HTTP: "${up}" is not h2 or http1`);
+  const h2Base = process.env.BENCH_DATAPLANE_H2_BASELINE?.trim();
   return {
-    rate: envInt('BENCH_DATAPLANE_RATE', 1000),
-    rounds: envInt('BENCH_DATAPLANE_ROUNDS', 3),
-    seconds: envInt('BENCH_DATAPLANE_SECONDS', 12),
-    warmupSeconds: envInt('BENCH_DATAPLANE_WARMUP_SECONDS', 2),
+    quick,
+    rounds: envInt('BENCH_DATAPLANE_ROUNDS', quick ? 1 : 3),
+    seconds: envInt('BENCH_DATAPLANE_SECONDS', quick ? 2 : 10),
+    warmupSeconds: envInt('BENCH_DATAPLANE_WARMUP_SECONDS', quick ? 1 : 2),
     bodyBytes: envInt('BENCH_DATAPLANE_BODY_BYTES', 1024),
+    rate: envInt('BENCH_DATAPLANE_RATE', 1000),
     connections: envInt('BENCH_DATAPLANE_CONNECTIONS', 32),
-    concurrency: envInt('BENCH_DATAPLANE_CONCURRENCY', 32),
-    saturationSeconds: envInt('BENCH_DATAPLANE_SATURATION_SECONDS', 6),
-    services: envIntList('BENCH_DATAPLANE_SERVICES', [1, 10, 50]),
-    settleSeconds: envInt('BENCH_DATAPLANE_SETTLE_SECONDS', 3),
+    saturationConnections: envInt('BENCH_DATAPLANE_SATURATION_CONNECTIONS', 16),
+    latencyConnections: envInt('BENCH_DATAPLANE_LATENCY_CONNECTIONS', 2),
+    wrkThreads: envInt('BENCH_DATAPLANE_WRK_THREADS', 1),
+    h2Streams: envInt('BENCH_DATAPLANE_H2_STREAMS', 10),
+    services: envIntList('BENCH_DATAPLANE_SERVICES', quick ? [1] : [1, 10, 50]),
+    settleSeconds: envInt('BENCH_DATAPLANE_SETTLE_SECONDS', quick ? 1 : 3),
     pairs: ids.length ? PAIRS.filter((p) => ids.includes(p.id)) : PAIRS,
+    upstreamHttp: up,
+    h2Baseline: h2Base ? envInt('BENCH_DATAPLANE_H2_BASELINE', 1) : undefined,
+    rssBaselineMib: envInt('BENCH_DATAPLANE_RSS_BASELINE_MIB', 99),
   };
 }
 
-/** Runs the load generator once (its own process) and returns its report. */
-async function generate(group: ProcessGroup, job: LoadJob): Promise<LoadReport> {
-  const child = group.node(`loadgen-${job.mode}`, LOADGEN, [JSON.stringify(job)]);
+/** Runs the Node open-loop generator once (its own process) and returns its figures. */
+async function openLoop(group: ProcessGroup, job: LoadJob): Promise<Measurement> {
+  const child = group.node('loadgen', LOADGEN, [JSON.stringify(job)]);
   try {
     const timeout = job.warmupMs + job.durationMs + 60_000;
     // JSON has no NaN (an empty sample's percentiles): it comes back as null.
-    return JSON.parse(await child.waitLine(RESULT_MARK, timeout), (_k, v: unknown) =>
+    const r = JSON.parse(await child.waitLine(RESULT_MARK, timeout), (_k, v: unknown) =>
       v === null ? Number.NaN : v,
     ) as LoadReport;
+    return {
+      tool: 'loadgen',
+      rate: r.rate,
+      requests: r.requests,
+      errors: r.errors,
+      errorNotes: r.errorSamples,
+      latency: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max },
+      windowMs: r.windowMs,
+      windowRequests: r.requests - r.unanswered,
+      cpuMs: r.cpuMs,
+      sendLag: { p50: r.sendLag.p50, p99: r.sendLag.p99, max: r.sendLag.max },
+    };
   } finally {
     await group.stop(child);
   }
 }
 
-/** A path while the rounds run: its row, its processes, and what each round measured. */
-interface LivePair {
+/** A row while the rounds run: its result, its processes, and what each round measured. */
+interface LiveRow {
   spec: PairSpec;
   row: PairResult;
   running?: RunningPair;
-  fixed: LoadReport[];
-  saturated: LoadReport[];
+  perRound: Partial<Record<FigureKind, Measurement>>[];
 }
 
-async function startPair(spec: PairSpec, ctx: PairContext, log: Log): Promise<LivePair> {
-  const live: LivePair = {
+async function startRow(
+  spec: PairSpec,
+  ctx: PairContext,
+  bodyBytes: number,
+  log: Log,
+): Promise<LiveRow> {
+  const live: LiveRow = {
     spec,
     row: {
       id: spec.id,
       label: spec.label,
+      http: spec.http,
       trellis: spec.trellis,
-      reference: spec.reference ?? false,
-      proxies: false,
+      proxies: spec.proxies,
+      figures: {},
       rounds: [],
     },
-    fixed: [],
-    saturated: [],
+    perRound: [],
   };
-  const why = spec.unavailable();
+  const why = spec.unavailable({ app: ctx.app });
   if (why) {
     log(`dataplane: ${spec.id}: skipped (${why})`);
     live.row.skipped = why;
@@ -147,10 +201,12 @@ async function startPair(spec: PairSpec, ctx: PairContext, log: Log): Promise<Li
   }
   try {
     live.running = await spec.start(ctx);
-    live.row.proxies = live.running.client !== undefined || live.running.server !== undefined;
+    await probePath(live.running.port, spec.http, bodyBytes);
   } catch (err) {
     log(`dataplane: ${spec.id}: failed to start: ${describe(err)}`);
     live.row.failed = describe(err).slice(0, 500);
+    await live.running?.stop();
+    live.running = undefined;
   }
   return live;
 }
@@ -159,114 +215,109 @@ const QUIET_MS = 10_000;
 
 /**
  * Waits (at most QUIET_MS) until the processes are idle (under 5% of a core over 250 ms), so a
- * path that fell behind does not carry its backlog into the next measurement.
+ * row that fell behind does not carry its backlog into the next measurement.
  */
-async function quiesce(children: Child[]): Promise<void> {
+async function quiesce(pids: number[]): Promise<void> {
+  const read = (pid: number): number => {
+    try {
+      return processCpuMs(pid);
+    } catch {
+      return 0;
+    }
+  };
   const until = now() + QUIET_MS;
   while (now() < until) {
-    const alive = children.filter((c) => c.running());
-    const before = alive.map((c) => c.cpuMs());
+    const before = pids.map(read);
     const t0 = now();
     await sleep(250);
-    const busy = alive.some((c, i) => ((c.cpuMs() - before[i]!) / (now() - t0)) * 100 > 5);
+    const busy = pids.some((p, i) => ((read(p) - before[i]!) / (now() - t0)) * 100 > 5);
     if (!busy) return;
   }
 }
 
-/** One round of one path: the fixed rate, then saturation. */
+/** One round of one row: warm-up, then every figure of its kind. */
 async function measureRound(
-  live: LivePair,
+  live: LiveRow,
   round: number,
   ctx: PairContext,
-  app: Child,
   s: Settings,
   log: Log,
 ): Promise<void> {
   const running = live.running!;
-  const id = `${live.spec.id} (round ${round}/${s.rounds})`;
-  const cpuPids: Record<string, number> = { app: app.pid };
-  if (running.client) cpuPids.client = running.client.pid;
-  if (running.server) cpuPids.server = running.server.pid;
-  const base = {
-    origin: `http://127.0.0.1:${running.port}`,
-    bodyBytes: s.bodyBytes,
-    cpuPids,
-    warmupMs: s.warmupSeconds * 1000,
-  };
-  const ours = [
-    app,
-    ...(running.client ? [running.client] : []),
-    ...(running.server ? [running.server] : []),
-  ];
-  await quiesce(ours);
-  const fixed = await generate(ctx.group, {
-    ...base,
-    mode: 'open',
-    rate: s.rate,
-    concurrency: 0,
-    connections: s.connections,
-    durationMs: (s.seconds * 1000) / s.rounds,
-  });
-  live.fixed.push(fixed);
-  await quiesce(ours);
-  const saturated = await generate(ctx.group, {
-    ...base,
-    mode: 'closed',
-    rate: 0,
-    concurrency: s.concurrency,
-    connections: s.concurrency,
-    durationMs: (s.saturationSeconds * 1000) / s.rounds,
-  });
-  live.saturated.push(saturated);
-  await quiesce(ours);
-  log(
-    `dataplane: ${id}: ${s.rate} req/s: p50 ${ms(fixed.latency.p50)} ms, p99 ` +
-      `${ms(fixed.latency.p99)} ms, ${fixed.errors} errors; saturated: ` +
-      `${Math.round(saturated.rate)} req/s, ${saturated.errors} errors`,
-  );
-  const gone = [running.client, running.server].filter((c) => c && !c.running());
-  if (gone.length) throw new Error(`${gone.map((c) => c!.name).join(', ')} exited during the run`);
+  const pids = { [APP]: ctx.app.child.pid, ...running.cpuPids() };
+  const url = `http://127.0.0.1:${running.port}/`;
+  const got: Partial<Record<FigureKind, Measurement>> = {};
+  await quiesce(Object.values(pids));
+  const saturate = (seconds: number): Promise<Measurement> =>
+    live.spec.http === 'h1'
+      ? runWrk(ctx.group, {
+          url,
+          connections: s.saturationConnections,
+          threads: s.wrkThreads,
+          seconds,
+          latency: false,
+          pids,
+        })
+      : runH2load(ctx.group, {
+          url,
+          connections: s.saturationConnections,
+          streams: s.h2Streams,
+          seconds,
+          pids,
+        });
+  if (s.warmupSeconds > 0) await saturate(s.warmupSeconds);
+  got.saturated = await saturate(s.seconds);
+  if (live.spec.http === 'h1') {
+    got.latency2 = await runWrk(ctx.group, {
+      url,
+      connections: s.latencyConnections,
+      threads: 1,
+      seconds: s.seconds,
+      latency: true,
+      pids,
+    });
+    await quiesce(Object.values(pids));
+    got.fixed = await openLoop(ctx.group, {
+      origin: `http://127.0.0.1:${running.port}`,
+      rate: s.rate,
+      connections: s.connections,
+      warmupMs: s.warmupSeconds * 1000,
+      durationMs: s.seconds * 1000,
+      bodyBytes: 0,
+      expectBytes: s.bodyBytes,
+      cpuPids: pids,
+    });
+  }
+  live.perRound.push(got);
+  const parts = [`saturated ${int(got.saturated.rate)} req/s (${got.saturated.errors} errors)`];
+  if (got.latency2?.latency)
+    parts.push(
+      `${s.latencyConnections} conns p50 ${ms(got.latency2.latency.p50)} / p99 ${ms(got.latency2.latency.p99)} ms`,
+    );
+  if (got.fixed?.latency)
+    parts.push(
+      `${s.rate} req/s p50 ${ms(got.fixed.latency.p50)} / p99 ${ms(got.fixed.latency.p99)} ms (${got.fixed.errors} errors)`,
+    );
+  log(`dataplane: ${live.spec.id} (round ${round}/${s.rounds}): ${parts.join('; ')}`);
+  if (!running.alive()) throw new Error('a proxy process exited during the run');
+  if (!ctx.app.child.running())
+    throw new Error(`the app exited during the run:\n${ctx.app.child.output().slice(-1000)}`);
 }
 
-function median(values: number[]): number {
-  const v = values.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  if (v.length === 0) return Number.NaN;
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
-}
-
-function combinePercentiles(list: Percentiles[]): Percentiles {
-  const count = list.reduce((a, p) => a + p.count, 0);
+function finishRow(live: LiveRow): PairResult {
+  const figures: PairResult['figures'] = {};
+  for (const kind of ['saturated', 'latency2', 'fixed'] as const) {
+    const m = combineRounds(live.perRound.flatMap((r) => (r[kind] ? [r[kind]] : [])));
+    if (m) figures[kind] = m;
+  }
   return {
-    count,
-    p50: median(list.map((p) => p.p50)),
-    p90: median(list.map((p) => p.p90)),
-    p99: median(list.map((p) => p.p99)),
-    max: Math.max(...list.map((p) => p.max)),
-    mean: count ? list.reduce((a, p) => a + p.mean * p.count, 0) / count : Number.NaN,
-  };
-}
-
-/** Rounds into one row: medians of percentiles and rates, sums of counts, windows and CPU. */
-export function combineRounds(rounds: LoadReport[]): LoadReport | undefined {
-  if (rounds.length === 0) return undefined;
-  const sum = (f: (r: LoadReport) => number): number => rounds.reduce((a, r) => a + f(r), 0);
-  const cpuMs: Record<string, number> = {};
-  for (const r of rounds)
-    for (const [k, v] of Object.entries(r.cpuMs)) cpuMs[k] = (cpuMs[k] ?? 0) + v;
-  const lags = rounds.flatMap((r) => (r.sendLag ? [r.sendLag] : []));
-  return {
-    mode: rounds[0]!.mode,
-    requests: sum((r) => r.requests),
-    ok: sum((r) => r.ok),
-    errors: sum((r) => r.errors),
-    unanswered: sum((r) => r.unanswered),
-    errorSamples: [...new Set(rounds.flatMap((r) => r.errorSamples))].slice(0, 5),
-    windowMs: sum((r) => r.windowMs),
-    rate: median(rounds.map((r) => r.rate)),
-    latency: combinePercentiles(rounds.map((r) => r.latency)),
-    ...(lags.length ? { sendLag: combinePercentiles(lags) } : {}),
-    cpuMs,
+    ...live.row,
+    figures,
+    rounds: live.perRound.map((r) => ({
+      saturatedRate: r.saturated?.rate ?? Number.NaN,
+      p99At2: r.latency2?.latency?.p99 ?? Number.NaN,
+      p99Fixed: r.fixed?.latency?.p99 ?? Number.NaN,
+    })),
   };
 }
 
@@ -277,25 +328,27 @@ export const dataplane: Benchmark<DataplaneResult> = {
     const s = settings();
     const started = now();
     const group = new ProcessGroup();
+    const notes: string[] = [];
+    const note = (text: string): void => {
+      log(`dataplane: ${text}`);
+      notes.push(text);
+    };
     try {
       const dir = group.tempDir('dataplane');
       const ca = testCa();
       const certs = { rootPem: ca.rootPem, web: ca.leaf('web'), api: ca.leaf('api') };
-      const app = group.node('app', APP, [String(s.bodyBytes)]);
-      const { port: appPort } = JSON.parse(await app.waitLine(READY_MARK, 10_000)) as {
-        port: number;
-      };
-      const ctx: PairContext = { group, dir, appPort, certs };
-      const live: LivePair[] = [];
+      const app: RunningApp = await startApp(group, s.bodyBytes, note);
+      const ctx: PairContext = { group, dir, app, certs, upstreamHttp: s.upstreamHttp };
+      const live: LiveRow[] = [];
       for (const spec of s.pairs) {
         log(`dataplane: ${spec.id}: starting`);
-        live.push(await startPair(spec, ctx, log));
+        live.push(await startRow(spec, ctx, s.bodyBytes, log));
       }
       for (let round = 1; round <= s.rounds; round++) {
         for (const l of live) {
           if (!l.running || l.row.failed) continue;
           try {
-            await measureRound(l, round, ctx, app, s, log);
+            await measureRound(l, round, ctx, s, log);
           } catch (err) {
             log(`dataplane: ${l.spec.id}: failed: ${describe(err)}`);
             l.row.failed = describe(err).slice(0, 500);
@@ -304,20 +357,8 @@ export const dataplane: Benchmark<DataplaneResult> = {
         }
       }
       for (const l of live) if (l.running && !l.row.failed) await l.running.stop();
-      await group.stop(app);
-      const pairs: PairResult[] = live.map((l) => {
-        const fixed = combineRounds(l.fixed);
-        const saturated = combineRounds(l.saturated);
-        return {
-          ...l.row,
-          rounds: l.fixed.map((f, i) => ({
-            p99: f.latency.p99,
-            saturatedRate: l.saturated[i]?.rate ?? Number.NaN,
-          })),
-          ...(fixed ? { fixed } : {}),
-          ...(saturated ? { saturated } : {}),
-        };
-      });
+      await group.stop(app.child);
+      const pairs = live.map(finishRow);
 
       const counts = [0, ...s.services.filter((n) => n > 0)];
       const agent: DataplaneResult['agent'] = { rows: [], settleMs: s.settleSeconds * 1000 };
@@ -328,18 +369,26 @@ export const dataplane: Benchmark<DataplaneResult> = {
         agent.error = describe(err).slice(0, 500);
       }
       return {
-        rate: s.rate,
+        quick: s.quick,
         rounds: s.rounds,
         seconds: s.seconds,
         warmupSeconds: s.warmupSeconds,
         bodyBytes: s.bodyBytes,
+        rate: s.rate,
         connections: s.connections,
-        concurrency: s.concurrency,
-        saturationSeconds: s.saturationSeconds,
+        saturationConnections: s.saturationConnections,
+        latencyConnections: s.latencyConnections,
+        wrkThreads: s.wrkThreads,
+        h2Streams: s.h2Streams,
         cores: availableParallelism(),
-        haproxyVersion: s.pairs.some((p) => p.id === 'haproxy') ? (haproxyVersion() ?? null) : null,
+        versions: toolVersions(),
+        app: app.kind,
+        upstreamHttp: s.upstreamHttp,
+        h2Baseline: s.h2Baseline,
+        rssBaselineMib: s.rssBaselineMib,
         pairs,
         agent,
+        notes,
         elapsedMs: now() - started,
       };
     } finally {

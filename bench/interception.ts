@@ -49,7 +49,7 @@ import { bytes, int, ms, table } from './lib/format.js';
 import { TRELLIS_BIN } from './lib/paths.js';
 import { now, sleep } from './lib/time.js';
 import { ProcessGroup, type Child } from './dataplane/children.js';
-import { combineRounds } from './dataplane.js';
+import { combineLoadReports } from './dataplane/combine.js';
 import { READY_MARK, RESULT_MARK as LOAD_MARK } from './dataplane/types.js';
 import type { LoadJob, LoadReport } from './dataplane/types.js';
 import type { ApplyTiming, RegisterWatch } from './interception/ns-helper.js';
@@ -453,9 +453,7 @@ export const interception: Benchmark<InterceptionResult> = {
             await quiesce([app, agent]);
             const report = await generate(group, ns, {
               origin: p.origin,
-              mode: 'open',
               rate: s.rate,
-              concurrency: 0,
               connections: s.connections,
               warmupMs: s.warmupSeconds * 1000,
               durationMs: (s.seconds * 1000) / s.rounds,
@@ -471,7 +469,7 @@ export const interception: Benchmark<InterceptionResult> = {
           }
         }
         result.paths = live.map(({ reports, ...row }) => {
-          const fixed = combineRounds(reports);
+          const fixed = combineLoadReports(reports);
           return { ...row, ...(fixed ? { fixed } : {}) };
         });
       } catch (err) {

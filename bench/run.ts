@@ -7,14 +7,15 @@
  *   read-latency  read latency and server memory with 100,000 instances loaded
  *   leaf-signing  leaf certificates issued per second (in process, and over HTTP)
  *   intentions    intention checks/s (decide() and /check) and write-to-100-agent-caches time
- *   dataplane     proxy pair latency/CPU at 1,000 req/s and saturation (direct, Trellis, HAProxy),
- *                 and agent memory per local service
+ *   dataplane     proxy pairs (nginx direct, HAProxy, Trellis; HTTP/1.1 and HTTP/2) driven by wrk,
+ *                 h2load and a Node open loop: saturated req/s, latency at 2 connections and at
+ *                 1,000 req/s, CPU per request; agent memory; issue 12's goals table
  *   interception  transparent (nftables) vs explicit upstream at 1,000 req/s, ruleset apply time
  *                 for 1,000 endpoints (root, ip, nft and setpriv; in its own network namespace)
  *   libraries     our RE2 and DNS wire code against re2js and dns-packet (in process, no server)
  *
  * Each benchmark starts its own `trellis server` (127.0.0.1, port 0, fresh temp data dir) and
- * stops it by PID when done (dataplane also starts an app, proxies, HAProxy and agents, each
+ * stops it by PID when done (dataplane also starts nginx, proxies, HAProxy, wrk/h2load and agents, each
  * stopped the same way). Sizes come from BENCH_* environment variables, documented at the top
  * of each benchmark's file.
  *

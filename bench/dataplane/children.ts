@@ -38,6 +38,8 @@ export interface Child {
   rss(): number;
   signal(sig: NodeJS.Signals): void;
   running(): boolean;
+  /** Resolves with the exit code (null after a signal) once it exits; rejects after timeoutMs. */
+  exited(timeoutMs: number): Promise<number | null>;
   stop(): Promise<void>;
 }
 
@@ -70,9 +72,11 @@ export class ProcessGroup {
     liveChildren.add(proc);
     const pid = proc.pid;
     let exitNote = '';
+    let exitCode: number | null = null;
     const exited = new Promise<void>((resolve) =>
       proc.once('exit', (code, sig) => {
         exitNote = `exited (${code ?? sig})`;
+        exitCode = code;
         liveChildren.delete(proc);
         resolve();
       }),
@@ -143,6 +147,16 @@ export class ProcessGroup {
         if (running()) proc.kill(sig);
       },
       running,
+      async exited(timeoutMs) {
+        let timer: NodeJS.Timeout | undefined;
+        const late = await Promise.race([
+          exited.then(() => false),
+          new Promise<boolean>((r) => (timer = setTimeout(() => r(true), timeoutMs))),
+        ]);
+        clearTimeout(timer);
+        if (late) throw new Error(`${opts.name}: still running after ${timeoutMs} ms`);
+        return exitCode;
+      },
       async stop() {
         if (running()) {
           proc.kill('SIGTERM');

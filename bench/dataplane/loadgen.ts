@@ -1,22 +1,30 @@
 /**
- * The data-plane benchmark's load generator, in a process of its own. Usage:
+ * The data-plane benchmark's fixed-rate (open-loop) load generator, in a process of its own;
+ * wrk cannot hold a fixed rate, so this one measures latency at BENCH_DATAPLANE_RATE. Usage:
  *   node loadgen.js '<LoadJob JSON>'
  * stdout: `DATAPLANE-RESULT <LoadReport JSON>` when done.
  *
- * Requests are POSTs of `bodyBytes` over a pool of keep-alive HTTP/1.1 connections (undici,
- * no pipelining). Open loop: request i is due at t0 + i / rate whether or not earlier ones have
- * answered, and its latency runs from that intended time to the end of its response body, so a
- * stall is charged to every request it delays (no coordinated omission). Closed loop:
- * `concurrency` requests in flight back to back, for the saturated rate. Each run warms up
- * first; the CPU time of the processes named in the job is read from /proc at the start and
- * the end of the measured window, so the cost per request is the window's CPU / its requests.
+ * Requests are GET / (as wrk sends; or POSTs of `bodyBytes` when that is above 0, as the
+ * interception benchmark sends to its Node app) over a pool of keep-alive HTTP/1.1 connections
+ * (undici, no pipelining); each answer must be 200 with exactly `expectBytes` of body. Request i is due at
+ * t0 + i / rate whether or not earlier ones have answered, and its latency runs from that
+ * intended time to the end of its response body, so a stall is charged to every request it
+ * delays (no coordinated omission). The run warms up first; the CPU time of the processes named
+ * in the job and of this generator is read from /proc at the start and the end of the measured
+ * window, so the cost per request is the window's CPU / its requests.
  */
 import { Pool } from 'undici';
 import { describe } from '../lib/errors.js';
 import { processCpuMs } from '../lib/proc.js';
 import { percentile } from '../lib/stats.js';
-import { now, sleep } from '../lib/time.js';
-import { RESULT_MARK, type LoadJob, type LoadReport, type Percentiles } from './types.js';
+import { now } from '../lib/time.js';
+import {
+  GENERATOR,
+  RESULT_MARK,
+  type LoadJob,
+  type LoadReport,
+  type Percentiles,
+} from './types.js';
 
 const MAX_ERROR_SAMPLES = 5;
 /** How long the open loop waits for answers after its last send before counting the rest lost. */
@@ -58,7 +66,7 @@ function cpuSnapshot(pids: Record<string, number>): CpuSnapshot {
     }
   }
   const self = process.cpuUsage();
-  out.loadgen = (self.user + self.system) / 1000;
+  out[GENERATOR] = (self.user + self.system) / 1000;
   return out;
 }
 
@@ -68,22 +76,26 @@ function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): CpuSnapshot {
   return out;
 }
 
-/** One POST; resolves when the whole answer is in, throws unless it is 200 with the full body. */
-async function post(pool: Pool, body: Buffer): Promise<void> {
-  const res = await pool.request({
-    method: 'POST',
-    path: '/',
-    body,
-    headers: { 'content-type': 'application/octet-stream' },
-  });
+/** One request; resolves when the whole answer is in, throws unless 200 with the full body. */
+async function send(pool: Pool, body: Buffer | undefined, expectBytes: number): Promise<void> {
+  const res = body
+    ? await pool.request({
+        method: 'POST',
+        path: '/',
+        body,
+        headers: { 'content-type': 'application/octet-stream' },
+      })
+    : await pool.request({ method: 'GET', path: '/' });
   const got = await res.body.arrayBuffer();
-  if (res.statusCode !== 200 || got.byteLength !== body.length)
+  if (res.statusCode !== 200 || got.byteLength !== expectBytes)
     throw new Error(
       `HTTP ${res.statusCode}, ${got.byteLength} bytes: ${Buffer.from(got).toString('utf8', 0, 120).trim()}`,
     );
 }
 
-function openLoop(job: LoadJob, pool: Pool, body: Buffer): Promise<LoadReport> {
+function openLoop(job: LoadJob, pool: Pool): Promise<LoadReport> {
+  const body = job.bodyBytes > 0 ? Buffer.alloc(job.bodyBytes, 0x61) : undefined;
+  const expectBytes = job.expectBytes ?? job.bodyBytes;
   const interval = 1000 / job.rate;
   const nWarm = Math.round(job.warmupMs / interval);
   const nMeasured = Math.max(1, Math.round(job.durationMs / interval));
@@ -113,7 +125,6 @@ function openLoop(job: LoadJob, pool: Pool, body: Buffer): Promise<LoadReport> {
       errors.count += Math.max(0, unanswered - 1);
       const windowMs = windowEnd - windowStart;
       resolve({
-        mode: 'open',
         requests: nMeasured,
         ok: nLatency,
         errors: errors.count,
@@ -128,7 +139,7 @@ function openLoop(job: LoadJob, pool: Pool, body: Buffer): Promise<LoadReport> {
     };
     const fire = (intended: number, measured: boolean): void => {
       if (measured) lag[nLag++] = now() - intended;
-      post(pool, body).then(
+      send(pool, body, expectBytes).then(
         () => {
           if (!measured || done) return;
           latency[nLatency++] = now() - intended;
@@ -158,62 +169,6 @@ function openLoop(job: LoadJob, pool: Pool, body: Buffer): Promise<LoadReport> {
   });
 }
 
-async function closedLoop(job: LoadJob, pool: Pool, body: Buffer): Promise<LoadReport> {
-  const cap = Math.max(1024, Math.ceil((job.durationMs / 1000) * 200_000));
-  const latency = new Float64Array(cap);
-  let nLatency = 0;
-  const errors: Errors = { count: 0, samples: [] };
-  let measuring = false;
-  let cpu0: CpuSnapshot = {};
-  let cpu: CpuSnapshot = {};
-  let windowStart = 0;
-  let windowEnd = 0;
-  const end = now() + job.warmupMs + job.durationMs;
-  const startWindow = setTimeout(() => {
-    cpu0 = cpuSnapshot(job.cpuPids);
-    windowStart = now();
-    measuring = true;
-  }, job.warmupMs);
-  const endWindow = setTimeout(() => {
-    measuring = false;
-    windowEnd = now();
-    cpu = cpuDelta(cpu0, cpuSnapshot(job.cpuPids));
-  }, job.warmupMs + job.durationMs);
-  const worker = async (): Promise<void> => {
-    while (now() < end) {
-      const t0 = now();
-      try {
-        await post(pool, body);
-        if (measuring && nLatency < cap) latency[nLatency++] = now() - t0;
-      } catch (err) {
-        if (measuring) noteError(errors, describe(err));
-        await sleep(1); // a refused connection must not become a busy loop
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: job.concurrency }, () => worker()));
-  clearTimeout(startWindow);
-  clearTimeout(endWindow);
-  if (windowEnd === 0) {
-    // The timers ran late behind a busy event loop: close the window now.
-    windowEnd = now();
-    cpu = cpuDelta(cpu0, cpuSnapshot(job.cpuPids));
-  }
-  const windowMs = windowEnd - windowStart;
-  return {
-    mode: 'closed',
-    requests: nLatency + errors.count,
-    ok: nLatency,
-    errors: errors.count,
-    unanswered: 0,
-    errorSamples: errors.samples,
-    windowMs,
-    rate: (nLatency * 1000) / windowMs,
-    latency: summary(latency, nLatency),
-    cpuMs: cpu,
-  };
-}
-
 async function main(job: LoadJob): Promise<void> {
   const pool = new Pool(job.origin, {
     connections: job.connections,
@@ -224,10 +179,8 @@ async function main(job: LoadJob): Promise<void> {
     bodyTimeout: 10_000,
     connectTimeout: 5_000,
   });
-  const body = Buffer.alloc(job.bodyBytes, 0x61);
   try {
-    const report =
-      job.mode === 'open' ? await openLoop(job, pool, body) : await closedLoop(job, pool, body);
+    const report = await openLoop(job, pool);
     process.stdout.write(`${RESULT_MARK} ${JSON.stringify(report)}\n`);
   } finally {
     await pool.destroy();

@@ -1,29 +1,46 @@
 /**
  * The paths the data-plane benchmark drives load through, each a "pair" that starts its
- * processes and says where the load goes. Adding a row is adding an entry to PAIRS:
+ * processes and says where the load goes. Adding a row is adding an entry to PAIRS.
  *
- *   direct          the load generator straight to the app
- *   trellis-http    web's ServiceProxy (upstream listener) -> mTLS -> api's ServiceProxy
- *                   (inbound, HTTP: per-request intentions, XFCC) -> app
- *   trellis-tcp     the same two proxies with protocol "tcp" (opaque bytes over mTLS)
- *   haproxy         Debian's HAProxy as the same mTLS pair, `mode http`, one thread each
+ * HTTP/1.1 rows (wrk, and the Node open loop at a fixed rate):
+ *   direct                wrk -> nginx
+ *   haproxy-1             ONE HAProxy process holding both sides of an mTLS pair, `nbthread 1`:
+ *                         plain frontend -> backend with `ssl crt ... verify required` ->
+ *                         second frontend `bind ... ssl ... verify required` -> nginx
+ *   haproxy-2             the same with `nbthread 2`
+ *   trellis-tcp           ONE Node process holding web's and api's ServiceProxy (as a dev agent
+ *                         does): web's upstream listener -> mTLS -> api's inbound -> nginx,
+ *                         protocol tcp
+ *   trellis-http          the same with protocol http
+ *   trellis-http-workers  hook for the later "Trellis with N proxy workers" row (skipped until
+ *                         proxy_workers exists; see trellisWorkersPair)
+ * HTTP/2 rows (h2load, prior-knowledge h2c from the generator, h2c to nginx):
+ *   h2-direct             h2load -> nginx's h2c listener
+ *   h2-haproxy-1          the HAProxy pair with `proto h2` in front, alpn h2 between its two
+ *                         sides and `proto h2` to the app, `nbthread 1`
+ *   trellis-grpc          the Trellis pair with protocol http2
  *
- * Each proxy runs in a process of its own so its CPU time can be read from /proc.
+ * Every proxy process's CPU is read under a key starting with "proxy:"; a row's CPU per proxy
+ * is their sum divided by `proxies` (2: both sides of the pair, even when one process holds
+ * both).
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Protocol, ProxyPlan } from '../../src/proxy/index.js';
 import { freePort } from '../../test/helpers/net.js';
 import { spiffeUri, type TestLeaf } from '../../test/helpers/mesh-ca.js';
 import { waitPorts, type Child, type ProcessGroup } from './children.js';
+import type { RunningApp } from './nginx.js';
+import { h2loadPath, haproxyPath, missing, wrkPath } from './tools.js';
 import { READY_MARK } from './types.js';
 
 const PROXY_HOST = fileURLToPath(new URL('./proxy-host.js', import.meta.url));
 const START_TIMEOUT_MS = 20_000;
 /** Trellis checks this itself; the leaves' own validity (1 h) is what TLS peers check. */
 const PLAN_VALID_MS = 24 * 3600_000;
+/** The prefix of the CPU keys of proxy processes. */
+export const PROXY_KEY = 'proxy:';
 
 export interface MeshCerts {
   rootPem: string;
@@ -35,32 +52,56 @@ export interface PairContext {
   group: ProcessGroup;
   /** A temp directory for plans and configs (removed with the group). */
   dir: string;
-  appPort: number;
+  app: RunningApp;
   certs: MeshCerts;
+  /** ServiceProxy's `upstreamHttp` for the Trellis rows, or undefined for its default. */
+  upstreamHttp: 'h2' | 'http1' | undefined;
 }
 
 export interface RunningPair {
   /** The port on 127.0.0.1 the load generator sends to. */
   port: number;
-  /** The client-side (caller's) proxy process, if any. */
-  client?: Child;
-  /** The server-side (callee's) proxy process, if any. */
-  server?: Child;
+  /** The proxy processes by CPU key (PROXY_KEY + name), read at each measurement. */
+  cpuPids(): Record<string, number>;
+  /** Whether every proxy process is still running. */
+  alive(): boolean;
   stop(): Promise<void>;
 }
 
 export interface PairSpec {
-  /** Short id (used in logs). */
+  /** Short id (logs, BENCH_DATAPLANE_PAIRS). */
   id: string;
   /** Row label in the report. */
   label: string;
-  /** Whether this row is Trellis (the goals are evaluated for these rows). */
+  http: 'h1' | 'h2';
+  /** Whether this row is Trellis. */
   trellis: boolean;
-  /** The pair the goals compare Trellis against. */
-  reference?: boolean;
+  /** Proxies on the path (for CPU per proxy). */
+  proxies: number;
   /** Why this pair cannot run on this machine, or undefined when it can. */
-  unavailable(): string | undefined;
+  unavailable(ctx: { app: RunningApp }): string | undefined;
   start(ctx: PairContext): Promise<RunningPair>;
+}
+
+function generatorMissing(http: 'h1' | 'h2'): string | undefined {
+  if (http === 'h1') return wrkPath() ? undefined : missing('wrk', 'wrk', 'BENCH_WRK');
+  return h2loadPath() ? undefined : missing('h2load', 'nghttp2-client', 'BENCH_H2LOAD');
+}
+
+/** Every reason a row cannot run, or undefined when there is none. */
+function reasons(...list: (string | undefined)[]): string | undefined {
+  const given = list.filter((x): x is string => x !== undefined);
+  return given.length ? given.join('; ') : undefined;
+}
+
+function appPort(app: RunningApp, http: 'h1' | 'h2'): number {
+  if (http === 'h1') return app.port;
+  if (app.h2cPort === undefined) throw new Error('the app has no h2c listener');
+  return app.h2cPort;
+}
+
+function oneProcess(key: string, child: Child): Pick<RunningPair, 'cpuPids' | 'alive'> {
+  return { cpuPids: () => ({ [PROXY_KEY + key]: child.pid }), alive: () => child.running() };
 }
 
 // ---- Trellis ------------------------------------------------------------------------------
@@ -69,6 +110,8 @@ function trellisPlan(
   ctx: PairContext,
   service: 'web' | 'api',
   protocol: Protocol,
+  inboundPort: number,
+  localAppPort: number,
   upstreams: ProxyPlan['upstreams'],
 ): ProxyPlan {
   return {
@@ -85,101 +128,138 @@ function trellisPlan(
     defaultAllow: false,
     inbound: {
       bindAddress: '127.0.0.1',
-      bindPort: 0,
-      localApp: { address: '127.0.0.1', port: service === 'api' ? ctx.appPort : 1 },
+      bindPort: inboundPort,
+      localApp: { address: '127.0.0.1', port: localAppPort },
       protocol,
     },
     upstreams,
   };
 }
 
-interface HostPorts {
-  inbound: number;
-  upstreams: Record<string, number>;
+/** What proxy-host.ts reads: the plans to install, in order, and its ServiceProxy options. */
+export interface HostJob {
+  plans: ProxyPlan[];
+  upstreamHttp?: 'h2' | 'http1';
+  /** Hook: proxy workers for the later workers row (the host refuses any value but 1 today). */
+  workers?: number;
 }
 
-async function startProxyHost(
+export interface HostReady {
+  /** Per plan: its upstream listeners' ports by destination. */
+  upstreams: Record<string, number>[];
+}
+
+/** Starts both proxies of the pair in ONE process; returns it and web's port for api. */
+async function startTrellisHost(
   ctx: PairContext,
-  name: string,
-  plan: ProxyPlan,
-  upstreamHttp: 'h2' | 'http1' = 'h2',
-): Promise<{ child: Child; ports: HostPorts }> {
-  const path = join(ctx.dir, `${name}.plan.json`);
-  writeFileSync(path, JSON.stringify(plan));
-  const child = ctx.group.node(name, PROXY_HOST, [path, upstreamHttp]);
-  const ports = JSON.parse(await child.waitLine(READY_MARK, START_TIMEOUT_MS)) as HostPorts;
-  return { child, ports };
+  id: string,
+  protocol: Protocol,
+  workers?: number,
+): Promise<{ child: Child; port: number }> {
+  const http = protocol === 'http2' || protocol === 'grpc' ? 'h2' : 'h1';
+  const apiInbound = await freePort();
+  const api = trellisPlan(ctx, 'api', protocol, apiInbound, appPort(ctx.app, http), []);
+  // web's own inbound is unused here; port 0 lets the kernel pick one.
+  const web = trellisPlan(ctx, 'web', protocol, 0, 1, [
+    {
+      destination: 'api',
+      bindAddress: '127.0.0.1',
+      bindPort: 0,
+      identity: spiffeUri('api'),
+      endpoints: [{ address: '127.0.0.1', port: apiInbound, node: 'n1' }],
+      protocol,
+      balancer: 'round_robin',
+    },
+  ]);
+  const job: HostJob = {
+    plans: [api, web],
+    ...(ctx.upstreamHttp ? { upstreamHttp: ctx.upstreamHttp } : {}),
+    ...(workers !== undefined ? { workers } : {}),
+  };
+  const path = join(ctx.dir, `${id}.job.json`);
+  writeFileSync(path, JSON.stringify(job));
+  const child = ctx.group.node(id, PROXY_HOST, [path]);
+  const ready = JSON.parse(await child.waitLine(READY_MARK, START_TIMEOUT_MS)) as HostReady;
+  const port = ready.upstreams[1]?.api;
+  if (!port) {
+    await ctx.group.stop(child);
+    throw new Error(`${id}: the web proxy reported no upstream port for api`);
+  }
+  return { child, port };
 }
 
-/** `upstreamHttp`: how web's proxy talks HTTP to api's (the HTTP/2-vs-HTTP/1.1 comparison). */
-function trellisPair(protocol: Protocol, upstreamHttp: 'h2' | 'http1' = 'h2'): PairSpec {
-  const id = `trellis-${protocol}${upstreamHttp === 'http1' ? '-h1' : ''}`;
+function trellisPair(id: string, label: string, protocol: Protocol): PairSpec {
+  const http = protocol === 'http2' || protocol === 'grpc' ? 'h2' : 'h1';
   return {
     id,
-    label:
-      protocol === 'tcp'
-        ? 'Trellis (tcp)'
-        : `Trellis (${protocol}, ${upstreamHttp === 'h2' ? 'HTTP/2' : 'HTTP/1.1 pool'} between proxies)`,
+    label,
+    http,
     trellis: true,
-    unavailable: () => undefined,
+    proxies: 2,
+    unavailable: ({ app }) =>
+      generatorMissing(http) ??
+      (http === 'h2' && app.h2cPort === undefined ? 'the app has no h2c listener' : undefined),
     async start(ctx) {
-      const api = await startProxyHost(ctx, `${id}-api`, trellisPlan(ctx, 'api', protocol, []));
-      const web = await startProxyHost(
-        ctx,
-        `${id}-web`,
-        trellisPlan(ctx, 'web', protocol, [
-          {
-            destination: 'api',
-            bindAddress: '127.0.0.1',
-            bindPort: 0,
-            identity: spiffeUri('api'),
-            endpoints: [{ address: '127.0.0.1', port: api.ports.inbound, node: 'n1' }],
-            protocol,
-            balancer: 'round_robin',
-          },
-        ]),
-        upstreamHttp,
-      );
-      const port = web.ports.upstreams.api;
-      if (!port) throw new Error(`the web proxy reported no upstream port for api`);
+      const { child, port } = await startTrellisHost(ctx, id, protocol);
       return {
         port,
-        client: web.child,
-        server: api.child,
-        async stop() {
-          await ctx.group.stop(web.child);
-          await ctx.group.stop(api.child);
-        },
+        ...oneProcess('trellis', child),
+        stop: () => ctx.group.stop(child),
       };
+    },
+  };
+}
+
+/**
+ * Hook for the row "Trellis with N proxy workers" (issue 12, item 4). Enabled by
+ * BENCH_DATAPLANE_PROXY_WORKERS=N; proxy-host.ts refuses it until ServiceProxy hosting in
+ * workers exists. To finish it: make the host run the pair in N workers (as the agent's
+ * proxy_workers will), and return every worker's PID from cpuPids() (one PROXY_KEY each) so the
+ * row's CPU is their sum; the goal "workers vs HAProxy nbthread 2" then reads this row.
+ */
+function trellisWorkersPair(): PairSpec {
+  const workers = Number(process.env.BENCH_DATAPLANE_PROXY_WORKERS ?? '0');
+  return {
+    id: 'trellis-http-workers',
+    label: `Trellis pair, protocol http, ${workers || 'N'} proxy workers`,
+    http: 'h1',
+    trellis: true,
+    proxies: 2,
+    unavailable: () =>
+      generatorMissing('h1') ??
+      (Number.isSafeInteger(workers) && workers > 0
+        ? undefined
+        : 'proxy workers are not implemented yet (set BENCH_DATAPLANE_PROXY_WORKERS=N once they are)'),
+    async start(ctx) {
+      const { child, port } = await startTrellisHost(ctx, 'trellis-http-workers', 'http', workers);
+      return { port, ...oneProcess('trellis', child), stop: () => ctx.group.stop(child) };
     },
   };
 }
 
 // ---- HAProxy ------------------------------------------------------------------------------
 
-/** The haproxy binary: BENCH_HAPROXY, else `haproxy` on PATH, else /usr/sbin/haproxy. */
-export function haproxyPath(): string | undefined {
-  const given = process.env.BENCH_HAPROXY?.trim();
-  if (given) return existsSync(given) ? given : undefined;
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin'];
-  for (const d of dirs) {
-    if (!d) continue;
-    const p = join(d, 'haproxy');
-    if (existsSync(p)) return p;
-  }
-  return undefined;
+interface HaproxyShape {
+  threads: number;
+  h2: boolean;
+  listen: number;
+  /** The port between the two sides (the mTLS hop). */
+  mid: number;
+  appPort: number;
+  dir: string;
 }
 
-/** "HAProxy version 2.6.12-1+deb12u3 2025/10/03" -> "2.6.12-1+deb12u3". */
-export function haproxyVersion(): string | undefined {
-  const bin = haproxyPath();
-  if (!bin) return undefined;
-  const r = spawnSync(bin, ['-v'], { encoding: 'utf8', timeout: 5_000 });
-  return /version (\S+)/.exec(r.stdout ?? '')?.[1];
-}
-
-const HAPROXY_COMMON = `global
-    nbthread 1
+/**
+ * One HAProxy process holding both sides of the mTLS pair, as one `trellis dev` holds both
+ * proxies: web_out (plain, from the generator) -> api_mtls (TLS, our leaf presented, the
+ * server's chain verified) -> api_in (TLS, client certificate required and chain verified,
+ * the caller's identity passed on in a header as Trellis's XFCC) -> app.
+ */
+export function haproxyConfig(s: HaproxyShape): string {
+  const f = (name: string): string => join(s.dir, name);
+  return `global
+    nbthread ${s.threads}
+    # HAProxy raises its FD limit to about 2 x maxconn; keep that under a 20,000 ulimit.
     maxconn 4096
 
 defaults
@@ -189,108 +269,119 @@ defaults
     timeout server 60s
     timeout http-request 10s
     timeout http-keep-alive 60s
-`;
 
-/** The caller's side: plaintext from the app, mTLS (chain verified, our leaf presented) out. */
-function haproxyClientConfig(listen: number, serverPort: number, dir: string): string {
-  return `${HAPROXY_COMMON}
 frontend web_out
-    bind 127.0.0.1:${listen}
-    default_backend api
+    bind 127.0.0.1:${s.listen}${s.h2 ? ' proto h2' : ''}
+    default_backend api_mtls
 
-backend api
+backend api_mtls
     http-reuse always
-    server api1 127.0.0.1:${serverPort} ssl verify required ca-file ${join(dir, 'root.pem')} crt ${join(dir, 'web.pem')}
-`;
-}
+    server api1 127.0.0.1:${s.mid} ssl verify required ca-file ${f('root.pem')} crt ${f('web.pem')}${s.h2 ? ' alpn h2' : ''}
 
-/**
- * The callee's side: mTLS in (client certificate required, chained to the root), the caller's
- * identity passed to the app in a header (as Trellis's XFCC), plaintext to the app.
- */
-function haproxyServerConfig(listen: number, appPort: number, dir: string): string {
-  return `${HAPROXY_COMMON}
 frontend api_in
-    bind 127.0.0.1:${listen} ssl crt ${join(dir, 'api.pem')} ca-file ${join(dir, 'root.pem')} verify required
+    bind 127.0.0.1:${s.mid} ssl crt ${f('api.pem')} ca-file ${f('root.pem')} verify required${s.h2 ? ' alpn h2' : ''}
     http-request set-header X-Forwarded-Client-Cert "By=${spiffeUri('api')};Hash=%[ssl_c_sha1,hex]"
     default_backend app
 
 backend app
     http-reuse always
-    server app1 127.0.0.1:${appPort}
+    server app1 127.0.0.1:${s.appPort}${s.h2 ? ' proto h2' : ''}
 `;
 }
 
-const haproxyPair: PairSpec = {
-  id: 'haproxy',
-  label: 'HAProxy (mTLS, http)',
-  trellis: false,
-  reference: true,
-  unavailable: () =>
-    haproxyPath()
-      ? undefined
-      : 'haproxy is not installed (apt-get install haproxy, or set BENCH_HAPROXY)',
-  async start(ctx) {
-    const bin = haproxyPath()!;
-    const dir = ctx.dir;
-    writeFileSync(join(dir, 'root.pem'), ctx.certs.rootPem);
-    const pem = (l: TestLeaf): string => `${l.certChain.trim()}\n${l.key.trim()}\n`;
-    writeFileSync(join(dir, 'web.pem'), pem(ctx.certs.web), { mode: 0o600 });
-    writeFileSync(join(dir, 'api.pem'), pem(ctx.certs.api), { mode: 0o600 });
-    const [clientPort, serverPort] = [await freePort(), await freePort()];
-    const serverCfg = join(dir, 'haproxy-api.cfg');
-    const clientCfg = join(dir, 'haproxy-web.cfg');
-    writeFileSync(serverCfg, haproxyServerConfig(serverPort, ctx.appPort, dir));
-    writeFileSync(clientCfg, haproxyClientConfig(clientPort, serverPort, dir));
-    const server = ctx.group.spawn({
-      name: 'haproxy-api',
-      command: bin,
-      args: ['-f', serverCfg, '-db'],
-    });
-    await waitPorts([serverPort], START_TIMEOUT_MS, 'haproxy (server side)', server.running).catch(
-      (err: unknown) => {
-        throw new Error(`${String(err)}\n${server.output()}`);
-      },
-    );
-    const client = ctx.group.spawn({
-      name: 'haproxy-web',
-      command: bin,
-      args: ['-f', clientCfg, '-db'],
-    });
-    await waitPorts([clientPort], START_TIMEOUT_MS, 'haproxy (client side)', client.running).catch(
-      (err: unknown) => {
-        throw new Error(`${String(err)}\n${client.output()}`);
-      },
-    );
-    return {
-      port: clientPort,
-      client,
-      server,
-      async stop() {
-        await ctx.group.stop(client);
-        await ctx.group.stop(server);
-      },
-    };
-  },
-};
+function haproxyPair(id: string, label: string, threads: number, http: 'h1' | 'h2'): PairSpec {
+  return {
+    id,
+    label,
+    http,
+    trellis: false,
+    proxies: 2,
+    unavailable: ({ app }) =>
+      reasons(
+        generatorMissing(http),
+        haproxyPath() ? undefined : missing('haproxy', 'haproxy', 'BENCH_HAPROXY'),
+        http === 'h2' && app.h2cPort === undefined ? 'the app has no h2c listener' : undefined,
+      ),
+    async start(ctx) {
+      const dir = ctx.dir;
+      writeFileSync(join(dir, 'root.pem'), ctx.certs.rootPem);
+      const pem = (l: TestLeaf): string => `${l.certChain.trim()}\n${l.key.trim()}\n`;
+      writeFileSync(join(dir, 'web.pem'), pem(ctx.certs.web), { mode: 0o600 });
+      writeFileSync(join(dir, 'api.pem'), pem(ctx.certs.api), { mode: 0o600 });
+      const [listen, mid] = [await freePort(), await freePort()];
+      const cfg = join(dir, `${id}.cfg`);
+      writeFileSync(
+        cfg,
+        haproxyConfig({
+          threads,
+          h2: http === 'h2',
+          listen,
+          mid,
+          appPort: appPort(ctx.app, http),
+          dir,
+        }),
+      );
+      const child = ctx.group.spawn({
+        name: id,
+        command: haproxyPath()!,
+        args: ['-f', cfg, '-db'],
+      });
+      try {
+        await waitPorts([listen, mid], START_TIMEOUT_MS, id, child.running);
+      } catch (err) {
+        await ctx.group.stop(child);
+        throw new Error(`${String(err)}\n${child.output()}`);
+      }
+      return { port: listen, ...oneProcess('haproxy', child), stop: () => ctx.group.stop(child) };
+    },
+  };
+}
 
 // ---- Direct -------------------------------------------------------------------------------
 
-const directPair: PairSpec = {
-  id: 'direct',
-  label: 'Direct (no proxy)',
-  trellis: false,
-  unavailable: () => undefined,
-  start(ctx) {
-    return Promise.resolve({ port: ctx.appPort, stop: () => Promise.resolve() });
-  },
-};
+function directPair(id: string, label: string, http: 'h1' | 'h2'): PairSpec {
+  return {
+    id,
+    label,
+    http,
+    trellis: false,
+    proxies: 0,
+    unavailable: ({ app }) =>
+      generatorMissing(http) ??
+      (http === 'h2' && app.h2cPort === undefined ? 'the app has no h2c listener' : undefined),
+    start(ctx) {
+      return Promise.resolve({
+        port: appPort(ctx.app, http),
+        cpuPids: () => ({}),
+        alive: () => true,
+        stop: () => Promise.resolve(),
+      });
+    },
+  };
+}
 
-/** The rows, in the order they run and appear; the first is the baseline the others add to. */
+/** Row ids the goals read. */
+export const ROW = {
+  direct: 'direct',
+  haproxy1: 'haproxy-1',
+  haproxy2: 'haproxy-2',
+  tcp: 'trellis-tcp',
+  http: 'trellis-http',
+  workers: 'trellis-http-workers',
+  h2direct: 'h2-direct',
+  h2haproxy: 'h2-haproxy-1',
+  grpc: 'trellis-grpc',
+} as const;
+
+/** The rows, in the order they run and appear; the first of each kind is the baseline. */
 export const PAIRS: readonly PairSpec[] = [
-  directPair,
-  trellisPair('http'),
-  trellisPair('http', 'http1'),
-  trellisPair('tcp'),
-  haproxyPair,
+  directPair(ROW.direct, 'nginx direct', 'h1'),
+  haproxyPair(ROW.haproxy1, 'HAProxy mTLS pair, one process, nbthread 1', 1, 'h1'),
+  haproxyPair(ROW.haproxy2, 'HAProxy mTLS pair, one process, nbthread 2', 2, 'h1'),
+  trellisPair(ROW.tcp, 'Trellis pair, one process, protocol tcp', 'tcp'),
+  trellisPair(ROW.http, 'Trellis pair, one process, protocol http', 'http'),
+  trellisWorkersPair(),
+  directPair(ROW.h2direct, 'nginx direct (h2c)', 'h2'),
+  haproxyPair(ROW.h2haproxy, 'HAProxy mTLS pair, h2 both hops, nbthread 1', 1, 'h2'),
+  trellisPair(ROW.grpc, 'Trellis pair, one process, protocol http2', 'http2'),
 ];

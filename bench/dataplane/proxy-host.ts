@@ -1,48 +1,71 @@
 /**
- * Runs one Trellis ServiceProxy in a process of its own (so the benchmark can read that proxy's
- * CPU time from /proc), driven only through its public API. Usage:
- *   node proxy-host.js <plan.json> [h2|http1]
- * The second argument says how its HTTP upstreams talk to the other proxy (default h2). Its
- * access log is written, as in production, by pino (to /dev/null here), and it keeps the same
- * Prometheus metrics an agent's proxies do.
- * stdout: `DATAPLANE-READY {"inbound": N, "upstreams": {"api": N}}` once the plan is installed
- * (the ports it got when the plan asked for port 0). SIGTERM stops the proxy and the process.
+ * Runs BOTH ServiceProxies of a Trellis pair in one process, as a dev agent (`trellis dev`)
+ * holds every local proxy in one process, driven only through the public ServiceProxy API.
+ * The benchmark reads this process's CPU time from /proc and divides it by two for the cost
+ * per proxy. Usage:
+ *   node proxy-host.js <job.json>
+ * where the job (pairs.ts HostJob) holds the plans to install, in order (the callee's first, so
+ * its inbound listens before the caller's upstream can reach it), and optionally
+ * `upstreamHttp` (how HTTP upstreams talk to the other proxy; unset: ServiceProxy's default;
+ * BENCH_DATAPLANE_UPSTREAM_HTTP=h2|http1 sets it) and `workers` (hook for the later proxy
+ * workers row: refused unless 1 until workers exist).
+ * Each proxy writes its access log, as in production, through pino (to /dev/null here), and
+ * keeps the same Prometheus metrics an agent's proxies do.
+ * stdout: `DATAPLANE-READY {"upstreams": [{...}, {"api": N}]}` once every plan is installed.
+ * SIGTERM stops the proxies and the process.
  */
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { systemClock } from '../../src/core/index.js';
-import { ServiceProxy, type ProxyPlan } from '../../src/proxy/index.js';
+import { ServiceProxy } from '../../src/proxy/index.js';
 import { createRegistry, proxyMetrics } from '../../src/telemetry/metrics.js';
+import type { HostJob, HostReady } from './pairs.js';
 import { READY_MARK } from './types.js';
 
-async function main(planPath: string, upstreamHttp: 'h2' | 'http1'): Promise<void> {
-  const plan = JSON.parse(readFileSync(planPath, 'utf8')) as ProxyPlan;
+async function main(jobPath: string): Promise<void> {
+  const job = JSON.parse(readFileSync(jobPath, 'utf8')) as HostJob;
+  if (job.workers !== undefined && job.workers !== 1)
+    throw new Error(
+      `workers: ${job.workers} requested, but proxy workers are not implemented yet ` +
+        '(bench/dataplane/pairs.ts trellisWorkersPair says how to add them)',
+    );
   const accessLog = pino(pino.destination({ dest: '/dev/null', sync: false }));
-  const proxy = new ServiceProxy({
-    clock: systemClock,
-    log: { info() {}, warn() {} },
-    accessLog,
-    metrics: proxyMetrics(createRegistry()),
-    upstreamHttp,
-  });
-  process.once('SIGTERM', () => {
-    void proxy.stop().finally(() => process.exit(0));
-  });
-  await proxy.setPlan(plan);
-  const upstreams: Record<string, number | undefined> = {};
-  for (const u of plan.upstreams) upstreams[u.destination] = proxy.upstreamPort(u.destination);
-  process.stdout.write(
-    `${READY_MARK} ${JSON.stringify({ inbound: proxy.inboundPort(), upstreams })}\n`,
+  const registry = createRegistry();
+  const metrics = proxyMetrics(registry);
+  const proxies = job.plans.map(
+    () =>
+      new ServiceProxy({
+        clock: systemClock,
+        log: { info() {}, warn() {} },
+        accessLog,
+        metrics,
+        ...(job.upstreamHttp ? { upstreamHttp: job.upstreamHttp } : {}),
+      }),
   );
+  process.once('SIGTERM', () => {
+    void Promise.all(proxies.map((p) => p.stop())).finally(() => process.exit(0));
+  });
+  const ready: HostReady = { upstreams: [] };
+  for (const [i, plan] of job.plans.entries()) {
+    const proxy = proxies[i]!;
+    await proxy.setPlan(plan);
+    const ports: Record<string, number> = {};
+    for (const u of plan.upstreams) {
+      const port = proxy.upstreamPort(u.destination);
+      if (port !== undefined) ports[u.destination] = port;
+    }
+    ready.upstreams.push(ports);
+  }
+  process.stdout.write(`${READY_MARK} ${JSON.stringify(ready)}\n`);
 }
 
 const path = process.argv[2];
 if (!path) {
-  process.stderr.write('usage: proxy-host.js <plan.json>\n');
+  process.stderr.write('usage: proxy-host.js <job.json>\n');
   process.exitCode = 2;
 } else {
-  main(path, process.argv[3] === 'http1' ? 'http1' : 'h2').catch((err: unknown) => {
-    process.stderr.write(`proxy-host: ${err instanceof Error ? err.stack : String(err)}\n`);
+  main(path).catch((err: unknown) => {
+    process.stderr.write(`proxy-host: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   });
 }

@@ -1,20 +1,24 @@
 /**
- * The data-plane benchmark's report section: tables at the fixed rate and at saturation, the
- * agent's memory per local service, the goals with met/not met computed from the numbers, and
- * a short reading of the figures (also computed: nothing here is a fixed claim).
+ * The data-plane benchmark's report section: what ran and how, one table per figure (HTTP/1.1
+ * saturated, latency at 2 connections, latency at a fixed rate, HTTP/2 saturated), the agent's
+ * memory, and issue 12's goals table (measured, floor, goal, met?). Each table is followed by a
+ * sentence, computed from the CPU figures, on whether the generator or the app was saturated.
+ * Nothing here is a fixed claim: every statement is derived from the result.
  */
 import { int, mib, ms, table } from '../lib/format.js';
-import type { DataplaneResult, LoadReport, PairResult } from './types.js';
-
-/** Goals from the issue. */
-const GOAL_CPU_PER_1K = 0.2;
-const GOAL_SATURATION_SHARE = 0.75;
-const GOAL_BYTES_PER_SERVICE = 2_000_000;
-/** Published figures the issue quotes, for context only (not measured here). */
-const ENVOY_ADDED_P90 = 0.23;
-const ENVOY_ADDED_P99 = 0.3;
+import { PROXY_KEY, ROW } from './pairs.js';
+import {
+  APP,
+  GENERATOR,
+  type DataplaneResult,
+  type FigureKind,
+  type Measurement,
+  type PairResult,
+} from './types.js';
 
 const NA = 'n/a';
+/** A process at or above this share of one core is taken as saturated. */
+const SATURATED_PCT = 90;
 
 function signed(v: number): string {
   if (!Number.isFinite(v)) return NA;
@@ -25,29 +29,41 @@ function fixed3(v: number): string {
   return Number.isFinite(v) ? v.toFixed(3) : NA;
 }
 
-/**
- * CPU seconds per 1,000 requests (= CPU ms per request = vCPU at 1,000 req/s), over the
- * requests that were answered in the window (one way or the other).
- */
-function cpuPer1k(r: LoadReport | undefined, who: string): number {
-  const answered = r ? r.requests - (r.unanswered ?? 0) : 0;
-  if (!r || answered <= 0) return Number.NaN;
-  return (r.cpuMs[who] ?? Number.NaN) / answered;
+function pct(v: number): string {
+  return Number.isFinite(v) ? `${Math.round(v)}%` : NA;
 }
 
-/** Whether an open-loop run kept up with the offered rate (within 5%). */
-function keptUp(r: LoadReport, rate: number): boolean {
-  return r.errors === 0 && r.rate >= 0.95 * rate;
+function ratio(v: number): string {
+  return Number.isFinite(v) ? `${v.toFixed(2)}×` : NA;
 }
 
 /** CPU over the window, in % of one core. */
-function cpuPercent(r: LoadReport | undefined, who: string): number {
-  if (!r || !(r.windowMs > 0)) return Number.NaN;
-  return ((r.cpuMs[who] ?? Number.NaN) / r.windowMs) * 100;
+function cpuPct(m: Measurement | undefined, key: string): number {
+  if (!m || !(m.windowMs > 0) || m.cpuMs[key] === undefined) return Number.NaN;
+  return (m.cpuMs[key] / m.windowMs) * 100;
 }
 
-function pct(v: number): string {
-  return Number.isFinite(v) ? `${Math.round(v)}%` : NA;
+function proxyCpuMs(m: Measurement): number {
+  let sum = 0;
+  let any = false;
+  for (const [k, v] of Object.entries(m.cpuMs))
+    if (k.startsWith(PROXY_KEY)) {
+      sum += v;
+      any = true;
+    }
+  return any ? sum : Number.NaN;
+}
+
+/** All proxy processes of the row together, in % of one core. */
+function proxyPct(m: Measurement | undefined): number {
+  if (!m || !(m.windowMs > 0)) return Number.NaN;
+  return (proxyCpuMs(m) / m.windowMs) * 100;
+}
+
+/** CPU seconds per 1,000 requests (= CPU ms per request), per proxy of the pair. */
+function perProxyPer1k(m: Measurement | undefined, p: PairResult): number {
+  if (!m || p.proxies === 0 || !(m.windowRequests > 0)) return Number.NaN;
+  return proxyCpuMs(m) / m.windowRequests / p.proxies;
 }
 
 function status(p: PairResult): string {
@@ -56,187 +72,361 @@ function status(p: PairResult): string {
   return '';
 }
 
-interface Goal {
-  goal: string;
-  row: string;
-  target: string;
-  measured: string;
-  met: boolean | undefined;
+function find(r: DataplaneResult, id: string): PairResult | undefined {
+  return r.pairs.find((p) => p.id === id && !p.skipped && !p.failed);
 }
 
-function metText(m: boolean | undefined): string {
-  return m === undefined ? 'not measured' : m ? 'met' : 'NOT met';
+function fig(p: PairResult | undefined, kind: FigureKind): Measurement | undefined {
+  return p?.figures[kind];
 }
 
-export function renderDataplane(r: DataplaneResult): string {
-  const direct = r.pairs.find((p) => p.id === 'direct' && p.fixed);
-  const ref = r.pairs.find((p) => p.reference && p.fixed && p.saturated);
-  /** How much the direct path's own p99 moved between rounds: the noise floor of this run. */
-  const directP99s = (direct?.rounds ?? []).map((x) => x.p99).filter(Number.isFinite);
-  const noise =
-    directP99s.length > 1 ? Math.max(...directP99s) - Math.min(...directP99s) : Number.NaN;
-  const added = (p: PairResult, q: 'p50' | 'p90' | 'p99'): number =>
-    p.fixed && direct?.fixed ? p.fixed.latency[q] - direct.fixed.latency[q] : Number.NaN;
-  const out: string[] = [];
+function rateOf(p: PairResult | undefined, kind: FigureKind = 'saturated'): number {
+  return fig(p, kind)?.rate ?? Number.NaN;
+}
 
-  out.push(
-    `Each path below was driven in turn by a load generator in its own process, with ` +
-      `${int(r.bodyBytes)}-byte POST bodies and ${int(r.bodyBytes)}-byte answers from an app in ` +
-      `its own process; each proxy also ran in its own process, so its CPU time is its own ` +
-      `(read from /proc). Trellis is web's ServiceProxy (upstream listener) to api's ServiceProxy ` +
-      `(inbound) over mutual TLS with an allow intention, each writing its access log (pino, ` +
-      `to /dev/null) and keeping its Prometheus metrics as an agent's proxies do; HAProxy` +
-      `${r.haproxyVersion ? ` ${r.haproxyVersion}` : ''} is the same mTLS pair (\`mode http\`, ` +
-      `client certificate required and chain verified both ways, \`http-reuse always\`), each ` +
-      `with \`nbthread 1\` so that every proxy has one core's worth of threads, as Node's single ` +
-      `thread does. Everything shares this machine's ${r.cores} cores. All paths were started ` +
-      `first and then measured in ${r.rounds} interleaved rounds (each path once per round), ` +
-      `so a stall of the machine hits one round of one path: a row's percentiles and rates are ` +
-      `the median over its rounds, its max the highest of any round, and its CPU the total ` +
-      `over all rounds' measured windows. Before each measurement the app and the path's ` +
-      `proxies are left to go idle (up to 10 s), so a backlog does not carry over.`,
-  );
+/** Added latency over the direct row's for the same figure. */
+function added(
+  p: PairResult | undefined,
+  direct: PairResult | undefined,
+  kind: FigureKind,
+  q: 'p50' | 'p99',
+): number {
+  const a = fig(p, kind)?.latency?.[q];
+  const b = fig(direct, kind)?.latency?.[q];
+  return a !== undefined && b !== undefined ? a - b : Number.NaN;
+}
 
-  // ---- fixed rate ----
-  const rowsFixed = r.pairs.map((p) => {
-    const f = p.fixed;
-    const note = status(p);
-    if (!f) return [p.label, note || NA, '', '', '', '', '', '', '', '', '', '', ''];
-    const isDirect = p === direct;
+/**
+ * Whether the generator or the app was the bottleneck of a table: their highest CPU on the
+ * proxied rows (which must stay below a core for the proxies to be what is measured) and on
+ * the direct row (which is capped by one of them by design).
+ */
+function saturationSentence(rows: PairResult[], kind: FigureKind, generator: string): string {
+  const measured = rows.filter((p) => fig(p, kind));
+  if (measured.length === 0) return '';
+  const proxied = measured.filter((p) => p.proxies > 0);
+  const direct = measured.filter((p) => p.proxies === 0);
+  const parts: string[] = [];
+  const describeRows = (list: PairResult[], who: string, key: string): string[] => {
+    const hot = list.filter((p) => cpuPct(fig(p, kind), key) >= SATURATED_PCT);
+    const max = Math.max(...list.map((p) => cpuPct(fig(p, kind), key)).filter(Number.isFinite));
+    if (!Number.isFinite(max)) return [];
     return [
-      p.label,
-      int(f.requests),
-      int(f.rate),
-      int(f.errors),
-      ms(f.latency.p50),
-      ms(f.latency.p90),
-      ms(f.latency.p99),
-      ms(f.latency.max),
-      isDirect ? '' : signed(added(p, 'p50')),
-      isDirect ? '' : signed(added(p, 'p90')),
-      isDirect ? '' : signed(added(p, 'p99')),
-      p.proxies ? fixed3(cpuPer1k(f, 'client')) : '',
-      p.proxies ? fixed3(cpuPer1k(f, 'server')) : '',
+      hot.length
+        ? `${who} reached ${pct(max)} of a core on ${hot.map((p) => p.label).join(', ')}, so ` +
+          `${hot.length === 1 ? 'that row is' : 'those rows are'} capped by ${who}, not only by the proxies`
+        : `${who} stayed below ${SATURATED_PCT}% of a core on every proxied row (at most ${pct(max)})`,
     ];
-  });
-  out.push(
-    `### At ${int(r.rate)} requests/s (open loop)\n\n` +
-      `${r.rounds} × ${(r.seconds / r.rounds).toFixed(0)} s measured per path, each after ` +
-      `${r.warmupSeconds} s of warm-up, over ${r.connections} ` +
-      `keep-alive connections. Latency runs from each request's intended send time to the end ` +
-      `of its answer, so a stall counts against every request it delays, and a path that cannot ` +
-      `answer ${int(r.rate)} req/s (see Answered/s) queues ever longer. "+" columns are ` +
-      `added over the direct path; CPU is CPU seconds per 1,000 requests (which is also vCPU ` +
-      `at 1,000 requests/s) of the caller's (client) and callee's (server) proxy.\n\n` +
-      table(
-        [
-          { title: 'Path' },
-          { title: 'Requests', align: 'right' },
-          { title: 'Answered/s', align: 'right' },
-          { title: 'Errors', align: 'right' },
-          { title: 'p50 ms', align: 'right' },
-          { title: 'p90 ms', align: 'right' },
-          { title: 'p99 ms', align: 'right' },
-          { title: 'max ms', align: 'right' },
-          { title: '+p50', align: 'right' },
-          { title: '+p90', align: 'right' },
-          { title: '+p99', align: 'right' },
-          { title: 'Client proxy CPU s/1k', align: 'right' },
-          { title: 'Server proxy CPU s/1k', align: 'right' },
-        ],
-        rowsFixed,
-      ),
-  );
-  const lags = r.pairs.flatMap((p) => (p.fixed?.sendLag ? [p.fixed.sendLag] : []));
-  if (lags.length) {
-    const worst = (q: 'p50' | 'p99' | 'max'): number => Math.max(...lags.map((l) => l[q]));
-    out.push(
-      `The generator wakes on a 1 ms timer, so it sent ${ms(worst('p50'))} ms behind schedule ` +
-        `at p50, ${ms(worst('p99'))} ms at p99 and ${ms(worst('max'))} ms at worst (the worst ` +
-        `path's figures). That lateness is in every row, direct included, so it cancels out of ` +
-        `the added latency.`,
+  };
+  if (proxied.length) {
+    parts.push(...describeRows(proxied, generator, GENERATOR));
+    parts.push(...describeRows(proxied, 'nginx', APP));
+    if (kind === 'saturated') {
+      // Nothing at a full core: the rate was set by waiting (or by other load on the machine).
+      const idle = proxied.filter(
+        (p) =>
+          Math.max(
+            cpuPct(fig(p, kind), GENERATOR),
+            cpuPct(fig(p, kind), APP),
+            proxyPct(fig(p, kind)),
+          ) < SATURATED_PCT,
+      );
+      if (idle.length)
+        parts.push(
+          `on ${idle.map((p) => p.label).join(', ')} no process of the path reached ` +
+            `${SATURATED_PCT}% of a core (proxy processes at ${idle.map((p) => pct(proxyPct(fig(p, kind)))).join(', ')}), ` +
+            `so ${idle.length === 1 ? 'that rate was' : 'those rates were'} set by waiting ` +
+            `(round trips × connections) or by other load on this machine, not by a full core`,
+        );
+    }
+  }
+  for (const d of direct) {
+    const g = cpuPct(fig(d, kind), GENERATOR);
+    const a = cpuPct(fig(d, kind), APP);
+    parts.push(
+      `on ${d.label} ${generator} used ${pct(g)} and nginx ${pct(a)} of a core` +
+        (Math.max(g, a) >= SATURATED_PCT ? ` (that row is their limit, not a proxy's)` : ''),
     );
   }
+  return parts.length ? `Generator and app: ${parts.join('; ')}.` : '';
+}
 
-  const spread = r.pairs
-    .filter((p) => p.rounds.length > 1)
-    .map(
-      (p) =>
-        `${p.label}: p99 ${p.rounds.map((x) => ms(x.p99)).join(' / ')} ms, saturated ` +
-        `${p.rounds.map((x) => int(x.saturatedRate)).join(' / ')} req/s`,
-    );
-  if (spread.length)
-    out.push(`By round (the spread the medians smooth):\n\n- ${spread.join('\n- ')}`);
+function emptyRow(p: PairResult, width: number): string[] {
+  return [p.label, status(p) || NA, ...Array<string>(width - 2).fill('')];
+}
 
-  // ---- saturation ----
-  const refRate = ref?.saturated?.rate ?? Number.NaN;
-  const rowsSat = r.pairs.map((p) => {
-    const t = p.saturated;
-    if (!t) return [p.label, status(p) || NA, '', '', '', '', '', '', '', ''];
-    return [
-      p.label,
-      int(t.rate),
-      p === ref || !Number.isFinite(refRate) ? '' : pct((t.rate / refRate) * 100),
-      int(t.errors),
-      ms(t.latency.p50),
-      ms(t.latency.p99),
-      p.proxies ? pct(cpuPercent(t, 'client')) : '',
-      p.proxies ? pct(cpuPercent(t, 'server')) : '',
-      pct(cpuPercent(t, 'app')),
-      pct(cpuPercent(t, 'loadgen')),
-    ];
+function intro(r: DataplaneResult): string {
+  const v = r.versions;
+  const tools = [
+    v.wrk ? `wrk ${v.wrk}` : 'wrk (missing)',
+    v.h2load ? `h2load ${v.h2load}` : 'h2load (missing)',
+    r.app === 'nginx' ? `nginx ${v.nginx ?? ''}`.trim() : 'the Node fallback app (nginx missing)',
+    v.haproxy ? `HAProxy ${v.haproxy}` : 'HAProxy (missing)',
+  ];
+  let text =
+    `Proxies measured with a load generator and an app that are not the bottleneck: Debian's ` +
+    `\`wrk\` and \`h2load\` as generators and \`nginx-light\` as the app ` +
+    `(\`apt-get install wrk nginx-light haproxy nghttp2-client\`; a row whose tool is missing is ` +
+    `skipped with a note). This run: ${tools.join(', ')}, ${r.cores} cores shared by everything. ` +
+    `nginx runs as one process (\`master_process off\`, \`worker_processes 1\`, ` +
+    `\`keepalive_requests 1000000\`, no access log) and answers every GET / with the same ` +
+    `${int(r.bodyBytes)}-byte body, over HTTP/1.1 and over h2c. Rows: **nginx direct**; ` +
+    `**HAProxy** as ONE process holding both sides of an mTLS pair (plain frontend -> backend ` +
+    `with \`ssl crt ... verify required ca-file ...\` -> second frontend with \`bind ... ssl ` +
+    `crt ... verify required ca-file ...\` -> nginx; \`mode http\`, \`http-reuse always\`, an ` +
+    `XFCC-like header set), with \`nbthread 1\` and \`nbthread 2\`; **Trellis** as ONE Node ` +
+    `process holding both ServiceProxies, as a dev agent does (web's upstream listener -> mTLS ` +
+    `-> api's inbound with an allow intention -> nginx; access log through pino to /dev/null ` +
+    `and Prometheus metrics kept), with protocol tcp and http` +
+    `${r.upstreamHttp ? ` (upstreamHttp ${r.upstreamHttp})` : " (ServiceProxy's default upstreamHttp)"}; ` +
+    `and for HTTP/2 nginx direct over h2c, the HAProxy pair with h2 on both hops, and the ` +
+    `Trellis pair with protocol http2. The generator is \`wrk -t${r.wrkThreads}\` (one thread ` +
+    `leaves the second core to the app and the proxies; its CPU, below, shows whether it was ` +
+    `saturated), h2load runs one thread. CPU is utime + stime from /proc/PID/stat over a window ` +
+    `inside each run; "per proxy" divides a pair's CPU by two, also where one process holds ` +
+    `both proxies (Trellis, HAProxy). All rows were started first and measured in ${r.rounds} ` +
+    `interleaved round(s) of ${r.seconds} s per figure after ${r.warmupSeconds} s of warm-up: ` +
+    `rates and percentiles are medians over rounds, CPU the total over their windows.`;
+  if (r.quick)
+    text +=
+      `\n\n**Smoke run (BENCH_DATAPLANE_QUICK=1): short rounds; these figures only show ` +
+      `that the harness works and are not a measurement.**`;
+  if (r.notes.length) text += `\n\nNotes: ${r.notes.join('; ')}.`;
+  return text;
+}
+
+function saturatedTable(
+  rows: PairResult[],
+  ref: PairResult | undefined,
+  refTitle: string,
+  generator: string,
+): string {
+  const refRate = rateOf(ref);
+  return table(
+    [
+      { title: 'Path' },
+      { title: 'Requests/s', align: 'right' },
+      { title: `× ${refTitle}`, align: 'right' },
+      { title: 'Errors', align: 'right' },
+      { title: `${generator} CPU`, align: 'right' },
+      { title: 'nginx CPU', align: 'right' },
+      { title: 'Proxy process(es) CPU', align: 'right' },
+      { title: 'CPU s / 1,000 req, per proxy', align: 'right' },
+    ],
+    rows.map((p) => {
+      const m = fig(p, 'saturated');
+      if (!m) return emptyRow(p, 8);
+      return [
+        p.label,
+        int(m.rate),
+        p === ref || !Number.isFinite(refRate) ? '' : ratio(m.rate / refRate),
+        int(m.errors),
+        pct(cpuPct(m, GENERATOR)),
+        pct(cpuPct(m, APP)),
+        p.proxies ? pct(proxyPct(m)) : '',
+        p.proxies ? fixed3(perProxyPer1k(m, p)) : '',
+      ];
+    }),
+  );
+}
+
+function latencyTable(
+  rows: PairResult[],
+  direct: PairResult | undefined,
+  kind: 'latency2' | 'fixed',
+): string {
+  const withCost = kind === 'fixed';
+  const width = withCost ? 12 : 11;
+  return table(
+    [
+      { title: 'Path' },
+      { title: kind === 'fixed' ? 'Answered/s' : 'Requests/s', align: 'right' },
+      { title: 'Errors', align: 'right' },
+      { title: 'p50 ms', align: 'right' },
+      { title: 'p90 ms', align: 'right' },
+      { title: 'p99 ms', align: 'right' },
+      { title: 'max ms', align: 'right' },
+      { title: '+p50', align: 'right' },
+      { title: '+p99', align: 'right' },
+      { title: 'Generator CPU', align: 'right' },
+      { title: 'nginx CPU', align: 'right' },
+      ...(withCost ? [{ title: 'CPU s / 1,000 req, per proxy', align: 'right' as const }] : []),
+    ],
+    rows.map((p) => {
+      const m = fig(p, kind);
+      if (!m?.latency) return emptyRow(p, width);
+      const isDirect = p.proxies === 0;
+      return [
+        p.label,
+        int(m.rate),
+        int(m.errors),
+        ms(m.latency.p50),
+        ms(m.latency.p90),
+        ms(m.latency.p99),
+        ms(m.latency.max),
+        isDirect ? '' : signed(added(p, direct, kind, 'p50')),
+        isDirect ? '' : signed(added(p, direct, kind, 'p99')),
+        pct(cpuPct(m, GENERATOR)),
+        pct(cpuPct(m, APP)),
+        ...(withCost ? [p.proxies ? fixed3(perProxyPer1k(m, p)) : ''] : []),
+      ];
+    }),
+  );
+}
+
+interface GoalRow {
+  figure: string;
+  measured: string;
+  floor: string;
+  goal: string;
+  floorMet: boolean | undefined;
+  goalMet: boolean | undefined;
+}
+
+function metText(g: GoalRow): string {
+  if (g.goalMet === true) return g.floorMet === false ? 'goal met, floor NOT met' : 'goal met';
+  if (g.floorMet === true) return g.goalMet === false ? 'floor met, goal not' : 'floor met';
+  if (g.floorMet === false) return 'floor NOT met';
+  if (g.goalMet === false) return 'goal not met (floor not measured)';
+  return 'not measured';
+}
+
+const known = (...v: number[]): boolean => v.every(Number.isFinite);
+
+function ratioGoal(
+  figure: string,
+  a: PairResult | undefined,
+  b: PairResult | undefined,
+  floor: number,
+  goal: number,
+): GoalRow {
+  const ra = rateOf(a);
+  const rb = rateOf(b);
+  const q = ra / rb;
+  return {
+    figure,
+    measured: known(q) ? `${ratio(q)} (${int(ra)} vs ${int(rb)} req/s)` : NA,
+    floor: `≥ ${floor}×`,
+    goal: `≥ ${goal}×`,
+    floorMet: known(q) ? q >= floor : undefined,
+    goalMet: known(q) ? q >= goal : undefined,
+  };
+}
+
+function latencyGoal(figure: string, r: DataplaneResult, kind: 'latency2' | 'fixed'): GoalRow {
+  const direct = find(r, ROW.direct);
+  const ha = find(r, ROW.haproxy1);
+  const http = find(r, ROW.http);
+  const tcp = find(r, ROW.tcp);
+  const [t50, t99] = [added(http, direct, kind, 'p50'), added(http, direct, kind, 'p99')];
+  const [h50, h99] = [added(ha, direct, kind, 'p50'), added(ha, direct, kind, 'p99')];
+  const [c50, c99] = [added(tcp, direct, kind, 'p50'), added(tcp, direct, kind, 'p99')];
+  const ok = known(t50, t99, h50, h99);
+  return {
+    figure,
+    measured:
+      `http ${signed(t50)} / ${signed(t99)} ms; HAProxy ${signed(h50)} / ${signed(h99)} ms` +
+      (known(c50, c99) ? `; tcp ${signed(c50)} / ${signed(c99)} ms` : ''),
+    floor: 'p50 ≤ HAProxy’s + 0.2 ms, p99 ≤ HAProxy’s + 1 ms',
+    goal: '≤ HAProxy’s',
+    floorMet: ok ? t50 <= h50 + 0.2 && t99 <= h99 + 1 : undefined,
+    goalMet: ok ? t50 <= h50 && t99 <= h99 : undefined,
+  };
+}
+
+function goals(r: DataplaneResult): GoalRow[] {
+  const ha1 = find(r, ROW.haproxy1);
+  const ha2 = find(r, ROW.haproxy2);
+  const http = find(r, ROW.http);
+  const tcp = find(r, ROW.tcp);
+  const workers = find(r, ROW.workers);
+  const h2ha = find(r, ROW.h2haproxy);
+  const grpc = find(r, ROW.grpc);
+  const out: GoalRow[] = [
+    ratioGoal(
+      'HTTP/1.1 pair, saturated req/s vs HAProxy mTLS pair (nbthread 1, one process)',
+      http,
+      ha1,
+      0.45,
+      1.0,
+    ),
+    ratioGoal('HTTP/1.1 vs Trellis’s own TCP path, same run', http, tcp, 0.8, 1.0),
+    ratioGoal('TCP pair vs HAProxy (nbthread 1)', tcp, ha1, 0.7, 1.0),
+  ];
+  const cpuFixed = http ? perProxyPer1k(fig(http, 'fixed'), http) : Number.NaN;
+  const cpuSat = http ? perProxyPer1k(fig(http, 'saturated'), http) : Number.NaN;
+  const haFixed = ha1 ? perProxyPer1k(fig(ha1, 'fixed'), ha1) : Number.NaN;
+  out.push({
+    figure: `CPU s per 1,000 requests, per proxy, HTTP/1.1 (at ${int(r.rate)} req/s)`,
+    measured:
+      `${fixed3(cpuFixed)} (saturated: ${fixed3(cpuSat)}; HAProxy nbthread 1 at ` +
+      `${int(r.rate)} req/s: ${fixed3(haFixed)})`,
+    floor: '≤ 0.25',
+    goal: '≤ 0.15',
+    floorMet: known(cpuFixed) ? cpuFixed <= 0.25 : undefined,
+    goalMet: known(cpuFixed) ? cpuFixed <= 0.15 : undefined,
   });
   out.push(
-    `### At saturation (closed loop)\n\n` +
-      `${r.concurrency} requests in flight back to back, ${r.rounds} × ` +
-      `${(r.saturationSeconds / r.rounds).toFixed(0)} s per path, each after ` +
-      `${r.warmupSeconds} s of warm-up. CPU is in % of one core over the windows. The ` +
-      `generator, the app and both proxies share the ${r.cores} cores, so this is the most ` +
-      `this machine pushes through each path, not a proxy's limit alone.\n\n` +
-      table(
-        [
-          { title: 'Path' },
-          { title: 'Requests/s', align: 'right' },
-          { title: `% of ${ref?.label ?? 'reference'}`, align: 'right' },
-          { title: 'Errors', align: 'right' },
-          { title: 'p50 ms', align: 'right' },
-          { title: 'p99 ms', align: 'right' },
-          { title: 'Client proxy CPU', align: 'right' },
-          { title: 'Server proxy CPU', align: 'right' },
-          { title: 'App CPU', align: 'right' },
-          { title: 'Generator CPU', align: 'right' },
-        ],
-        rowsSat,
-      ),
+    latencyGoal(
+      `Added p50 / p99 over direct at ${r.latencyConnections} connections`,
+      r,
+      'latency2',
+    ),
   );
-
-  const errorLines = r.pairs.flatMap((p) => {
-    const samples = [...(p.fixed?.errorSamples ?? []), ...(p.saturated?.errorSamples ?? [])];
-    return samples.length ? [`- ${p.label}: ${[...new Set(samples)].slice(0, 3).join('; ')}`] : [];
+  out.push(latencyGoal(`Added p50 / p99 over direct at ${int(r.rate)} req/s`, r, 'fixed'));
+  const g = rateOf(grpc);
+  const gh = rateOf(h2ha);
+  const base = r.h2Baseline ?? Number.NaN;
+  out.push({
+    figure: 'gRPC / HTTP/2 pair, saturated req/s (h2load)',
+    measured: known(g)
+      ? `${int(g)} req/s, ${ratio(g / gh)} HAProxy h2` +
+        (known(base) ? `, ${ratio(g / base)} the pre-M6 ${int(base)} req/s` : '')
+      : NA,
+    floor: known(base)
+      ? `≥ 3× today (${int(3 * base)} req/s)`
+      : '≥ 3× today (give BENCH_DATAPLANE_H2_BASELINE=req/s of a pre-M6 run)',
+    goal: '≥ 0.75× HAProxy h2',
+    floorMet: known(g, base) ? g >= 3 * base : undefined,
+    goalMet: known(g, gh) ? g / gh >= 0.75 : undefined,
   });
-  if (errorLines.length) out.push(`Errors seen:\n\n${errorLines.join('\n')}`);
+  const w = rateOf(workers);
+  const w2 = rateOf(ha2);
+  out.push({
+    figure: 'Data plane with workers vs HAProxy nbthread 2',
+    measured: known(w)
+      ? `${int(w)} vs ${int(w2)} req/s (${ratio(w / w2)})`
+      : `n/a (no workers row${known(w2) ? `; HAProxy nbthread 2: ${int(w2)} req/s` : ''})`,
+    floor: 'measured and reported',
+    goal: '≥ 0.9×',
+    floorMet: known(w) ? true : undefined,
+    goalMet: known(w, w2) ? w / w2 >= 0.9 : undefined,
+  });
+  const zero = r.agent.rows.find((x) => x.services === 0);
+  const rss = zero ? zero.rss / (1024 * 1024) : Number.NaN;
+  out.push({
+    figure: 'Agent RSS with no services',
+    measured: known(rss) ? `${rss.toFixed(1)} MiB` : NA,
+    floor: `no regression (≤ ${r.rssBaselineMib} MiB)`,
+    goal: '≤ 60 MiB',
+    floorMet: known(rss) ? rss <= r.rssBaselineMib : undefined,
+    goalMet: known(rss) ? rss <= 60 : undefined,
+  });
+  return out;
+}
 
-  // ---- agent memory ----
+function memorySection(r: DataplaneResult): string {
   const rows = [...r.agent.rows].sort((a, b) => a.services - b.services);
   const positive = rows.filter((x) => x.services > 0);
   const lo = positive[0];
   const hi = positive[positive.length - 1];
-  const slope = (key: 'rss' | 'rssAfterGc' | 'heapUsed'): number =>
-    lo && hi && hi.services > lo.services
-      ? (hi[key] - lo[key]) / (hi.services - lo.services)
-      : Number.NaN;
-  const perService = slope('rss');
-  const perServiceGc = slope('rssAfterGc');
-  const heapPerService = slope('heapUsed');
-  const base = rows.find((x) => x.services === 0);
-  let memory =
+  let text =
     `### Agent memory per local service\n\n` +
     `A fresh \`trellis agent\` per row with that many local services in its config dir, each ` +
-    `with a sidecar proxy (which the agent runs in its own process); VmRSS once every ` +
-    `sidecar's public listener accepted connections and ${(r.agent.settleMs / 1000).toFixed(0)} s ` +
-    `more had passed, then again after a forced full GC.\n\n`;
+    `with a sidecar proxy; VmRSS once every sidecar's public listener accepted connections and ` +
+    `${(r.agent.settleMs / 1000).toFixed(0)} s more had passed, then again after a forced full GC.\n\n`;
   if (rows.length) {
-    memory += table(
+    text += table(
       [
         { title: 'Local services', align: 'right' },
         { title: 'VmRSS MiB', align: 'right' },
@@ -252,178 +442,96 @@ export function renderDataplane(r: DataplaneResult): string {
         (x.readyMs / 1000).toFixed(1),
       ]),
     );
-    if (lo && hi && hi !== lo)
-      memory +=
+    if (lo && hi && hi.services > lo.services)
+      text +=
         `\n\nEach extra local service (from ${lo.services} to ${hi.services}) cost ` +
-        `${mib(perService)} MiB of VmRSS (${mib(perServiceGc)} MiB after GC; ` +
-        `${mib(heapPerService)} MiB of V8 heap). VmRSS moves by several MiB between agents ` +
-        `with the heap's growth, so small counts say little; the heap is the steadier figure.`;
+        `${mib((hi.rss - lo.rss) / (hi.services - lo.services))} MiB of VmRSS ` +
+        `(${mib((hi.heapUsed - lo.heapUsed) / (hi.services - lo.services))} MiB of V8 heap).`;
   }
-  if (r.agent.error) memory += `\n\nThe agent measurement failed: ${r.agent.error}`;
-  out.push(memory);
+  if (r.agent.error) text += `\n\nThe agent measurement failed: ${r.agent.error}`;
+  return text;
+}
 
-  // ---- goals ----
-  const goals: Goal[] = [];
-  const refAdded = (q: 'p90' | 'p99'): number => (ref ? added(ref, q) : Number.NaN);
-  for (const p of r.pairs.filter((x) => x.trellis)) {
-    for (const q of ['p90', 'p99'] as const) {
-      const mine = added(p, q);
-      const theirs = refAdded(q);
-      goals.push({
-        goal: `Adds no more than HAProxy at ${int(r.rate)} req/s (${q})`,
-        row: p.label,
-        target: Number.isFinite(theirs) ? `≤ ${signed(theirs)} ms` : `HAProxy ${NA}`,
-        measured: Number.isFinite(mine) ? `${signed(mine)} ms` : NA,
-        met: Number.isFinite(mine) && Number.isFinite(theirs) ? mine <= theirs : undefined,
-      });
-    }
-    const c = cpuPer1k(p.fixed, 'client');
-    const s = cpuPer1k(p.fixed, 'server');
-    goals.push({
-      goal: 'CPU per 1,000 req/s, per proxy',
-      row: p.label,
-      target: `≤ ${GOAL_CPU_PER_1K} vCPU`,
-      measured: `client ${fixed3(c)}, server ${fixed3(s)}`,
-      met: Number.isFinite(c) && Number.isFinite(s) ? Math.max(c, s) <= GOAL_CPU_PER_1K : undefined,
-    });
-    const rate = p.saturated?.rate ?? Number.NaN;
-    goals.push({
-      goal: 'Saturated throughput',
-      row: p.label,
-      target: `≥ ${Math.round(GOAL_SATURATION_SHARE * 100)}% of HAProxy (${Number.isFinite(refRate) ? int(refRate) : NA} req/s)`,
-      measured: Number.isFinite(rate)
-        ? `${int(rate)} req/s${Number.isFinite(refRate) ? ` (${pct((rate / refRate) * 100)})` : ''}`
-        : NA,
-      met:
-        Number.isFinite(rate) && Number.isFinite(refRate)
-          ? rate >= GOAL_SATURATION_SHARE * refRate
-          : undefined,
-    });
-  }
-  goals.push({
-    goal: 'Agent memory per extra local service',
-    row: 'trellis agent',
-    target: '< 2 MB (1.91 MiB)',
-    measured: Number.isFinite(perService) ? `${mib(perService)} MiB` : NA,
-    met: Number.isFinite(perService) ? perService < GOAL_BYTES_PER_SERVICE : undefined,
-  });
-  const metCount = goals.filter((g) => g.met === true).length;
+export function renderDataplane(r: DataplaneResult): string {
+  const h1 = r.pairs.filter((p) => p.http === 'h1');
+  const h2 = r.pairs.filter((p) => p.http === 'h2');
+  const direct = find(r, ROW.direct);
+  const out: string[] = [intro(r)];
+
   out.push(
-    `### Goals\n\n` +
-      table(
-        [
-          { title: 'Goal' },
-          { title: 'Row' },
-          { title: 'Target' },
-          { title: 'Measured' },
-          { title: 'Result' },
-        ],
-        goals.map((g) => [g.goal, g.row, g.target, g.measured, metText(g.met)]),
-      ) +
-      `\n\n${metCount} of ${goals.length} met.` +
-      (Number.isFinite(noise)
-        ? ` The direct path's own p99 moved by ${ms(noise)} ms between rounds, so latency ` +
-          `differences smaller than that are within this run's noise.`
-        : '') +
-      ` For scale (published figures, not measured ` +
-      `here): Istio's Envoy pair adds +${ENVOY_ADDED_P90} ms at p90 and +${ENVOY_ADDED_P99} ms ` +
-      `at p99 at 1,000 req/s; an Envoy sidecar uses about 60 MB and a Linkerd proxy 20-26 MB.`,
+    `### HTTP/1.1 at saturation (wrk, ${r.saturationConnections} keep-alive connections)\n\n` +
+      saturatedTable(h1, find(r, ROW.haproxy1), 'HAProxy nbthread 1', 'wrk') +
+      `\n\nCPU in % of one core over the window. ${saturationSentence(h1, 'saturated', 'wrk')}`,
+  );
+  out.push(
+    `### HTTP/1.1 latency at ${r.latencyConnections} connections (wrk --latency)\n\n` +
+      `Closed loop: each connection sends its next request when the last answer is in. ` +
+      `"+" columns are added over nginx direct.\n\n` +
+      latencyTable(h1, direct, 'latency2') +
+      `\n\n${saturationSentence(h1, 'latency2', 'wrk')}`,
+  );
+  const lags = h1.flatMap((p) => (p.figures.fixed?.sendLag ? [p.figures.fixed.sendLag] : []));
+  const lagText = lags.length
+    ? ` The generator sent at most ${ms(Math.max(...lags.map((l) => l.p99)))} ms behind ` +
+      `schedule at p99 (worst row); that lateness is in every row and cancels out of the added latency.`
+    : '';
+  out.push(
+    `### HTTP/1.1 latency at ${int(r.rate)} requests/s (open loop, Node generator)\n\n` +
+      `wrk cannot hold a fixed rate, so the Node generator (bench/dataplane/loadgen.ts, undici, ` +
+      `${r.connections} keep-alive connections) sends request i at t0 + i / rate whether or not ` +
+      `earlier ones answered, and measures from that intended time, so a stall counts against ` +
+      `every request it delays. Its CPU is shown beside it.\n\n` +
+      latencyTable(h1, direct, 'fixed') +
+      `\n\n${saturationSentence(h1, 'fixed', 'the Node generator')}${lagText}`,
+  );
+  out.push(
+    `### HTTP/2 at saturation (h2load, prior-knowledge h2c, ${r.saturationConnections} ` +
+      `connections × ${r.h2Streams} streams)\n\n` +
+      saturatedTable(h2, find(r, ROW.h2haproxy), 'HAProxy h2', 'h2load') +
+      `\n\nCPU in % of one core over the window. ${saturationSentence(h2, 'saturated', 'h2load')}`,
   );
 
-  // ---- reading ----
+  const spread = r.pairs
+    .filter((p) => p.rounds.length > 1)
+    .map(
+      (p) =>
+        `${p.label}: saturated ${p.rounds.map((x) => int(x.saturatedRate)).join(' / ')} req/s` +
+        (p.http === 'h1'
+          ? `; p99 at ${r.latencyConnections} conns ${p.rounds.map((x) => ms(x.p99At2)).join(' / ')} ms` +
+            `; p99 at ${int(r.rate)} req/s ${p.rounds.map((x) => ms(x.p99Fixed)).join(' / ')} ms`
+          : ''),
+    );
+  if (spread.length)
+    out.push(`By round (the spread the medians smooth):\n\n- ${spread.join('\n- ')}`);
+
+  const errorLines = r.pairs.flatMap((p) => {
+    const notes = Object.values(p.figures).flatMap((m) => m.errorNotes);
+    return notes.length ? [`- ${p.label}: ${[...new Set(notes)].slice(0, 3).join('; ')}`] : [];
+  });
+  if (errorLines.length) out.push(`Errors seen:\n\n${errorLines.join('\n')}`);
+
+  out.push(memorySection(r));
+
+  const g = goals(r);
   out.push(
-    `### What this shows\n\n${reading(r, direct, ref, added, noise, { perService, heapPerService, baseRss: base?.rss })}`,
+    `### Goals (issue 12)\n\n` +
+      table(
+        [
+          { title: 'Figure' },
+          { title: 'Measured' },
+          { title: 'Floor (must)' },
+          { title: 'Goal' },
+          { title: 'Met?' },
+        ],
+        g.map((x) => [x.figure, x.measured, x.floor, x.goal, metText(x)]),
+      ) +
+      `\n\n${g.filter((x) => x.floorMet === true).length} of ${g.length} floors met, ` +
+      `${g.filter((x) => x.goalMet === true).length} goals met` +
+      (r.quick ? ' (smoke run: not a measurement).' : '.'),
   );
   out.push(
     `_The whole benchmark took ${(r.elapsedMs / 1000).toFixed(0)} s. Figures on a shared ` +
       `machine move by tens of percent between runs; compare rows of the same run._`,
   );
   return `${out.join('\n\n')}\n`;
-}
-
-function reading(
-  r: DataplaneResult,
-  direct: PairResult | undefined,
-  ref: PairResult | undefined,
-  added: (p: PairResult, q: 'p50' | 'p90' | 'p99') => number,
-  noise: number,
-  memory: { perService: number; heapPerService: number; baseRss: number | undefined },
-): string {
-  const parts: string[] = [];
-  const cpuPair = (p: PairResult): number =>
-    cpuPer1k(p.fixed, 'client') + cpuPer1k(p.fixed, 'server');
-  const refCpu = ref ? cpuPair(ref) : Number.NaN;
-  const refRate = ref?.saturated?.rate ?? Number.NaN;
-  const latencyText = (p: PairResult): string => {
-    const f = p.fixed!;
-    if (!keptUp(f, r.rate))
-      return (
-        `could not keep up with ${int(r.rate)} req/s (it answered ${int(f.rate)} req/s` +
-        `${f.errors ? `, ${int(f.errors)} errors` : ''}), so its latencies ` +
-        `(${ms(f.latency.p50)} ms p50, ${ms(f.latency.p99)} ms p99) are mostly time queued`
-      );
-    return (
-      `added ${signed(added(p, 'p50'))} / ${signed(added(p, 'p90'))} / ` +
-      `${signed(added(p, 'p99'))} ms (p50/p90/p99)`
-    );
-  };
-  if (direct?.fixed)
-    parts.push(
-      `Direct, a request took ${ms(direct.fixed.latency.p50)} ms at p50 and ` +
-        `${ms(direct.fixed.latency.p99)} ms at p99 at ${int(r.rate)} req/s.`,
-    );
-  if (ref?.fixed)
-    parts.push(
-      `${ref.label} ${latencyText(ref)} for ${fixed3(refCpu)} CPU s per 1,000 requests ` +
-        `across its two proxies.`,
-    );
-  for (const p of r.pairs.filter((x) => x.trellis)) {
-    if (!p.fixed) {
-      parts.push(`${p.label} did not produce figures (${status(p) || 'no data'}).`);
-      continue;
-    }
-    const c = cpuPair(p);
-    const d99 = ref ? added(p, 'p99') - added(ref, 'p99') : Number.NaN;
-    const cmp =
-      !keptUp(p.fixed, r.rate) || !Number.isFinite(d99)
-        ? ''
-        : Math.abs(d99) < (Number.isFinite(noise) ? noise : 0.02)
-          ? `, within this run's noise of HAProxy at p99 (${signed(d99)} ms)`
-          : `, ${ms(Math.abs(d99))} ms ${d99 > 0 ? 'more' : 'less'} than HAProxy at p99`;
-    let text =
-      `${p.label} ${latencyText(p)}${cmp}, and used ${fixed3(c)} CPU s per 1,000 requests ` +
-      `across its two proxies` +
-      (Number.isFinite(refCpu) && refCpu > 0 ? `, ${(c / refCpu).toFixed(1)}× HAProxy's` : '') +
-      '.';
-    const sat = p.saturated;
-    if (sat) {
-      const client = cpuPercent(sat, 'client');
-      const server = cpuPercent(sat, 'server');
-      const busiest = client >= server ? 'client' : 'server';
-      const busiestPct = Math.max(client, server);
-      const ours = client + server + cpuPercent(sat, 'app') + cpuPercent(sat, 'loadgen');
-      text +=
-        ` At saturation it carried ${int(sat.rate)} req/s` +
-        (Number.isFinite(refRate) ? `, ${pct((sat.rate / refRate) * 100)} of HAProxy's` : '') +
-        (busiestPct >= 90
-          ? `; its ${busiest}-side proxy was at ${pct(busiestPct)} of a core, so that one ` +
-            `thread was the limit.`
-          : `; no proxy was at a full core (busiest ${pct(busiestPct)}) and the generator, ` +
-            `app and proxies together used ${pct(ours)} of the machine's ` +
-            `${r.cores * 100}%, so the rest went to other processes on this machine or to ` +
-            `waiting inside the path.`);
-    }
-    parts.push(text);
-  }
-  if (Number.isFinite(memory.perService))
-    parts.push(
-      `Each extra local service cost the agent ${mib(memory.perService)} MiB of VmRSS` +
-        (Number.isFinite(memory.heapPerService)
-          ? ` (${mib(memory.heapPerService)} MiB of it V8 heap, the steadiest figure)`
-          : '') +
-        (memory.baseRss !== undefined
-          ? `, on top of ${mib(memory.baseRss)} MiB with no services.`
-          : '.'),
-    );
-  return parts.join(' ');
 }
