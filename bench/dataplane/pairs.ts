@@ -147,6 +147,8 @@ export interface HostJob {
 export interface HostReady {
   /** Per plan: its upstream listeners' ports by destination. */
   upstreams: Record<string, number>[];
+  /** With proxy workers: their process ids (they carry the traffic; the host only directs). */
+  workerPids?: number[];
 }
 
 /** Starts both proxies of the pair in ONE process; returns it and web's port for api. */
@@ -155,16 +157,17 @@ async function startTrellisHost(
   id: string,
   protocol: Protocol,
   workers?: number,
-): Promise<{ child: Child; port: number }> {
+): Promise<{ child: Child; port: number; workerPids: number[] }> {
   const http = protocol === 'http2' || protocol === 'grpc' ? 'h2' : 'h1';
   const apiInbound = await freePort();
   const api = trellisPlan(ctx, 'api', protocol, apiInbound, appPort(ctx.app, http), []);
-  // web's own inbound is unused here; port 0 lets the kernel pick one.
-  const web = trellisPlan(ctx, 'web', protocol, 0, 1, [
+  // web's own inbound is unused here; port 0 lets the kernel pick one. Workers share listeners
+  // by address and port, so they get concrete ports (as an agent's sidecars have).
+  const web = trellisPlan(ctx, 'web', protocol, workers ? await freePort() : 0, 1, [
     {
       destination: 'api',
       bindAddress: '127.0.0.1',
-      bindPort: 0,
+      bindPort: workers ? await freePort() : 0,
       identity: spiffeUri('api'),
       endpoints: [{ address: '127.0.0.1', port: apiInbound, node: 'n1' }],
       protocol,
@@ -185,7 +188,7 @@ async function startTrellisHost(
     await ctx.group.stop(child);
     throw new Error(`${id}: the web proxy reported no upstream port for api`);
   }
-  return { child, port };
+  return { child, port, workerPids: ready.workerPids ?? [] };
 }
 
 function trellisPair(id: string, label: string, protocol: Protocol): PairSpec {
@@ -218,7 +221,7 @@ function trellisPair(id: string, label: string, protocol: Protocol): PairSpec {
  * row's CPU is their sum; the goal "workers vs HAProxy nbthread 2" then reads this row.
  */
 function trellisWorkersPair(): PairSpec {
-  const workers = Number(process.env.BENCH_DATAPLANE_PROXY_WORKERS ?? '0');
+  const workers = Number(process.env.BENCH_DATAPLANE_PROXY_WORKERS ?? '2');
   return {
     id: 'trellis-http-workers',
     label: `Trellis pair, protocol http, ${workers || 'N'} proxy workers`,
@@ -229,10 +232,33 @@ function trellisWorkersPair(): PairSpec {
       generatorMissing('h1') ??
       (Number.isSafeInteger(workers) && workers > 0
         ? undefined
-        : 'proxy workers are not implemented yet (set BENCH_DATAPLANE_PROXY_WORKERS=N once they are)'),
+        : 'BENCH_DATAPLANE_PROXY_WORKERS is not a positive number'),
     async start(ctx) {
-      const { child, port } = await startTrellisHost(ctx, 'trellis-http-workers', 'http', workers);
-      return { port, ...oneProcess('trellis', child), stop: () => ctx.group.stop(child) };
+      const { child, port, workerPids } = await startTrellisHost(
+        ctx,
+        'trellis-http-workers',
+        'http',
+        workers,
+      );
+      const alive = (pid: number): boolean => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      return {
+        port,
+        // The workers carry the traffic; the host (the agent's role) is counted too.
+        cpuPids: () =>
+          Object.fromEntries([
+            [`${PROXY_KEY}trellis`, child.pid],
+            ...workerPids.map((pid, i) => [`${PROXY_KEY}worker-${i + 1}`, pid]),
+          ]) as Record<string, number>,
+        alive: () => child.running() && workerPids.every(alive),
+        stop: () => ctx.group.stop(child),
+      };
     },
   };
 }

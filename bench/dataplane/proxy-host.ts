@@ -9,27 +9,24 @@
  * `upstreamHttp` (how HTTP upstreams talk to the other proxy; unset: ServiceProxy's default;
  * BENCH_DATAPLANE_UPSTREAM_HTTP=h2|http1 sets it) and `workers` (hook for the later proxy
  * workers row: refused unless 1 until workers exist).
- * Each proxy writes its access log, as in production, through pino (to /dev/null here), and
+ * Each proxy writes its access log as an agent does (batched, asynchronous, to stderr), and
  * keeps the same Prometheus metrics an agent's proxies do.
  * stdout: `DATAPLANE-READY {"upstreams": [{...}, {"api": N}]}` once every plan is installed.
  * SIGTERM stops the proxies and the process.
  */
 import { readFileSync } from 'node:fs';
-import { pino } from 'pino';
 import { systemClock } from '../../src/core/index.js';
-import { ServiceProxy } from '../../src/proxy/index.js';
+import { ProxyWorkers, ServiceProxy } from '../../src/proxy/index.js';
+import { createAccessLogger } from '../../src/telemetry/logger.js';
 import { createRegistry, proxyMetrics } from '../../src/telemetry/metrics.js';
 import type { HostJob, HostReady } from './pairs.js';
 import { READY_MARK } from './types.js';
 
 async function main(jobPath: string): Promise<void> {
   const job = JSON.parse(readFileSync(jobPath, 'utf8')) as HostJob;
-  if (job.workers !== undefined && job.workers !== 1)
-    throw new Error(
-      `workers: ${job.workers} requested, but proxy workers are not implemented yet ` +
-        '(bench/dataplane/pairs.ts trellisWorkersPair says how to add them)',
-    );
-  const accessLog = pino(pino.destination({ dest: '/dev/null', sync: false }));
+  if (job.workers !== undefined && job.workers > 0) return inWorkers(job, job.workers);
+  // As an agent writes it: batched, asynchronous, to stderr (which the benchmark drains).
+  const accessLog = createAccessLogger('info');
   const registry = createRegistry();
   const metrics = proxyMetrics(registry);
   const proxies = job.plans.map(
@@ -56,6 +53,24 @@ async function main(jobPath: string): Promise<void> {
     }
     ready.upstreams.push(ports);
   }
+  process.stdout.write(`${READY_MARK} ${JSON.stringify(ready)}\n`);
+}
+
+/** The pair in `count` proxy workers, as an agent with `proxy_workers = count` runs them. */
+async function inWorkers(job: HostJob, count: number): Promise<void> {
+  const quiet = { info() {}, warn() {} };
+  const workers = new ProxyWorkers({ count, log: quiet, logLevel: 'info', clock: systemClock });
+  process.once('SIGTERM', () => {
+    void workers.close().finally(() => process.exit(0));
+  });
+  const ready: HostReady = { upstreams: [] };
+  for (const [i, plan] of job.plans.entries()) {
+    await workers.handle(`p${i}`).setPlan(plan);
+    ready.upstreams.push(
+      Object.fromEntries(plan.upstreams.map((u) => [u.destination, u.bindPort])),
+    );
+  }
+  ready.workerPids = workers.pids();
   process.stdout.write(`${READY_MARK} ${JSON.stringify(ready)}\n`);
 }
 

@@ -64,6 +64,11 @@ export class ProxyWorkers {
     return this.#slots.length;
   }
 
+  /** The running workers' process ids (none before the first plan). */
+  pids(): number[] {
+    return this.#slots.flatMap((s) => (s?.worker.process.pid ? [s.worker.process.pid] : []));
+  }
+
   /** The proxy of sidecar `id`, carried by every worker. */
   handle(id: string): ProxyHandle {
     let h = this.#handles.get(id);
