@@ -4,7 +4,13 @@
  * Names carry the `trellis_` prefix; proxy labels follow the design's contract:
  * `source_service`, `destination_service`, `response_flags` (a reason code).
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  HotCounter,
+  HotHistogram,
+  type CounterSeries,
+  type HistogramSeries,
+} from './hot-metrics.js';
 
 export { Registry };
 
@@ -60,59 +66,55 @@ export function proxyMetrics(registry: Registry): ProxyMetrics {
     registers: [registry],
   });
   const reqLabels = [...labelNames, 'response_code', 'response_flags'] as const;
-  const requests = new Counter({
-    name: 'trellis_http_requests_total',
-    help: 'HTTP requests (HTTP/2 streams) a proxy handled, by direction, services, status and flags',
-    labelNames: reqLabels,
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'trellis_http_request_duration_seconds',
-    help: 'Time from a request arriving at a proxy to its response ending',
-    labelNames: reqLabels,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [registry],
-  });
-  const requestBytes = new Counter({
-    name: 'trellis_http_request_bytes_total',
-    help: 'HTTP request body bytes a proxy received from clients',
+  // Per-request instruments: plain numbers read at scrape time (hot-metrics.ts).
+  const requests = new HotCounter(
+    'trellis_http_requests_total',
+    'HTTP requests (HTTP/2 streams) a proxy handled, by direction, services, status and flags',
+    reqLabels,
+    registry,
+  );
+  const duration = new HotHistogram(
+    'trellis_http_request_duration_seconds',
+    'Time from a request arriving at a proxy to its response ending',
+    reqLabels,
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registry,
+  );
+  const requestBytes = new HotCounter(
+    'trellis_http_request_bytes_total',
+    'HTTP request body bytes a proxy received from clients',
     labelNames,
-    registers: [registry],
-  });
-  const responseBytes = new Counter({
-    name: 'trellis_http_response_bytes_total',
-    help: 'HTTP response body bytes a proxy sent to clients',
+    registry,
+  );
+  const responseBytes = new HotCounter(
+    'trellis_http_response_bytes_total',
+    'HTTP response body bytes a proxy sent to clients',
     labelNames,
-    registers: [registry],
-  });
-  /** Label sets are few (services x codes); caching the children skips prom-client's hashing. */
-  const children = new Map<
+    registry,
+  );
+  /** A request's series, found by one string key (services x codes are few). */
+  const series = new Map<
     string,
-    {
-      requests: ReturnType<typeof requests.labels>;
-      duration: ReturnType<typeof duration.labels>;
-      rx: ReturnType<typeof requestBytes.labels>;
-      tx: ReturnType<typeof responseBytes.labels>;
-    }
+    { requests: CounterSeries; duration: HistogramSeries; rx: CounterSeries; tx: CounterSeries }
   >();
   return {
     requestCompleted(direction, source, destination, code, flags, seconds, rxBytes, txBytes) {
       const key = `${direction}\0${source}\0${destination}\0${code}\0${flags}`;
-      let c = children.get(key);
+      let c = series.get(key);
       if (!c) {
-        const code_ = String(code);
+        const pair = [direction, source, destination];
         c = {
-          requests: requests.labels(direction, source, destination, code_, flags),
-          duration: duration.labels(direction, source, destination, code_, flags),
-          rx: requestBytes.labels(direction, source, destination),
-          tx: responseBytes.labels(direction, source, destination),
+          requests: requests.at([...pair, String(code), flags]),
+          duration: duration.at([...pair, String(code), flags]),
+          rx: requestBytes.at(pair),
+          tx: responseBytes.at(pair),
         };
-        children.set(key, c);
+        series.set(key, c);
       }
-      c.requests.inc();
-      c.duration.observe(seconds);
-      if (rxBytes) c.rx.inc(rxBytes);
-      if (txBytes) c.tx.inc(txBytes);
+      c.requests.value++;
+      duration.observe(c.duration, seconds);
+      c.rx.value += rxBytes;
+      c.tx.value += txBytes;
     },
     connectionOpened(direction, source, destination) {
       opened.inc({ direction, source_service: source, destination_service: destination });
