@@ -26,8 +26,10 @@ const enum Chunk {
   Trailer,
 }
 
-/** A chunk-size or trailer line longer than this is refused. */
-const MAX_LINE = 8 * 1024;
+/** A chunk-size line (size and extensions) longer than this is refused... */
+const MAX_CHUNK_LINE = 1024;
+/** ...and a trailer field line longer than this. */
+const MAX_TRAILER_LINE = 8 * 1024;
 const CHUNK_SIZE = /^([0-9A-Fa-f]{1,12})(?:[ \t]*;[\t\x20-\x7e\x80-\xff]*)?$/;
 const TRAILER = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*$/;
 
@@ -108,8 +110,8 @@ export class BodyFramer {
           const lf = buf.indexOf(10, i);
           const end = lf < 0 ? buf.length : lf;
           this.#line += buf.toString('latin1', i, end);
-          if (this.#line.length > MAX_LINE)
-            return this.#fail('chunk-size or trailer line too long');
+          const max = this.#chunk === Chunk.Line ? MAX_CHUNK_LINE : MAX_TRAILER_LINE;
+          if (this.#line.length > max) return this.#fail('chunk-size or trailer line too long');
           if (lf < 0) return buf.length;
           i = lf + 1;
           if (!this.#lineDone()) return -1;

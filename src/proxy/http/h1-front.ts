@@ -33,6 +33,8 @@ export interface H1FrontOptions<C> {
   headersTimeoutMs: number;
   /** A keep-alive connection idle between requests is closed after this long. */
   keepAliveMs: number;
+  /** A request whose body is still arriving this long after its head is cut with 408. */
+  requestTimeoutMs: number;
   /** A connection with a request in flight and no bytes either way for this long is cut. */
   idleTimeoutMs: number;
   /** A request the front refused itself (parse error, tunnel, timeout). */
@@ -147,6 +149,12 @@ export class H1Conn<C> {
   sweep(nowMs: number): void {
     const waited = nowMs - this.#since * 1000;
     if (this.#wait === Wait.Head && waited >= this.front.opts.headersTimeoutMs)
+      this.refuse(408, REASON.downstreamTimeout);
+    else if (
+      this.#wait === Wait.Busy &&
+      this.#ex?.bodyDone === false &&
+      waited >= this.front.opts.requestTimeoutMs
+    )
       this.refuse(408, REASON.downstreamTimeout);
     else if (this.#wait === Wait.KeepAlive && waited >= this.front.opts.keepAliveMs)
       this.socket.end();
@@ -268,6 +276,7 @@ export class H1Conn<C> {
     const ex = new H1Exchange(this, head);
     this.#ex = ex;
     this.#wait = Wait.Busy;
+    this.#since = this.front.tick;
     // The body bytes that came with the head are taken before the request is decided, so a
     // small body is complete (and a refusal can keep the connection) by then.
     let next = end + 4;

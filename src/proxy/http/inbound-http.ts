@@ -85,6 +85,7 @@ export class InboundHttp {
       requireHost: true,
       headersTimeoutMs: deps.headersTimeoutMs,
       keepAliveMs: HTTP1_SERVER_LIMITS.keepAliveTimeout ?? 60_000,
+      requestTimeoutMs: HTTP1_SERVER_LIMITS.requestTimeout ?? 300_000,
       idleTimeoutMs: deps.idleTimeoutMs,
       onRefused,
     });
