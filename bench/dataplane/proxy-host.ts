@@ -17,7 +17,7 @@
 import { readFileSync } from 'node:fs';
 import { systemClock } from '../../src/core/index.js';
 import { ProxyWorkers, ServiceProxy } from '../../src/proxy/index.js';
-import { createAccessLogger } from '../../src/telemetry/logger.js';
+import { createAccessLogger } from '../../src/telemetry/access-log.js';
 import { createRegistry, proxyMetrics } from '../../src/telemetry/metrics.js';
 import type { HostJob, HostReady } from './pairs.js';
 import { READY_MARK } from './types.js';

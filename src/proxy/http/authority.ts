@@ -19,6 +19,20 @@ const PORT = /^[0-9]{0,5}$/;
  * else: empty, user info, a zone id, characters outside a host name, a port over 65535.
  */
 export function canonicalAuthority(raw: string): string | undefined {
+  // A host talks to few authorities: remember the answers (numeric and IPv6 ones go through a
+  // URL parser), forgetting them all when there are too many to be worth keeping.
+  const known = seen.get(raw);
+  if (known !== undefined || seen.has(raw)) return known;
+  const c = canonical(raw);
+  if (seen.size >= SEEN_MAX) seen.clear();
+  seen.set(raw, c);
+  return c;
+}
+
+const SEEN_MAX = 1024;
+const seen = new Map<string, string | undefined>();
+
+function canonical(raw: string): string | undefined {
   if (raw.length === 0 || raw.length > 255) return undefined;
   const a = raw.toLowerCase();
   let host: string;

@@ -9,7 +9,8 @@
  */
 import { systemClock } from '../../core/index.js';
 import { createRegistry, proxyMetrics } from '../../telemetry/metrics.js';
-import { createAccessLogger, createLogger } from '../../telemetry/logger.js';
+import { createAccessLogger } from '../../telemetry/access-log.js';
+import { createLogger } from '../../telemetry/logger.js';
 import { ListenError } from '../listen.js';
 import { ServiceProxy } from '../service-proxy.js';
 import type { FromWorker, PlanFailure, ToWorker } from './protocol.js';
