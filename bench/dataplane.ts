@@ -52,6 +52,7 @@
  * BENCH_DATAPLANE_RATE (1000)              open-loop requests per second
  * BENCH_DATAPLANE_CONNECTIONS (32)         keep-alive connections of the open loop
  * BENCH_DATAPLANE_SATURATION_CONNECTIONS (16)  wrk/h2load connections at saturation
+ * BENCH_DATAPLANE_PROFILE (1)                   0: skip the CPU profile of the HTTP/1.1 pair
  * BENCH_DATAPLANE_LATENCY_CONNECTIONS (2)  wrk connections of the latency figure
  * BENCH_DATAPLANE_WRK_THREADS (1)          wrk -t
  * BENCH_DATAPLANE_H2_STREAMS (10)          h2load -m
@@ -79,6 +80,7 @@ import { startApp, type RunningApp } from './dataplane/nginx.js';
 import { PAIRS, type PairContext, type PairSpec, type RunningPair } from './dataplane/pairs.js';
 import { combineRounds } from './dataplane/combine.js';
 import { probePath } from './dataplane/probe.js';
+import { profileHttpPair } from './dataplane/profile.js';
 import { renderDataplane } from './dataplane/render.js';
 import { runH2load, runWrk, toolVersions } from './dataplane/tools.js';
 import {
@@ -102,6 +104,8 @@ interface Settings extends LoadSettings {
   upstreamHttp: 'h2' | 'http1' | undefined;
   h2Baseline: number | undefined;
   rssBaselineMib: number;
+  /** Profile the HTTP/1.1 pair after the rounds (BENCH_DATAPLANE_PROFILE). */
+  profile: boolean;
 }
 
 function settings(): Settings {
@@ -128,6 +132,7 @@ function settings(): Settings {
     rate: envInt('BENCH_DATAPLANE_RATE', 1000),
     connections: envInt('BENCH_DATAPLANE_CONNECTIONS', 32),
     saturationConnections: envInt('BENCH_DATAPLANE_SATURATION_CONNECTIONS', 16),
+    profile: process.env.BENCH_DATAPLANE_PROFILE !== '0',
     latencyConnections: envInt('BENCH_DATAPLANE_LATENCY_CONNECTIONS', 2),
     wrkThreads: envInt('BENCH_DATAPLANE_WRK_THREADS', 1),
     h2Streams: envInt('BENCH_DATAPLANE_H2_STREAMS', 10),
@@ -357,6 +362,15 @@ export const dataplane: Benchmark<DataplaneResult> = {
         }
       }
       for (const l of live) if (l.running && !l.row.failed) await l.running.stop();
+      let profile: DataplaneResult['profile'];
+      if (s.profile && s.pairs.some((p) => p.id === 'trellis-http')) {
+        log('dataplane: profiling the Trellis HTTP/1.1 pair');
+        try {
+          profile = await profileHttpPair(ctx, group, s.seconds, s.saturationConnections);
+        } catch (err) {
+          profile = { error: describe(err).slice(0, 300) };
+        }
+      }
       await group.stop(app.child);
       const pairs = live.map(finishRow);
 
@@ -387,6 +401,7 @@ export const dataplane: Benchmark<DataplaneResult> = {
         h2Baseline: s.h2Baseline,
         rssBaselineMib: s.rssBaselineMib,
         pairs,
+        ...(profile ? { profile } : {}),
         agent,
         notes,
         elapsedMs: now() - started,

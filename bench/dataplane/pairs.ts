@@ -152,11 +152,12 @@ export interface HostReady {
 }
 
 /** Starts both proxies of the pair in ONE process; returns it and web's port for api. */
-async function startTrellisHost(
+export async function startTrellisHost(
   ctx: PairContext,
   id: string,
   protocol: Protocol,
   workers?: number,
+  nodeArgs: string[] = [],
 ): Promise<{ child: Child; port: number; workerPids: number[] }> {
   const http = protocol === 'http2' || protocol === 'grpc' ? 'h2' : 'h1';
   const apiInbound = await freePort();
@@ -181,7 +182,7 @@ async function startTrellisHost(
   };
   const path = join(ctx.dir, `${id}.job.json`);
   writeFileSync(path, JSON.stringify(job));
-  const child = ctx.group.node(id, PROXY_HOST, [path]);
+  const child = ctx.group.node(id, PROXY_HOST, [path], nodeArgs);
   const ready = JSON.parse(await child.waitLine(READY_MARK, START_TIMEOUT_MS)) as HostReady;
   const port = ready.upstreams[1]?.api;
   if (!port) {

@@ -452,6 +452,29 @@ function memorySection(r: DataplaneResult): string {
   return text;
 }
 
+/** The HTTP/1.1 pair's top frames by self time. */
+function profileSection(p: NonNullable<DataplaneResult['profile']>): string {
+  const head = '### Where the Trellis HTTP/1.1 pair spends its CPU (V8 profile at saturation)\n\n';
+  if ('error' in p) return `${head}The profile could not be taken: ${p.error}`;
+  const perRequest = p.requests > 0 ? (1000 * p.busyMs) / p.requests : Number.NaN;
+  return (
+    head +
+    `The pair's host ran once more with \`node --cpu-prof\` under wrk at saturation for ` +
+    `${p.seconds} s: ${int(p.requests)} requests, ${int(p.busyMs)} ms of busy (non-idle) CPU, ` +
+    `${perRequest.toFixed(1)} µs per request for both proxies. Self time by frame; native frames ` +
+    `(\`writev\`, \`writeLatin1String\`, \`writeBuffer\`) include the system calls and the TLS ` +
+    `encryption done inside them.\n\n` +
+    table(
+      [
+        { title: 'Frame' },
+        { title: 'Self ms', align: 'right' },
+        { title: '% of busy', align: 'right' },
+      ],
+      p.rows.map((x) => [`\`${x.frame}\``, int(x.selfMs), `${x.pct.toFixed(1)}%`]),
+    )
+  );
+}
+
 export function renderDataplane(r: DataplaneResult): string {
   const h1 = r.pairs.filter((p) => p.http === 'h1');
   const h2 = r.pairs.filter((p) => p.http === 'h2');
@@ -510,6 +533,7 @@ export function renderDataplane(r: DataplaneResult): string {
   });
   if (errorLines.length) out.push(`Errors seen:\n\n${errorLines.join('\n')}`);
 
+  if (r.profile) out.push(profileSection(r.profile));
   out.push(memorySection(r));
 
   const g = goals(r);

@@ -1,3 +1,4 @@
+import type { ProfileResult } from './profile.js';
 /** What the data-plane benchmark's parts exchange: jobs, generator reports, rows, the result. */
 
 /** The Node open-loop generator's job (loadgen.ts), passed as JSON in argv[2]. */
@@ -154,6 +155,8 @@ export interface DataplaneResult extends LoadSettings {
   /** Agent RSS with no services before M6, MiB (the "no regression" floor). */
   rssBaselineMib: number;
   pairs: PairResult[];
+  /** The HTTP/1.1 pair's CPU profile at saturation (BENCH_DATAPLANE_PROFILE=0: skipped). */
+  profile?: ProfileResult | { error: string };
   agent: { rows: AgentRssRow[]; error?: string; settleMs: number };
   notes: string[];
   /** Wall time of the whole benchmark, ms. */
