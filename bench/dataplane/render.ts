@@ -456,7 +456,6 @@ function memorySection(r: DataplaneResult): string {
 function profileSection(p: NonNullable<DataplaneResult['profile']>): string {
   const head = '### Where the Trellis HTTP/1.1 pair spends its CPU (V8 profile at saturation)\n\n';
   if ('error' in p) return `${head}The profile could not be taken: ${p.error}`;
-  const perRequest = p.requests > 0 ? (1000 * p.busyMs) / p.requests : Number.NaN;
   return (
     head +
     `The pair's host ran once more with \`node --cpu-prof\` under wrk at saturation for ` +
