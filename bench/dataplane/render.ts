@@ -460,7 +460,7 @@ function profileSection(p: NonNullable<DataplaneResult['profile']>): string {
     head +
     `The pair's host ran once more with \`node --cpu-prof\` under wrk at saturation for ` +
     `${p.seconds} s: ${int(p.requests)} requests, ${int(p.busyMs)} ms of busy (non-idle) CPU, ` +
-    `${perRequest.toFixed(1)} µs per request for both proxies. Self time by frame; native frames ` +
+    `the host's start-up included. Self time by frame; native frames ` +
     `(\`writev\`, \`writeLatin1String\`, \`writeBuffer\`) include the system calls and the TLS ` +
     `encryption done inside them.\n\n` +
     table(
