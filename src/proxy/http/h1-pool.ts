@@ -432,13 +432,20 @@ class H1Response implements SplicedResponse {
     let text = `HTTP/1.1 ${h.status} ${h.reasonPhrase}\r\n`;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
-      if (isHopByHopOrListed(name, listed, this.#dropReason)) continue;
+      if (isHopByHopOrListed(name, listed, this.#dropReason) || isContentLength(name)) continue;
       text += `${name}: ${raw[i + 1]}\r\n`;
     }
+    // The framing the body is spliced with, written from the parsed head: never dropped
+    // because the peer listed it in Connection (the client would read the body up to the
+    // close on a kept-alive connection), and one line for equal duplicates.
+    if (h.contentLength !== NO_LENGTH) text += `content-length: ${h.contentLength}\r\n`;
     if (h.chunked) text += 'transfer-encoding: chunked\r\n';
     return close ? `${text}connection: close\r\n\r\n` : `${text}\r\n`;
   }
 }
+
+const isContentLength = (name: string): boolean =>
+  name.length === 14 && name.toLowerCase() === 'content-length';
 
 /** Names that never cross the hop (checked by length first: most names are not). */
 function isHopByHopOrListed(
@@ -464,10 +471,14 @@ function requestHeadText(head: RequestHead, ex: H1Exchange): string {
   const h = head.headers;
   for (const k in h) {
     const v = h[k];
-    if (v === undefined || k === 'host') continue;
+    if (v === undefined || k === 'host' || k === 'content-length') continue;
     if (Array.isArray(v)) for (const x of v) text += `${k}: ${x}\r\n`;
     else text += `${k}: ${v}\r\n`;
   }
+  // The body goes as the bytes the client framed, so its framing is written from the parsed
+  // head, not from the edited headers: a client's `Connection: Content-Length` removes the
+  // field from those, and the app would read the body as the next request (smuggling).
+  if (ex.head.contentLength !== NO_LENGTH) text += `content-length: ${ex.head.contentLength}\r\n`;
   if (ex.head.chunked) text += 'transfer-encoding: chunked\r\n';
   // An HTTP/1.0 request keeps the pooled connection open only if it says so.
   if (minor === 0) text += 'connection: keep-alive\r\n';
