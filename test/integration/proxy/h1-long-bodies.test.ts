@@ -7,7 +7,9 @@
  *
  * The pair runs in a child process (h1-pair-child.ts); its RSS is sampled from /proc while the
  * bodies flow and must stay within RSS_BOUND of its RSS when idle (after a warm-up request):
- * the proxies splice bodies with backpressure and must not buffer them.
+ * the proxies splice bodies with backpressure and must not buffer them. The receiving end stops
+ * reading for a second partway through each body, so a proxy that ignored backpressure would
+ * have to hold what the sender pushed meanwhile.
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -30,6 +32,12 @@ const SIZE = 100 * 1024 * 1024;
 const PIECE = 64 * 1024;
 /** How far the pair's RSS may grow over its idle RSS while 100 MB bodies pass through it. */
 const RSS_BOUND = 64 * 1024 * 1024;
+/**
+ * The far end stops reading for PAUSE_MS once this much has arrived: a proxy without
+ * backpressure would buffer what the sender pushes meanwhile, and its RSS would show it.
+ */
+const PAUSE_AT = 16 * 1024 * 1024;
+const PAUSE_MS = 1_000;
 const CHILD = fileURLToPath(new URL('./h1-pair-child.js', import.meta.url));
 
 /** Deterministic pseudo-random bytes, one fresh PIECE at a time; `seed` picks the stream. */
@@ -99,7 +107,14 @@ describe('proxy: 100 MB bodies through a Trellis pair on the HTTP/1.1 path', fun
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     if (req.method === 'POST') {
       const t = new Tally();
-      req.on('data', (d: Buffer) => t.add(d));
+      req.on('data', (d: Buffer) => {
+        const before = t.bytes;
+        t.add(d);
+        if (before < PAUSE_AT && t.bytes >= PAUSE_AT) {
+          req.pause();
+          setTimeout(() => req.resume(), PAUSE_MS);
+        }
+      });
       req.on('end', () => {
         uploaded = {
           sha: t.digest(),
@@ -167,7 +182,15 @@ describe('proxy: 100 MB bodies through a Trellis pair on the HTTP/1.1 path', fun
   function get(path: string, onBody?: (d: Buffer) => void): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const rq = request({ host: HOST, port, path, agent, headers: { host: 'api' } }, (res) => {
-        res.on('data', (d: Buffer) => onBody?.(d));
+        let bytes = 0;
+        res.on('data', (d: Buffer) => {
+          onBody?.(d);
+          if (bytes < PAUSE_AT && bytes + d.length >= PAUSE_AT) {
+            res.pause();
+            setTimeout(() => res.resume(), PAUSE_MS);
+          }
+          bytes += d.length;
+        });
         res.on('end', () => resolve(res));
         res.on('error', reject);
       });
