@@ -237,6 +237,10 @@ class UpConn {
     let at = 0;
     for (;;) {
       const end = buf.indexOf(CRLFCRLF, at);
+      // A bare LF is refused as in requests; unchecked, a head ending in LF LF is never
+      // found and the client waits for the idle timeout instead of getting an answer.
+      if (hasBareLf(buf, at, end < 0 ? buf.length : end + 4))
+        return this.#bad('bare LF in the response head');
       if (end < 0) {
         if (buf.length - at > MAX_HEADER_BYTES) return this.#bad('response head too large');
         this.#head = at === 0 ? buf : buf.subarray(at);
@@ -376,6 +380,13 @@ class UpConn {
 }
 
 const noop = (): void => {};
+
+/** Whether buf[from, to) has an LF not preceded by CR (an LF at `from` counts as bare). */
+function hasBareLf(buf: Buffer, from: number, to: number): boolean {
+  for (let at = buf.indexOf(10, from); at >= 0 && at < to; at = buf.indexOf(10, at + 1))
+    if (at === from || buf[at - 1] !== 13) return true;
+  return false;
+}
 
 /** A response head from an UpConn, spliced into the exchange that asked for it. */
 class H1Response implements SplicedResponse {

@@ -253,7 +253,7 @@ function responsesOf(text: string, methods: string[], closed: boolean): ClientRe
 }
 
 /** A step of a conversation: bytes to send, or a pattern to wait for in what came back. */
-type Step = string | { wait: RegExp };
+type Step = string | { wait: RegExp } | 'FIN';
 
 interface Conversation {
   responses: ClientResponse[];
@@ -283,6 +283,24 @@ interface Case {
   earlyAnswer?: boolean;
   /** Where `stricter` applies (default: both Trellis doors); the others must agree with HAProxy. */
   stricterOn?: ('inbound' | 'pair')[];
+  /**
+   * Trellis refuses a response HAProxy passes on, on purpose: the reason. The test asserts
+   * HAProxy's client got a 2xx and each Trellis client got no response of the app's (see
+   * badResponse).
+   */
+  stricterResponse?: string;
+  /**
+   * Every proxy refuses the app's response: the client gets either nothing (a close) or one
+   * 502/503 of the proxy's own. HAProxy answers 502; Trellis answers 503 with reason LR (the
+   * app failed the request) or, where the head was already on its way, closes.
+   */
+  badResponse?: boolean;
+  /**
+   * The client gives up before its request is complete: no proxy may deliver a complete
+   * request to the app, and the client gets no final response. (HAProxy had not connected to
+   * the app yet; Trellis had streamed the head and the body so far, then closed.)
+   */
+  incomplete?: boolean;
 }
 
 const H = 'Host: api\r\n';
@@ -579,6 +597,62 @@ const CASES: Case[] = [
     steps: [`GET /a HTTP/1.1\r\n${H}\r\nGET /b HTTP/1.1\r\n${H}\r\n`],
     script: (req, n) => ({ response: ok(`r${n}`, 'Connection: Content-Length\r\n') }),
   },
+  {
+    name: 'response with Content-Length and Transfer-Encoding',
+    steps: [`GET /a HTTP/1.1\r\n${H}\r\n`],
+    script: answer(
+      'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n',
+      { close: true },
+    ),
+    stricterResponse:
+      'a response with both framings is refused (HAProxy drops Content-Length): the app and the proxy may already disagree on where it ends',
+  },
+  {
+    name: 'response with two different Content-Lengths',
+    steps: [`GET /a HTTP/1.1\r\n${H}\r\n`],
+    script: answer('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi!', {
+      close: true,
+    }),
+    badResponse: true,
+  },
+  {
+    name: 'response with obs-fold',
+    steps: [`GET /a HTTP/1.1\r\n${H}\r\n`],
+    script: answer(ok('hi', 'X-Folded: a\r\n b\r\n')),
+    stricterResponse: 'obs-fold is refused in responses too',
+  },
+  {
+    name: 'response with bare LF line endings',
+    steps: [`GET /a HTTP/1.1\r\n${H}\r\n`],
+    script: answer('HTTP/1.1 200 OK\nContent-Length: 2\n\nhi'),
+    // Before h1-pool checked for bare LF, the proxy waited for a CRLFCRLF that never came
+    // and the client got nothing until the idle timeout.
+    stricterResponse: 'a bare LF is refused in responses too',
+  },
+  {
+    name: 'response with an invalid chunk size',
+    steps: [`GET /a HTTP/1.1\r\n${H}\r\n`],
+    script: answer('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhi\r\n0\r\n\r\n', {
+      close: true,
+    }),
+    badResponse: true,
+  },
+  {
+    name: 'response with Transfer-Encoding: gzip, chunked',
+    steps: [`GET /a HTTP/1.1\r\n${H}\r\n`],
+    script: answer(
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n',
+    ),
+    badResponse: true,
+  },
+  {
+    name: '101 Switching Protocols nobody asked for',
+    steps: [`GET /a HTTP/1.1\r\n${H}\r\n`],
+    script: answer(
+      'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nraw',
+    ),
+    badResponse: true,
+  },
   // -- connections
   {
     name: 'three pipelined requests',
@@ -609,6 +683,43 @@ const CASES: Case[] = [
   {
     name: 'HTTP/1.0 POST with Content-Length',
     steps: [`POST /1 HTTP/1.0\r\n${H}Content-Length: 2\r\n\r\nhi`],
+  },
+  {
+    name: 'three pipelined requests, then the client half-closes',
+    steps: [
+      `GET /1 HTTP/1.1\r\n${H}\r\nGET /2 HTTP/1.1\r\n${H}\r\nGET /3 HTTP/1.1\r\n${H}\r\n`,
+      'FIN',
+    ],
+  },
+  {
+    name: 'a body, then the client half-closes',
+    steps: [`POST /1 HTTP/1.1\r\n${H}Content-Length: 2\r\n\r\nhi`, 'FIN'],
+  },
+  {
+    name: 'the client half-closes before its body ends',
+    steps: [`POST /1 HTTP/1.1\r\n${H}Content-Length: 20\r\n\r\nhi`, 'FIN'],
+    finals: 0,
+    incomplete: true,
+  },
+  {
+    name: 'an empty line before the request line',
+    steps: [`\r\nGET /a HTTP/1.1\r\n${H}\r\n`],
+  },
+  {
+    name: 'OPTIONS *',
+    steps: [`OPTIONS * HTTP/1.1\r\n${H}\r\n`],
+    stricter:
+      'the asterisk form is refused (400 "bad request target"): it names no path for a policy to judge; the front admits it, the shared request-target rules do not',
+  },
+  {
+    name: 'absolute-form target',
+    steps: [`GET http://api/a HTTP/1.1\r\n${H}\r\n`],
+    stricter:
+      'only origin-form targets are accepted (and * for OPTIONS): a mesh listener is not a forward proxy, and the authority must come from one place',
+  },
+  {
+    name: 'chunked body in an HTTP/1.0 request',
+    steps: [`POST /a HTTP/1.0\r\n${H}Transfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n`],
   },
   {
     name: 'Connection: close on the first of two pipelined requests',
@@ -658,7 +769,11 @@ function converse(
     const advance = (): void => {
       while (connected && step < steps.length) {
         const s = steps[step]!;
-        if (typeof s === 'string') {
+        if (s === 'FIN') {
+          // The client half-closes: it sends no more, but still reads the answers.
+          sock.end();
+          step++;
+        } else if (typeof s === 'string') {
           if (!sock.destroyed) sock.write(s, 'latin1');
           step++;
         } else if (s.wait.test(text)) step++;
@@ -856,7 +971,7 @@ describe('proxy: HTTP/1.1 differential against HAProxy (mode http)', function ()
     };
   };
 
-  async function run(door: Door, c: Case): Promise<Outcome & { raw: string }> {
+  async function run(door: Door, c: Case): Promise<Outcome & { raw: string; closed: boolean }> {
     const app = apps[door];
     app.reset(c.script ?? DEFAULT_SCRIPT);
     const { sock, ready } = open(door);
@@ -873,7 +988,7 @@ describe('proxy: HTTP/1.1 differential against HAProxy (mode http)', function ()
     }));
     const firstFinal = conv.responses.find((r) => r.status >= 200);
     const refused = appSaw.length === 0 && (firstFinal === undefined || firstFinal.status >= 400);
-    return { refused, app: appSaw, client: conv.responses, raw: conv.text };
+    return { refused, app: appSaw, client: conv.responses, raw: conv.text, closed: conv.closed };
   }
 
   for (const c of CASES) {
@@ -892,6 +1007,31 @@ describe('proxy: HTTP/1.1 differential against HAProxy (mode http)', function ()
         `${c.name} | haproxy ${h.refused ? 'refuses' : 'accepts'} | trellis ${i.refused ? 'refuses' : 'accepts'}/${p.refused ? 'refuses' : 'accepts'}${c.stricter ? ' | stricter: ' + c.stricter : ''}`,
       );
       const why = `\nhaproxy: ${show(h)}\ninbound: ${show(i)}\npair:    ${show(p)}`;
+      const finalsOf = (o: Outcome): number[] =>
+        o.client.filter((r) => r.status >= 200).map((r) => r.status);
+      // One 502/503 of the proxy's own, or a close by the proxy (not the client giving up).
+      const refusedResponse = (o: Outcome & { closed: boolean }): boolean => {
+        const f = finalsOf(o);
+        return f.length === 1 ? f[0] === 502 || f[0] === 503 : f.length === 0 && o.closed;
+      };
+      if (c.stricterResponse || c.badResponse) {
+        if (c.stricterResponse)
+          expect(finalsOf(h)[0], `HAProxy does not pass it on${why}`).to.be.within(200, 299);
+        else expect(refusedResponse(h), `HAProxy passes it on${why}`).to.equal(true);
+        expect(refusedResponse(i), `inbound passes it on${why}`).to.equal(true);
+        expect(refusedResponse(p), `pair passes it on${why}`).to.equal(true);
+        return;
+      }
+      if (c.incomplete) {
+        for (const o of [h, i, p]) {
+          expect(
+            o.app.filter((r) => r.complete),
+            `a complete request${why}`,
+          ).to.deep.equal([]);
+          expect(finalsOf(o), `a response${why}`).to.deep.equal([]);
+        }
+        return;
+      }
       const stricterOn = c.stricter ? (c.stricterOn ?? ['inbound', 'pair']) : [];
       if (c.stricter)
         expect(h.refused, `HAProxy refuses this row: it is not a 'stricter' row${why}`).to.equal(
