@@ -449,7 +449,9 @@ class H1Response implements SplicedResponse {
     // The framing the body is spliced with, written from the parsed head: never dropped
     // because the peer listed it in Connection (the client would read the body up to the
     // close on a kept-alive connection), and one line for equal duplicates.
-    if (h.contentLength !== NO_LENGTH) text += `content-length: ${h.contentLength}\r\n`;
+    // A 204 never has one (RFC 9110 8.6), and a client must not read it as a length.
+    if (h.contentLength !== NO_LENGTH && h.status !== 204)
+      text += `content-length: ${h.contentLength}\r\n`;
     if (h.chunked) text += 'transfer-encoding: chunked\r\n';
     return close ? `${text}connection: close\r\n\r\n` : `${text}\r\n`;
   }

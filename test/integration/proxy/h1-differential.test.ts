@@ -198,10 +198,16 @@ class RecordingApp {
 
 interface ClientResponse {
   status: number;
+  /** How the body was framed for the client: none, cl, chunked or close. */
+  framing: string;
   body: string;
 }
 
-/** Complete responses at the start of `text`; `methods`: the requests' methods, in order. */
+/**
+ * Complete responses at the start of `text`, read as the client would: `methods` are the
+ * requests' methods in order, with " 1.0" after those sent as HTTP/1.0 (such a client knows
+ * nothing of chunked: it reads by Content-Length or up to the close).
+ */
 function responsesOf(text: string, methods: string[], closed: boolean): ClientResponse[] {
   const out: ClientResponse[] = [];
   let rest = text;
@@ -213,14 +219,18 @@ function responsesOf(text: string, methods: string[], closed: boolean): ClientRe
     const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0);
     rest = rest.slice(end + 4);
     if (status >= 100 && status < 200) {
-      out.push({ status, body: '' });
+      out.push({ status, framing: 'none', body: '' });
       continue;
     }
-    const method = methods[finals++] ?? 'GET';
+    const [method, version] = (methods[finals++] ?? 'GET').split(' ');
     const cl = /\r\ncontent-length:[ \t]*(\d+)/i.exec(head);
     let body = '';
-    if (method === 'HEAD' || status === 204 || status === 304) body = '';
-    else if (/\r\ntransfer-encoding:[^\r]*chunked/i.test(head)) {
+    let framing = 'none';
+    // A bodiless response's Content-Length is compared too (HEAD and 304 may carry one; 204 not).
+    if (method === 'HEAD' || status === 204 || status === 304)
+      framing = cl ? `none cl:${cl[1]}` : 'none';
+    else if (version !== '1.0' && /\r\ntransfer-encoding:[^\r]*chunked/i.test(head)) {
+      framing = 'chunked';
       for (;;) {
         const line = rest.indexOf('\r\n');
         if (line < 0) return out;
@@ -238,17 +248,19 @@ function responsesOf(text: string, methods: string[], closed: boolean): ClientRe
         rest = rest.slice(line + 2 + size + 2);
       }
     } else if (cl) {
+      framing = 'cl';
       const n = Number(cl[1]);
       if (rest.length < n) return out;
       body = rest.slice(0, n);
       rest = rest.slice(n);
     } else {
       // Until the close.
+      framing = 'close';
       if (!closed) return out;
       body = rest;
       rest = '';
     }
-    out.push({ status, body });
+    out.push({ status, framing, body });
   }
 }
 
@@ -301,6 +313,11 @@ interface Case {
    * the app yet; Trellis had streamed the head and the body so far, then closed.)
    */
   incomplete?: boolean;
+  /**
+   * Trellis answers the client differently from HAProxy, on purpose: the reason, and what
+   * Trellis's client must get (the app side is still compared).
+   */
+  differs?: { why: string; trellisClient: ClientResponse[] };
 }
 
 const H = 'Host: api\r\n';
@@ -681,6 +698,25 @@ const CASES: Case[] = [
     ],
   },
   {
+    name: 'HTTP/1.0 client, the app answers 103 then 200',
+    steps: [`GET /1 HTTP/1.0\r\n${H}\r\n`],
+    script: answer(`HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n${ok('final')}`),
+    differs: {
+      why: 'no 1xx to an HTTP/1.0 client (RFC 9110 15.2: a server MUST NOT send one); HAProxy forwards the 103',
+      trellisClient: [{ status: 200, framing: 'cl', body: 'final' }],
+    },
+  },
+  {
+    name: 'HTTP/1.0 client, the app answers chunked',
+    steps: [`GET /1 HTTP/1.0\r\n${H}\r\n`],
+    script: answer('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n'),
+  },
+  {
+    name: 'HTTP/1.0 client, the app answers up to the close',
+    steps: [`GET /1 HTTP/1.0\r\n${H}\r\n`],
+    script: answer('HTTP/1.0 200 OK\r\n\r\nuntil the close', { close: true }),
+  },
+  {
     name: 'HTTP/1.0 POST with Content-Length',
     steps: [`POST /1 HTTP/1.0\r\n${H}Content-Length: 2\r\n\r\nhi`],
   },
@@ -741,8 +777,8 @@ const methodsOf = (steps: Step[]): string[] =>
     ...steps
       .filter((s): s is string => typeof s === 'string')
       .join('')
-      .matchAll(/(?:^|\n)([A-Z]+) \S+ HTTP\/1\.[01]\r?\n/g),
-  ].map((m) => m[1]!);
+      .matchAll(/(?:^|\n)([A-Z]+) \S+ HTTP\/1\.([01])\r?\n/g),
+  ].map((m) => (m[2] === '0' ? `${m[1]!} 1.0` : m[1]!));
 
 /** Plays `steps` on `sock` and collects the answers until `finals` final responses or the close. */
 function converse(
@@ -1006,6 +1042,8 @@ describe('proxy: HTTP/1.1 differential against HAProxy (mode http)', function ()
       report.push(
         `${c.name} | haproxy ${h.refused ? 'refuses' : 'accepts'} | trellis ${i.refused ? 'refuses' : 'accepts'}/${p.refused ? 'refuses' : 'accepts'}${c.stricter ? ' | stricter: ' + c.stricter : ''}`,
       );
+      if (process.env.H1_DIFF_REPORT === 'raw')
+        report.push(`  haproxy: ${JSON.stringify(h.raw)}\n  inbound: ${JSON.stringify(i.raw)}`);
       const why = `\nhaproxy: ${show(h)}\ninbound: ${show(i)}\npair:    ${show(p)}`;
       const finalsOf = (o: Outcome): number[] =>
         o.client.filter((r) => r.status >= 200).map((r) => r.status);
@@ -1029,6 +1067,14 @@ describe('proxy: HTTP/1.1 differential against HAProxy (mode http)', function ()
             `a complete request${why}`,
           ).to.deep.equal([]);
           expect(finalsOf(o), `a response${why}`).to.deep.equal([]);
+        }
+        return;
+      }
+      if (c.differs) {
+        report.push(`  differs: ${c.differs.why}`);
+        for (const o of [i, p]) {
+          expect(o.client, `Trellis's answer${why}`).to.deep.equal(c.differs.trellisClient);
+          expect(o.app, `the app's requests${why}`).to.deep.equal(h.app);
         }
         return;
       }
