@@ -21,6 +21,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { BodyFramer, BodyKind } from '../../../src/proxy/http/h1-body.js';
 import { H1Front, type H1Exchange } from '../../../src/proxy/http/h1-front.js';
+import { H1Pool } from '../../../src/proxy/http/h1-pool.js';
 import {
   NO_LENGTH,
   isHeadError,
@@ -34,6 +35,7 @@ const SEED = Number(process.env.H1_FUZZ_SEED ?? 0x7e11150);
 const PURE_ITERATIONS = 20_000;
 const SOCKET_ITERATIONS = 1_500;
 const SOCKET_CONCURRENCY = 8;
+const POOL_ITERATIONS = 800;
 /** A connection the front has not closed by then is a hang (generous: 2 shared cores). */
 const HANG_MS = 15_000;
 /** Heap growth (after GC) allowed over a whole run: the corpus is small, nothing may pile up. */
@@ -272,6 +274,52 @@ function heapAfterGc(): number {
 
 const printable = (s: string): string => JSON.stringify(s.length > 400 ? s.slice(0, 400) : s);
 
+/** Writes `bytes` to `port` in pieces, half-closes, and waits for the peer to close. */
+function exchange(port: number, bytes: Buffer, cuts: number[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s: Socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    const got: Buffer[] = [];
+    const timer = setTimeout(() => {
+      s.destroy();
+      const text = printable(Buffer.concat(got).toString('latin1'));
+      reject(new Error(`not closed within ${HANG_MS} ms; got ${text}`));
+    }, HANG_MS);
+    s.on('data', (d: Buffer) => got.push(d));
+    s.on('error', () => {});
+    s.once('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(got).toString('latin1'));
+    });
+    s.once('end', () => s.end());
+    s.once('connect', () => {
+      let i = 0;
+      for (const cut of [...cuts, bytes.length]) {
+        if (cut > i) s.write(bytes.subarray(i, cut));
+        i = Math.max(i, cut);
+      }
+      s.end();
+    });
+  });
+}
+
+/** Random cut points for writing `s` in pieces. */
+function cutsFor(s: string, r: () => number): number[] {
+  const cuts: number[] = [];
+  for (let i = 0; i < s.length; i += 1 + Math.floor(r() * 64)) cuts.push(i);
+  return cuts;
+}
+
+async function connectionsOf(server: Server): Promise<number> {
+  // Closed sockets leave the count a moment after their 'close': wait for it to settle.
+  let n = 0;
+  for (let i = 0; i < 100; i++) {
+    n = await new Promise<number>((res) => server.getConnections((_, c) => res(c)));
+    if (n === 0) break;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  return n;
+}
+
 describe(`proxy/h1 fuzz (seed ${SEED}; H1_FUZZ_SEED=n to change)`, function () {
   this.timeout(120_000);
 
@@ -346,51 +394,19 @@ describe(`proxy/h1 fuzz (seed ${SEED}; H1_FUZZ_SEED=n to change)`, function () {
       server?.close();
     });
 
-    /** Writes `bytes` in pieces, half-closes, and waits for the front to close the connection. */
-    const exchange = (bytes: Buffer, cuts: number[]): Promise<string> =>
-      new Promise((resolve, reject) => {
-        const s: Socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-        const got: Buffer[] = [];
-        const timer = setTimeout(() => {
-          s.destroy();
-          reject(
-            new Error(
-              `not closed within ${HANG_MS} ms; got ${printable(Buffer.concat(got).toString('latin1'))}`,
-            ),
-          );
-        }, HANG_MS);
-        s.on('data', (d: Buffer) => got.push(d));
-        s.on('error', () => {});
-        s.once('close', () => {
-          clearTimeout(timer);
-          resolve(Buffer.concat(got).toString('latin1'));
-        });
-        s.once('end', () => s.end());
-        s.once('connect', () => {
-          let i = 0;
-          for (const cut of [...cuts, bytes.length]) {
-            if (cut > i) s.write(bytes.subarray(i, cut));
-            i = Math.max(i, cut);
-          }
-          s.end();
-        });
-      });
-
     it(`${SOCKET_ITERATIONS} mutated requests: every connection ends, answers are well-formed, the heap stays bounded`, async () => {
       const r = prng(SEED + 1);
       const inputs: { s: string; cuts: number[] }[] = [];
       for (let it = 0; it < SOCKET_ITERATIONS; it++) {
         const s = mutated(r, REQUESTS);
-        const cuts: number[] = [];
-        for (let i = 0; i < s.length; i += 1 + Math.floor(r() * 64)) cuts.push(i);
-        inputs.push({ s, cuts });
+        inputs.push({ s, cuts: cutsFor(s, r) });
       }
       const run = async (from: number, to: number): Promise<void> => {
         for (let it = from; it < to; it += SOCKET_CONCURRENCY) {
           await Promise.all(
             inputs.slice(it, Math.min(it + SOCKET_CONCURRENCY, to)).map(async ({ s, cuts }, k) => {
               try {
-                const got = await exchange(Buffer.from(s, 'latin1'), cuts);
+                const got = await exchange(port, Buffer.from(s, 'latin1'), cuts);
                 // Whatever came back is a sequence of HTTP/1.1 responses from the front or the stub.
                 if (got.length > 0) expect(got).to.match(/^HTTP\/1\.1 (200|400|403|408|431) /);
               } catch (e) {
@@ -407,18 +423,108 @@ describe(`proxy/h1 fuzz (seed ${SEED}; H1_FUZZ_SEED=n to change)`, function () {
       await run(0, warm);
       const base = heapAfterGc();
       await run(warm, SOCKET_ITERATIONS);
-      // Wait until the server holds no connections (each one closed, none leaked).
-      for (let i = 0; i < 100; i++) {
-        const n = await new Promise<number>((res) => server.getConnections((_, c) => res(c)));
-        if (n === 0) break;
-        await new Promise((res) => setTimeout(res, 50));
-      }
-      const open = await new Promise<number>((res) => server.getConnections((_, c) => res(c)));
-      expect(open, 'connections still open on the server').to.equal(0);
+      // Every connection closed, none leaked.
+      expect(await connectionsOf(server), 'connections still open on the server').to.equal(0);
       const grown = heapAfterGc() - base;
       expect(grown, `heap grew by ${grown} bytes`).to.be.below(HEAP_BOUND);
       expect(handled, 'requests the stub handled').to.be.above(SOCKET_ITERATIONS / 10);
       expect(refusedByFront, 'requests the front refused').to.be.above(SOCKET_ITERATIONS / 10);
+    });
+  });
+  describe('a real H1Front and H1Pool in front of an app answering mutated responses', () => {
+    let app: Server;
+    let server: Server;
+    let front: H1Front<number>;
+    let pool: H1Pool;
+    let port = 0;
+    /** The response the app writes for request /<n>. */
+    const answers: string[] = [];
+
+    before(async () => {
+      // The app reads a request head, writes the scripted bytes and closes: whatever those
+      // bytes are, the exchange has an end.
+      app = createServer({ allowHalfOpen: true }, (s) => {
+        let head = '';
+        s.on('error', () => {});
+        s.on('data', (d: Buffer) => {
+          head += d.toString('latin1');
+          const m = /^GET \/(\d+) /.exec(head);
+          if (!head.includes('\r\n\r\n') || !m) return;
+          s.end(answers[Number(m[1])] ?? '', 'latin1');
+        });
+      });
+      await new Promise<void>((res) => app.listen(0, '127.0.0.1', () => res()));
+      const appPort = (app.address() as { port: number }).port;
+      pool = new H1Pool({
+        connect: () => connect({ host: '127.0.0.1', port: appPort }),
+        tls: false,
+        idleTimeoutMs: 5_000,
+        fallback: () => {
+          throw new Error('only HTTP/1.1 exchanges here');
+        },
+      });
+      // What the inbound handler does: send, then relay the answer or refuse with 503.
+      const handle = (ex: H1Exchange): void =>
+        pool.send(
+          { method: ex.method, path: ex.target, authority: 'app', headers: {} },
+          ex,
+          (err, res) => {
+            if (err || !res) return ex.refuse(503, REASON.localAppReset, 'app failed');
+            ex.relay(res);
+          },
+        );
+      front = new H1Front<number>(handle, {
+        requireHost: true,
+        headersTimeoutMs: 10_000,
+        keepAliveMs: 10_000,
+        idleTimeoutMs: 30_000,
+        onRefused: () => {},
+      });
+      server = createServer({ allowHalfOpen: true }, (sock) => front.accept(sock, 0));
+      await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
+      port = (server.address() as { port: number }).port;
+    });
+    after(() => {
+      pool?.destroy();
+      front?.close();
+      server?.close();
+      app?.close();
+    });
+
+    it(`${POOL_ITERATIONS} mutated responses: every exchange ends, nothing stays active, the heap stays bounded`, async () => {
+      const r = prng(SEED + 2);
+      for (let it = 0; it < POOL_ITERATIONS; it++) answers.push(mutated(r, RESPONSES));
+      const run = async (from: number, to: number): Promise<void> => {
+        for (let it = from; it < to; it += SOCKET_CONCURRENCY) {
+          const batch: Promise<void>[] = [];
+          for (let k = it; k < Math.min(it + SOCKET_CONCURRENCY, to); k++) {
+            // Two pipelined requests: the second must wait for the first's answer, whatever it was.
+            const req = `GET /${k} HTTP/1.1\r\nHost: a\r\n\r\nGET /${k} HTTP/1.1\r\nHost: a\r\n\r\n`;
+            batch.push(
+              exchange(port, Buffer.from(req, 'latin1'), cutsFor(req, r)).then(
+                (got) => {
+                  if (got.length > 0) expect(got).to.match(/^HTTP\/1\.1 \d{3} /);
+                },
+                (e: Error) => {
+                  throw new Error(
+                    `seed ${SEED + 2} iteration ${k} ${printable(answers[k]!)}: ${e.message}`,
+                  );
+                },
+              ),
+            );
+          }
+          await Promise.all(batch);
+        }
+      };
+      const warm = Math.floor(POOL_ITERATIONS / 10);
+      await run(0, warm);
+      const base = heapAfterGc();
+      await run(warm, POOL_ITERATIONS);
+      expect(await connectionsOf(server), 'client connections still open').to.equal(0);
+      expect(await connectionsOf(app), 'app connections still open').to.equal(0);
+      expect(pool.active, 'requests the pool still counts as active').to.equal(0);
+      const grown = heapAfterGc() - base;
+      expect(grown, `heap grew by ${grown} bytes`).to.be.below(HEAP_BOUND);
     });
   });
 });
