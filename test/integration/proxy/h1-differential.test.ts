@@ -454,6 +454,32 @@ const CASES: Case[] = [
     // before h1-pool wrote the framing from the parsed head).
     finals: 1,
   },
+  {
+    name: 'Content-Length: 0',
+    steps: [`POST /a HTTP/1.1\r\n${H}Content-Length: 0\r\n\r\n`],
+  },
+  {
+    name: 'POST without framing (no body)',
+    steps: [`POST /a HTTP/1.1\r\n${H}\r\nGET /b HTTP/1.1\r\n${H}\r\n`],
+  },
+  {
+    name: 'GET with a Content-Length body',
+    steps: [`GET /a HTTP/1.1\r\n${H}Content-Length: 3\r\n\r\nabcGET /b HTTP/1.1\r\n${H}\r\n`],
+  },
+  {
+    name: 'Connection: Transfer-Encoding on a chunked request',
+    steps: [
+      `POST /a HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nConnection: Transfer-Encoding\r\n\r\n` +
+        `2\r\nhi\r\n0\r\n\r\nGET /b HTTP/1.1\r\n${H}\r\n`,
+    ],
+  },
+  {
+    name: 'a trailer naming a framing field',
+    steps: [
+      `POST /a HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n` +
+        `2\r\nhi\r\n0\r\nContent-Length: 5\r\n\r\nGET /b HTTP/1.1\r\n${H}\r\n`,
+    ],
+  },
   // -- heads
   {
     name: 'obs-fold',
@@ -669,6 +695,13 @@ const CASES: Case[] = [
       'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nraw',
     ),
     badResponse: true,
+  },
+  {
+    name: 'response followed by stray bytes, then another request',
+    steps: [`GET /a HTTP/1.1\r\n${H}\r\n`, { wait: /r1/ }, `GET /b HTTP/1.1\r\n${H}\r\n`],
+    script: (req, n) => ({
+      response: `${ok(`r${n}`)}${n === 1 ? 'HTTP/1.1 200 OK\r\n\r\nstray' : ''}`,
+    }),
   },
   // -- connections
   {
