@@ -10,13 +10,18 @@
  *
  * For every case the test compares the decision (refused: a 4xx/5xx from the proxy or a bare
  * close, and no request at the app), the request lines, framing (Content-Length value or
- * chunked) and body data the app received (chunked bodies de-chunked: HAProxy re-chunks, Trellis
- * forwards the chunks as received), and the statuses (1xx included) and body data the client
- * received. Headers otherwise differ by design (each proxy adds its own) and are not compared.
+ * chunked), body data and trailers the app received (chunked bodies de-chunked: HAProxy
+ * re-chunks, Trellis forwards the chunks as received), and the statuses (1xx included), body
+ * framing and body data the client received. Headers otherwise differ by design (each proxy
+ * adds its own) and are not compared.
  *
- * Where Trellis is deliberately stricter than HAProxy the row says so, with the reason: the test
- * then asserts that HAProxy accepts, that Trellis refuses on both of its paths, and that the app
- * behind Trellis saw nothing. Every other row must agree exactly.
+ * Rows where the proxies differ on purpose say so, with the reason, and assert Trellis's side:
+ * `stricter` (HAProxy accepts the request; Trellis refuses it and its app sees nothing),
+ * `stricterResponse` (HAProxy passes a response on; Trellis answers 503 or closes), `differs`
+ * (Trellis answers the client differently, e.g. no 1xx to an HTTP/1.0 client), `earlyAnswer`
+ * (after an early response HAProxy keeps forwarding the body, Trellis stops). `badResponse`
+ * and `incomplete` rows assert every proxy refuses. Every other row must agree exactly.
+ * H1_DIFF_REPORT=1 prints each row's decisions (=raw adds what the clients received).
  *
  * Skipped (with the reason printed) only when haproxy is not installed and the test is not root;
  * as root it fails instead, since CI (root) installs it (.ci/run).
