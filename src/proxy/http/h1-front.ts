@@ -132,6 +132,11 @@ export class H1Conn<C> {
   #ex: H1Exchange | undefined;
   #processing = false;
   #closing = false;
+  /**
+   * The client half-closed: no more bytes will come, but the requests it already sent
+   * (pipelined ones held in #stash included) are still answered before our side closes.
+   */
+  #ended = false;
   readonly framer = new BodyFramer();
 
   constructor(
@@ -162,9 +167,16 @@ export class H1Conn<C> {
 
   /** The client closed its side: finish what is in flight, then close ours. */
   #onEnd(): void {
-    this.#closing = true;
-    if (this.#ex === undefined) this.socket.end();
+    this.#ended = true;
+    if (this.#ex === undefined) this.#endIfDone();
     else this.#ex.clientEnded();
+  }
+
+  /** After the client's FIN, ends our side once no request is in flight or held. */
+  #endIfDone(): void {
+    if (!this.#ended || this.#closing || this.#processing || this.#ex !== undefined) return;
+    this.#closing = true;
+    this.socket.end();
   }
 
   closed(): void {
@@ -201,6 +213,7 @@ export class H1Conn<C> {
     } finally {
       this.#processing = false;
     }
+    this.#endIfDone();
   }
 
   /** Collects and parses a head from buf[i]: the index after it, or -1 (more needed, or refused). */
@@ -320,6 +333,7 @@ export class H1Conn<C> {
       this.#stash = undefined;
       this.#process(stash, 0);
     }
+    this.#endIfDone();
   }
 }
 

@@ -237,6 +237,10 @@ class UpConn {
     let at = 0;
     for (;;) {
       const end = buf.indexOf(CRLFCRLF, at);
+      // A bare LF is refused as in requests; unchecked, a head ending in LF LF is never
+      // found and the client waits for the idle timeout instead of getting an answer.
+      if (hasBareLf(buf, at, end < 0 ? buf.length : end + 4))
+        return this.#bad('bare LF in the response head');
       if (end < 0) {
         if (buf.length - at > MAX_HEADER_BYTES) return this.#bad('response head too large');
         this.#head = at === 0 ? buf : buf.subarray(at);
@@ -377,6 +381,13 @@ class UpConn {
 
 const noop = (): void => {};
 
+/** Whether buf[from, to) has an LF not preceded by CR (an LF at `from` counts as bare). */
+function hasBareLf(buf: Buffer, from: number, to: number): boolean {
+  for (let at = buf.indexOf(10, from); at >= 0 && at < to; at = buf.indexOf(10, at + 1))
+    if (at === from || buf[at - 1] !== 13) return true;
+  return false;
+}
+
 /** A response head from an UpConn, spliced into the exchange that asked for it. */
 class H1Response implements SplicedResponse {
   readonly status: number;
@@ -432,13 +443,22 @@ class H1Response implements SplicedResponse {
     let text = `HTTP/1.1 ${h.status} ${h.reasonPhrase}\r\n`;
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!;
-      if (isHopByHopOrListed(name, listed, this.#dropReason)) continue;
+      if (isHopByHopOrListed(name, listed, this.#dropReason) || isContentLength(name)) continue;
       text += `${name}: ${raw[i + 1]}\r\n`;
     }
+    // The framing the body is spliced with, written from the parsed head: never dropped
+    // because the peer listed it in Connection (the client would read the body up to the
+    // close on a kept-alive connection), and one line for equal duplicates.
+    // A 204 never has one (RFC 9110 8.6), and a client must not read it as a length.
+    if (h.contentLength !== NO_LENGTH && h.status !== 204)
+      text += `content-length: ${h.contentLength}\r\n`;
     if (h.chunked) text += 'transfer-encoding: chunked\r\n';
     return close ? `${text}connection: close\r\n\r\n` : `${text}\r\n`;
   }
 }
+
+const isContentLength = (name: string): boolean =>
+  name.length === 14 && name.toLowerCase() === 'content-length';
 
 /** Names that never cross the hop (checked by length first: most names are not). */
 function isHopByHopOrListed(
@@ -464,10 +484,14 @@ function requestHeadText(head: RequestHead, ex: H1Exchange): string {
   const h = head.headers;
   for (const k in h) {
     const v = h[k];
-    if (v === undefined || k === 'host') continue;
+    if (v === undefined || k === 'host' || k === 'content-length') continue;
     if (Array.isArray(v)) for (const x of v) text += `${k}: ${x}\r\n`;
     else text += `${k}: ${v}\r\n`;
   }
+  // The body goes as the bytes the client framed, so its framing is written from the parsed
+  // head, not from the edited headers: a client's `Connection: Content-Length` removes the
+  // field from those, and the app would read the body as the next request (smuggling).
+  if (ex.head.contentLength !== NO_LENGTH) text += `content-length: ${ex.head.contentLength}\r\n`;
   if (ex.head.chunked) text += 'transfer-encoding: chunked\r\n';
   // An HTTP/1.0 request keeps the pooled connection open only if it says so.
   if (minor === 0) text += 'connection: keep-alive\r\n';
