@@ -382,6 +382,7 @@ describe(`proxy/h1 fuzz (seed ${SEED}; H1_FUZZ_SEED=n to change)`, function () {
         requireHost: true,
         headersTimeoutMs: 10_000,
         keepAliveMs: 10_000,
+        requestTimeoutMs: 300_000,
         idleTimeoutMs: 30_000,
         onRefused: () => void refusedByFront++,
       });
@@ -477,6 +478,7 @@ describe(`proxy/h1 fuzz (seed ${SEED}; H1_FUZZ_SEED=n to change)`, function () {
         requireHost: true,
         headersTimeoutMs: 10_000,
         keepAliveMs: 10_000,
+        requestTimeoutMs: 300_000,
         idleTimeoutMs: 30_000,
         onRefused: () => {},
       });

@@ -70,6 +70,7 @@ describe('proxy/h1 splice: framing and connection rules (H1Front + H1Pool, real 
       requireHost: true,
       headersTimeoutMs: 60_000,
       keepAliveMs: 60_000,
+      requestTimeoutMs: 300_000,
       idleTimeoutMs: 60_000,
       onRefused: () => {},
     });
