@@ -42,6 +42,8 @@ import { closeServer, listen, ListenError } from './listen.js';
 export interface ProxyLogger {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
+  /** Writes one HTTP request's access-log line from its record (else info() is used). */
+  request?(r: RequestRecord): void;
 }
 
 export interface ServiceProxyOptions {
@@ -566,7 +568,11 @@ export class ServiceProxy {
       r.bytesIn,
       r.bytesOut,
     );
-    this.#accessLog?.info(
+    const log = this.#accessLog;
+    if (!log) return;
+    // The agent's access log takes the record as it is (one template, no object per line).
+    if (log.request) return log.request(r);
+    log.info(
       {
         direction: r.direction,
         source_service: r.source,

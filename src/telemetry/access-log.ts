@@ -14,10 +14,28 @@ const FLUSH_MS = 500;
 /** Characters of lines joined before they go to the destination. */
 const BATCH = 8192;
 
+/** One proxied HTTP request, as the proxy records it (proxy/http/exchange.ts RequestRecord). */
+export interface RequestLine {
+  direction: string;
+  source: string;
+  destination: string;
+  protocol: string;
+  method: string;
+  path: string;
+  status: number;
+  flags: string;
+  durationMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  upstream: string;
+}
+
 export interface AccessLogger {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
+  /** The line of one HTTP request (the same fields as info(..., 'request'), one template). */
+  request(r: RequestLine): void;
 }
 
 /** A JSON string: quoted as it is unless it holds a quote, a backslash or a control character. */
@@ -85,6 +103,18 @@ export function createAccessLogger(level = 'info'): AccessLogger {
     if (batch.length >= BATCH) handOver();
   };
   return {
+    request(r) {
+      if (min > 30) return;
+      batch +=
+        `{"level":30,"time":${Math.round(performance.timeOrigin + performance.now())},` +
+        `"name":"trellis","component":"access","direction":${str(r.direction)},` +
+        `"source_service":${str(r.source)},"destination_service":${str(r.destination)},` +
+        `"protocol":${str(r.protocol)},"method":${str(r.method)},"path":${str(r.path)},` +
+        `"response_code":${r.status},"response_flags":${str(r.flags)},` +
+        `"duration_ms":${Math.round(r.durationMs * 1000) / 1000},"bytes_in":${r.bytesIn},` +
+        `"bytes_out":${r.bytesOut},"upstream":${str(r.upstream)},"msg":"request"}\n`;
+      if (batch.length >= BATCH) handOver();
+    },
     info: (obj, msg) => line(30, obj, msg),
     warn: (obj, msg) => line(40, obj, msg),
     error: (obj, msg) => line(50, obj, msg),

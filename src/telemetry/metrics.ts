@@ -92,29 +92,45 @@ export function proxyMetrics(registry: Registry): ProxyMetrics {
     labelNames,
     registry,
   );
-  /** A request's series, found by one string key (services x codes are few). */
-  const series = new Map<
-    string,
-    { requests: CounterSeries; duration: HistogramSeries; rx: CounterSeries; tx: CounterSeries }
-  >();
+  interface PairSeries {
+    rx: CounterSeries;
+    tx: CounterSeries;
+    /** By status code, then flags. */
+    outcomes: Map<number, Map<string, { requests: CounterSeries; duration: HistogramSeries }>>;
+  }
+  /**
+   * A request's series, found through maps keyed by the values themselves (the service names
+   * are the plan's own strings): no key string is built per request.
+   */
+  const pairs = new Map<string, Map<string, Map<string, PairSeries>>>();
+  const pairOf = (direction: Direction, source: string, destination: string): PairSeries => {
+    let bySource = pairs.get(direction);
+    if (!bySource) pairs.set(direction, (bySource = new Map()));
+    let byDestination = bySource.get(source);
+    if (!byDestination) bySource.set(source, (byDestination = new Map()));
+    let p = byDestination.get(destination);
+    if (!p) {
+      const labels = [direction, source, destination];
+      p = { rx: requestBytes.at(labels), tx: responseBytes.at(labels), outcomes: new Map() };
+      byDestination.set(destination, p);
+    }
+    return p;
+  };
   return {
     requestCompleted(direction, source, destination, code, flags, seconds, rxBytes, txBytes) {
-      const key = `${direction}\0${source}\0${destination}\0${code}\0${flags}`;
-      let c = series.get(key);
+      const p = pairOf(direction, source, destination);
+      let byFlags = p.outcomes.get(code);
+      if (!byFlags) p.outcomes.set(code, (byFlags = new Map()));
+      let c = byFlags.get(flags);
       if (!c) {
-        const pair = [direction, source, destination];
-        c = {
-          requests: requests.at([...pair, String(code), flags]),
-          duration: duration.at([...pair, String(code), flags]),
-          rx: requestBytes.at(pair),
-          tx: responseBytes.at(pair),
-        };
-        series.set(key, c);
+        const labels = [direction, source, destination, String(code), flags];
+        c = { requests: requests.at(labels), duration: duration.at(labels) };
+        byFlags.set(flags, c);
       }
       c.requests.value++;
       duration.observe(c.duration, seconds);
-      c.rx.value += rxBytes;
-      c.tx.value += txBytes;
+      p.rx.value += rxBytes;
+      p.tx.value += txBytes;
     },
     connectionOpened(direction, source, destination) {
       opened.inc({ direction, source_service: source, destination_service: destination });

@@ -512,10 +512,24 @@ export class H1Exchange implements Downstream {
     if (this.head.minor === 1 && !this.#over) this.conn.socket.write(raw, 'latin1');
   }
 
-  /** Writes the response head; `close`: the connection ends after this response. */
-  writeHead(text: string): void {
+  /** Writes the response head, and `piece` (the body's first bytes) with it. */
+  writeHead(text: string, piece?: Buffer, source?: Socket): void {
     this.headSent = true;
-    this.conn.socket.write(text, 'latin1');
+    if (!piece || piece.length === 0) {
+      this.conn.socket.write(text, 'latin1');
+      return;
+    }
+    // With the first body bytes, in one buffer: one write and one TLS record, without the
+    // array and copy a corked string-and-buffer write costs.
+    const n = text.length;
+    const buf = Buffer.allocUnsafe(n + piece.length);
+    buf.write(text, 0, n, 'latin1');
+    piece.copy(buf, n);
+    this.#tx += piece.length;
+    if (!this.conn.socket.write(buf) && source) {
+      source.pause();
+      this.conn.socket.once('drain', () => source.resume());
+    }
   }
 
   /** Whether the connection must close after this response (the client asked, or the body is unread). */

@@ -281,16 +281,28 @@ class UpConn {
   splice(res: H1Response, ex: H1Exchange, early: Buffer | undefined): void {
     if (this.#phase !== Phase.Handed || this.#res !== res) return ex.abort();
     this.#phase = Phase.Body;
-    // The head and the body bytes already here leave in one write (one TLS record, one syscall).
-    const out = ex.conn.socket;
-    out.cork();
-    ex.writeHead(res.headText(ex.closeAfter || this.framer.kind === BodyKind.UntilClose));
+    const text = res.headText(ex.closeAfter || this.framer.kind === BodyKind.UntilClose);
     const held = this.#head;
     this.#head = undefined;
     const first = early && held ? Buffer.concat([early, held]) : (early ?? held);
-    if (first) this.#body(first, 0);
-    else if (this.framer.done) this.#complete(false);
-    out.uncork();
+    if (!first) {
+      ex.writeHead(text);
+      if (this.framer.done) this.#complete(false);
+      return;
+    }
+    // The head and the body bytes already here leave in one buffer: one write, one TLS record.
+    const end = this.framer.feed(first, 0);
+    if (end < 0) return this.#badBody(ex);
+    ex.writeHead(text, end === first.length ? first : first.subarray(0, end), this.socket);
+    if (this.framer.done) this.#complete(end < first.length);
+  }
+
+  /** The response body's framing is broken: the exchange is cut and the connection dropped. */
+  #badBody(ex: H1Exchange): void {
+    this.#phase = Phase.Idle;
+    this.#ex = undefined;
+    this.pool.released(this, false);
+    ex.abort();
   }
 
   /** The caller does not want the body (it sends the request elsewhere). */
@@ -305,12 +317,7 @@ class UpConn {
   #body(buf: Buffer, i: number): void {
     const ex = this.#ex!;
     const end = this.framer.feed(buf, i);
-    if (end < 0) {
-      this.#phase = Phase.Idle;
-      this.#ex = undefined;
-      this.pool.released(this, false);
-      return ex.abort();
-    }
+    if (end < 0) return this.#badBody(ex);
     if (end > i)
       ex.writeOut(i === 0 && end === buf.length ? buf : buf.subarray(i, end), this.socket);
     if (this.framer.done) this.#complete(end < buf.length);

@@ -55,6 +55,37 @@ describe('telemetry/access log', () => {
     expect(lines[500]).to.include({ i: 499, msg: 'n' });
   });
 
+  it('writes a request record as the same line info() would', () => {
+    const r = {
+      direction: 'outbound',
+      source: 'web',
+      destination: 'api',
+      protocol: 'HTTP/1.1',
+      method: 'GET',
+      path: '/a"b\\\\c',
+      status: 503,
+      flags: 'UF',
+      durationMs: 1.23456,
+      bytesIn: 3,
+      bytesOut: 20,
+      upstream: '127.0.0.1:9',
+    };
+    const [viaRecord, viaInfo] = run(
+      'info',
+      `const r = ${JSON.stringify(r)};
+       log.request(r);
+       log.info({ direction: r.direction, source_service: r.source,
+         destination_service: r.destination, protocol: r.protocol, method: r.method,
+         path: r.path, response_code: r.status, response_flags: r.flags,
+         duration_ms: Math.round(r.durationMs * 1000) / 1000, bytes_in: r.bytesIn,
+         bytes_out: r.bytesOut, upstream: r.upstream }, 'request');`,
+    );
+    delete viaRecord!.time;
+    delete viaInfo!.time;
+    expect(viaRecord).to.deep.equal(viaInfo);
+    expect(viaRecord).to.include({ path: r.path, duration_ms: 1.235, msg: 'request' });
+  });
+
   it('drops lines below its level', () => {
     const lines = run('warn', `log.info({ a: 1 }, 'quiet'); log.warn({ b: 2 }, 'loud');`);
     expect(lines.map((l) => l.msg)).to.deep.equal(['loud']);
