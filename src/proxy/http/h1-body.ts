@@ -7,7 +7,11 @@
  *
  * A byte-level state machine with no I/O; the head-only proxy path and the tests drive it.
  */
-import { CHUNK_DATA_PER_OVERHEAD_BYTE, CHUNK_FREE_OVERHEAD } from './http1-framing.js';
+
+/** Chunk-size lines, chunk CRLFs and trailers a chunked request body may carry for free... */
+export const CHUNK_FREE_OVERHEAD = 16 * 1024;
+/** ...and on top of that, one byte of framing per this many bytes of data. */
+export const CHUNK_DATA_PER_OVERHEAD_BYTE = 4;
 
 export const enum BodyKind {
   /** No body (a request without framing, HEAD responses, 1xx, 204, 304). */

@@ -15,9 +15,16 @@ import type { Socket } from 'node:net';
 import { PassThrough, type Writable } from 'node:stream';
 import { REASON, type Reason } from '../reasons.js';
 import { BodyFramer, BodyKind } from './h1-body.js';
-import { NO_LENGTH, isHeadError, parseRequestHead, type H1RequestHead } from './h1-parse.js';
+import {
+  NO_LENGTH,
+  headersOf,
+  isHeadError,
+  parseRequestHead,
+  type H1RequestHead,
+} from './h1-parse.js';
 import { REASON_HEADER, endToEnd } from './headers.js';
 import { MAX_HEADER_BYTES } from './limits.js';
+import { BARE_LF, HeadReader, MORE, TOO_LARGE } from './h1-head-reader.js';
 import {
   isSpliced,
   type Downstream,
@@ -45,8 +52,6 @@ export interface H1FrontOptions<C> {
 const HOLD_LIMIT = 64 * 1024;
 /** After a refusal, how long a client that keeps sending may hold the connection. */
 const LINGER_MS = 5_000;
-const CRLFCRLF = Buffer.from('\r\n\r\n');
-const EMPTY = Buffer.alloc(0);
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
@@ -123,10 +128,7 @@ export class H1Conn<C> {
   #wait = Wait.Head;
   /** Sweep tick (seconds) when the current wait began. */
   #since: number;
-  #head: Buffer[] = [];
-  #headLength = 0;
-  /** The last three held head bytes, in case CRLFCRLF spans two reads. */
-  #tail: Buffer = EMPTY;
+  readonly #reader = new HeadReader(MAX_HEADER_BYTES);
   /** Bytes received while busy with a request whose body is complete (pipelining). */
   #stash: Buffer | undefined;
   #ex: H1Exchange | undefined;
@@ -222,53 +224,13 @@ export class H1Conn<C> {
       this.#wait = Wait.Head;
       this.#since = this.front.tick;
     }
-    const held = this.#headLength;
-    // `end` is where CRLFCRLF starts, counted in buf: before i when it began in held bytes.
-    let end: number;
-    let found: boolean;
-    if (held === 0) {
-      end = buf.indexOf(CRLFCRLF, i);
-      found = end >= 0;
-    } else {
-      const tail = this.#tail;
-      const at = Buffer.concat([tail, buf.subarray(i)]).indexOf(CRLFCRLF);
-      found = at >= 0;
-      end = i + at - tail.length;
-    }
-    const limit = found ? Math.max(i, end + 4) : buf.length;
-    if (hasBareLf(buf, i, limit, held > 0 ? this.#tail[this.#tail.length - 1]! : -1)) {
-      this.refuse(400, REASON.badRequest);
+    const headEnd = this.#reader.read(buf, i);
+    if (headEnd === MORE) return -1;
+    if (headEnd === BARE_LF || headEnd === TOO_LARGE) {
+      this.refuse(headEnd === BARE_LF ? 400 : 431, REASON.badRequest);
       return -1;
     }
-    if (!found) {
-      if (held + buf.length - i > MAX_HEADER_BYTES) {
-        this.refuse(431, REASON.badRequest);
-        return -1;
-      }
-      const piece = i === 0 ? buf : buf.subarray(i);
-      this.#head.push(piece);
-      this.#headLength += piece.length;
-      this.#tail =
-        piece.length >= 3
-          ? piece.subarray(piece.length - 3)
-          : Buffer.concat([this.#tail, piece]).subarray(-3);
-      return -1;
-    }
-    let text: string;
-    if (held === 0) text = buf.toString('latin1', i, end);
-    else {
-      // `end` counts from the start of buf; it is negative when the terminator began in held bytes.
-      const all = Buffer.concat([...this.#head, buf.subarray(i, Math.max(i, end))]);
-      text = all.toString('latin1', 0, held + end - i);
-    }
-    this.#head = [];
-    this.#headLength = 0;
-    this.#tail = EMPTY;
-    if (text.length > MAX_HEADER_BYTES) {
-      this.refuse(431, REASON.badRequest);
-      return -1;
-    }
-    const head = parseRequestHead(text);
+    const head = parseRequestHead(this.#reader.text);
     if (isHeadError(head)) {
       this.refuse(head.status, REASON.badRequest);
       return -1;
@@ -292,7 +254,7 @@ export class H1Conn<C> {
     this.#since = this.front.tick;
     // The body bytes that came with the head are taken before the request is decided, so a
     // small body is complete (and a refusal can keep the connection) by then.
-    let next = end + 4;
+    let next = headEnd;
     if (!ex.bodyDone && next < buf.length) next = ex.takeBody(buf, next);
     if (next >= 0 && this.#ex === ex) this.front.handle(ex, this.ctx);
     return next;
@@ -335,17 +297,6 @@ export class H1Conn<C> {
     }
     this.#endIfDone();
   }
-}
-
-/** Whether buf[from, to) has an LF not preceded by CR (`before`: the byte before `from`, or -1). */
-function hasBareLf(buf: Buffer, from: number, to: number, before: number): boolean {
-  let at = buf.indexOf(10, from);
-  while (at >= 0 && at < to) {
-    const prev = at === from ? before : buf[at - 1];
-    if (prev !== 13) return true;
-    at = buf.indexOf(10, at + 1);
-  }
-  return false;
 }
 
 /** What an exchange needs of its connection. */
@@ -411,15 +362,7 @@ export class H1Exchange implements Downstream {
   }
 
   get headers(): IncomingHttpHeaders {
-    if (this.#headers) return this.#headers;
-    const h: IncomingHttpHeaders = {};
-    const raw = this.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2) {
-      const k = raw[i]!.toLowerCase();
-      const prev = h[k];
-      h[k] = prev === undefined ? raw[i + 1] : `${String(prev)}, ${raw[i + 1]}`;
-    }
-    return (this.#headers = h);
+    return (this.#headers ??= headersOf(this.rawHeaders));
   }
 
   get responded(): boolean {

@@ -54,6 +54,17 @@ export interface H1HeadError {
 
 export const isHeadError = (h: object): h is H1HeadError => 'message' in h;
 
+/** Field lines as node's header object: names lower case, repeated values joined by ", ". */
+export function headersOf(raw: readonly string[]): Record<string, string> {
+  const h: Record<string, string> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    const prev = h[k];
+    h[k] = prev === undefined ? raw[i + 1]! : `${prev}, ${raw[i + 1]}`;
+  }
+  return h;
+}
+
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/1\.([01])$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;

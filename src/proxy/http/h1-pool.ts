@@ -15,7 +15,13 @@ import { REASON, type Reason } from '../reasons.js';
 import type { Downstream, SplicedResponse } from './downstream.js';
 import { BodyFramer, BodyKind } from './h1-body.js';
 import { H1Exchange } from './h1-front.js';
-import { NO_LENGTH, isHeadError, parseResponseHead, type H1ResponseHead } from './h1-parse.js';
+import {
+  NO_LENGTH,
+  headersOf,
+  isHeadError,
+  parseResponseHead,
+  type H1ResponseHead,
+} from './h1-parse.js';
 import { HOP_BY_HOP, REASON_HEADER } from './headers.js';
 import { MAX_HEADER_BYTES } from './limits.js';
 import {
@@ -415,15 +421,7 @@ class H1Response implements SplicedResponse {
   }
 
   get headers(): IncomingHttpHeaders {
-    if (this.#headers) return this.#headers;
-    const h: IncomingHttpHeaders = {};
-    const raw = this.head.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2) {
-      const k = raw[i]!.toLowerCase();
-      const prev = h[k];
-      h[k] = prev === undefined ? raw[i + 1] : `${String(prev)}, ${raw[i + 1]}`;
-    }
-    return (this.#headers = h);
+    return (this.#headers ??= headersOf(this.head.rawHeaders));
   }
 
   dropProxyReason(): void {

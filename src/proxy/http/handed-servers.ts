@@ -16,7 +16,8 @@ import { REASON, type Reason } from '../reasons.js';
 import { fromHttp1, fromHttp2, type Downstream } from './downstream.js';
 import { createHttp1Server, type Http1Front } from './http1-server.js';
 import { H2Screening } from './h2-screening.js';
-import { H2_SERVER_LIMITS } from './limits.js';
+import { H1Front } from './h1-front.js';
+import { H2_SERVER_LIMITS, HTTP1_SERVER_LIMITS } from './limits.js';
 import { guardResets } from './reset-guard.js';
 
 /** What is known of an HTTP/2 request refused for its header fields. */
@@ -38,8 +39,16 @@ export interface HandedServerOptions<C> {
   onRefused(ctx: C, status: number, reason: Reason, head?: RefusedHead): void;
 }
 
+/**
+ * How a connection is served: `h2` (node:http2, read through the header screen), `spliced`
+ * (the proxy's own HTTP/1.1 front, bodies moved as bytes) or `translated` (node:http, for
+ * HTTP/1.1 callers of an HTTP/2 application).
+ */
+export type Served = 'h2' | 'spliced' | 'translated';
+
 export class HandedHttpServers<C> {
   readonly #h1: Http1Front;
+  readonly #front: H1Front<C>;
   readonly #h2: Http2Server;
   readonly #context = new WeakMap<object, C>();
   readonly #sessions = new Set<Http2Session>();
@@ -47,6 +56,14 @@ export class HandedHttpServers<C> {
   #handing: { ctx: C; screening: H2Screening } | undefined;
 
   constructor(handle: (down: Downstream, ctx: C) => void, opts: HandedServerOptions<C>) {
+    this.#front = new H1Front(handle, {
+      requireHost: opts.requireHostHeader,
+      headersTimeoutMs: opts.headersTimeoutMs,
+      keepAliveMs: HTTP1_SERVER_LIMITS.keepAliveTimeout ?? 60_000,
+      requestTimeoutMs: HTTP1_SERVER_LIMITS.requestTimeout ?? 300_000,
+      idleTimeoutMs: opts.idleTimeoutMs,
+      onRefused: (ctx, status, reason) => opts.onRefused(ctx, status, reason),
+    });
     this.#h1 = createHttp1Server(
       (req, res) => {
         const ctx = this.#context.get(req.socket);
@@ -95,9 +112,10 @@ export class HandedHttpServers<C> {
     });
   }
 
-  /** Serves `socket` as HTTP/2 or HTTP/1.1; every request on it is handled with `ctx`. */
-  accept(socket: Socket, ctx: C, h2: boolean): void {
-    if (!h2) {
+  /** Serves `socket` as `how` says; every request on it is handled with `ctx`. */
+  accept(socket: Socket, ctx: C, how: Served): void {
+    if (how === 'spliced') return this.#front.accept(socket, ctx);
+    if (how === 'translated') {
       this.#context.set(socket, ctx);
       this.#h1.accept(socket);
       return;
@@ -114,6 +132,7 @@ export class HandedHttpServers<C> {
   }
 
   close(): void {
+    this.#front.close();
     for (const s of this.#sessions) s.destroy();
     this.#h1.server.closeAllConnections();
     this.#h1.server.close(() => {}); // stops the timeout checks (it never listened)

@@ -21,9 +21,7 @@ import type { Downstream } from './downstream.js';
 import { refusedRecord, track, type RequestObserver } from './exchange.js';
 import { XFCC } from './headers.js';
 import { HandedHttpServers } from './handed-servers.js';
-import { H1Front } from './h1-front.js';
 import { H1Pool } from './h1-pool.js';
-import { HTTP1_SERVER_LIMITS } from './limits.js';
 import { isHeadProblem, prepareHead } from './request-head.js';
 import { pathOf } from './request-target.js';
 import { Http1Target, Http2Target, type HttpTarget } from './targets.js';
@@ -53,8 +51,6 @@ const APP_POOL_IDLE_MS = 4_000;
 
 export class InboundHttp {
   readonly #servers: HandedHttpServers<Caller>;
-  /** The proxy's own HTTP/1.1 front, for HTTP/1.1 callers of an HTTP/1.1 application. */
-  readonly #front: H1Front<Caller>;
   #app: { key: string; h1: boolean; target: HttpTarget } | undefined;
 
   constructor(private readonly deps: InboundHttpDeps) {
@@ -81,22 +77,14 @@ export class InboundHttp {
       requireHostHeader: true,
       onRefused,
     });
-    this.#front = new H1Front(handle, {
-      requireHost: true,
-      headersTimeoutMs: deps.headersTimeoutMs,
-      keepAliveMs: HTTP1_SERVER_LIMITS.keepAliveTimeout ?? 60_000,
-      requestTimeoutMs: HTTP1_SERVER_LIMITS.requestTimeout ?? 300_000,
-      idleTimeoutMs: deps.idleTimeoutMs,
-      onRefused,
-    });
   }
 
   /** Serves an authenticated connection; the caller is the identity its certificate proved. */
   accept(socket: TLSSocket, caller: Caller): void {
     const h2 = socket.alpnProtocol === 'h2';
     // HTTP/1.1 to an HTTP/1.1 application is spliced; to an HTTP/2 one it is translated.
-    if (!h2 && (this.#app === undefined || this.#app.h1)) this.#front.accept(socket, caller);
-    else this.#servers.accept(socket, caller, h2);
+    const h1App = this.#app === undefined || this.#app.h1;
+    this.#servers.accept(socket, caller, h2 ? 'h2' : h1App ? 'spliced' : 'translated');
   }
 
   /** The local application's pool follows the plan (address or protocol changes). */
@@ -123,7 +111,6 @@ export class InboundHttp {
 
   close(): void {
     this.#servers.close();
-    this.#front.close();
     this.#app?.target.destroy();
   }
 

@@ -21,9 +21,8 @@ import { refusedRecord, track, type RequestObserver } from './exchange.js';
 import { BodyReplay } from './body-replay.js';
 import { Outliers } from '../outlier.js';
 import { HandedHttpServers } from './handed-servers.js';
-import { H1Exchange, H1Front } from './h1-front.js';
+import { H1Exchange } from './h1-front.js';
 import { H1Pool } from './h1-pool.js';
-import { HTTP1_SERVER_LIMITS } from './limits.js';
 import { REQUEST_TIMEOUT_RESPONSE } from './http1-server.js';
 import { isHeadProblem, prepareHead } from './request-head.js';
 import { Http1Target, Http2Target, type HttpTarget, type TargetError } from './targets.js';
@@ -59,8 +58,6 @@ const PEER_POOL_IDLE_MS = 30_000;
 
 export class OutboundHttp {
   readonly #servers: HandedHttpServers<string>;
-  /** The proxy's own HTTP/1.1 front: HTTP/1.1 clients, spliced to pooled HTTP/1.1 peers. */
-  readonly #front: H1Front<string>;
   /** Pools by upstream identity and endpoint. */
   #targets = new Map<string, HttpTarget>();
   readonly #balancers = new Map<string, BalancerState>();
@@ -93,14 +90,6 @@ export class OutboundHttp {
       requireHostHeader: false,
       onRefused,
     });
-    this.#front = new H1Front(handle, {
-      requireHost: false,
-      headersTimeoutMs: deps.headersTimeoutMs,
-      keepAliveMs: HTTP1_SERVER_LIMITS.keepAliveTimeout ?? 60_000,
-      requestTimeoutMs: HTTP1_SERVER_LIMITS.requestTimeout ?? 300_000,
-      idleTimeoutMs: deps.idleTimeoutMs,
-      onRefused,
-    });
   }
 
   /** Serves an application's connection to the listener `listenerKey`. */
@@ -129,8 +118,8 @@ export class OutboundHttp {
       socket.unshift(first);
       const n = Math.min(first.length, PREFACE.length);
       if (first.subarray(0, n).equals(PREFACE.subarray(0, n)))
-        this.#servers.accept(socket, listenerKey, true);
-      else this.#front.accept(socket, listenerKey);
+        this.#servers.accept(socket, listenerKey, 'h2');
+      else this.#servers.accept(socket, listenerKey, 'spliced');
     };
     socket.once('readable', sniff);
   }
@@ -162,7 +151,6 @@ export class OutboundHttp {
 
   close(): void {
     this.#servers.close();
-    this.#front.close();
     for (const t of this.#targets.values()) t.destroy();
     this.#targets.clear();
   }

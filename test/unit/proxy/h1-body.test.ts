@@ -5,11 +5,12 @@
  * the same decision however the bytes arrive.
  */
 import { expect } from 'chai';
-import { BodyFramer, BodyKind } from '../../../src/proxy/http/h1-body.js';
 import {
+  BodyFramer,
+  BodyKind,
   CHUNK_DATA_PER_OVERHEAD_BYTE,
   CHUNK_FREE_OVERHEAD,
-} from '../../../src/proxy/http/http1-framing.js';
+} from '../../../src/proxy/http/h1-body.js';
 
 interface Outcome {
   /** Bytes taken as the body (the rest is the next message), or -1 when refused. */

@@ -4,8 +4,8 @@
  */
 import { expect } from 'chai';
 import { canonicalAuthority } from '../../../src/proxy/http/authority.js';
+import { CHUNK_FREE_OVERHEAD } from '../../../src/proxy/http/h1-body.js';
 import {
-  CHUNK_FREE_OVERHEAD,
   Http1FramingGuard,
   parseContentLength,
   requestLineProblem,
