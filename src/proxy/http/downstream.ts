@@ -13,6 +13,7 @@ import type { ServerHttp2Stream } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import type { Reason } from '../reasons.js';
 import type { H1Exchange } from './h1-front.js';
+import type { H2Exchange } from './h2-front.js';
 import { REASON_HEADER, endToEnd, isGrpc } from './headers.js';
 
 interface ResponseBase {
@@ -40,10 +41,18 @@ export interface SplicedResponse extends ResponseBase {
   spliceInto(ex: H1Exchange): void;
 }
 
+/** A response on an HTTP/2 stream of the proxy's own (h2-pool.ts), linked frame by frame. */
+export interface LinkedResponse extends ResponseBase {
+  linkInto(ex: H2Exchange): void;
+}
+
 /** A response coming back from wherever the request was sent. */
-export type UpstreamResponse = StreamResponse | SplicedResponse;
+export type UpstreamResponse = StreamResponse | SplicedResponse | LinkedResponse;
 
 export const isSpliced = (r: UpstreamResponse): r is SplicedResponse => 'spliceInto' in r;
+export const isLinked = (r: UpstreamResponse): r is LinkedResponse => 'linkInto' in r;
+/** A response whose body is a node stream. */
+export const isStream = (r: UpstreamResponse): r is StreamResponse => 'body' in r;
 
 /** A StreamResponse's own methods, from its headers and body. */
 export function streamResponse(
@@ -103,7 +112,7 @@ export interface Downstream {
 }
 
 /** HTTP status -> gRPC status code for answers the proxy makes to gRPC calls (gRPC's table). */
-function grpcStatusFor(status: number): number {
+export function grpcStatusFor(status: number): number {
   if (status === 403) return 7; // PERMISSION_DENIED
   if (status === 400) return 13; // INTERNAL
   if (status === 408 || status === 504) return 4; // DEADLINE_EXCEEDED
@@ -157,8 +166,8 @@ export function fromHttp1(req: IncomingMessage, res: ServerResponse): Downstream
       return res.headersSent;
     },
     relay(up) {
-      // Spliced responses answer only the proxy's own HTTP/1.1 front.
-      if (isSpliced(up)) return void res.destroy();
+      // Spliced and linked responses answer only the proxy's own fronts.
+      if (!isStream(up)) return void res.destroy();
       res.writeHead(up.status, endToEnd(up.headers, { dropIdentity: false }));
       up.body.on('data', (d: Buffer) => {
         tx += d.length;
@@ -212,7 +221,7 @@ export function fromHttp2(
     },
     relay(up) {
       if (stream.destroyed) return;
-      if (isSpliced(up)) return void stream.close(2 /* INTERNAL_ERROR */);
+      if (!isStream(up)) return void stream.close(2 /* INTERNAL_ERROR */);
       const out: OutgoingHttpHeaders = endToEnd(up.headers, { dropIdentity: false });
       out[':status'] = up.status;
       if (up.headOnly) {

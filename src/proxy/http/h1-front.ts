@@ -27,6 +27,7 @@ import { MAX_HEADER_BYTES } from './limits.js';
 import { BARE_LF, HeadReader, MORE, TOO_LARGE } from './h1-head-reader.js';
 import {
   isSpliced,
+  isStream,
   type Downstream,
   type StreamResponse,
   type UpstreamResponse,
@@ -494,6 +495,7 @@ export class H1Exchange implements Downstream {
   relay(res: UpstreamResponse): void {
     if (this.#over) return;
     if (isSpliced(res)) return res.spliceInto(this);
+    if (!isStream(res)) return this.abort(); // linked responses answer HTTP/2 streams only
     this.#relayStream(res);
   }
 

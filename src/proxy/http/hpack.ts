@@ -14,7 +14,7 @@ import { huffmanDecode, huffmanMaxLength } from './hpack-huffman.js';
 export type FieldVisitor = (name: Buffer, value: Buffer) => void;
 
 /** RFC 7541 Appendix A. */
-const STATIC_TABLE: readonly (readonly [string, string])[] = [
+export const STATIC_TABLE: readonly (readonly [string, string])[] = [
   [':authority', ''],
   [':method', 'GET'],
   [':method', 'POST'],

@@ -22,6 +22,7 @@ import { refusedRecord, track, type RequestObserver } from './exchange.js';
 import { XFCC } from './headers.js';
 import { HandedHttpServers } from './handed-servers.js';
 import { H1Pool } from './h1-pool.js';
+import { H2Pool } from './h2-pool.js';
 import { isHeadProblem, prepareHead } from './request-head.js';
 import { pathOf } from './request-target.js';
 import { Http1Target, Http2Target, type HttpTarget } from './targets.js';
@@ -99,7 +100,14 @@ export class InboundHttp {
       key,
       h1: !h2,
       target: h2
-        ? new Http2Target({ origin: `http://${host}:${port}`, idleTimeoutMs: 60_000 })
+        ? new H2Pool({
+            connect: () => netConnect({ host: address, port }),
+            tls: false,
+            idleTimeoutMs: 60_000,
+            // HTTP/1.1 callers (translated) reach an HTTP/2 app through node:http2.
+            fallback: () =>
+              new Http2Target({ origin: `http://${host}:${port}`, idleTimeoutMs: 60_000 }),
+          })
         : new H1Pool({
             connect: () => netConnect({ host: address, port }),
             tls: false,

@@ -23,6 +23,8 @@ import { Outliers } from '../outlier.js';
 import { HandedHttpServers } from './handed-servers.js';
 import { H1Exchange } from './h1-front.js';
 import { H1Pool } from './h1-pool.js';
+import { H2Exchange } from './h2-front.js';
+import { H2Pool } from './h2-pool.js';
 import { REQUEST_TIMEOUT_RESPONSE } from './http1-server.js';
 import { isHeadProblem, prepareHead } from './request-head.js';
 import { Http1Target, Http2Target, type HttpTarget, type TargetError } from './targets.js';
@@ -139,6 +141,7 @@ export class OutboundHttp {
       for (const ep of u.endpoints) {
         wanted.add(poolKey(u, ep, this.deps.version));
         wanted.add(poolKey(u, ep, 'spliced'));
+        wanted.add(poolKey(u, ep, 'frames'));
         endpoints.add(endpointKey(ep));
       }
     this.#outliers.retain(endpoints);
@@ -185,11 +188,11 @@ export class OutboundHttp {
     out.path = prepared.target;
     let state = this.#balancers.get(listenerKey);
     if (!state) this.#balancers.set(listenerKey, (state = { next: 0 }));
-    const spliced = down instanceof H1Exchange;
+    const kind = poolKind(down, this.deps.version);
     const first = pickFirst(
       upstream,
       state,
-      (ep) => this.#targetFor(plan, upstream, ep, spliced).active,
+      (ep) => this.#targetFor(plan, upstream, ep, kind).active,
     );
     const n = upstream.endpoints.length;
     // Ejected endpoints are passed over (unless every endpoint is ejected).
@@ -206,18 +209,21 @@ export class OutboundHttp {
     };
     // Only a body needs keeping for a resend: a bodiless request is sent as it is, any number
     // of times (most mesh calls), without a second stream in its path.
-    // (The HTTP/1.1 front keeps its own copy of a body for that.)
-    const replay = down.hasBody && !spliced ? new BodyReplay(down) : undefined;
+    // (The proxy's own fronts keep their own copy of a body for that.)
+    const own = down instanceof H1Exchange || down instanceof H2Exchange;
+    const replay = down.hasBody && !own ? new BodyReplay(down) : undefined;
     const sent = replay ? replay.downstream : down;
     const replayable = (): boolean =>
-      down instanceof H1Exchange ? down.replayable : replay === undefined || replay.replayable;
+      down instanceof H1Exchange || down instanceof H2Exchange
+        ? down.replayable
+        : replay === undefined || replay.replayable;
     let renewed = false;
     /** The one resend of a request an upstream proxy answered without reaching its app. */
     let resent = false;
     const attempt = (i: number): void => {
       const ep = endpointAt(upstream, first, i);
       out.upstream = `${ep.address}:${ep.port}`;
-      const target = this.#targetFor(this.deps.plan() ?? plan, upstream, ep, spliced);
+      const target = this.#targetFor(this.deps.plan() ?? plan, upstream, ep, kind);
       target.send(head, sent, (err, res) => {
         if (err || !res) return failed(i, err, target);
         if (res.status === 503 && UNPROCESSED.has(res.proxyReason)) {
@@ -280,10 +286,10 @@ export class OutboundHttp {
 
   /**
    * The pool for `ep`: spliced HTTP/1.1 connections for requests from the HTTP/1.1 front,
-   * else the configured version (HTTP/2 clients).
+   * linked HTTP/2 streams for requests from the HTTP/2 front, else the configured version.
    */
-  #targetFor(plan: ProxyPlan, u: UpstreamPlan, ep: Endpoint, spliced: boolean): HttpTarget {
-    const version = spliced ? 'spliced' : this.deps.version;
+  #targetFor(plan: ProxyPlan, u: UpstreamPlan, ep: Endpoint, kind: PoolKind): HttpTarget {
+    const version = kind;
     const key = poolKey(u, ep, version);
     let t = this.#targets.get(key);
     if (t) return t;
@@ -295,36 +301,34 @@ export class OutboundHttp {
         tls,
         idleTimeoutMs: this.deps.idleTimeoutMs,
       });
+    const connectH2 = (): Socket => {
+      const s = tlsConnect({ ...tls, host: ep.address, port: ep.port, ALPNProtocols: ['h2'] });
+      s.setTimeout(this.deps.connectTimeoutMs, () => s.destroy(new Error('connect timeout')));
+      s.once('secureConnect', () => s.setTimeout(0));
+      return s;
+    };
+    const http2 = (): HttpTarget =>
+      new Http2Target({
+        origin: `https://${ep.address.includes(':') ? `[${ep.address}]` : ep.address}:${ep.port}`,
+        idleTimeoutMs: this.deps.idleTimeoutMs,
+        connect: connectH2,
+      });
     t =
-      version === 'spliced'
-        ? new H1Pool({
-            connect: () => {
-              const s = tlsConnect({
-                ...tls,
-                host: ep.address,
-                port: ep.port,
-                ALPNProtocols: ['http/1.1'],
-              });
-              s.setTimeout(this.deps.connectTimeoutMs, () =>
-                s.destroy(new Error('connect timeout')),
-              );
-              s.once('secureConnect', () => s.setTimeout(0));
-              return s;
-            },
+      version === 'frames'
+        ? new H2Pool({
+            connect: connectH2,
             tls: true,
-            idleTimeoutMs: PEER_POOL_IDLE_MS,
-            fallback: http1,
+            idleTimeoutMs: this.deps.idleTimeoutMs,
+            fallback: http2,
           })
-        : version === 'h2'
-          ? new Http2Target({
-              origin: `https://${ep.address.includes(':') ? `[${ep.address}]` : ep.address}:${ep.port}`,
-              idleTimeoutMs: this.deps.idleTimeoutMs,
+        : version === 'spliced'
+          ? new H1Pool({
               connect: () => {
                 const s = tlsConnect({
                   ...tls,
                   host: ep.address,
                   port: ep.port,
-                  ALPNProtocols: ['h2'],
+                  ALPNProtocols: ['http/1.1'],
                 });
                 s.setTimeout(this.deps.connectTimeoutMs, () =>
                   s.destroy(new Error('connect timeout')),
@@ -332,12 +336,26 @@ export class OutboundHttp {
                 s.once('secureConnect', () => s.setTimeout(0));
                 return s;
               },
+              tls: true,
+              idleTimeoutMs: PEER_POOL_IDLE_MS,
+              fallback: http1,
             })
-          : http1();
+          : version === 'h2'
+            ? http2()
+            : http1();
     this.#targets.set(key, t);
     return t;
   }
 }
 
-const poolKey = (u: UpstreamPlan, ep: Endpoint, v: UpstreamHttpVersion | 'spliced'): string =>
+/** Which pool a request takes: by the front it came from, then the configured version. */
+type PoolKind = UpstreamHttpVersion | 'spliced' | 'frames';
+
+function poolKind(down: Downstream, version: UpstreamHttpVersion): PoolKind {
+  if (down instanceof H1Exchange) return 'spliced';
+  if (down instanceof H2Exchange && version === 'h2') return 'frames';
+  return version;
+}
+
+const poolKey = (u: UpstreamPlan, ep: Endpoint, v: PoolKind): string =>
   `${v}|${u.identity}|${endpointKey(ep)}`;
