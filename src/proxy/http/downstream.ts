@@ -1,15 +1,13 @@
 /**
  * One request as the proxy received it, whatever the HTTP version: the head, the body, and the
- * ways to answer it. HTTP/1.1 (node:http req/res) and HTTP/2 (a server stream) each have an
- * adapter, so authorization, forwarding and accounting are written once.
+ * ways to answer it. The proxy's own fronts (H1Exchange, H2Exchange) implement it, and node:http
+ * requests have an adapter here, so authorization, forwarding and accounting are written once.
  */
 import type {
   IncomingHttpHeaders,
   IncomingMessage,
-  OutgoingHttpHeaders,
   ServerResponse,
 } from 'node:http';
-import type { ServerHttp2Stream } from 'node:http2';
 import type { Readable, Writable } from 'node:stream';
 import type { Reason } from '../reasons.js';
 import type { H1Exchange } from './h1-front.js';
@@ -189,88 +187,6 @@ export function fromHttp1(req: IncomingMessage, res: ServerResponse): Downstream
     },
     abort() {
       res.destroy();
-    },
-    onDone: done.add,
-    bytesIn: () => rx.n,
-    bytesOut: () => tx,
-  };
-}
-
-export function fromHttp2(
-  stream: ServerHttp2Stream,
-  headers: IncomingHttpHeaders,
-  rawHeaders: readonly string[],
-): Downstream {
-  const rx = { n: 0 };
-  let tx = 0;
-  const done = doneListeners();
-  stream.once('close', () => done.fire(stream.rstCode === 0));
-  const grpc = isGrpc(headers);
-  return {
-    version: '2',
-    method: String(headers[':method'] ?? 'GET'),
-    target: String(headers[':path'] ?? '/'),
-    authority: String(headers[':authority'] ?? headers.host ?? ''),
-    headers,
-    rawHeaders,
-    hasBody: !stream.endAfterHeaders,
-    sendBodyTo: (w) => pipeCounted(stream, w, rx),
-    grpc,
-    get responded() {
-      return stream.headersSent;
-    },
-    relay(up) {
-      if (stream.destroyed) return;
-      if (!isStream(up)) return void stream.close(2 /* INTERNAL_ERROR */);
-      const out: OutgoingHttpHeaders = endToEnd(up.headers, { dropIdentity: false });
-      out[':status'] = up.status;
-      if (up.headOnly) {
-        stream.respond(out, { endStream: true });
-        up.body.resume();
-        return;
-      }
-      stream.respond(out, { waitForTrailers: true });
-      stream.once('wantTrailers', () => {
-        // Without trailers an empty block ends the stream cleanly (close() would reset it).
-        const t = up.trailers();
-        stream.sendTrailers(t ? endToEnd(t, { dropIdentity: false }) : {});
-      });
-      up.body.on('data', (d: Buffer) => {
-        tx += d.length;
-      });
-      up.body.pipe(stream);
-    },
-    refuse(status, reason, message) {
-      if (stream.destroyed) return;
-      if (grpc) {
-        // Trailers-only response: a gRPC client reads the status from grpc-status.
-        stream.respond(
-          {
-            ':status': 200,
-            'content-type': 'application/grpc',
-            'grpc-status': grpcStatusFor(status),
-            'grpc-message': encodeURIComponent(message),
-            [REASON_HEADER]: reason,
-          },
-          { endStream: true },
-        );
-        return;
-      }
-      const body = `${message}\n`;
-      tx += Buffer.byteLength(body);
-      stream.respond({
-        ':status': status,
-        'content-type': 'text/plain; charset=utf-8',
-        [REASON_HEADER]: reason,
-        'content-length': Buffer.byteLength(body),
-      });
-      stream.end(body);
-    },
-    malformed() {
-      if (!stream.destroyed) stream.close(1 /* PROTOCOL_ERROR */);
-    },
-    abort() {
-      stream.close(2 /* INTERNAL_ERROR */);
     },
     onDone: done.add,
     bytesIn: () => rx.n,

@@ -21,7 +21,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { encodeHeaderBlock } from './hpack-encoder.js';
 import { HpackDecoder } from './hpack.js';
-import { isValidField } from './h2-header-screen.js';
+import { isValidField } from './h2-fields.js';
 import {
   H2_HEADER_TABLE_SIZE,
   H2_MAX_FRAME_SIZE,

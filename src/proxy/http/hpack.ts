@@ -4,9 +4,9 @@
  * eviction. It only decodes; it never allocates per field except to copy a field into the
  * dynamic table. Pure: no I/O.
  *
- * It exists so a proxy can read the header blocks a client sends before nghttp2 does (see
- * h2-header-screen.ts). Its dynamic table must stay exactly in step with nghttp2's, so every
- * block of a connection is decoded, in order, whatever becomes of its stream.
+ * The proxy's HTTP/2 connections (h2-conn.ts) decode every header block with it. Its dynamic
+ * table must stay exactly in step with the peer's encoder, so every block of a connection is
+ * decoded, in order, whatever becomes of its stream.
  */
 import { huffmanDecode, huffmanMaxLength } from './hpack-huffman.js';
 

@@ -6,10 +6,10 @@
  * application with hop-by-hop headers removed and the verified caller in
  * X-Forwarded-Client-Cert (a client's own is dropped).
  *
- * HTTP/1.1: Node's strict parser (no obsolete line folding, conflicting Content-Length and
+ * HTTP/1.1: the proxy's strict parser (no obsolete line folding, conflicting Content-Length and
  * Transfer-Encoding refused), header size and time limits; Upgrade and CONNECT are refused so
- * nothing tunnels around L7 policy. HTTP/2: bounded concurrent streams, header list size and
- * session memory; nghttp2's rapid-reset and CONTINUATION-flood limits end abusive sessions.
+ * nothing tunnels around L7 policy. HTTP/2: the proxy's own connections (h2-conn.ts) with
+ * bounded concurrent streams, header list size, rapid-reset and CONTINUATION-flood limits.
  */
 import { connect as netConnect } from 'node:net';
 import type { TLSSocket } from 'node:tls';

@@ -4,7 +4,6 @@
  * that a hostile peer cannot grow the agent's memory or hold its sockets forever.
  */
 import type { ServerOptions as Http1ServerOptions } from 'node:http';
-import type { ServerOptions as Http2ServerOptions } from 'node:http2';
 
 /** Total size of a request head (Envoy's default is 60 KiB; Node's 16 KiB). */
 export const MAX_HEADER_BYTES = 16 * 1024;
@@ -25,31 +24,12 @@ export const HTTP1_SERVER_LIMITS: Http1ServerOptions = {
   joinDuplicateHeaders: false,
 };
 
-/** HTTP/2 frame size and HPACK table size the servers advertise (the protocol's defaults). */
+/** HTTP/2 frame size and HPACK table size the proxy advertises (the protocol's defaults). */
 export const H2_MAX_FRAME_SIZE = 16_384;
 export const H2_HEADER_TABLE_SIZE = 4_096;
 /**
- * The most octets of one encoded request header block the header screen holds to decode it.
+ * The most octets of one encoded header block an HTTP/2 connection holds to decode it.
  * An encoded block is about as long as the header list it carries (Huffman makes it shorter),
  * so four times the header list limit leaves room for any real request.
  */
 export const H2_MAX_HEADER_BLOCK_BYTES = 4 * MAX_HEADER_BYTES;
-
-export const H2_SERVER_LIMITS: Http2ServerOptions = {
-  settings: {
-    enablePush: false,
-    maxFrameSize: H2_MAX_FRAME_SIZE,
-    headerTableSize: H2_HEADER_TABLE_SIZE,
-    maxConcurrentStreams: 128,
-    maxHeaderListSize: MAX_HEADER_BYTES,
-    initialWindowSize: 1024 * 1024,
-  },
-  maxHeaderListPairs: MAX_HEADER_COUNT,
-  /** Per session, in MB: what nghttp2 may buffer before refusing new streams. */
-  maxSessionMemory: 10,
-  /** Frames that are invalid, and streams a client keeps opening past the limit. */
-  maxSessionInvalidFrames: 100,
-  maxSessionRejectedStreams: 100,
-  /** A connection that speaks no HTTP/2 is dropped after this long. */
-  unknownProtocolTimeout: 10_000,
-};
