@@ -3,11 +3,7 @@
  * ways to answer it. The proxy's own fronts (H1Exchange, H2Exchange) implement it, and node:http
  * requests have an adapter here, so authorization, forwarding and accounting are written once.
  */
-import type {
-  IncomingHttpHeaders,
-  IncomingMessage,
-  ServerResponse,
-} from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable, Writable } from 'node:stream';
 import type { Reason } from '../reasons.js';
 import type { H1Exchange } from './h1-front.js';
