@@ -78,7 +78,7 @@ const MAX_WINDOW = 0x7fffffff;
 const DEFAULT_WINDOW = 65_535;
 
 /** The window each stream of ours starts with, and the connection's. */
-export const STREAM_WINDOW = 1024 * 1024;
+export const STREAM_WINDOW = 256 * 1024;
 export const CONNECTION_WINDOW = 16 * 1024 * 1024;
 /** Streams a client may have open at once on the proxy (Envoy's default is 100). */
 export const MAX_CONCURRENT_STREAMS = 128;

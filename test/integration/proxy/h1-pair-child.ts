@@ -1,7 +1,8 @@
 /**
- * Child process for h1-long-bodies.test.ts: a Trellis pair in its own process, so the test can
- * measure the pair's memory (RSS) apart from its own. web's outbound listener forwards over
- * mTLS to api's public listener, which forwards to the app on the port given as argv[2].
+ * Child process for h1-long-bodies.test.ts and h2-long-bodies.test.ts: a Trellis pair in its
+ * own process, so the test can measure the pair's memory (RSS) apart from its own. web's
+ * outbound listener forwards over mTLS to api's public listener, which forwards to the app on
+ * the port given as argv[2]; argv[3] is the protocol of both (`http`, the default, or `http2`).
  * Prints one JSON line {"port": <web's outbound port for api>} once ready; stops on SIGTERM
  * or when stdin closes.
  */
@@ -12,6 +13,7 @@ import { freePort } from '../../helpers/net.js';
 
 const HOST = '127.0.0.1';
 const appPort = Number(process.argv[2]);
+const protocol = process.argv[3] === 'http2' ? 'http2' : 'http';
 const ca = testCa();
 
 const planFor = (service: string): ProxyPlan => ({
@@ -25,7 +27,7 @@ const planFor = (service: string): ProxyPlan => ({
     bindAddress: HOST,
     bindPort: 0,
     localApp: { address: HOST, port: appPort },
-    protocol: 'http',
+    protocol,
   },
   upstreams: [],
 });
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
         bindPort: await freePort(),
         identity: spiffeUri('api'),
         endpoints: [{ address: HOST, port: api.inboundPort()!, node: 'n1' }],
-        protocol: 'http',
+        protocol,
         balancer: 'round_robin',
       },
     ],
