@@ -61,7 +61,10 @@
  * BENCH_DATAPLANE_PAIRS (all)              rows to run, by id (see pairs.ts)
  * BENCH_DATAPLANE_UPSTREAM_HTTP (unset)    h2|http1: ServiceProxy upstreamHttp for Trellis rows
  * BENCH_DATAPLANE_PROXY_WORKERS (unset)    N: enables the proxy-workers row (hook)
- * BENCH_DATAPLANE_H2_BASELINE (unset)      req/s of the HTTP/2 pair before M6, for its floor
+ * BENCH_DATAPLANE_BEFORE_DIST (unset)      dist/ of an earlier build: its HTTP/2 pair is a row
+ *                                          of this run and the HTTP/2 floor's baseline
+ * BENCH_DATAPLANE_BEFORE_LABEL (unset)     what to call that build in the tables
+ * BENCH_DATAPLANE_H2_BASELINE (unset)      req/s of the HTTP/2 pair before M6 (another run)
  * BENCH_DATAPLANE_RSS_BASELINE_MIB (99)    agent RSS with no services before M6
  * BENCH_WRK, BENCH_H2LOAD, BENCH_NGINX, BENCH_HAPROXY   binaries (default: PATH, sbin)
  */

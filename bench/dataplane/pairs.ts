@@ -24,7 +24,7 @@
  * is their sum divided by `proxies` (2: both sides of the pair, even when one process holds
  * both).
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Protocol, ProxyPlan } from '../../src/proxy/index.js';
@@ -158,6 +158,7 @@ export async function startTrellisHost(
   protocol: Protocol,
   workers?: number,
   nodeArgs: string[] = [],
+  hostScript = PROXY_HOST,
 ): Promise<{ child: Child; port: number; workerPids: number[] }> {
   const http = protocol === 'http2' || protocol === 'grpc' ? 'h2' : 'h1';
   const apiInbound = await freePort();
@@ -182,7 +183,7 @@ export async function startTrellisHost(
   };
   const path = join(ctx.dir, `${id}.job.json`);
   writeFileSync(path, JSON.stringify(job));
-  const child = ctx.group.node(id, PROXY_HOST, [path], nodeArgs);
+  const child = ctx.group.node(id, hostScript, [path], nodeArgs);
   const ready = JSON.parse(await child.waitLine(READY_MARK, START_TIMEOUT_MS)) as HostReady;
   const port = ready.upstreams[1]?.api;
   if (!port) {
@@ -190,6 +191,42 @@ export async function startTrellisHost(
     throw new Error(`${id}: the web proxy reported no upstream port for api`);
   }
   return { child, port, workerPids: ready.workerPids ?? [] };
+}
+
+/**
+ * The HTTP/2 pair of an earlier Trellis build, measured in the same run as today's (the
+ * issue's "≥ 3× today, same run"): BENCH_DATAPLANE_BEFORE_DIST names that build's dist/
+ * directory (its node_modules resolvable from it), BENCH_DATAPLANE_BEFORE_LABEL what to call it.
+ */
+function beforePair(): PairSpec {
+  const dist = process.env.BENCH_DATAPLANE_BEFORE_DIST?.trim();
+  const name = process.env.BENCH_DATAPLANE_BEFORE_LABEL?.trim() || 'an earlier build';
+  const host = dist ? join(dist, 'bench', 'dataplane', 'proxy-host.js') : '';
+  return {
+    id: ROW.grpcBefore,
+    label: `Trellis pair before (${name}), protocol http2`,
+    http: 'h2',
+    trellis: true,
+    proxies: 2,
+    unavailable: ({ app }) =>
+      !dist
+        ? 'BENCH_DATAPLANE_BEFORE_DIST is not set (the dist/ of an earlier build to compare with)'
+        : !existsSync(host)
+          ? `${host} does not exist`
+          : (generatorMissing('h2') ??
+            (app.h2cPort === undefined ? 'the app has no h2c listener' : undefined)),
+    async start(ctx) {
+      const { child, port } = await startTrellisHost(
+        ctx,
+        ROW.grpcBefore,
+        'http2',
+        undefined,
+        [],
+        host,
+      );
+      return { port, ...oneProcess('trellis', child), stop: () => ctx.group.stop(child) };
+    },
+  };
 }
 
 function trellisPair(id: string, label: string, protocol: Protocol): PairSpec {
@@ -215,11 +252,8 @@ function trellisPair(id: string, label: string, protocol: Protocol): PairSpec {
 }
 
 /**
- * Hook for the row "Trellis with N proxy workers" (issue 12, item 4). Enabled by
- * BENCH_DATAPLANE_PROXY_WORKERS=N; proxy-host.ts refuses it until ServiceProxy hosting in
- * workers exists. To finish it: make the host run the pair in N workers (as the agent's
- * proxy_workers will), and return every worker's PID from cpuPids() (one PROXY_KEY each) so the
- * row's CPU is their sum; the goal "workers vs HAProxy nbthread 2" then reads this row.
+ * The Trellis HTTP/1.1 pair in N proxy workers (BENCH_DATAPLANE_PROXY_WORKERS, default 2), as
+ * an agent with `proxy_workers = N` runs them; the row's CPU is the sum over the workers.
  */
 function trellisWorkersPair(): PairSpec {
   const workers = Number(process.env.BENCH_DATAPLANE_PROXY_WORKERS ?? '2');
@@ -398,6 +432,7 @@ export const ROW = {
   h2direct: 'h2-direct',
   h2haproxy: 'h2-haproxy-1',
   grpc: 'trellis-grpc',
+  grpcBefore: 'trellis-grpc-before',
 } as const;
 
 /** The rows, in the order they run and appear; the first of each kind is the baseline. */
@@ -411,4 +446,5 @@ export const PAIRS: readonly PairSpec[] = [
   directPair(ROW.h2direct, 'nginx direct (h2c)', 'h2'),
   haproxyPair(ROW.h2haproxy, 'HAProxy mTLS pair, h2 both hops, nbthread 1', 1, 'h2'),
   trellisPair(ROW.grpc, 'Trellis pair, one process, protocol http2', 'http2'),
+  beforePair(),
 ];

@@ -376,16 +376,21 @@ function goals(r: DataplaneResult): GoalRow[] {
   out.push(latencyGoal(`Added p50 / p99 over direct at ${int(r.rate)} req/s`, r, 'fixed'));
   const g = rateOf(grpc);
   const gh = rateOf(h2ha);
-  const base = r.h2Baseline ?? Number.NaN;
+  // The earlier build measured in this run wins over a figure given from another run.
+  const before = find(r, ROW.grpcBefore);
+  const sameRun = known(rateOf(before));
+  const base = sameRun ? rateOf(before) : (r.h2Baseline ?? Number.NaN);
   out.push({
     figure: 'gRPC / HTTP/2 pair, saturated req/s (h2load)',
     measured: known(g)
       ? `${int(g)} req/s, ${ratio(g / gh)} HAProxy h2` +
-        (known(base) ? `, ${ratio(g / base)} the pre-M6 ${int(base)} req/s` : '')
+        (known(base)
+          ? `, ${ratio(g / base)} the ${int(base)} req/s of ${sameRun ? `${before!.label.replace(/^Trellis pair before \((.*)\), protocol http2$/, '$1')} in this run` : 'a pre-M6 run'}`
+          : '')
       : NA,
     floor: known(base)
       ? `≥ 3× today (${int(3 * base)} req/s)`
-      : '≥ 3× today (give BENCH_DATAPLANE_H2_BASELINE=req/s of a pre-M6 run)',
+      : '≥ 3× today (set BENCH_DATAPLANE_BEFORE_DIST to an earlier build, or BENCH_DATAPLANE_H2_BASELINE)',
     goal: '≥ 0.75× HAProxy h2',
     floorMet: known(g, base) ? g >= 3 * base : undefined,
     goalMet: known(g, gh) ? g / gh >= 0.75 : undefined,
