@@ -515,7 +515,8 @@ export function renderDataplane(r: DataplaneResult): string {
     `### HTTP/2 at saturation (h2load, prior-knowledge h2c, ${r.saturationConnections} ` +
       `connections × ${r.h2Streams} streams)\n\n` +
       saturatedTable(h2, find(r, ROW.h2haproxy), 'HAProxy h2', 'h2load') +
-      `\n\nCPU in % of one core over the window. ${saturationSentence(h2, 'saturated', 'h2load')}`,
+      `\n\nCPU in % of one core over the window. ${saturationSentence(h2, 'saturated', 'h2load')}` +
+      `\n\n${h2Options(r)}`,
   );
 
   const spread = r.pairs
@@ -562,4 +563,24 @@ export function renderDataplane(r: DataplaneResult): string {
       `machine move by tens of percent between runs; compare rows of the same run._`,
   );
   return `${out.join('\n\n')}\n`;
+}
+
+/** The HTTP/2 options issue 12 asks to compare, with this run's figures where it has them. */
+function h2Options(r: DataplaneResult): string {
+  const now = rateOf(find(r, ROW.grpc));
+  const before = find(r, ROW.grpcBefore);
+  const then = rateOf(before);
+  return (
+    `The HTTP/2 options: **Node's HTTP/2 core API** (nghttp2 and its per-stream objects, no ` +
+    `compatibility layer), what the proxies used before M6` +
+    (known(then)
+      ? ` (the "${before!.label}" row: ${int(then)} req/s in this run)`
+      : ' (set BENCH_DATAPLANE_BEFORE_DIST to an earlier build to measure it in the same run)') +
+    `; **HTTP/2 frames forwarded with only the headers decoded**, the proxy's own HTTP/2 ` +
+    `connections with linked streams` +
+    (known(now) ? ` (the protocol http2 row: ${int(now)} req/s)` : '') +
+    `, which is kept; **HTTP/1.1 between the proxies** applies only where the application ` +
+    `speaks HTTP/1.1, which the HTTP/1.1 rows measure (an HTTP/2 client's requests cross ` +
+    `between the proxies as HTTP/2 unless BENCH_DATAPLANE_UPSTREAM_HTTP=http1 says otherwise).`
+  );
 }

@@ -450,6 +450,12 @@ export class H2Conn {
   #localEnd(s: H2Stream): void {
     s.localEnded = true;
     if (s.remoteEnded) this.#closeStream(s);
+    else if (this.opts.role === 'server') {
+      // RFC 9113 8.1: the response is complete (its last frame is out, not just queued); the
+      // rest of the request is not wanted.
+      this.#frame(FRAME.RST_STREAM, 0, s.id, u32(H2_CODE.noError));
+      this.#closeStream(s);
+    }
   }
 
   #closeStream(s: H2Stream): void {

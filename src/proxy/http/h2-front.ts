@@ -353,10 +353,6 @@ export class H2Exchange implements Downstream, StreamHandler {
     if (this.#over) return;
     this.#over = true;
     this.#onGone = undefined;
-    if (completed && !this.stream.remoteEnded && !this.stream.closed) {
-      // RFC 9113 8.1: the response is complete; the rest of the request is not wanted.
-      this.stream.reset(H2_CODE.noError);
-    }
     const done = this.#done;
     this.#done = [];
     for (const f of done) f(completed);

@@ -34,6 +34,9 @@ export interface H2PoolOptions {
   fallback(): HttpTarget;
 }
 
+/** Times a request refused unprocessed is sent again on another connection of the pool. */
+const MAX_RESENDS = 2;
+
 /** One connection and whether it is ready (connected, TLS verified). */
 interface PoolConn {
   conn: H2Conn;
@@ -60,7 +63,7 @@ export class H2Pool implements HttpTarget {
     return this.#retired;
   }
 
-  send(head: RequestHead, down: Downstream, cb: SendCallback): void {
+  send(head: RequestHead, down: Downstream, cb: SendCallback, resends = 0): void {
     if (!(down instanceof H2Exchange))
       return (this.#fallback ??= this.opts.fallback()).send(head, down, cb);
     if (this.#retired) return cb(targetError(new Error('target closed'), true, true));
@@ -72,9 +75,9 @@ export class H2Pool implements HttpTarget {
         if (pc.error || pc.conn.closed)
           return cb(targetError(pc.error ?? new Error('connection closed'), true, true));
         // Became full or went away while connecting: another connection takes it.
-        return this.send(head, down, cb);
+        return this.send(head, down, cb, resends);
       }
-      new UpStream(this, pc.conn, head, down, cb);
+      new UpStream(this, pc.conn, head, down, cb, resends);
     };
     if (pc.ready) go();
     else pc.waiting.push(go);
@@ -155,6 +158,7 @@ class UpStream implements StreamHandler, LinkedResponse {
     private readonly head: RequestHead,
     private readonly ex: H2Exchange,
     private readonly cb: SendCallback,
+    private readonly resends: number,
   ) {
     const fields = requestFields(head, pool.opts.tls ? 'https' : 'http');
     this.stream = conn.open(fields, !ex.hasBody, this);
@@ -199,6 +203,12 @@ class UpStream implements StreamHandler, LinkedResponse {
     // REFUSED_STREAM (or a GOAWAY that left it out): never processed, so it may go elsewhere;
     // so may a bodiless idempotent request whose connection died under it.
     const refused = code === H2_CODE.refusedStream;
+    // Refused unprocessed (a GOAWAY that crossed the request, a full connection): sent again
+    // on another connection to the same endpoint, as often as MAX_RESENDS allows.
+    if (refused && this.resends < MAX_RESENDS && this.ex.replayable && !this.pool.retired) {
+      this.pool.send(this.head, this.ex, this.cb, this.resends + 1);
+      return;
+    }
     const retry = SAFE_METHODS.has(this.head.method) && this.ex.bytesIn() === 0;
     this.cb(targetError(new Error(`upstream stream reset (${code}): ${why}`), retry, refused));
   }
@@ -241,6 +251,11 @@ class UpStream implements StreamHandler, LinkedResponse {
     if (this.#ended) return;
     this.#ended = true;
     this.pool.done();
+    // The answer is complete but the request body is not: the peer does not want the rest
+    // (it would have said so with RST_STREAM NO_ERROR); stop the stream rather than leave it
+    // half open on the shared connection.
+    const s = this.stream;
+    if (s.remoteEnded && !s.localEnded && !s.closed) queueMicrotask(() => s.reset(H2_CODE.cancel));
   }
 }
 
