@@ -88,6 +88,13 @@ const MAX_INVALID_FRAMES = 100;
 /** Stream resets a peer may make in a burst, and per second after it (rapid reset). */
 const RESET_BURST = 200;
 const RESETS_PER_SECOND = 50;
+/**
+ * CONTINUATION frames one header block may use. The byte limit alone does not bound a flood of
+ * empty CONTINUATIONs (CVE-2024-28182 class: each one costs a frame parse and a stored part,
+ * and the block never ends). A block at the byte limit needs 4 at our 16 KiB frame size;
+ * 32 leaves room for peers that split blocks finely (nghttp2's default is 8).
+ */
+const MAX_CONTINUATIONS = 32;
 /** Bytes queued for a peer that does not read, past which it is cut off (control floods). */
 const MAX_QUEUED_BYTES = 32 * 1024 * 1024;
 /** Socket backlog past which credits for forwarded bytes are held until it drains. */
@@ -214,6 +221,7 @@ export class H2Conn {
   #blockFlags = 0;
   #blockParts: Buffer[] = [];
   #blockBytes = 0;
+  #blockContinuations = 0;
   /** Output batched until the current callback ends. */
   #out: Buffer[] = [];
   #outBytes = 0;
@@ -631,6 +639,8 @@ export class H2Conn {
         return this.#onHeadersFrame(flags, id, buf, start, end);
       case FRAME.CONTINUATION:
         if (this.#blockStream === 0) return this.#fail(H2_CODE.protocol, 'stray CONTINUATION');
+        if (++this.#blockContinuations > MAX_CONTINUATIONS)
+          return this.#fail(H2_CODE.enhanceYourCalm, 'too many CONTINUATION frames');
         return this.#addFragment(buf.subarray(start, end), flags);
       case FRAME.PRIORITY:
         if (id === 0) return this.#fail(H2_CODE.protocol, 'PRIORITY on stream 0');
@@ -723,6 +733,7 @@ export class H2Conn {
     this.#blockFlags = flags;
     this.#blockParts = [];
     this.#blockBytes = 0;
+    this.#blockContinuations = 0;
     this.#addFragment(buf.subarray(start, end), flags);
   }
 
