@@ -694,6 +694,13 @@ export class H2Conn {
       this.#creditConnection(size);
       return this.#streamError(s, H2_CODE.flowControl, 'stream window exceeded');
     }
+    // A response is a final head, then DATA (RFC 9113 8.1): DATA before it (or after a 1xx
+    // only) is malformed, and would otherwise be kept and forwarded as the body of whatever
+    // head came later, or leave the exchange waiting for a head that never comes.
+    if (this.opts.role === 'client' && !s.headReceived) {
+      this.#creditConnection(size);
+      return this.#streamError(s, H2_CODE.protocol, 'DATA before the response head');
+    }
     const data = buf.subarray(start, end);
     s.receivedLength += data.length;
     const ended = (flags & END_STREAM) !== 0;
