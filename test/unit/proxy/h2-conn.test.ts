@@ -749,6 +749,59 @@ describe('proxy/h2 connection (H2Conn over loopback TCP)', function () {
       });
     });
 
+    describe('sending', () => {
+      it('splits a response head larger than a frame into HEADERS and CONTINUATIONs', async () => {
+        const side = await serverReady();
+        side.peer.send(headers(1, requestBlock(), END_HEADERS | END_STREAM));
+        await side.peer.sync();
+        const fields = [':status', '200', 'x-big', 'b'.repeat(40_000), 'x-after', 'yes'];
+        side.opened[0]!.stream.headers(fields, true);
+        const h = await side.peer.nextOf(FRAME.HEADERS, 1);
+        expect(h.flags).to.equal(END_STREAM);
+        expect(h.payload.length).to.equal(16_384);
+        const c1 = await side.peer.nextOf(FRAME.CONTINUATION, 1);
+        const c2 = await side.peer.nextOf(FRAME.CONTINUATION, 1);
+        expect([c1.flags, c2.flags]).to.deep.equal([0, END_HEADERS]);
+        const out: string[] = [];
+        const err = new HpackDecoder().decode(
+          Buffer.concat([h.payload, c1.payload, c2.payload]),
+          (n, v) => out.push(n.toString('latin1'), v.toString('latin1')),
+        );
+        expect(err).to.equal(undefined);
+        expect(out).to.deep.equal(fields);
+        expect(side.conn.streams.size).to.equal(0);
+      });
+
+      it('holds response data for both the stream and the connection send windows, then sends it in order', async () => {
+        const side = await serverReady();
+        side.peer.send(headers(1, requestBlock(), END_HEADERS | END_STREAM));
+        await side.peer.sync();
+        const body = Buffer.alloc(100_000);
+        for (let i = 0; i < body.length; i++) body[i] = i % 251;
+        const s = side.opened[0]!.stream;
+        s.headers([':status', '200'], false);
+        s.data(body, true);
+        await side.peer.sync();
+        const sent = (): number =>
+          side.peer.of(FRAME.DATA, 1).reduce((n, f) => n + f.payload.length, 0);
+        // The protocol's initial windows: 65,535 octets, in frames of at most 16 KiB.
+        expect(sent()).to.equal(65_535);
+        for (const f of side.peer.of(FRAME.DATA, 1)) expect(f.payload.length).to.be.at.most(16_384);
+        side.peer.send(windowUpdate(1, 100_000));
+        await side.peer.sync();
+        expect(sent(), 'the connection window is still closed').to.equal(65_535);
+        side.peer.send(windowUpdate(0, 100_000));
+        await side.peer.sync();
+        const frames = side.peer.of(FRAME.DATA, 1);
+        expect(Buffer.concat(frames.map((f) => f.payload))).to.deep.equal(body);
+        expect(frames.map((f) => f.flags & END_STREAM).lastIndexOf(END_STREAM)).to.equal(
+          frames.length - 1,
+        );
+        expect(frames.filter((f) => f.flags & END_STREAM).length).to.equal(1);
+        expect(side.conn.streams.size).to.equal(0);
+      });
+    });
+
     describe('limits', () => {
       it(`refuses stream ${MAX_CONCURRENT_STREAMS + 1} with REFUSED_STREAM while ${MAX_CONCURRENT_STREAMS} are open`, async () => {
         const side = await serverReady();
