@@ -88,6 +88,13 @@ const MAX_INVALID_FRAMES = 100;
 /** Stream resets a peer may make in a burst, and per second after it (rapid reset). */
 const RESET_BURST = 200;
 const RESETS_PER_SECOND = 50;
+/**
+ * CONTINUATION frames one header block may use. The byte limit alone does not bound a flood of
+ * empty CONTINUATIONs (CVE-2024-28182 class: each one costs a frame parse and a stored part,
+ * and the block never ends). A block at the byte limit needs 4 at our 16 KiB frame size;
+ * 32 leaves room for peers that split blocks finely (nghttp2's default is 8).
+ */
+const MAX_CONTINUATIONS = 32;
 /** Bytes queued for a peer that does not read, past which it is cut off (control floods). */
 const MAX_QUEUED_BYTES = 32 * 1024 * 1024;
 /** Socket backlog past which credits for forwarded bytes are held until it drains. */
@@ -214,6 +221,7 @@ export class H2Conn {
   #blockFlags = 0;
   #blockParts: Buffer[] = [];
   #blockBytes = 0;
+  #blockContinuations = 0;
   /** Output batched until the current callback ends. */
   #out: Buffer[] = [];
   #outBytes = 0;
@@ -637,6 +645,8 @@ export class H2Conn {
         return this.#onHeadersFrame(flags, id, buf, start, end);
       case FRAME.CONTINUATION:
         if (this.#blockStream === 0) return this.#fail(H2_CODE.protocol, 'stray CONTINUATION');
+        if (++this.#blockContinuations > MAX_CONTINUATIONS)
+          return this.#fail(H2_CODE.enhanceYourCalm, 'too many CONTINUATION frames');
         return this.#addFragment(buf.subarray(start, end), flags);
       case FRAME.PRIORITY:
         if (id === 0) return this.#fail(H2_CODE.protocol, 'PRIORITY on stream 0');
@@ -690,6 +700,13 @@ export class H2Conn {
       this.#creditConnection(size);
       return this.#streamError(s, H2_CODE.flowControl, 'stream window exceeded');
     }
+    // A response is a final head, then DATA (RFC 9113 8.1): DATA before it (or after a 1xx
+    // only) is malformed, and would otherwise be kept and forwarded as the body of whatever
+    // head came later, or leave the exchange waiting for a head that never comes.
+    if (this.opts.role === 'client' && !s.headReceived) {
+      this.#creditConnection(size);
+      return this.#streamError(s, H2_CODE.protocol, 'DATA before the response head');
+    }
     const data = buf.subarray(start, end);
     s.receivedLength += data.length;
     const ended = (flags & END_STREAM) !== 0;
@@ -729,6 +746,7 @@ export class H2Conn {
     this.#blockFlags = flags;
     this.#blockParts = [];
     this.#blockBytes = 0;
+    this.#blockContinuations = 0;
     this.#addFragment(buf.subarray(start, end), flags);
   }
 
