@@ -668,7 +668,7 @@ describe('proxy/h2 connection (H2Conn over loopback TCP)', function () {
         expect(side.closed()).to.equal(true);
       });
 
-      it('resets a stream with FLOW_CONTROL_ERROR past its 1 MiB window; the connection goes on', async () => {
+      it('resets a stream with FLOW_CONTROL_ERROR past its window; the connection goes on', async () => {
         const side = await serverReady();
         side.peer.send(headers(1, requestBlock()), ...body(1, STREAM_WINDOW));
         await side.peer.sync();
@@ -686,20 +686,22 @@ describe('proxy/h2 connection (H2Conn over loopback TCP)', function () {
 
       it('gives a stream window back with WINDOW_UPDATE only after credit() reaches half the window', async () => {
         const side = await serverReady();
-        const received = 600 * 1024;
+        // In fractions of the window: 60 % received, 40 % credited (below half), then up to half.
+        const received = (STREAM_WINDOW / 1024) * 600;
+        const first = (STREAM_WINDOW / 1024) * 400;
         side.peer.send(headers(1, requestBlock()), ...body(1, received));
         await side.peer.sync();
         const stream = side.opened[0]!.stream;
         expect(side.opened[0]!.handler.received().length).to.equal(received);
         expect(side.peer.of(FRAME.WINDOW_UPDATE, 1), 'no credit, no update').to.deep.equal([]);
-        stream.credit(400 * 1024);
+        stream.credit(first);
         await side.peer.sync();
         expect(side.peer.of(FRAME.WINDOW_UPDATE, 1), 'below half').to.deep.equal([]);
-        stream.credit(STREAM_WINDOW / 2 - 400 * 1024);
+        stream.credit(STREAM_WINDOW / 2 - first);
         await side.peer.sync();
         const updates = side.peer.of(FRAME.WINDOW_UPDATE, 1).map((f) => f.payload.readUInt32BE(0));
         expect(updates).to.deep.equal([STREAM_WINDOW / 2]);
-        // The window given back is usable: another 1 MiB - 88 KiB fits exactly (1 MiB in flight).
+        // The window given back is usable: exactly a full window may be in flight again.
         side.peer.send(...body(1, STREAM_WINDOW - (received - STREAM_WINDOW / 2)));
         await side.peer.sync();
         expect(side.peer.of(FRAME.RST_STREAM)).to.deep.equal([]);
@@ -732,20 +734,21 @@ describe('proxy/h2 connection (H2Conn over loopback TCP)', function () {
         const side = await serverReady();
         side.peer.send(headers(1, requestBlock()));
         // One data octet, the pad length octet and 255 of padding: 256 octets to give back per
-        // frame, so half the stream window after 2,048 frames. The data octets stay (no credit()).
+        // frame, so half the stream window after `frames` frames. The data octets stay (no credit()).
+        const frames = STREAM_WINDOW / 2 / 256;
         const padded = data(
           1,
           Buffer.concat([Buffer.from([255]), Buffer.from('x'), Buffer.alloc(255)]),
           PADDED,
         );
-        side.peer.send(...Array.from({ length: 2_047 }, () => padded));
+        side.peer.send(...Array.from({ length: frames - 1 }, () => padded));
         await side.peer.sync();
         expect(side.peer.of(FRAME.WINDOW_UPDATE, 1)).to.deep.equal([]);
         side.peer.send(padded);
         await side.peer.sync();
         const updates = side.peer.of(FRAME.WINDOW_UPDATE, 1).map((f) => f.payload.readUInt32BE(0));
         expect(updates).to.deep.equal([STREAM_WINDOW / 2]);
-        expect(side.opened[0]!.handler.received().toString()).to.equal('x'.repeat(2_048));
+        expect(side.opened[0]!.handler.received().toString()).to.equal('x'.repeat(frames));
       });
     });
 
