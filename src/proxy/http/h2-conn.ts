@@ -771,14 +771,22 @@ export class H2Conn {
     const fields: string[] = [];
     let bad: string | undefined;
     let listSize = 0;
-    const err = this.#decoder.decode(block, (name, value) => {
+    const err = this.#decoder.decode(block, (name, value, entry) => {
       listSize += name.length + value.length + 32;
       if (bad !== undefined) return;
-      if (!isValidField(name, value)) {
-        bad = 'malformed header field';
+      // A field sent as an index was converted and judged when first seen.
+      const memo = entry?.memo;
+      if (memo !== undefined) {
+        if (!memo.valid) bad = 'malformed header field';
+        else fields.push(memo.name, memo.value);
         return;
       }
-      fields.push(name.toString('latin1'), value.toString('latin1'));
+      const valid = isValidField(name, value);
+      const n = name.toString('latin1');
+      const v = value.toString('latin1');
+      if (entry !== undefined) entry.memo = { name: n, value: v, valid };
+      if (!valid) bad = 'malformed header field';
+      else fields.push(n, v);
     });
     if (err !== undefined) return this.#fail(H2_CODE.compression, err);
     if (bad === undefined && (listSize > MAX_HEADER_BYTES || fields.length > 2 * MAX_HEADER_COUNT))

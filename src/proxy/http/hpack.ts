@@ -10,8 +10,29 @@
  */
 import { huffmanDecode, huffmanMaxLength } from './hpack-huffman.js';
 
-/** Told each decoded field; the buffers are only valid during the call. */
-export type FieldVisitor = (name: Buffer, value: Buffer) => void;
+/**
+ * What a caller may keep on a table entry (static or dynamic) about its field, so a field
+ * sent as an index again (most fields of a connection's later requests) is not converted and
+ * checked again.
+ */
+export interface EntryMemo {
+  name: string;
+  value: string;
+  valid: boolean;
+}
+
+/** A static or dynamic table entry, given to the visitor for fully indexed fields. */
+export interface TableEntry {
+  readonly name: Buffer;
+  readonly value: Buffer;
+  memo: EntryMemo | undefined;
+}
+
+/**
+ * Told each decoded field; the buffers are only valid during the call. `entry` is the table
+ * entry of a fully indexed field (6.1), whose `memo` the visitor may fill and reuse.
+ */
+export type FieldVisitor = (name: Buffer, value: Buffer, entry?: TableEntry) => void;
 
 /** RFC 7541 Appendix A. */
 export const STATIC_TABLE: readonly (readonly [string, string])[] = [
@@ -78,14 +99,12 @@ export const STATIC_TABLE: readonly (readonly [string, string])[] = [
   ['www-authenticate', ''],
 ];
 
-interface Field {
-  name: Buffer;
-  value: Buffer;
-}
+type Field = TableEntry;
 
 const STATIC: readonly Field[] = STATIC_TABLE.map(([n, v]) => ({
   name: Buffer.from(n, 'latin1'),
   value: Buffer.from(v, 'latin1'),
+  memo: undefined,
 }));
 
 /** RFC 7541 4.1: an entry's size is its name and value lengths plus 32. */
@@ -151,7 +170,7 @@ export class HpackDecoder {
         if (b & 0x80) {
           // 6.1 Indexed Header Field.
           const f = this.#field(this.#integer(7));
-          visit(f.name, f.value);
+          visit(f.name, f.value, f);
         } else if (b & 0x40) {
           // 6.2.1 Literal with Incremental Indexing.
           const index = this.#integer(6);
@@ -243,7 +262,7 @@ export class HpackDecoder {
     // so the view stays valid. Copies, since views of the block and scratch do not last.
     this.#evict(size);
     if (size > this.#maxSize) return;
-    this.#entries.push({ name: Buffer.from(name), value: Buffer.from(value) });
+    this.#entries.push({ name: Buffer.from(name), value: Buffer.from(value), memo: undefined });
     this.#size += size;
   }
 
