@@ -65,10 +65,14 @@
  *                                          of this run and the HTTP/2 floor's baseline
  * BENCH_DATAPLANE_BEFORE_LABEL (unset)     what to call that build in the tables
  * BENCH_DATAPLANE_H2_BASELINE (unset)      req/s of the HTTP/2 pair before M6 (another run)
- * BENCH_DATAPLANE_RSS_BASELINE_MIB (99)    agent RSS with no services before M6
+ * BENCH_DATAPLANE_RSS_BASELINE_MIB (99)    agent RSS with no services before M6 (another run)
+ * BENCH_DATAPLANE_RSS_BEFORE_DIST (unset)  dist/ of an earlier build: its agent's RSS with no
+ *                                          services, measured in this run, is the baseline
+ * BENCH_DATAPLANE_RSS_BEFORE_LABEL (unset) what to call that build
  * BENCH_WRK, BENCH_H2LOAD, BENCH_NGINX, BENCH_HAPROXY   binaries (default: PATH, sbin)
  */
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Benchmark, Log } from './lib/benchmark.js';
 import { envInt, envIntList } from './lib/config.js';
@@ -107,6 +111,8 @@ interface Settings extends LoadSettings {
   upstreamHttp: 'h2' | 'http1' | undefined;
   h2Baseline: number | undefined;
   rssBaselineMib: number;
+  /** An earlier build whose agent RSS is measured in the same run (the floor's baseline). */
+  rssBefore: { dist: string; label: string } | undefined;
   /** Profile the HTTP/1.1 pair after the rounds (BENCH_DATAPLANE_PROFILE). */
   profile: boolean;
 }
@@ -145,6 +151,12 @@ function settings(): Settings {
     upstreamHttp: up,
     h2Baseline: h2Base ? envInt('BENCH_DATAPLANE_H2_BASELINE', 1) : undefined,
     rssBaselineMib: envInt('BENCH_DATAPLANE_RSS_BASELINE_MIB', 99),
+    rssBefore: process.env.BENCH_DATAPLANE_RSS_BEFORE_DIST?.trim()
+      ? {
+          dist: process.env.BENCH_DATAPLANE_RSS_BEFORE_DIST.trim(),
+          label: process.env.BENCH_DATAPLANE_RSS_BEFORE_LABEL?.trim() || 'an earlier build',
+        }
+      : undefined,
   };
 }
 
@@ -384,6 +396,17 @@ export const dataplane: Benchmark<DataplaneResult> = {
       } catch (err) {
         log(`dataplane: agent memory failed: ${describe(err)}`);
         agent.error = describe(err).slice(0, 500);
+      }
+      if (s.rssBefore) {
+        const label = s.rssBefore.label;
+        log(`dataplane: agent with no services, ${label}`);
+        try {
+          const bin = join(s.rssBefore.dist, 'src', 'bin', 'trellis.js');
+          const [row] = await measureAgentRss([0], agent.settleMs, group, log, bin);
+          agent.before = { label, ...(row ? { row } : {}) };
+        } catch (err) {
+          agent.before = { label, error: describe(err).slice(0, 300) };
+        }
       }
       return {
         quick: s.quick,

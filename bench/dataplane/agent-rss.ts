@@ -28,11 +28,16 @@ function serviceFile(i: number, sidecarPort: number): string {
   );
 }
 
+/**
+ * `bin`: the trellis entry point to start (default this build's; an earlier build's for a
+ * baseline measured in the same run).
+ */
 export async function measureAgentRss(
   counts: readonly number[],
   settleMs: number,
   group: ProcessGroup,
   log: Log,
+  bin = TRELLIS_BIN,
 ): Promise<AgentRssRow[]> {
   const server = await startServer({ name: 'dataplane' });
   const serverAddr = server.origin.replace(/^http:\/\//, '');
@@ -51,7 +56,7 @@ export async function measureAgentRss(
       const t0 = now();
       const agent = group.node(
         `agent-${n}`,
-        TRELLIS_BIN,
+        bin,
         [...agentArgs(serverAddr, `rss-${n}`, dataDir, configDir), '--log-level', 'warn'],
         ['--expose-gc', '--import', GC_PRELOAD_URL],
       );

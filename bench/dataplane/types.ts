@@ -157,7 +157,13 @@ export interface DataplaneResult extends LoadSettings {
   pairs: PairResult[];
   /** The HTTP/1.1 pair's CPU profile at saturation (BENCH_DATAPLANE_PROFILE=0: skipped). */
   profile?: ProfileResult | { error: string };
-  agent: { rows: AgentRssRow[]; error?: string; settleMs: number };
+  agent: {
+    rows: AgentRssRow[];
+    error?: string;
+    settleMs: number;
+    /** The same figure for an earlier build in this run (BENCH_DATAPLANE_RSS_BEFORE_DIST). */
+    before?: { label: string; row?: AgentRssRow; error?: string };
+  };
   notes: string[];
   /** Wall time of the whole benchmark, ms. */
   elapsedMs: number;
