@@ -312,6 +312,36 @@ describe('proxy: HTTP between proxies, HTTP/2 and gRPC (real sockets)', function
     }
   });
 
+  for (const between of ['http1', 'h2'] as const)
+    it(`carries HTTP/2 clients of an HTTP/1.1 app, bodies included (${between} between the proxies)`, async () => {
+      const app = createServer((req, res) => {
+        let body = '';
+        req.on('data', (d) => (body += d));
+        req.on('end', () => res.end(`${req.method} ${req.url} ${body.length}`));
+      });
+      const pair = new Pair(between);
+      try {
+        const port = await pair.start('api', await listen(app), 'http');
+        const got = await h2(port, '/via-h1');
+        expect(got).to.include({ status: 200, body: 'GET /via-h1 0' });
+        // A body from an HTTP/2 client crosses as an HTTP/1.1 body.
+        const s = h2connect(`http://127.0.0.1:${port}`);
+        const r = s.request({ ':method': 'POST', ':path': '/upload' });
+        let answer = '';
+        r.on('data', (d) => (answer += d));
+        r.end('x'.repeat(100_000));
+        await new Promise((res) => r.once('end', res));
+        s.close();
+        expect(answer).to.equal('POST /upload 100000');
+        expect(pair.log.find((l) => l.direction === 'inbound')).to.include({
+          protocol: between === 'h2' ? 'HTTP/2' : 'HTTP/1.1',
+        });
+      } finally {
+        await pair.stop();
+        app.close();
+      }
+    });
+
   it('carries an HTTP/2 app end to end, trailers included', async () => {
     const app = createH2Server();
     app.on('stream', (stream, headers) => {
