@@ -113,6 +113,7 @@ function trellisPlan(
   inboundPort: number,
   localAppPort: number,
   upstreams: ProxyPlan['upstreams'],
+  accessLog: boolean,
 ): ProxyPlan {
   return {
     version: 1,
@@ -133,6 +134,8 @@ function trellisPlan(
       protocol,
     },
     upstreams,
+    // An agent's default is off (proxy-defaults AccessLogs); rows that want it say so.
+    accessLogs: { enabled: accessLog, listenerLogs: true, target: { type: 'stderr' } },
   };
 }
 
@@ -159,23 +162,32 @@ export async function startTrellisHost(
   workers?: number,
   nodeArgs: string[] = [],
   hostScript = PROXY_HOST,
+  accessLog = false,
 ): Promise<{ child: Child; port: number; workerPids: number[] }> {
   const http = protocol === 'http2' || protocol === 'grpc' ? 'h2' : 'h1';
   const apiInbound = await freePort();
-  const api = trellisPlan(ctx, 'api', protocol, apiInbound, appPort(ctx.app, http), []);
+  const api = trellisPlan(ctx, 'api', protocol, apiInbound, appPort(ctx.app, http), [], accessLog);
   // web's own inbound is unused here; port 0 lets the kernel pick one. Workers share listeners
   // by address and port, so they get concrete ports (as an agent's sidecars have).
-  const web = trellisPlan(ctx, 'web', protocol, workers ? await freePort() : 0, 1, [
-    {
-      destination: 'api',
-      bindAddress: '127.0.0.1',
-      bindPort: workers ? await freePort() : 0,
-      identity: spiffeUri('api'),
-      endpoints: [{ address: '127.0.0.1', port: apiInbound, node: 'n1' }],
-      protocol,
-      balancer: 'round_robin',
-    },
-  ]);
+  const web = trellisPlan(
+    ctx,
+    'web',
+    protocol,
+    workers ? await freePort() : 0,
+    1,
+    [
+      {
+        destination: 'api',
+        bindAddress: '127.0.0.1',
+        bindPort: workers ? await freePort() : 0,
+        identity: spiffeUri('api'),
+        endpoints: [{ address: '127.0.0.1', port: apiInbound, node: 'n1' }],
+        protocol,
+        balancer: 'round_robin',
+      },
+    ],
+    accessLog,
+  );
   const job: HostJob = {
     plans: [api, web],
     ...(ctx.upstreamHttp ? { upstreamHttp: ctx.upstreamHttp } : {}),
@@ -229,7 +241,7 @@ function beforePair(): PairSpec {
   };
 }
 
-function trellisPair(id: string, label: string, protocol: Protocol): PairSpec {
+function trellisPair(id: string, label: string, protocol: Protocol, accessLog = false): PairSpec {
   const http = protocol === 'http2' || protocol === 'grpc' ? 'h2' : 'h1';
   return {
     id,
@@ -241,7 +253,15 @@ function trellisPair(id: string, label: string, protocol: Protocol): PairSpec {
       generatorMissing(http) ??
       (http === 'h2' && app.h2cPort === undefined ? 'the app has no h2c listener' : undefined),
     async start(ctx) {
-      const { child, port } = await startTrellisHost(ctx, id, protocol);
+      const { child, port } = await startTrellisHost(
+        ctx,
+        id,
+        protocol,
+        undefined,
+        [],
+        PROXY_HOST,
+        accessLog,
+      );
       return {
         port,
         ...oneProcess('trellis', child),
@@ -428,6 +448,7 @@ export const ROW = {
   haproxy2: 'haproxy-2',
   tcp: 'trellis-tcp',
   http: 'trellis-http',
+  httpLog: 'trellis-http-log',
   workers: 'trellis-http-workers',
   h2direct: 'h2-direct',
   h2haproxy: 'h2-haproxy-1',
@@ -442,9 +463,11 @@ export const PAIRS: readonly PairSpec[] = [
   haproxyPair(ROW.haproxy2, 'HAProxy mTLS pair, one process, nbthread 2', 2, 'h1'),
   trellisPair(ROW.tcp, 'Trellis pair, one process, protocol tcp', 'tcp'),
   trellisPair(ROW.http, 'Trellis pair, one process, protocol http', 'http'),
+  trellisPair(ROW.httpLog, 'Trellis pair, one process, protocol http, access log on', 'http', true),
   trellisWorkersPair(),
   directPair(ROW.h2direct, 'nginx direct (h2c)', 'h2'),
   haproxyPair(ROW.h2haproxy, 'HAProxy mTLS pair, h2 both hops, nbthread 1', 1, 'h2'),
-  trellisPair(ROW.grpc, 'Trellis pair, one process, protocol http2', 'http2'),
+  // Access log on, as the earlier build's HTTP/2 row (it always logs) that this row is held to.
+  trellisPair(ROW.grpc, 'Trellis pair, one process, protocol http2, access log on', 'http2', true),
   beforePair(),
 ];

@@ -9,8 +9,8 @@
  * `upstreamHttp` (how HTTP upstreams talk to the other proxy; unset: ServiceProxy's default;
  * BENCH_DATAPLANE_UPSTREAM_HTTP=h2|http1 sets it) and `workers` (hook for the later proxy
  * workers row: refused unless 1 until workers exist).
- * Each proxy writes its access log as an agent does (batched, asynchronous, to stderr), and
- * keeps the same Prometheus metrics an agent's proxies do.
+ * Each proxy writes its access log when its plan enables it, as an agent does (batched,
+ * asynchronous, to stderr), and keeps the same Prometheus metrics an agent's proxies do.
  * stdout: `DATAPLANE-READY {"upstreams": [{...}, {"api": N}]}` once every plan is installed.
  * SIGTERM stops the proxies and the process.
  */
@@ -35,6 +35,8 @@ async function main(jobPath: string): Promise<void> {
         clock: systemClock,
         log: { info() {}, warn() {} },
         accessLog,
+        // A plan that enables its access log (the rows that want one) writes it here too.
+        accessLogTo: () => accessLog,
         metrics,
         ...(job.upstreamHttp ? { upstreamHttp: job.upstreamHttp } : {}),
       }),

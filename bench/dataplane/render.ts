@@ -176,8 +176,9 @@ function intro(r: DataplaneResult): string {
     `crt ... verify required ca-file ...\` -> nginx; \`mode http\`, \`http-reuse always\`, an ` +
     `XFCC-like header set), with \`nbthread 1\` and \`nbthread 2\`; **Trellis** as ONE Node ` +
     `process holding both ServiceProxies, as a dev agent does (web's upstream listener -> mTLS ` +
-    `-> api's inbound with an allow intention -> nginx; access log through pino to /dev/null ` +
-    `and Prometheus metrics kept), with protocol tcp and http` +
+    `-> api's inbound with an allow intention -> nginx; Prometheus metrics kept; access log ` +
+    `off, an agent's default, except in the rows that say "access log on", where it goes ` +
+    `through pino to a pipe the benchmark drains), with protocol tcp and http` +
     `${r.upstreamHttp ? ` (upstreamHttp ${r.upstreamHttp})` : " (ServiceProxy's default upstreamHttp)"}; ` +
     `and for HTTP/2 nginx direct over h2c, the HAProxy pair with h2 on both hops, and the ` +
     `Trellis pair with protocol http2. The generator is \`wrk -t${r.wrkThreads}\` (one thread ` +

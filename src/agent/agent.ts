@@ -31,7 +31,7 @@ import { VipWatch } from './capture/vip-watch.js';
 import type { SidecarCapture } from './capture/types.js';
 import { NftApplier, type NftOptions } from './nftables/nft.js';
 import { createRegistry, proxyMetrics, type Registry } from '../telemetry/metrics.js';
-import { mergedMetrics, ProxyWorkers } from '../proxy/index.js';
+import { mergedMetrics, ProxyWorkers, type AccessLogTarget } from '../proxy/index.js';
 import { filePlanStore } from './proxycfg/plan-store.js';
 import { IntentionCache } from './connect/intention-cache.js';
 import { loadConfigDir, formatDiagnostic } from '../config/index.js';
@@ -52,8 +52,11 @@ export interface AgentOptions {
   node: NodeInfo;
   /** Where proxies log refusals and failures (default: `log`). */
   proxyLog?: AgentLogger;
-  /** Where proxies write one line per request or connection (default: the proxy log). */
-  accessLog?: AgentLogger;
+  /**
+   * Where proxies write one line per request or connection when proxy-defaults `AccessLogs`
+   * enables it, by its target (stdout, stderr or a file). Without it the proxy log is used.
+   */
+  accessLogTo?: (target: AccessLogTarget) => AgentLogger;
   /**
    * Sidecar proxies run in this many worker processes sharing the listening sockets
    * (`proxy_workers`); 0 or absent: in the agent's own process.
@@ -225,7 +228,7 @@ export class TrellisAgent {
         intentions: this.intentions,
         clock: opts.clock,
         log: opts.proxyLog ?? opts.log,
-        ...(opts.accessLog ? { accessLog: opts.accessLog } : {}),
+        ...(opts.accessLogTo ? { accessLogTo: opts.accessLogTo } : {}),
         ...(workers ? { newProxy: (id: string) => workers.handle(id) } : {}),
         agentToken: () => this.opts.token,
         metrics: proxyMetrics(this.metrics),

@@ -24,7 +24,7 @@ import { connectRoutes } from '../agent/http/connect-routes.js';
 import { createForwarder, forwardRoutes, type Forwarder } from '../agent/http/forward.js';
 import { listenHttp, systemClock, systemRandom } from '../core/index.js';
 import { installConsulHttp, CONSUL_FASTIFY_OPTIONS } from '../httpkit/consul-http.js';
-import { createAccessLogger } from '../telemetry/access-log.js';
+import { accessLogFor } from '../telemetry/access-log.js';
 import { auditLogger, type Logger } from '../telemetry/logger.js';
 import { AuditLog } from '../httpkit/audit.js';
 import { nodeIdFor } from './node-id.js';
@@ -133,7 +133,10 @@ export function makeAgent(
     random: systemRandom,
     log: log.child({ component: 'agent' }),
     proxyLog: log.child({ component: 'proxy' }),
-    accessLog: createAccessLogger(log.level),
+    accessLogTo: (target) =>
+      accessLogFor(target, (err, path) =>
+        log.warn({ path, err: err.message }, 'access log cannot be written; its lines are dropped'),
+      ),
     proxyWorkers: { count: args.proxyWorkers ?? defaultProxyWorkers(), logLevel: log.level },
     enableScriptChecks: args.enableScriptChecks ?? false,
     ...(args.syncIntervalMs ? { syncIntervalMs: args.syncIntervalMs } : {}),

@@ -50,6 +50,21 @@ export interface UpstreamPlan {
   balancer: Balancer;
 }
 
+/** Where access-log lines go (Consul's proxy-defaults `AccessLogs.Type` and `Path`). */
+export type AccessLogTarget =
+  { type: 'stdout' } | { type: 'stderr' } | { type: 'file'; path: string };
+
+/** Consul's proxy-defaults `AccessLogs`: off unless enabled. */
+export interface AccessLogPlan {
+  enabled: boolean;
+  /**
+   * Lines for requests and connections refused before they were handled (unparseable heads,
+   * malformed HTTP/2 streams): Consul's "listener logs", off with `DisableListenerLogs`.
+   */
+  listenerLogs: boolean;
+  target: AccessLogTarget;
+}
+
 export interface ProxyPlan {
   /** Increases with every plan the agent hands over. */
   version: number;
@@ -70,6 +85,11 @@ export interface ProxyPlan {
   defaultAllow: boolean;
   inbound: InboundPlan;
   upstreams: UpstreamPlan[];
+  /**
+   * The access log. Absent: every request and connection is logged to the proxy's own access
+   * logger (a proxy used on its own, tests); the agent always sets it.
+   */
+  accessLogs?: AccessLogPlan;
 }
 
 /** The same certificates, key and roots (plans are rebuilt often; TLS changes are rare). */

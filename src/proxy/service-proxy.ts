@@ -21,6 +21,7 @@ import {
 import type { Clock } from '../core/index.js';
 import { decide } from '../policy/index.js';
 import {
+  type AccessLogTarget,
   sameTls,
   trustDomainsOf,
   type Endpoint,
@@ -59,8 +60,13 @@ export interface ServiceProxyOptions {
   httpHeadersTimeoutMs?: number;
   /** Connection and request counters, labelled by services and reason. */
   metrics?: ProxyMetrics;
-  /** Where the per-request and per-connection access log goes (default: `log`; false: off). */
+  /**
+   * Where the per-request and per-connection access log goes when the plan does not say
+   * (default: `log`; false: off).
+   */
   accessLog?: ProxyLogger | false;
+  /** The logger of a plan's access-log target (a plan with `accessLogs` enabled uses it). */
+  accessLogTo?: (target: AccessLogTarget) => ProxyLogger;
   /** How this proxy's HTTP upstream connections speak to other proxies (default h2). */
   upstreamHttp?: UpstreamHttpVersion;
   /**
@@ -119,11 +125,15 @@ const UNKNOWN = 'unknown';
 
 export class ServiceProxy {
   readonly #o: Required<
-    Omit<ServiceProxyOptions, 'metrics' | 'accessLog' | 'onLocalAppUnreachable'>
+    Omit<ServiceProxyOptions, 'metrics' | 'accessLog' | 'accessLogTo' | 'onLocalAppUnreachable'>
   > &
-    Pick<ServiceProxyOptions, 'metrics'>;
+    Pick<ServiceProxyOptions, 'metrics' | 'accessLogTo'>;
   #onAppDown: (() => void) | undefined;
-  readonly #accessLog: ProxyLogger | undefined;
+  /** The proxy's own access logger (plans without `accessLogs`). */
+  readonly #ownAccessLog: ProxyLogger | undefined;
+  /** The access logger the current plan asks for (undefined: off), and its listener logs. */
+  #accessLog: ProxyLogger | undefined;
+  #listenerLogs = true;
   #plan: ProxyPlan | undefined;
   #inbound: TlsServer | undefined;
   #inboundKey = '';
@@ -151,7 +161,8 @@ export class ServiceProxy {
       upstreamHttp: 'h2',
       ...rest,
     };
-    this.#accessLog = opts.accessLog === false ? undefined : (opts.accessLog ?? opts.log);
+    this.#ownAccessLog = opts.accessLog === false ? undefined : (opts.accessLog ?? opts.log);
+    this.#accessLog = this.#ownAccessLog;
     const observe = (r: RequestRecord): void => this.#onRequest(r);
     this.#inboundHttp = new InboundHttp({
       plan: () => this.#plan,
@@ -232,6 +243,13 @@ export class ServiceProxy {
 
   #apply(plan: ProxyPlan, old: ProxyPlan | undefined, opened: Opened[]): void {
     this.#plan = Object.freeze(plan);
+    const a = plan.accessLogs;
+    this.#accessLog = !a
+      ? this.#ownAccessLog
+      : a.enabled
+        ? (this.#o.accessLogTo?.(a.target) ?? this.#ownAccessLog)
+        : undefined;
+    this.#listenerLogs = a?.listenerLogs ?? true;
     this.#upstreams = new Map(plan.upstreams.map((u) => [listenKey(u.bindAddress, u.bindPort), u]));
     if (plan.inbound.protocol !== 'tcp') this.#inboundHttp.setPlan(plan);
     this.#outboundHttp.setPlan(plan);
@@ -569,7 +587,7 @@ export class ServiceProxy {
       r.bytesOut,
     );
     const log = this.#accessLog;
-    if (!log) return;
+    if (!log || (r.refused && !this.#listenerLogs)) return;
     // The agent's access log takes the record as it is (one template, no object per line).
     if (log.request) return log.request(r);
     log.info(
@@ -637,6 +655,7 @@ function keepListeners(old: ProxyPlan, next: ProxyPlan): ProxyPlan {
     tls: next.tls,
     intentions: next.intentions,
     defaultAllow: next.defaultAllow,
+    ...(next.accessLogs ? { accessLogs: next.accessLogs } : {}),
     upstreams: old.upstreams.map((u) => {
       const n = next.upstreams.find((x) => x.destination === u.destination);
       return n ? { ...u, identity: n.identity, endpoints: n.endpoints } : u;

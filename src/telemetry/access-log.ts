@@ -1,11 +1,14 @@
 /**
- * The proxies' access log: one JSON line per request or connection on stderr, the same shape as
+ * The proxies' access log: one JSON line per request or connection on stdout, stderr or a file
+ * (Consul's proxy-defaults `AccessLogs` picks which, and whether at all), the same shape as
  * the pino logs around it (`level`, `time`, `name`, `component: "access"`, the fields, `msg`),
  * written asynchronously through pino's destination (sonic-boom) in batches of about 4 KiB and
  * at least every 500 ms, so a proxied request pays neither a system call nor pino's general
  * serializer for its line. The fields are flat (strings, numbers, booleans), which is all an
  * access-log line holds. Lines still buffered are written when the process exits.
  */
+import { mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { pino } from 'pino';
 
 const LEVELS: Record<string, number> = { debug: 20, info: 30, warn: 40, error: 50 };
@@ -47,19 +50,78 @@ function str(s: string): string {
   return `"${s}"`;
 }
 
-export function createAccessLogger(level = 'info'): AccessLogger {
+/** Where a logger writes: a file descriptor (1 stdout, 2 stderr) or a file path. */
+export type AccessLogDestination = 1 | 2 | string;
+
+/**
+ * The access logger of a target (Consul's `AccessLogs.Type` and `Path`), one per target per
+ * process, made on first use. A file is appended to (its directory made if missing); a file
+ * that cannot be opened or written is reported through `onError` and its lines are dropped
+ * (one that could not be opened is tried again the next time a plan asks for it).
+ */
+export function accessLogFor(
+  target: { type: 'stdout' } | { type: 'stderr' } | { type: 'file'; path: string },
+  onError: (err: Error, path: string) => void,
+): AccessLogger {
+  const key = target.type === 'file' ? `file:${target.path}` : target.type;
+  let logger = byTarget.get(key);
+  if (!logger) {
+    const dest = target.type === 'stdout' ? 1 : target.type === 'stderr' ? 2 : target.path;
+    logger = createAccessLogger('info', dest, (err) => onError(err, String(dest)));
+    // A file that could not be opened is tried again by the next plan that names it.
+    if (logger !== DROPPING) byTarget.set(key, logger);
+  }
+  return logger;
+}
+
+const byTarget = new Map<string, AccessLogger>();
+
+/** The logger of a file that could not be opened: its lines are dropped. */
+const DROPPING: AccessLogger = { info() {}, warn() {}, error() {}, request() {} };
+
+export function createAccessLogger(
+  level = 'info',
+  to: AccessLogDestination = 2,
+  onError?: (err: Error) => void,
+): AccessLogger {
   const min = LEVELS[level] ?? 30;
-  const dest = pino.destination({ dest: 2, sync: false, minLength: 4096 });
+  let fd: number;
+  if (typeof to === 'string') {
+    // Opened here, synchronously, so a path that cannot be written is known at once (and
+    // pino's exit hook never meets a destination that did not open).
+    try {
+      mkdirSync(dirname(to), { recursive: true });
+      fd = openSync(to, 'a');
+    } catch (err) {
+      onError?.(err as Error);
+      return DROPPING;
+    }
+  } else fd = to;
+  const dest = pino.destination({ dest: fd, sync: false, minLength: 4096 });
+  let failed = false;
+  dest.on('error', (err: Error) => {
+    // A file that cannot be opened or written: said once, and the lines are dropped rather
+    // than the proxy stopped.
+    if (failed) return;
+    failed = true;
+    try {
+      dest.destroy();
+    } catch {
+      /* already closed */
+    }
+    onError?.(err);
+  });
   // Lines are joined here and handed over in batches: the destination measures the byte
   // length of its whole pending buffer on every write, which per line cost more than the rest.
   let batch = '';
   const handOver = (): void => {
     if (batch.length === 0) return;
-    dest.write(batch);
+    if (!failed) dest.write(batch);
     batch = '';
   };
   setInterval(() => {
     handOver();
+    if (failed) return;
     // flush() throws while the destination is still opening; the next tick retries.
     try {
       dest.flush();
@@ -69,6 +131,7 @@ export function createAccessLogger(level = 'info'): AccessLogger {
   }, FLUSH_MS).unref();
   process.once('exit', () => {
     handOver();
+    if (failed) return;
     try {
       dest.flushSync();
     } catch {

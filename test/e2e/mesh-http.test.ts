@@ -4,7 +4,7 @@
  * the verified caller in X-Forwarded-Client-Cert.
  */
 import { expect } from 'chai';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -105,6 +105,60 @@ describe('mesh: HTTP with L7 intentions through two agents', function () {
     expect((await get(upstreamPort, '/api/admin/users')).status).to.equal(403);
     // No permission matches: the default policy decides (allow on this test server), as in Consul.
     expect((await get(upstreamPort, '/elsewhere')).status).to.equal(200);
+  });
+
+  it('writes access logs only while proxy-defaults AccessLogs enables them, to its file', async () => {
+    const file = join(tmp.make('http-access'), 'logs', 'access.log');
+    const config = async (AccessLogs: Record<string, unknown>): Promise<void> => {
+      const r = await request(`http://${server.address}/v1/config`, {
+        method: 'PUT',
+        body: JSON.stringify({ Kind: 'proxy-defaults', Name: 'global', AccessLogs }),
+      });
+      expect(r.statusCode, await r.body.text()).to.equal(200);
+    };
+    const lines = (): Record<string, unknown>[] =>
+      existsSync(file)
+        ? readFileSync(file, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Record<string, unknown>)
+        : [];
+    // Off by default: traffic writes nothing.
+    expect((await get(upstreamPort, '/api/quiet')).status).to.equal(200);
+    await config({ Enabled: true, Type: 'file', Path: file });
+    // Both sidecars (web's outbound, api's inbound) log the request once their plans have it.
+    const seen = await eventually(
+      async () => {
+        await get(upstreamPort, '/api/logged');
+        const l = lines().filter((x) => x.path === '/api/logged');
+        const dirs = new Set(l.map((x) => x.direction));
+        return dirs.has('inbound') && dirs.has('outbound') ? l : undefined;
+      },
+      30_000,
+      300,
+    );
+    expect(seen.find((x) => x.direction === 'inbound')).to.include({
+      component: 'access',
+      source_service: 'web',
+      destination_service: 'api',
+      response_code: 200,
+    });
+    expect(
+      lines().some((x) => x.path === '/api/quiet'),
+      'nothing from before',
+    ).to.equal(false);
+    // Turned off again: the next requests add nothing.
+    await config({ Enabled: false });
+    await eventually(
+      async () => {
+        const before = lines().length;
+        await get(upstreamPort, '/api/after-off');
+        await new Promise((r) => setTimeout(r, 1_000));
+        return lines().length === before ? true : undefined;
+      },
+      30_000,
+      100,
+    );
   });
 
   it('follows a changed intention on the next request', async () => {

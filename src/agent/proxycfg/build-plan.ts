@@ -4,7 +4,7 @@
  */
 import type { CARoots, Intention, IssuedCert, ServiceEntry } from '../../api/index.js';
 import { serviceSpiffeId, type IntentionRule } from '../../policy/index.js';
-import type { Balancer, Endpoint, Protocol, ProxyPlan } from '../../proxy/index.js';
+import type { AccessLogPlan, Balancer, Endpoint, Protocol, ProxyPlan } from '../../proxy/index.js';
 import type { TransparentSettings } from '../capture/types.js';
 
 /** A local connect-proxy service, as the proxy needs it. */
@@ -42,7 +42,38 @@ export interface PlanInputs {
   protocolOf?: (service: string) => Protocol;
   /** How to spread requests over a destination's endpoints (its service-resolver). */
   balancerOf?: (service: string) => Balancer;
+  /** The access log (proxy-defaults `AccessLogs`); off when not given. */
+  accessLogs?: AccessLogPlan;
 }
+
+/**
+ * The access log as Consul's global proxy-defaults `AccessLogs` sets it: off unless `Enabled`;
+ * `Type` stdout (Consul's default), stderr or file (`Path`); `DisableListenerLogs` leaves out
+ * what was refused before it was handled. The API validated the entry when it was written.
+ */
+export function resolveAccessLogs(
+  proxyDefaults: { AccessLogs?: Record<string, unknown> } | null | undefined,
+): AccessLogPlan {
+  const a = proxyDefaults?.AccessLogs;
+  const type = a?.Type;
+  const path = a?.Path;
+  return {
+    enabled: a?.Enabled === true,
+    listenerLogs: a?.DisableListenerLogs !== true,
+    target:
+      type === 'file' && typeof path === 'string' && path !== ''
+        ? { type: 'file', path }
+        : type === 'stderr'
+          ? { type: 'stderr' }
+          : { type: 'stdout' },
+  };
+}
+
+const NO_ACCESS_LOGS: AccessLogPlan = {
+  enabled: false,
+  listenerLogs: true,
+  target: { type: 'stdout' },
+};
 
 const PROTOCOLS: readonly Protocol[] = ['tcp', 'http', 'http2', 'grpc'];
 
@@ -137,5 +168,6 @@ export function buildPlan(inputs: PlanInputs, version: number): ProxyPlan {
       protocol: inputs.protocolOf?.(u.destination) ?? 'tcp',
       balancer: inputs.balancerOf?.(u.destination) ?? 'round_robin',
     })),
+    accessLogs: inputs.accessLogs ?? NO_ACCESS_LOGS,
   };
 }

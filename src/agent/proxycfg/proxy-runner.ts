@@ -9,6 +9,7 @@ import type { CARoots, IssuedCert, ServiceEntry } from '../../api/index.js';
 import type { TrellisClient } from '../../client/index.js';
 import type { Clock } from '../../core/index.js';
 import {
+  type AccessLogTarget,
   ListenError,
   ServiceProxy,
   type ProxyHandle,
@@ -19,7 +20,13 @@ import type { LeafManager } from '../connect/leaf-manager.js';
 import { connect, createServer } from 'node:net';
 import type { SidecarCapture } from '../capture/types.js';
 import type { VipSource } from '../capture/vip-watch.js';
-import { buildPlan, resolveBalancer, resolveProtocol, type SidecarSpec } from './build-plan.js';
+import {
+  buildPlan,
+  resolveAccessLogs,
+  resolveBalancer,
+  resolveProtocol,
+  type SidecarSpec,
+} from './build-plan.js';
 import type { PlanStore } from './plan-store.js';
 import type { ProxyMetrics } from '../../telemetry/metrics.js';
 
@@ -29,8 +36,10 @@ export interface RunnerDeps {
   intentions: IntentionCache;
   clock: Clock;
   log: ProxyLogger;
-  /** One line per request or connection (default: `log`). */
+  /** One line per request or connection, for plans without `accessLogs` (default: `log`). */
   accessLog?: ProxyLogger;
+  /** The access logger of a plan's target (proxy-defaults `AccessLogs`). */
+  accessLogTo?: (target: AccessLogTarget) => ProxyLogger;
   /** Makes the proxy of sidecar `id` elsewhere (proxy workers); default: a ServiceProxy here. */
   newProxy?: (id: string) => ProxyHandle;
   /** The agent's own token, for sidecars registered without one. */
@@ -155,6 +164,7 @@ export class ProxyRunner {
         clock: deps.clock,
         log: deps.log,
         ...(deps.accessLog ? { accessLog: deps.accessLog } : {}),
+        ...(deps.accessLogTo ? { accessLogTo: deps.accessLogTo } : {}),
         ...(deps.metrics ? { metrics: deps.metrics } : {}),
       });
     this.proxy.onLocalAppUnreachable(() => this.#appSuspect());
@@ -484,6 +494,11 @@ export class ProxyRunner {
               LoadBalancer?: { Policy?: unknown };
             } | null,
           ),
+        accessLogs: resolveAccessLogs(
+          this.#config.get('proxy-defaults/global') as {
+            AccessLogs?: Record<string, unknown>;
+          } | null,
+        ),
       },
       ++this.#version,
     );

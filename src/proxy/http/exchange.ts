@@ -22,6 +22,8 @@ export interface RequestRecord {
   bytesOut: number;
   /** Where it went: the upstream endpoint or the local app (`host:port`). */
   upstream: string;
+  /** Refused before it was handled (a "listener log" line). */
+  refused?: boolean;
 }
 
 export type RequestObserver = (r: RequestRecord) => void;
@@ -89,5 +91,6 @@ export function refusedRecord(
     bytesIn: 0,
     bytesOut: 0,
     upstream: '',
+    refused: true,
   };
 }

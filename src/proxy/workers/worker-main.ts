@@ -9,7 +9,7 @@
  */
 import { systemClock } from '../../core/index.js';
 import { createRegistry, proxyMetrics } from '../../telemetry/metrics.js';
-import { createAccessLogger } from '../../telemetry/access-log.js';
+import { accessLogFor } from '../../telemetry/access-log.js';
 import { createLogger } from '../../telemetry/logger.js';
 import { ListenError } from '../listen.js';
 import { ServiceProxy } from '../service-proxy.js';
@@ -18,7 +18,6 @@ import type { FromWorker, PlanFailure, ToWorker } from './protocol.js';
 // The agent passes its log level as the one argument.
 const level = process.argv[2] ?? 'info';
 const log = createLogger({ level }).child({ component: 'proxy', worker: process.pid });
-const accessLog = createAccessLogger(level);
 const registry = createRegistry();
 const metrics = proxyMetrics(registry);
 const proxies = new Map<string, ServiceProxy>();
@@ -33,7 +32,13 @@ function proxyFor(id: string): ServiceProxy {
     p = new ServiceProxy({
       clock: systemClock,
       log,
-      accessLog,
+      accessLogTo: (target) =>
+        accessLogFor(target, (err, path) =>
+          log.warn(
+            { path, err: err.message },
+            'access log cannot be written; its lines are dropped',
+          ),
+        ),
       metrics,
       onLocalAppUnreachable: () => send({ t: 'appDown', id }),
     });

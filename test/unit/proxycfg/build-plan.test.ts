@@ -8,6 +8,7 @@ import type {
 } from '../../../src/api/index.js';
 import {
   buildPlan,
+  resolveAccessLogs,
   resolveBalancer,
   resolveProtocol,
 } from '../../../src/agent/proxycfg/build-plan.js';
@@ -153,5 +154,54 @@ describe('proxycfg: sidecar specs and plans', () => {
     expect(resolveBalancer({ LoadBalancer: { Policy: 'random' } })).to.equal('random');
     expect(resolveBalancer({ LoadBalancer: { Policy: 'ring_hash' } })).to.equal('round_robin');
     expect(resolveBalancer(null)).to.equal('round_robin');
+  });
+
+  it('reads the access log from proxy-defaults AccessLogs as Consul does: off unless Enabled', () => {
+    const off = { enabled: false, listenerLogs: true, target: { type: 'stdout' } };
+    expect(resolveAccessLogs(null)).to.deep.equal(off);
+    expect(resolveAccessLogs({})).to.deep.equal(off);
+    expect(resolveAccessLogs({ AccessLogs: { Type: 'stderr' } })).to.deep.equal({
+      ...off,
+      target: { type: 'stderr' },
+    });
+    expect(resolveAccessLogs({ AccessLogs: { Enabled: true } })).to.deep.equal({
+      enabled: true,
+      listenerLogs: true,
+      target: { type: 'stdout' },
+    });
+    expect(
+      resolveAccessLogs({
+        AccessLogs: {
+          Enabled: true,
+          DisableListenerLogs: true,
+          Type: 'file',
+          Path: '/var/log/trellis/access.log',
+        },
+      }),
+    ).to.deep.equal({
+      enabled: true,
+      listenerLogs: false,
+      target: { type: 'file', path: '/var/log/trellis/access.log' },
+    });
+  });
+
+  it('puts the access log in every plan, off when not given', () => {
+    const spec = {
+      id: 'web-sidecar-proxy',
+      destination: 'web',
+      datacenter: 'dc1',
+      bindAddress: '127.0.0.1',
+      bindPort: 21000,
+      localApp: { address: '127.0.0.1', port: 8080 },
+      upstreams: [],
+    };
+    const base = { spec, roots, leaf, defaultAllow: false, intentions: [], endpoints: new Map() };
+    expect(buildPlan(base, 1).accessLogs).to.deep.equal({
+      enabled: false,
+      listenerLogs: true,
+      target: { type: 'stdout' },
+    });
+    const on = { enabled: true, listenerLogs: false, target: { type: 'stderr' as const } };
+    expect(buildPlan({ ...base, accessLogs: on }, 2).accessLogs).to.deep.equal(on);
   });
 });
