@@ -163,7 +163,13 @@ export class ProxyRunner {
       new ServiceProxy({
         clock: deps.clock,
         log: deps.log,
-        ...(deps.accessLog ? { accessLog: deps.accessLog } : {}),
+        // With targets to pick from, a plan without `accessLogs` (one saved by an older agent)
+        // logs nothing rather than through the proxy log.
+        ...(deps.accessLog
+          ? { accessLog: deps.accessLog }
+          : deps.accessLogTo
+            ? { accessLog: false as const }
+            : {}),
         ...(deps.accessLogTo ? { accessLogTo: deps.accessLogTo } : {}),
         ...(deps.metrics ? { metrics: deps.metrics } : {}),
       });

@@ -32,6 +32,8 @@ function proxyFor(id: string): ServiceProxy {
     p = new ServiceProxy({
       clock: systemClock,
       log,
+      // Only plans that enable it log requests (the agent's plans always say).
+      accessLog: false,
       accessLogTo: (target) =>
         accessLogFor(target, (err, path) =>
           log.warn(
