@@ -31,7 +31,8 @@ import { VipWatch } from './capture/vip-watch.js';
 import type { SidecarCapture } from './capture/types.js';
 import { NftApplier, type NftOptions } from './nftables/nft.js';
 import { createRegistry, proxyMetrics, type Registry } from '../telemetry/metrics.js';
-import { mergedMetrics, ProxyWorkers, type AccessLogTarget } from '../proxy/index.js';
+import { mergedMetrics, ProxyWorkers, type AccessLogTarget } from '../proxy/control.js';
+import { loadDataPlane } from './proxycfg/data-plane.js';
 import { filePlanStore } from './proxycfg/plan-store.js';
 import { IntentionCache } from './connect/intention-cache.js';
 import { loadConfigDir, formatDiagnostic } from '../config/index.js';
@@ -429,6 +430,8 @@ export class TrellisAgent {
 
   /** Loads persisted and config-dir definitions; throws ConfigLoadError on any file error. */
   async start(): Promise<void> {
+    // Proxies in this process (no workers): their code is loaded now, before any can start.
+    if (!this.proxyWorkers) await loadDataPlane();
     // The saved ruleset first, before any proxy listens: captured traffic is refused, never
     // sent in plaintext, while the proxies come up.
     await this.redirect?.start();

@@ -11,10 +11,10 @@ import type { Clock } from '../../core/index.js';
 import {
   type AccessLogTarget,
   ListenError,
-  ServiceProxy,
   type ProxyHandle,
   type ProxyLogger,
-} from '../../proxy/index.js';
+} from '../../proxy/control.js';
+import { dataPlane } from './data-plane.js';
 import type { IntentionCache } from '../connect/intention-cache.js';
 import type { LeafManager } from '../connect/leaf-manager.js';
 import { connect, createServer } from 'node:net';
@@ -160,7 +160,7 @@ export class ProxyRunner {
     this.proxy =
       previous?.proxy ??
       deps.newProxy?.(spec.id) ??
-      new ServiceProxy({
+      new (dataPlane())({
         clock: deps.clock,
         log: deps.log,
         // With targets to pick from, a plan without `accessLogs` (one saved by an older agent)
