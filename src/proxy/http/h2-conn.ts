@@ -725,7 +725,8 @@ export class H2Conn {
 
   /** A stream in state idle (RFC 9113 5.1): never opened by either side. */
   #isIdle(id: number): boolean {
-    if (this.opts.role === 'server') return id % 2 === 0 || id > this.lastStreamId;
+    // Clients open odd streams (lastStreamId: the highest opened); push is off, so no peer
+    // may open an even one.
     return id % 2 === 0 || id > this.lastStreamId;
   }
 

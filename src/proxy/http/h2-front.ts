@@ -30,7 +30,6 @@ export interface H2FrontOptions<C> {
   onRefused(ctx: C, status: number, reason: Reason, head: { method: string; path: string }): void;
 }
 
-/** A client's unread body past this is not taken faster than it is forwarded (bytes). */
 const EMPTY = Buffer.alloc(0);
 /** Response bytes queued on a stream past which a stream-body source is paused. */
 const QUEUE_HIGH = 256 * 1024;

@@ -13,8 +13,6 @@
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import {
   Agent,
   createServer,
@@ -26,10 +24,10 @@ import {
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { body, rssOf, Tally } from '../../helpers/long-bodies.js';
 
 const HOST = '127.0.0.1';
 const SIZE = 100 * 1024 * 1024;
-const PIECE = 64 * 1024;
 /** How far the pair's RSS may grow over its idle RSS while 100 MB bodies pass through it. */
 const RSS_BOUND = 64 * 1024 * 1024;
 /**
@@ -40,39 +38,9 @@ const PAUSE_AT = 16 * 1024 * 1024;
 const PAUSE_MS = 1_000;
 const CHILD = fileURLToPath(new URL('./h1-pair-child.js', import.meta.url));
 
-/** Deterministic pseudo-random bytes, one fresh PIECE at a time; `seed` picks the stream. */
-function* body(seed: number, size = SIZE): Generator<Buffer> {
-  for (let k = 0, sent = 0; sent < size; k++) {
-    const n = Math.min(PIECE, size - sent);
-    const words = new Uint32Array(PIECE / 4);
-    let x = (seed * 0x9e3779b1 + k * 0x85ebca6b) >>> 0;
-    for (let i = 0; i < words.length; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      words[i] = x >>> 0;
-    }
-    sent += n;
-    yield Buffer.from(words.buffer, 0, n);
-  }
-}
-
-/** Hashes a stream of buffers as it passes. */
-class Tally {
-  readonly #hash = createHash('sha256');
-  bytes = 0;
-  add(b: Buffer): void {
-    this.bytes += b.length;
-    this.#hash.update(b);
-  }
-  digest(): string {
-    return this.#hash.digest('hex');
-  }
-}
-
 /** A generator's bytes as a Readable, tallied on the way out. */
 function sending(seed: number, tally: Tally): Readable {
-  const gen = body(seed);
+  const gen = body(seed, SIZE);
   return Readable.from(
     (function* () {
       for (const b of gen) {
@@ -82,11 +50,6 @@ function sending(seed: number, tally: Tally): Readable {
     })(),
     { objectMode: false },
   );
-}
-
-function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) * 1024;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

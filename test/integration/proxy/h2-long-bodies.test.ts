@@ -13,8 +13,6 @@
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import {
   connect,
   createServer,
@@ -23,45 +21,14 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import { fileURLToPath } from 'node:url';
+import { body, rssOf, Tally } from '../../helpers/long-bodies.js';
 
 const HOST = '127.0.0.1';
 const SIZE = 100 * 1024 * 1024;
-const PIECE = 64 * 1024;
 const RSS_BOUND = 64 * 1024 * 1024;
 const PAUSE_AT = 16 * 1024 * 1024;
 const PAUSE_MS = 1_000;
 const CHILD = fileURLToPath(new URL('./h1-pair-child.js', import.meta.url));
-
-/** Deterministic pseudo-random bytes, one fresh PIECE at a time; `seed` picks the stream. */
-function* body(seed: number, size: number): Generator<Buffer> {
-  for (let k = 0, sent = 0; sent < size; k++) {
-    const n = Math.min(PIECE, size - sent);
-    const words = new Uint32Array(PIECE / 4);
-    let x = (seed * 0x9e3779b1 + k * 0x85ebca6b) >>> 0;
-    for (let i = 0; i < words.length; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      words[i] = x >>> 0;
-    }
-    sent += n;
-    yield Buffer.from(words.buffer, 0, n);
-  }
-}
-
-class Tally {
-  readonly #hash = createHash('sha256');
-  #sum: string | undefined;
-  bytes = 0;
-  add(b: Buffer): void {
-    this.bytes += b.length;
-    this.#hash.update(b);
-  }
-  /** The SHA-256 of everything added (computed once: the body is over). */
-  digest(): string {
-    return (this.#sum ??= this.#hash.digest('hex'));
-  }
-}
 
 /** Writes `seed`'s body of `size` to `w` with backpressure, tallied; then `finish`. */
 async function send(
@@ -94,11 +61,6 @@ function receive(
     r.once('end', () => resolve(t));
     r.once('error', reject);
   });
-}
-
-function rssOf(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) * 1024;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

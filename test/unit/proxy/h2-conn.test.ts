@@ -21,6 +21,7 @@ import {
 } from '../../../src/proxy/http/h2-conn.js';
 import { encodeHeaderBlock } from '../../../src/proxy/http/hpack-encoder.js';
 import { HpackDecoder } from '../../../src/proxy/http/hpack.js';
+import { rng } from '../../helpers/rng.js';
 
 const END_STREAM = 0x1;
 const ACK = 0x1;
@@ -381,19 +382,6 @@ async function feed(side: Side, bytes: Buffer, pieceLength: () => number): Promi
     at += n;
     await read;
   }
-}
-
-/** xorshift32: reproducible runs without Math.random. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
 }
 
 describe('proxy/h2 connection (H2Conn over loopback TCP)', function () {

@@ -7,6 +7,7 @@
 import { expect } from 'chai';
 import { encodeHeaderBlock } from '../../../src/proxy/http/hpack-encoder.js';
 import { HpackDecoder, STATIC_TABLE } from '../../../src/proxy/http/hpack.js';
+import { rng } from '../../helpers/rng.js';
 
 /** Decodes `block` with a fresh decoder; the fields flat (name, value, ...) or the error. */
 function roundTrip(fields: readonly string[]): string[] {
@@ -17,19 +18,6 @@ function roundTrip(fields: readonly string[]): string[] {
   expect(err, 'decode error').to.equal(undefined);
   expect(d.tableSize, 'dynamic table used').to.equal(0);
   return out;
-}
-
-/** xorshift32: reproducible runs without Math.random. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
 }
 
 describe('proxy/hpack encoder', () => {
