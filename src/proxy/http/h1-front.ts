@@ -331,15 +331,17 @@ export class H1Exchange implements Downstream {
   headSent = false;
   #headers: IncomingHttpHeaders | undefined;
   /** Body pieces received before the request had somewhere to go. */
-  #held: Buffer[] = [];
+  #held: Buffer[] | undefined;
   #heldBytes = 0;
   /** Every body piece so far, while they fit REPLAY_LIMIT (for a resend). */
-  #replay: Buffer[] | undefined = [];
+  #replay: Buffer[] | undefined;
   #replayBytes = 0;
+  /** The body outgrew REPLAY_LIMIT: it cannot be sent again. */
+  #replayLost = false;
   #sink: BodySink | undefined;
   #rx = 0;
   #tx = 0;
-  #done: ((completed: boolean) => void)[] = [];
+  #done: ((completed: boolean) => void)[] | undefined;
   #over = false;
   /** Ends the upstream connection carrying this request, if the client goes away first. */
   #onGone: (() => void) | undefined;
@@ -372,7 +374,7 @@ export class H1Exchange implements Downstream {
 
   /** The whole body so far is kept, so it can be sent again to another endpoint. */
   get replayable(): boolean {
-    return this.#replay !== undefined;
+    return !this.#replayLost;
   }
 
   /** Takes body bytes from buf[i]; returns where they end, or -1 after refusing bad framing. */
@@ -393,14 +395,17 @@ export class H1Exchange implements Downstream {
   }
 
   #piece(p: Buffer): void {
-    if (this.#replay !== undefined) {
+    if (!this.#replayLost) {
       this.#replayBytes += p.length;
-      if (this.#replayBytes <= REPLAY_LIMIT) this.#replay.push(p);
-      else this.#replay = undefined;
+      if (this.#replayBytes <= REPLAY_LIMIT) (this.#replay ??= []).push(p);
+      else {
+        this.#replay = undefined;
+        this.#replayLost = true;
+      }
     }
     const sink = this.#sink;
     if (sink === undefined) {
-      this.#held.push(p);
+      (this.#held ??= []).push(p);
       this.#heldBytes += p.length;
       if (this.#heldBytes > HOLD_LIMIT) this.conn.socket.pause();
       return;
@@ -417,10 +422,10 @@ export class H1Exchange implements Downstream {
    * (a resend to another endpoint) starts again from the kept copy.
    */
   bodyTo(sink: BodySink): void {
-    const first = this.#sink === undefined && this.#held !== undefined;
+    const first = this.#sink === undefined;
     this.#sink = sink;
-    const pieces = first ? this.#held : (this.#replay ?? []);
-    this.#held = [];
+    const pieces = (first ? this.#held : this.#replay) ?? [];
+    this.#held = undefined;
     this.#heldBytes = 0;
     for (const p of pieces) sink.write(p);
     if (this.bodyDone) sink.end();
@@ -456,21 +461,20 @@ export class H1Exchange implements Downstream {
     if (this.head.minor === 1 && !this.#over) this.conn.socket.write(raw, 'latin1');
   }
 
-  /** Writes the response head, and `piece` (the body's first bytes) with it. */
-  writeHead(text: string, piece?: Buffer, source?: Socket): void {
+  /** Writes a response head the proxy made itself (a refusal, a re-framed stream response). */
+  writeHead(text: string): void {
     this.headSent = true;
-    if (!piece || piece.length === 0) {
-      this.conn.socket.write(text, 'latin1');
-      return;
-    }
-    // With the first body bytes, in one buffer: one write and one TLS record, without the
-    // array and copy a corked string-and-buffer write costs.
-    const n = text.length;
-    const buf = Buffer.allocUnsafe(n + piece.length);
-    buf.write(text, 0, n, 'latin1');
-    piece.copy(buf, n);
-    this.#tx += piece.length;
-    if (!this.conn.socket.write(buf) && source) {
+    this.conn.socket.write(text, 'latin1');
+  }
+
+  /**
+   * Writes `out`: a response head followed by the body's first `bodyBytes` bytes, in one
+   * buffer (one write, one TLS record), with backpressure onto `source`.
+   */
+  writeHeadBytes(out: Buffer, bodyBytes: number, source: Socket | undefined): void {
+    this.headSent = true;
+    this.#tx += bodyBytes;
+    if (!this.conn.socket.write(out) && source) {
       source.pause();
       this.conn.socket.once('drain', () => source.resume());
     }
@@ -571,8 +575,9 @@ export class H1Exchange implements Downstream {
     if (this.#over) return;
     this.#over = true;
     if (this.bodyDone) this.#rx = this.conn.framer.data;
-    for (const f of this.#done) f(completed);
-    this.#done = [];
+    const done = this.#done;
+    this.#done = undefined;
+    if (done) for (const f of done) f(completed);
     this.conn.finished(this, keep);
   }
 
@@ -581,7 +586,7 @@ export class H1Exchange implements Downstream {
   }
 
   onDone(fn: (completed: boolean) => void): void {
-    this.#done.push(fn);
+    (this.#done ??= []).push(fn);
   }
 
   bytesIn(): number {

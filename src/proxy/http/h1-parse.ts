@@ -1,7 +1,8 @@
 /**
- * Strict HTTP/1.1 head parsing (RFC 9112) for the proxy's own HTTP/1.1 path: a request or
- * response head, as the bytes up to the empty line, becomes its start line, its field lines as
- * received (name, value, name, value, ...) and what frames the body that follows. Anything two
+ * Strict HTTP/1.1 head parsing (RFC 9112) for the proxy's own HTTP/1.1 path: a request head,
+ * as the bytes up to the empty line, becomes its start line, its field lines as received
+ * (name, value, name, value, ...) and what frames the body that follows. (Response heads:
+ * h1-response-head.ts, by the same rules.) Anything two
  * readers could read two ways is refused: bare CR or LF, obsolete line folding, whitespace
  * before a colon, control characters in values, a request line that is not exactly
  * `METHOD SP target SP HTTP/1.x`, Content-Length that is not 1 to 15 digits or repeated with
@@ -39,14 +40,6 @@ export interface H1RequestHead extends H1Framing {
   grpc: boolean;
 }
 
-export interface H1ResponseHead extends H1Framing {
-  status: number;
-  /** The reason phrase as received (may be empty). */
-  reasonPhrase: string;
-  minor: number;
-  rawHeaders: string[];
-}
-
 export interface H1HeadError {
   status: 400 | 431;
   message: string;
@@ -66,7 +59,6 @@ export function headersOf(raw: readonly string[]): Record<string, string> {
 }
 
 const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/1\.([01])$/;
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?$/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** A field value after trimming: visible ASCII, SP, HTAB and obs-text; no other control. */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -210,25 +202,5 @@ export function parseRequestHead(head: string): H1RequestHead | H1HeadError {
     host: f.host,
     hostCount: f.hostCount,
     grpc: f.grpc,
-  };
-}
-
-/** Parses a response head (the bytes before its final CRLFCRLF, latin1). */
-export function parseResponseHead(head: string): H1ResponseHead | H1HeadError {
-  let eol = head.indexOf('\r\n');
-  if (eol < 0) eol = head.length;
-  const m = STATUS_LINE.exec(head.slice(0, eol));
-  if (!m) return bad('malformed status line');
-  const minor = m[1] === '1' ? 1 : 0;
-  const f = readFields(head, eol + 2, minor);
-  if (isHeadError(f)) return f;
-  return {
-    status: Number(m[2]),
-    reasonPhrase: m[3] ?? '',
-    minor,
-    rawHeaders: f.rawHeaders,
-    contentLength: f.contentLength,
-    chunked: f.chunked,
-    close: f.close,
   };
 }

@@ -15,14 +15,8 @@ import { REASON, type Reason } from '../reasons.js';
 import type { Downstream, SplicedResponse } from './downstream.js';
 import { BodyFramer, BodyKind } from './h1-body.js';
 import { H1Exchange } from './h1-front.js';
-import {
-  NO_LENGTH,
-  headersOf,
-  isHeadError,
-  parseResponseHead,
-  type H1ResponseHead,
-} from './h1-parse.js';
-import { HOP_BY_HOP, REASON_HEADER } from './headers.js';
+import { NO_LENGTH, headersOf, isHeadError } from './h1-parse.js';
+import { parseResponseBytes, type ResponseHead } from './h1-response-head.js';
 import { MAX_HEADER_BYTES } from './limits.js';
 import {
   SAFE_METHODS,
@@ -176,6 +170,8 @@ class UpConn {
   #head: Buffer | undefined;
   #res: H1Response | undefined;
   readonly framer = new BodyFramer();
+  /** Ends the connection (its exchange's client went away): one function for every exchange. */
+  readonly #destroy = (): void => void this.socket.destroy();
 
   constructor(
     readonly pool: H1Pool,
@@ -205,7 +201,7 @@ class UpConn {
     this.#wrote = false;
     this.#heard = false;
     this.#text = requestHeadText(head, ex);
-    ex.attach(() => this.socket.destroy());
+    ex.attach(this.#destroy);
     if (this.ready) this.#write();
   }
 
@@ -213,14 +209,23 @@ class UpConn {
     const s = this.socket;
     const ex = this.#ex!;
     this.#wrote = true;
+    // A request whose body is all here and empty (most mesh calls) is one write of its head.
+    if (ex.bodyDone && !ex.hasBody) return void s.write(this.#text, 'latin1');
     s.cork();
     s.write(this.#text, 'latin1');
-    ex.bodyTo({
-      write: (p) => s.write(p),
-      end: noop,
-      onDrain: (fn) => s.once('drain', fn),
-    });
+    ex.bodyTo(this);
     s.uncork();
+  }
+
+  /** BodySink: the request body's bytes, as the client framed them. */
+  write(piece: Buffer): boolean {
+    return this.socket.write(piece);
+  }
+
+  end(): void {}
+
+  onDrain(fn: () => void): void {
+    this.socket.once('drain', fn);
   }
 
   #onData(d: Buffer): void {
@@ -243,25 +248,26 @@ class UpConn {
     let at = 0;
     for (;;) {
       const end = buf.indexOf(CRLFCRLF, at);
-      // A bare LF is refused as in requests; unchecked, a head ending in LF LF is never
-      // found and the client waits for the idle timeout instead of getting an answer.
-      if (hasBareLf(buf, at, end < 0 ? buf.length : end + 4))
-        return this.#bad('bare LF in the response head');
       if (end < 0) {
+        // A bare LF is refused as in requests; unchecked, a head ending in LF LF is never
+        // found and the client waits for the idle timeout instead of getting an answer. (In
+        // a complete head the parser refuses any LF that does not end a line.)
+        if (hasBareLf(buf, at, buf.length)) return this.#bad('bare LF in the response head');
         if (buf.length - at > MAX_HEADER_BYTES) return this.#bad('response head too large');
         this.#head = at === 0 ? buf : buf.subarray(at);
         return;
       }
-      const text = buf.toString('latin1', at, end);
-      const parsed = parseResponseHead(text);
+      if (end - at > MAX_HEADER_BYTES) return this.#bad('response head too large');
+      const parsed = parseResponseBytes(buf, at, end);
       if (isHeadError(parsed)) return this.#bad(parsed.message);
-      at = end + 4;
       if (parsed.status < 200) {
         // 101 would switch protocols, which no request through the proxy asked for.
         if (parsed.status === 101) return this.#bad('unexpected 101 Switching Protocols');
-        this.#ex!.interim(`${text}\r\n\r\n`);
+        this.#ex!.interim(buf.toString('latin1', at, end + 4));
+        at = end + 4;
         continue;
       }
+      at = end + 4;
       this.#head = undefined;
       const ex = this.#ex!;
       const kind =
@@ -287,19 +293,20 @@ class UpConn {
   splice(res: H1Response, ex: H1Exchange, early: Buffer | undefined): void {
     if (this.#phase !== Phase.Handed || this.#res !== res) return ex.abort();
     this.#phase = Phase.Body;
-    const text = res.headText(ex.closeAfter || this.framer.kind === BodyKind.UntilClose);
+    const close = ex.closeAfter || this.framer.kind === BodyKind.UntilClose;
     const held = this.#head;
     this.#head = undefined;
     const first = early && held ? Buffer.concat([early, held]) : (early ?? held);
     if (!first) {
-      ex.writeHead(text);
+      ex.writeHeadBytes(res.headFor(close, undefined), 0, undefined);
       if (this.framer.done) this.#complete(false);
       return;
     }
     // The head and the body bytes already here leave in one buffer: one write, one TLS record.
     const end = this.framer.feed(first, 0);
     if (end < 0) return this.#badBody(ex);
-    ex.writeHead(text, end === first.length ? first : first.subarray(0, end), this.socket);
+    const body = end === first.length ? first : first.subarray(0, end);
+    ex.writeHeadBytes(res.headFor(close, body), body.length, this.socket);
     if (this.framer.done) this.#complete(end < first.length);
   }
 
@@ -392,8 +399,6 @@ class UpConn {
   }
 }
 
-const noop = (): void => {};
-
 /** Whether buf[from, to) has an LF not preceded by CR (an LF at `from` counts as bare). */
 function hasBareLf(buf: Buffer, from: number, to: number): boolean {
   for (let at = buf.indexOf(10, from); at >= 0 && at < to; at = buf.indexOf(10, at + 1))
@@ -410,14 +415,11 @@ class H1Response implements SplicedResponse {
 
   constructor(
     readonly conn: UpConn,
-    readonly head: H1ResponseHead,
+    readonly head: ResponseHead,
     readonly early: Buffer | undefined,
   ) {
     this.status = head.status;
-    const raw = head.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2)
-      if (raw[i]!.length === REASON_HEADER.length && raw[i]!.toLowerCase() === REASON_HEADER)
-        this.proxyReason = raw[i + 1];
+    if (head.reasonLine >= 0) this.proxyReason = head.valueAt(head.reasonLine);
   }
 
   get headers(): IncomingHttpHeaders {
@@ -437,49 +439,14 @@ class H1Response implements SplicedResponse {
     this.conn.discard(this);
   }
 
-  /** The head for the client: end-to-end fields as received, then the framing and close. */
-  headText(close: boolean): string {
-    const h = this.head;
-    const raw = h.rawHeaders;
-    let listed: Set<string> | undefined;
-    for (let i = 0; i < raw.length; i += 2)
-      if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection')
-        for (const t of raw[i + 1]!.split(',')) (listed ??= new Set()).add(t.trim().toLowerCase());
-    let text = `HTTP/1.1 ${h.status} ${h.reasonPhrase}\r\n`;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!;
-      if (isHopByHopOrListed(name, listed, this.#dropReason) || isContentLength(name)) continue;
-      text += `${name}: ${raw[i + 1]}\r\n`;
-    }
-    // The framing the body is spliced with, written from the parsed head: never dropped
-    // because the peer listed it in Connection (the client would read the body up to the
-    // close on a kept-alive connection), and one line for equal duplicates.
-    // A 204 never has one (RFC 9110 8.6), and a client must not read it as a length.
-    if (h.contentLength !== NO_LENGTH && h.status !== 204)
-      text += `content-length: ${h.contentLength}\r\n`;
-    if (h.chunked) text += 'transfer-encoding: chunked\r\n';
-    return close ? `${text}connection: close\r\n\r\n` : `${text}\r\n`;
+  /**
+   * The head for the client (end-to-end fields as received, then the framing the body is
+   * spliced with, written from the parsed head: never dropped because the peer listed it in
+   * Connection), followed by `body`.
+   */
+  headFor(close: boolean, body: Buffer | undefined): Buffer {
+    return this.head.writeFor(close, this.#dropReason, body);
   }
-}
-
-const isContentLength = (name: string): boolean =>
-  name.length === 14 && name.toLowerCase() === 'content-length';
-
-/** Names that never cross the hop (checked by length first: most names are not). */
-function isHopByHopOrListed(
-  name: string,
-  listed: Set<string> | undefined,
-  dropReason: boolean,
-): boolean {
-  const n = name.length;
-  if (n === 2 || n === 7 || n === 10 || n === 14 || n === 16 || n === 17 || n === 18 || n === 19) {
-    const k = name.toLowerCase();
-    if (HOP_BY_HOP.has(k)) return true;
-    if (dropReason && k === REASON_HEADER) return true;
-    if (listed?.has(k)) return true;
-    return false;
-  }
-  return listed !== undefined && listed.has(name.toLowerCase());
 }
 
 /** The request head as sent to the next hop: the edited fields, then the body's framing. */

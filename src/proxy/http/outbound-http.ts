@@ -62,6 +62,8 @@ export class OutboundHttp {
   readonly #servers: HandedHttpServers<string>;
   /** Pools by upstream identity and endpoint. */
   #targets = new Map<string, HttpTarget>();
+  /** The same pools by the plan's endpoint objects: no key string per request. */
+  #byEndpoint = new WeakMap<Endpoint, Map<PoolKind, HttpTarget>>();
   readonly #balancers = new Map<string, BalancerState>();
   #tls: ProxyPlan['tls'] | undefined;
   readonly #outliers: Outliers;
@@ -133,6 +135,7 @@ export class OutboundHttp {
       this.#tls = plan.tls;
       for (const t of this.#targets.values()) t.close();
       this.#targets = new Map();
+      this.#byEndpoint = new WeakMap();
       return;
     }
     const wanted = new Set<string>();
@@ -149,6 +152,7 @@ export class OutboundHttp {
       if (wanted.has(k)) continue;
       t.close();
       this.#targets.delete(k);
+      this.#byEndpoint = new WeakMap();
     }
   }
 
@@ -289,10 +293,17 @@ export class OutboundHttp {
    * linked HTTP/2 streams for requests from the HTTP/2 front, else the configured version.
    */
   #targetFor(plan: ProxyPlan, u: UpstreamPlan, ep: Endpoint, kind: PoolKind): HttpTarget {
+    let mine = this.#byEndpoint.get(ep);
+    const known = mine?.get(kind);
+    if (known) return known;
+    if (!mine) this.#byEndpoint.set(ep, (mine = new Map()));
     const version = kind;
     const key = poolKey(u, ep, version);
     let t = this.#targets.get(key);
-    if (t) return t;
+    if (t) {
+      mine.set(kind, t);
+      return t;
+    }
     const tls = mtlsOptions(plan, u);
     const http1 = (): HttpTarget =>
       new Http1Target({
@@ -344,6 +355,7 @@ export class OutboundHttp {
             ? http2()
             : http1();
     this.#targets.set(key, t);
+    mine.set(kind, t);
     return t;
   }
 }

@@ -26,9 +26,9 @@ import {
   NO_LENGTH,
   isHeadError,
   parseRequestHead,
-  parseResponseHead,
   type H1Framing,
 } from '../../../src/proxy/http/h1-parse.js';
+import { parseResponseHead } from '../../../src/proxy/http/h1-response-head.js';
 import { REASON } from '../../../src/proxy/reasons.js';
 
 const SEED = Number(process.env.H1_FUZZ_SEED ?? 0x7e11150);

@@ -8,11 +8,13 @@ import {
   NO_LENGTH,
   isHeadError,
   parseRequestHead,
-  parseResponseHead,
   type H1HeadError,
   type H1RequestHead,
-  type H1ResponseHead,
 } from '../../../src/proxy/http/h1-parse.js';
+import {
+  parseResponseHead,
+  type H1ResponseHead,
+} from '../../../src/proxy/http/h1-response-head.js';
 import { MAX_HEADER_COUNT } from '../../../src/proxy/http/limits.js';
 
 const req = (lines: string[]): H1RequestHead | H1HeadError => parseRequestHead(lines.join('\r\n'));
