@@ -39,6 +39,7 @@ import { loadConfigDir, formatDiagnostic } from '../config/index.js';
 import { badRequest, describeError, MeshError, type Clock, type Random } from '../core/index.js';
 import { CheckScheduler } from './checks/index.js';
 import { LocalState } from './local/local-state.js';
+import { NODE_MAINT_CHECK_ID } from '../api/types.js';
 import { expandSidecar, sidecarID, validateProxy, type ReservedListener } from './local/sidecar.js';
 import { AntiEntropy, type NodeInfo } from './sync/anti-entropy.js';
 import { Heartbeat } from './sync/heartbeat.js';
@@ -113,6 +114,29 @@ interface Persisted {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** The maintenance reason a drain sets; an agent that starts again clears it. */
+export const DRAIN_REASON = 'Trellis agent draining: this host is stopping or restarting';
+/** How long a drain waits for the catalog to take the maintenance check, at most. */
+const MARK_TIMEOUT_MS = 5_000;
+
+export interface DrainResult {
+  /** The catalog took the maintenance check (callers were told) before the grace began. */
+  marked: boolean;
+  /** Connections still open at the time limit, which were cut. */
+  cut: number;
+}
+
+/** `p`'s value, or `fallback` after `ms`. */
+function within<T>(clock: Clock, p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  return new Promise((resolve) => {
+    const timer = clock.setTimeout(() => resolve(fallback), ms);
+    void p.then((v) => {
+      clock.clearTimeout(timer);
+      resolve(v);
+    });
+  });
 }
 
 export class ConfigLoadError extends Error {
@@ -293,16 +317,16 @@ export class TrellisAgent {
     if (this.#loading) return;
     this.#persist();
     this.sync.trigger();
-    this.#reconcileProxies();
+    void this.#reconcileProxies();
   }
 
-  #reconcileProxies(): void {
-    if (this.opts.servers.length === 0) return;
+  #reconcileProxies(): Promise<void> {
+    if (this.opts.servers.length === 0) return Promise.resolve();
     const sidecars = [...this.local.services.values()].map((e) => ({
       service: e.service,
       ...(e.token ? { token: e.token } : {}),
     }));
-    this.proxies
+    return this.proxies
       .reconcile(sidecars)
       .then(() => this.#updateCapture())
       .catch((err: unknown) =>
@@ -443,6 +467,9 @@ export class TrellisAgent {
         returning: new Set(Object.keys(saved?.sidecars ?? {})),
       });
       if (saved) this.#loadPersisted(saved);
+      // A drain before the restart put the node in maintenance; the restarted agent serves.
+      if (this.local.checks.get(NODE_MAINT_CHECK_ID)?.check.Notes === DRAIN_REASON)
+        this.local.setNodeMaintenance(false, '');
     } finally {
       this.local.sidecarPortHints.clear();
       this.#loading = false;
@@ -451,7 +478,16 @@ export class TrellisAgent {
     this.sync.start();
     this.leaves.start();
     if (this.opts.servers.length > 0) this.intentions.start();
-    this.#reconcileProxies();
+    await this.#reconcileProxies();
+  }
+
+  /**
+   * Settles once what the agent restored at start is in force: the saved nftables ruleset
+   * (start() applies it) and every sidecar's saved plan, served by its proxy. Readiness
+   * (systemd's READY=1) waits for it, so a host reported ready never refuses captured traffic.
+   */
+  async restored(): Promise<void> {
+    await this.proxies.restored();
   }
 
   /**
@@ -640,6 +676,52 @@ export class TrellisAgent {
     }
     await this.#loadConfigDir();
     this.opts.log.info({ configDir: this.opts.configDir }, 'configuration reloaded');
+  }
+
+  /**
+   * Drains this host before the agent stops or restarts: its services go critical in the
+   * catalog (node maintenance, as `consul maint` does), so callers' proxies move their traffic
+   * to other endpoints; the sidecars keep serving for `graceMs` while callers' plans follow the
+   * catalog, then stop accepting and let open exchanges finish. Everything ends within
+   * `timeoutMs`; connections still open then are cut. The proxies are stopped afterwards.
+   */
+  /**
+   * drain() once (a second call gets the first one's result), then asks the process to stop
+   * the agent (exitRequested).
+   */
+  drainThenExit(opts: { timeoutMs: number; graceMs: number }): Promise<DrainResult> {
+    this.#draining ??= this.drain(opts).finally(() => this.#exit());
+    return this.#draining;
+  }
+
+  #draining: Promise<DrainResult> | undefined;
+  #exit: () => void = () => undefined;
+  /** Settles when a drain asked the agent to stop (the process then closes it and exits). */
+  readonly exitRequested = new Promise<void>((resolve) => (this.#exit = resolve));
+
+  async drain(opts: { timeoutMs: number; graceMs: number }): Promise<DrainResult> {
+    const clock = this.opts.clock;
+    const started = clock.now();
+    const left = (): number => Math.max(0, opts.timeoutMs - (clock.now() - started));
+    this.local.setNodeMaintenance(true, DRAIN_REASON);
+    let marked = false;
+    if (this.opts.servers.length > 0) {
+      // The catalog first; a server that cannot be reached does not hold the drain up long.
+      marked = await within(
+        clock,
+        this.sync.syncOnce().then(
+          () => true,
+          () => false,
+        ),
+        Math.min(MARK_TIMEOUT_MS, left() / 3),
+        false,
+      );
+      // Only traffic through this host's sidecars needs time to move away.
+      if (marked && this.proxies.runners.size > 0)
+        await new Promise<void>((r) => clock.setTimeout(r, Math.min(opts.graceMs, left())));
+    }
+    const cut = await this.proxies.drain(left());
+    return { marked, cut };
   }
 
   async stop(opts: { leave?: boolean } = {}): Promise<void> {

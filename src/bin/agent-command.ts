@@ -259,6 +259,8 @@ export async function runAgent(
   recordListener(agent, address, HTTP_API);
   if (metrics) recordListener(agent, metrics.address, METRICS);
   if (dns) recordListener(agent, dns.address, DNS);
+  // Ready means the restored rules and the saved plans are in force, not only that the API answers.
+  await agent.restored();
   log.info({ address, node: agent.opts.node.node, servers: args.servers }, 'trellis agent ready');
   return {
     agent,

@@ -9,8 +9,9 @@ import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Argv } from 'yargs';
+import type { Argv, CommandModule } from 'yargs';
 import { ConfigLoadError } from '../agent/agent.js';
+import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_DRAIN_TIMEOUT_MS } from '../agent/http/drain-route.js';
 import {
   action,
   DEFAULT_HTTP_ADDR,
@@ -20,7 +21,7 @@ import {
   type GlobalArgs,
 } from '../cli/index.js';
 import type { AgentSettings, LogLevel } from '../config/index.js';
-import { describeError } from '../core/index.js';
+import { describeError, parseDuration } from '../core/index.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
 import { runAgent } from './agent-command.js';
 import { registerLab } from './lab-command.js';
@@ -36,6 +37,8 @@ import {
   unusedSettings,
   type DaemonFlags,
 } from './settings.js';
+import { systemdNotifier } from './sd-notify.js';
+import { agentDrainCommand } from '../cli/commands/agent/drain.js';
 
 /** Resolves when SIGINT/SIGTERM arrives; SIGHUP calls `onHup`. `cancel` stops listening. */
 function untilSignal(onHup?: () => void): Promise<string> & { cancel(): void } {
@@ -111,6 +114,8 @@ interface DaemonArgs extends GlobalArgs {
   'http-handshake-timeout'?: number;
   'join-token'?: string;
   'ca-fingerprint'?: string;
+  'drain-timeout'?: string;
+  'drain-grace'?: string;
 }
 
 const PROXY_WORKERS_OPTION = {
@@ -126,6 +131,15 @@ function numberFlag(value: number | undefined, flag: string, min: number): numbe
   if (!Number.isSafeInteger(value) || value < min)
     throw new UsageError(`--${flag} must be an integer of at least ${min}`);
   return value;
+}
+
+/** A duration flag (30s, 1m30s) in ms, or undefined when not given. */
+function durationFlag(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value);
+  if (ms === undefined || ms < 0)
+    throw new UsageError(`--${flag} must be a duration such as 30s or 1m30s, not ${value}`);
+  return ms;
 }
 
 /**
@@ -297,8 +311,11 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
         }
         if (server.httpsAddress) env.io.stdout(`trellis server https on ${server.httpsAddress}\n`);
         env.io.stdout(`trellis server listening on ${server.address}\n`);
+        const systemd = systemdNotifier(env.io.env, log);
         const running = { ...settings, logLevel };
-        const sig = await untilSignal(() => {
+        // Signals are handled before READY=1: systemd may stop the unit as soon as it is ready.
+        const stopped = untilSignal(() => {
+          void systemd.send('RELOADING=1');
           server.agent
             .reload()
             .then(() => logRestartNeeded(configDir, running, (f) => resolveServer(flags, f), log))
@@ -307,9 +324,13 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
                 { err: describeError(err) },
                 'reload refused; the running configuration stays',
               ),
-            );
+            )
+            .finally(() => void systemd.send('READY=1'));
         });
+        await systemd.send('READY=1', `STATUS=serving the API on ${server.address}`);
+        const sig = await stopped;
         log.info({ signal: sig }, 'shutting down');
+        await systemd.send('STOPPING=1');
         await server.close();
       }),
     })
@@ -391,6 +412,19 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
             type: 'string',
             describe: "SHA-256 fingerprint of the cluster's CA, pinned while joining",
           })
+          .command(agentDrainCommand(ctx) as unknown as CommandModule<DaemonArgs, DaemonArgs>)
+          .option('drain-timeout', {
+            type: 'string',
+            defaultDescription: '30s',
+            describe:
+              'On SIGTERM, drain the host first (see trellis agent drain): everything ends within this long',
+          })
+          .option('drain-grace', {
+            type: 'string',
+            defaultDescription: '2s',
+            describe:
+              'While draining, how long the sidecars keep serving after the catalog marked the host critical',
+          })
           .example(
             '$0 agent --server 198.18.0.10:8500 --node web-1 --data-dir /var/lib/trellis --config-dir /etc/trellis.d',
             'An agent',
@@ -404,6 +438,10 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
         const httpAddrDefault = env.io.env.TRELLIS_HTTP_ADDR || DEFAULT_HTTP_ADDR;
         const resolve = (f: AgentSettings) => resolveAgent(flags, f, httpAddrDefault);
         const token = args.token ?? env.io.env.TRELLIS_HTTP_TOKEN;
+        const drainTimeoutMs =
+          durationFlag(args['drain-timeout'], 'drain-timeout') ?? DEFAULT_DRAIN_TIMEOUT_MS;
+        const drainGraceMs =
+          durationFlag(args['drain-grace'], 'drain-grace') ?? DEFAULT_DRAIN_GRACE_MS;
         const { logLevel, ...settings } = resolve(file);
         const log = createLogger({ level: logLevel });
         logUnused(log, 'agent', file);
@@ -427,9 +465,12 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
         if (running.metricsAddress)
           env.io.stdout(`trellis agent metrics on http://${running.metricsAddress}/metrics\n`);
         env.io.stdout(`trellis agent listening on ${running.address}\n`);
+        // runAgent resolved once the restored rules and saved plans are in force.
+        const systemd = systemdNotifier(env.io.env, log);
         const agent = running.agent;
         const atStart = { ...settings, logLevel };
-        const sig = await untilSignal(() => {
+        const signal = untilSignal(() => {
+          void systemd.send('RELOADING=1');
           agent
             .reload()
             .then(() => logRestartNeeded(configDir, atStart, resolve, log))
@@ -444,10 +485,24 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
                   { err: describeError(err) },
                   'reload failed; the running configuration stays',
                 );
-            });
+            })
+            .finally(() => void systemd.send('READY=1'));
         });
+        // Signals are handled before READY=1: systemd may stop the unit as soon as it is ready.
+        await systemd.send('READY=1', `STATUS=agent API on ${running.address}`);
+        // A drain through the API (trellis agent drain) ends the agent as a signal does.
+        const sig = await Promise.race([signal, agent.exitRequested.then(() => 'drain')]);
+        signal.cancel();
         log.info({ signal: sig }, 'shutting down');
-        await running.close({ leave: sig === 'SIGINT' || sig === 'SIGTERM' });
+        await systemd.send('STOPPING=1');
+        if (sig === 'SIGTERM') {
+          const r = await agent.drainThenExit({
+            timeoutMs: drainTimeoutMs,
+            graceMs: drainGraceMs,
+          });
+          log.info({ marked: r.marked, cut: r.cut }, 'drained');
+        }
+        await running.close({ leave: true });
       }),
     })
     .command<DaemonArgs>({

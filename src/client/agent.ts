@@ -54,6 +54,14 @@ export interface AgentApi {
   deregisterCheck(id: string, opts?: WriteOptions): Promise<void>;
   /** Sets a TTL check to passing, warning or critical; `note` becomes its output. */
   ttl(id: string, status: TtlStatus, note?: string, opts?: WriteOptions): Promise<void>;
+  /**
+   * Drains the host and stops the agent (Trellis's own): answers once the drain is over.
+   * `timeout` and `grace` are durations (30s).
+   */
+  drain(
+    args: { timeout?: string; grace?: string },
+    opts?: WriteOptions,
+  ): Promise<{ Marked: boolean; Cut: number }>;
 }
 
 export function createAgentApi(t: Transport): AgentApi {
@@ -94,5 +102,14 @@ export function createAgentApi(t: Transport): AgentApi {
       put(`/v1/agent/check/deregister/${segment(id, 'check id')}`, opts),
     ttl: (id, status, note, opts) =>
       put(`/v1/agent/check/${status}/${segment(id, 'check id')}`, opts, { query: { note } }),
+    drain: async (args, opts) =>
+      jsonValue(
+        await t.request<{ Marked: boolean; Cut: number }>({
+          method: 'PUT',
+          path: '/v1/agent/drain',
+          signal: opts?.signal,
+          query: { timeout: args.timeout, grace: args.grace },
+        }),
+      ),
   };
 }

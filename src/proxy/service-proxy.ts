@@ -144,6 +144,8 @@ export class ServiceProxy {
   /** Every accepted socket, handshake or not, so stop() ends them at once. */
   #accepted = new Set<Socket>();
   #stopped = false;
+  /** drain() began: no listener is opened again. */
+  #draining = false;
   #queue: Promise<void> = Promise.resolve();
   readonly #inboundHttp: InboundHttp;
   readonly #outboundHttp: OutboundHttp;
@@ -220,7 +222,8 @@ export class ServiceProxy {
   }
 
   async #install(plan: ProxyPlan): Promise<void> {
-    if (this.#stopped) return;
+    // A draining proxy opens nothing again: its plan stays until it stops.
+    if (this.#stopped || this.#draining) return;
     if (this.#plan && plan.version < this.#plan.version) return;
     const old = this.#plan;
     // Make before break: the listeners this plan adds are opened while the old ones still
@@ -354,6 +357,49 @@ export class ServiceProxy {
       void closeServer(l.server);
     }
     for (const o of opened) if (o.listener) this.#outbound.set(o.key, o.listener);
+  }
+
+  /**
+   * Stops accepting and lets what is open finish: the listeners close, HTTP/1.1 connections end
+   * after the request in flight (answered with `connection: close`), HTTP/2 ones get GOAWAY and
+   * close when their streams end, TCP connections run until a side ends them. Resolves once
+   * every accepted connection has closed, or after `timeoutMs` when the rest are cut; the proxy
+   * is stopped either way. Returns how many connections were cut.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    if (this.#stopped) return 0;
+    this.#draining = true;
+    this.#inbound?.close();
+    for (const l of this.#outbound.values()) l.server.close();
+    this.#inboundHttp.drain();
+    this.#outboundHttp.drain();
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearInterval(poll);
+        clearTimeout(limit);
+        resolve();
+      };
+      // Drain is rare and short: a poll costs less than a hook on every socket's close.
+      const poll = setInterval(() => {
+        if (this.#accepted.size === 0) done();
+      }, 50);
+      const limit = setTimeout(done, timeoutMs);
+      if (this.#accepted.size === 0) done();
+    });
+    const cut = this.#accepted.size;
+    if (cut > 0)
+      this.#o.log.warn(
+        {
+          service: this.#plan?.service,
+          cut,
+          open: [...this.#accepted].map(
+            (x) => `${x.remoteAddress}:${x.remotePort}->${x.localPort}`,
+          ),
+        },
+        'drain time limit: cutting open connections',
+      );
+    await this.stop();
+    return cut;
   }
 
   async stop(): Promise<void> {

@@ -13,13 +13,6 @@
  */
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
-import {
-  Agent as HttpAgent,
-  createServer as createHttpServer,
-  request as httpRequest,
-  type Server,
-} from 'node:http';
-import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
 import {
@@ -31,106 +24,11 @@ import {
   agentArgs as agentCommand,
 } from '../helpers/trellis-process.js';
 import { freePort } from '../helpers/net.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { App, failed, load, sleep } from '../helpers/http-load.js';
 
 function note(text: string): void {
   if (process.env.TRELLIS_E2E_VERBOSE) console.log(`      [failover] ${text}`);
 }
-
-/** An app that answers with its name (and the size of the body it read). */
-class App {
-  readonly sockets = new Set<Socket>();
-  server: Server | undefined;
-  constructor(
-    readonly name: string,
-    public port = 0,
-  ) {}
-
-  async start(): Promise<number> {
-    const server = createHttpServer((req, res) => {
-      let n = 0;
-      req.on('data', (d: Buffer) => (n += d.length));
-      req.on('end', () => res.end(`${this.name} ${n}`));
-    });
-    server.on('connection', (s: Socket) => {
-      this.sockets.add(s);
-      s.once('close', () => this.sockets.delete(s));
-    });
-    await new Promise<void>((r) => server.listen(this.port, '127.0.0.1', r));
-    this.port = (server.address() as { port: number }).port;
-    this.server = server;
-    return this.port;
-  }
-
-  /** As if the process died: the port refuses connections, open ones are reset. */
-  async kill(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((r) => this.server!.close(() => r()));
-  }
-}
-
-interface Outcome {
-  at: number;
-  ended: number;
-  method: string;
-  status: number;
-  reason: string;
-  error?: string;
-}
-
-/** `workers` loops, each one request every `everyMs`, alternating GET and POST. */
-function load(port: number, workers: number, everyMs: number) {
-  const outcomes: Outcome[] = [];
-  let stop = false;
-  const agent = new HttpAgent({ keepAlive: true, maxSockets: workers });
-  const one = (method: string): Promise<Outcome> =>
-    new Promise((resolve) => {
-      const at = Date.now();
-      const body = method === 'POST' ? `payload-${at}` : '';
-      const r = httpRequest(
-        { host: '127.0.0.1', port, path: '/', method, agent, timeout: 15_000 },
-        (res) => {
-          let b = '';
-          res.on('data', (d) => (b += d));
-          res.on('end', () =>
-            resolve({
-              at,
-              ended: Date.now(),
-              method,
-              status: res.statusCode ?? 0,
-              reason: String(res.headers['x-trellis-reason'] ?? ''),
-              ...(res.statusCode === 200 && b.endsWith(` ${body.length}`)
-                ? {}
-                : { error: `body ${b}` }),
-            }),
-          );
-        },
-      );
-      r.on('timeout', () => r.destroy(new Error('no answer')));
-      r.on('error', (e) =>
-        resolve({ at, ended: Date.now(), method, status: 0, reason: '', error: e.message }),
-      );
-      r.end(body || undefined);
-    });
-  const loops = Array.from({ length: workers }, async (_, w) => {
-    let i = w;
-    while (!stop) {
-      outcomes.push(await one(i++ % 2 ? 'POST' : 'GET'));
-      await sleep(everyMs);
-    }
-  });
-  return {
-    outcomes,
-    async end(): Promise<void> {
-      stop = true;
-      await Promise.all(loops);
-      agent.destroy();
-    },
-  };
-}
-
-const failed = (o: Outcome): boolean => o.status !== 200 || o.error !== undefined;
 
 describe('mesh: failover between two instances (real agents)', function () {
   this.timeout(180_000);

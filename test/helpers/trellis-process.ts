@@ -32,18 +32,23 @@ export function removeDir(dir: string): void {
 
 export async function startTrellis(
   args: string[],
-  opts: { timeoutMs?: number; netns?: string } = {},
+  opts: { timeoutMs?: number; netns?: string; env?: Record<string, string> } = {},
 ): Promise<TrellisProcess> {
   // Agents answer DNS on 127.0.0.1:8600 by default; tests run several at once: any free port.
   const dns =
     args[0] === 'agent' && !args.includes('--dns-bind') ? ['--dns-bind', '127.0.0.1:0'] : [];
-  const argv = [TRELLIS_BIN, ...args, ...dns, '--log-level', 'warn'];
+  // A stopped agent drains first (SIGTERM); tests that are not about draining skip its grace.
+  const grace =
+    args[0] === 'agent' && !args.includes('--drain-grace') ? ['--drain-grace', '0s'] : [];
+  const argv = [TRELLIS_BIN, ...args, ...dns, ...grace, '--log-level', 'warn'];
   // `ip netns exec` execs the command: the PID is the trellis process itself.
+  const env = opts.env ? { ...process.env, ...opts.env } : process.env;
   const proc = opts.netns
     ? spawn('ip', ['netns', 'exec', opts.netns, process.execPath, ...argv], {
         stdio: ['ignore', 'pipe', 'pipe'],
+        env,
       })
-    : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+    : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
   const address = await new Promise<string>((res, rej) => {

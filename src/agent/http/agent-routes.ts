@@ -35,6 +35,7 @@ import { redirectRoutes } from './redirect-routes.js';
 import { BUILD_DATE, VERSION } from './version.js';
 import { infoRoutes } from './info-routes.js';
 import { membershipRoutes } from './membership-routes.js';
+import { drainRoute } from './drain-route.js';
 import { requireLocalServiceWrite, requireRegistrationWrite } from './service-authz.js';
 
 function agentService(agent: TrellisAgent, id: string): AgentService | undefined {
@@ -352,6 +353,7 @@ export function agentRoutes(app: FastifyInstance, agent: TrellisAgent): void {
   authorizeRoute(app, agent, authz);
   infoRoutes(app, agent);
   membershipRoutes(app, agent);
+  drainRoute(app, agent);
   redirectRoutes(app, agent, authz);
 }
 

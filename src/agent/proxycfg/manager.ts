@@ -119,6 +119,25 @@ export class ProxyManager {
     }
   }
 
+  /** Settles once the reconciles asked for so far are done and each runner's saved plan serves. */
+  async restored(): Promise<void> {
+    await this.#queue;
+    await Promise.all([...this.#runners.values()].map((r) => r.runner.restored));
+  }
+
+  /**
+   * Drains every sidecar's proxy at once (see ProxyRunner.drain); no runner starts afterwards.
+   * Resolves with the connections cut at the time limit.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    this.#stopped = true;
+    await this.#queue;
+    const all = [...this.#runners.values()];
+    this.#runners.clear();
+    const cut = await Promise.all(all.map((r) => r.runner.drain(timeoutMs)));
+    return cut.reduce((a, b) => a + b, 0);
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
     // A reconcile under way finishes first (it starts nothing more once stopped).

@@ -194,9 +194,16 @@ export class ProxyRunner {
     );
   }
 
+  /** Settles once the plan saved before a restart serves (or there is none to serve). */
+  get restored(): Promise<void> {
+    return this.#restoring;
+  }
+
+  #restoring: Promise<void> = Promise.resolve();
+
   start(): void {
     this.#setReady(false, 'waiting for a complete plan');
-    void this.#serveSaved();
+    this.#restoring = this.#serveSaved();
     this.#unsubscribe = this.#d.intentions.onChange(() => void this.#rebuild());
     this.#loops.push(this.#leafLoop(), this.#rootsLoop());
     for (const [kind, name] of this.#configWanted()) this.#loops.push(this.#configLoop(kind, name));
@@ -308,12 +315,25 @@ export class ProxyRunner {
    * definition has taken it over).
    */
   async stop(opts: { handOver?: boolean } = {}): Promise<void> {
+    await this.#stopWatching();
+    if (!opts.handOver) await this.proxy.stop();
+  }
+
+  /**
+   * Stops the watches (the plan in force stays) and drains the proxy: no new connections,
+   * open exchanges finish for at most `timeoutMs`. Resolves with the connections cut.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    await this.#stopWatching();
+    return this.proxy.drain(timeoutMs);
+  }
+
+  async #stopWatching(): Promise<void> {
     this.#stop.abort();
     if (this.#expiry) this.#d.clock.clearTimeout(this.#expiry);
     if (this.#listenRetry) this.#d.clock.clearTimeout(this.#listenRetry);
     this.#unsubscribe?.();
     await Promise.allSettled(this.#loops);
-    if (!opts.handOver) await this.proxy.stop();
   }
 
   /** The plan saved before a restart, served until a fresh one is complete (fail static). */

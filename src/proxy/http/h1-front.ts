@@ -109,6 +109,22 @@ export class H1Front<C> {
     this.#conns.clear();
   }
 
+  /** Draining: no request after the one in flight; idle keep-alive connections end now. */
+  #draining = false;
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * Lets the requests in flight finish, each answered with `connection: close`, and ends every
+   * connection once it has no request in flight (idle ones at once).
+   */
+  drain(): void {
+    this.#draining = true;
+    for (const c of this.#conns) c.drainIdle();
+  }
+
   #sweepOnce(): void {
     this.#tick++;
     const now = this.#tick * 1000;
@@ -166,6 +182,17 @@ export class H1Conn<C> {
       this.refuse(408, REASON.downstreamTimeout);
     else if (this.#wait === Wait.KeepAlive && waited >= this.front.opts.keepAliveMs)
       this.socket.end();
+  }
+
+  get draining(): boolean {
+    return this.front.draining;
+  }
+
+  /** Ends the connection now if no request is in flight or held (the front is draining). */
+  drainIdle(): void {
+    if (this.#ex !== undefined || this.#processing || this.#closing) return;
+    this.#closing = true;
+    this.socket.end();
   }
 
   /** The client closed its side: finish what is in flight, then close ours. */
@@ -283,7 +310,7 @@ export class H1Conn<C> {
   finished(ex: H1Exchange, keep: boolean): void {
     if (this.#ex !== ex) return;
     this.#ex = undefined;
-    if (!keep || this.#closing) {
+    if (!keep || this.#closing || this.front.draining) {
       this.#closing = true;
       this.socket.end();
       return;
@@ -304,6 +331,8 @@ export class H1Conn<C> {
 interface ExchangeConn {
   readonly socket: Socket;
   readonly framer: BodyFramer;
+  /** The front is draining: this response is the connection's last. */
+  readonly draining: boolean;
   refuse(status: number, reason: Reason): void;
   finished(ex: H1Exchange, keep: boolean): void;
 }
@@ -482,7 +511,7 @@ export class H1Exchange implements Downstream {
 
   /** Whether the connection must close after this response (the client asked, or the body is unread). */
   get closeAfter(): boolean {
-    return this.head.close || !this.bodyDone;
+    return this.head.close || !this.bodyDone || this.conn.draining;
   }
 
   /** The upstream connection carrying this request: `onGone` ends it if the client goes away. */

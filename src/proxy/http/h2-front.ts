@@ -61,6 +61,11 @@ export class H2Front<C> {
   close(): void {
     for (const c of [...this.#conns]) c.destroy();
   }
+
+  /** GOAWAY on every connection: no new streams; each closes once its open streams end. */
+  drain(): void {
+    for (const c of [...this.#conns]) c.drain();
+  }
 }
 
 function fieldOf(fields: readonly string[], name: string): string | undefined {

@@ -82,6 +82,16 @@ export class HandedHttpServers<C> {
     this.#h2.accept(socket, ctx);
   }
 
+  /**
+   * Finishes what is in flight and takes no more: HTTP/1.1 connections end after their current
+   * response, HTTP/2 ones get GOAWAY and close when their streams end.
+   */
+  drain(): void {
+    this.#front.drain();
+    this.#h2.drain();
+    this.#h1.server.closeIdleConnections();
+  }
+
   close(): void {
     this.#front.close();
     this.#h2.close();

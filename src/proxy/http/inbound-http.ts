@@ -117,6 +117,11 @@ export class InboundHttp {
     };
   }
 
+  /** Finishes the requests in flight and takes no more on open connections. */
+  drain(): void {
+    this.#servers.drain();
+  }
+
   close(): void {
     this.#servers.close();
     this.#app?.target.destroy();

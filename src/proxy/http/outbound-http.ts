@@ -156,6 +156,11 @@ export class OutboundHttp {
     }
   }
 
+  /** Finishes the requests in flight and takes no more on open connections. */
+  drain(): void {
+    this.#servers.drain();
+  }
+
   close(): void {
     this.#servers.close();
     for (const t of this.#targets.values()) t.destroy();

@@ -11,6 +11,8 @@ export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 export type ToWorker =
   | { t: 'plan'; seq: number; id: string; plan: ProxyPlan }
   | { t: 'stop'; seq: number; id: string }
+  /** Stop accepting, let open exchanges finish (at most timeoutMs), then stop. */
+  | { t: 'drain'; seq: number; id: string; timeoutMs: number }
   | { t: 'metrics'; seq: number };
 
 /** Why a plan could not be applied (a ListenError keeps its fields). */
@@ -23,5 +25,7 @@ export type FromWorker =
   | { t: 'ready' }
   /** `served`: the plan the worker's proxy serves afterwards (null: none). */
   | { t: 'done'; seq: number; served: ProxyPlan | null; error?: PlanFailure }
+  /** A drain ended: `cut` connections were still open at its time limit. */
+  | { t: 'drained'; seq: number; cut: number }
   | { t: 'metrics'; seq: number; json: MetricsJson }
   | { t: 'appDown'; id: string };

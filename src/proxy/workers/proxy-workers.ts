@@ -22,6 +22,11 @@ export interface ProxyHandle {
   readonly plan: ProxyPlan | undefined;
   setPlan(plan: ProxyPlan): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * Stops accepting, lets open exchanges finish for at most `timeoutMs`, then stops; resolves
+   * with how many connections were still open at the limit (and cut).
+   */
+  drain(timeoutMs: number): Promise<number>;
   onLocalAppUnreachable(fn: () => void): void;
 }
 
@@ -43,7 +48,7 @@ interface Slot {
   startedAt: number;
 }
 
-type Reply = Extract<FromWorker, { t: 'done' }> | { t: 'died' };
+type Reply = Extract<FromWorker, { t: 'done' | 'drained' }> | { t: 'died' };
 
 export class ProxyWorkers {
   readonly #slots: (Slot | undefined)[];
@@ -257,5 +262,20 @@ class WorkerProxy implements ProxyHandle {
     this.workers.forget(this.id);
     await this.workers.broadcast((seq) => ({ t: 'stop', seq, id: this.id }));
     this.#plan = undefined;
+  }
+
+  async drain(timeoutMs: number): Promise<number> {
+    await this.#queue;
+    this.workers.forget(this.id);
+    const replies = await this.workers.broadcast((seq) => ({
+      t: 'drain',
+      seq,
+      id: this.id,
+      timeoutMs,
+    }));
+    this.#plan = undefined;
+    let cut = 0;
+    for (const r of replies) if (r.t === 'drained') cut += r.cut;
+    return cut;
   }
 }

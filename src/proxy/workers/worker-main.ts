@@ -77,6 +77,12 @@ async function handle(m: ToWorker): Promise<void> {
       send({ t: 'done', seq: m.seq, served: null });
       return;
     }
+    case 'drain': {
+      const p = proxies.get(m.id);
+      proxies.delete(m.id);
+      send({ t: 'drained', seq: m.seq, cut: (await p?.drain(m.timeoutMs)) ?? 0 });
+      return;
+    }
     case 'metrics':
       send({ t: 'metrics', seq: m.seq, json: await registry.getMetricsAsJSON() });
       return;

@@ -74,7 +74,8 @@ function requiredOptions(help: string): string[] {
 
 /** Every runnable command: the leaves of the --help tree, plus the hidden demo-app. */
 async function leafCommands(): Promise<string[][]> {
-  const leaves: string[][] = [['demo-app', '--name', 'x', '--listen', '127.0.0.1:0']];
+  // demo-app is hidden; `agent` both runs the agent and holds `agent drain`.
+  const leaves: string[][] = [['demo-app', '--name', 'x', '--listen', '127.0.0.1:0'], ['agent']];
   const walk = async (path: string[]): Promise<void> => {
     const help = await trellis([...path, '--help']);
     expect(help.code, `${path.join(' ')} --help: ${help.stderr}`).to.equal(0);
@@ -99,7 +100,10 @@ const TAKES: Record<string, (cmd: string) => boolean> = {
   // The agent's --http-addr is its API address and --token its own token.
   'http-addr': (cmd) => !/^(server|dev|lab|demo-app|dns)\b/.test(cmd),
   token: (cmd) => !/^(server|dev|lab|demo-app|dns)\b/.test(cmd),
-  format: (cmd) => !/^(server|dev|agent|demo-app)\b/.test(cmd) && !/^lab (up|down|exec)/.test(cmd),
+  format: (cmd) =>
+    !/^(server|dev|demo-app)\b/.test(cmd) &&
+    !/^agent(?! drain)\b/.test(cmd) &&
+    !/^lab (up|down|exec)/.test(cmd),
 };
 
 describe('trellis: every command refuses flags it does not use', function () {
