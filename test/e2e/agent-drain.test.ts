@@ -8,6 +8,8 @@
  *      request fails. Restarted, the host serves again (the drain's maintenance is cleared).
  *   2. SIGTERM (systemd's stop) drains the same way: again not one request fails, where a
  *      plain stop may fail the requests in flight (mesh-failover.test.ts).
+ * The first drains proxies running in worker processes (the default), the second proxies in the
+ * agent's own process (--proxy-workers 0).
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
@@ -149,8 +151,12 @@ describe('agent drain: a host leaves without failing a request (real agents)', f
     expect(l.outcomes.filter((o) => o.at > t0 + tookMs).length).to.be.above(0);
     expect(await healthyApi()).to.deep.equal(['host-api2']);
 
-    // Restarted, the host serves again: the drain's maintenance mark is gone.
-    agents.set('host-api1', await startTrellis(agentArgs.get('host-api1')!));
+    // Restarted, the host serves again: the drain's maintenance mark is gone. This time its
+    // proxies run in the agent's own process, so the next test drains that path too.
+    agents.set(
+      'host-api1',
+      await startTrellis([...agentArgs.get('host-api1')!, '--proxy-workers', '0']),
+    );
     await eventually(
       async () => (await healthyApi()).join() === 'host-api1,host-api2',
       30_000,
