@@ -12,6 +12,8 @@
  *                 1,000 req/s, CPU per request; agent memory; issue 12's goals table
  *   interception  transparent (nftables) vs explicit upstream at 1,000 req/s, ruleset apply time
  *                 for 1,000 endpoints (root, ip, nft and setpriv; in its own network namespace)
+ *   agent-restart an agent restarted 10 times under 200 req/s through a pair: failed requests and
+ *                 the longest gap without an answer
  *   libraries     our RE2 and DNS wire code against re2js and dns-packet (in process, no server)
  *
  * Each benchmark starts its own `trellis server` (127.0.0.1, port 0, fresh temp data dir) and
@@ -24,6 +26,7 @@
  * benchmarks not run this time are parsed out of the previous file by those headings and kept
  * as they were (each section carries its own "Measured" date).
  */
+import { agentRestart } from './agent-restart.js';
 import { dataplane } from './dataplane.js';
 import { fanout } from './fanout.js';
 import { intentions } from './intentions.js';
@@ -47,6 +50,7 @@ const BENCHMARKS: Runnable[] = [
   runnable(leafSigning),
   runnable(dataplane),
   runnable(interception),
+  runnable(agentRestart),
   runnable(libraries),
 ];
 
