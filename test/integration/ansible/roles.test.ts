@@ -337,7 +337,7 @@ describe('ansible/ roles on chroot hosts in a network namespace (direct service 
     }
   });
 
-  it('writes an intention only when it differs: a changed action is applied, and only then', function () {
+  it('writes a changed intention (changed=1), having left the same one alone (changed=0 above)', function () {
     if (!token) this.skip();
     const deny = { trellis_intentions: [{ source: 'web', destination: 'api', action: 'deny' }] };
     const r = playbook(deny);
@@ -345,8 +345,5 @@ describe('ansible/ roles on chroot hosts in a network namespace (direct service 
     expect(recap(r.output).get('agent1')?.changed, r.output).to.equal(1);
     const intention = api('/v1/connect/intentions/exact?source=web&destination=api');
     expect((JSON.parse(intention.body) as { Action: string }).Action).to.equal('deny');
-    const again = playbook(deny);
-    expect(again.status, again.output).to.equal(0);
-    expect(recap(again.output).get('agent1')?.changed, again.output).to.equal(0);
   });
 });
