@@ -122,7 +122,9 @@ describe('Debian package', function () {
     expect(
       paths.filter(
         (p) =>
-          p.startsWith('/usr/lib/trellis/dist/') && !p.startsWith('/usr/lib/trellis/dist/src/'),
+          p.startsWith('/usr/lib/trellis/dist/') &&
+          p !== '/usr/lib/trellis/dist/' &&
+          !p.startsWith('/usr/lib/trellis/dist/src/'),
       ),
     ).to.deep.equal([]);
     expect(paths.filter((p) => /^\/usr\/lib\/trellis\/dist\/.*\.(map|ts)$/.test(p))).to.deep.equal(
@@ -218,6 +220,29 @@ run dpkg --purge trellis </dev/null
     expect(out).to.contain('@@marker kept\n');
     expect(out).to.contain('@@users 1\n');
     expect(leftovers(r.upper, 'trellis')).to.deep.equal([]);
+  });
+
+  it('remove without purge keeps configuration, state and user, and the leftover check sees them', () => {
+    const r = runInScratchRoot(
+      dir,
+      [deb],
+      `
+run dpkg -i /mnt/trellis_${VERSION}_all.deb </dev/null
+run dpkg --remove trellis </dev/null
+echo "@@after $(run test -e /usr/bin/trellis && echo bin || echo no-bin) $(run getent passwd trellis | cut -d: -f1) $(run dpkg-query -W -f '\${db:Status-Abbrev}' trellis)"
+`,
+    );
+    expect(r.code, r.output).to.equal(0);
+    expect(r.output).to.contain('@@after no-bin trellis rc \n');
+    const left = leftovers(r.upper, 'trellis');
+    expect(left).to.include.members([
+      '/var/lib/trellis/: new directory',
+      '/etc/default/trellis-agent: new file',
+      '/etc/default/trellis-server: new file',
+      '/etc/passwd: changed',
+      'dpkg still lists trellis',
+    ]);
+    expect(left.filter((l) => l.startsWith('/usr/lib/trellis'))).to.deep.equal([]);
   });
 
   it('with systemd running: reload on install, try-restart on upgrade only, stop on remove, never start', () => {
