@@ -186,10 +186,10 @@ describe('Vagrant lab (vagrant/)', function () {
     });
 
     it('passes for the libvirt provider, and fails on a bad libvirt setting', function () {
-      const plugins = run('vagrant', ['plugin', 'list'], vagrantEnv);
-      if (!plugins.out.includes('vagrant-libvirt')) this.skip(); // Debian's vagrant recommends it
       const env = { ...vagrantEnv, VAGRANT_DEFAULT_PROVIDER: 'libvirt' };
       const ok = run('vagrant', ['validate'], env);
+      // Debian's vagrant recommends vagrant-libvirt; without it there is nothing to check here.
+      if (ok.code !== 0 && /provider 'libvirt' could not be found/.test(ok.out)) this.skip();
       expect(ok.code, ok.out).to.equal(0);
       const bad = run('vagrant', ['validate'], {
         ...env,
