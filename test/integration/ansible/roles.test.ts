@@ -1,0 +1,352 @@
+/**
+ * The Ansible roles applied for real: a server host and an agent host, each a chroot made of an
+ * overlayfs over the host's `/` (read-only lower; the upper dir in this test's temp dir), both
+ * inside one private mount namespace and one throwaway network namespace, driven through
+ * Ansible's community.general.chroot connection with the `direct` service manager
+ * (start-stop-daemon and pidfiles; no systemd runs here). The package is built from this checkout
+ * (`npm run package`) and installed by the roles into the chroots; nothing is installed on the
+ * host, and the daemons listen only inside the namespace.
+ *
+ * Needs root, ip, nsenter, unshare, overlayfs, ansible-playbook and dpkg-deb; skipped otherwise.
+ */
+import { expect } from 'chai';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createTestNs, deleteTestNs, inNs, netnsSkipReason } from '../../helpers/netns.js';
+
+const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
+const ADDRESS = '10.231.0.2';
+const SERVER_HTTP = '127.0.0.1:18500';
+const AGENT_HTTP = '127.0.0.1:18510';
+const HOSTS = ['server1', 'agent1'] as const;
+
+function runs(bin: string, arg = '--version'): boolean {
+  return spawnSync(bin, [arg], { stdio: 'ignore', timeout: 60_000 }).status === 0;
+}
+
+function skipReason(): string | undefined {
+  const ns = netnsSkipReason();
+  if (ns) return ns;
+  for (const bin of ['ansible-playbook', 'dpkg-deb', 'nsenter', 'unshare'])
+    if (!runs(bin)) return `needs ${bin}`;
+  if (!readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return 'needs overlayfs';
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+    scripts?: Record<string, string>;
+  };
+  if (!pkg.scripts?.package) return 'needs `npm run package` (the Debian package)';
+  return undefined;
+}
+
+/** The recap's counters per host: `agent1 : ok=24 changed=0 unreachable=0 failed=0 ...`. */
+function recap(output: string): Map<string, Record<string, number>> {
+  const out = new Map<string, Record<string, number>>();
+  const tail = output.slice(output.lastIndexOf('PLAY RECAP'));
+  for (const line of tail.split('\n').slice(1)) {
+    const m = /^(\S+)\s+:\s+(.*)$/.exec(line.trim());
+    if (!m) continue;
+    const counts: Record<string, number> = {};
+    for (const [, k, v] of m[2]!.matchAll(/(\w+)=(\d+)/g)) counts[k!] = Number(v);
+    out.set(m[1]!, counts);
+  }
+  return out;
+}
+
+describe('ansible/ roles on chroot hosts in a network namespace (direct service manager)', function () {
+  this.timeout(600_000);
+  let tmp = '';
+  let ns = '';
+  let holder: ChildProcess | undefined;
+  let token = '';
+  const outputs: string[] = [];
+
+  const root = (host: string): string => join(tmp, host, 'root');
+  /** A command in the holder's mount namespace (where the chroots are mounted). */
+  const inMounts = (argv: string[], net = false): string =>
+    execFileSync(
+      'nsenter',
+      ['-t', String(holder!.pid), '-m', ...(net ? ['-n'] : []), '--', ...argv],
+      { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+
+  const playbook = (extraVars?: object): { status: number | null; output: string } => {
+    const args = [
+      '-t',
+      String(holder!.pid),
+      '-m',
+      '-n',
+      '--',
+      'ansible-playbook',
+      '-i',
+      join(tmp, 'inventory.yml'),
+      join(REPO, 'ansible', 'site.yml'),
+      ...(extraVars ? ['-e', JSON.stringify(extraVars)] : []),
+    ];
+    const r = spawnSync('nsenter', args, {
+      cwd: tmp,
+      encoding: 'utf8',
+      timeout: 300_000,
+      env: {
+        ...process.env,
+        ANSIBLE_CONFIG: join(REPO, 'ansible', 'ansible.cfg'),
+        ANSIBLE_NOCOLOR: '1',
+        ANSIBLE_HOST_KEY_CHECKING: 'False',
+        ANSIBLE_LOCAL_TEMP: join(tmp, 'ansible-local'),
+      },
+    });
+    const output = `${r.stdout}${r.stderr}`;
+    outputs.push(output);
+    return { status: r.status, output };
+  };
+
+  /** GET on the server's plain HTTP API inside the namespace, with the management token. */
+  const api = (path: string): { status: number; body: string } => {
+    const out = inNs(ns, [
+      'curl',
+      '-s',
+      '-w',
+      '\n%{http_code}',
+      '-H',
+      `X-Consul-Token: ${token}`,
+      `http://${SERVER_HTTP}${path}`,
+    ]);
+    const cut = out.lastIndexOf('\n');
+    return { status: Number(out.slice(cut + 1)), body: out.slice(0, cut) };
+  };
+
+  before(function () {
+    const reason = skipReason();
+    if (reason) {
+      console.log(`      skipped: ${reason}`);
+      this.skip();
+    }
+    tmp = mkdtempSync('/tmp/trellis-ansible-');
+    const deb = join(tmp, 'trellis.deb');
+    execFileSync('npm', ['run', '--silent', 'package', '--', '--out', deb], {
+      cwd: REPO,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 300_000,
+    });
+
+    ns = createTestNs(ADDRESS);
+    // One process holds a private mount namespace inside the network namespace; the chroots
+    // are mounted there, ansible-playbook and the daemons it starts live there. `ip netns exec`
+    // and `unshare` exec in turn, so the PID is the holder's.
+    holder = spawn(
+      'ip',
+      ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', 'sleep', 'infinity'],
+      { stdio: 'ignore' },
+    );
+    const ownMounts = readlinkSync('/proc/self/ns/mnt');
+    for (let i = 0; ; i++) {
+      let theirs = '';
+      try {
+        theirs = readlinkSync(`/proc/${holder.pid}/ns/mnt`);
+      } catch {
+        // not there yet
+      }
+      const comm = existsSync(`/proc/${holder.pid}/comm`)
+        ? readFileSync(`/proc/${holder.pid}/comm`, 'utf8').trim()
+        : '';
+      if (theirs && theirs !== ownMounts && comm === 'sleep') break;
+      if (i > 200) throw new Error('the mount namespace holder did not start');
+      execFileSync('sleep', ['0.05']);
+    }
+
+    for (const host of HOSTS) {
+      for (const d of ['upper', 'work', 'root']) mkdirSync(join(tmp, host, d), { recursive: true });
+      inMounts([
+        'mount',
+        '-t',
+        'overlay',
+        'overlay',
+        '-o',
+        `lowerdir=/,upperdir=${join(tmp, host, 'upper')},workdir=${join(tmp, host, 'work')}`,
+        root(host),
+      ]);
+      for (const d of ['proc', 'sys', 'dev'])
+        inMounts(['mount', '--rbind', `/${d}`, join(root(host), d)]);
+      for (const d of ['run', 'tmp'])
+        inMounts(['mount', '-t', 'tmpfs', 'tmpfs', join(root(host), d)]);
+    }
+    // The demo's web service is captured by its unix user (deploy/lab/services/web.hcl): the
+    // application's user comes with the application, not with the roles.
+    inMounts([
+      'chroot',
+      root('agent1'),
+      'adduser',
+      '--system',
+      '--quiet',
+      '--group',
+      '--no-create-home',
+      'trellis-web',
+    ]);
+
+    const inventory = {
+      all: {
+        vars: {
+          ansible_connection: 'community.general.chroot',
+          ansible_python_interpreter: '/usr/bin/python3',
+          trellis_service_manager: 'direct',
+          trellis_deb: deb,
+          trellis_management_token_file: join(tmp, 'secrets', 'management-token'),
+          trellis_advertise_addr: ADDRESS,
+          // Server and agent share the namespace here: each on ports of its own.
+          trellis_server_http_port: 18500,
+          trellis_server_https_port: 18501,
+          trellis_intentions: [{ source: 'web', destination: 'api', action: 'allow' }],
+          trellis_config_entries: [{ Kind: 'service-defaults', Name: 'api', Protocol: 'http' }],
+        },
+        children: {
+          trellis_servers: { hosts: { server1: { ansible_host: root('server1') } } },
+          trellis_agents: {
+            hosts: {
+              agent1: {
+                ansible_host: root('agent1'),
+                trellis_agent_http_addr: AGENT_HTTP,
+                trellis_agent_dns_addr: '127.0.0.1:18610',
+                trellis_agent_settings: { proxy_workers: 0 },
+                // deploy/lab/services/web.hcl as variables.
+                trellis_services: [
+                  {
+                    name: 'web',
+                    port: 8081,
+                    connect: {
+                      sidecar_service: {
+                        port: 21000,
+                        proxy: {
+                          mode: 'transparent',
+                          transparent_proxy: { capture_user: 'trellis-web', redirect_dns: true },
+                        },
+                      },
+                    },
+                    check: {
+                      id: 'web-http',
+                      name: 'web answers HTTP',
+                      http: 'http://127.0.0.1:8081/',
+                      interval: '5s',
+                      timeout: '2s',
+                    },
+                  },
+                ],
+              },
+            },
+          },
+        },
+      },
+    };
+    writeFileSync(join(tmp, 'inventory.yml'), JSON.stringify(inventory, null, 2));
+  });
+
+  after(function () {
+    if (holder?.pid) {
+      // The daemons the roles started, by the pidfiles their direct mode wrote.
+      for (const host of HOSTS)
+        for (const daemon of ['server', 'agent']) {
+          let pid = '';
+          try {
+            pid = inMounts(['cat', join(root(host), 'run', 'trellis', `${daemon}.pid`)]).trim();
+          } catch {
+            continue;
+          }
+          if (/^\d+$/.test(pid)) {
+            try {
+              process.kill(Number(pid), 'SIGKILL');
+            } catch {
+              // already gone
+            }
+          }
+        }
+      holder.kill('SIGKILL');
+    }
+    if (ns) deleteTestNs(ns);
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    if (this.currentTest?.state === 'failed') for (const o of outputs) console.log(o);
+  });
+
+  it('installs, configures and starts a server and an agent that joins', function () {
+    const r = playbook();
+    expect(r.status, r.output).to.equal(0);
+    const counts = recap(r.output);
+    expect(counts.get('server1')?.failed, r.output).to.equal(0);
+    expect(counts.get('agent1')?.failed, r.output).to.equal(0);
+    expect(counts.get('agent1')?.changed ?? 0).to.be.greaterThan(0);
+
+    // The management token was written on the controller only, mode 0600, and never printed.
+    const tokenFile = join(tmp, 'secrets', 'management-token');
+    expect(statSync(tokenFile).mode & 0o777).to.equal(0o600);
+    token = readFileSync(tokenFile, 'utf8').trim();
+    expect(token).to.match(/^[0-9a-f-]{36}$/);
+    expect(r.output).not.to.include(token);
+
+    // The package went into the chroots, not onto the host.
+    expect(existsSync(join(tmp, 'server1', 'upper', 'usr', 'bin', 'trellis'))).to.equal(true);
+    expect(
+      existsSync(join(tmp, 'agent1', 'upper', 'var', 'lib', 'trellis', 'agent', 'identity.json')),
+    ).to.equal(true);
+  });
+
+  it('gives a working mesh: agent joined, service registered, intention and config entry written', function () {
+    if (!token) this.skip();
+    expect(api('/v1/status/leader').status).to.equal(200);
+    const nodes = JSON.parse(api('/v1/catalog/nodes').body) as { Node: string }[];
+    expect(nodes.map((n) => n.Node)).to.include.members(['server1', 'agent1']);
+
+    const web = JSON.parse(api('/v1/catalog/service/web').body) as {
+      Node: string;
+      ServicePort: number;
+    }[];
+    expect(web.map((s) => [s.Node, s.ServicePort])).to.deep.equal([['agent1', 8081]]);
+    const sidecar = JSON.parse(api('/v1/catalog/service/web-sidecar-proxy').body) as {
+      ServicePort: number;
+    }[];
+    expect(sidecar.map((s) => s.ServicePort)).to.deep.equal([21000]);
+
+    const intention = api('/v1/connect/intentions/exact?source=web&destination=api');
+    expect(intention.status).to.equal(200);
+    expect((JSON.parse(intention.body) as { Action: string }).Action).to.equal('allow');
+    const entry = JSON.parse(api('/v1/config/service-defaults/api').body) as { Protocol: string };
+    expect(entry.Protocol).to.equal('http');
+
+    // The agent joined over HTTPS with its own identity and registered web with the service
+    // token the role made (a joined agent's own token may only write its node).
+    const agentToken = inMounts(['cat', join(root('agent1'), 'etc', 'trellis.d', 'web.hcl')]);
+    expect(agentToken).to.match(/^\s*token = "[0-9a-f-]{36}"$/m);
+    expect(outputs.join('\n')).not.to.include(/token = "([^"]+)"/m.exec(agentToken)![1]!);
+  });
+
+  it('reports changed=0 on a second run', function () {
+    if (!token) this.skip();
+    const r = playbook();
+    expect(r.status, r.output).to.equal(0);
+    const counts = recap(r.output);
+    expect([...counts.keys()].sort()).to.deep.equal(['agent1', 'server1']);
+    for (const [host, c] of counts) {
+      expect(c.changed, `${host} in\n${r.output}`).to.equal(0);
+      expect(c.failed, host).to.equal(0);
+    }
+  });
+
+  it('writes an intention only when it differs: a changed action is applied, and only then', function () {
+    if (!token) this.skip();
+    const deny = { trellis_intentions: [{ source: 'web', destination: 'api', action: 'deny' }] };
+    const r = playbook(deny);
+    expect(r.status, r.output).to.equal(0);
+    expect(recap(r.output).get('agent1')?.changed, r.output).to.equal(1);
+    const intention = api('/v1/connect/intentions/exact?source=web&destination=api');
+    expect((JSON.parse(intention.body) as { Action: string }).Action).to.equal('deny');
+    const again = playbook(deny);
+    expect(again.status, again.output).to.equal(0);
+    expect(recap(again.output).get('agent1')?.changed, again.output).to.equal(0);
+  });
+});
