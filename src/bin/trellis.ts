@@ -390,7 +390,8 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
           .options(HTTP_LIMIT_OPTIONS)
           .option('join-token', {
             type: 'string',
-            describe: 'Join the cluster with this single-use token (needs --ca-fingerprint)',
+            describe:
+              'Join the cluster with this single-use token (needs --ca-fingerprint; or env TRELLIS_JOIN_TOKEN, which ps does not show)',
           })
           .option('metrics-bind', {
             type: 'string',
@@ -438,6 +439,7 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
         const httpAddrDefault = env.io.env.TRELLIS_HTTP_ADDR || DEFAULT_HTTP_ADDR;
         const resolve = (f: AgentSettings) => resolveAgent(flags, f, httpAddrDefault);
         const token = args.token ?? env.io.env.TRELLIS_HTTP_TOKEN;
+        const joinToken = args['join-token'] ?? env.io.env.TRELLIS_JOIN_TOKEN;
         const drainTimeoutMs =
           durationFlag(args['drain-timeout'], 'drain-timeout') ?? DEFAULT_DRAIN_TIMEOUT_MS;
         const drainGraceMs =
@@ -451,7 +453,8 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
             {
               ...settings,
               ...(configDir ? { configDir } : {}),
-              ...(args['join-token'] ? { joinToken: args['join-token'] } : {}),
+              // From the environment too: a flag's value shows in `ps` to every local user.
+              ...(joinToken ? { joinToken } : {}),
               ...(args['ca-fingerprint'] ? { caFingerprint: args['ca-fingerprint'] } : {}),
               ...(token || settings.fileToken ? { token: token || settings.fileToken } : {}),
             },

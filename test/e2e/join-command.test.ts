@@ -65,6 +65,61 @@ describe('the join command printed by acl token create --join', function () {
     }, 30_000);
   });
 
+  it('joins with the token in TRELLIS_JOIN_TOKEN, off the command line', async () => {
+    const { stdout } = await run(process.execPath, [
+      TRELLIS_BIN,
+      'acl',
+      'token',
+      'create',
+      '--join',
+      '--node',
+      'jn2',
+      '--format',
+      'json',
+      '--http-addr',
+      server.address,
+    ]);
+    const token = JSON.parse(stdout) as { SecretID: string; CAFingerprint: string };
+    const https = /(?:--retry-join|--server) (\S+)/.exec(
+      (
+        await run(process.execPath, [
+          TRELLIS_BIN,
+          'acl',
+          'token',
+          'create',
+          '--join',
+          '--node',
+          'jn-unused',
+          '--http-addr',
+          server.address,
+        ])
+      ).stdout,
+    )?.[1];
+    expect(https, 'the HTTPS address printed for joins').to.be.a('string');
+    const agent = await startTrellis(
+      [
+        'agent',
+        '--ca-fingerprint',
+        token.CAFingerprint,
+        '--retry-join',
+        https!,
+        '--node',
+        'jn2',
+        '--data-dir',
+        tmp.make('join-env'),
+        '--bind',
+        '127.0.0.1:0',
+      ],
+      { timeoutMs: 60_000, env: { TRELLIS_JOIN_TOKEN: token.SecretID } },
+    );
+    agents.push(agent);
+    expect(agent.proc.spawnargs.join(' ')).to.not.contain(token.SecretID);
+    await eventually(async () => {
+      const nodes = await getJSON<{ Node: string }[]>(`http://${server.address}/v1/catalog/nodes`);
+      return nodes.some((n) => n.Node === 'jn2');
+    }, 30_000);
+  });
+
   it('an agent given the plain-HTTP address says so in one sentence', async () => {
     const { stdout } = await run(process.execPath, [
       TRELLIS_BIN,
