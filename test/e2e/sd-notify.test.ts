@@ -8,10 +8,9 @@
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { freePort } from '../helpers/net.js';
+import { accepts, freePort } from '../helpers/net.js';
 import {
   agentArgs,
   eventually,
@@ -92,18 +91,6 @@ async function notifySocket(dir: string): Promise<Receiver> {
       await exited;
     },
   };
-}
-
-/** Whether a TCP connection to 127.0.0.1:port is accepted (one attempt). */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 describe('systemd readiness (READY=1 on $NOTIFY_SOCKET)', function () {

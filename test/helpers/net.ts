@@ -21,3 +21,15 @@ export function tcpRoundTrip(port: number, text: string): Promise<string> {
     s.on('connect', () => s.end(text));
   });
 }
+
+/** Resolves true when something accepts a TCP connection on 127.0.0.1:port (one attempt). */
+export function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}

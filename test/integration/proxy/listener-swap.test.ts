@@ -10,7 +10,7 @@ import { connect, createServer, type Server } from 'node:net';
 import { systemClock } from '../../../src/core/index.js';
 import { ListenError, ServiceProxy, type ProxyPlan } from '../../../src/proxy/index.js';
 import { spiffeUri, testCa } from '../../helpers/mesh-ca.js';
-import { freePort, tcpRoundTrip } from '../../helpers/net.js';
+import { accepts, freePort, tcpRoundTrip } from '../../helpers/net.js';
 
 const quiet = { info() {}, warn() {} };
 
@@ -18,18 +18,6 @@ function listenOn(server: Server, port: number, host = '127.0.0.1'): Promise<num
   return new Promise((resolve) =>
     server.listen(port, host, () => resolve((server.address() as { port: number }).port)),
   );
-}
-
-/** Resolves true when something accepts a TCP connection on 127.0.0.1:port. */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 describe('proxy: moving listeners (make before break)', function () {
