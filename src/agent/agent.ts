@@ -31,7 +31,12 @@ import { VipWatch } from './capture/vip-watch.js';
 import type { SidecarCapture } from './capture/types.js';
 import { NftApplier, type NftOptions } from './nftables/nft.js';
 import { createRegistry, proxyMetrics, type Registry } from '../telemetry/metrics.js';
-import { mergedMetrics, ProxyWorkers, type AccessLogTarget } from '../proxy/control.js';
+import {
+  DataPlaneClient,
+  mergedMetrics,
+  ProxyWorkers,
+  type AccessLogTarget,
+} from '../proxy/control.js';
 import { loadDataPlane } from './proxycfg/data-plane.js';
 import { filePlanStore } from './proxycfg/plan-store.js';
 import { IntentionCache } from './connect/intention-cache.js';
@@ -64,6 +69,12 @@ export interface AgentOptions {
    * (`proxy_workers`); 0 or absent: in the agent's own process.
    */
   proxyWorkers?: { count: number; logLevel: string };
+  /**
+   * Sidecar proxies run in the data-plane supervisor (`trellis proxy`) answering on this unix
+   * socket, which outlives the agent: restarting the agent drops no connection. `proxyWorkers`
+   * is then not used (the supervisor has its own).
+   */
+  dataPlane?: { socketPath: string; version: string; connectTimeoutMs?: number };
   servers: string[];
   dataDir: string;
   configDir?: string;
@@ -162,14 +173,17 @@ export class TrellisAgent {
   readonly metrics: Registry;
   /** The processes carrying the sidecars' traffic, when `proxy_workers` is set. */
   readonly proxyWorkers: ProxyWorkers | undefined;
+  /** The data-plane supervisor carrying the sidecars' traffic, when `data_plane_socket` is set. */
+  readonly dataPlane: DataPlaneClient | undefined;
 
   /**
    * The metrics to expose (GET /v1/agent/metrics, the Prometheus listener): the agent's own,
    * merged with its proxy workers' when it has any.
    */
   async metricsView(): Promise<Registry> {
-    if (!this.proxyWorkers) return this.metrics;
-    return mergedMetrics(await this.metrics.getMetricsAsJSON(), this.proxyWorkers);
+    const carriers = this.dataPlane ?? this.proxyWorkers;
+    if (!carriers) return this.metrics;
+    return mergedMetrics(await this.metrics.getMetricsAsJSON(), carriers);
   }
   /** Every intention, kept current from the servers: connect authorization without a round trip. */
   readonly intentions: IntentionCache;
@@ -236,8 +250,19 @@ export class TrellisAgent {
           },
         })
       : undefined;
+    this.dataPlane = opts.dataPlane
+      ? new DataPlaneClient({
+          socketPath: opts.dataPlane.socketPath,
+          version: opts.dataPlane.version,
+          clock: opts.clock,
+          log: opts.log,
+          ...(opts.dataPlane.connectTimeoutMs !== undefined
+            ? { connectTimeoutMs: opts.dataPlane.connectTimeoutMs }
+            : {}),
+        })
+      : undefined;
     const workers =
-      opts.proxyWorkers && opts.proxyWorkers.count > 0
+      !opts.dataPlane && opts.proxyWorkers && opts.proxyWorkers.count > 0
         ? new ProxyWorkers({
             count: opts.proxyWorkers.count,
             log: opts.log,
@@ -254,7 +279,11 @@ export class TrellisAgent {
         clock: opts.clock,
         log: opts.proxyLog ?? opts.log,
         ...(opts.accessLogTo ? { accessLogTo: opts.accessLogTo } : {}),
-        ...(workers ? { newProxy: (id: string) => workers.handle(id) } : {}),
+        ...(this.dataPlane
+          ? { newProxy: (id: string) => this.dataPlane!.handle(id) }
+          : workers
+            ? { newProxy: (id: string) => workers.handle(id) }
+            : {}),
         agentToken: () => this.opts.token,
         metrics: proxyMetrics(this.metrics),
         plans: filePlanStore(join(opts.dataDir, 'proxy-plans'), (o, m) => opts.log.warn(o, m)),
@@ -454,8 +483,10 @@ export class TrellisAgent {
 
   /** Loads persisted and config-dir definitions; throws ConfigLoadError on any file error. */
   async start(): Promise<void> {
+    // The data plane first: the plans it serves are taken over, not started again.
+    if (this.dataPlane) await this.dataPlane.connect();
     // Proxies in this process (no workers): their code is loaded now, before any can start.
-    if (!this.proxyWorkers) await loadDataPlane();
+    else if (!this.proxyWorkers) await loadDataPlane();
     // The saved ruleset first, before any proxy listens: captured traffic is refused, never
     // sent in plaintext, while the proxies come up.
     await this.redirect?.start();
@@ -488,6 +519,12 @@ export class TrellisAgent {
    */
   async restored(): Promise<void> {
     await this.proxies.restored();
+    // Proxies the data plane kept for sidecars this host no longer has (removed while the
+    // agent was down) stop now.
+    for (const id of this.dataPlane?.untaken() ?? []) {
+      this.opts.log.info({ sidecar: id }, 'stopping a kept proxy whose sidecar is gone');
+      await this.dataPlane?.stopUntaken(id);
+    }
   }
 
   /**
@@ -737,7 +774,11 @@ export class TrellisAgent {
     }
     // The nftables rules stay: a stopped agent fails closed (see RedirectManager).
     this.redirect?.stop();
-    await this.proxies.stop();
+    if (this.dataPlane) {
+      // The supervisor keeps serving what is in force: a restarted agent takes it over.
+      await this.proxies.release();
+      this.dataPlane.close();
+    } else await this.proxies.stop();
     await this.proxyWorkers?.close();
     await this.vips.stop();
     await this.checks.stop();

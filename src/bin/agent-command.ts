@@ -29,6 +29,7 @@ import { auditLogger, type Logger } from '../telemetry/logger.js';
 import { AuditLog } from '../httpkit/audit.js';
 import { nodeIdFor } from './node-id.js';
 import { splitHostPort } from './addresses.js';
+import { version as trellisVersion } from '../cli/version.js';
 
 export interface AgentArgs {
   servers: string[];
@@ -45,6 +46,8 @@ export interface AgentArgs {
   enableScriptChecks?: boolean;
   /** Proxy worker processes; 0 = proxies in the agent's process; default: the cores, at most 8. */
   proxyWorkers?: number;
+  /** The data-plane supervisor's socket (`trellis proxy`): proxies there, not in the agent. */
+  dataPlaneSocket?: string;
   syncIntervalMs?: number;
   heartbeatIntervalMs?: number;
   heartbeatTtlMs?: number;
@@ -138,6 +141,9 @@ export function makeAgent(
         log.warn({ path, err: err.message }, 'access log cannot be written; its lines are dropped'),
       ),
     proxyWorkers: { count: args.proxyWorkers ?? defaultProxyWorkers(), logLevel: log.level },
+    ...(args.dataPlaneSocket
+      ? { dataPlane: { socketPath: args.dataPlaneSocket, version: trellisVersion } }
+      : {}),
     enableScriptChecks: args.enableScriptChecks ?? false,
     ...(args.syncIntervalMs ? { syncIntervalMs: args.syncIntervalMs } : {}),
     ...(args.heartbeatIntervalMs ? { heartbeatIntervalMs: args.heartbeatIntervalMs } : {}),

@@ -31,6 +31,7 @@ export interface DaemonFlags {
   servers?: string[];
   enableScriptChecks?: boolean;
   proxyWorkers?: number;
+  dataPlaneSocket?: string;
   nodeMeta?: Record<string, string>;
   logLevel?: LogLevel;
   heartbeatIntervalMs?: number;
@@ -87,6 +88,7 @@ export function resolveAgent(
   const heartbeatTtlMs = flags.heartbeatTtlMs ?? file.heartbeatTtlMs;
   const syncIntervalMs = flags.syncIntervalMs ?? file.syncIntervalMs;
   const proxyWorkers = flags.proxyWorkers ?? file.proxyWorkers;
+  const dataPlaneSocket = flags.dataPlaneSocket ?? file.dataPlaneSocket;
   return {
     servers,
     dataDir,
@@ -102,6 +104,7 @@ export function resolveAgent(
     ...(heartbeatTtlMs !== undefined ? { heartbeatTtlMs } : {}),
     ...(syncIntervalMs !== undefined ? { syncIntervalMs } : {}),
     ...(proxyWorkers !== undefined ? { proxyWorkers } : {}),
+    ...(dataPlaneSocket !== undefined ? { dataPlaneSocket } : {}),
     ...(file.aclAgentToken ? { fileToken: file.aclAgentToken } : {}),
     ...listenerAddr('metricsAddr', flags.metricsBind ?? file.metricsAddr),
     ...listenerAddr('dnsAddr', flags.dnsBind ?? file.dnsAddr ?? DEFAULT_AGENT_DNS_ADDR),
@@ -230,6 +233,7 @@ const SETTING_NAMES: Record<string, string> = {
   advertise: 'advertise_addr',
   enableScriptChecks: 'enable_script_checks',
   proxyWorkers: 'proxy_workers',
+  dataPlaneSocket: 'data_plane_socket',
   nodeMeta: 'node_meta',
   logLevel: 'log_level',
   heartbeatIntervalMs: 'heartbeat_interval',
@@ -271,6 +275,7 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
   retryJoin: 'retry_join',
   enableScriptChecks: 'enable_script_checks',
   proxyWorkers: 'proxy_workers',
+  dataPlaneSocket: 'data_plane_socket',
   nodeMeta: 'node_meta',
   logLevel: 'log_level',
   heartbeatIntervalMs: 'heartbeat_interval',

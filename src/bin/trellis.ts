@@ -23,7 +23,7 @@ import {
 import type { AgentSettings, LogLevel } from '../config/index.js';
 import { describeError, parseDuration } from '../core/index.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
-import { runAgent } from './agent-command.js';
+import { defaultProxyWorkers, runAgent } from './agent-command.js';
 import { registerLab } from './lab-command.js';
 import { runServer } from './server-command.js';
 import {
@@ -39,6 +39,15 @@ import {
 } from './settings.js';
 import { systemdNotifier } from './sd-notify.js';
 import { agentDrainCommand } from '../cli/commands/agent/drain.js';
+import { DataPlaneInUse } from '../proxy/workers/data-plane-server.js';
+import { DEFAULT_DATA_PLANE_SOCKET, runDataPlane } from './proxy-command.js';
+
+interface ProxyArgs extends GlobalArgs {
+  socket: string;
+  'proxy-workers'?: number;
+  'drain-timeout'?: string;
+  'log-level'?: string;
+}
 
 /** Resolves when SIGINT/SIGTERM arrives; SIGHUP calls `onHup`. `cancel` stops listening. */
 function untilSignal(onHup?: () => void): Promise<string> & { cancel(): void } {
@@ -116,6 +125,7 @@ interface DaemonArgs extends GlobalArgs {
   'ca-fingerprint'?: string;
   'drain-timeout'?: string;
   'drain-grace'?: string;
+  'data-plane-socket'?: string;
 }
 
 const PROXY_WORKERS_OPTION = {
@@ -160,6 +170,7 @@ function givenFlags(args: DaemonArgs): DaemonFlags {
     servers: args.server?.flatMap((s) => s.split(',')).filter(Boolean),
     enableScriptChecks: args['enable-script-checks'],
     proxyWorkers: numberFlag(args['proxy-workers'], 'proxy-workers', 0),
+    dataPlaneSocket: args['data-plane-socket'],
     nodeMeta: args['node-meta'] ? parseMeta(args['node-meta']) : undefined,
     logLevel: args['log-level'],
     heartbeatIntervalMs: numberFlag(args['heartbeat-interval'], 'heartbeat-interval', 1),
@@ -239,7 +250,8 @@ function commonOptions(y: Argv<GlobalArgs>): Argv<DaemonArgs> {
 
 /** The daemons and the lab, added to the CLI's commands (exported for the CLI's tests). */
 export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<GlobalArgs> {
-  for (const daemon of ['server', 'agent', 'dev', 'demo-app']) ctx.commandPaths.add(daemon);
+  for (const daemon of ['server', 'agent', 'proxy', 'dev', 'demo-app'])
+    ctx.commandPaths.add(daemon);
   return registerLab(parser, ctx)
     .command<DaemonArgs>({
       command: 'server',
@@ -334,6 +346,73 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
         await server.close();
       }),
     })
+    .command<ProxyArgs>({
+      command: 'proxy',
+      describe:
+        "Run the host's data plane: the sidecar proxies' listeners and workers, steered by the agent (--data-plane-socket)",
+      builder: (y) =>
+        y
+          .option('socket', {
+            type: 'string',
+            default: DEFAULT_DATA_PLANE_SOCKET,
+            describe: 'The unix socket the agent connects to (made with mode 0600)',
+          })
+          .option('proxy-workers', PROXY_WORKERS_OPTION)
+          .option('drain-timeout', {
+            type: 'string',
+            defaultDescription: '30s',
+            describe:
+              'On SIGTERM the agent drains the host (or, with no agent connected, the proxies drain here); everything ends within this long',
+          })
+          .option('log-level', {
+            type: 'string',
+            defaultDescription: DEFAULT_LOG_LEVEL,
+            choices: ['debug', 'info', 'warn', 'error'],
+          })
+          .example(
+            '$0 proxy --socket /run/trellis/data-plane.sock',
+            'The data plane; then: trellis agent --data-plane-socket /run/trellis/data-plane.sock ...',
+          ) as unknown as Argv<ProxyArgs>,
+      handler: action<ProxyArgs>(ctx, async (env, args) => {
+        const log = createLogger({ level: (args['log-level'] as LogLevel) ?? DEFAULT_LOG_LEVEL });
+        const drainTimeoutMs =
+          durationFlag(args['drain-timeout'], 'drain-timeout') ?? DEFAULT_DRAIN_TIMEOUT_MS;
+        const workers =
+          numberFlag(args['proxy-workers'], 'proxy-workers', 1) ?? defaultProxyWorkers();
+        let dp;
+        try {
+          dp = await runDataPlane({ socketPath: args.socket, workers }, log);
+        } catch (err) {
+          if (!(err instanceof DataPlaneInUse)) throw err;
+          env.io.stderr(`${err.message}\n`);
+          return 1;
+        }
+        env.io.stdout(`trellis proxy listening on ${args.socket}\n`);
+        const systemd = systemdNotifier(env.io.env, log);
+        const running = dp;
+        const signal = untilSignal(() => {
+          // SIGHUP: fresh workers (the code on disk, after an upgrade), nothing dropped.
+          void systemd.send('RELOADING=1');
+          log.info({ workers: running.workers.pids() }, 'replacing the proxy workers');
+          running.workers
+            .renew(drainTimeoutMs)
+            .then(() => log.info({ workers: running.workers.pids() }, 'proxy workers replaced'))
+            .catch((err: unknown) =>
+              log.error({ err: describeError(err) }, 'replacing the proxy workers failed'),
+            )
+            .finally(() => void systemd.send('READY=1'));
+        });
+        await systemd.send('READY=1', `STATUS=data plane on ${args.socket}`);
+        const sig = await signal;
+        log.info({ signal: sig }, 'shutting down');
+        await systemd.send('STOPPING=1');
+        if (sig === 'SIGTERM') {
+          const cut = await dp.drain(drainTimeoutMs);
+          log.info({ cut }, 'drained');
+        }
+        await dp.close();
+      }),
+    })
     .command<DaemonArgs>({
       command: 'agent',
       describe: 'Run the per-host agent',
@@ -426,6 +505,12 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
             describe:
               'While draining, how long the sidecars keep serving after the catalog marked the host critical',
           })
+          .option('data-plane-socket', {
+            type: 'string',
+            defaultDescription: 'data_plane_socket in --config-dir, else none',
+            describe:
+              'Run the sidecar proxies in the data-plane supervisor (trellis proxy) at this unix socket; it outlives the agent, so restarting the agent drops no connection (SIGTERM then stops only the agent)',
+          })
           .example(
             '$0 agent --server 198.18.0.10:8500 --node web-1 --data-dir /var/lib/trellis --config-dir /etc/trellis.d',
             'An agent',
@@ -491,6 +576,12 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
             })
             .finally(() => void systemd.send('READY=1'));
         });
+        const drain = { timeoutMs: drainTimeoutMs, graceMs: drainGraceMs };
+        // `systemctl stop trellis-proxy`: the host leaves the mesh the way a drain does.
+        agent.dataPlane?.onDrainRequested(() => {
+          log.info({}, 'the data plane is stopping: draining the host');
+          void agent.drainThenExit(drain);
+        });
         // Signals are handled before READY=1: systemd may stop the unit as soon as it is ready.
         await systemd.send('READY=1', `STATUS=agent API on ${running.address}`);
         // A drain through the API (trellis agent drain) ends the agent as a signal does.
@@ -498,14 +589,17 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
         signal.cancel();
         log.info({ signal: sig }, 'shutting down');
         await systemd.send('STOPPING=1');
-        if (sig === 'SIGTERM') {
-          const r = await agent.drainThenExit({
-            timeoutMs: drainTimeoutMs,
-            graceMs: drainGraceMs,
-          });
+        // With a data-plane supervisor a signal stops only the control plane: the proxies keep
+        // serving and the node stays in the catalog for the agent that comes back (a restart or
+        // an upgrade). Without one, SIGTERM drains the host.
+        const keepDataPlane = agent.dataPlane !== undefined && sig !== 'drain';
+        if (sig === 'SIGTERM' && !keepDataPlane) {
+          const r = await agent.drainThenExit(drain);
           log.info({ marked: r.marked, cut: r.cut }, 'drained');
         }
-        await running.close({ leave: true });
+        if (keepDataPlane)
+          log.info({ dataPlane: agent.dataPlane?.pid }, 'the data plane keeps serving');
+        await running.close({ leave: !keepDataPlane });
       }),
     })
     .command<DaemonArgs>({
@@ -612,7 +706,7 @@ async function main(): Promise<void> {
     if (++interrupts > 1) process.exit(130);
     controller.abort();
   };
-  const daemon = ['server', 'agent', 'dev', 'demo-app'].includes(process.argv[2] ?? '');
+  const daemon = ['server', 'agent', 'proxy', 'dev', 'demo-app'].includes(process.argv[2] ?? '');
   if (!daemon) process.on('SIGINT', onInterrupt);
   process.exitCode = await runCli(
     process.argv.slice(2),

@@ -42,6 +42,8 @@ export interface AgentSettings {
   enableScriptChecks?: boolean;
   /** `proxy_workers`: processes carrying the sidecars' traffic; 0 = in the agent's process. */
   proxyWorkers?: number;
+  /** `data_plane_socket`: the unix socket of the data-plane supervisor (`trellis proxy`). */
+  dataPlaneSocket?: string;
   nodeMeta?: Record<string, string>;
   logLevel?: LogLevel;
   heartbeatIntervalMs?: number;
@@ -180,6 +182,7 @@ const settingFields: readonly FieldSpec[] = [
   field('retry_join', t.listOf(t.string(hostPort(false)), nonEmptyList), { aliases: ['servers'] }),
   field('enable_script_checks', t.bool()),
   field('proxy_workers', t.int(atLeast(0))),
+  field('data_plane_socket', t.string(notEmpty('data_plane_socket'))),
   field('node_meta', t.mapOfString(metaValue, metaKey, META_MAX_PAIRS)),
   field('log_level', t.string(oneOf(LOG_LEVELS))),
   field('heartbeat_interval', t.duration(positive)),
@@ -336,6 +339,7 @@ function toSettings(m: ReadonlyMap<string, SettingEntry>): AgentSettings {
   set('retryJoin', get('retry_join'));
   set('enableScriptChecks', get('enable_script_checks'));
   set('proxyWorkers', get('proxy_workers'));
+  set('dataPlaneSocket', get('data_plane_socket'));
   set('nodeMeta', nodeMeta(m));
   set('logLevel', get('log_level'));
   set('heartbeatIntervalMs', get('heartbeat_interval'));

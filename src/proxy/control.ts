@@ -10,3 +10,4 @@ export * from './reasons.js';
 export * from './listen.js';
 export * from './workers/proxy-workers.js';
 export type { ProxyLogger, ServiceProxy, ServiceProxyOptions } from './service-proxy.js';
+export * from './workers/data-plane-client.js';

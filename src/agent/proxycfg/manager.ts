@@ -138,6 +138,18 @@ export class ProxyManager {
     return cut.reduce((a, b) => a + b, 0);
   }
 
+  /**
+   * Stops every runner's watches and leaves its proxy serving the plan in force: the data
+   * plane (`trellis proxy`) carries on while the agent restarts.
+   */
+  async release(): Promise<void> {
+    this.#stopped = true;
+    await this.#queue;
+    const all = [...this.#runners.values()];
+    this.#runners.clear();
+    await Promise.all(all.map((r) => r.runner.stop({ handOver: true })));
+  }
+
   async stop(): Promise<void> {
     this.#stopped = true;
     // A reconcile under way finishes first (it starts nothing more once stopped).

@@ -180,8 +180,15 @@ export class ProxyRunner {
       // Transparent listeners keep their ports (the nftables rules point at them).
       for (const [dest, i] of previous.#implicit) this.#savedPorts.set(dest, i.port);
       this.#capture = previous.#capture;
+    } else if (this.proxy.plan) {
+      // The data plane (`trellis proxy`) kept serving this sidecar while the agent restarted.
+      this.#version = this.proxy.plan.version;
+      this.#kept = true;
     }
   }
+
+  /** The proxy was already serving when this runner started (the agent restarted). */
+  #kept = false;
 
   /** The transparent upstream listeners this runner has opened or is about to. */
   implicitListeners(): { address: string; port: number; what: string }[] {
@@ -341,6 +348,15 @@ export class ProxyRunner {
     const stored = this.#d.plans?.load(this.spec.id, this.#specKey);
     const saved = stored?.plan;
     for (const d of stored?.capture?.outbound ?? []) this.#savedPorts.set(d.destination, d.toPort);
+    const kept = this.#kept ? this.proxy.plan : undefined;
+    if (kept && kept.tls.notAfter > this.#d.clock.now()) {
+      // Serving, with nothing to restore: the plan in force counts as the saved one would.
+      if (stored?.capture) this.#setCapture(stored.capture);
+      this.#savedUntil = kept.tls.notAfter;
+      this.#setReady(true, 'serving the plan in force before the agent restarted');
+      this.#watchExpiry(kept.tls.notAfter);
+      return;
+    }
     if (!saved || saved.tls.notAfter <= this.#d.clock.now()) return;
     // A proxy taken over from the previous definition serves its plan until a fresh one.
     if (this.proxy.plan) return;

@@ -29,3 +29,24 @@ export type FromWorker =
   | { t: 'drained'; seq: number; cut: number }
   | { t: 'metrics'; seq: number; json: MetricsJson }
   | { t: 'appDown'; id: string };
+
+/**
+ * Messages from the agent to the data-plane supervisor (`trellis proxy`) on its unix socket:
+ * `hello` first, then what the agent would send its own workers (the supervisor sends each
+ * one to every worker and answers once).
+ */
+export type ToDataPlane =
+  | { t: 'hello'; version: string }
+  | Exclude<ToWorker, { t: 'metrics' }>
+  | { t: 'metrics'; seq: number };
+
+export type FromDataPlane =
+  /** The plans the data plane serves now: a restarted agent takes them over. */
+  | { t: 'welcome'; pid: number; version: string; served: { id: string; plan: ProxyPlan }[] }
+  /** Another agent holds the data plane; this connection is closed. */
+  | { t: 'busy'; message: string }
+  | Extract<FromWorker, { t: 'done' | 'drained' | 'appDown' }>
+  /** Every worker's metrics. */
+  | { t: 'metrics'; seq: number; json: MetricsJson[] }
+  /** The supervisor is being stopped: the agent drains the host (catalog first), then exits. */
+  | { t: 'drainRequested' };

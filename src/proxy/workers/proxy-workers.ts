@@ -48,9 +48,16 @@ interface Slot {
   startedAt: number;
 }
 
-type Reply = Extract<FromWorker, { t: 'done' | 'drained' }> | { t: 'died' };
+export type Reply = Extract<FromWorker, { t: 'done' | 'drained' }> | { t: 'died' };
 
-export class ProxyWorkers {
+/** Who carries the proxies a WorkerProxy stands for: the agent's workers, or `trellis proxy`. */
+export interface ProxyCarrier {
+  /** Sends `m` (given a fresh sequence number) to every process; one reply each. */
+  broadcast(make: (seq: number) => ToWorker): Promise<Reply[]>;
+  forget(id: string): void;
+}
+
+export class ProxyWorkers implements ProxyCarrier {
   readonly #slots: (Slot | undefined)[];
   readonly #handles = new Map<string, WorkerProxy>();
   readonly #waiting = new Map<
@@ -83,6 +90,34 @@ export class ProxyWorkers {
 
   forget(id: string): void {
     this.#handles.delete(id);
+  }
+
+  /** Every sidecar proxy the workers carry, with the plan it serves. */
+  served(): { id: string; plan: ProxyPlan }[] {
+    return [...this.#handles.values()].flatMap((h) => (h.plan ? [{ id: h.id, plan: h.plan }] : []));
+  }
+
+  /**
+   * Replaces every worker with a new process, which runs the code on disk now (after a package
+   * upgrade), dropping nothing: the new workers serve every plan on the same listening sockets
+   * before the old ones stop accepting and drain (open exchanges finish within `drainTimeoutMs`).
+   */
+  async renew(drainTimeoutMs: number): Promise<void> {
+    if (!this.#started || this.#closing) return;
+    const old = this.#slots.filter((s): s is Slot => s !== undefined);
+    for (let i = 0; i < this.#slots.length; i++) this.#fork(i);
+    await Promise.all(this.#slots.map((s) => (s ? this.#replay(s) : undefined)));
+    const ids = [...this.#handles.keys()];
+    await Promise.all(
+      old.map(async (s) => {
+        await Promise.all(
+          ids.map((id) =>
+            this.#ask(s.worker, { t: 'drain', seq: ++this.#seq, id, timeoutMs: drainTimeoutMs }),
+          ),
+        );
+        await stopWorker(s.worker);
+      }),
+    );
   }
 
   /** Sends `m` (given a fresh sequence number) to every worker; one reply per worker. */
@@ -184,27 +219,37 @@ export class ProxyWorkers {
   /** Stops every worker (their proxies' connections end with them). */
   async close(): Promise<void> {
     this.#closing = true;
-    await Promise.all(
-      this.#slots.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            if (!s || s.worker.isDead()) return resolve();
-            s.worker.once('exit', () => resolve());
-            s.worker.kill('SIGTERM');
-            setTimeout(() => s.worker.process.kill('SIGKILL'), 5_000).unref();
-          }),
-      ),
-    );
+    await Promise.all(this.#slots.map((s) => (s ? stopWorker(s.worker) : undefined)));
   }
+}
+
+/** SIGTERM, then SIGKILL if it has not exited 5 s later. */
+function stopWorker(worker: Worker): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (worker.isDead()) return resolve();
+    worker.once('exit', () => resolve());
+    worker.kill('SIGTERM');
+    setTimeout(() => worker.process.kill('SIGKILL'), 5_000).unref();
+  });
 }
 
 /** Merges the agent's own metrics with its workers' (counters and histograms summed). */
 export async function mergedMetrics(
   own: MetricsJson,
-  workers: ProxyWorkers | undefined,
+  workers: { metrics(): Promise<MetricsJson[]> } | undefined,
 ): Promise<Registry> {
   const all = workers ? [own, ...(await workers.metrics())] : [own];
   return AggregatorRegistry.aggregate(all);
+}
+
+/** An error from applying a plan, as a message can carry it. */
+export function planFailure(err: unknown): PlanFailure {
+  if (err instanceof ListenError)
+    return {
+      message: err.message,
+      listen: { address: err.address, port: err.port, code: err.code, detail: err.detail },
+    };
+  return { message: err instanceof Error ? err.message : String(err) };
 }
 
 function planError(f: PlanFailure): Error {
@@ -213,16 +258,20 @@ function planError(f: PlanFailure): Error {
   return new Error(f.message);
 }
 
-/** One sidecar's proxy as the workers carry it. */
-class WorkerProxy implements ProxyHandle {
+/** One sidecar's proxy as other processes carry it (the workers, or `trellis proxy`). */
+export class WorkerProxy implements ProxyHandle {
   #plan: ProxyPlan | undefined;
   #appDown: (() => void) | undefined;
   #queue: Promise<unknown> = Promise.resolve();
 
+  /** `serving`: the plan the carrier already serves for it (taken over after a restart). */
   constructor(
-    readonly workers: ProxyWorkers,
+    readonly workers: ProxyCarrier,
     readonly id: string,
-  ) {}
+    serving?: ProxyPlan,
+  ) {
+    this.#plan = serving;
+  }
 
   get plan(): ProxyPlan | undefined {
     return this.#plan;
@@ -246,8 +295,10 @@ class WorkerProxy implements ProxyHandle {
         plan,
       }));
       let failure: PlanFailure | undefined;
+      // A process that died before answering gets this plan when it is replaced (or reconnects).
+      if (!replies.some((r) => r.t === 'done')) this.#plan = plan;
       for (const r of replies) {
-        if (r.t !== 'done') continue; // a worker died: its replacement gets the plan
+        if (r.t !== 'done') continue;
         this.#plan = r.served ?? undefined;
         failure ??= r.error;
       }

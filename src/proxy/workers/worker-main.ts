@@ -11,9 +11,9 @@ import { systemClock } from '../../core/index.js';
 import { createRegistry, proxyMetrics } from '../../telemetry/metrics.js';
 import { accessLogFor } from '../../telemetry/access-log.js';
 import { createLogger } from '../../telemetry/logger.js';
-import { ListenError } from '../listen.js';
+import { planFailure } from './proxy-workers.js';
 import { ServiceProxy } from '../service-proxy.js';
-import type { FromWorker, PlanFailure, ToWorker } from './protocol.js';
+import type { FromWorker, ToWorker } from './protocol.js';
 
 // The agent passes its log level as the one argument.
 const level = process.argv[2] ?? 'info';
@@ -49,15 +49,6 @@ function proxyFor(id: string): ServiceProxy {
   return p;
 }
 
-function failure(err: unknown): PlanFailure {
-  if (err instanceof ListenError)
-    return {
-      message: err.message,
-      listen: { address: err.address, port: err.port, code: err.code, detail: err.detail },
-    };
-  return { message: err instanceof Error ? err.message : String(err) };
-}
-
 async function handle(m: ToWorker): Promise<void> {
   switch (m.t) {
     case 'plan': {
@@ -66,7 +57,7 @@ async function handle(m: ToWorker): Promise<void> {
         await p.setPlan(m.plan);
         send({ t: 'done', seq: m.seq, served: p.plan ?? null });
       } catch (err) {
-        send({ t: 'done', seq: m.seq, served: p.plan ?? null, error: failure(err) });
+        send({ t: 'done', seq: m.seq, served: p.plan ?? null, error: planFailure(err) });
       }
       return;
     }
