@@ -13,13 +13,14 @@
  *   5. SIGTERM to `trellis proxy`: the agent drains the host and exits 0, then the proxy.
  */
 import { expect } from 'chai';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { App, failed, load, sleep, type Outcome } from '../helpers/http-load.js';
 import { accepts, freePort } from '../helpers/net.js';
 import {
   agentArgs,
+  childPids,
   eventually,
   startServerProcess,
   startTrellis,
@@ -32,12 +33,6 @@ const describeFailures = (bad: Outcome[]): string =>
     .slice(0, 10)
     .map((o) => `${o.method} ${o.status} ${o.reason || o.error}`)
     .join('; ');
-
-/** The process ids of `pid`'s children (its proxy workers). */
-function children(pid: number): number[] {
-  const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
-  return text ? text.split(/\s+/).map(Number) : [];
-}
 
 describe('agent restart: the data plane outlives the agent (real processes)', function () {
   this.timeout(240_000);
@@ -106,7 +101,7 @@ describe('agent restart: the data plane outlives the agent (real processes)', fu
   });
 
   it('restarting the agent three times under load fails no request; one data plane throughout', async () => {
-    const workers = children(proxy.proc.pid!);
+    const workers = childPids(proxy.proc.pid!);
     expect(workers).to.have.length(1);
     const l = load(upstreamPort, 4, 20);
     await sleep(1000);
@@ -120,7 +115,7 @@ describe('agent restart: the data plane outlives the agent (real processes)', fu
     const bad = l.outcomes.filter(failed);
     expect(l.outcomes.length).to.be.greaterThan(100);
     expect(bad, describeFailures(bad)).to.have.length(0);
-    expect(children(proxy.proc.pid!)).to.deep.equal(workers);
+    expect(childPids(proxy.proc.pid!)).to.deep.equal(workers);
     // The restarted agent steers the kept proxies: an intention denying web is enforced.
     const deny = await request(`${base}/v1/connect/intentions/exact?source=web&destination=api`, {
       method: 'PUT',
@@ -135,13 +130,13 @@ describe('agent restart: the data plane outlives the agent (real processes)', fu
   });
 
   it('SIGHUP to trellis proxy replaces its workers under load; no request fails', async () => {
-    const before = children(proxy.proc.pid!);
+    const before = childPids(proxy.proc.pid!);
     const l = load(upstreamPort, 4, 20);
     await sleep(1000);
     proxy.proc.kill('SIGHUP');
     await eventually(
       async () => {
-        const now = children(proxy.proc.pid!);
+        const now = childPids(proxy.proc.pid!);
         return now.length === 1 && now[0] !== before[0];
       },
       30_000,

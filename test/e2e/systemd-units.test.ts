@@ -78,6 +78,7 @@ describe('systemd units', function () {
     expect(units).to.have.members([
       'trellis-server.service',
       'trellis-agent.service',
+      'trellis-proxy.service',
       'trellis-app@.service',
     ]);
   });
@@ -86,7 +87,9 @@ describe('systemd units', function () {
     'trellis-server.service':
       '/usr/bin/trellis server --data-dir /var/lib/trellis/server --config-dir /etc/trellis.d $TRELLIS_SERVER_ARGS',
     'trellis-agent.service':
-      '/usr/bin/trellis agent --data-dir /var/lib/trellis/agent --config-dir /etc/trellis.d $TRELLIS_AGENT_ARGS',
+      '/usr/bin/trellis agent --data-dir /var/lib/trellis/agent --config-dir /etc/trellis.d --data-plane-socket /run/trellis/data-plane.sock $TRELLIS_AGENT_ARGS',
+    'trellis-proxy.service':
+      '/usr/bin/trellis proxy --socket /run/trellis/data-plane.sock $TRELLIS_PROXY_ARGS',
   };
   for (const [unit, command] of Object.entries(commands)) {
     it(`${unit}: runs the packaged /usr/bin/trellis, and verify passes with no warning`, () => {
@@ -132,6 +135,22 @@ describe('systemd units', function () {
     const server = readFileSync(join(UNIT_DIR, 'trellis-server.service'), 'utf8');
     expect(serviceValues(server, 'AmbientCapabilities')).to.deep.equal(['']);
     expect(serviceValues(server, 'CapabilityBoundingSet')).to.deep.equal(['']);
+    const proxy = readFileSync(join(UNIT_DIR, 'trellis-proxy.service'), 'utf8');
+    expect(serviceValues(proxy, 'AmbientCapabilities')).to.deep.equal(['']);
+    expect(serviceValues(proxy, 'CapabilityBoundingSet')).to.deep.equal(['']);
+  });
+
+  it('the agent runs its proxies in trellis-proxy.service, which outlives its restarts', () => {
+    const agent = readFileSync(join(UNIT_DIR, 'trellis-agent.service'), 'utf8');
+    expect(agent).to.match(/^Wants=.*\btrellis-proxy\.service\b/m);
+    expect(agent).to.match(/^After=.*\btrellis-proxy\.service\b/m);
+    expect(agent, 'Requires=/BindsTo= would tie the proxies to agent restarts').not.to.match(
+      /^(Requires|BindsTo|PartOf)=.*trellis-proxy/m,
+    );
+    const proxy = readFileSync(join(UNIT_DIR, 'trellis-proxy.service'), 'utf8');
+    expect(serviceValues(proxy, 'RuntimeDirectory')).to.deep.equal(['trellis']);
+    expect(serviceValues(proxy, 'RuntimeDirectoryPreserve')).to.deep.equal(['yes']);
+    expect(proxy).not.to.match(/^(PartOf|BindsTo)=/m);
   });
 
   it('trellis-app@.service: an instance verifies with no warning and runs as its own user after the agent', () => {

@@ -3,7 +3,7 @@
  * (by PID). Each process is asked to bind port 0 and reports the address it got on stdout.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { request } from 'undici';
@@ -85,6 +85,12 @@ export async function startTrellis(
     kill9: () => signal('SIGKILL'),
     exited,
   };
+}
+
+/** The process ids of `pid`'s children (a data plane's or an agent's proxy workers). */
+export function childPids(pid: number): number[] {
+  const text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  return text ? text.split(/\s+/).map(Number) : [];
 }
 
 /** Polls `fn` until it returns a truthy value or the time runs out. */

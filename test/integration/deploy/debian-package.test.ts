@@ -18,7 +18,12 @@ const VERSION = (
 ).version;
 const OLD_VERSION = '0.0.1';
 const IMPORT_ALL = join(REPO, 'test/fixtures/deb/import-all.mjs');
-const UNITS = ['trellis-server.service', 'trellis-agent.service', 'trellis-app@.service'];
+const UNITS = [
+  'trellis-server.service',
+  'trellis-agent.service',
+  'trellis-proxy.service',
+  'trellis-app@.service',
+];
 
 function skipReason(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root (mount namespaces, overlayfs, chroot)';
@@ -82,6 +87,7 @@ describe('Debian package', function () {
     expect(fields).to.match(/^Description: .+\n .+/m);
     expect(sh('dpkg-deb', ['-I', deb, 'conffiles']).trim().split('\n')).to.have.members([
       '/etc/default/trellis-agent',
+      '/etc/default/trellis-proxy',
       '/etc/default/trellis-server',
     ]);
     const info = sh('dpkg-deb', ['-I', deb]);
@@ -100,6 +106,7 @@ describe('Debian package', function () {
     for (const unit of UNITS) expectEntry(`/lib/systemd/system/${unit}`, '-rw-r--r--');
     expectEntry('/etc/default/trellis-server', '-rw-r--r--');
     expectEntry('/etc/default/trellis-agent', '-rw-r--r--');
+    expectEntry('/etc/default/trellis-proxy', '-rw-r--r--');
     expectEntry('/etc/trellis.d/', 'drwxr-xr-x');
     expectEntry('/usr/share/doc/trellis/README.md', '-rw-r--r--');
     expectEntry('/usr/share/doc/trellis/docs/deploy.md', '-rw-r--r--');
@@ -155,7 +162,7 @@ echo "@@user $(run getent passwd trellis)"
 echo "@@state $(run stat -c '%a %U %G' /var/lib/trellis)"
 echo "@@confdir $(run stat -c '%a %U %G' /etc/trellis.d)"
 # The shipped units, unmodified, against the installed /usr/bin/trellis.
-run systemd-analyze verify --man=no /lib/systemd/system/trellis-server.service /lib/systemd/system/trellis-agent.service 2>&1 | sed 's/^/@@verify /'
+run systemd-analyze verify --man=no /lib/systemd/system/trellis-server.service /lib/systemd/system/trellis-agent.service /lib/systemd/system/trellis-proxy.service 2>&1 | sed 's/^/@@verify /'
 # Every module of the package loads with the shipped node_modules (lazily imported ones too).
 run node /mnt/import-all.mjs
 # The installed server really runs as the trellis user and answers its API.
@@ -238,6 +245,7 @@ echo "@@after $(run test -e /usr/bin/trellis && echo bin || echo no-bin) $(run g
     expect(left).to.include.members([
       '/var/lib/trellis/: new directory',
       '/etc/default/trellis-agent: new file',
+      '/etc/default/trellis-proxy: new file',
       '/etc/default/trellis-server: new file',
       '/etc/passwd: changed',
       'dpkg still lists trellis',
@@ -275,12 +283,15 @@ umount "$R/usr/local/sbin"
       'daemon-reload',
       '== upgrade',
       'daemon-reload',
+      'try-reload-or-restart trellis-proxy.service',
       'try-restart trellis-server.service',
       'try-restart trellis-agent.service',
       '== same',
       'daemon-reload',
       '== remove',
-      'stop trellis-app@*.service trellis-agent.service trellis-server.service',
+      'stop trellis-app@*.service',
+      'stop trellis-proxy.service',
+      'stop trellis-agent.service trellis-server.service',
       'daemon-reload',
       '== purge',
       'daemon-reload',
