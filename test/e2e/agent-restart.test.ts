@@ -158,6 +158,23 @@ describe('agent restart: the data plane outlives the agent (real processes)', fu
     expect(await serving()).to.equal(true);
   });
 
+  it("the agent's metrics include the data plane's requests", async () => {
+    expect(await serving()).to.equal(true);
+    const r = await request(`http://${api.address}/v1/agent/metrics?format=prometheus`);
+    const text = await r.body.text();
+    const m = /^trellis_http_requests_total\{[^}]*direction="inbound"[^}]*\} (\d+)/m.exec(text);
+    expect(m, text.slice(0, 2000)).to.not.equal(null);
+    expect(Number(m![1])).to.be.greaterThan(0);
+  });
+
+  it('a data plane that crashed and came back gets every plan again from the agent', async () => {
+    await proxy.kill9();
+    await eventually(async () => !(await serving()), 30_000, 100);
+    // systemd's Restart=on-failure, by hand: the stale socket file is replaced.
+    proxy = await startTrellis(proxyArgs);
+    await eventually(serving, 30_000, 100);
+  });
+
   it('a second trellis proxy on the socket is refused, and so is a second agent', async () => {
     const second = await startTrellis(proxyArgs).then(
       () => 'started',
