@@ -3,7 +3,8 @@
  * systemd boots as PID 1 of private PID, mount, network, UTS, IPC and cgroup namespaces, in an
  * overlay of this machine's `/` (the lower layer, never written) with a tmpfs upper layer. It
  * reaches `trellis-test.target` (basic.target only), so nothing of the machine's own units runs
- * but what a test starts. Its network namespace has only loopback. Commands run inside through
+ * but what a test starts. Its network namespace has only loopback, unless it boots in a named
+ * test namespace (`netns`), which several hosts may then share. Commands run inside through
  * nsenter. stop() kills the namespace's init (and with it every process inside) and removes the
  * cgroup made for it. Needs root.
  */
@@ -68,7 +69,11 @@ export class SystemdHost {
    * Boots a host named `name` (its cgroup's name too), its layers under the empty directory
    * `work`, and waits until systemd is up.
    */
-  static async boot(name: string, work: string): Promise<SystemdHost> {
+  static async boot(
+    name: string,
+    work: string,
+    opts: { netns?: string } = {},
+  ): Promise<SystemdHost> {
     const found = hierarchies();
     if (found.length === 0)
       throw new Error(`no cgroup hierarchy systemd can use in ${CGROUP_ROOT}`);
@@ -78,7 +83,7 @@ export class SystemdHost {
     const script = `
 set -e
 ${cgroups.map((c) => `echo $$ > ${c}/cgroup.procs`).join('\n')}
-exec unshare --mount --net --pid --fork --uts --ipc --cgroup --propagation private sh -c '
+exec ${opts.netns ? `ip netns exec ${opts.netns} ` : ''}unshare --mount ${opts.netns ? '' : '--net '}--pid --fork --uts --ipc --cgroup --propagation private sh -c '
 set -e
 L=${work}/layers
 mkdir -p "$L"
