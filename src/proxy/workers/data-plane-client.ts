@@ -9,7 +9,13 @@ import { connect, type Socket } from 'node:net';
 import type { Clock } from '../../core/index.js';
 import type { ProxyPlan } from '../plan.js';
 import { FrameReader, frame } from './frames.js';
-import type { FromDataPlane, MetricsJson, ToDataPlane, ToWorker } from './protocol.js';
+import {
+  DATA_PLANE_PROTOCOL,
+  type FromDataPlane,
+  type MetricsJson,
+  type ToDataPlane,
+  type ToWorker,
+} from './protocol.js';
 import { WorkerProxy, type ProxyCarrier, type ProxyHandle, type Reply } from './proxy-workers.js';
 
 export interface DataPlaneClientOptions {
@@ -42,6 +48,8 @@ export class DataPlaneClient implements ProxyCarrier {
   #onDrain: () => void = () => undefined;
   /** The last attempt was answered `busy`. */
   #busy = false;
+  /** Why the supervisor refused this agent for good (another protocol). */
+  #refused: string | undefined;
   /** Set while the connection is down; sends wait for it. */
   #up: Promise<void> = Promise.resolve();
 
@@ -64,7 +72,7 @@ export class DataPlaneClient implements ProxyCarrier {
       last = r;
       // Another agent holding it may be a restart's predecessor closing: wait a little only.
       const limit = this.#busy ? BUSY_WAIT_MS : (this.#o.connectTimeoutMs ?? 30_000);
-      if (this.#o.clock.now() - started >= limit || this.#closed)
+      if (this.#o.clock.now() - started >= limit || this.#closed || this.#refused)
         throw new DataPlaneUnavailable(
           `no data plane (trellis proxy) answers at ${this.#o.socketPath}: ${r}`,
         );
@@ -82,7 +90,9 @@ export class DataPlaneClient implements ProxyCarrier {
       s.once('error', (e: NodeJS.ErrnoException) => {
         if (!welcomed) resolve(e.code ?? e.message);
       });
-      s.once('connect', () => s.write(frame({ t: 'hello', version: this.#o.version })));
+      s.once('connect', () =>
+        s.write(frame({ t: 'hello', version: this.#o.version, protocol: DATA_PLANE_PROTOCOL })),
+      );
       s.on('data', (chunk: Buffer) => {
         let msgs: unknown[];
         try {
@@ -95,7 +105,11 @@ export class DataPlaneClient implements ProxyCarrier {
         for (const raw of msgs) {
           const m = raw as FromDataPlane;
           if (welcomed) this.#receive(m);
-          else if (m.t === 'busy') {
+          else if (m.t === 'refused') {
+            this.#refused = m.message;
+            s.destroy();
+            resolve(m.message);
+          } else if (m.t === 'busy') {
             this.#busy = true;
             s.destroy();
             resolve(m.message);
@@ -153,7 +167,7 @@ export class DataPlaneClient implements ProxyCarrier {
     let ready!: () => void;
     this.#up = new Promise((r) => (ready = r));
     void (async () => {
-      while (!this.#closed) {
+      while (!this.#closed && !this.#refused) {
         if ((await this.#attempt()) === undefined) break;
         await new Promise<void>((res) => this.#o.clock.setTimeout(res, 1000));
       }

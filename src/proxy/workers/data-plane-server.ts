@@ -11,7 +11,7 @@
 import { existsSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { FrameReader, frame } from './frames.js';
-import type { FromDataPlane, ToDataPlane } from './protocol.js';
+import { DATA_PLANE_PROTOCOL, type FromDataPlane, type ToDataPlane } from './protocol.js';
 import { planFailure, type ProxyWorkers } from './proxy-workers.js';
 
 export interface DataPlaneServerOptions {
@@ -117,10 +117,13 @@ export class DataPlaneServer {
         s.destroy();
         return;
       }
-      for (const m of msgs)
-        this.#handle(m as ToDataPlane).catch((err: unknown) =>
+      for (const m of msgs) {
+        // A peer refused or replaced meanwhile steers nothing.
+        if (this.#agent !== s) return;
+        this.#handle(m as ToDataPlane, s).catch((err: unknown) =>
           this.#o.log.warn({ err: String(err) }, 'data plane message failed'),
         );
+      }
     });
     s.once('close', () => {
       if (this.#agent !== s) return;
@@ -130,12 +133,26 @@ export class DataPlaneServer {
     });
   }
 
-  async #handle(m: ToDataPlane): Promise<void> {
+  /** Answers go to the connection that asked, never to an agent that connected since. */
+  async #handle(m: ToDataPlane, s: Socket): Promise<void> {
+    const reply = (r: FromDataPlane): void => {
+      if (!s.destroyed) s.write(frame(r));
+    };
     const workers = this.#o.workers;
     switch (m.t) {
       case 'hello':
+        if (m.protocol !== DATA_PLANE_PROTOCOL) {
+          const message = `the agent (${m.version}) speaks data-plane protocol ${String(m.protocol)}, this trellis proxy (${this.#o.version}) ${DATA_PLANE_PROTOCOL}: restart trellis proxy to run the same release (it drops proxied connections)`;
+          this.#o.log.warn({ agentVersion: m.version }, message);
+          reply({ t: 'refused', message });
+          // Not an agent of this data plane: the slot is free for one that is.
+          if (this.#agent === s) this.#agent = undefined;
+          s.end();
+          for (const f of this.#idle.splice(0)) f();
+          return;
+        }
         this.#o.log.info({ agentVersion: m.version }, 'agent says hello');
-        this.#send({
+        reply({
           t: 'welcome',
           pid: process.pid,
           version: this.#o.version,
@@ -146,23 +163,23 @@ export class DataPlaneServer {
         const h = this.#proxy(m.id);
         try {
           await h.setPlan(m.plan);
-          this.#send({ t: 'done', seq: m.seq, served: h.plan ?? null });
+          reply({ t: 'done', seq: m.seq, served: h.plan ?? null });
         } catch (err) {
-          this.#send({ t: 'done', seq: m.seq, served: h.plan ?? null, error: planFailure(err) });
+          reply({ t: 'done', seq: m.seq, served: h.plan ?? null, error: planFailure(err) });
         }
         return;
       }
       case 'stop':
         await this.#proxy(m.id).stop();
-        this.#send({ t: 'done', seq: m.seq, served: null });
+        reply({ t: 'done', seq: m.seq, served: null });
         return;
       case 'drain': {
         const cut = await this.#proxy(m.id).drain(m.timeoutMs);
-        this.#send({ t: 'drained', seq: m.seq, cut });
+        reply({ t: 'drained', seq: m.seq, cut });
         return;
       }
       case 'metrics':
-        this.#send({ t: 'metrics', seq: m.seq, json: await workers.metrics() });
+        reply({ t: 'metrics', seq: m.seq, json: await workers.metrics() });
         return;
     }
   }

@@ -35,8 +35,15 @@ export type FromWorker =
  * `hello` first, then what the agent would send its own workers (the supervisor sends each
  * one to every worker and answers once).
  */
+/**
+ * The data-plane socket's protocol. The supervisor outlives agent upgrades, so an agent of a
+ * newer release may meet an older supervisor: a change that an older peer would misread must
+ * raise this number, and peers of different numbers refuse each other.
+ */
+export const DATA_PLANE_PROTOCOL = 1;
+
 export type ToDataPlane =
-  | { t: 'hello'; version: string }
+  | { t: 'hello'; version: string; protocol: number }
   | Exclude<ToWorker, { t: 'metrics' }>
   | { t: 'metrics'; seq: number };
 
@@ -45,6 +52,8 @@ export type FromDataPlane =
   | { t: 'welcome'; pid: number; version: string; served: { id: string; plan: ProxyPlan }[] }
   /** Another agent holds the data plane; this connection is closed. */
   | { t: 'busy'; message: string }
+  /** The agent speaks another protocol; this connection is closed. */
+  | { t: 'refused'; message: string }
   | Extract<FromWorker, { t: 'done' | 'drained' | 'appDown' }>
   /** Every worker's metrics. */
   | { t: 'metrics'; seq: number; json: MetricsJson[] }
