@@ -60,7 +60,6 @@ export function headersOf(raw: readonly string[]): Record<string, string> {
   return h;
 }
 
-
 /** What a request's field line is to the proxy forwarding it (RequestHeadBytes.lines). */
 export const enum ReqLine {
   /** End-to-end: forwarded as received. */
@@ -342,23 +341,21 @@ function hostOf(buf: Buffer, s: number, e: number): string {
 
 /** Reads the request line at buf[i, end): sets method, target and minor, or says why not. */
 function readRequestLine(head: RequestHeadBytes, buf: Buffer, i: number, end: number): boolean {
-  let eol = buf.indexOf(13, i);
-  if (eol < 0 || eol > end) eol = end;
-  // The request line ends at CRLF; a CR not followed by LF is part of the line, and refused.
   head.lineStart = i;
-  head.lineEnd = eol;
   // METHOD: token characters up to one SP.
   let m = i;
-  while (m < eol && TOKEN_BYTE[buf[m]!] === 1) m++;
-  if (m === i || m >= eol || buf[m] !== 32) return false;
-  // target: visible ASCII up to one SP; then exactly "HTTP/1.0" or "HTTP/1.1".
+  while (m < end && TOKEN_BYTE[buf[m]!] === 1) m++;
+  if (m === i || m >= end || buf[m] !== 32) return false;
+  // target: visible ASCII up to one SP; then exactly "HTTP/1.0" or "HTTP/1.1", then CRLF or
+  // the head's end.
   let t = m + 1;
-  while (t < eol) {
+  while (t < end) {
     const b = buf[t]!;
     if (b < 0x21 || b > 0x7e) break;
     t++;
   }
-  if (t === m + 1 || t !== eol - 9 || buf[t] !== 32) return false;
+  const eol = t + 9;
+  if (t === m + 1 || eol > end || buf[t] !== 32) return false;
   if (
     buf[t + 1] !== 72 || // H
     buf[t + 2] !== 84 || // T
@@ -370,7 +367,8 @@ function readRequestLine(head: RequestHeadBytes, buf: Buffer, i: number, end: nu
     (buf[t + 8] !== 48 && buf[t + 8] !== 49)
   )
     return false;
-  if (eol < end && (eol + 1 >= end || buf[eol + 1] !== 10)) return false;
+  if (eol < end && (eol + 1 >= end || buf[eol] !== 13 || buf[eol + 1] !== 10)) return false;
+  head.lineEnd = eol;
   head.minor = buf[t + 8] === 49 ? 1 : 0;
   head.methodEnd = m;
   head.method = methodOf(buf, i, m);
@@ -428,11 +426,19 @@ function readConnection(head: RequestHeadBytes, value: string): boolean {
   return lists(value, 'keep-alive');
 }
 
+/** Where the field line at `i` ends: its CRLF's CR, or the head's end (a bare CR is inside). */
+function lineEndOf(buf: Buffer, i: number, end: number): number {
+  for (let k = i; k < end; k++) if (buf[k] === 13 && k + 1 < end && buf[k + 1] === 10) return k;
+  return end;
+}
+
 /** Why a field line with no valid name was refused (the string parser's messages). */
-function badName(buf: Buffer, i: number, le: number): H1HeadError {
-  const colon = buf.indexOf(58, i);
+function badName(buf: Buffer, i: number, end: number): H1HeadError {
+  const le = lineEndOf(buf, i, end);
+  let colon = i;
+  while (colon < le && buf[colon] !== 58) colon++;
   // No colon, an empty name, or a line starting with whitespace (obsolete folding).
-  if (colon <= i || colon >= le) return bad('malformed header line');
+  if (colon === i || colon === le) return bad('malformed header line');
   return bad('invalid header name');
 }
 
@@ -461,32 +467,28 @@ export function parseRequestBytes(
   let firstLength = -1;
   i = head.lineEnd + 2;
   while (i < end) {
-    // The line ends at its CR (a CR not followed by LF is refused below, as a value byte).
-    let le = buf.indexOf(13, i);
-    if (le < 0 || le > end) le = end;
-    while (le < end && (le + 1 >= end || buf[le + 1] !== 10)) {
-      // A bare CR inside the line: part of it (a value byte the checks refuse).
-      const next = buf.indexOf(13, le + 1);
-      le = next < 0 || next > end ? end : next;
-    }
     // The name: token characters up to the colon.
     let c = i;
     let underscore = false;
-    for (; c < le; c++) {
+    for (; c < end; c++) {
       const b = buf[c]!;
       if (TOKEN_BYTE[b] === 0) break;
       if (b === 95) underscore = true;
     }
-    if (c === i || c === le || buf[c] !== 58 /* ':' */) return badName(buf, i, le);
-    // The value: after OWS, value characters up to the line's end, trailing OWS left out.
+    if (c === i || c === end || buf[c] !== 58 /* ':' */) return badName(buf, i, end);
+    // The value: after OWS, value characters up to the CRLF that ends the line (or the head's
+    // end), trailing OWS left out. A CR anywhere else is a bare CR: not a value character.
     let vs = c + 1;
-    while (vs < le && isOws(buf[vs])) vs++;
+    while (vs < end && isOws(buf[vs])) vs++;
     let ve = vs;
-    for (let k = vs; k < le; k++) {
-      const b = buf[k]!;
-      if (VALUE_BYTE[b] === 0)
+    let le = vs;
+    for (; le < end; le++) {
+      const b = buf[le]!;
+      if (VALUE_BYTE[b] === 0) {
+        if (b === 13 && le + 1 < end && buf[le + 1] === 10) break;
         return bad(`header ${buf.toString('latin1', i, c)}: invalid value`);
-      if (b !== 32 && b !== 9) ve = k + 1;
+      }
+      if (b !== 32 && b !== 9) ve = le + 1;
     }
     if (lines.length >= MAX_HEADER_COUNT * LINE_STRIDE)
       return { status: 431, message: 'too many headers' };
