@@ -255,6 +255,8 @@ export class RequestHeadBytes implements H1RequestHead {
    * end and the range of its own CRLF.
    */
   readonly runs: number[] = [];
+  /** The runs end with the head's last line, without a CRLF (not part of the head's bytes). */
+  openRun = false;
   /**
    * Names (lower case) the Connection header lists, besides keep-alive: end-to-end fields of
    * those names are not forwarded (request-headers.ts drops them the same way).
@@ -566,10 +568,14 @@ export function parseRequestBytes(
       head.problem = `header ${JSON.stringify(buf.toString('latin1', i, c))}: '_' in a header name`;
     lines.push(i, c, vs, ve, kind);
     if (kind !== ReqLine.Drop) {
-      const runEnd = ve === le ? le + 2 : ve;
+      // The line with its CRLF, or up to its value's end and then its CRLF. The last line's
+      // CRLF is not in the head: the writer adds it (`openRun`).
+      const last = le === end;
+      const runEnd = ve === le ? (last ? le : le + 2) : ve;
       if (runs.length > 0 && runs[runs.length - 1] === i) runs[runs.length - 1] = runEnd;
       else runs.push(i, runEnd);
-      if (runEnd === ve) runs.push(le, le + 2);
+      if (runEnd === ve && !last) runs.push(le, le + 2);
+      head.openRun = last;
     }
     i = le + 2;
   }

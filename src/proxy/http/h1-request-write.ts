@@ -53,6 +53,7 @@ export function writeRequestHead(
   if (simple) {
     const runs = h.runs;
     for (let r = 0; r < runs.length; r += 2) size += runs[r + 1]! - runs[r]!;
+    if (h.openRun) size += 2;
   } else {
     for (let i = 0; i < lines.length; i += LINE_STRIDE)
       if (kept(h, i)) size += lines[i + AT_VALUE_END]! - lines[i + AT_START]! + 2;
@@ -82,6 +83,7 @@ export function writeRequestHead(
   if (simple) {
     const runs = h.runs;
     for (let r = 0; r < runs.length; r += 2) at = copyRange(buf, runs[r]!, runs[r + 1]!, out, at);
+    if (h.openRun) at = crlf(out, at);
   } else {
     for (let i = 0; i < lines.length; i += LINE_STRIDE)
       if (kept(h, i))
