@@ -295,12 +295,6 @@ export class RequestHeadBytes implements H1RequestHead {
     return this.listed === undefined && this.cookies < 2;
   }
 
-  /** Where the field line at `i` (an index into lines) ends: its CR, or the head's end. */
-  lineEndAt(i: number): number {
-    const next = i + LINE_STRIDE;
-    return next < this.lines.length ? this.lines[next + AT_START]! - 2 : this.end;
-  }
-
   /** Whether the name of the line at `i` is `name` (lower case) ignoring case. */
   nameIs(i: number, name: string): boolean {
     const at = this.lines[i + AT_START]!;
@@ -464,7 +458,7 @@ export function parseRequestBytes(
   let te = 0;
   let keepAlive = false;
   let teTrailers = false;
-  /** Single-valued fields seen, by their first byte and length (few, so a short list). */
+  /** Single-valued fields seen, as where their names lie (few, so a short list). */
   let singles: number[] | undefined;
   let firstLength = -1;
   i = head.lineEnd + 2;
