@@ -19,8 +19,8 @@ import {
   NO_LENGTH,
   headersOf,
   isHeadError,
-  parseRequestHead,
-  type H1RequestHead,
+  parseRequestBytes,
+  type RequestHeadBytes,
 } from './h1-parse.js';
 import { REASON_HEADER, endToEnd } from './headers.js';
 import { MAX_HEADER_BYTES } from './limits.js';
@@ -258,7 +258,9 @@ export class H1Conn<C> {
       this.refuse(headEnd === BARE_LF ? 400 : 431, REASON.badRequest);
       return -1;
     }
-    const head = parseRequestHead(this.#reader.text);
+    const reader = this.#reader;
+    const head = parseRequestBytes(reader.buf, reader.start, reader.end);
+    reader.release();
     if (isHeadError(head)) {
       this.refuse(head.status, REASON.badRequest);
       return -1;
@@ -351,10 +353,10 @@ export class H1Exchange implements Downstream {
   readonly method: string;
   readonly target: string;
   readonly authority: string;
-  readonly rawHeaders: readonly string[];
   readonly grpc: boolean;
   readonly hasBody: boolean;
-  readonly head: H1RequestHead;
+  /** The head as received (its bytes are kept while the request is forwarded). */
+  readonly head: RequestHeadBytes;
   bodyDone: boolean;
   /** The response head has been written to the client. */
   headSent = false;
@@ -377,13 +379,12 @@ export class H1Exchange implements Downstream {
 
   constructor(
     readonly conn: ExchangeConn,
-    head: H1RequestHead,
+    head: RequestHeadBytes,
   ) {
     this.head = head;
     this.method = head.method;
     this.target = head.target;
     this.authority = head.host ?? '';
-    this.rawHeaders = head.rawHeaders;
     this.grpc = head.grpc;
     const f = conn.framer;
     if (head.chunked) f.start(BodyKind.Chunked, 0, true);
@@ -391,6 +392,11 @@ export class H1Exchange implements Downstream {
     else f.start(BodyKind.None, 0, true);
     this.bodyDone = f.done;
     this.hasBody = !f.done;
+  }
+
+  /** Field lines as received: made into strings only when asked for. */
+  get rawHeaders(): readonly string[] {
+    return this.head.rawHeaders;
   }
 
   get headers(): IncomingHttpHeaders {

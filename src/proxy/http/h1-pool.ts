@@ -16,6 +16,7 @@ import type { Downstream, SplicedResponse } from './downstream.js';
 import { BodyFramer, BodyKind } from './h1-body.js';
 import { H1Exchange } from './h1-front.js';
 import { NO_LENGTH, headersOf, isHeadError } from './h1-parse.js';
+import { writeRequestHead } from './h1-request-write.js';
 import { parseResponseBytes, type ResponseHead } from './h1-response-head.js';
 import { MAX_HEADER_BYTES } from './limits.js';
 import {
@@ -38,6 +39,8 @@ export interface H1PoolOptions {
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** A first body piece up to this size is sent in the request head's buffer. */
+const JOIN_LIMIT = 16 * 1024;
 
 /** Pools with idle connections, swept once a second (no timer per connection). */
 const sweeping = new Set<H1Pool>();
@@ -162,8 +165,9 @@ class UpConn {
   #ex: H1Exchange | undefined;
   #cb: SendCallback | undefined;
   #request: RequestHead | undefined;
-  #text = '';
   #resent = false;
+  /** The request head is not written yet: it goes with the first body piece, if one is here. */
+  #headPending = false;
   /** Request bytes were written / response bytes were received. */
   #wrote = false;
   #heard = false;
@@ -200,7 +204,6 @@ class UpConn {
     this.#resent = resent;
     this.#wrote = false;
     this.#heard = false;
-    this.#text = requestHeadText(head, ex);
     ex.attach(this.#destroy);
     if (this.ready) this.#write();
   }
@@ -210,15 +213,32 @@ class UpConn {
     const ex = this.#ex!;
     this.#wrote = true;
     // A request whose body is all here and empty (most mesh calls) is one write of its head.
-    if (ex.bodyDone && !ex.hasBody) return void s.write(this.#text, 'latin1');
+    if (ex.bodyDone && !ex.hasBody) return void s.write(this.#headFor(undefined));
     s.cork();
-    s.write(this.#text, 'latin1');
+    // The body bytes already here come through write() at once: the first joins the head.
+    this.#headPending = true;
     ex.bodyTo(this);
+    if (this.#headPending) {
+      this.#headPending = false;
+      s.write(this.#headFor(undefined));
+    }
     s.uncork();
+  }
+
+  /** The request head for this connection's peer, followed by `body`. */
+  #headFor(body: Buffer | undefined): Buffer {
+    const head = this.#request!;
+    return writeRequestHead(this.#ex!.head, head.path, head.authority, head.identity?.line, body);
   }
 
   /** BodySink: the request body's bytes, as the client framed them. */
   write(piece: Buffer): boolean {
+    if (this.#headPending) {
+      this.#headPending = false;
+      // One buffer (one TLS record) for the head and a small first piece; a large one follows.
+      if (piece.length <= JOIN_LIMIT) return this.socket.write(this.#headFor(piece));
+      this.socket.write(this.#headFor(undefined));
+    }
     return this.socket.write(piece);
   }
 
@@ -447,25 +467,4 @@ class H1Response implements SplicedResponse {
   headFor(close: boolean, body: Buffer | undefined): Buffer {
     return this.head.writeFor(close, this.#dropReason, body);
   }
-}
-
-/** The request head as sent to the next hop: the edited fields, then the body's framing. */
-function requestHeadText(head: RequestHead, ex: H1Exchange): string {
-  const minor = ex.head.minor;
-  let text = `${head.method} ${head.path} HTTP/1.${minor}\r\nhost: ${head.authority}\r\n`;
-  const h = head.headers;
-  for (const k in h) {
-    const v = h[k];
-    if (v === undefined || k === 'host' || k === 'content-length') continue;
-    if (Array.isArray(v)) for (const x of v) text += `${k}: ${x}\r\n`;
-    else text += `${k}: ${v}\r\n`;
-  }
-  // The body goes as the bytes the client framed, so its framing is written from the parsed
-  // head, not from the edited headers: a client's `Connection: Content-Length` removes the
-  // field from those, and the app would read the body as the next request (smuggling).
-  if (ex.head.contentLength !== NO_LENGTH) text += `content-length: ${ex.head.contentLength}\r\n`;
-  if (ex.head.chunked) text += 'transfer-encoding: chunked\r\n';
-  // An HTTP/1.0 request keeps the pooled connection open only if it says so.
-  if (minor === 0) text += 'connection: keep-alive\r\n';
-  return `${text}\r\n`;
 }

@@ -22,6 +22,18 @@ export const HOP_BY_HOP: ReadonlySet<string> = new Set([
 /** Caller-identity headers only the proxy may set. */
 export const XFCC = 'x-forwarded-client-cert';
 
+/** A field the proxy adds to requests: its value, and its whole line as bytes (written as is). */
+export interface AddedField {
+  readonly value: string;
+  /** `x-forwarded-client-cert: <value>` CRLF, latin1. */
+  readonly line: Buffer;
+}
+
+/** The X-Forwarded-Client-Cert field naming a verified caller (made once per caller). */
+export function xfccField(value: string): AddedField {
+  return { value, line: Buffer.from(`${XFCC}: ${value}\r\n`, 'latin1') };
+}
+
 /** The header on every answer the proxy makes itself: its reason code. */
 export const REASON_HEADER = 'x-trellis-reason';
 

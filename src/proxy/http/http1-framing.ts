@@ -2,13 +2,13 @@
  * A guard ahead of node:http's parser (the path that still uses it: HTTP/1.1 callers of an
  * HTTP/2 application). It follows a connection's raw bytes with the same pieces as the proxy's
  * own HTTP/1.1 front, so both paths refuse the same requests: heads collected by HeadReader and
- * parsed by parseRequestHead (strict request line, Content-Length of 1 to 15 digits, one
+ * parsed by parseRequestBytes (strict request line, Content-Length of 1 to 15 digits, one
  * `chunked`, no bare LF or folding), bodies followed by BodyFramer (chunk framing checked and
  * its overhead capped). What Node's parser would also refuse is refused here first.
  */
 import { BodyFramer, BodyKind } from './h1-body.js';
 import { BARE_LF, HeadReader, MORE, TOO_LARGE } from './h1-head-reader.js';
-import { isHeadError, NO_LENGTH, parseRequestHead } from './h1-parse.js';
+import { isHeadError, NO_LENGTH, parseRequestBytes } from './h1-parse.js';
 import { MAX_HEADER_BYTES } from './limits.js';
 
 const REQUEST_LINE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+ [\x21-\x7e]+ HTTP\/1\.[01]$/;
@@ -55,7 +55,9 @@ export class Http1FramingGuard {
       // Past the size limit the head has no end in sight: Node's parser answers 431 itself.
       if (end === TOO_LARGE) return void (this.#stopped = true);
       i = end;
-      const head = parseRequestHead(this.#head.text);
+      const reader = this.#head;
+      const head = parseRequestBytes(reader.buf, reader.start, reader.end);
+      reader.release();
       if (isHeadError(head)) return head.message;
       // Refused as a tunnel by the server, never forwarded.
       if (head.upgrade || head.method === 'CONNECT') return void (this.#stopped = true);

@@ -19,12 +19,12 @@ import type { ProxyPlan } from '../plan.js';
 import { REASON, type Reason } from '../reasons.js';
 import type { Downstream } from './downstream.js';
 import { refusedRecord, track, type RequestObserver } from './exchange.js';
-import { XFCC } from './headers.js';
 import { HandedHttpServers } from './handed-servers.js';
+import { xfccField, type AddedField } from './headers.js';
+import { H1Exchange } from './h1-front.js';
 import { H1Pool } from './h1-pool.js';
 import { H2Pool } from './h2-pool.js';
-import { isHeadProblem, prepareHead } from './request-head.js';
-import { pathOf } from './request-target.js';
+import { SentHead, isHeadProblem, prepareH1Head, prepareHead } from './request-head.js';
 import { Http1Target, Http2Target, type HttpTarget } from './targets.js';
 
 export interface Caller {
@@ -50,9 +50,14 @@ export interface InboundHttpDeps {
  */
 const APP_POOL_IDLE_MS = 4_000;
 
+/** Callers whose X-Forwarded-Client-Cert field is kept made (past that, the cache starts over). */
+const MAX_CALLER_FIELDS = 1024;
+
 export class InboundHttp {
   readonly #servers: HandedHttpServers<Caller>;
   #app: { key: string; h1: boolean; target: HttpTarget } | undefined;
+  readonly #fields = new Map<string, AddedField>();
+  #fieldsOf = '';
 
   constructor(private readonly deps: InboundHttpDeps) {
     const onRefused = (
@@ -117,6 +122,20 @@ export class InboundHttp {
     };
   }
 
+  /**
+   * The X-Forwarded-Client-Cert field for a caller, made once per caller (and again when this
+   * service's identity changes): most requests come from few callers.
+   */
+  #callerField(identity: string, uri: string): AddedField {
+    if (this.#fieldsOf !== identity || this.#fields.size >= MAX_CALLER_FIELDS) {
+      this.#fields.clear();
+      this.#fieldsOf = identity;
+    }
+    let f = this.#fields.get(uri);
+    if (f === undefined) this.#fields.set(uri, (f = xfccField(`By=${identity};URI=${uri}`)));
+    return f;
+  }
+
   /** Finishes the requests in flight and takes no more on open connections. */
   drain(): void {
     this.#servers.drain();
@@ -141,24 +160,22 @@ export class InboundHttp {
       out.flags = REASON.noPlan;
       return down.refuse(503, REASON.noPlan, 'no plan');
     }
-    const head = prepareHead(down, undefined);
+    const head =
+      down instanceof H1Exchange
+        ? prepareH1Head(down.head, undefined)
+        : prepareHead(down, undefined);
     if (isHeadProblem(head)) {
       out.flags = REASON.badRequest;
       if (head.malformed) return down.malformed(REASON.badRequest, head.message);
       out.status = 400;
       return down.refuse(400, REASON.badRequest, head.message);
     }
-    const { target, authority, headers } = head;
-    out.path = target;
-    // The rules read the authority as `host`; the targets set it from `authority` again.
-    headers.host = authority;
+    out.path = head.target;
+    // What the rules judge is what is sent: one head, its fields made only if something reads them.
+    const sent = new SentHead(down.method, head, this.#callerField(plan.identity, caller.uri));
     const d = decide(
       plan.intentions,
-      {
-        source: caller.service,
-        destination: plan.service,
-        http: { path: pathOf(target), method: down.method, headers },
-      },
+      { source: caller.service, destination: plan.service, http: sent.rules },
       plan.defaultAllow,
     );
     if (!d.allowed) {
@@ -166,30 +183,25 @@ export class InboundHttp {
       out.flags = REASON.unauthorized;
       return down.refuse(403, REASON.unauthorized, 'RBAC: access denied');
     }
-    headers[XFCC] = `By=${plan.identity};URI=${caller.uri}`;
     const app = plan.inbound.localApp;
     out.upstream = `${app.address}:${app.port}`;
-    this.#app.target.send(
-      { method: down.method, path: target, authority, headers },
-      down,
-      (err, res) => {
-        if (err || !res) {
-          // Only "never reached the app" is LF: callers resend those elsewhere, whatever the method.
-          const reason = err?.notSent ? REASON.localAppUnreachable : REASON.localAppReset;
-          this.deps.log.info(
-            { service: plan.service, reason, err: err?.message },
-            'local app failed',
-          );
-          if (reason === REASON.localAppUnreachable) this.deps.onLocalAppUnreachable?.();
-          out.status = 503;
-          out.flags = reason;
-          return down.refuse(503, reason, 'local application unavailable');
-        }
-        // The reason header is the proxies' word on what happened; an app cannot speak it.
-        if (res.proxyReason !== undefined) res.dropProxyReason();
-        out.status = res.status;
-        down.relay(res);
-      },
-    );
+    this.#app.target.send(sent, down, (err, res) => {
+      if (err || !res) {
+        // Only "never reached the app" is LF: callers resend those elsewhere, whatever the method.
+        const reason = err?.notSent ? REASON.localAppUnreachable : REASON.localAppReset;
+        this.deps.log.info(
+          { service: plan.service, reason, err: err?.message },
+          'local app failed',
+        );
+        if (reason === REASON.localAppUnreachable) this.deps.onLocalAppUnreachable?.();
+        out.status = 503;
+        out.flags = reason;
+        return down.refuse(503, reason, 'local application unavailable');
+      }
+      // The reason header is the proxies' word on what happened; an app cannot speak it.
+      if (res.proxyReason !== undefined) res.dropProxyReason();
+      out.status = res.status;
+      down.relay(res);
+    });
   }
 }

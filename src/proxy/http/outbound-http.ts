@@ -26,7 +26,7 @@ import { H1Pool } from './h1-pool.js';
 import { H2Exchange } from './h2-front.js';
 import { H2Pool } from './h2-pool.js';
 import { REQUEST_TIMEOUT_RESPONSE } from './http1-server.js';
-import { isHeadProblem, prepareHead } from './request-head.js';
+import { SentHead, isHeadProblem, prepareH1Head, prepareHead } from './request-head.js';
 import { Http1Target, Http2Target, type HttpTarget, type TargetError } from './targets.js';
 
 export type UpstreamHttpVersion = 'h2' | 'http1';
@@ -188,7 +188,10 @@ export class OutboundHttp {
       return refuse(503, REASON.noHealthyUpstream, 'no healthy upstream');
     // The same head the destination's proxy will judge: normalized here, so what it decides on
     // is what its app receives, and what this app sent is refused here if it is ambiguous.
-    const prepared = prepareHead(down, upstream.destination);
+    const prepared =
+      down instanceof H1Exchange
+        ? prepareH1Head(down.head, upstream.destination)
+        : prepareHead(down, upstream.destination);
     if (isHeadProblem(prepared)) {
       out.flags = REASON.badRequest;
       if (prepared.malformed) return down.malformed(REASON.badRequest, prepared.message);
@@ -210,12 +213,7 @@ export class OutboundHttp {
       while (skip && i < n && skip(endpointAt(upstream, first, i))) i++;
       return i;
     };
-    const head = {
-      method: down.method,
-      path: prepared.target,
-      authority: prepared.authority,
-      headers: prepared.headers,
-    };
+    const head = new SentHead(down.method, prepared, undefined);
     // Only a body needs keeping for a resend: a bodiless request is sent as it is, any number
     // of times (most mesh calls), without a second stream in its path.
     // (The proxy's own fronts keep their own copy of a body for that.)

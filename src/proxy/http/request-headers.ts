@@ -86,6 +86,23 @@ export function collectRequestHeaders(
   raw: readonly string[],
   h2: boolean,
 ): CollectedHeaders | HeaderProblem {
+  return collect(raw, h2, true);
+}
+
+/**
+ * The same fields for an HTTP/1.1 head whose problems were already looked for (h1-parse.ts
+ * finds exactly those collectRequestHeaders reports, from the bytes: compared in the unit
+ * tests), built only when a rule or a target asks for them. Never refuses.
+ */
+export function forwardedRequestHeaders(raw: readonly string[]): CollectedHeaders {
+  return collect(raw, false, false) as CollectedHeaders;
+}
+
+function collect(
+  raw: readonly string[],
+  h2: boolean,
+  strict: boolean,
+): CollectedHeaders | HeaderProblem {
   const headers: Record<string, string | string[]> = {};
   let host: string | undefined;
   let dropped: Set<string> | undefined;
@@ -101,12 +118,15 @@ export function collectRequestHeaders(
           return problem(`header ${name}: '_' in a header name`);
         return problem(`header ${JSON.stringify(name)}: invalid name`, true);
       }
-    } else if (!isFieldName(name, false)) {
+    } else if (strict && !isFieldName(name, false)) {
       return problem(`header ${JSON.stringify(name)}: '_' in a header name`);
     }
     const k = h2 ? name : name.toLowerCase();
     if (k === 'host') {
-      if (host !== undefined) return problem('more than one Host header');
+      if (host !== undefined) {
+        if (strict) return problem('more than one Host header');
+        continue;
+      }
       host = value;
       continue;
     }
@@ -122,9 +142,10 @@ export function collectRequestHeaders(
       cookie = cookie === undefined ? value : `${cookie}; ${value}`;
       continue;
     }
-    const prev = headers[k];
+    // An own property only: `constructor` or `toString` are field names like any other.
+    const prev = Object.hasOwn(headers, k) ? headers[k] : undefined;
     if (prev === undefined) headers[k] = value;
-    else if (SINGLETONS.has(k)) {
+    else if (strict && SINGLETONS.has(k)) {
       if (k !== 'content-length' || prev !== value) return problem(`more than one ${name} header`);
     } else if (Array.isArray(prev)) prev.push(value);
     else headers[k] = [prev, value];

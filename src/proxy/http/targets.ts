@@ -19,6 +19,7 @@ import type { Duplex } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { REASON, type Reason } from '../reasons.js';
 import { streamResponse, type Downstream, type UpstreamResponse } from './downstream.js';
+import type { AddedField } from './headers.js';
 
 export interface RequestHead {
   method: string;
@@ -27,6 +28,12 @@ export interface RequestHead {
   authority: string;
   /** End-to-end headers, already filtered: the request's own object, which a target may add to. */
   headers: OutgoingHttpHeaders;
+  /**
+   * The X-Forwarded-Client-Cert field the proxy adds (also in `headers`). The spliced HTTP/1.1
+   * pool (h1-pool.ts) writes an H1Exchange's head from the bytes received, by the rules that
+   * made `headers` (request-headers.ts), then this: it does not read `headers`.
+   */
+  identity?: AddedField | undefined;
 }
 
 export interface TargetError extends Error {
