@@ -21,8 +21,8 @@ export function etcdCause(err: unknown): string {
 /** A rejected write: the message says it may or may not have been made when etcd was unclear. */
 export function etcdWriteError(err: unknown): MeshError {
   return storageError(
-    `the write was not confirmed by etcd: ${etcdCause(err)}; if etcd received it before failing, ` +
-      'it is applied once later',
+    `the write was not confirmed by etcd (a write needs a quorum, a majority of etcd's members, ` +
+      `up and reachable): ${etcdCause(err)}; if etcd took it before failing, it is applied once`,
     err,
   );
 }

@@ -116,6 +116,8 @@ export class EtcdLog implements CommandLog {
   #snapshotting: Promise<void> | null = null;
   #closed = false;
   #failed: Error | null = null;
+  /** The watch is down (logged once until it is back). */
+  #watchLost = false;
 
   constructor(
     client: Etcd3,
@@ -202,11 +204,18 @@ export class EtcdLog implements CommandLog {
       // The client resumes after the last response's header revision, which can be past events
       // not yet delivered; resume after what was really seen instead.
       watcher.request.start_revision = String(this.#through + 1);
-      if (!this.#closed)
-        this.#opts.log.warn({ err: etcdCause(err) }, 'etcd watch lost; reconnecting');
+      if (this.#closed || this.#watchLost) return;
+      this.#watchLost = true;
+      this.#opts.log.warn(
+        { err: etcdCause(err), through: this.#through },
+        'etcd watch lost; reconnecting (reads are served from memory meanwhile)',
+      );
     });
     watcher.on('connected', () => {
       watcher.request.start_revision = String(this.#through + 1);
+      if (!this.#watchLost) return;
+      this.#watchLost = false;
+      this.#opts.log.info({ through: this.#through }, 'etcd watch restored');
     });
     watcher.on('error', (err: unknown) => void this.#recover(err));
     await new Promise<void>((resolve, reject) => {
