@@ -2,7 +2,8 @@
  * `trellis server`: argv -> a catalog server plus the agent of its own node, whose /v1/agent/*
  * routes the server serves (as a Consul server is also an agent). Layout of --data-dir:
  *   <data-dir>/node-id   this node's UUID
- *   <data-dir>/catalog/  write-ahead log and snapshots
+ *   <data-dir>/catalog/  write-ahead log and snapshots (embedded store), CA keys
+ *                        (with --store etcd the catalog itself is in etcd: docs/ha.md)
  *   <data-dir>/agent/    the node's own agent state
  */
 import type { ConnectionLimits } from '../httpkit/conn-limits.js';
