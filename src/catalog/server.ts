@@ -213,44 +213,8 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
   const connections = limitConnections(app.server, limits, false);
   await mount(app);
 
-  await ensureVipRange(state, writer, opts);
-  await registerSelf(state, writer, opts);
-  await ctx.ca.init();
-  ctx.ca.start();
-  sessions.restoreAll(state);
-  liveness.start();
   let httpsApp: FastifyInstance | undefined;
   let serverTls: ServerTls | undefined;
-  if (opts.https) {
-    serverTls = new ServerTls({
-      ca: ctx.ca,
-      state,
-      clock: opts.clock,
-      random: opts.random,
-      datacenter: opts.datacenter,
-      dnsNames: [`server.${opts.datacenter}.consul`, 'localhost'],
-      ipAddresses: [
-        ...new Set(['127.0.0.1', '::1', ...ipsOf(opts.advertiseAddr, opts.https.host)]),
-      ],
-      log: opts.log,
-    });
-    // Clients may present a mesh certificate (agents do); the routes decide what it proves.
-    const https = Fastify({
-      ...CONSUL_FASTIFY_OPTIONS,
-      https: {
-        ...serverTls.options(),
-        requestCert: true,
-        rejectUnauthorized: false,
-        minVersion: 'TLSv1.2',
-        ...(limits.handshakeTimeoutMs > 0 ? { handshakeTimeout: limits.handshakeTimeoutMs } : {}),
-      },
-    });
-    limitConnections(https.server, limits, true);
-    httpsApp = https as unknown as FastifyInstance;
-    await mount(httpsApp);
-    serverTls.onChange((o) => (https.server as TlsServer).setSecureContext(o));
-    serverTls.start();
-  }
   const close = async (): Promise<void> => {
     liveness.stop();
     sessions.stop();
@@ -261,6 +225,49 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     await writer.close();
     await closeStore();
   };
+  try {
+    await ensureVipRange(state, writer, opts);
+    await registerSelf(state, writer, opts);
+    await ctx.ca.init();
+    ctx.ca.start();
+    sessions.restoreAll(state);
+    liveness.start();
+    if (opts.https) {
+      serverTls = new ServerTls({
+        ca: ctx.ca,
+        state,
+        clock: opts.clock,
+        random: opts.random,
+        datacenter: opts.datacenter,
+        dnsNames: [`server.${opts.datacenter}.consul`, 'localhost'],
+        ipAddresses: [
+          ...new Set(['127.0.0.1', '::1', ...ipsOf(opts.advertiseAddr, opts.https.host)]),
+        ],
+        log: opts.log,
+      });
+      // Clients may present a mesh certificate (agents do); the routes decide what it proves.
+      const https = Fastify({
+        ...CONSUL_FASTIFY_OPTIONS,
+        https: {
+          ...serverTls.options(),
+          requestCert: true,
+          rejectUnauthorized: false,
+          minVersion: 'TLSv1.2',
+          ...(limits.handshakeTimeoutMs > 0 ? { handshakeTimeout: limits.handshakeTimeoutMs } : {}),
+        },
+      });
+      limitConnections(https.server, limits, true);
+      httpsApp = https as unknown as FastifyInstance;
+      await mount(httpsApp);
+      serverTls.onChange((o) => (https.server as TlsServer).setSecureContext(o));
+      serverTls.start();
+    }
+  } catch (err) {
+    // E.g. no CA key for the HTTPS certificate: stop the timers and the log (an etcd watch
+    // would keep the process alive), so the process can exit with the error.
+    await close().catch(() => undefined);
+    throw err;
+  }
   try {
     await app.listen({ host: opts.host, port: opts.port });
     if (httpsApp && opts.https)

@@ -415,7 +415,11 @@ export class CertificateAuthority {
     const pem = this.#o.keys.read(rootId);
     if (!pem)
       throw caError(
-        `the private key of CA root ${rootId} is missing from ${this.#o.keys.pathOf(rootId)}; restore it from a backup of this server's data dir`,
+        `the private key of CA root ${rootId} is missing from ${this.#o.keys.pathOf(rootId)}; ${
+          this.#o.sharedState
+            ? 'copy it from the ca-keys directory of the server that created the root (docs/ha.md)'
+            : "restore it from a backup of this server's data dir"
+        }`,
       );
     return loadPrivateKey(pem);
   }
