@@ -2,18 +2,21 @@
  * `trellis server`: argv -> a catalog server plus the agent of its own node, whose /v1/agent/*
  * routes the server serves (as a Consul server is also an agent). Layout of --data-dir:
  *   <data-dir>/node-id   this node's UUID
- *   <data-dir>/catalog/  write-ahead log and snapshots
+ *   <data-dir>/catalog/  write-ahead log and snapshots (embedded store), CA keys
+ *                        (with --store etcd the catalog itself is in etcd: docs/ha.md)
  *   <data-dir>/agent/    the node's own agent state
  */
 import type { ConnectionLimits } from '../httpkit/conn-limits.js';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { TrellisAgent } from '../agent/agent.js';
 import { agentRoutes } from '../agent/http/agent-routes.js';
 import { connectRoutes } from '../agent/http/connect-routes.js';
 import { startServer, type CatalogServer } from '../catalog/server.js';
-import { newId, systemClock, systemRandom } from '../core/index.js';
+import { describeError, newId, systemClock, systemRandom } from '../core/index.js';
+import type { EtcdConnectionOptions } from '../catalog/etcd/etcd-client.js';
+import { UsageError } from '../cli/index.js';
 import { auditLogger, type Logger } from '../telemetry/logger.js';
 import { concretePort, dialable, splitHostPort } from './addresses.js';
 import { makeAgent } from './agent-command.js';
@@ -47,6 +50,22 @@ export interface ServerArgs {
   virtualIpRange?: string;
   /** Per-client connection cap and first-request timeout of the API listeners. */
   httpLimits?: ConnectionLimits;
+  /** Keep the catalog in etcd (`--store etcd`); unset: the embedded store in --data-dir. */
+  etcd?: EtcdSettings;
+  /** The etcd user's password ($TRELLIS_ETCD_PASSWORD); kept out of the settings compared on reload. */
+  etcdPassword?: string;
+  /** This server can no longer follow the etcd log (the command exits). */
+  onFatal?: (err: Error) => void;
+}
+
+/** The etcd connection as configured: file names, not their contents. */
+export interface EtcdSettings {
+  endpoints: string[];
+  prefix: string;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  username?: string;
 }
 
 export interface RunningServer {
@@ -69,6 +88,7 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
           args.httpsBind ?? `${joinHost(host)}:${requested.port === 0 ? 0 : 8501}`,
           8501,
         );
+  const etcd = args.etcd ? etcdConnection(args.etcd, args.etcdPassword) : undefined;
   const nodeName = args.node ?? hostname();
   const nodeId = nodeIdFor(args.dataDir);
   const advertise = args.advertise ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
@@ -127,6 +147,8 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
     ...(args.nodeGraceMs !== undefined ? { nodeGraceMs: args.nodeGraceMs } : {}),
     ...(args.virtualIpRange ? { vipRange: args.virtualIpRange } : {}),
     ...(args.httpLimits ? { httpLimits: args.httpLimits } : {}),
+    ...(etcd ? { etcd } : {}),
+    ...(args.onFatal ? { onFatal: args.onFatal } : {}),
   });
   late.server = server;
   if (server.httpsAddress) {
@@ -159,6 +181,32 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
       await agent.stop();
       await started.close();
     },
+  };
+}
+
+/** Reads the TLS files named in the settings; a file that cannot be read is a usage error. */
+function etcdConnection(s: EtcdSettings, password: string | undefined): EtcdConnectionOptions {
+  const read = (path: string | undefined, what: string): Buffer | undefined => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new UsageError(`${what} ${path}: ${describeError(err)}`);
+    }
+  };
+  const ca = read(s.caFile, 'etcd CA file (--etcd-ca-file / etcd.ca_file)');
+  const cert = read(s.certFile, 'etcd client certificate (--etcd-cert-file / etcd.cert_file)');
+  const key = read(s.keyFile, 'etcd client key (--etcd-key-file / etcd.key_file)');
+  const tls = s.endpoints.some((e) => e.startsWith('https:'));
+  return {
+    endpoints: s.endpoints,
+    prefix: s.prefix,
+    ...(tls
+      ? { tls: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) } }
+      : {}),
+    ...(s.username !== undefined
+      ? { auth: { username: s.username, password: password ?? '' } }
+      : {}),
   };
 }
 

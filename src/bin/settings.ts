@@ -15,9 +15,10 @@ import {
 import { describeError } from '../core/index.js';
 import { parseIpv4Range } from '../core/ipv4-range.js';
 import { parseRecursorAddress } from '../config/dns-values.js';
+import { etcdEndpoint, etcdPrefix, type StoreKind } from '../config/etcd-values.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { AgentArgs, AgentDnsSettings } from './agent-command.js';
-import type { ServerArgs } from './server-command.js';
+import type { EtcdSettings, ServerArgs } from './server-command.js';
 
 /** The daemon flags as given on the command line; undefined when not given. */
 export interface DaemonFlags {
@@ -53,6 +54,17 @@ export interface DaemonFlags {
   httpMaxConnsPerClient?: number;
   /** --http-handshake-timeout, ms. */
   httpHandshakeTimeoutMs?: number;
+  /** --store (server). */
+  store?: StoreKind;
+  /** --etcd-endpoints (comma-separated or repeated). */
+  etcdEndpoints?: string[];
+  etcdPrefix?: string;
+  etcdCaFile?: string;
+  etcdCertFile?: string;
+  etcdKeyFile?: string;
+  etcdUsername?: string;
+  /** Whether $TRELLIS_ETCD_PASSWORD is set (the value itself never enters the settings). */
+  etcdPasswordSet?: boolean;
 }
 
 export const DEFAULT_DATACENTER = 'dc1';
@@ -194,7 +206,104 @@ export function resolveServer(flags: DaemonFlags, file: AgentSettings): Resolved
     ...(flags.nodeGraceMs !== undefined ? { nodeGraceMs: flags.nodeGraceMs } : {}),
     ...aclSettings(flags, file),
     ...vipRange(flags, file),
+    ...storeSettings(flags, file),
     httpLimits: httpLimits(flags, file),
+  };
+}
+
+/** Each etcd setting: its flag, its file key, and the value that applies (flag > file). */
+function etcdSettingValues(
+  flags: DaemonFlags,
+  file: AgentSettings,
+): { flag: string; key: string; value: unknown; fromFlag: boolean }[] {
+  const pick = (flag: string, key: string, f: unknown, v: unknown) => ({
+    flag,
+    key,
+    value: f ?? v,
+    fromFlag: f !== undefined,
+  });
+  return [
+    pick('--etcd-endpoints', 'etcd.endpoints', flags.etcdEndpoints, file.etcdEndpoints),
+    pick('--etcd-prefix', 'etcd.prefix', flags.etcdPrefix, file.etcdPrefix),
+    pick('--etcd-ca-file', 'etcd.ca_file', flags.etcdCaFile, file.etcdCaFile),
+    pick('--etcd-cert-file', 'etcd.cert_file', flags.etcdCertFile, file.etcdCertFile),
+    pick('--etcd-key-file', 'etcd.key_file', flags.etcdKeyFile, file.etcdKeyFile),
+    pick('--etcd-username', 'etcd.username', flags.etcdUsername, file.etcdUsername),
+  ];
+}
+
+/**
+ * `--store etcd` with its connection settings, checked as a whole: etcd settings with the
+ * embedded store, a certificate without its key or TLS files with http:// endpoints have two
+ * readings (or none), so they are refused.
+ */
+function storeSettings(flags: DaemonFlags, file: AgentSettings): { etcd?: EtcdSettings } {
+  for (const e of flags.etcdEndpoints ?? []) {
+    const problem = etcdEndpoint(e);
+    if (problem) throw new UsageError(`--etcd-endpoints: ${problem}`);
+  }
+  if (flags.etcdPrefix !== undefined) {
+    const problem = etcdPrefix(flags.etcdPrefix);
+    if (problem) throw new UsageError(`--etcd-prefix: ${problem}`);
+  }
+  const store = flags.store ?? file.store ?? 'embedded';
+  const values = etcdSettingValues(flags, file);
+  const name = (i: number): string => (values[i]!.fromFlag ? values[i]!.flag : values[i]!.key);
+  const given = values.map((v, i) => (v.value === undefined ? '' : name(i))).filter(Boolean);
+  const storeName = flags.store !== undefined ? '--store' : 'store';
+  if (store === 'embedded') {
+    if (given.length > 0)
+      throw new UsageError(
+        `${given.join(', ')} ${given.length === 1 ? 'is' : 'are'} set but the store is "embedded": pass --store etcd (store = "etcd") or remove ${given.length === 1 ? 'it' : 'them'}`,
+      );
+    return {};
+  }
+  const [endpoints, prefix, caFile, certFile, keyFile, username] = values.map((v) => v.value) as [
+    string[] | undefined,
+    string | undefined,
+    string | undefined,
+    string | undefined,
+    string | undefined,
+    string | undefined,
+  ];
+  if (!endpoints || endpoints.length === 0)
+    throw new UsageError(
+      `${storeName} "etcd" needs etcd endpoints: pass --etcd-endpoints or set etcd.endpoints`,
+    );
+  const schemes = new Set(endpoints.map((e) => new URL(e).protocol));
+  if (schemes.size > 1)
+    throw new UsageError(
+      `${name(0)}: mixes http:// and https:// endpoints; use one scheme for every member`,
+    );
+  const tls = schemes.has('https:');
+  const files = [2, 3, 4].filter((i) => values[i]!.value !== undefined);
+  if (!tls && files.length > 0)
+    throw new UsageError(
+      `${files.map(name).join(', ')} set but the etcd endpoints use http://: use https:// endpoints or remove the TLS files`,
+    );
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new UsageError(
+      certFile === undefined
+        ? `${name(4)} is set without ${values[3]!.flag} / ${values[3]!.key}: give the client certificate too`
+        : `${name(3)} is set without ${values[4]!.flag} / ${values[4]!.key}: give its private key too`,
+    );
+  if (username !== undefined && !flags.etcdPasswordSet)
+    throw new UsageError(
+      `${name(5)} is set but TRELLIS_ETCD_PASSWORD is not: put the etcd password in that environment variable`,
+    );
+  if (username === undefined && flags.etcdPasswordSet)
+    throw new UsageError(
+      'TRELLIS_ETCD_PASSWORD is set but no etcd user: pass --etcd-username or set etcd.username',
+    );
+  return {
+    etcd: {
+      endpoints,
+      prefix: prefix ?? '/trellis',
+      ...(caFile !== undefined ? { caFile } : {}),
+      ...(certFile !== undefined ? { certFile } : {}),
+      ...(keyFile !== undefined ? { keyFile } : {}),
+      ...(username !== undefined ? { username } : {}),
+    },
   };
 }
 
@@ -248,6 +357,7 @@ const SETTING_NAMES: Record<string, string> = {
   httpLimits: 'limits.http_max_conns_per_client/http_handshake_timeout',
   nodeGraceMs: '--node-grace',
   sessionMinTtlMs: '--session-min-ttl',
+  etcd: 'store/etcd',
 };
 
 export interface SettingChange {
@@ -298,11 +408,31 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
   virtualIpRange: 'virtual_ip_range',
   httpMaxConnsPerClient: 'limits.http_max_conns_per_client',
   httpHandshakeTimeoutMs: 'limits.http_handshake_timeout',
+  store: 'store',
+  etcdEndpoints: 'etcd.endpoints',
+  etcdPrefix: 'etcd.prefix',
+  etcdCaFile: 'etcd.ca_file',
+  etcdCertFile: 'etcd.cert_file',
+  etcdKeyFile: 'etcd.key_file',
+  etcdUsername: 'etcd.username',
 };
 
 /** File settings the other kind of daemon uses; set here, they are ignored (and logged). */
 const UNUSED: Record<'agent' | 'server', readonly (keyof AgentSettings)[]> = {
-  agent: ['bindAddr', 'snapshotEvery', 'aclEnabled', 'aclDefaultPolicy', 'virtualIpRange'],
+  agent: [
+    'bindAddr',
+    'snapshotEvery',
+    'aclEnabled',
+    'aclDefaultPolicy',
+    'virtualIpRange',
+    'store',
+    'etcdEndpoints',
+    'etcdPrefix',
+    'etcdCaFile',
+    'etcdCertFile',
+    'etcdKeyFile',
+    'etcdUsername',
+  ],
   server: [
     'retryJoin',
     'httpAddr',

@@ -126,6 +126,13 @@ interface DaemonArgs extends GlobalArgs {
   'drain-timeout'?: string;
   'drain-grace'?: string;
   'data-plane-socket'?: string;
+  store?: 'embedded' | 'etcd';
+  'etcd-endpoints'?: string[];
+  'etcd-prefix'?: string;
+  'etcd-ca-file'?: string;
+  'etcd-cert-file'?: string;
+  'etcd-key-file'?: string;
+  'etcd-username'?: string;
 }
 
 const PROXY_WORKERS_OPTION = {
@@ -190,8 +197,52 @@ function givenFlags(args: DaemonArgs): DaemonFlags {
       0,
     ),
     httpHandshakeTimeoutMs: numberFlag(args['http-handshake-timeout'], 'http-handshake-timeout', 0),
+    store: args.store,
+    etcdEndpoints: args['etcd-endpoints']?.flatMap((s) => s.split(',')).filter(Boolean),
+    etcdPrefix: args['etcd-prefix'],
+    etcdCaFile: args['etcd-ca-file'],
+    etcdCertFile: args['etcd-cert-file'],
+    etcdKeyFile: args['etcd-key-file'],
+    etcdUsername: args['etcd-username'],
   };
 }
+
+/** The server's etcd flags (docs/ha.md); each has a key in the `etcd` block of a config file. */
+const ETCD_OPTIONS = {
+  store: {
+    choices: ['embedded', 'etcd'] as const,
+    defaultDescription: 'embedded',
+    describe:
+      'Where the catalog is kept: "embedded" (a log in --data-dir, one server) or "etcd" (several servers over one etcd cluster; store)',
+  },
+  'etcd-endpoints': {
+    type: 'string',
+    array: true,
+    describe:
+      'etcd client URLs, comma-separated or repeated, e.g. https://10.0.0.5:2379 (etcd.endpoints)',
+  },
+  'etcd-prefix': {
+    type: 'string',
+    defaultDescription: '/trellis',
+    describe: "Key prefix of this cluster's data in etcd (etcd.prefix)",
+  },
+  'etcd-ca-file': {
+    type: 'string',
+    describe: "PEM CA that signed etcd's certificates (etcd.ca_file; default: the system's roots)",
+  },
+  'etcd-cert-file': {
+    type: 'string',
+    describe: 'PEM client certificate for etcd (etcd.cert_file; with --etcd-key-file)',
+  },
+  'etcd-key-file': {
+    type: 'string',
+    describe: 'PEM private key of --etcd-cert-file (etcd.key_file)',
+  },
+  'etcd-username': {
+    type: 'string',
+    describe: 'etcd user (etcd.username); the password is read from $TRELLIS_ETCD_PASSWORD',
+  },
+} as const;
 
 /** The API listeners' connection limits, on both daemons (limits.* in a config file). */
 const HTTP_LIMIT_OPTIONS = {
@@ -297,16 +348,25 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
               "IPv4 CIDR mesh services' virtual IPs come from (virtual_ip_range); must not overlap real networks",
           })
           .options(HTTP_LIMIT_OPTIONS)
+          .options(ETCD_OPTIONS)
           .example('$0 server --data-dir /var/lib/trellis --bind 0.0.0.0:8500', 'A catalog server')
+          .example(
+            '$0 server --data-dir /var/lib/trellis --store etcd --etcd-endpoints https://10.0.0.5:2379,https://10.0.0.6:2379,https://10.0.0.7:2379 --etcd-ca-file /etc/trellis/etcd-ca.pem',
+            'One of several servers sharing an etcd cluster (docs/ha.md)',
+          )
           .example('$0 server --config-dir /etc/trellis.d', 'Settings from /etc/trellis.d/*.hcl'),
       handler: action<DaemonArgs>(ctx, async (env, args) => {
         const configDir = args['config-dir'];
         const file = await settingsOrExit(configDir, env.io.stderr);
         if (typeof file === 'number') return file;
-        const flags = givenFlags(args);
+        const etcdPassword = env.io.env.TRELLIS_ETCD_PASSWORD;
+        const flags = { ...givenFlags(args), etcdPasswordSet: etcdPassword !== undefined };
         const { logLevel, ...settings } = resolveServer(flags, file);
         const log = createLogger({ level: logLevel });
         logUnused(log, 'server', file);
+        // A server that can no longer follow the etcd log stops (its supervisor restarts it).
+        let onFatal: (err: Error) => void = () => undefined;
+        const fatal = new Promise<Error>((resolve) => (onFatal = resolve));
         let server;
         try {
           server = await runServer(
@@ -314,6 +374,8 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
               ...settings,
               ...(configDir ? { configDir } : {}),
               ...(args['https-bind'] ? { httpsBind: args['https-bind'] } : {}),
+              ...(etcdPassword !== undefined ? { etcdPassword } : {}),
+              onFatal: (err) => onFatal(err),
             },
             log,
           );
@@ -340,8 +402,15 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
             .finally(() => void systemd.send('READY=1'));
         });
         await systemd.send('READY=1', `STATUS=serving the API on ${server.address}`);
-        const sig = await stopped;
-        log.info({ signal: sig }, 'shutting down');
+        const end = await Promise.race([stopped, fatal]);
+        if (end instanceof Error) {
+          stopped.cancel();
+          env.io.stderr(`trellis server: ${end.message}\n`);
+          await systemd.send('STOPPING=1');
+          await server.close();
+          return 1;
+        }
+        log.info({ signal: end }, 'shutting down');
         await systemd.send('STOPPING=1');
         await server.close();
       }),

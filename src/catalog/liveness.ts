@@ -6,7 +6,7 @@
 import { SERF_CHECK_ID, SERF_CHECK_NAME } from '../api/index.js';
 import type { Clock, Timer } from '../core/index.js';
 import type { StateStore } from './state/state-store.js';
-import type { Writer } from './state/writer.js';
+import type { CommandLog } from './state/command-log.js';
 
 export interface LivenessOptions {
   clock: Clock;
@@ -19,6 +19,12 @@ export interface LivenessOptions {
   datacenter: string;
   /** A node critical this long is removed from the catalog (Consul: 72h). */
   reapAfterMs?: number;
+  /**
+   * Judge only nodes that heartbeated to this server (several servers share the catalog, and
+   * an agent heartbeats to one of them): without it, every node this server has not heard
+   * from since its start would turn critical after the grace.
+   */
+  onlyHeartbeatingNodes?: boolean;
   log: { warn(obj: object, msg: string): void };
 }
 
@@ -30,12 +36,12 @@ export class Liveness {
   /** When each node was first seen with a critical serfHealth (memory only, like deadlines). */
   readonly #criticalSince = new Map<string, number>();
   readonly #state: StateStore;
-  readonly #writer: Writer;
+  readonly #writer: CommandLog;
   readonly #opts: LivenessOptions;
   #timer: Timer | null = null;
   #startedAt = 0;
 
-  constructor(state: StateStore, writer: Writer, opts: LivenessOptions) {
+  constructor(state: StateStore, writer: CommandLog, opts: LivenessOptions) {
     this.#state = state;
     this.#writer = writer;
     this.#opts = opts;
@@ -122,7 +128,9 @@ export class Liveness {
         }
         continue;
       }
-      const deadline = this.#deadline.get(node) ?? this.#startedAt + this.#opts.graceMs;
+      const heard = this.#deadline.get(node);
+      if (heard === undefined && this.#opts.onlyHeartbeatingNodes) continue;
+      const deadline = heard ?? this.#startedAt + this.#opts.graceMs;
       if (deadline > now) continue;
       this.#opts.log.warn({ node }, 'node stopped heartbeating; marking serfHealth critical');
       try {

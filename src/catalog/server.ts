@@ -48,9 +48,12 @@ import { ALIVE_OUTPUT, Liveness, serfCheck } from './liveness.js';
 import { SessionTimers } from './session-timers.js';
 import { StateStore } from './state/state-store.js';
 import { DEFAULT_VIP_RANGE, type VipRebase } from './state/vip-table.js';
+import type { CommandLog } from './state/command-log.js';
 import { Writer } from './state/writer.js';
 import { createEmbeddedStore } from './store/index.js';
 import type { DurableStore } from './store/types.js';
+import type { EtcdConnectionOptions } from './etcd/etcd-client.js';
+import { openEtcdLog } from './etcd/etcd-log.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -75,6 +78,13 @@ export interface ServerOptions {
   /** Extra routes (the agent API of this server's own node). */
   extraRoutes?: (app: FastifyInstance) => void | Promise<void>;
   store?: DurableStore;
+  /**
+   * Keep the catalog in etcd instead of the embedded store: a command log every server of the
+   * cluster follows (catalog/etcd/etcd-log.ts). `dataDir` still holds local files (CA keys).
+   */
+  etcd?: EtcdConnectionOptions;
+  /** Called if this server can no longer follow the etcd log (the binary exits). */
+  onFatal?: (err: Error) => void;
   /** What tokens without a matching rule may do: 'deny' in production, 'allow' in dev mode. */
   aclDefaultPolicy?: DefaultPolicy;
   /** False: ACLs are off, every token is ignored and everything allowed (default true). */
@@ -98,7 +108,7 @@ export interface ServerOptions {
 export interface CatalogServer {
   app: FastifyInstance;
   state: StateStore;
-  writer: Writer;
+  writer: CommandLog;
   /** host:port the API listens on. */
   address: string;
   /** host:port of the HTTPS API, when it runs. */
@@ -112,26 +122,9 @@ export interface CatalogServer {
 }
 
 export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
-  const store = opts.store ?? createEmbeddedStore({ dir: opts.dataDir, logger: opts.log });
-  const recovered = await store.open();
-  for (const w of recovered.warnings) opts.log.warn({ dataDir: opts.dataDir }, w);
-  const state = recovered.snapshot
-    ? StateStore.deserialize(recovered.snapshot.data)
-    : new StateStore();
-  for (const e of recovered.entries) state.apply(e.command as never, e.index);
-  opts.log.info(
-    {
-      index: state.lastIndex,
-      snapshot: recovered.snapshot?.index ?? 0,
-      replayed: recovered.entries.length,
-    },
-    'catalog state recovered',
-  );
-
-  const writer = new Writer(state, store, {
-    snapshotEvery: opts.snapshotEvery ?? 10_000,
-    logger: opts.log,
-  });
+  const { state, writer, closeStore } = opts.etcd
+    ? await openEtcd(opts, opts.etcd)
+    : await openEmbedded(opts);
   const liveness = new Liveness(state, writer, {
     clock: opts.clock,
     graceMs: opts.nodeGraceMs ?? 30_000,
@@ -139,6 +132,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     selfNode: opts.nodeName,
     datacenter: opts.datacenter,
     log: opts.log,
+    onlyHeartbeatingNodes: opts.etcd !== undefined,
   });
   const sessions = new SessionTimers(writer, opts.clock, opts.log);
   const startedAt = opts.clock.now();
@@ -177,6 +171,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
       newId: opts.newId,
       log: opts.log,
       audit,
+      sharedState: opts.etcd !== undefined,
     }),
     signing: new SigningLimiter(),
     version: opts.version ?? '0.1.0',
@@ -218,44 +213,8 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
   const connections = limitConnections(app.server, limits, false);
   await mount(app);
 
-  await ensureVipRange(state, writer, opts);
-  await registerSelf(state, writer, opts);
-  await ctx.ca.init();
-  ctx.ca.start();
-  sessions.restoreAll(state);
-  liveness.start();
   let httpsApp: FastifyInstance | undefined;
   let serverTls: ServerTls | undefined;
-  if (opts.https) {
-    serverTls = new ServerTls({
-      ca: ctx.ca,
-      state,
-      clock: opts.clock,
-      random: opts.random,
-      datacenter: opts.datacenter,
-      dnsNames: [`server.${opts.datacenter}.consul`, 'localhost'],
-      ipAddresses: [
-        ...new Set(['127.0.0.1', '::1', ...ipsOf(opts.advertiseAddr, opts.https.host)]),
-      ],
-      log: opts.log,
-    });
-    // Clients may present a mesh certificate (agents do); the routes decide what it proves.
-    const https = Fastify({
-      ...CONSUL_FASTIFY_OPTIONS,
-      https: {
-        ...serverTls.options(),
-        requestCert: true,
-        rejectUnauthorized: false,
-        minVersion: 'TLSv1.2',
-        ...(limits.handshakeTimeoutMs > 0 ? { handshakeTimeout: limits.handshakeTimeoutMs } : {}),
-      },
-    });
-    limitConnections(https.server, limits, true);
-    httpsApp = https as unknown as FastifyInstance;
-    await mount(httpsApp);
-    serverTls.onChange((o) => (https.server as TlsServer).setSecureContext(o));
-    serverTls.start();
-  }
   const close = async (): Promise<void> => {
     liveness.stop();
     sessions.stop();
@@ -264,8 +223,51 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     await httpsApp?.close();
     await app.close();
     await writer.close();
-    await store.close();
+    await closeStore();
   };
+  try {
+    await ensureVipRange(state, writer, opts);
+    await registerSelf(state, writer, opts);
+    await ctx.ca.init();
+    ctx.ca.start();
+    sessions.restoreAll(state);
+    liveness.start();
+    if (opts.https) {
+      serverTls = new ServerTls({
+        ca: ctx.ca,
+        state,
+        clock: opts.clock,
+        random: opts.random,
+        datacenter: opts.datacenter,
+        dnsNames: [`server.${opts.datacenter}.consul`, 'localhost'],
+        ipAddresses: [
+          ...new Set(['127.0.0.1', '::1', ...ipsOf(opts.advertiseAddr, opts.https.host)]),
+        ],
+        log: opts.log,
+      });
+      // Clients may present a mesh certificate (agents do); the routes decide what it proves.
+      const https = Fastify({
+        ...CONSUL_FASTIFY_OPTIONS,
+        https: {
+          ...serverTls.options(),
+          requestCert: true,
+          rejectUnauthorized: false,
+          minVersion: 'TLSv1.2',
+          ...(limits.handshakeTimeoutMs > 0 ? { handshakeTimeout: limits.handshakeTimeoutMs } : {}),
+        },
+      });
+      limitConnections(https.server, limits, true);
+      httpsApp = https as unknown as FastifyInstance;
+      await mount(httpsApp);
+      serverTls.onChange((o) => (https.server as TlsServer).setSecureContext(o));
+      serverTls.start();
+    }
+  } catch (err) {
+    // E.g. no CA key for the HTTPS certificate: stop the timers and the log (an etcd watch
+    // would keep the process alive), so the process can exit with the error.
+    await close().catch(() => undefined);
+    throw err;
+  }
   try {
     await app.listen({ host: opts.host, port: opts.port });
     if (httpsApp && opts.https)
@@ -301,13 +303,66 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
   };
 }
 
+interface OpenedStore {
+  state: StateStore;
+  writer: CommandLog;
+  closeStore(): Promise<void>;
+}
+
+/** The embedded store: recover snapshot + write-ahead log from the data dir. */
+async function openEmbedded(opts: ServerOptions): Promise<OpenedStore> {
+  const store = opts.store ?? createEmbeddedStore({ dir: opts.dataDir, logger: opts.log });
+  const recovered = await store.open();
+  for (const w of recovered.warnings) opts.log.warn({ dataDir: opts.dataDir }, w);
+  const state = recovered.snapshot
+    ? StateStore.deserialize(recovered.snapshot.data)
+    : new StateStore();
+  for (const e of recovered.entries) state.apply(e.command as never, e.index);
+  opts.log.info(
+    {
+      index: state.lastIndex,
+      snapshot: recovered.snapshot?.index ?? 0,
+      replayed: recovered.entries.length,
+    },
+    'catalog state recovered',
+  );
+  const writer = new Writer(state, store, {
+    snapshotEvery: opts.snapshotEvery ?? 10_000,
+    logger: opts.log,
+  });
+  return { state, writer, closeStore: () => store.close() };
+}
+
+/** etcd: the stored snapshot and the log after it, then the watch that keeps following it. */
+async function openEtcd(opts: ServerOptions, etcd: EtcdConnectionOptions): Promise<OpenedStore> {
+  const opened = await openEtcdLog({
+    connection: etcd,
+    clock: opts.clock,
+    newId: opts.newId,
+    log: opts.log,
+    ...(opts.snapshotEvery !== undefined ? { snapshotEvery: opts.snapshotEvery } : {}),
+    ...(opts.onFatal ? { onFatal: opts.onFatal } : {}),
+  });
+  opts.log.info(
+    {
+      endpoints: etcd.endpoints,
+      prefix: etcd.prefix,
+      index: opened.state.lastIndex,
+      snapshot: opened.snapshotIndex,
+      replayed: opened.replayed,
+    },
+    'catalog state loaded from etcd',
+  );
+  return { state: opened.state, writer: opened.log, closeStore: async () => undefined };
+}
+
 /**
  * A configured virtual-IP range other than the state's is applied through the log (not just in
  * memory), so a replay, and every replica, moves the same addresses the same way.
  */
 async function ensureVipRange(
   state: StateStore,
-  writer: Writer,
+  writer: CommandLog,
   opts: ServerOptions,
 ): Promise<void> {
   const range = opts.vipRange ?? DEFAULT_VIP_RANGE;
@@ -327,7 +382,11 @@ async function ensureVipRange(
 }
 
 /** The server's own node, with the `consul` service and a passing serfHealth, as Consul has. */
-async function registerSelf(state: StateStore, writer: Writer, opts: ServerOptions): Promise<void> {
+async function registerSelf(
+  state: StateStore,
+  writer: CommandLog,
+  opts: ServerOptions,
+): Promise<void> {
   const node = state.catalog.nodes.get(opts.nodeName);
   const svc = state.catalog.getService(opts.nodeName, 'consul');
   const serf = state.catalog.getCheck(opts.nodeName, SERF_CHECK_ID);

@@ -5,15 +5,15 @@
  */
 import { parseDuration, type Clock, type Timer } from '../core/index.js';
 import type { StateStore } from './state/state-store.js';
-import type { Writer } from './state/writer.js';
+import type { CommandLog } from './state/command-log.js';
 
 export class SessionTimers {
   readonly #timers = new Map<string, Timer>();
-  readonly #writer: Writer;
+  readonly #writer: CommandLog;
   readonly #clock: Clock;
   readonly #log: { warn(obj: object, msg: string): void };
 
-  constructor(writer: Writer, clock: Clock, log: { warn(obj: object, msg: string): void }) {
+  constructor(writer: CommandLog, clock: Clock, log: { warn(obj: object, msg: string): void }) {
     this.#writer = writer;
     this.#clock = clock;
     this.#log = log;

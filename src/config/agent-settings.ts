@@ -26,6 +26,7 @@ import {
 } from './validators.js';
 import { dnsDomain, recursorAddress, serviceTtlKey } from './dns-values.js';
 import { parseIpv4Range } from '../core/ipv4-range.js';
+import { etcdEndpoint, etcdPrefix, STORES, type StoreKind } from './etcd-values.js';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -81,6 +82,18 @@ export interface AgentSettings {
   httpMaxConnsPerClient?: number;
   /** `limits { http_handshake_timeout }`, ms: time a new API connection has to send a request. */
   httpHandshakeTimeoutMs?: number;
+  /** `store`: where a server keeps the catalog, `embedded` (default) or `etcd`. */
+  store?: StoreKind;
+  /** `etcd { endpoints }`: etcd client URLs. */
+  etcdEndpoints?: string[];
+  /** `etcd { prefix }`: the key prefix of this cluster's data (default /trellis). */
+  etcdPrefix?: string;
+  /** `etcd { ca_file, cert_file, key_file }`: PEM files for TLS to etcd. */
+  etcdCaFile?: string;
+  etcdCertFile?: string;
+  etcdKeyFile?: string;
+  /** `etcd { username }`: etcd user; the password comes from $TRELLIS_ETCD_PASSWORD. */
+  etcdUsername?: string;
 }
 
 /** One setting as one file wrote it. */
@@ -139,7 +152,18 @@ const nonEmptyList: Check<unknown[]> = (l) =>
   l.length === 0 ? 'must list at least one server address' : undefined;
 
 /** Keys whose values are compared (and reported) per member rather than as a whole. */
-const PER_MEMBER = new Set(['node_meta', 'addresses', 'ports', 'acl', 'dns_config', 'limits']);
+const PER_MEMBER = new Set([
+  'node_meta',
+  'addresses',
+  'ports',
+  'acl',
+  'dns_config',
+  'limits',
+  'etcd',
+]);
+
+const nonEmptyEndpoints: Check<unknown[]> = (l) =>
+  l.length === 0 ? 'must list at least one etcd endpoint' : undefined;
 
 const settingFields: readonly FieldSpec[] = [
   field('node_name', t.string(serviceIdent('node name'))),
@@ -174,6 +198,20 @@ const settingFields: readonly FieldSpec[] = [
       schema([
         field('http_max_conns_per_client', t.int(atLeast(0))),
         field('http_handshake_timeout', t.duration()),
+      ]),
+    ),
+  ),
+  field('store', t.string(oneOf(STORES))),
+  field(
+    'etcd',
+    t.object(
+      schema([
+        field('endpoints', t.listOf(t.string(etcdEndpoint), nonEmptyEndpoints)),
+        field('prefix', t.string(etcdPrefix)),
+        field('ca_file', t.string(notEmpty('ca_file'))),
+        field('cert_file', t.string(notEmpty('cert_file'))),
+        field('key_file', t.string(notEmpty('key_file'))),
+        field('username', t.string(notEmpty('username'))),
       ]),
     ),
   ),
@@ -367,6 +405,13 @@ function toSettings(m: ReadonlyMap<string, SettingEntry>): AgentSettings {
   set('virtualIpRange', get('virtual_ip_range'));
   set('httpMaxConnsPerClient', get('limits.httpmaxconnsperclient'));
   set('httpHandshakeTimeoutMs', get('limits.httphandshaketimeout'));
+  set('store', get('store'));
+  set('etcdEndpoints', get('etcd.endpoints'));
+  set('etcdPrefix', get('etcd.prefix'));
+  set('etcdCaFile', get('etcd.cafile'));
+  set('etcdCertFile', get('etcd.certfile'));
+  set('etcdKeyFile', get('etcd.keyfile'));
+  set('etcdUsername', get('etcd.username'));
   return s;
 }
 

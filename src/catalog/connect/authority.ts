@@ -68,6 +68,12 @@ export interface AuthorityOptions {
   };
   /** Every signing, rotation and configuration change writes one line here. */
   audit?: AuditLog;
+  /**
+   * The state is shared with other servers (the etcd store): another server may create the CA
+   * first, and a root's key may be on another server only (until keys are kept in etcd,
+   * encrypted): a missing key is then logged and signing refused, instead of failing the start.
+   */
+  sharedState?: boolean;
 }
 
 export function caError(message: string, status = 500): MeshError {
@@ -126,16 +132,29 @@ export class CertificateAuthority {
         now: new Date(this.#o.clock.now()),
       });
       this.#o.keys.write(g.root.ID, g.keyPem);
-      await this.#o.propose({
-        type: 'ca-init',
-        clusterId,
-        trustDomain,
-        root: { ...g.root, ExternalTrustDomain: '' },
-        config: DEFAULT_CA_CONFIG,
-      });
-      this.#o.log.info({ trustDomain, root: g.root.ID }, 'certificate authority created');
+      try {
+        await this.#o.propose({
+          type: 'ca-init',
+          clusterId,
+          trustDomain,
+          root: { ...g.root, ExternalTrustDomain: '' },
+          config: DEFAULT_CA_CONFIG,
+        });
+        this.#o.log.info({ trustDomain, root: g.root.ID }, 'certificate authority created');
+      } catch (err) {
+        // Another server of a shared store created it first: use that one.
+        if (!this.#o.sharedState || !ca.initialized) throw err;
+      }
     }
-    this.#loadSigner();
+    try {
+      this.#loadSigner();
+    } catch (err) {
+      if (!this.#o.sharedState) throw err;
+      this.#o.log.error(
+        { err: err instanceof Error ? err.message : String(err) },
+        'this server cannot sign certificates until it holds the active root key',
+      );
+    }
   }
 
   start(): void {
@@ -396,7 +415,11 @@ export class CertificateAuthority {
     const pem = this.#o.keys.read(rootId);
     if (!pem)
       throw caError(
-        `the private key of CA root ${rootId} is missing from ${this.#o.keys.pathOf(rootId)}; restore it from a backup of this server's data dir`,
+        `the private key of CA root ${rootId} is missing from ${this.#o.keys.pathOf(rootId)}; ${
+          this.#o.sharedState
+            ? 'copy it from the ca-keys directory of the server that created the root (docs/ha.md)'
+            : "restore it from a backup of this server's data dir"
+        }`,
       );
     return loadPrivateKey(pem);
   }

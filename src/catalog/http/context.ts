@@ -4,7 +4,7 @@
  */
 import type { Clock, Random } from '../../core/index.js';
 import type { StateStore } from '../state/state-store.js';
-import type { Writer } from '../state/writer.js';
+import type { CommandLog } from '../state/command-log.js';
 import type { Liveness } from '../liveness.js';
 import type { SessionTimers } from '../session-timers.js';
 import type { ResponseCache } from './response-cache.js';
@@ -36,7 +36,7 @@ export interface ServerMember {
 
 export interface CatalogContext {
   state: StateStore;
-  writer: Writer;
+  writer: CommandLog;
   clock: Clock;
   random: Random;
   datacenter: string;

@@ -14,7 +14,7 @@ const memoryStore: DurableStore = {
   close: async () => {},
 };
 
-function setup(reapAfterMs: number) {
+function setup(reapAfterMs: number, onlyHeartbeatingNodes = false) {
   let now = 1_000_000;
   const clock: Clock = { now: () => now, setTimeout: () => ({}), clearTimeout: () => {} };
   const state = new StateStore();
@@ -25,12 +25,13 @@ function setup(reapAfterMs: number) {
     selfNode: 'srv',
     datacenter: 'dc1',
     reapAfterMs,
+    onlyHeartbeatingNodes,
     log: { warn() {} },
   });
   live.start();
   live.stop(); // only the start time matters here; sweeps are driven by hand
   const serf = (node: string) => state.catalog.getCheck(node, 'serfHealth')?.Status;
-  return { state, live, serf, advance: (ms: number) => (now += ms) };
+  return { state, writer, live, serf, advance: (ms: number) => (now += ms) };
 }
 
 describe('catalog liveness', () => {
@@ -60,5 +61,26 @@ describe('catalog liveness', () => {
     t.advance(2_000);
     await t.live.sweep();
     expect(t.state.catalog.nodes.has('gone')).to.equal(false);
+  });
+
+  it('with a shared store, judges only nodes that heartbeated to this server', async () => {
+    for (const shared of [false, true]) {
+      const t = setup(60_000, shared);
+      // A node registered through another server (its heartbeats go there).
+      await t.live.heartbeat({ node: 'mine', address: '198.18.0.3', ttlMs: 1_000, nodeId: '' });
+      const other = { node: 'elsewhere', address: '198.18.0.4', ttlMs: 1_000, nodeId: '' };
+      const peer = new Liveness(t.state, t.writer, {
+        clock: { now: () => 0, setTimeout: () => ({}), clearTimeout: () => {} },
+        graceMs: 5_000,
+        selfNode: 'srv2',
+        datacenter: 'dc1',
+        log: { warn() {} },
+      });
+      await peer.heartbeat(other);
+      t.advance(10_000);
+      await t.live.sweep();
+      expect(t.serf('mine')).to.equal('critical');
+      expect(t.serf('elsewhere')).to.equal(shared ? 'passing' : 'critical');
+    }
   });
 });

@@ -1,0 +1,342 @@
+/**
+ * The catalog's command log replicated through etcd, for several servers over one etcd cluster.
+ *
+ *   propose(cmd) -> txn "create <prefix>/log/<id> = JSON(cmd) if absent" (etcd commits it at
+ *                   revision R, on a quorum of members)
+ *   every server: one watch on <prefix>/log/ -> apply(cmd, R) in revision order
+ *   the proposing server resolves when ITS watch has applied <id>: the result is the result of
+ *   applying the command at its place in the one order every server sees.
+ *
+ * The index of an entry is its etcd revision, so indexes are comparable across servers and only
+ * grow; they are not contiguous (other keys, snapshots and deletes use revisions too).
+ *
+ * Exactly once: a key is created once (the txn refuses a retried put of a committed key), and
+ * a key's later puts, if anything made them, are ignored (version > 1). A put that failed with an
+ * unclear outcome (etcd timed out after committing) is rejected to its client but still applied
+ * once when the watch delivers it, like on every other server.
+ *
+ * Start: the stored snapshot and the log after it, read at one revision, then the watch from the
+ * revision after. Every `snapshotEvery` applied entries a server stores a snapshot (only if etcd
+ * does not hold a newer one) and deletes the log entries it covers. If etcd's own history was
+ * compacted past what this server has applied while its watch was down, it re-reads the log; if
+ * a snapshot has meanwhile covered entries it never applied, it cannot continue and reports a
+ * fatal error (a restart loads that snapshot).
+ */
+import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
+import {
+  deferred,
+  describeError,
+  storageError,
+  type Clock,
+  type Deferred,
+} from '../../core/index.js';
+import type { Command } from '../state/commands.js';
+import type { CommandLog } from '../state/command-log.js';
+import { serializeCapture, StateStore, type ApplyResult } from '../state/state-store.js';
+import {
+  connectEtcd,
+  DEFAULT_ETCD_REQUEST_TIMEOUT_MS,
+  type EtcdConnectionOptions,
+} from './etcd-client.js';
+import { etcdCause, etcdWriteError } from './etcd-errors.js';
+import {
+  compactLog,
+  readPicture,
+  readSnapshotMeta,
+  toEntries,
+  writeSnapshot,
+  type EtcdEntry,
+} from './etcd-snapshots.js';
+import { etcdKeys, type EtcdKeys } from './keys.js';
+
+export interface EtcdLogLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface EtcdLogOptions {
+  connection: EtcdConnectionOptions;
+  clock: Clock;
+  newId: () => string;
+  log: EtcdLogLogger;
+  /** Store a snapshot after this many applied entries (default 10,000). */
+  snapshotEvery?: number;
+  /** Called once when this server can no longer follow the log (it should exit). */
+  onFatal?: (err: Error) => void;
+}
+
+export interface OpenedEtcdLog {
+  state: StateStore;
+  log: EtcdLog;
+  /** Entries applied from the log after the snapshot at start. */
+  replayed: number;
+  snapshotIndex: number;
+}
+
+/** Connects, rebuilds the state from etcd and starts following the log. */
+export async function openEtcdLog(opts: EtcdLogOptions): Promise<OpenedEtcdLog> {
+  const client = connectEtcd(opts.connection);
+  const keys = etcdKeys(opts.connection.prefix);
+  const timeout = opts.connection.requestTimeoutMs ?? DEFAULT_ETCD_REQUEST_TIMEOUT_MS;
+  const call = (): { deadline: number } => ({ deadline: opts.clock.now() + timeout });
+  try {
+    const picture = await readPicture(client, keys, 0, call);
+    const state = picture.snapshot
+      ? StateStore.deserialize(picture.snapshot.data)
+      : new StateStore();
+    const log = new EtcdLog(client, keys, state, opts, call);
+    for (const e of picture.entries) log.applyEntry(e);
+    await log.follow(picture.revision);
+    return {
+      state,
+      log,
+      replayed: picture.entries.length,
+      snapshotIndex: picture.snapshot?.index ?? 0,
+    };
+  } catch (err) {
+    client.close();
+    throw storageError(`could not load the catalog from etcd: ${etcdCause(err)}`, err);
+  }
+}
+
+export class EtcdLog implements CommandLog {
+  readonly #client: Etcd3;
+  readonly #keys: EtcdKeys;
+  readonly #state: StateStore;
+  readonly #opts: EtcdLogOptions;
+  readonly #call: () => { deadline: number };
+  readonly #snapshotEvery: number;
+  /** Proposals of this server, by log key, until its watch applies them. */
+  readonly #pending = new Map<string, Deferred<ApplyResult>>();
+  #watcher: Watcher | null = null;
+  /** Every log event up to this revision has been seen (applied or skipped). */
+  #through = 0;
+  #sinceSnapshot = 0;
+  #snapshotting: Promise<void> | null = null;
+  #closed = false;
+  #failed: Error | null = null;
+  /** The watch is down (logged once until it is back). */
+  #watchLost = false;
+
+  constructor(
+    client: Etcd3,
+    keys: EtcdKeys,
+    state: StateStore,
+    opts: EtcdLogOptions,
+    call: () => { deadline: number },
+  ) {
+    this.#client = client;
+    this.#keys = keys;
+    this.#state = state;
+    this.#opts = opts;
+    this.#call = call;
+    this.#snapshotEvery = opts.snapshotEvery ?? 10_000;
+  }
+
+  propose(cmd: Command): Promise<ApplyResult> {
+    if (this.#failed)
+      return Promise.reject(
+        storageError(`this server stopped following etcd: ${this.#failed.message}`),
+      );
+    if (this.#closed)
+      return Promise.reject(storageError('The catalog is shutting down; the write was not made'));
+    const key = `${this.#keys.logPrefix}${this.#opts.newId()}`;
+    const result = deferred<ApplyResult>();
+    this.#pending.set(key, result);
+    const k = Buffer.from(key);
+    this.#client.kv
+      .txn(
+        {
+          compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: 0 }],
+          success: [{ request_put: { key: k, value: Buffer.from(JSON.stringify(cmd)) } }],
+        },
+        this.#call(),
+      )
+      .catch((err: unknown) => {
+        // Still pending: the watch has not applied it (if etcd committed it, it will, once).
+        if (this.#pending.delete(key)) result.reject(etcdWriteError(err));
+      });
+    return result.promise;
+  }
+
+  /** Applies one entry at its index; resolves the proposal waiting for it, if any. */
+  applyEntry(e: EtcdEntry): void {
+    let cmd: Command;
+    try {
+      cmd = JSON.parse(e.value.toString()) as Command;
+    } catch {
+      // Every server skips the same entry, so states stay equal.
+      this.#opts.log.warn({ key: e.key, index: e.index }, 'log entry in etcd is not JSON; skipped');
+      this.#pending.get(e.key)?.reject(storageError('the log entry was unreadable'));
+      this.#pending.delete(e.key);
+      return;
+    }
+    const waiting = this.#pending.get(e.key);
+    this.#pending.delete(e.key);
+    try {
+      const r = this.#state.apply(cmd, e.index);
+      waiting?.resolve(r);
+    } catch (err) {
+      this.#opts.log.error(
+        { err: describeError(err), index: e.index, type: cmd.type },
+        'applying a command from etcd failed',
+      );
+      waiting?.reject(storageError(`Internal error applying write ${e.index}`, err));
+    }
+    this.#sinceSnapshot++;
+    if (this.#sinceSnapshot >= this.#snapshotEvery && !this.#snapshotting && !this.#closed)
+      void this.snapshotNow();
+  }
+
+  /** Starts the watch after `revision` (everything up to it is applied). */
+  async follow(revision: number): Promise<void> {
+    this.#through = revision;
+    const watcher = this.#client
+      .watch()
+      .prefix(this.#keys.logPrefix)
+      .only('put')
+      .startRevision(String(revision + 1))
+      .watcher();
+    this.#watcher = watcher;
+    watcher.on('data', (res: IWatchResponse) => this.#onWatch(res));
+    watcher.on('disconnected', (err: unknown) => {
+      // The client resumes after the last response's header revision, which can be past events
+      // not yet delivered; resume after what was really seen instead.
+      watcher.request.start_revision = String(this.#through + 1);
+      if (this.#closed || this.#watchLost) return;
+      this.#watchLost = true;
+      this.#opts.log.warn(
+        { err: etcdCause(err), through: this.#through },
+        'etcd watch lost; reconnecting (reads are served from memory meanwhile)',
+      );
+    });
+    watcher.on('connected', () => {
+      watcher.request.start_revision = String(this.#through + 1);
+      if (!this.#watchLost) return;
+      this.#watchLost = false;
+      this.#opts.log.info({ through: this.#through }, 'etcd watch restored');
+    });
+    watcher.on('error', (err: unknown) => void this.#recover(err));
+    await new Promise<void>((resolve, reject) => {
+      watcher.once('connected', () => resolve());
+      watcher.once('error', reject);
+    });
+  }
+
+  #onWatch(res: IWatchResponse): void {
+    const kvs: IKeyValue[] = res.events.filter((ev) => ev.type === 'Put').map((ev) => ev.kv);
+    for (const e of toEntries(kvs)) {
+      if (e.index <= this.#through) continue; // seen before a reconnect
+      this.#through = e.index;
+      this.applyEntry(e);
+    }
+  }
+
+  /**
+   * The watch was cancelled (etcd compacted its history past where it would resume): read the
+   * log again from etcd at one revision and continue from there.
+   */
+  async #recover(cause: unknown): Promise<void> {
+    if (this.#closed) return;
+    this.#opts.log.warn({ err: describeError(cause) }, 'etcd watch cancelled; re-reading the log');
+    await this.#watcher?.cancel().catch(() => undefined);
+    this.#watcher = null;
+    for (let attempt = 0; !this.#closed; attempt++) {
+      try {
+        const applied = this.#through;
+        const picture = await readPicture(this.#client, this.#keys, applied, this.#call);
+        if (picture.snapshot && picture.snapshot.index > applied) {
+          this.#fail(
+            new Error(
+              `entries after index ${applied} were compacted away in etcd before this server applied them; restart it to load the snapshot at index ${picture.snapshot.index}`,
+            ),
+          );
+          return;
+        }
+        for (const e of picture.entries) if (e.index > this.#through) this.applyEntry(e);
+        await this.follow(picture.revision);
+        return;
+      } catch (err) {
+        this.#opts.log.warn(
+          { err: etcdCause(err), attempt },
+          'could not re-read the log from etcd',
+        );
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+      }
+    }
+  }
+
+  #fail(err: Error): void {
+    if (this.#failed) return;
+    this.#failed = err;
+    this.#opts.log.error(
+      { err: err.message },
+      'this server can no longer follow the catalog in etcd',
+    );
+    for (const [key, p] of this.#pending) {
+      this.#pending.delete(key);
+      p.reject(storageError(`this server stopped following etcd: ${err.message}`));
+    }
+    this.#opts.onFatal?.(err);
+  }
+
+  snapshotNow(): Promise<void> {
+    if (this.#snapshotting) return this.#snapshotting;
+    this.#sinceSnapshot = 0;
+    const capture = this.#state.capture();
+    const yieldNow = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    this.#snapshotting = (async () => {
+      // Several servers reach their count at about the same time: skip if one already stored
+      // a recent snapshot.
+      const stored = await readSnapshotMeta(this.#client, this.#keys, this.#call);
+      if (stored && stored.index > capture.lastIndex - this.#snapshotEvery / 2) return;
+      const data = await serializeCapture(capture, yieldNow);
+      const snap = { index: capture.lastIndex, data };
+      const written = await writeSnapshot(
+        this.#client,
+        this.#keys,
+        snap,
+        this.#opts.newId(),
+        this.#call,
+      );
+      if (!written) return;
+      const removed = await compactLog(this.#client, this.#keys, snap.index, this.#call);
+      this.#opts.log.info(
+        { index: snap.index, bytes: data.length, removed },
+        'snapshot stored in etcd; log compacted',
+      );
+    })()
+      .catch((err: unknown) =>
+        this.#opts.log.warn(
+          { err: etcdCause(err) },
+          'snapshot to etcd failed; the log keeps every write',
+        ),
+      )
+      .finally(() => {
+        this.#snapshotting = null;
+      });
+    return this.#snapshotting;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Writes already sent get their answer before the watch stops, for as long as a request
+    // may take; any still unconfirmed then are refused (etcd applies them if it took them).
+    const timeout = this.#opts.connection.requestTimeoutMs ?? DEFAULT_ETCD_REQUEST_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#pending.values()].map((p) => p.promise)),
+      new Promise((r) => (timer = setTimeout(r, timeout))),
+    ]);
+    clearTimeout(timer);
+    for (const [key, p] of this.#pending) {
+      this.#pending.delete(key);
+      p.reject(storageError('The catalog shut down before etcd confirmed the write'));
+    }
+    if (this.#snapshotting) await this.#snapshotting;
+    await this.#watcher?.cancel().catch(() => undefined);
+    this.#client.close();
+  }
+}

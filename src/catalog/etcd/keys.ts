@@ -1,0 +1,41 @@
+/**
+ * Where the catalog keeps its data in etcd, under one prefix (default /trellis):
+ *
+ *   <prefix>/log/<id>                      one command (JSON), put once; its revision is its index
+ *   <prefix>/snapshot                      "<index, 20 digits> <json meta>": the newest snapshot
+ *   <prefix>/snapshot-data/<index>-<id>/<n> the snapshot's bytes in chunks (etcd caps a request)
+ *
+ * Indexes are zero-padded so that etcd's byte-wise value and key comparisons order them.
+ */
+export interface EtcdKeys {
+  logPrefix: string;
+  snapshot: string;
+  snapshotDataPrefix: string;
+  /** The chunk prefix of one snapshot. */
+  chunksOf(index: number, id: string): string;
+}
+
+export function etcdKeys(prefix: string): EtcdKeys {
+  return {
+    logPrefix: `${prefix}/log/`,
+    snapshot: `${prefix}/snapshot`,
+    snapshotDataPrefix: `${prefix}/snapshot-data/`,
+    chunksOf: (index, id) => `${prefix}/snapshot-data/${padIndex(index)}-${id}/`,
+  };
+}
+
+export function padIndex(n: number): string {
+  return String(n).padStart(20, '0');
+}
+
+/** The end of a prefix range: the prefix with its last byte incremented (etcd's convention). */
+export function prefixEnd(prefix: string): Buffer {
+  const b = Buffer.from(prefix);
+  for (let i = b.length - 1; i >= 0; i--) {
+    if (b[i]! < 0xff) {
+      b[i]! += 1;
+      return b.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}

@@ -1,0 +1,19 @@
+/**
+ * The seam between the catalog and where its commands are made durable. `Writer` (the embedded
+ * write-ahead log) and `EtcdLog` (a command log replicated through etcd) both implement it; the
+ * routes, liveness and session timers only ever propose commands through it.
+ */
+import type { Command } from './commands.js';
+import type { ApplyResult } from './state-store.js';
+
+export interface CommandLog {
+  /**
+   * Makes `cmd` durable, applies it to this server's state in log order and resolves with its
+   * result. Rejects with a storage error (status 500) when the store could not take it.
+   */
+  propose(cmd: Command): Promise<ApplyResult>;
+  /** Writes a snapshot of the applied state now (also used at shutdown and by tests). */
+  snapshotNow(): Promise<void>;
+  /** Waits for in-flight writes, then refuses new ones. */
+  close(): Promise<void>;
+}
