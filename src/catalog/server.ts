@@ -53,7 +53,6 @@ import { Writer } from './state/writer.js';
 import { createEmbeddedStore } from './store/index.js';
 import type { DurableStore } from './store/types.js';
 import type { EtcdConnectionOptions } from './etcd/etcd-client.js';
-import { openEtcdLog } from './etcd/etcd-log.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -335,6 +334,8 @@ async function openEmbedded(opts: ServerOptions): Promise<OpenedStore> {
 
 /** etcd: the stored snapshot and the log after it, then the watch that keeps following it. */
 async function openEtcd(opts: ServerOptions, etcd: EtcdConnectionOptions): Promise<OpenedStore> {
+  // Loaded only here: the etcd client (gRPC) would add ~7 MiB to every trellis process.
+  const { openEtcdLog } = await import('./etcd/etcd-log.js');
   const opened = await openEtcdLog({
     connection: etcd,
     clock: opts.clock,
