@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestNs, deleteTestNs, inNs, netnsSkipReason } from '../helpers/netns.js';
 import { SystemdHost } from '../helpers/systemd-host.js';
+import { recap } from '../helpers/ansible-recap.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const ADDRESS = '198.18.231.2';
@@ -31,20 +32,6 @@ function skipReason(): string | undefined {
       return `needs ${bin}`;
   if (spawnSync('/lib/systemd/systemd', ['--version']).error) return 'needs systemd';
   return undefined;
-}
-
-/** The recap's counters per host: `agent1 : ok=24 changed=0 unreachable=0 failed=0 ...`. */
-function recap(output: string): Map<string, Record<string, number>> {
-  const out = new Map<string, Record<string, number>>();
-  const tail = output.slice(output.lastIndexOf('PLAY RECAP'));
-  for (const line of tail.split('\n').slice(1)) {
-    const m = /^(\S+)\s+:\s+(.*)$/.exec(line.trim());
-    if (!m) continue;
-    const counts: Record<string, number> = {};
-    for (const [, k, v] of m[2]!.matchAll(/(\w+)=(\d+)/g)) counts[k!] = Number(v);
-    out.set(m[1]!, counts);
-  }
-  return out;
 }
 
 describe('ansible/ roles on hosts running systemd (the default service manager)', function () {

@@ -12,6 +12,7 @@
  * is kept; several Cookie lines become one. A value goes without the whitespace after it, so
  * the application reads the value a rule judged. Pure.
  */
+import { copyRange, writeDecimal } from './head-bytes.js';
 import {
   AT_KIND,
   AT_START,
@@ -142,30 +143,9 @@ function crlf(out: Buffer, at: number): number {
   return at + 2;
 }
 
-/**
- * Copies from[s, e) into `to` at `at`; returns the index after it. Head pieces are short, and
- * a loop costs less than a native copy's call for them.
- */
-function copyRange(from: Buffer, s: number, e: number, to: Buffer, at: number): number {
-  if (e - s > 128) return at + from.copy(to, at, s, e);
-  for (let k = s; k < e; k++) to[at++] = from[k]!;
-  return at;
-}
-
 /** Writes `s` as latin1 (one byte per character, as a latin1 write of a string does). */
 function writeText(s: string, to: Buffer, at: number): number {
   if (s.length > 128) return at + to.write(s, at, 'latin1');
   for (let k = 0; k < s.length; k++) to[at++] = s.charCodeAt(k);
   return at;
-}
-
-/** Writes `n` (a safe non-negative integer) in decimal; returns the index after it. */
-function writeDecimal(n: number, to: Buffer, at: number): number {
-  let digits = 1;
-  for (let p = 10; p <= n; p *= 10) digits++;
-  for (let k = at + digits - 1; k >= at; k--) {
-    to[k] = 48 + (n % 10);
-    n = Math.floor(n / 10);
-  }
-  return at + digits;
 }

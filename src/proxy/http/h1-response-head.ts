@@ -10,6 +10,7 @@
  * characters, no obsolete folding, one Content-Length value of 1 to 15 digits, one
  * Transfer-Encoding that is `chunked`, never both. Pure: no I/O, no exceptions.
  */
+import { copyRange, writeDecimal } from './head-bytes.js';
 import { NO_LENGTH, type H1Framing, type H1HeadError } from './h1-parse.js';
 import { MAX_HEADER_COUNT } from './limits.js';
 
@@ -282,27 +283,6 @@ export class ResponseHead implements H1ResponseHead {
     const n = this.buf.toString('latin1', this.lines[i + AT_START], this.lines[i + AT_COLON]);
     return !listed.includes(n.toLowerCase());
   }
-}
-
-/**
- * Copies from[s, e) into `to` at `at`; returns the index after it. Head pieces are short, and
- * a loop costs less than a native copy's call for them.
- */
-function copyRange(from: Buffer, s: number, e: number, to: Buffer, at: number): number {
-  if (e - s > 128) return at + from.copy(to, at, s, e);
-  for (let k = s; k < e; k++) to[at++] = from[k]!;
-  return at;
-}
-
-/** Writes `n` (a safe non-negative integer) in decimal; returns the index after it. */
-function writeDecimal(n: number, to: Buffer, at: number): number {
-  let digits = 1;
-  for (let p = 10; p <= n; p *= 10) digits++;
-  for (let k = at + digits - 1; k >= at; k--) {
-    to[k] = 48 + (n % 10);
-    n = Math.floor(n / 10);
-  }
-  return at + digits;
 }
 
 /** Adds the tokens of a Connection value to `head` (close, keep-alive, names to drop). */

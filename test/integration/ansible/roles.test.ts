@@ -24,6 +24,7 @@ import {
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestNs, deleteTestNs, inNs, netnsSkipReason } from '../../helpers/netns.js';
+import { recap } from '../../helpers/ansible-recap.js';
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
 const ADDRESS = '10.231.0.2';
@@ -46,20 +47,6 @@ function skipReason(): string | undefined {
   };
   if (!pkg.scripts?.package) return 'needs `npm run package` (the Debian package)';
   return undefined;
-}
-
-/** The recap's counters per host: `agent1 : ok=24 changed=0 unreachable=0 failed=0 ...`. */
-function recap(output: string): Map<string, Record<string, number>> {
-  const out = new Map<string, Record<string, number>>();
-  const tail = output.slice(output.lastIndexOf('PLAY RECAP'));
-  for (const line of tail.split('\n').slice(1)) {
-    const m = /^(\S+)\s+:\s+(.*)$/.exec(line.trim());
-    if (!m) continue;
-    const counts: Record<string, number> = {};
-    for (const [, k, v] of m[2]!.matchAll(/(\w+)=(\d+)/g)) counts[k!] = Number(v);
-    out.set(m[1]!, counts);
-  }
-  return out;
 }
 
 describe('ansible/ roles on chroot hosts in a network namespace (direct service manager)', function () {
