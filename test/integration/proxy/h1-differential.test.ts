@@ -298,6 +298,12 @@ interface Case {
    * request line and framing are compared, not how much of the body it got.
    */
   earlyAnswer?: boolean;
+  /**
+   * HAProxy sometimes answers fewer of the pipelined requests than were sent (a race in it
+   * between the client's FIN and the requests still queued): the reason. Its outcome must then
+   * be the start of Trellis's (the same requests and answers, in order, as far as it went).
+   */
+  haproxyMayStopEarly?: string;
   /** Where `stricter` applies (default: both Trellis doors); the others must agree with HAProxy. */
   stricterOn?: ('inbound' | 'pair')[];
   /**
@@ -760,6 +766,8 @@ const CASES: Case[] = [
   },
   {
     name: 'three pipelined requests, then the client half-closes',
+    haproxyMayStopEarly:
+      'after the FIN HAProxy 2.6 sometimes answers the first request only and closes; Trellis answers all three',
     steps: [
       `GET /1 HTTP/1.1\r\n${H}\r\nGET /2 HTTP/1.1\r\n${H}\r\nGET /3 HTTP/1.1\r\n${H}\r\n`,
       'FIN',
@@ -1140,6 +1148,13 @@ describe('proxy: HTTP/1.1 differential against HAProxy (mode http)', function ()
             o.client.every((r) => r.status >= 400 && r.status < 500),
             `${door}${why}`,
           ).to.equal(true);
+        } else if (c.haproxyMayStopEarly && h.app.length < o.app.length) {
+          const prefix = comparable(o);
+          prefix.app = prefix.app.slice(0, h.app.length);
+          prefix.client = prefix.client.slice(0, h.client.length);
+          expect(prefix, `${door} differs from HAProxy as far as it went${why}`).to.deep.equal(
+            comparable(h),
+          );
         } else
           expect(comparable(o), `${door} differs from HAProxy${why}`).to.deep.equal(comparable(h));
       }
