@@ -12,6 +12,7 @@
  * `connect { sidecar_service {} }` brings its sidecar proxy as a second local service; the
  * ports assigned to sidecars are kept in the data dir too, so a restart does not move them.
  */
+import { ConfigLoadError } from './config-load-error.js';
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
@@ -150,11 +151,7 @@ function within<T>(clock: Clock, p: Promise<T>, ms: number, fallback: T): Promis
   });
 }
 
-export class ConfigLoadError extends Error {
-  constructor(readonly diagnostics: string[]) {
-    super(`configuration has ${diagnostics.length} error(s):\n${diagnostics.join('\n')}`);
-  }
-}
+export { ConfigLoadError };
 
 export class TrellisAgent {
   readonly opts: AgentOptions;

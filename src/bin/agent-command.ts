@@ -1,4 +1,5 @@
 /** `trellis agent`: argv -> a per-host agent with its local HTTP API. */
+import { defaultProxyWorkers } from './daemon-defaults.js';
 import {
   DEFAULT_CONNECTION_LIMITS,
   limitConnections,
@@ -7,7 +8,7 @@ import {
 import Fastify, { type FastifyInstance } from 'fastify';
 import { mkdirSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { availableParallelism, hostname } from 'node:os';
+import { hostname } from 'node:os';
 import type { TokenResolver } from '../agent/acl/token-resolver.js';
 import type { CARoots } from '../api/index.js';
 import type { TlsOptions } from '../client/index.js';
@@ -103,11 +104,6 @@ export interface RunningAgent {
   /** The DNS listener's address, when one was asked for. */
   dnsAddress?: string;
   close(opts?: { leave?: boolean }): Promise<void>;
-}
-
-/** `proxy_workers` unset: one worker per core, at most 8. */
-export function defaultProxyWorkers(): number {
-  return Math.min(8, availableParallelism());
 }
 
 export function makeAgent(

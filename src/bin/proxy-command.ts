@@ -11,7 +11,7 @@ import { ProxyWorkers } from '../proxy/control.js';
 import type { Logger } from '../telemetry/logger.js';
 import { version } from '../cli/version.js';
 
-export const DEFAULT_DATA_PLANE_SOCKET = '/run/trellis/data-plane.sock';
+export { DataPlaneInUse } from '../proxy/workers/data-plane-server.js';
 
 export interface DataPlaneArgs {
   socketPath: string;

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Argv, CommandModule } from 'yargs';
-import { ConfigLoadError } from '../agent/agent.js';
-import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_DRAIN_TIMEOUT_MS } from '../agent/http/drain-route.js';
+import { ConfigLoadError } from '../agent/config-load-error.js';
+import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_DRAIN_TIMEOUT_MS } from '../agent/drain-defaults.js';
 import {
   action,
   DEFAULT_HTTP_ADDR,
@@ -23,9 +23,8 @@ import {
 import type { AgentSettings, LogLevel } from '../config/index.js';
 import { describeError, parseDuration } from '../core/index.js';
 import { createLogger, type Logger } from '../telemetry/logger.js';
-import { defaultProxyWorkers, runAgent } from './agent-command.js';
+import { DEFAULT_DATA_PLANE_SOCKET, defaultProxyWorkers } from './daemon-defaults.js';
 import { registerLab } from './lab-command.js';
-import { runServer } from './server-command.js';
 import {
   DEFAULT_DATACENTER,
   DEFAULT_LOG_LEVEL,
@@ -39,8 +38,6 @@ import {
 } from './settings.js';
 import { systemdNotifier } from './sd-notify.js';
 import { agentDrainCommand } from '../cli/commands/agent/drain.js';
-import { DataPlaneInUse } from '../proxy/workers/data-plane-server.js';
-import { DEFAULT_DATA_PLANE_SOCKET, runDataPlane } from './proxy-command.js';
 
 interface ProxyArgs extends GlobalArgs {
   socket: string;
@@ -367,6 +364,8 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
         // A server that can no longer follow the etcd log stops (its supervisor restarts it).
         let onFatal: (err: Error) => void = () => undefined;
         const fatal = new Promise<Error>((resolve) => (onFatal = resolve));
+        // Each daemon's code is loaded only when it runs: an agent carries no server modules.
+        const { runServer } = await import('./server-command.js');
         let server;
         try {
           server = await runServer(
@@ -448,6 +447,7 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
           durationFlag(args['drain-timeout'], 'drain-timeout') ?? DEFAULT_DRAIN_TIMEOUT_MS;
         const workers =
           numberFlag(args['proxy-workers'], 'proxy-workers', 1) ?? defaultProxyWorkers();
+        const { runDataPlane, DataPlaneInUse } = await import('./proxy-command.js');
         let dp;
         try {
           dp = await runDataPlane({ socketPath: args.socket, workers }, log);
@@ -601,6 +601,7 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
         const { logLevel, ...settings } = resolve(file);
         const log = createLogger({ level: logLevel });
         logUnused(log, 'agent', file);
+        const { runAgent } = await import('./agent-command.js');
         let running;
         try {
           running = await runAgent(
@@ -711,6 +712,7 @@ async function runDev(stdout: (s: string) => void, args: DaemonArgs): Promise<nu
   let reload = (): void => undefined;
   const stopped = untilSignal(() => reload());
   try {
+    const { runServer } = await import('./server-command.js');
     const running = await runServer(
       {
         dataDir,

@@ -19,6 +19,7 @@
  * Imports only src/core, src/api, node builtins and undici.
  */
 export { createClient, type ClientOptions, type TrellisClient } from './client.js';
+export { Agent as UndiciAgent } from './undici-core.js';
 export {
   DEFAULT_TIMEOUT_MS,
   encodeQuery,

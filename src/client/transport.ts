@@ -7,7 +7,8 @@
  * Only connection failures (refused, reset, timeout) move on to the next address: an HTTP
  * error status is an answer, and the same question would get the same answer elsewhere.
  */
-import { Agent, buildConnector, type Dispatcher } from 'undici';
+import type { Agent as UndiciAgent, buildConnector as BuildConnector, Dispatcher } from 'undici';
+import { Agent, buildConnector } from './undici-core.js';
 import { systemClock, unavailable, type Clock, MeshError } from '../core/index.js';
 import { parseAddress, type Endpoint } from './address.js';
 import { failureReason, isConnectionFailure, mayRetryElsewhere, statusError } from './errors.js';
@@ -197,7 +198,7 @@ export function createTransport(opts: TransportOptions): Transport {
  * A connector for certificates that change while a client runs (an agent renewing its own,
  * roots rotating): each new connection is made with the settings of the moment.
  */
-export function currentTlsConnector(tls: TlsOptions, timeoutMs: number): buildConnector.connector {
+export function currentTlsConnector(tls: TlsOptions, timeoutMs: number): BuildConnector.connector {
   return (opts, cb) => {
     const now = tls.current?.() ?? {};
     buildConnector({
@@ -211,7 +212,7 @@ export function currentTlsConnector(tls: TlsOptions, timeoutMs: number): buildCo
   };
 }
 
-function createAgent(tls: TlsOptions | undefined, timeoutMs: number): Agent {
+function createAgent(tls: TlsOptions | undefined, timeoutMs: number): UndiciAgent {
   const timeout = Math.min(timeoutMs, MAX_CONNECT_TIMEOUT_MS);
   if (tls?.current) return new Agent({ connect: currentTlsConnector(tls, timeout) });
   return new Agent({

@@ -17,10 +17,9 @@ import {
 } from '../../httpkit/consul-http.js';
 import { requireAllowed } from '../../policy/index.js';
 import type { TrellisAgent } from '../agent.js';
+import { DEFAULT_DRAIN_GRACE_MS, DEFAULT_DRAIN_TIMEOUT_MS } from '../drain-defaults.js';
 
-/** How long a drain may take, and how long callers get to move away, when not given. */
-export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
-export const DEFAULT_DRAIN_GRACE_MS = 2_000;
+export { DEFAULT_DRAIN_GRACE_MS, DEFAULT_DRAIN_TIMEOUT_MS };
 
 /** A duration query parameter (Go syntax: 30s, 1m30s), or `fallback` when absent. */
 function durationParam(q: Query, name: string, fallback: number): number {

@@ -4,9 +4,14 @@
  * next server; an HTTP answer (even an error) is passed back as it is.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Agent, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { isObject } from '../../api/index.js';
-import { currentTlsConnector, mayRetryElsewhere, type TlsOptions } from '../../client/index.js';
+import {
+  currentTlsConnector,
+  mayRetryElsewhere,
+  UndiciAgent,
+  type TlsOptions,
+} from '../../client/index.js';
 import { badRequest, describeError, unavailable } from '../../core/index.js';
 import { jsonBody } from '../../httpkit/consul-http.js';
 
@@ -64,7 +69,7 @@ export function createForwarder(
   nodeName?: string,
 ): Forwarder {
   // Blocking queries may be held up to 10m + jitter by the server.
-  const dispatcher: Dispatcher = new Agent({
+  const dispatcher: Dispatcher = new UndiciAgent({
     // The agent's own (renewed) certificate and the current roots, at each connection.
     ...(tls ? { connect: currentTlsConnector(tls, 5_000) } : {}),
     headersTimeout: 11 * 60_000,

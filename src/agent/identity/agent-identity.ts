@@ -17,9 +17,13 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
 import type { CARoots } from '../../api/index.js';
-import { isPlainHttpAnswer, type TlsOptions, type TrellisClient } from '../../client/index.js';
+import {
+  isPlainHttpAnswer,
+  UndiciAgent,
+  type TlsOptions,
+  type TrellisClient,
+} from '../../client/index.js';
 import { jitter, MeshError, type Clock, type Random } from '../../core/index.js';
 import { createCsr, fingerprintMatches } from '../../pki/index.js';
 import { agentSpiffeId } from '../../policy/index.js';
@@ -215,10 +219,10 @@ async function joinVia(server: string, o: JoinOptions): Promise<AgentIdentity> {
   if (!origin.startsWith('https://'))
     throw joinError(`joining needs the server's HTTPS address (port 8501), not ${server}`);
   // 1. The roots, from a server not yet trusted: only the pinned fingerprint makes them count.
-  const probe = new Agent({ connect: { rejectUnauthorized: false, timeout: 10_000 } });
+  const probe = new UndiciAgent({ connect: { rejectUnauthorized: false, timeout: 10_000 } });
   let roots: CARoots;
   try {
-    const r = await request(`${origin}/v1/connect/ca/roots`, { dispatcher: probe });
+    const r = await probe.request({ origin, path: '/v1/connect/ca/roots', method: 'GET' });
     if (r.statusCode !== 200) throw new Error(`roots answered ${r.statusCode}`);
     roots = (await r.body.json()) as CARoots;
   } catch (err) {
@@ -237,15 +241,16 @@ async function joinVia(server: string, o: JoinOptions): Promise<AgentIdentity> {
     );
   // 2. Everything else over TLS verified against the pinned root alone: anything else that
   //    unverified answer listed could be an impostor's.
-  const verified = new Agent({
+  const verified = new UndiciAgent({
     connect: { ca: pinned.RootCert, servername: `server.${o.datacenter}.consul`, timeout: 10_000 },
   });
   try {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     const csr = createCsr(privateKey, agentSpiffeId(roots.TrustDomain, o.datacenter, o.node));
-    const r = await request(`${origin}/v1/internal/trellis/join`, {
+    const r = await verified.request({
+      origin,
+      path: '/v1/internal/trellis/join',
       method: 'PUT',
-      dispatcher: verified,
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ JoinToken: o.joinToken, Node: o.node, CSR: csr }),
     });
