@@ -188,9 +188,16 @@ export class H1Conn<C> {
     return this.front.draining;
   }
 
-  /** Ends the connection now if no request is in flight or held (the front is draining). */
+  /**
+   * The front is draining: ends the connection now if it is idle between requests. One with a
+   * request in flight ends after its answer (`finished`); one that has not sent its first
+   * request yet (just opened, or a head arriving) is waiting for that request to be answered,
+   * so it gets its answer (with `connection: close`) rather than a close that races it, and
+   * the headers timeout still bounds it.
+   */
   drainIdle(): void {
-    if (this.#ex !== undefined || this.#processing || this.#closing) return;
+    if (this.#wait !== Wait.KeepAlive || this.#ex !== undefined) return;
+    if (this.#processing || this.#closing) return;
     this.#closing = true;
     this.socket.end();
   }

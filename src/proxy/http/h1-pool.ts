@@ -36,6 +36,13 @@ export interface H1PoolOptions {
   idleTimeoutMs: number;
   /** The target for requests that are not H1Exchanges (made when first needed). */
   fallback(): HttpTarget;
+  /**
+   * The peer is a Trellis proxy, which closes a kept-alive connection without answering only
+   * before it has read a request on it (keep-alive timeout, drain; h1-front.ts ignores bytes
+   * once it decided to close). A request that met such a close on a reused connection was not
+   * handed to any app, so it is resent with its kept body (POSTs included) as well as without.
+   */
+  peerIsTrellis?: boolean;
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -394,9 +401,15 @@ class UpConn {
     this.#cb = undefined;
     if (!cb || ex.over) return;
     const request = this.#request!;
-    // A pooled connection the peer closed as it was reused: nothing was read from it, and a
-    // request without a body can go on a new connection.
-    if (this.reused && !this.#heard && !ex.hasBody && !this.#resent)
+    // A pooled connection the peer closed as it was reused (the keep-alive race): nothing was
+    // read from it, and a request without a body, or any kept one to a Trellis peer, can go
+    // on a new connection.
+    if (
+      this.reused &&
+      !this.#heard &&
+      !this.#resent &&
+      (!ex.hasBody || (this.pool.opts.peerIsTrellis === true && ex.replayable))
+    )
       return this.pool.resend(request, ex, cb);
     const notSent = !this.#wrote;
     const e = err ?? new Error('connection closed before the response');

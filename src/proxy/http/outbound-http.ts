@@ -353,6 +353,7 @@ export class OutboundHttp {
               tls: true,
               idleTimeoutMs: PEER_POOL_IDLE_MS,
               fallback: http1,
+              peerIsTrellis: true,
             })
           : version === 'h2'
             ? http2()
