@@ -28,14 +28,25 @@ export function pipeSockets(
     b.destroy();
     onClose(stats, idle);
   };
+  // One 'data' listener per direction does the counting, the write and the backpressure:
+  // stream.pipe() plus a counting listener cost two listeners and pipe's bookkeeping per chunk.
   a.on('data', (d: Buffer) => {
     stats.bytesIn += d.length;
+    if (!b.write(d)) {
+      a.pause();
+      b.once('drain', () => a.resume());
+    }
   });
   b.on('data', (d: Buffer) => {
     stats.bytesOut += d.length;
+    if (!a.write(d)) {
+      b.pause();
+      a.once('drain', () => b.resume());
+    }
   });
-  a.pipe(b);
-  b.pipe(a);
+  // Half-close passes through: one side's FIN ends the other's writing side.
+  a.on('end', () => b.end());
+  b.on('end', () => a.end());
   for (const s of [a, b]) {
     s.setTimeout(idleMs, () => {
       idle = true;
