@@ -6,18 +6,18 @@
  *
  * Requests are GET / (as wrk sends; or POSTs of `bodyBytes` when that is above 0, as the
  * interception benchmark sends to its Node app) over a pool of keep-alive HTTP/1.1 connections
- * (undici, no pipelining); each answer must be 200 with exactly `expectBytes` of body. Request i is due at
+ * (bench/dataplane/raw-http-client.ts, no pipelining); each answer must be 200 with exactly `expectBytes` of body. Request i is due at
  * t0 + i / rate whether or not earlier ones have answered, and its latency runs from that
  * intended time to the end of its response body, so a stall is charged to every request it
  * delays (no coordinated omission). The run warms up first; the CPU time of the processes named
  * in the job and of this generator is read from /proc at the start and the end of the measured
  * window, so the cost per request is the window's CPU / its requests.
  */
-import { Pool } from 'undici';
 import { describe } from '../lib/errors.js';
 import { processCpuMs } from '../lib/proc.js';
 import { percentile } from '../lib/stats.js';
 import { now } from '../lib/time.js';
+import { RawHttpClient } from './raw-http-client.js';
 import {
   GENERATOR,
   RESULT_MARK,
@@ -76,25 +76,7 @@ function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): CpuSnapshot {
   return out;
 }
 
-/** One request; resolves when the whole answer is in, throws unless 200 with the full body. */
-async function send(pool: Pool, body: Buffer | undefined, expectBytes: number): Promise<void> {
-  const res = body
-    ? await pool.request({
-        method: 'POST',
-        path: '/',
-        body,
-        headers: { 'content-type': 'application/octet-stream' },
-      })
-    : await pool.request({ method: 'GET', path: '/' });
-  const got = await res.body.arrayBuffer();
-  if (res.statusCode !== 200 || got.byteLength !== expectBytes)
-    throw new Error(
-      `HTTP ${res.statusCode}, ${got.byteLength} bytes: ${Buffer.from(got).toString('utf8', 0, 120).trim()}`,
-    );
-}
-
-function openLoop(job: LoadJob, pool: Pool): Promise<LoadReport> {
-  const body = job.bodyBytes > 0 ? Buffer.alloc(job.bodyBytes, 0x61) : undefined;
+function openLoop(job: LoadJob, client: RawHttpClient): Promise<LoadReport> {
   const expectBytes = job.expectBytes ?? job.bodyBytes;
   const interval = 1000 / job.rate;
   const nWarm = Math.round(job.warmupMs / interval);
@@ -139,18 +121,14 @@ function openLoop(job: LoadJob, pool: Pool): Promise<LoadReport> {
     };
     const fire = (intended: number, measured: boolean): void => {
       if (measured) lag[nLag++] = now() - intended;
-      send(pool, body, expectBytes).then(
-        () => {
-          if (!measured || done) return;
-          latency[nLatency++] = now() - intended;
-          if (--unanswered === 0) finish();
-        },
-        (err: unknown) => {
-          if (!measured || done) return;
-          noteError(errors, describe(err));
-          if (--unanswered === 0) finish();
-        },
-      );
+      client.send((err, status, bytes) => {
+        if (!measured || done) return;
+        if (err) noteError(errors, describe(err));
+        else if (status !== 200 || bytes !== expectBytes)
+          noteError(errors, `HTTP ${status}, ${bytes} bytes (expected 200, ${expectBytes} bytes)`);
+        else latency[nLatency++] = now() - intended;
+        if (--unanswered === 0) finish();
+      });
     };
     const tick = (): void => {
       const t = now();
@@ -170,20 +148,13 @@ function openLoop(job: LoadJob, pool: Pool): Promise<LoadReport> {
 }
 
 async function main(job: LoadJob): Promise<void> {
-  const pool = new Pool(job.origin, {
-    connections: job.connections,
-    pipelining: 1,
-    keepAliveTimeout: 60_000,
-    keepAliveMaxTimeout: 60_000,
-    headersTimeout: 10_000,
-    bodyTimeout: 10_000,
-    connectTimeout: 5_000,
-  });
+  const body = job.bodyBytes > 0 ? Buffer.alloc(job.bodyBytes, 0x61) : undefined;
+  const client = new RawHttpClient(job.origin, job.connections, body);
   try {
-    const report = await openLoop(job, pool);
+    const report = await openLoop(job, client);
     process.stdout.write(`${RESULT_MARK} ${JSON.stringify(report)}\n`);
   } finally {
-    await pool.destroy();
+    client.close();
   }
 }
 

@@ -516,7 +516,8 @@ export function renderDataplane(r: DataplaneResult): string {
     : '';
   out.push(
     `### HTTP/1.1 latency at ${int(r.rate)} requests/s (open loop, Node generator)\n\n` +
-      `wrk cannot hold a fixed rate, so the Node generator (bench/dataplane/loadgen.ts, undici, ` +
+      `wrk cannot hold a fixed rate, so the Node generator (bench/dataplane/loadgen.ts, a minimal ` +
+      `HTTP/1.1 client over raw sockets so that its own CPU per request stays small, ` +
       `${r.connections} keep-alive connections) sends request i at t0 + i / rate whether or not ` +
       `earlier ones answered, and measures from that intended time, so a stall counts against ` +
       `every request it delays. Its CPU is shown beside it.\n\n` +
