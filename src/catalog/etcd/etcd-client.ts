@@ -2,6 +2,7 @@
  * The connection to etcd: endpoints, TLS (a CA to trust, a client certificate) and user/password
  * authentication, through the `etcd3` client (pure JavaScript over @grpc/grpc-js).
  */
+import { noop } from 'cockatiel';
 import { Etcd3, type IOptions } from 'etcd3';
 
 export interface EtcdConnectionOptions {
@@ -50,6 +51,11 @@ export function connectEtcd(opts: EtcdConnectionOptions): Etcd3 {
     dialTimeout: opts.requestTimeoutMs ?? DEFAULT_ETCD_REQUEST_TIMEOUT_MS,
     // A snapshot or a long log is read in one response; grpc's default cap is 4 MiB.
     grpcOptions: { 'grpc.max_receive_message_length': 512 * 1024 * 1024 },
-    faultHandling: { watchBackoff: new ShortBackoff() },
+    // No circuit breaker per member: the client's default opens a member's circuit for 5 s after
+    // 3 failures, and during an etcd leader change every live member answers "no leader" a few
+    // times, so all circuits opened and every write failed for seconds after one member died.
+    // Calls go to a random member, are retried on others (3 attempts) and, for log puts, again
+    // by EtcdLog until the request timeout.
+    faultHandling: { host: () => noop, watchBackoff: new ShortBackoff() },
   });
 }

@@ -66,6 +66,22 @@ export interface EtcdLogOptions {
   onFatal?: (err: Error) => void;
 }
 
+/**
+ * How long one attempt of a log put may take before it is sent again. etcd answers a proposal
+ * that was lost in a leader change only after its request timeout (5 s + 2 election timeouts);
+ * a new leader is usually in place within about a second, so a fresh attempt gets through sooner.
+ */
+const PUT_ATTEMPT_MS = 1_000;
+/** Pause before the next attempt, so a leaderless etcd is not asked in a tight loop. */
+const RETRY_PAUSE_MS = 100;
+
+/** Errors after which the same put may be sent again: etcd's or our deadline, no leader. */
+function mayTryAgain(err: unknown): boolean {
+  return /DEADLINE_EXCEEDED|deadline exceeded|request timed out|no leader|leader changed|UNAVAILABLE/i.test(
+    describeError(err),
+  );
+}
+
 export interface OpenedEtcdLog {
   state: StateStore;
   log: EtcdLog;
@@ -145,18 +161,29 @@ export class EtcdLog implements CommandLog {
     const result = deferred<ApplyResult>();
     this.#pending.set(key, result);
     const k = Buffer.from(key);
-    this.#client.kv
-      .txn(
-        {
-          compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: 0 }],
-          success: [{ request_put: { key: k, value: Buffer.from(JSON.stringify(cmd)) } }],
-        },
-        this.#call(),
-      )
-      .catch((err: unknown) => {
-        // Still pending: the watch has not applied it (if etcd committed it, it will, once).
-        if (this.#pending.delete(key)) result.reject(etcdWriteError(err));
-      });
+    const put = {
+      compare: [
+        { key: k, target: 'Create' as const, result: 'Equal' as const, create_revision: 0 },
+      ],
+      success: [{ request_put: { key: k, value: Buffer.from(JSON.stringify(cmd)) } }],
+    };
+    const until = this.#call().deadline;
+    const attempt = (): void => {
+      const now = this.#opts.clock.now();
+      this.#client.kv
+        .txn(put, { deadline: Math.min(until, now + PUT_ATTEMPT_MS) })
+        .catch((err: unknown) => {
+          if (!this.#pending.has(key)) return; // the watch applied it meanwhile
+          // A proposal lost in an etcd leader change is only answered by etcd's own timeout
+          // (about 7 s): try again sooner. The put creates the key only if absent, so an
+          // attempt that did commit makes the next one a no-op, and the watch applies it once.
+          if (mayTryAgain(err) && this.#opts.clock.now() < until && !this.#closed)
+            return void this.#opts.clock.setTimeout(attempt, RETRY_PAUSE_MS);
+          // Still pending: the watch has not applied it (if etcd committed it, it will, once).
+          if (this.#pending.delete(key)) result.reject(etcdWriteError(err));
+        });
+    };
+    attempt();
     return result.promise;
   }
 
