@@ -273,8 +273,23 @@ function logUnused(log: Logger, role: 'agent' | 'server', file: AgentSettings): 
   if (unused.length > 0) log.info({ settings: unused }, `settings only ${other} uses; ignored`);
 }
 
+/** The daemons' flags that may be given more than once (each use adds a value). */
+const REPEATABLE_DAEMON_FLAGS: readonly string[] = ['server', 'retry-join', 'meta', 'recursor'];
+
+/**
+ * A yargs check: any other flag given twice is refused (yargs would hand the daemon a list
+ * where it expects one value, e.g. two --log-level flags).
+ */
+function onceEach(argv: Record<string, unknown>): true {
+  for (const [k, v] of Object.entries(argv))
+    if (Array.isArray(v) && k !== '_' && !/[A-Z]/.test(k) && !REPEATABLE_DAEMON_FLAGS.includes(k))
+      throw new UsageError(`--${k} was given ${v.length} times; give it once`);
+  return true;
+}
+
 function commonOptions(y: Argv<GlobalArgs>): Argv<DaemonArgs> {
   return y
+    .check(onceEach)
     .option('node', {
       type: 'string',
       describe: 'Node name (default: node_name in --config-dir, else the hostname)',
@@ -425,6 +440,7 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
             default: DEFAULT_DATA_PLANE_SOCKET,
             describe: 'The unix socket the agent connects to (made with mode 0600)',
           })
+          .check(onceEach)
           .option('proxy-workers', PROXY_WORKERS_OPTION)
           .option('drain-timeout', {
             type: 'string',

@@ -52,6 +52,39 @@ describe('trellis binary: unused flags and --version', function () {
     expect(lab.stderr.split('\n')[0]).to.equal('Error: Unknown argument: format');
   });
 
+  it('a daemon flag given twice exits 2 naming it (a repeatable one is fine)', async () => {
+    const server = await trellis([
+      'server',
+      '--data-dir',
+      '/nonexistent',
+      '--log-level',
+      'info',
+      '--log-level',
+      'warn',
+    ]);
+    expect(server.code).to.equal(2);
+    expect(server.stderr.split('\n')[0]).to.equal(
+      'Error: --log-level was given 2 times; give it once',
+    );
+    const proxy = await trellis(['proxy', '--socket', '/nonexistent/a', '--socket', '/b']);
+    expect(proxy.code).to.equal(2);
+    expect(proxy.stderr.split('\n')[0]).to.equal('Error: --socket was given 2 times; give it once');
+    // --server is repeatable: the agent gets past this check to the next (a bad duration).
+    const agent = await trellis([
+      'agent',
+      '--server',
+      '127.0.0.1:1',
+      '--server',
+      '127.0.0.1:2',
+      '--drain-timeout',
+      'bogus',
+    ]);
+    expect(agent.code).to.equal(2);
+    expect(agent.stderr.split('\n')[0]).to.equal(
+      'Error: --drain-timeout must be a duration such as 30s or 1m30s, not bogus',
+    );
+  });
+
   it('trellis --version prints the package version', async () => {
     const r = await trellis(['--version']);
     expect(r.code).to.equal(0);
