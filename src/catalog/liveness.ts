@@ -48,6 +48,8 @@ export const DEAD_OUTPUT = 'Agent not live or unreachable';
 
 export class Liveness {
   readonly #heard = new Map<string, HeardNode>();
+  /** When the leader first saw each node passing without knowing of a heartbeat (its grace). */
+  readonly #firstSeen = new Map<string, number>();
   /** When each node was first seen with a critical serfHealth (memory only, like deadlines). */
   readonly #criticalSince = new Map<string, number>();
   readonly #state: StateStore;
@@ -122,6 +124,7 @@ export class Liveness {
   /** Forgets a node that left on purpose (its registration is removed by the caller). */
   forget(node: string): void {
     this.#heard.delete(node);
+    this.#firstSeen.delete(node);
     this.#criticalSince.delete(node);
   }
 
@@ -135,15 +138,19 @@ export class Liveness {
     if (since === undefined || !this.#opts.leadership.isLeader()) {
       // Not the leader: judge nothing; a later leadership counts critical time afresh.
       this.#criticalSince.clear();
+      this.#firstSeen.clear();
       for (const [node, h] of this.#heard) if (h.deadline < now) this.#heard.delete(node);
       return;
     }
     const reapAfter = this.#opts.reapAfterMs ?? 72 * 3_600_000;
+    // A server's node is alive while the server is (its entry among the live servers).
+    const servers = new Set(this.#opts.leadership.servers().map((s) => s.node));
     for (const [node, byId] of this.#state.catalog.checksByNode) {
-      if (node === this.#opts.selfNode) continue;
+      if (node === this.#opts.selfNode || servers.has(node)) continue;
       const serf = byId.get(SERF_CHECK_ID);
       if (!serf) continue;
       if (serf.Status === 'critical') {
+        this.#firstSeen.delete(node);
         const criticalFrom = this.#criticalSince.get(node) ?? now;
         this.#criticalSince.set(node, criticalFrom);
         if (now - criticalFrom < reapAfter) continue;
@@ -177,12 +184,18 @@ export class Liveness {
 
   /**
    * Until when a node counts as alive: the latest deadline any server heard; what was heard
-   * before this server started leading (or nothing) gets at least the grace from then.
+   * before this server started leading gets at least the grace from then, and a node nobody
+   * reported yet the grace from when this leader first saw it (reports take up to ~2 s).
    */
   #deadlineOf(node: string, leaderSince: number): number {
     const h = latest(this.#heard.get(node), this.#opts.elsewhere?.heard(node));
+    if (!h) {
+      // Registered (or healed) through another server whose report has not arrived yet.
+      const seen = this.#firstSeen.get(node) ?? this.#opts.clock.now();
+      this.#firstSeen.set(node, seen);
+      return Math.max(leaderSince, seen) + this.#opts.graceMs;
+    }
     const grace = leaderSince + this.#opts.graceMs;
-    if (!h) return grace;
     return h.heardAt >= leaderSince ? h.deadline : Math.max(h.deadline, grace);
   }
 }
