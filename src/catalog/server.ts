@@ -135,9 +135,10 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     address: `${opts.advertiseAddr}:8300`,
     started: startedAt,
   };
-  let liveness: Liveness | undefined;
+  // Liveness needs the leadership, and the membership publishes what liveness heard.
+  const heard: { from?: Liveness } = {};
   const cluster = opts.etcd
-    ? await joinCluster(opts, opts.etcd, self, () => liveness?.heardHere() ?? new Map()).catch(
+    ? await joinCluster(opts, opts.etcd, self, () => heard.from?.heardHere() ?? new Map()).catch(
         async (err: unknown) => {
           await writer.close().catch(() => undefined);
           await closeStore().catch(() => undefined);
@@ -146,7 +147,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
       )
     : { leadership: new SoloLeadership(self), heardElsewhere: undefined, close: async () => {} };
   const leadership = cluster.leadership;
-  liveness = new Liveness(state, writer, {
+  const liveness = new Liveness(state, writer, {
     clock: opts.clock,
     graceMs: opts.nodeGraceMs ?? 30_000,
     ...(opts.nodeReapAfterMs !== undefined ? { reapAfterMs: opts.nodeReapAfterMs } : {}),
@@ -156,6 +157,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     leadership,
     ...(cluster.heardElsewhere ? { elsewhere: cluster.heardElsewhere } : {}),
   });
+  heard.from = liveness;
   const sessions = new SessionTimers({
     state,
     writer,
