@@ -62,11 +62,10 @@ export class EtcdLeadership implements Leadership {
   }
 
   leader(): ServerInfo | undefined {
-    const oldest = this.#oldestCandidate();
-    if (!oldest) return undefined;
-    // This server cannot be sure it still leads: say there is no leader rather than itself.
-    if (oldest.key === this.#myCandidacy && !this.#lease.fresh()) return undefined;
-    return oldest.info;
+    // Cut off from etcd (no quorum, partition), this server's view may be stale: it names no
+    // leader rather than one that may be gone (and it does not lead itself).
+    if (!this.#lease.fresh()) return undefined;
+    return this.#oldestCandidate()?.info;
   }
 
   servers(): ServerInfo[] {

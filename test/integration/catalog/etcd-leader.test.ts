@@ -4,7 +4,7 @@
  * stays passing and turns critical once when it stops; a session created on one server and
  * renewed only through another lives while renewed, across a SIGKILL of the leader, and is
  * destroyed exactly once when renewals stop; the killed leader is replaced and dropped from the
- * peers (the time it took is printed).
+ * peers (the time it took is printed); without etcd quorum no server names a leader.
  */
 import { expect } from 'chai';
 import { cpSync } from 'node:fs';
@@ -249,5 +249,22 @@ describe('catalog on etcd: one elected leader for once-only work', function () {
       expect(l.index).to.equal(list.index);
     }
     expect(gone.status).to.equal(200);
+  });
+
+  it('without etcd quorum no server names a leader; with quorum back one leads again', async () => {
+    const live = servers.filter((s) => s.alive);
+    await etcd!.stop(1);
+    await etcd!.stop(2);
+    // Within about one lease TTL every server stops naming (or being) a leader.
+    await eventually(async () => {
+      const answers = await Promise.all(
+        live.map(async (s) => (await getJSON<string>(s, '/v1/status/leader')).body),
+      );
+      return answers.every((a) => a === '');
+    }, 30_000);
+    await etcd!.restart(1);
+    const leader = await eventually(() => agreedLeader(servers), 60_000);
+    expect(live.map((s) => s.rpc)).to.include(leader);
+    await etcd!.restart(2);
   });
 });
