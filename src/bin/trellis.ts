@@ -341,7 +341,8 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
           })
           .option('node-grace', {
             type: 'number',
-            describe: 'Grace after start before silent nodes turn critical, ms (default 30000)',
+            describe:
+              'Grace after start (or after taking over as leader) before silent nodes turn critical, ms (default 30000)',
           })
           .option('https-bind', {
             type: 'string',

@@ -2,16 +2,37 @@
  * Node liveness: agents heartbeat their node; a node whose heartbeats stop has its serfHealth
  * check turned critical, so `health service --passing` drops its instances. Deadlines live in
  * memory only: after a server restart every node gets one grace period to heartbeat again.
+ *
+ * Every server records the heartbeats it receives; only the leader judges. With several servers
+ * (etcd) it uses what every server heard (`HeardElsewhere`, catalog/etcd/heard-nodes.ts): a node
+ * turns critical only when no server heard it within its TTL. A node the leader knew nothing
+ * fresher about when it took over gets one grace period from then.
  */
 import { SERF_CHECK_ID, SERF_CHECK_NAME } from '../api/index.js';
 import type { Clock, Timer } from '../core/index.js';
 import type { StateStore } from './state/state-store.js';
 import type { CommandLog } from './state/command-log.js';
+import type { Leadership } from './leadership.js';
+
+/** What is known of a node's last heartbeat: until when it is alive, and when that was heard. */
+export interface HeardNode {
+  deadline: number;
+  heardAt: number;
+}
+
+/** Heartbeats other servers received (each server publishes its own). */
+export interface HeardElsewhere {
+  heard(node: string): HeardNode | undefined;
+}
 
 export interface LivenessOptions {
   clock: Clock;
-  /** Time a node keeps after a server start before it must have heartbeated (ms). */
+  /** Time a node keeps after this server starts leading before it must have heartbeated (ms). */
   graceMs: number;
+  /** Only the leader judges nodes. */
+  leadership: Leadership;
+  /** Heartbeats received by the other servers (none with one server). */
+  elsewhere?: HeardElsewhere;
   /** How often deadlines are checked (ms). */
   sweepMs?: number;
   /** Nodes never reaped (this server's own). */
@@ -19,12 +40,6 @@ export interface LivenessOptions {
   datacenter: string;
   /** A node critical this long is removed from the catalog (Consul: 72h). */
   reapAfterMs?: number;
-  /**
-   * Judge only nodes that heartbeated to this server (several servers share the catalog, and
-   * an agent heartbeats to one of them): without it, every node this server has not heard
-   * from since its start would turn critical after the grace.
-   */
-  onlyHeartbeatingNodes?: boolean;
   log: { warn(obj: object, msg: string): void };
 }
 
@@ -32,14 +47,15 @@ export const ALIVE_OUTPUT = 'Agent alive and reachable';
 export const DEAD_OUTPUT = 'Agent not live or unreachable';
 
 export class Liveness {
-  readonly #deadline = new Map<string, number>();
+  readonly #heard = new Map<string, HeardNode>();
+  /** When the leader first saw each node passing without knowing of a heartbeat (its grace). */
+  readonly #firstSeen = new Map<string, number>();
   /** When each node was first seen with a critical serfHealth (memory only, like deadlines). */
   readonly #criticalSince = new Map<string, number>();
   readonly #state: StateStore;
   readonly #writer: CommandLog;
   readonly #opts: LivenessOptions;
   #timer: Timer | null = null;
-  #startedAt = 0;
 
   constructor(state: StateStore, writer: CommandLog, opts: LivenessOptions) {
     this.#state = state;
@@ -48,7 +64,6 @@ export class Liveness {
   }
 
   start(): void {
-    this.#startedAt = this.#opts.clock.now();
     const tick = (): void => {
       void this.sweep().finally(() => {
         if (this.#timer)
@@ -72,7 +87,8 @@ export class Liveness {
     nodeId: string;
     meta?: Record<string, string>;
   }): Promise<void> {
-    this.#deadline.set(hb.node, this.#opts.clock.now() + hb.ttlMs);
+    const now = this.#opts.clock.now();
+    this.#heard.set(hb.node, { deadline: now + hb.ttlMs, heardAt: now });
     const node = this.#state.catalog.nodes.get(hb.node);
     const serf = this.#state.catalog.getCheck(hb.node, SERF_CHECK_ID);
     const addressChanged = node !== undefined && node.Address !== hb.address;
@@ -98,9 +114,17 @@ export class Liveness {
     if (!result.ok) throw new Error(result.error);
   }
 
+  /** The nodes this server heard from: node -> deadline (published for the leader). */
+  heardHere(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [node, h] of this.#heard) out.set(node, h.deadline);
+    return out;
+  }
+
   /** Forgets a node that left on purpose (its registration is removed by the caller). */
   forget(node: string): void {
-    this.#deadline.delete(node);
+    this.#heard.delete(node);
+    this.#firstSeen.delete(node);
     this.#criticalSince.delete(node);
   }
 
@@ -110,15 +134,26 @@ export class Liveness {
    */
   async sweep(): Promise<void> {
     const now = this.#opts.clock.now();
+    const since = this.#opts.leadership.leaderSince();
+    if (since === undefined || !this.#opts.leadership.isLeader()) {
+      // Not the leader: judge nothing; a later leadership counts critical time afresh.
+      this.#criticalSince.clear();
+      this.#firstSeen.clear();
+      for (const [node, h] of this.#heard) if (h.deadline < now) this.#heard.delete(node);
+      return;
+    }
     const reapAfter = this.#opts.reapAfterMs ?? 72 * 3_600_000;
+    // A server's node is alive while the server is (its entry among the live servers).
+    const servers = new Set(this.#opts.leadership.servers().map((s) => s.node));
     for (const [node, byId] of this.#state.catalog.checksByNode) {
-      if (node === this.#opts.selfNode) continue;
+      if (node === this.#opts.selfNode || servers.has(node)) continue;
       const serf = byId.get(SERF_CHECK_ID);
       if (!serf) continue;
       if (serf.Status === 'critical') {
-        const since = this.#criticalSince.get(node) ?? now;
-        this.#criticalSince.set(node, since);
-        if (now - since < reapAfter) continue;
+        this.#firstSeen.delete(node);
+        const criticalFrom = this.#criticalSince.get(node) ?? now;
+        this.#criticalSince.set(node, criticalFrom);
+        if (now - criticalFrom < reapAfter) continue;
         this.#opts.log.warn({ node }, 'node critical for too long; removing it from the catalog');
         try {
           await this.#writer.propose({ type: 'deregister', node, at: now });
@@ -128,10 +163,8 @@ export class Liveness {
         }
         continue;
       }
-      const heard = this.#deadline.get(node);
-      if (heard === undefined && this.#opts.onlyHeartbeatingNodes) continue;
-      const deadline = heard ?? this.#startedAt + this.#opts.graceMs;
-      if (deadline > now) continue;
+      if (this.#deadlineOf(node, since) > now) continue;
+      if (!this.#opts.leadership.isLeader()) return; // lost it during this sweep
       this.#opts.log.warn({ node }, 'node stopped heartbeating; marking serfHealth critical');
       try {
         await this.#writer.propose({
@@ -148,6 +181,30 @@ export class Liveness {
       }
     }
   }
+
+  /**
+   * Until when a node counts as alive: the latest deadline any server heard; what was heard
+   * before this server started leading gets at least the grace from then, and a node nobody
+   * reported yet the grace from when this leader first saw it (reports take up to ~2 s).
+   */
+  #deadlineOf(node: string, leaderSince: number): number {
+    const h = latest(this.#heard.get(node), this.#opts.elsewhere?.heard(node));
+    if (!h) {
+      // Registered (or healed) through another server whose report has not arrived yet.
+      const seen = this.#firstSeen.get(node) ?? this.#opts.clock.now();
+      this.#firstSeen.set(node, seen);
+      return Math.max(leaderSince, seen) + this.#opts.graceMs;
+    }
+    const grace = leaderSince + this.#opts.graceMs;
+    return h.heardAt >= leaderSince ? h.deadline : Math.max(h.deadline, grace);
+  }
+}
+
+/** The later of two heartbeat records. */
+function latest(a: HeardNode | undefined, b: HeardNode | undefined): HeardNode | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return a.deadline >= b.deadline ? a : b;
 }
 
 export function serfCheck(status: 'passing' | 'critical', output: string) {

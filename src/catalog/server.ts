@@ -2,7 +2,9 @@
  * The catalog server's composition root.
  *
  *   1. open the durable store (recover snapshot + write-ahead log) and rebuild the state
- *   2. start the writer (group-committed log -> apply in order), liveness and session timers
+ *   2. start the writer (group-committed log -> apply in order); with etcd, join the servers
+ *      (lease, leader election, registry); liveness, session timers and CA maintenance run on
+ *      the leader only
  *   3. serve the Consul-compatible HTTP API
  *   4. register this server's own node, its `consul` service and serfHealth
  *
@@ -53,6 +55,8 @@ import { Writer } from './state/writer.js';
 import { createEmbeddedStore } from './store/index.js';
 import type { DurableStore } from './store/types.js';
 import type { EtcdConnectionOptions } from './etcd/etcd-client.js';
+import { SoloLeadership, type Leadership, type ServerInfo } from './leadership.js';
+import type { HeardElsewhere } from './liveness.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -124,6 +128,25 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
   const { state, writer, closeStore } = opts.etcd
     ? await openEtcd(opts, opts.etcd)
     : await openEmbedded(opts);
+  const startedAt = opts.clock.now();
+  const self: ServerInfo = {
+    id: opts.nodeId,
+    node: opts.nodeName,
+    address: `${opts.advertiseAddr}:8300`,
+    started: startedAt,
+  };
+  // Liveness needs the leadership, and the membership publishes what liveness heard.
+  const heard: { from?: Liveness } = {};
+  const cluster = opts.etcd
+    ? await joinCluster(opts, opts.etcd, self, () => heard.from?.heardHere() ?? new Map()).catch(
+        async (err: unknown) => {
+          await writer.close().catch(() => undefined);
+          await closeStore().catch(() => undefined);
+          throw err;
+        },
+      )
+    : { leadership: new SoloLeadership(self), heardElsewhere: undefined, close: async () => {} };
+  const leadership = cluster.leadership;
   const liveness = new Liveness(state, writer, {
     clock: opts.clock,
     graceMs: opts.nodeGraceMs ?? 30_000,
@@ -131,10 +154,18 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     selfNode: opts.nodeName,
     datacenter: opts.datacenter,
     log: opts.log,
-    onlyHeartbeatingNodes: opts.etcd !== undefined,
+    leadership,
+    ...(cluster.heardElsewhere ? { elsewhere: cluster.heardElsewhere } : {}),
   });
-  const sessions = new SessionTimers(writer, opts.clock, opts.log);
-  const startedAt = opts.clock.now();
+  heard.from = liveness;
+  const sessions = new SessionTimers({
+    state,
+    writer,
+    leadership,
+    clock: opts.clock,
+    log: opts.log,
+    renewThroughLog: opts.etcd !== undefined,
+  });
   const audit = new AuditLog(opts.audit ?? opts.log);
   const ctx: CatalogContext = {
     audit,
@@ -174,19 +205,21 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     }),
     signing: new SigningLimiter(),
     version: opts.version ?? '0.1.0',
-    // One server today: it leads and votes. A replicated store (M10) will answer its members.
-    servers: () => [
-      {
-        id: opts.nodeId,
-        node: opts.nodeName,
-        address: ctx.advertise,
-        leader: true,
+    leadership,
+    // Every live server (one with the embedded store); all vote, the elected one leads.
+    servers: () => {
+      const leaderId = leadership.leader()?.id;
+      return leadership.servers().map((s) => ({
+        id: s.id,
+        node: s.node,
+        address: s.address,
+        leader: s.id === leaderId,
         voter: true,
         alive: true,
-        since: startedAt,
-        configIndex: state.catalog.nodes.get(opts.nodeName)?.CreateIndex ?? 1,
-      },
-    ],
+        since: s.started,
+        configIndex: state.catalog.nodes.get(s.node)?.CreateIndex ?? 1,
+      }));
+    },
   };
 
   // The same API on plain HTTP and, when asked, on HTTPS with the mesh CA's server certificate.
@@ -212,12 +245,20 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
   const connections = limitConnections(app.server, limits, false);
   await mount(app);
 
+  const caMaintenance = leaderOnly(
+    leadership,
+    () => ctx.ca.start(),
+    () => ctx.ca.stop(),
+  );
   let httpsApp: FastifyInstance | undefined;
   let serverTls: ServerTls | undefined;
   const close = async (): Promise<void> => {
     liveness.stop();
     sessions.stop();
     ctx.ca.stop();
+    caMaintenance.stop();
+    // Leaving etcd first (the lease is revoked) lets another server lead at once.
+    await cluster.close().catch(() => undefined);
     serverTls?.stop();
     await httpsApp?.close();
     await app.close();
@@ -228,8 +269,8 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     await ensureVipRange(state, writer, opts);
     await registerSelf(state, writer, opts);
     await ctx.ca.init();
-    ctx.ca.start();
-    sessions.restoreAll(state);
+    caMaintenance.start();
+    sessions.start();
     liveness.start();
     if (opts.https) {
       serverTls = new ServerTls({
@@ -300,6 +341,48 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     connections,
     close,
   };
+}
+
+/**
+ * Runs `start` while this server leads and `stop` when it stops leading (the CA's scheduled
+ * rotation and pruning: a manual rotation through the API works on any server).
+ */
+function leaderOnly(
+  leadership: Leadership,
+  start: () => void,
+  stop: () => void,
+): { start(): void; stop(): void } {
+  let running = false;
+  let enabled = false;
+  const follow = (): void => {
+    const want = enabled && leadership.isLeader();
+    if (want === running) return;
+    running = want;
+    if (want) start();
+    else stop();
+  };
+  leadership.onChange(follow);
+  return {
+    start: () => {
+      enabled = true;
+      follow();
+    },
+    stop: () => {
+      enabled = false;
+      follow();
+    },
+  };
+}
+
+/** etcd: this server's lease, its candidacy for leader and its entry among the servers. */
+async function joinCluster(
+  opts: ServerOptions,
+  etcd: EtcdConnectionOptions,
+  self: ServerInfo,
+  heardHere: () => ReadonlyMap<string, number>,
+): Promise<{ leadership: Leadership; heardElsewhere: HeardElsewhere; close(): Promise<void> }> {
+  const { joinEtcdCluster } = await import('./etcd/cluster-membership.js');
+  return joinEtcdCluster({ connection: etcd, self, clock: opts.clock, log: opts.log, heardHere });
 }
 
 interface OpenedStore {

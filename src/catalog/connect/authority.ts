@@ -88,6 +88,7 @@ export class CertificateAuthority {
   readonly #o: AuthorityOptions;
   #signer: { rootId: string; key: KeyObject; certPem: string } | undefined;
   #timer: ReturnType<Clock['setTimeout']> | undefined;
+  #running = false;
   #rotating: Promise<CaRootRow> | undefined;
   readonly #audit: AuditLog;
 
@@ -158,7 +159,9 @@ export class CertificateAuthority {
   }
 
   start(): void {
+    this.#running = true;
     const tick = (): void => {
+      if (!this.#running) return; // stopped while a check ran (this server stopped leading)
       this.#timer = this.#o.clock.setTimeout(() => {
         this.maintain()
           .catch((err: unknown) =>
@@ -171,6 +174,7 @@ export class CertificateAuthority {
   }
 
   stop(): void {
+    this.#running = false;
     if (this.#timer) this.#o.clock.clearTimeout(this.#timer);
   }
 

@@ -12,6 +12,7 @@ import type { AclResolver } from '../acl/resolver.js';
 import type { CertificateAuthority } from '../connect/authority.js';
 import type { SigningLimiter } from '../connect/rate-limit.js';
 import type { AuditLog } from '../../httpkit/audit.js';
+import type { Leadership } from '../leadership.js';
 
 export interface CatalogLogger {
   info(obj: object, msg: string): void;
@@ -53,7 +54,9 @@ export interface CatalogContext {
   httpsAdvertise?: string;
   /** Per-agent limits on certificate signing. */
   signing: SigningLimiter;
-  /** The servers of the cluster (today this one; a replicated store will list its members). */
+  /** Which server leads the once-only work, and which servers are alive. */
+  leadership: Leadership;
+  /** The live servers of the cluster (this one alone with the embedded store). */
   servers(): ServerMember[];
   /** Trellis version reported by the operator endpoints. */
   version: string;

@@ -103,8 +103,8 @@ export function sessionRoutes(
     const a = authz(ctx, req);
     const session = sessionFromBody(ctx, jsonBody(req), limits);
     requireNamed(a, 'session', session.Node, 'write');
+    // The leader's timer starts when the session is applied (catalog/session-timers.ts).
     const out = await propose(ctx, { type: 'session-create', session });
-    if (session.TTL) ctx.sessions.reset(session.ID, session.TTL);
     return sendJSON(reply, out);
   });
 
@@ -113,7 +113,6 @@ export function sessionRoutes(
     const a = authz(ctx, req);
     const existing = ctx.state.sessions.get(id);
     if (existing) requireNamed(a, 'session', existing.Node, 'write');
-    ctx.sessions.clear(id);
     await propose(ctx, { type: 'session-destroy', id, at: ctx.clock.now() });
     return sendJSON(reply, true);
   });
@@ -123,8 +122,8 @@ export function sessionRoutes(
     const s = ctx.state.sessions.get(id);
     if (!s) throw notFound(`Session id '${id}' not found`);
     requireNamed(authz(ctx, req), 'session', s.Node, 'write');
-    if (s.TTL) ctx.sessions.reset(id, s.TTL);
-    return sendJSON(reply, [s]);
+    if (s.TTL) await ctx.sessions.renew(id, s.TTL);
+    return sendJSON(reply, [ctx.state.sessions.get(id) ?? s]);
   });
 
   route(app, ['GET'], '/v1/session/info/:id', async (req, reply) => {

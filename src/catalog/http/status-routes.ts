@@ -10,8 +10,16 @@ import { authz, requireNamed } from './authz.js';
 const MAX_HEARTBEAT_TTL_MS = 10 * 60_000;
 
 export function statusRoutes(app: FastifyInstance, ctx: CatalogContext): void {
-  route(app, ['GET'], '/v1/status/leader', async (_req, reply) => sendJSON(reply, ctx.advertise));
-  route(app, ['GET'], '/v1/status/peers', async (_req, reply) => sendJSON(reply, [ctx.advertise]));
+  // Consul's shapes: the leader's "ip:8300" ("" when there is none), every live server's.
+  route(app, ['GET'], '/v1/status/leader', async (_req, reply) =>
+    sendJSON(reply, ctx.leadership.leader()?.address ?? ''),
+  );
+  route(app, ['GET'], '/v1/status/peers', async (_req, reply) =>
+    sendJSON(
+      reply,
+      ctx.leadership.servers().map((s) => s.address),
+    ),
+  );
 
   // Trellis-specific: an agent says "my node is alive for TTL"; see catalog/liveness.ts.
   route(app, ['PUT'], '/v1/internal/trellis/heartbeat', async (req, reply) => {

@@ -109,6 +109,15 @@ export interface SessionDestroyCommand {
 }
 
 /**
+ * A session's TTL starts again. Changes nothing in the state (no index moves, as in Consul); it
+ * goes through the log so that a renew sent to any server reaches the leader, which times TTLs.
+ */
+export interface SessionRenewCommand {
+  type: 'session-renew';
+  id: string;
+}
+
+/**
  * Moves the virtual IPs to another range (the server's configured one differs from the state's).
  * A logged command, so replaying the log gives every replica the same addresses.
  */
@@ -126,6 +135,7 @@ export type Command =
   | TxnCommand
   | SessionCreateCommand
   | SessionDestroyCommand
+  | SessionRenewCommand
   | AclCommand
   | CaCommand
   | ConfigCommand

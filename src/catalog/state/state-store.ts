@@ -63,6 +63,11 @@ export class StateStore {
   readonly lockDelays = new Map<string, number>();
   indexes = new IndexTable();
   readonly hub = new WatchHub();
+  /**
+   * Told when a session's TTL starts again (created or renewed: its TTL) and when the session
+   * ends (undefined); the leader's session timers follow it (catalog/session-timers.ts).
+   */
+  onSessionTtl: ((id: string, ttl: string | undefined) => void) | undefined;
   lastIndex = 0;
 
   /**
@@ -146,6 +151,12 @@ export class StateStore {
         result = this.#validateCoordinates(cmd.entries) ?? ok(true);
         if (result.ok) this.coordinates.set(cmd.entries, change);
         break;
+      case 'session-renew': {
+        const s = this.sessions.get(cmd.id);
+        result = s ? ok([s]) : fail(`Session id '${cmd.id}' not found`, 404);
+        if (s) this.onSessionTtl?.(s.ID, s.TTL);
+        break;
+      }
       case 'session-destroy': {
         const existed = this.sessions.has(cmd.id);
         this.#invalidateSession(cmd.id, index, cmd.at, change);
@@ -364,6 +375,7 @@ export class StateStore {
     if (invalid) return invalid;
     if (this.sessions.has(s.ID)) return fail(`Session "${s.ID}" already exists`, 409);
     this.sessions.set(s.ID, { ...s, CreateIndex: index, ModifyIndex: index });
+    this.onSessionTtl?.(s.ID, s.TTL);
     change.keys.add(K.sessions);
     change.keys.add(K.session(s.ID));
     change.keys.add(K.nodeSessions(s.Node));
@@ -403,6 +415,7 @@ export class StateStore {
     }
     this.locksBySession.delete(id);
     this.sessions.delete(id);
+    this.onSessionTtl?.(id, undefined);
     this.queries.dropSession(id, change);
     change.keys.add(K.sessions);
     change.keys.add(K.session(id));

@@ -1,6 +1,10 @@
-/** Node liveness as logic: deadlines, the grace after a start, and reaping long-dead nodes. */
+/**
+ * Node liveness as logic: deadlines, the grace after a start (or a leader change), reaping
+ * long-dead nodes, and that only the leader judges, with what every server heard.
+ */
 import { expect } from 'chai';
-import { Liveness } from '../../../src/catalog/liveness.js';
+import { Liveness, type HeardNode } from '../../../src/catalog/liveness.js';
+import type { Leadership, ServerInfo } from '../../../src/catalog/leadership.js';
 import { StateStore } from '../../../src/catalog/state/state-store.js';
 import { Writer } from '../../../src/catalog/state/writer.js';
 import type { DurableStore } from '../../../src/catalog/store/types.js';
@@ -14,24 +18,46 @@ const memoryStore: DurableStore = {
   close: async () => {},
 };
 
-function setup(reapAfterMs: number, onlyHeartbeatingNodes = false) {
+/** A leadership the test hands over and takes away (the etcd election is tested for real). */
+class SwitchedLeadership implements Leadership {
+  since: number | undefined;
+  constructor(since: number | undefined) {
+    this.since = since;
+  }
+  isLeader = (): boolean => this.since !== undefined;
+  leader = (): ServerInfo | undefined => undefined;
+  servers = (): ServerInfo[] => [];
+  leaderSince = (): number | undefined => this.since;
+  onChange(): void {}
+  async close(): Promise<void> {}
+}
+
+function setup(reapAfterMs: number, elsewhere = new Map<string, HeardNode>()) {
   let now = 1_000_000;
   const clock: Clock = { now: () => now, setTimeout: () => ({}), clearTimeout: () => {} };
   const state = new StateStore();
   const writer = new Writer(state, memoryStore);
+  const leadership = new SwitchedLeadership(now);
   const live = new Liveness(state, writer, {
     clock,
     graceMs: 5_000,
     selfNode: 'srv',
     datacenter: 'dc1',
     reapAfterMs,
-    onlyHeartbeatingNodes,
+    leadership,
+    elsewhere: { heard: (node) => elsewhere.get(node) },
     log: { warn() {} },
   });
-  live.start();
-  live.stop(); // only the start time matters here; sweeps are driven by hand
   const serf = (node: string) => state.catalog.getCheck(node, 'serfHealth')?.Status;
-  return { state, writer, live, serf, advance: (ms: number) => (now += ms) };
+  return {
+    state,
+    writer,
+    live,
+    serf,
+    leadership,
+    now: () => now,
+    advance: (ms: number) => (now += ms),
+  };
 }
 
 describe('catalog liveness', () => {
@@ -63,24 +89,32 @@ describe('catalog liveness', () => {
     expect(t.state.catalog.nodes.has('gone')).to.equal(false);
   });
 
-  it('with a shared store, judges only nodes that heartbeated to this server', async () => {
-    for (const shared of [false, true]) {
-      const t = setup(60_000, shared);
-      // A node registered through another server (its heartbeats go there).
-      await t.live.heartbeat({ node: 'mine', address: '198.18.0.3', ttlMs: 1_000, nodeId: '' });
-      const other = { node: 'elsewhere', address: '198.18.0.4', ttlMs: 1_000, nodeId: '' };
-      const peer = new Liveness(t.state, t.writer, {
-        clock: { now: () => 0, setTimeout: () => ({}), clearTimeout: () => {} },
-        graceMs: 5_000,
-        selfNode: 'srv2',
-        datacenter: 'dc1',
-        log: { warn() {} },
-      });
-      await peer.heartbeat(other);
-      t.advance(10_000);
-      await t.live.sweep();
-      expect(t.serf('mine')).to.equal('critical');
-      expect(t.serf('elsewhere')).to.equal(shared ? 'passing' : 'critical');
-    }
+  it('only the leader judges, with heartbeats any server heard', async () => {
+    const elsewhere = new Map<string, HeardNode>();
+    const t = setup(60_000, elsewhere);
+    await t.live.heartbeat({ node: 'mine', address: '198.18.0.3', ttlMs: 1_000, nodeId: '' });
+    await t.live.heartbeat({ node: 'elsewhere', address: '198.18.0.4', ttlMs: 1_000, nodeId: '' });
+    t.leadership.since = undefined; // another server leads
+    t.advance(10_000);
+    // Another server heard 'elsewhere' just now.
+    elsewhere.set('elsewhere', { deadline: t.now() + 3_000, heardAt: t.now() });
+    await t.live.sweep();
+    expect(t.serf('mine')).to.equal('passing'); // not the leader: no judgement
+    t.advance(500);
+    t.leadership.since = t.now(); // this server takes over
+    await t.live.sweep();
+    // Heard before the take-over: each node gets the grace from then.
+    expect(t.serf('mine')).to.equal('passing');
+    t.advance(4_000);
+    await t.live.sweep();
+    expect(t.serf('elsewhere')).to.equal('passing'); // within the grace
+    t.advance(1_500);
+    elsewhere.set('elsewhere', { deadline: t.now() + 3_000, heardAt: t.now() });
+    await t.live.sweep();
+    expect(t.serf('mine')).to.equal('critical'); // no server heard it within its TTL
+    expect(t.serf('elsewhere')).to.equal('passing'); // heard after the take-over, still alive
+    t.advance(3_500);
+    await t.live.sweep();
+    expect(t.serf('elsewhere')).to.equal('critical');
   });
 });
