@@ -130,6 +130,7 @@ interface DaemonArgs extends GlobalArgs {
   'etcd-cert-file'?: string;
   'etcd-key-file'?: string;
   'etcd-username'?: string;
+  'ca-encryption-key-file'?: string;
 }
 
 const PROXY_WORKERS_OPTION = {
@@ -201,6 +202,7 @@ function givenFlags(args: DaemonArgs): DaemonFlags {
     etcdCertFile: args['etcd-cert-file'],
     etcdKeyFile: args['etcd-key-file'],
     etcdUsername: args['etcd-username'],
+    caEncryptionKeyFile: args['ca-encryption-key-file'],
   };
 }
 
@@ -238,6 +240,11 @@ const ETCD_OPTIONS = {
   'etcd-username': {
     type: 'string',
     describe: 'etcd user (etcd.username); the password is read from $TRELLIS_ETCD_PASSWORD',
+  },
+  'ca-encryption-key-file': {
+    type: 'string',
+    describe:
+      'With --store etcd: file with 32 random bytes in base64 (`openssl rand -base64 32`), the same on every server; CA private keys are stored in etcd encrypted with it (ca_encryption_key_file)',
   },
 } as const;
 
