@@ -25,7 +25,7 @@ export interface EtcdCaKeyStoreOptions {
   /** Keys written as files by earlier versions, uploaded when missing from etcd. */
   legacy?: CaKeyStore;
   call: CallDeadline;
-  log: { info(o: object, m: string): void };
+  log: { warn(o: object, m: string): void };
 }
 
 /** A value in etcd that the key file cannot decrypt: the start stops with this message. */
@@ -129,15 +129,16 @@ export class EtcdCaKeyStore implements CaKeyStore {
     } catch (err) {
       throw storageError(`could not upload the CA key to etcd: ${etcdCause(err)}`, err);
     }
+    // A warning: the operator should now delete the unencrypted file.
     if (created)
-      this.#o.log.info(
+      this.#o.log.warn(
         {
           root: rootId,
           from: this.#o.legacy?.where(rootId),
           to: this.#keyOf(rootId),
           keyId: keyId(this.#o.encryptionKey),
         },
-        'CA key found only in the old ca-keys directory: uploaded to etcd, encrypted',
+        'CA key found only in the old ca-keys directory: uploaded to etcd, encrypted; delete the file',
       );
   }
 }
