@@ -355,7 +355,7 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
           .options(ETCD_OPTIONS)
           .example('$0 server --data-dir /var/lib/trellis --bind 0.0.0.0:8500', 'A catalog server')
           .example(
-            '$0 server --data-dir /var/lib/trellis --store etcd --etcd-endpoints https://10.0.0.5:2379,https://10.0.0.6:2379,https://10.0.0.7:2379 --etcd-ca-file /etc/trellis/etcd-ca.pem',
+            '$0 server --data-dir /var/lib/trellis --store etcd --etcd-endpoints https://10.0.0.5:2379,https://10.0.0.6:2379,https://10.0.0.7:2379 --etcd-ca-file /etc/trellis/etcd-ca.pem --ca-encryption-key-file /etc/trellis/ca-encryption.key',
             'One of several servers sharing an etcd cluster (docs/ha.md)',
           )
           .example('$0 server --config-dir /etc/trellis.d', 'Settings from /etc/trellis.d/*.hcl'),
