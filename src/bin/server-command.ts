@@ -17,6 +17,7 @@ import { startServer, type CatalogServer } from '../catalog/server.js';
 import { describeError, newId, systemClock, systemRandom } from '../core/index.js';
 import type { EtcdConnectionOptions } from '../catalog/etcd/etcd-client.js';
 import { UsageError } from '../cli/index.js';
+import { parseCaEncryptionKey } from '../catalog/connect/key-sealing.js';
 import { auditLogger, type Logger } from '../telemetry/logger.js';
 import { concretePort, dialable, splitHostPort } from './addresses.js';
 import { makeAgent } from './agent-command.js';
@@ -54,6 +55,8 @@ export interface ServerArgs {
   etcd?: EtcdSettings;
   /** The etcd user's password ($TRELLIS_ETCD_PASSWORD); kept out of the settings compared on reload. */
   etcdPassword?: string;
+  /** With `etcd`: the file holding the key CA private keys are encrypted with (base64, 32 bytes). */
+  caEncryptionKeyFile?: string;
   /** This server can no longer follow the etcd log (the command exits). */
   onFatal?: (err: Error) => void;
 }
@@ -89,6 +92,10 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
           8501,
         );
   const etcd = args.etcd ? etcdConnection(args.etcd, args.etcdPassword) : undefined;
+  const caEncryption =
+    args.caEncryptionKeyFile !== undefined
+      ? { key: readEncryptionKey(args.caEncryptionKeyFile), file: args.caEncryptionKeyFile }
+      : undefined;
   const nodeName = args.node ?? hostname();
   const nodeId = nodeIdFor(args.dataDir);
   const advertise = args.advertise ?? (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host);
@@ -148,6 +155,7 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
     ...(args.virtualIpRange ? { vipRange: args.virtualIpRange } : {}),
     ...(args.httpLimits ? { httpLimits: args.httpLimits } : {}),
     ...(etcd ? { etcd } : {}),
+    ...(caEncryption ? { caEncryption } : {}),
     ...(args.onFatal ? { onFatal: args.onFatal } : {}),
   });
   late.server = server;
@@ -208,6 +216,22 @@ function etcdConnection(s: EtcdSettings, password: string | undefined): EtcdConn
       ? { auth: { username: s.username, password: password ?? '' } }
       : {}),
   };
+}
+
+/** The CA encryption key file: 32 bytes in base64, or a usage error naming the file and why. */
+function readEncryptionKey(path: string): Buffer {
+  const what = 'CA encryption key file (--ca-encryption-key-file / ca_encryption_key_file)';
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`${what} ${path}: ${describeError(err)}`);
+  }
+  try {
+    return parseCaEncryptionKey(text);
+  } catch (err) {
+    throw new UsageError(`${what} ${path}: ${describeError(err)}`);
+  }
 }
 
 function joinHost(h: string): string {

@@ -65,6 +65,8 @@ export interface DaemonFlags {
   etcdUsername?: string;
   /** Whether $TRELLIS_ETCD_PASSWORD is set (the value itself never enters the settings). */
   etcdPasswordSet?: boolean;
+  /** --ca-encryption-key-file (server, with --store etcd). */
+  caEncryptionKeyFile?: string;
 }
 
 export const DEFAULT_DATACENTER = 'dc1';
@@ -229,6 +231,12 @@ function etcdSettingValues(
     pick('--etcd-cert-file', 'etcd.cert_file', flags.etcdCertFile, file.etcdCertFile),
     pick('--etcd-key-file', 'etcd.key_file', flags.etcdKeyFile, file.etcdKeyFile),
     pick('--etcd-username', 'etcd.username', flags.etcdUsername, file.etcdUsername),
+    pick(
+      '--ca-encryption-key-file',
+      'ca_encryption_key_file',
+      flags.caEncryptionKeyFile,
+      file.caEncryptionKeyFile,
+    ),
   ];
 }
 
@@ -237,7 +245,10 @@ function etcdSettingValues(
  * embedded store, a certificate without its key or TLS files with http:// endpoints have two
  * readings (or none), so they are refused.
  */
-function storeSettings(flags: DaemonFlags, file: AgentSettings): { etcd?: EtcdSettings } {
+function storeSettings(
+  flags: DaemonFlags,
+  file: AgentSettings,
+): { etcd?: EtcdSettings; caEncryptionKeyFile?: string } {
   for (const e of flags.etcdEndpoints ?? []) {
     const problem = etcdEndpoint(e);
     if (problem) throw new UsageError(`--etcd-endpoints: ${problem}`);
@@ -258,8 +269,11 @@ function storeSettings(flags: DaemonFlags, file: AgentSettings): { etcd?: EtcdSe
       );
     return {};
   }
-  const [endpoints, prefix, caFile, certFile, keyFile, username] = values.map((v) => v.value) as [
+  const [endpoints, prefix, caFile, certFile, keyFile, username, caEncryptionKeyFile] = values.map(
+    (v) => v.value,
+  ) as [
     string[] | undefined,
+    string | undefined,
     string | undefined,
     string | undefined,
     string | undefined,
@@ -295,7 +309,13 @@ function storeSettings(flags: DaemonFlags, file: AgentSettings): { etcd?: EtcdSe
     throw new UsageError(
       'TRELLIS_ETCD_PASSWORD is set but no etcd user: pass --etcd-username or set etcd.username',
     );
+  // CA private keys live in etcd, encrypted with this key; there is no unencrypted mode.
+  if (caEncryptionKeyFile === undefined)
+    throw new UsageError(
+      `${storeName} "etcd" needs --ca-encryption-key-file (ca_encryption_key_file): a file with 32 random bytes in base64, the same on every server (make one with \`openssl rand -base64 32\`; docs/ha.md)`,
+    );
   return {
+    caEncryptionKeyFile,
     etcd: {
       endpoints,
       prefix: prefix ?? '/trellis',
@@ -358,6 +378,7 @@ const SETTING_NAMES: Record<string, string> = {
   nodeGraceMs: '--node-grace',
   sessionMinTtlMs: '--session-min-ttl',
   etcd: 'store/etcd',
+  caEncryptionKeyFile: 'ca_encryption_key_file',
 };
 
 export interface SettingChange {
@@ -415,6 +436,7 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
   etcdCertFile: 'etcd.cert_file',
   etcdKeyFile: 'etcd.key_file',
   etcdUsername: 'etcd.username',
+  caEncryptionKeyFile: 'ca_encryption_key_file',
 };
 
 /** File settings the other kind of daemon uses; set here, they are ignored (and logged). */
@@ -432,6 +454,7 @@ const UNUSED: Record<'agent' | 'server', readonly (keyof AgentSettings)[]> = {
     'etcdCertFile',
     'etcdKeyFile',
     'etcdUsername',
+    'caEncryptionKeyFile',
   ],
   server: [
     'retryJoin',

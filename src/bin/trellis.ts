@@ -130,6 +130,7 @@ interface DaemonArgs extends GlobalArgs {
   'etcd-cert-file'?: string;
   'etcd-key-file'?: string;
   'etcd-username'?: string;
+  'ca-encryption-key-file'?: string;
 }
 
 const PROXY_WORKERS_OPTION = {
@@ -201,6 +202,7 @@ function givenFlags(args: DaemonArgs): DaemonFlags {
     etcdCertFile: args['etcd-cert-file'],
     etcdKeyFile: args['etcd-key-file'],
     etcdUsername: args['etcd-username'],
+    caEncryptionKeyFile: args['ca-encryption-key-file'],
   };
 }
 
@@ -239,6 +241,11 @@ const ETCD_OPTIONS = {
     type: 'string',
     describe: 'etcd user (etcd.username); the password is read from $TRELLIS_ETCD_PASSWORD',
   },
+  'ca-encryption-key-file': {
+    type: 'string',
+    describe:
+      'With --store etcd: file with 32 random bytes in base64 (`openssl rand -base64 32`), the same on every server; CA private keys are stored in etcd encrypted with it (ca_encryption_key_file)',
+  },
 } as const;
 
 /** The API listeners' connection limits, on both daemons (limits.* in a config file). */
@@ -274,7 +281,13 @@ function logUnused(log: Logger, role: 'agent' | 'server', file: AgentSettings): 
 }
 
 /** The daemons' flags that may be given more than once (each use adds a value). */
-const REPEATABLE_DAEMON_FLAGS: readonly string[] = ['server', 'retry-join', 'meta', 'recursor'];
+const REPEATABLE_DAEMON_FLAGS: readonly string[] = [
+  'server',
+  'retry-join',
+  'node-meta',
+  'recursor',
+  'etcd-endpoints',
+];
 
 /**
  * A yargs check: any other flag given twice is refused (yargs would hand the daemon a list
@@ -364,7 +377,7 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
           .options(ETCD_OPTIONS)
           .example('$0 server --data-dir /var/lib/trellis --bind 0.0.0.0:8500', 'A catalog server')
           .example(
-            '$0 server --data-dir /var/lib/trellis --store etcd --etcd-endpoints https://10.0.0.5:2379,https://10.0.0.6:2379,https://10.0.0.7:2379 --etcd-ca-file /etc/trellis/etcd-ca.pem',
+            '$0 server --data-dir /var/lib/trellis --store etcd --etcd-endpoints https://10.0.0.5:2379,https://10.0.0.6:2379,https://10.0.0.7:2379 --etcd-ca-file /etc/trellis/etcd-ca.pem --ca-encryption-key-file /etc/trellis/ca-encryption.key',
             'One of several servers sharing an etcd cluster (docs/ha.md)',
           )
           .example('$0 server --config-dir /etc/trellis.d', 'Settings from /etc/trellis.d/*.hcl'),

@@ -19,7 +19,7 @@ import { AclResolver } from './acl/resolver.js';
 import { aclRoutes } from './http/acl-routes.js';
 import { join } from 'node:path';
 import { caError, CertificateAuthority } from './connect/authority.js';
-import { CaKeyStore } from './connect/key-store.js';
+import { FileCaKeyStore, type CaKeyStore } from './connect/key-store.js';
 import { SigningLimiter } from './connect/rate-limit.js';
 import { connectCaRoutes } from './http/connect-ca-routes.js';
 import { isIP } from 'node:net';
@@ -57,6 +57,7 @@ import type { DurableStore } from './store/types.js';
 import type { EtcdConnectionOptions } from './etcd/etcd-client.js';
 import { SoloLeadership, type Leadership, type ServerInfo } from './leadership.js';
 import type { HeardElsewhere } from './liveness.js';
+import { ALWAYS_CURRENT, installFreshness, type Freshness } from './http/freshness.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -88,6 +89,11 @@ export interface ServerOptions {
   etcd?: EtcdConnectionOptions;
   /** Called if this server can no longer follow the etcd log (the binary exits). */
   onFatal?: (err: Error) => void;
+  /**
+   * With `etcd`: the 32-byte key CA private keys are encrypted with in etcd, and the file it
+   * was read from (--ca-encryption-key-file; named in messages). Required with `etcd`.
+   */
+  caEncryption?: { key: Buffer; file: string };
   /** What tokens without a matching rule may do: 'deny' in production, 'allow' in dev mode. */
   aclDefaultPolicy?: DefaultPolicy;
   /** False: ACLs are off, every token is ignored and everything allowed (default true). */
@@ -125,9 +131,14 @@ export interface CatalogServer {
 }
 
 export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
-  const { state, writer, closeStore } = opts.etcd
-    ? await openEtcd(opts, opts.etcd)
-    : await openEmbedded(opts);
+  if (opts.etcd && !opts.caEncryption)
+    throw new Error(
+      'a server on etcd needs --ca-encryption-key-file (CA keys are stored in etcd encrypted; docs/ha.md)',
+    );
+  const fileKeys = new FileCaKeyStore(opts.caKeyDir ?? join(opts.dataDir, 'ca-keys'));
+  const { state, writer, closeStore, keys, freshness } = opts.etcd
+    ? await openEtcd(opts, opts.etcd, fileKeys)
+    : { ...(await openEmbedded(opts)), keys: fileKeys, freshness: ALWAYS_CURRENT };
   const startedAt = opts.clock.now();
   const self: ServerInfo = {
     id: opts.nodeId,
@@ -195,7 +206,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
         if (!r.ok) throw caError(r.error, r.status);
         return r.value;
       },
-      keys: new CaKeyStore(opts.caKeyDir ?? join(opts.dataDir, 'ca-keys')),
+      keys,
       clock: opts.clock,
       datacenter: opts.datacenter,
       newId: opts.newId,
@@ -225,6 +236,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
   // The same API on plain HTTP and, when asked, on HTTPS with the mesh CA's server certificate.
   const mount = async (app: FastifyInstance): Promise<void> => {
     installConsulHttp(app, opts.log, () => ctx.acl.defaultPolicy, audit);
+    installFreshness(app, freshness);
     catalogRoutes(app, ctx);
     healthRoutes(app, ctx);
     kvRoutes(app, ctx);
@@ -268,6 +280,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
   try {
     await ensureVipRange(state, writer, opts);
     await registerSelf(state, writer, opts);
+    await checkCaKeys(keys, state, opts.log);
     await ctx.ca.init();
     caMaintenance.start();
     sessions.start();
@@ -285,6 +298,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
         ],
         log: opts.log,
       });
+      await serverTls.init();
       // Clients may present a mesh certificate (agents do); the routes decide what it proves.
       const https = Fastify({
         ...CONSUL_FASTIFY_OPTIONS,
@@ -415,10 +429,20 @@ async function openEmbedded(opts: ServerOptions): Promise<OpenedStore> {
   return { state, writer, closeStore: () => store.close() };
 }
 
-/** etcd: the stored snapshot and the log after it, then the watch that keeps following it. */
-async function openEtcd(opts: ServerOptions, etcd: EtcdConnectionOptions): Promise<OpenedStore> {
+/**
+ * etcd: the stored snapshot and the log after it, then the watch that keeps following it; CA
+ * keys in etcd, encrypted (keys found only in the old ca-keys directory are uploaded).
+ */
+async function openEtcd(
+  opts: ServerOptions,
+  etcd: EtcdConnectionOptions,
+  fileKeys: FileCaKeyStore,
+): Promise<OpenedStore & { keys: CaKeyStore; freshness: Freshness }> {
   // Loaded only here: the etcd client (gRPC) would add ~7 MiB to every trellis process.
   const { openEtcdLog } = await import('./etcd/etcd-log.js');
+  const { EtcdCaKeyStore } = await import('./etcd/etcd-key-store.js');
+  const { etcdKeys } = await import('./etcd/keys.js');
+  const { DEFAULT_ETCD_REQUEST_TIMEOUT_MS } = await import('./etcd/etcd-client.js');
   const opened = await openEtcdLog({
     connection: etcd,
     clock: opts.clock,
@@ -437,7 +461,44 @@ async function openEtcd(opts: ServerOptions, etcd: EtcdConnectionOptions): Promi
     },
     'catalog state loaded from etcd',
   );
-  return { state: opened.state, writer: opened.log, closeStore: async () => undefined };
+  const timeout = etcd.requestTimeoutMs ?? DEFAULT_ETCD_REQUEST_TIMEOUT_MS;
+  const keys = new EtcdCaKeyStore({
+    client: opened.client,
+    keys: etcdKeys(etcd.prefix),
+    encryptionKey: opts.caEncryption!.key,
+    encryptionKeyFile: opts.caEncryption!.file,
+    legacy: fileKeys,
+    call: () => ({ deadline: opts.clock.now() + timeout }),
+    log: opts.log,
+  });
+  try {
+    const stored = await keys.verifyAll();
+    opts.log.info(
+      { stored, file: opts.caEncryption!.file },
+      'CA keys in etcd decrypt with the encryption key file',
+    );
+  } catch (err) {
+    await opened.log.close();
+    throw err;
+  }
+  return {
+    state: opened.state,
+    writer: opened.log,
+    closeStore: async () => undefined,
+    keys,
+    freshness: opened.log,
+  };
+}
+
+/**
+ * Reads the key of every root the state lists: a store that keeps keys elsewhere (etcd) uploads
+ * any it finds only in the old ca-keys directory now, once, not at the first signing.
+ */
+async function checkCaKeys(keys: CaKeyStore, state: StateStore, log: CatalogLogger): Promise<void> {
+  for (const root of state.ca.roots) {
+    if ((await keys.read(root.ID)) === undefined)
+      log.warn({ root: root.ID, where: keys.where(root.ID) }, 'no private key for this CA root');
+  }
 }
 
 /**

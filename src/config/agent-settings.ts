@@ -94,6 +94,8 @@ export interface AgentSettings {
   etcdKeyFile?: string;
   /** `etcd { username }`: etcd user; the password comes from $TRELLIS_ETCD_PASSWORD. */
   etcdUsername?: string;
+  /** `ca_encryption_key_file`: the key (32 bytes, base64) CA keys are encrypted with in etcd. */
+  caEncryptionKeyFile?: string;
 }
 
 /** One setting as one file wrote it. */
@@ -215,6 +217,7 @@ const settingFields: readonly FieldSpec[] = [
       ]),
     ),
   ),
+  field('ca_encryption_key_file', t.string(notEmpty('ca_encryption_key_file'))),
   field('addresses', t.object(schema([field('http', t.string(host))]))),
   field('ports', t.object(schema([field('http', t.int(listenPort))]))),
   field('retry_join', t.listOf(t.string(hostPort(false)), nonEmptyList), { aliases: ['servers'] }),
@@ -412,6 +415,7 @@ function toSettings(m: ReadonlyMap<string, SettingEntry>): AgentSettings {
   set('etcdCertFile', get('etcd.certfile'));
   set('etcdKeyFile', get('etcd.keyfile'));
   set('etcdUsername', get('etcd.username'));
+  set('caEncryptionKeyFile', get('ca_encryption_key_file'));
   return s;
 }
 

@@ -11,10 +11,15 @@
  * machine is shared).
  */
 import { expect } from 'chai';
-import { cpSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient } from '../../src/client/index.js';
-import { etcdMissing, startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.js';
+import {
+  etcdMissing,
+  startEtcdCluster,
+  writeCaEncryptionKey,
+  type EtcdCluster,
+} from '../helpers/etcd-cluster.js';
 import {
   agentArgs,
   eventually,
@@ -88,17 +93,14 @@ describe('catalog on etcd: a Trellis server and an etcd member SIGKILLed under l
       this.skip();
     }
     etcd = await startEtcdCluster(3);
-    const args = ['--store', 'etcd', '--etcd-endpoints', etcd.endpoints, '--https-bind', 'off'];
-    const first = dirs.make('fo-a');
-    servers.push(await startServerProcess(first, 'fo-srv-a', args, { timeoutMs: 30_000 }));
-    for (const name of ['fo-srv-b', 'fo-srv-c']) {
-      const dir = dirs.make(name);
-      // CA keys are files per server in this step (docs/ha.md): copied as an operator would.
-      cpSync(join(first, 'catalog', 'ca-keys'), join(dir, 'catalog', 'ca-keys'), {
-        recursive: true,
-      });
-      servers.push(await startServerProcess(dir, name, args, { timeoutMs: 30_000 }));
-    }
+    const keyFile = writeCaEncryptionKey(dirs.make('fo-key'));
+    const args = [
+      ...['--store', 'etcd', '--etcd-endpoints', etcd.endpoints, '--https-bind', 'off'],
+      ...['--ca-encryption-key-file', keyFile],
+    ];
+    // The first server creates the CA (its key goes to etcd, encrypted); the others use it.
+    for (const name of ['fo-srv-a', 'fo-srv-b', 'fo-srv-c'])
+      servers.push(await startServerProcess(dirs.make(name), name, args, { timeoutMs: 30_000 }));
     const conf = dirs.make('fo-agent-conf');
     writeFileSync(join(conf, 'web.hcl'), 'service {\n  name = "web"\n  port = 18080\n}\n');
     const [a, b, c] = servers as [TrellisProcess, TrellisProcess, TrellisProcess];

@@ -4,7 +4,8 @@
  * helper started, and restarted on the same ports and data dir.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accepts, freePort } from './net.js';
@@ -140,4 +141,14 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
     throw err;
   }
   return cluster;
+}
+
+/**
+ * A CA encryption key file (32 random bytes, base64, mode 0600) in `dir`, as an operator makes
+ * with `openssl rand -base64 32`: the value of --ca-encryption-key-file for servers on etcd.
+ */
+export function writeCaEncryptionKey(dir: string, name = 'ca-encryption.key'): string {
+  const path = join(dir, name);
+  writeFileSync(path, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  return path;
 }

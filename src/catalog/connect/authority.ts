@@ -70,8 +70,8 @@ export interface AuthorityOptions {
   audit?: AuditLog;
   /**
    * The state is shared with other servers (the etcd store): another server may create the CA
-   * first, and a root's key may be on another server only (until keys are kept in etcd,
-   * encrypted): a missing key is then logged and signing refused, instead of failing the start.
+   * first (its key reaches etcd before its root reaches the state), so a key missing at start
+   * is logged and signing refused, instead of failing the start.
    */
   sharedState?: boolean;
 }
@@ -98,16 +98,16 @@ export class CertificateAuthority {
   }
 
   /** Runs one CA operation and writes its audit line, whether it succeeds or throws. */
-  #audited<T>(
+  async #audited<T>(
     event: 'ca.sign' | 'ca.rotate' | 'ca.config',
     actor: AuditActor,
     fields: object,
-    op: () => T,
+    op: () => Promise<T>,
     result: (v: T) => object = () => ({}),
-  ): T {
+  ): Promise<T> {
     let v: T;
     try {
-      v = op();
+      v = await op();
     } catch (err) {
       this.#audit.ca(event, actor, fields, err instanceof Error ? err.message : String(err));
       throw err;
@@ -132,7 +132,7 @@ export class CertificateAuthority {
         ttlMs: durationMs(DEFAULT_CA_CONFIG.RootCertTTL),
         now: new Date(this.#o.clock.now()),
       });
-      this.#o.keys.write(g.root.ID, g.keyPem);
+      await this.#o.keys.write(g.root.ID, g.keyPem);
       try {
         await this.#o.propose({
           type: 'ca-init',
@@ -148,7 +148,7 @@ export class CertificateAuthority {
       }
     }
     try {
-      this.#loadSigner();
+      await this.#loadSigner();
     } catch (err) {
       if (!this.#o.sharedState) throw err;
       this.#o.log.error(
@@ -240,7 +240,7 @@ export class CertificateAuthority {
     const ca = this.#o.state.ca;
     const old = ca.active();
     if (!old) throw caError('the CA is not initialized yet', 503);
-    const oldKey = this.#keyFor(old.ID);
+    const oldKey = await this.#keyFor(old.ID);
     const nowMs = this.#o.clock.now();
     const now = new Date(nowMs);
     let newRoot: NewCaRoot;
@@ -279,7 +279,8 @@ export class CertificateAuthority {
       now,
       ttlMs: crossTtl,
     });
-    this.#o.keys.write(newRoot.ID, keyPem);
+    // Stored (fsynced, or committed by etcd) before the root is proposed.
+    await this.#o.keys.write(newRoot.ID, keyPem);
     await this.#o.propose({
       type: 'ca-rotate',
       previousId: old.ID,
@@ -287,7 +288,7 @@ export class CertificateAuthority {
       successorCrossCert: backward,
       at: now.toISOString(),
     });
-    this.#loadSigner();
+    await this.#loadSigner();
     this.#o.log.info({ from: old.ID, to: newRoot.ID }, 'CA root rotated');
     return ca.active()!;
   }
@@ -319,26 +320,34 @@ export class CertificateAuthority {
     return active ? caFingerprint(active.RootCert) : '';
   }
 
-  signService(service: string, csrPem: string, actor: AuditActor = INTERNAL_ACTOR): IssuedCert {
+  signService(
+    service: string,
+    csrPem: string,
+    actor: AuditActor = INTERNAL_ACTOR,
+  ): Promise<IssuedCert> {
     const uri = serviceSpiffeId(this.trustDomain, this.#o.datacenter, service);
     return this.#audited(
       'ca.sign',
       actor,
       { kind: 'service', service },
-      () => this.#issued(this.#sign(csrPem, uri), { Service: service, ServiceURI: uri }),
+      async () =>
+        this.#issued(await this.#sign(csrPem, uri), { Service: service, ServiceURI: uri }),
       issuedFields,
     );
   }
 
-  signAgent(node: string, csrPem: string, actor: AuditActor = INTERNAL_ACTOR): IssuedCert {
+  signAgent(node: string, csrPem: string, actor: AuditActor = INTERNAL_ACTOR): Promise<IssuedCert> {
     const uri = agentSpiffeId(this.trustDomain, this.#o.datacenter, node);
     return this.#audited(
       'ca.sign',
       actor,
       { kind: 'agent', node },
-      () =>
+      async () =>
         this.#issued(
-          this.#sign(csrPem, uri, { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] }),
+          await this.#sign(csrPem, uri, {
+            dnsNames: ['localhost'],
+            ipAddresses: ['127.0.0.1', '::1'],
+          }),
           { Agent: node, AgentURI: uri },
         ),
       issuedFields,
@@ -346,13 +355,13 @@ export class CertificateAuthority {
   }
 
   /** A certificate for this server's HTTPS API: server identity, its names and addresses. */
-  signServer(csrPem: string, dnsNames: string[], ipAddresses: string[]): IssuedCert {
+  signServer(csrPem: string, dnsNames: string[], ipAddresses: string[]): Promise<IssuedCert> {
     const uri = `spiffe://${this.trustDomain}/agent/server/dc/${this.#o.datacenter}`;
     return this.#audited(
       'ca.sign',
       INTERNAL_ACTOR,
       { kind: 'server' },
-      () => this.#issued(this.#sign(csrPem, uri, { dnsNames, ipAddresses }), {}),
+      async () => this.#issued(await this.#sign(csrPem, uri, { dnsNames, ipAddresses }), {}),
       issuedFields,
     );
   }
@@ -362,12 +371,12 @@ export class CertificateAuthority {
     return this.#o.state.ca.roots.map((r) => r.RootCert).join('');
   }
 
-  #sign(
+  async #sign(
     csrPem: string,
     uri: string,
     allow: { dnsNames?: string[]; ipAddresses?: string[] } = {},
-  ): SignedLeaf & { root: CaRootRow } {
-    const s = this.#currentSigner();
+  ): Promise<SignedLeaf & { root: CaRootRow }> {
+    const s = await this.#currentSigner();
     const ca = this.#o.state.ca;
     const signed = signLeaf({
       csrPem,
@@ -402,26 +411,34 @@ export class CertificateAuthority {
     };
   }
 
-  #currentSigner(): { key: KeyObject; certPem: string } {
+  async #currentSigner(): Promise<{ key: KeyObject; certPem: string }> {
     const active = this.#o.state.ca.active();
     if (!active) throw caError('the CA is not initialized yet', 503);
-    if (this.#signer?.rootId !== active.ID) this.#loadSigner();
-    return this.#signer!;
+    if (this.#signer?.rootId === active.ID) return this.#signer;
+    // A root rotated by another server of a shared store: its key is fetched once, here.
+    return this.#loadSigner();
   }
 
-  #loadSigner(): void {
+  async #loadSigner(): Promise<{ rootId: string; key: KeyObject; certPem: string }> {
     const active = this.#o.state.ca.active();
-    if (!active) return;
-    this.#signer = { rootId: active.ID, key: this.#keyFor(active.ID), certPem: active.RootCert };
+    if (!active) throw caError('the CA is not initialized yet', 503);
+    const signer = {
+      rootId: active.ID,
+      key: await this.#keyFor(active.ID),
+      certPem: active.RootCert,
+    };
+    // Keep the newest: a slower load of an older root must not replace it.
+    if (this.#o.state.ca.active()?.ID === signer.rootId) this.#signer = signer;
+    return signer;
   }
 
-  #keyFor(rootId: string): KeyObject {
-    const pem = this.#o.keys.read(rootId);
+  async #keyFor(rootId: string): Promise<KeyObject> {
+    const pem = await this.#o.keys.read(rootId);
     if (!pem)
       throw caError(
-        `the private key of CA root ${rootId} is missing from ${this.#o.keys.pathOf(rootId)}; ${
+        `the private key of CA root ${rootId} is missing from ${this.#o.keys.where(rootId)}; ${
           this.#o.sharedState
-            ? 'copy it from the ca-keys directory of the server that created the root (docs/ha.md)'
+            ? 'it was stored by the server that created the root; check that server kept it (docs/ha.md)'
             : "restore it from a backup of this server's data dir"
         }`,
       );

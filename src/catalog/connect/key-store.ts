@@ -1,7 +1,10 @@
 /**
- * CA private keys on a server's disk: one PKCS#8 PEM per root, named by the root's id, in a
- * directory only the server's user can enter (0700), each file 0600. A key is written (and
- * fsynced) before its root is proposed to the state, so a root is never active without its key.
+ * Where a server keeps the CA's private keys, one per root, by the root's id. A key is stored
+ * (and confirmed durable) before its root is proposed to the state, so a root is never active
+ * without its key:
+ *
+ *   FileCaKeyStore  the embedded store: PKCS#8 PEM files in <data-dir>/catalog/ca-keys
+ *   EtcdCaKeyStore  --store etcd: encrypted values in etcd (catalog/etcd/etcd-key-store.ts)
  */
 import {
   closeSync,
@@ -14,7 +17,19 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 
-export class CaKeyStore {
+export interface CaKeyStore {
+  /** Stores a root's key; resolves once it is durable (fsynced, or committed by etcd). */
+  write(rootId: string, keyPem: string): Promise<void>;
+  /** The key's PEM, or undefined when the store holds none for that root. */
+  read(rootId: string): Promise<string | undefined>;
+  /** Where a root's key is kept, for messages. */
+  where(rootId: string): string;
+}
+
+/**
+ * Keys as files in a directory only the server's user can enter (0700), each file 0600.
+ */
+export class FileCaKeyStore implements CaKeyStore {
   readonly dir: string;
 
   constructor(dir: string) {
@@ -25,7 +40,20 @@ export class CaKeyStore {
     return join(this.dir, `${rootId.replace(/:/g, '')}.key`);
   }
 
-  write(rootId: string, keyPem: string): void {
+  where(rootId: string): string {
+    return this.pathOf(rootId);
+  }
+
+  write(rootId: string, keyPem: string): Promise<void> {
+    try {
+      this.writeSync(rootId, keyPem);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  writeSync(rootId: string, keyPem: string): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const path = this.pathOf(rootId);
     const tmp = `${path}.tmp`;
@@ -45,8 +73,15 @@ export class CaKeyStore {
     }
   }
 
-  /** The key's PEM, or undefined when this server has no key for that root. */
-  read(rootId: string): string | undefined {
+  read(rootId: string): Promise<string | undefined> {
+    try {
+      return Promise.resolve(this.readSync(rootId));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  readSync(rootId: string): string | undefined {
     try {
       return readFileSync(this.pathOf(rootId), 'utf8');
     } catch (err) {

@@ -37,9 +37,14 @@ export class ServerTls {
     this.#o = opts;
   }
 
+  /** Issues the first certificate (before the HTTPS listener is made). */
+  async init(): Promise<void> {
+    this.#current ??= await this.#issue();
+  }
+
   /** Key, certificate chain and the roots that client certificates must chain to. */
   options(): SecureContextOptions {
-    this.#current ??= this.#issue();
+    if (!this.#current) throw new Error('ServerTls.init() must run before options()');
     return this.#current;
   }
 
@@ -60,15 +65,15 @@ export class ServerTls {
   #watchRoots(): void {
     if (this.#stopped) return;
     this.#unsubscribe = this.#o.state.hub.subscribe({ keys: [K.caRoots] }, () => {
-      this.#renew('the CA roots changed');
+      void this.#renew('the CA roots changed');
       this.#watchRoots();
     });
   }
 
-  #renew(why: string): void {
+  async #renew(why: string): Promise<void> {
     if (this.#stopped) return;
     try {
-      this.#current = this.#issue();
+      this.#current = await this.#issue();
       for (const fn of this.#listeners) fn(this.#current);
       this.#o.log.info({ why }, 'server TLS certificate renewed');
     } catch (err) {
@@ -80,14 +85,14 @@ export class ServerTls {
     }
   }
 
-  #issue(): SecureContextOptions {
+  async #issue(): Promise<SecureContextOptions> {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
     const td = this.#o.state.ca.trustDomain;
     const csr = createCsr(privateKey, `spiffe://${td}/agent/server/dc/${this.#o.datacenter}`, {
       dnsNames: this.#o.dnsNames,
       ipAddresses: this.#o.ipAddresses,
     });
-    const issued = this.#o.ca.signServer(csr, this.#o.dnsNames, this.#o.ipAddresses);
+    const issued = await this.#o.ca.signServer(csr, this.#o.dnsNames, this.#o.ipAddresses);
     const after = Date.parse(issued.ValidAfter);
     const life = Date.parse(issued.ValidBefore) - after;
     const at = after + life * (0.6 + 0.3 * this.#o.random.next());
@@ -103,7 +108,7 @@ export class ServerTls {
     if (this.#timer) this.#o.clock.clearTimeout(this.#timer);
     if (this.#stopped) return;
     this.#timer = this.#o.clock.setTimeout(
-      () => this.#renew('renewal time reached'),
+      () => void this.#renew('renewal time reached'),
       Math.min(ms, 2 ** 31 - 1),
     );
   }

@@ -15,6 +15,12 @@
  * unclear outcome (etcd timed out after committing) is rejected to its client but still applied
  * once when the watch delivers it, like on every other server.
  *
+ * Freshness (docs/ha.md, "Consistency"): every entry's txn also puts <prefix>/log-head, so that
+ * key's mod revision is the newest entry's index. A `?consistent` read gets it (one linearizable
+ * get) and waits until the watch has applied that index. The same get runs once a second as a
+ * heartbeat: `lastContactMs` is the time since the send time of the newest get (or write) whose
+ * index this server had applied, i.e. how old the state served from memory may be.
+ *
  * Start: the stored snapshot and the log after it, read at one revision, then the watch from the
  * revision after. Every `snapshotEvery` applied entries a server stores a snapshot (only if etcd
  * does not hold a newer one) and deletes the log entries it covers. If etcd's own history was
@@ -48,6 +54,7 @@ import {
   type EtcdEntry,
 } from './etcd-snapshots.js';
 import { etcdKeys, type EtcdKeys } from './keys.js';
+import type { Freshness } from '../http/freshness.js';
 
 export interface EtcdLogLogger {
   info(obj: object, msg: string): void;
@@ -64,6 +71,8 @@ export interface EtcdLogOptions {
   snapshotEvery?: number;
   /** Called once when this server can no longer follow the log (it should exit). */
   onFatal?: (err: Error) => void;
+  /** How often to confirm with etcd that the state is current, for LastContact (ms, 1 s). */
+  contactEveryMs?: number;
 }
 
 /**
@@ -85,6 +94,8 @@ function mayTryAgain(err: unknown): boolean {
 export interface OpenedEtcdLog {
   state: StateStore;
   log: EtcdLog;
+  /** The connection, shared with the CA key store; `log.close()` closes it. */
+  client: Etcd3;
   /** Entries applied from the log after the snapshot at start. */
   replayed: number;
   snapshotIndex: number;
@@ -97,6 +108,7 @@ export async function openEtcdLog(opts: EtcdLogOptions): Promise<OpenedEtcdLog> 
   const timeout = opts.connection.requestTimeoutMs ?? DEFAULT_ETCD_REQUEST_TIMEOUT_MS;
   const call = (): { deadline: number } => ({ deadline: opts.clock.now() + timeout });
   try {
+    const loadStarted = opts.clock.now();
     const picture = await readPicture(client, keys, 0, call);
     const state = picture.snapshot
       ? StateStore.deserialize(picture.snapshot.data)
@@ -104,9 +116,11 @@ export async function openEtcdLog(opts: EtcdLogOptions): Promise<OpenedEtcdLog> 
     const log = new EtcdLog(client, keys, state, opts, call);
     for (const e of picture.entries) log.applyEntry(e);
     await log.follow(picture.revision);
+    log.startHeartbeat(loadStarted);
     return {
       state,
       log,
+      client,
       replayed: picture.entries.length,
       snapshotIndex: picture.snapshot?.index ?? 0,
     };
@@ -116,7 +130,7 @@ export async function openEtcdLog(opts: EtcdLogOptions): Promise<OpenedEtcdLog> 
   }
 }
 
-export class EtcdLog implements CommandLog {
+export class EtcdLog implements CommandLog, Freshness {
   readonly #client: Etcd3;
   readonly #keys: EtcdKeys;
   readonly #state: StateStore;
@@ -134,6 +148,11 @@ export class EtcdLog implements CommandLog {
   #failed: Error | null = null;
   /** The watch is down (logged once until it is back). */
   #watchLost = false;
+  /** Reads waiting for the applied index to reach a revision. */
+  #waiters: { revision: number; resolve: () => void }[] = [];
+  /** Clock time at which the state was last known to be current (see lastContactMs). */
+  #contactAt = 0;
+  #heartbeat: ReturnType<Clock['setTimeout']> | undefined;
 
   constructor(
     client: Etcd3,
@@ -165,13 +184,22 @@ export class EtcdLog implements CommandLog {
       compare: [
         { key: k, target: 'Create' as const, result: 'Equal' as const, create_revision: 0 },
       ],
-      success: [{ request_put: { key: k, value: Buffer.from(JSON.stringify(cmd)) } }],
+      success: [
+        { request_put: { key: k, value: Buffer.from(JSON.stringify(cmd)) } },
+        // Same txn, same revision: the head's mod revision is the newest entry's index.
+        { request_put: { key: Buffer.from(this.#keys.logHead), value: Buffer.alloc(0) } },
+      ],
     };
     const until = this.#call().deadline;
     const attempt = (): void => {
-      const now = this.#opts.clock.now();
+      const sentAt = this.#opts.clock.now();
       this.#client.kv
-        .txn(put, { deadline: Math.min(until, now + PUT_ATTEMPT_MS) })
+        .txn(put, { deadline: Math.min(until, sentAt + PUT_ATTEMPT_MS) })
+        .then((res) => {
+          // Once this revision is applied, the state held everything etcd had when it was sent.
+          const revision = Number(res.header.revision);
+          void this.#whenApplied(revision).then(() => this.#touch(sentAt));
+        })
         .catch((err: unknown) => {
           if (!this.#pending.has(key)) return; // the watch applied it meanwhile
           // A proposal lost in an etcd leader change is only answered by etcd's own timeout
@@ -218,7 +246,7 @@ export class EtcdLog implements CommandLog {
 
   /** Starts the watch after `revision` (everything up to it is applied). */
   async follow(revision: number): Promise<void> {
-    this.#through = revision;
+    this.#advance(revision);
     const watcher = this.#client
       .watch()
       .prefix(this.#keys.logPrefix)
@@ -258,6 +286,82 @@ export class EtcdLog implements CommandLog {
       this.#through = e.index;
       this.applyEntry(e);
     }
+    this.#advance(this.#through);
+  }
+
+  /** Everything up to `revision` is applied: wake the reads waiting for it. */
+  #advance(revision: number): void {
+    this.#through = Math.max(this.#through, revision);
+    if (this.#waiters.length === 0) return;
+    const ready = this.#waiters.filter((w) => w.revision <= this.#through);
+    if (ready.length === 0) return;
+    this.#waiters = this.#waiters.filter((w) => w.revision > this.#through);
+    for (const w of ready) w.resolve();
+  }
+
+  #whenApplied(revision: number): Promise<void> {
+    if (revision <= this.#through) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ revision, resolve }));
+  }
+
+  #touch(at: number): void {
+    if (at > this.#contactAt) this.#contactAt = at;
+  }
+
+  /**
+   * Waits until this server has applied every entry etcd holds now: one linearizable get of the
+   * log head, then the watch reaching its revision. Rejects (500 naming etcd) when etcd does not
+   * answer, or the watch does not catch up, within the request timeout.
+   */
+  async catchUp(): Promise<void> {
+    if (this.#failed)
+      throw storageError(`this server stopped following etcd: ${this.#failed.message}`);
+    const sentAt = this.#opts.clock.now();
+    const timeout = this.#opts.connection.requestTimeoutMs ?? DEFAULT_ETCD_REQUEST_TIMEOUT_MS;
+    let head: number;
+    try {
+      const r = await this.#client.kv.range({ key: Buffer.from(this.#keys.logHead) }, this.#call());
+      head = r.kvs[0] ? Number(r.kvs[0].mod_revision) : 0;
+    } catch (err) {
+      throw storageError(
+        `could not confirm the latest index with etcd (a consistent read needs a quorum of etcd's members): ${etcdCause(err)}`,
+        err,
+      );
+    }
+    let timer: ReturnType<Clock['setTimeout']> | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = this.#opts.clock.setTimeout(() => resolve('late'), timeout);
+    });
+    const outcome = await Promise.race([this.#whenApplied(head), late]);
+    if (timer) this.#opts.clock.clearTimeout(timer);
+    if (outcome === 'late')
+      throw storageError(
+        `this server's etcd watch did not reach index ${head} within ${timeout} ms (applied: ${this.#through})`,
+      );
+    this.#touch(sentAt);
+  }
+
+  /** Milliseconds since the state was last confirmed current with etcd. */
+  lastContactMs(): number {
+    return Math.max(0, this.#opts.clock.now() - this.#contactAt);
+  }
+
+  /** Confirms freshness every `contactEveryMs` so LastContact stays small while etcd is up. */
+  startHeartbeat(loadedAt: number): void {
+    this.#touch(loadedAt);
+    const every = this.#opts.contactEveryMs ?? 1_000;
+    const tick = (): void => {
+      this.#heartbeat = this.#opts.clock.setTimeout(() => {
+        if (this.#closed) return;
+        this.catchUp()
+          .catch(() => undefined) // LastContact grows; the watch's own logs say why
+          .finally(() => {
+            if (!this.#closed) tick();
+          });
+      }, every);
+      this.#heartbeat.unref?.();
+    };
+    tick();
   }
 
   /**
@@ -349,6 +453,7 @@ export class EtcdLog implements CommandLog {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#heartbeat) this.#opts.clock.clearTimeout(this.#heartbeat);
     // Writes already sent get their answer before the watch stops, for as long as a request
     // may take; any still unconfirmed then are refused (etcd applies them if it took them).
     const timeout = this.#opts.connection.requestTimeoutMs ?? DEFAULT_ETCD_REQUEST_TIMEOUT_MS;

@@ -4,6 +4,9 @@
  *   <prefix>/log/<id>                      one command (JSON), put once; its revision is its index
  *   <prefix>/snapshot                      "<index, 20 digits> <json meta>": the newest snapshot
  *   <prefix>/snapshot-data/<index>-<id>/<n> the snapshot's bytes in chunks (etcd caps a request)
+ *   <prefix>/log-head                      put in the same txn as every log entry: its mod
+ *                                          revision is the newest entry's index (one cheap get)
+ *   <prefix>/ca-keys/<root id>             a CA root's private key, AES-256-GCM encrypted
  *
  * Indexes are zero-padded so that etcd's byte-wise value and key comparisons order them.
  */
@@ -11,6 +14,8 @@ export interface EtcdKeys {
   logPrefix: string;
   snapshot: string;
   snapshotDataPrefix: string;
+  logHead: string;
+  caKeysPrefix: string;
   /** The chunk prefix of one snapshot. */
   chunksOf(index: number, id: string): string;
 }
@@ -20,6 +25,8 @@ export function etcdKeys(prefix: string): EtcdKeys {
     logPrefix: `${prefix}/log/`,
     snapshot: `${prefix}/snapshot`,
     snapshotDataPrefix: `${prefix}/snapshot-data/`,
+    logHead: `${prefix}/log-head`,
+    caKeysPrefix: `${prefix}/ca-keys/`,
     chunksOf: (index, id) => `${prefix}/snapshot-data/${padIndex(index)}-${id}/`,
   };
 }

@@ -169,7 +169,7 @@ export function connectCaRoutes(app: FastifyInstance, ctx: CatalogContext): void
       );
     if (!ctx.signing.take(node, ctx.state.ca.config.CSRMaxPerSecond, ctx.clock.now()))
       throw tooMany(node);
-    return sendJSON(reply, ca.signService(service, csr, requestActor(req, a.accessor)));
+    return sendJSON(reply, await ca.signService(service, csr, requestActor(req, a.accessor)));
   });
 
   // An agent renews its own certificate with its certificate or its agent token.
@@ -186,7 +186,7 @@ export function connectCaRoutes(app: FastifyInstance, ctx: CatalogContext): void
       throw denied(a, 'node:write', node);
     if (!ctx.signing.take(node, ctx.state.ca.config.CSRMaxPerSecond, ctx.clock.now()))
       throw tooMany(node);
-    const cert = ca.signAgent(node, csr, requestActor(req, a.accessor));
+    const cert = await ca.signAgent(node, csr, requestActor(req, a.accessor));
     return sendJSON(reply, { ...cert, Roots: ca.rootsPem() });
   });
 
@@ -215,7 +215,7 @@ export function connectCaRoutes(app: FastifyInstance, ctx: CatalogContext): void
         { status: 403 },
       );
     // Sign first (it checks the CSR), then spend the token: a bad CSR does not burn it.
-    const cert = ca.signAgent(node, csr, requestActor(req, join.AccessorID));
+    const cert = await ca.signAgent(node, csr, requestActor(req, join.AccessorID));
     const agentSecret = ctx.newId();
     const token = (await propose(ctx, {
       type: 'acl-join-redeem',

@@ -6,9 +6,12 @@
  * message naming etcd while reads are still answered.
  */
 import { expect } from 'chai';
-import { cpSync } from 'node:fs';
-import { join } from 'node:path';
-import { etcdMissing, startEtcdCluster, type EtcdCluster } from '../../helpers/etcd-cluster.js';
+import {
+  etcdMissing,
+  startEtcdCluster,
+  writeCaEncryptionKey,
+  type EtcdCluster,
+} from '../../helpers/etcd-cluster.js';
 import {
   eventually,
   startServerProcess,
@@ -63,16 +66,14 @@ describe('catalog on etcd: several servers over a 3-member etcd cluster', functi
       this.skip();
     }
     etcd = await startEtcdCluster(3);
-    const args = ['--store', 'etcd', '--etcd-endpoints', etcd.endpoints, '--https-bind', 'off'];
-    // The first server creates the CA; until CA keys live in etcd (encrypted, a later step) the
-    // others get its key file as an operator would copy it (docs/ha.md).
-    const first = dirs.make('etcd-a');
-    servers.push(await startServerProcess(first, 'srv-a', args, { timeoutMs: 30_000 }));
-    for (const name of ['srv-b', 'srv-c']) {
+    const keyFile = writeCaEncryptionKey(dirs.make('etcd-key'));
+    const args = [
+      ...['--store', 'etcd', '--etcd-endpoints', etcd.endpoints, '--https-bind', 'off'],
+      ...['--ca-encryption-key-file', keyFile],
+    ];
+    // The first server creates the CA (its key goes to etcd, encrypted); the others use it.
+    for (const name of ['srv-a', 'srv-b', 'srv-c']) {
       const dir = dirs.make(`etcd-${name}`);
-      cpSync(join(first, 'catalog', 'ca-keys'), join(dir, 'catalog', 'ca-keys'), {
-        recursive: true,
-      });
       servers.push(await startServerProcess(dir, name, args, { timeoutMs: 30_000 }));
     }
   });
@@ -148,6 +149,8 @@ describe('catalog on etcd: several servers over a 3-member etcd cluster', functi
   it('concurrent cas increments sent to every server: the counter equals the acknowledged ones', async () => {
     const [a] = servers as [TrellisProcess];
     expect((await put(a, 'counter', '0')).status).to.equal(200);
+    // Every worker starts from a read of the counter: wait until each server has it.
+    for (const s of servers) await eventually(async () => getKv(s, 'counter'));
     let acked = 0;
     let refused = 0;
     const worker = async (s: TrellisProcess): Promise<void> => {

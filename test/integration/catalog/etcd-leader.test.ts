@@ -7,9 +7,12 @@
  * peers (the time it took is printed); without etcd quorum no server names a leader.
  */
 import { expect } from 'chai';
-import { cpSync } from 'node:fs';
-import { join } from 'node:path';
-import { etcdMissing, startEtcdCluster, type EtcdCluster } from '../../helpers/etcd-cluster.js';
+import {
+  etcdMissing,
+  startEtcdCluster,
+  writeCaEncryptionKey,
+  type EtcdCluster,
+} from '../../helpers/etcd-cluster.js';
 import {
   eventually,
   startServerProcess,
@@ -87,6 +90,8 @@ describe('catalog on etcd: one elected leader for once-only work', function () {
       'etcd',
       '--etcd-endpoints',
       etcd.endpoints,
+      '--ca-encryption-key-file',
+      writeCaEncryptionKey(dirs.make('leader-key')),
       '--https-bind',
       'off',
       '--session-min-ttl',
@@ -99,11 +104,8 @@ describe('catalog on etcd: one elected leader for once-only work', function () {
     const advertise = (i: number): string[] => ['--advertise', `127.0.0.${11 + i}`];
     const names = ['srv-a', 'srv-b', 'srv-c'];
     for (const [i, name] of names.entries()) {
+      // The first server creates the CA (its key goes to etcd, encrypted); the others use it.
       const dir = i === 0 ? first : dirs.make(`leader-${name}`);
-      if (i > 0)
-        cpSync(join(first, 'catalog', 'ca-keys'), join(dir, 'catalog', 'ca-keys'), {
-          recursive: true,
-        });
       const proc = await startServerProcess(dir, name, [...args, ...advertise(i)], {
         timeoutMs: 30_000,
       });

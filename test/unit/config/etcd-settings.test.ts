@@ -113,6 +113,7 @@ describe('bin/settings: --store etcd', () => {
       store: 'etcd',
       etcdEndpoints: ['http://file:2379'],
       etcdPrefix: '/file',
+      caEncryptionKeyFile: '/etc/trellis/ca.key',
     };
     expect(server({}, file).etcd).to.deep.equal({
       endpoints: ['http://file:2379'],
@@ -122,10 +123,30 @@ describe('bin/settings: --store etcd', () => {
       endpoints: ['http://flag:2379'],
       prefix: '/file',
     });
-    expect(server({ store: 'etcd', etcdEndpoints: ['http://a:2379'] }).etcd).to.deep.equal({
+    expect(
+      server({ store: 'etcd', etcdEndpoints: ['http://a:2379'], caEncryptionKeyFile: '/k' }).etcd,
+    ).to.deep.equal({
       endpoints: ['http://a:2379'],
       prefix: '/trellis',
     });
+  });
+
+  it('takes the CA encryption key file from the flag over the file, and requires it', () => {
+    const file: AgentSettings = {
+      store: 'etcd',
+      etcdEndpoints: ['http://a:2379'],
+      caEncryptionKeyFile: '/file.key',
+    };
+    expect(server({}, file).caEncryptionKeyFile).to.equal('/file.key');
+    expect(server({ caEncryptionKeyFile: '/flag.key' }, file).caEncryptionKeyFile).to.equal(
+      '/flag.key',
+    );
+    expect(refused({ store: 'etcd', etcdEndpoints: ['http://a:2379'] })).to.equal(
+      '--store "etcd" needs --ca-encryption-key-file (ca_encryption_key_file): a file with 32 random bytes in base64, the same on every server (make one with `openssl rand -base64 32`; docs/ha.md)',
+    );
+    expect(refused({ caEncryptionKeyFile: '/k' })).to.equal(
+      '--ca-encryption-key-file is set but the store is "embedded": pass --store etcd (store = "etcd") or remove it',
+    );
   });
 
   it('takes TLS files and a user when the password is in the environment', () => {
@@ -137,6 +158,7 @@ describe('bin/settings: --store etcd', () => {
       etcdKeyFile: '/k.pem',
       etcdUsername: 'trellis',
       etcdPasswordSet: true,
+      caEncryptionKeyFile: '/k',
     });
     expect(r.etcd).to.deep.equal({
       endpoints: ['https://a:2379', 'https://b:2379'],
