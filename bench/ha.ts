@@ -16,6 +16,7 @@
  * BENCH_HA_WAKES (100)           wake samples per row
  * BENCH_HA_FAILOVER_ROUNDS (3)   servers killed, one per round
  */
+import { availableParallelism } from 'node:os';
 import type { Benchmark, Log } from './lib/benchmark.js';
 import { envInt, envIntList } from './lib/config.js';
 import { startServer } from './lib/server.js';
@@ -27,6 +28,8 @@ import { measureWrites, type WriteRow } from './ha/writes.js';
 
 export interface HaResult {
   durationMs: number;
+  /** Cores this machine has (every process here shares them). */
+  cores: number;
   writes: WriteRow[];
   wakes: WakeRow[];
   failover: FailoverResult;
@@ -142,7 +145,7 @@ export const ha: Benchmark<HaResult> = {
       }
       log(`ha: failover, ${rounds} round(s)`);
       const failover = await measureFailover(three.servers, rounds, log);
-      return { durationMs, writes, wakes, failover };
+      return { durationMs, cores: availableParallelism(), writes, wakes, failover };
     } finally {
       await three.stop();
     }

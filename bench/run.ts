@@ -21,9 +21,9 @@
  *
  * Each benchmark starts its own `trellis server` (127.0.0.1, port 0, fresh temp data dir) and
  * stops it by PID when done (dataplane also starts nginx, proxies, HAProxy, wrk/h2load and agents, each
- * stopped the same way; ha starts
- * etcd members, several servers and an agent, each stopped by PID as well). Sizes come from BENCH_* environment variables, documented at the top
- * of each benchmark's file.
+ * stopped the same way; ha starts three etcd members, three servers and an agent, stopped by PID
+ * too). Sizes come from BENCH_* environment variables, documented at the top of each benchmark's
+ * file.
  *
  * Report: docs/benchmarks.md is rewritten after every run. It has a header (machine, date,
  * command) and one section per benchmark under a `## <name>: <title>` heading. Sections of

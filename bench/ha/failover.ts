@@ -41,7 +41,7 @@ export interface FailoverRound {
   /** The agent API's answer time for that registration, from when it was sent. */
   agentRegisterMs: number;
   agentAttempts: number;
-  /** Kill to the client's first successful write answered after it. */
+  /** Kill to the answer of the client's first successful write sent after it. */
   clientFirstOkMs: number;
   /** The longest time without a successful client write, from the kill to the round's end. */
   clientLongestGapMs: number;
@@ -108,7 +108,8 @@ async function until(what: string, ok: () => Promise<boolean>, limitMs: number):
 
 /** The client's writes: answer time and outcome of each, for the whole benchmark. */
 class Prober {
-  readonly oks: number[] = [];
+  /** Successful writes: when each was sent and when its answer came. */
+  readonly oks: { sent: number; at: number }[] = [];
   readonly failures: { at: number; why: string }[] = [];
   #stop = false;
   #done: Promise<void> | undefined;
@@ -121,7 +122,7 @@ class Prober {
         const sent = now();
         try {
           await this.client.kv.put(`ha/failover/probe/${i % 64}`, String(i));
-          this.oks.push(now());
+          this.oks.push({ sent, at: now() });
         } catch (err) {
           this.failures.push({ at: now(), why: describe(err) });
         }
@@ -143,17 +144,20 @@ class Prober {
     FailoverRound,
     'clientFirstOkMs' | 'clientLongestGapMs' | 'clientErrors' | 'clientErrorSamples'
   > {
-    const after = this.oks.filter((t) => t > from && t <= to);
+    const after = this.oks.filter((o) => o.at > from && o.at <= to);
     let prev = from;
     let longest = 0;
-    for (const t of after) {
-      longest = Math.max(longest, t - prev);
-      prev = t;
+    for (const o of after) {
+      longest = Math.max(longest, o.at - prev);
+      prev = o.at;
     }
     longest = Math.max(longest, to - prev);
+    // A write answered just after the kill may have been served by the killed server before it
+    // died: the first write that counts is one sent after the kill.
+    const firstSentAfter = after.find((o) => o.sent >= from);
     const failed = this.failures.filter((f) => f.at > from && f.at <= to);
     return {
-      clientFirstOkMs: after.length ? after[0]! - from : Number.NaN,
+      clientFirstOkMs: firstSentAfter ? firstSentAfter.at - from : Number.NaN,
       clientLongestGapMs: longest,
       clientErrors: failed.length,
       clientErrorSamples: [...new Set(failed.map((f) => f.why))].slice(0, 3),

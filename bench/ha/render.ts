@@ -128,9 +128,10 @@ export function renderHa(r: HaResult): string {
       'that took it, so at 1 writer the latency is the cost of one commit and writes/s is its ' +
       'inverse; 16 writers show how well each store batches concurrent commits. CPU columns ' +
       'are % of one core over the measurement (Trellis and etcd summed over their processes, ' +
-      "the client is this benchmark's process): a column near the machine's core count " +
-      '(200% here with 2 cores) says who the bottleneck was, and all of them low with writes ' +
-      'queued means everyone was waiting on the disk.',
+      "the client is this benchmark's process). Their sum against the machine's " +
+      `${r.cores * 100}% (${r.cores} cores) says whether CPU was the limit and which party used ` +
+      'it; all of them low with writes queued means everyone was waiting (on fsync, or for the ' +
+      "machine's other processes: see the machine CPU figure above).",
     '',
     '### Blocking-query wake latency',
     '',
@@ -144,9 +145,8 @@ export function renderHa(r: HaResult): string {
     'Read it this way: on the embedded store and on etcd with the watcher on the server that ' +
       "took the write, wake is about the write's commit plus answering the watcher, so it " +
       'tracks "Write ack". With the watcher on another server, the write is applied there when ' +
-      "etcd's watch delivers it, independently of the writing server: the difference between " +
-      'the two etcd rows is that delivery (it can be smaller than zero, since the other server ' +
-      "does not wait for the writer's answer).",
+      "etcd's watch delivers it to that server, which does not wait for the writing server: " +
+      'the difference between the two etcd rows is the cost of that delivery.',
     ...(early.length
       ? [
           '',
@@ -162,7 +162,8 @@ export function renderHa(r: HaResult): string {
       'connected to (found from its sockets; "(by order)" when that was unclear), then ' +
       "registers a new service through the agent's API (`PUT /v1/agent/service/register`, " +
       'answered once the catalog has it) until one answered 200 is listed by both surviving ' +
-      'servers, and finally restarts the killed server on its address and data dir.',
+      'servers (checked every 25 ms), and finally restarts the killed server on its address ' +
+      'and data dir.',
     '',
     failoverTable(r.failover.rounds),
     '',
@@ -170,8 +171,9 @@ export function renderHa(r: HaResult): string {
       'application sees it, from the kill to a registration that reached the catalog (a ' +
       "SIGKILLed server's sockets are closed by the kernel, so the agent's next request is " +
       'refused at once and it moves to the next server in its list). The client columns are ' +
-      'the same for an API client: its first successful write after the kill and the longest ' +
-      'time it went without one (a write in flight on the killed connection fails rather than ' +
+      'the same for an API client: the answer to its first successful write sent after the ' +
+      'kill, and the longest time between successful answers from the kill to the end of the ' +
+      'round (a write in flight on the killed connection fails rather than ' +
       'being sent twice, and counts in "failed writes"). "Restart caught up" is how long the ' +
       'killed server took to start again and load the catalog from etcd.',
     ...(errors.length ? ['', 'Errors seen (first few):', '', ...errors] : []),
