@@ -27,6 +27,7 @@ import {
   type TrellisProcess,
 } from '../../test/helpers/trellis-process.js';
 import type { HaServer } from './cluster.js';
+import { clientWindow, type FailedWrite, type OkWrite } from './gaps.js';
 import { connectedPort } from './sockets.js';
 
 export interface FailoverRound {
@@ -109,8 +110,8 @@ async function until(what: string, ok: () => Promise<boolean>, limitMs: number):
 /** The client's writes: answer time and outcome of each, for the whole benchmark. */
 class Prober {
   /** Successful writes: when each was sent and when its answer came. */
-  readonly oks: { sent: number; at: number }[] = [];
-  readonly failures: { at: number; why: string }[] = [];
+  readonly oks: OkWrite[] = [];
+  readonly failures: FailedWrite[] = [];
   #stop = false;
   #done: Promise<void> | undefined;
 
@@ -134,34 +135,6 @@ class Prober {
   async stop(): Promise<void> {
     this.#stop = true;
     await this.#done;
-  }
-
-  /** Figures for the window [from, to]. */
-  window(
-    from: number,
-    to: number,
-  ): Pick<
-    FailoverRound,
-    'clientFirstOkMs' | 'clientLongestGapMs' | 'clientErrors' | 'clientErrorSamples'
-  > {
-    const after = this.oks.filter((o) => o.at > from && o.at <= to);
-    let prev = from;
-    let longest = 0;
-    for (const o of after) {
-      longest = Math.max(longest, o.at - prev);
-      prev = o.at;
-    }
-    longest = Math.max(longest, to - prev);
-    // A write answered just after the kill may have been served by the killed server before it
-    // died: the first write that counts is one sent after the kill.
-    const firstSentAfter = after.find((o) => o.sent >= from);
-    const failed = this.failures.filter((f) => f.at > from && f.at <= to);
-    return {
-      clientFirstOkMs: firstSentAfter ? firstSentAfter.at - from : Number.NaN,
-      clientLongestGapMs: longest,
-      clientErrors: failed.length,
-      clientErrorSamples: [...new Set(failed.map((f) => f.why))].slice(0, 3),
-    };
   }
 }
 
@@ -260,7 +233,13 @@ export async function measureFailover(
         `  agent: registration visible on ${survivors.map((s) => s.name).join(' and ')} ${agentMs.toFixed(0)} ms after the kill (${attempts} attempt(s))`,
       );
       await sleep(AFTER_MS);
-      const client = prober.window(tKill, now());
+      const w = clientWindow(prober.oks, prober.failures, tKill, now());
+      const client = {
+        clientFirstOkMs: w.firstOkMs,
+        clientLongestGapMs: w.longestGapMs,
+        clientErrors: w.errors,
+        clientErrorSamples: w.errorSamples,
+      };
       log(
         `  client: first write ${client.clientFirstOkMs.toFixed(0)} ms after the kill, longest gap ${client.clientLongestGapMs.toFixed(0)} ms, ${client.clientErrors} failed`,
       );
