@@ -8,6 +8,7 @@
 import { cpSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { processCpuMs } from '../lib/proc.js';
+import { trackChild, trackDir } from './leftovers.js';
 import {
   etcdMissing,
   startEtcdCluster,
@@ -61,6 +62,10 @@ export async function startEtcdLayout(count: number, tag: string): Promise<EtcdL
   if (missing) throw new Error(`the ha benchmark needs etcd: ${missing}`);
   const dirs = tempDirs();
   const etcd = await startEtcdCluster(3);
+  for (const m of etcd.members) {
+    if (m.proc) trackChild(m.proc);
+    trackDir(m.dataDir);
+  }
   const servers: HaServer[] = [];
   const layout: EtcdLayout = {
     etcd,
@@ -77,7 +82,7 @@ export async function startEtcdLayout(count: number, tag: string): Promise<EtcdL
     let firstDir: string | undefined;
     for (let i = 0; i < count; i++) {
       const name = `ha-${tag}-${String.fromCharCode(97 + i)}`;
-      const dataDir = dirs.make(name);
+      const dataDir = trackDir(dirs.make(name));
       // Until CA keys are kept in etcd, every server needs the first one's key files, copied as
       // an operator would (docs/ha.md); once they are in etcd there is nothing to copy.
       const keys = firstDir ? join(firstDir, 'catalog', 'ca-keys') : undefined;
@@ -119,7 +124,12 @@ async function startEtcdServer(
     '--etcd-endpoints',
     endpoints,
   ];
-  let proc: TrellisProcess | undefined = await startTrellis(args, { timeoutMs: SERVER_START_MS });
+  const start = async (): Promise<TrellisProcess> => {
+    const p = await startTrellis(args, { timeoutMs: SERVER_START_MS });
+    trackChild(p.proc);
+    return p;
+  };
+  let proc: TrellisProcess | undefined = await start();
   const running = (): boolean =>
     proc !== undefined && proc.proc.exitCode === null && proc.proc.signalCode === null;
   return {
@@ -137,7 +147,7 @@ async function startEtcdServer(
     },
     async restart() {
       if (running()) throw new Error(`${name} is still running`);
-      proc = await startTrellis(args, { timeoutMs: SERVER_START_MS });
+      proc = await start();
     },
     async stop() {
       await proc?.stop();

@@ -28,6 +28,7 @@ import {
 } from '../../test/helpers/trellis-process.js';
 import type { HaServer } from './cluster.js';
 import { clientWindow, type FailedWrite, type OkWrite } from './gaps.js';
+import { trackChild, trackDir } from './leftovers.js';
 import { connectedPort } from './sockets.js';
 
 export interface FailoverRound {
@@ -153,8 +154,8 @@ export async function measureFailover(
   const client = createClient({ addresses: servers.map((s) => s.address), timeoutMs: 5_000 });
   const prober = new Prober(client);
   try {
-    const conf = dirs.make('ha-agent-conf');
-    const data = dirs.make('ha-agent-data');
+    const conf = trackDir(dirs.make('ha-agent-conf'));
+    const data = trackDir(dirs.make('ha-agent-data'));
     mkdirSync(conf, { recursive: true });
     agent = await startTrellis(
       [
@@ -163,6 +164,7 @@ export async function measureFailover(
       ],
       { timeoutMs: AGENT_START_MS },
     );
+    trackChild(agent.proc);
     const agentApi = `http://${agent.address}`;
     const register = async (name: string, port: number): Promise<Reply> =>
       once(
