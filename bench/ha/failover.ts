@@ -29,14 +29,16 @@ import {
 import type { HaServer } from './cluster.js';
 import { clientWindow, type FailedWrite, type OkWrite } from './gaps.js';
 import { trackChild, trackDir } from './leftovers.js';
-import { connectedPort } from './sockets.js';
+import { connectionsByPort } from './sockets.js';
 
 export interface FailoverRound {
   round: number;
   killed: string;
   /** How the killed server was chosen: the agent's only server connection, or kill order. */
-  chosenBy: 'agent-sockets' | 'order';
-  /** The server the client's connections went to just before the kill ('?' if unclear). */
+  chosenBy: 'agent-sockets' | 'most-connections' | 'order';
+  /** The agent's established connections to each server just before the kill ("none seen"). */
+  agentWasOn: string;
+  /** The same for the client's connections. */
   clientWasOn: string;
   /** Kill to a registration answered 200 and listed by every surviving server (NaN: never). */
   agentMs: number;
@@ -139,6 +141,22 @@ class Prober {
   }
 }
 
+/** The servers `pid` holds established connections to, with how many. */
+function serversConnected(
+  pid: number,
+  servers: readonly HaServer[],
+  ports: readonly number[],
+): { server: HaServer; n: number }[] {
+  const counts = connectionsByPort(pid, ports);
+  return servers
+    .map((server, i) => ({ server, n: counts.get(ports[i]!) ?? 0 }))
+    .filter((x) => x.n > 0);
+}
+
+function listConnections(on: readonly { server: HaServer; n: number }[]): string {
+  return on.length ? on.map((x) => `${x.server.name} (${x.n})`).join(', ') : 'none seen';
+}
+
 export async function measureFailover(
   servers: readonly HaServer[],
   rounds: number,
@@ -148,8 +166,6 @@ export async function measureFailover(
   if (!a || others.length < 2) throw new Error('failover needs three servers');
   const dirs = tempDirs();
   const ports = servers.map((s) => hostPort(s.address).port);
-  const byPort = (p: number | undefined): HaServer | undefined =>
-    servers.find((s) => hostPort(s.address).port === p);
   let agent: TrellisProcess | undefined;
   const client = createClient({ addresses: servers.map((s) => s.address), timeoutMs: 5_000 });
   const prober = new Prober(client);
@@ -185,13 +201,23 @@ export async function measureFailover(
 
     const out: FailoverRound[] = [];
     for (let r = 1; r <= rounds; r++) {
-      const onPort = connectedPort(agent.proc.pid!, ports);
-      const viaSockets = byPort(onPort);
-      const target = viaSockets ?? servers[(r - 1) % servers.length]!;
-      const clientWasOn = byPort(connectedPort(process.pid, ports))?.name ?? '?';
+      const agentOn = serversConnected(agent.proc.pid!, servers, ports);
+      const most = agentOn.reduce<(typeof agentOn)[number] | undefined>(
+        (best, x) => (!best || x.n > best.n ? x : best),
+        undefined,
+      );
+      const target = most?.server ?? servers[(r - 1) % servers.length]!;
+      const agentWasOn = listConnections(agentOn);
+      const clientWasOn = listConnections(serversConnected(process.pid, servers, ports));
+      const chosenBy: FailoverRound['chosenBy'] =
+        agentOn.length === 0
+          ? 'order'
+          : agentOn.length === 1
+            ? 'agent-sockets'
+            : 'most-connections';
       const survivors = servers.filter((s) => s !== target);
       log(
-        `ha: failover round ${r}: SIGKILL ${target.name} (agent on ${viaSockets?.name ?? '?'}, client on ${clientWasOn})`,
+        `ha: failover round ${r}: SIGKILL ${target.name} (agent's connections: ${agentWasOn}; client's: ${clientWasOn})`,
       );
       const tKill = now();
       await target.kill();
@@ -254,7 +280,8 @@ export async function measureFailover(
       out.push({
         round: r,
         killed: target.name,
-        chosenBy: viaSockets ? 'agent-sockets' : 'order',
+        chosenBy,
+        agentWasOn,
         clientWasOn,
         agentMs,
         agentRegisterMs,

@@ -70,7 +70,8 @@ function failoverTable(rows: readonly FailoverRound[]): string {
     [
       { title: 'Round', align: 'right' },
       { title: 'Killed (SIGKILL)' },
-      { title: 'Client was on' },
+      { title: "Agent's connections" },
+      { title: "Client's connections" },
       { title: 'Agent: registered and visible, ms', align: 'right' },
       { title: 'Attempts', align: 'right' },
       { title: 'Client: first write after kill, ms', align: 'right' },
@@ -81,6 +82,7 @@ function failoverTable(rows: readonly FailoverRound[]): string {
     rows.map((r) => [
       String(r.round),
       `${r.killed}${r.chosenBy === 'order' ? ' (by order)' : ''}`,
+      r.agentWasOn,
       r.clientWasOn,
       ms(r.agentMs),
       int(r.agentAttempts),
@@ -159,7 +161,9 @@ export function renderHa(r: HaResult): string {
     'One `trellis agent` knows the three etcd-backed servers (`--server` three times), and a ' +
       'client (`src/client`, all three addresses) writes a KV key every ' +
       `${r.failover.probeEveryMs} ms throughout. Each round SIGKILLs the server the agent is ` +
-      'connected to (found from its sockets; "(by order)" when that was unclear), then ' +
+      'connected to: the one it holds established connections to (read from /proc just ' +
+      'before the kill, listed with their number for the agent and the client; with several, ' +
+      'the one with the most; "(by order)" when none was seen), then ' +
       "registers a new service through the agent's API (`PUT /v1/agent/service/register`, " +
       'answered once the catalog has it) until one answered 200 is listed by both surviving ' +
       'servers (checked every 25 ms), and finally restarts the killed server on its address ' +

@@ -37,9 +37,3 @@ export function connectionsByPort(pid: number, ports: readonly number[]): Map<nu
   }
   return counts;
 }
-
-/** The one port `pid` is connected to, or undefined when it is connected to none or several. */
-export function connectedPort(pid: number, ports: readonly number[]): number | undefined {
-  const used = [...connectionsByPort(pid, ports)].filter(([, n]) => n > 0);
-  return used.length === 1 ? used[0]![0] : undefined;
-}
