@@ -177,9 +177,8 @@ export function renderHa(r: HaResult): string {
       'refused at once and it moves to the next server in its list). The client columns are ' +
       'the same for an API client: the answer to its first successful write sent after the ' +
       'kill, and the longest time between successful answers from the kill to the end of the ' +
-      'round. A write sent on a connection to the killed server (in flight at the kill, or ' +
-      'sent on the kept-alive connection before the client saw it close) ends in a reset after ' +
-      'it was sent; the client does not send a write twice when it may have been applied, so ' +
+      'round. A write sent to the killed server over a connection it had open ends in a reset ' +
+      'after it was sent; the client does not send a write twice when it may have been applied, so ' +
       'that write fails and counts in "failed writes" (the caller decides whether to retry). ' +
       '"Restart caught up" is how long the ' +
       'killed server took to start again and load the catalog from etcd.',
