@@ -15,11 +15,15 @@
  *   agent-restart an agent restarted 10 times under 200 req/s through a pair: failed requests and
  *                 the longest gap without an answer
  *   libraries     our RE2 and DNS wire code against re2js and dns-packet (in process, no server)
+ *   ha            the catalog on etcd (3 members, 1 and 3 servers) against the embedded store:
+ *                 KV writes/s at 1 and 16 writers, blocking-query wake latency across servers,
+ *                 agent and client failover time when a server is SIGKILLed
  *
  * Each benchmark starts its own `trellis server` (127.0.0.1, port 0, fresh temp data dir) and
  * stops it by PID when done (dataplane also starts nginx, proxies, HAProxy, wrk/h2load and agents, each
- * stopped the same way). Sizes come from BENCH_* environment variables, documented at the top
- * of each benchmark's file.
+ * stopped the same way; ha starts three etcd members, three servers and an agent, stopped by PID
+ * too). Sizes come from BENCH_* environment variables, documented at the top of each benchmark's
+ * file.
  *
  * Report: docs/benchmarks.md is rewritten after every run. It has a header (machine, date,
  * command) and one section per benchmark under a `## <name>: <title>` heading. Sections of
@@ -29,6 +33,7 @@
 import { agentRestart } from './agent-restart.js';
 import { dataplane } from './dataplane.js';
 import { fanout } from './fanout.js';
+import { ha } from './ha.js';
 import { intentions } from './intentions.js';
 import { libraries } from './libraries.js';
 import { interception } from './interception.js';
@@ -52,6 +57,7 @@ const BENCHMARKS: Runnable[] = [
   runnable(interception),
   runnable(agentRestart),
   runnable(libraries),
+  runnable(ha),
 ];
 
 function log(message: string): void {
