@@ -4,6 +4,7 @@
  *   <prefix>/log/<id>                      one command (JSON), put once; its revision is its index
  *   <prefix>/snapshot                      "<index, 20 digits> <json meta>": the newest snapshot
  *   <prefix>/snapshot-data/<index>-<id>/<n> the snapshot's bytes in chunks (etcd caps a request)
+ *   <prefix>/restore-data/<id>/<n>         a restored state's bytes, until a snapshot covers it
  *
  * Indexes are zero-padded so that etcd's byte-wise value and key comparisons order them.
  */
@@ -11,6 +12,9 @@ export interface EtcdKeys {
   logPrefix: string;
   snapshot: string;
   snapshotDataPrefix: string;
+  restoreDataPrefix: string;
+  /** The chunk prefix of one restored state (`trellis snapshot restore`). */
+  restoreChunksOf(id: string): string;
   /** The chunk prefix of one snapshot. */
   chunksOf(index: number, id: string): string;
 }
@@ -20,6 +24,8 @@ export function etcdKeys(prefix: string): EtcdKeys {
     logPrefix: `${prefix}/log/`,
     snapshot: `${prefix}/snapshot`,
     snapshotDataPrefix: `${prefix}/snapshot-data/`,
+    restoreDataPrefix: `${prefix}/restore-data/`,
+    restoreChunksOf: (id) => `${prefix}/restore-data/${id}/`,
     chunksOf: (index, id) => `${prefix}/snapshot-data/${padIndex(index)}-${id}/`,
   };
 }
