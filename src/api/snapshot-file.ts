@@ -98,7 +98,7 @@ export function decodeSnapshotFile(
   return { header, state };
 }
 
-export function isSnapshotProblem(d: DecodedSnapshot | SnapshotProblem): d is SnapshotProblem {
+export function isSnapshotProblem<T extends object>(d: T | SnapshotProblem): d is SnapshotProblem {
   return 'error' in d;
 }
 

@@ -42,7 +42,9 @@ export function createSnapshotApi(t: Transport): SnapshotApi {
         ...(opts?.signal ? { signal: opts.signal } : {}),
       });
       const body = res.body as { Index?: unknown };
-      return typeof body === 'object' && typeof body.Index === 'number' ? body.Index : (res.index ?? 0);
+      return typeof body === 'object' && typeof body.Index === 'number'
+        ? body.Index
+        : (res.index ?? 0);
     },
   };
 }

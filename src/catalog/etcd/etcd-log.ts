@@ -260,7 +260,10 @@ export class EtcdLog implements CommandLog {
     this.#state.replaceWith(next);
     this.#restoreChunks.push({ id: cmd.id, index: e.index });
     this.#sinceSnapshot = 0;
-    this.#opts.log.info({ index: e.index, bytes: data.length }, 'catalog state restored from a snapshot');
+    this.#opts.log.info(
+      { index: e.index, bytes: data.length },
+      'catalog state restored from a snapshot',
+    );
     waiting?.resolve({ ok: true, value: e.index });
     for (const l of this.#restoredListeners) l(e.index);
   }

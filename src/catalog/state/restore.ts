@@ -92,8 +92,7 @@ function lowerIndexes(s: SerializedState, max: number): void {
     const o = x as Record<string, unknown>;
     for (const [k, val] of Object.entries(o)) {
       // LockIndex counts acquisitions; it is not a log index.
-      if (typeof val === 'number' && /Index$/.test(k) && k !== 'LockIndex' && val > max)
-        o[k] = max;
+      if (typeof val === 'number' && /Index$/.test(k) && k !== 'LockIndex' && val > max) o[k] = max;
       else walk(val);
     }
   };

@@ -131,8 +131,10 @@ export class Writer {
       .then(async () => {
         await Promise.allSettled(this.#queue.map((p) => p.result.promise));
         if (this.#snapshotting) await this.#snapshotting;
-        const next = prepareRestore(this.#state, data, (snapIndex) =>
-          Math.max(this.#nextIndex, snapIndex) + 1,
+        const next = prepareRestore(
+          this.#state,
+          data,
+          (snapIndex) => Math.max(this.#nextIndex, snapIndex) + 1,
         );
         const yieldNow = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
         const bytes = await serializeCapture(next.capture(), yieldNow);
