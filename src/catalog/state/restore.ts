@@ -5,7 +5,9 @@
  * has used: a watcher's X-Consul-Index never goes back, and every blocked read wakes with R.
  *   - Every watch key (those in the snapshot, those of the current state, the global tables)
  *     gets index R, since any of them may have changed.
- *   - Rows keep their CreateIndex/ModifyIndex, except that an index above R is lowered to R.
+ *   - KV reads report their keys' own indexes: a key whose current index is above its restored
+ *     one (changed or added since the snapshot) gets index R (ModifyIndex, or a tombstone).
+ *   - Other rows keep their CreateIndex/ModifyIndex, except that an index above R is lowered to R.
  *     That happens only when a snapshot from a store with a longer history is restored into
  *     one with a shorter (embedded server -> new etcd cluster, whose revisions start near 1);
  *     without it, later writes would get indexes below the rows' and blocking reads on those
@@ -63,7 +65,23 @@ export function prepareRestore(
   const keys = new Set<string>([...current.indexes.keys(), ...next.indexes.keys(), ...GLOBAL_KEYS]);
   next.indexes = IndexTable.from([...keys].map((k) => [k, index]));
   next.lastIndex = index;
+  keepKvIndexesRising(current, next, index);
   return next;
+}
+
+/**
+ * KV reads report the index of the keys they read, not a watch key's: a key whose index now is
+ * above its restored one gets the restore's index (its entry's ModifyIndex, or a tombstone when
+ * the restored state has no such key), so no KV reader sees its index go back.
+ */
+function keepKvIndexesRising(current: StateStore, next: StateStore, index: number): void {
+  const keys = new Set<string>([...current.kv.entries.keys(), ...current.kv.tombstones.keys()]);
+  for (const key of keys) {
+    if (current.kv.maxIndex(key, true) <= next.kv.maxIndex(key, true)) continue;
+    const e = next.kv.entries.get(key);
+    if (e) next.kv.put({ ...e, ModifyIndex: index });
+    else next.kv.restore(key, undefined, index);
+  }
 }
 
 function checkShape(v: unknown): SerializedState {
