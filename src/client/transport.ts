@@ -196,10 +196,14 @@ export function createTransport(opts: TransportOptions): Transport {
 
 /** The server's message: its text, or the `error` of a JSON error body ({"error","field"}). */
 function errorText(res: ApiResponse<unknown>): string {
-  if (!res.json) return String(res.body);
-  const b = res.body as { error?: unknown } | null;
-  if (b && typeof b === 'object' && typeof b.error === 'string') return b.error;
-  return JSON.stringify(res.body);
+  const text = String(res.body);
+  if (!(res.headers['content-type'] ?? '').includes('application/json')) return text;
+  try {
+    const b = JSON.parse(text) as { error?: unknown } | null;
+    return b && typeof b === 'object' && typeof b.error === 'string' ? b.error : text;
+  } catch {
+    return text;
+  }
 }
 
 /**
