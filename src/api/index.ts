@@ -9,3 +9,4 @@ export * from './acl-types.js';
 export * from './connect-types.js';
 export * from './cluster-types.js';
 export * from './prepared-query.js';
+export * from './snapshot-file.js';

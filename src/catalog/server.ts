@@ -45,6 +45,7 @@ import { ResponseCache } from './http/response-cache.js';
 import { healthRoutes } from './http/health-routes.js';
 import { kvRoutes } from './http/kv-routes.js';
 import { sessionRoutes } from './http/session-routes.js';
+import { snapshotRoutes } from './http/snapshot-routes.js';
 import { statusRoutes } from './http/status-routes.js';
 import { ALIVE_OUTPUT, Liveness, serfCheck } from './liveness.js';
 import { SessionTimers } from './session-timers.js';
@@ -250,6 +251,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     queryRoutes(app, ctx);
     coordinateRoutes(app, ctx);
     operatorRoutes(app, ctx);
+    snapshotRoutes(app, ctx);
     if (opts.extraRoutes) await opts.extraRoutes(app);
   };
   const limits = opts.httpLimits ?? DEFAULT_CONNECTION_LIMITS;
@@ -284,6 +286,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
     await ctx.ca.init();
     caMaintenance.start();
     sessions.start();
+    writer.onRestored(() => void afterRestore(state, writer, sessions, opts));
     liveness.start();
     if (opts.https) {
       serverTls = new ServerTls({
@@ -498,6 +501,26 @@ async function checkCaKeys(keys: CaKeyStore, state: StateStore, log: CatalogLogg
   for (const root of state.ca.roots) {
     if ((await keys.read(root.ID)) === undefined)
       log.warn({ root: root.ID, where: keys.where(root.ID) }, 'no private key for this CA root');
+  }
+}
+
+/**
+ * A restored state (from this server or, on etcd, any server) carries the session TTLs, the
+ * virtual-IP range and server nodes of the cluster it was saved on: restart the TTL timers and
+ * put this server's own settings and node back.
+ */
+async function afterRestore(
+  state: StateStore,
+  writer: CommandLog,
+  sessions: SessionTimers,
+  opts: ServerOptions,
+): Promise<void> {
+  sessions.restored();
+  try {
+    await ensureVipRange(state, writer, opts);
+    await registerSelf(state, writer, opts);
+  } catch (err) {
+    opts.log.warn({ err: String(err) }, 'could not re-register this server after a restore');
   }
 }
 

@@ -63,6 +63,13 @@ export class SessionTimers {
     if (!r.ok) throw notFound(r.error);
   }
 
+  /** The whole state was replaced (a snapshot restore): every TTL session gets a full period. */
+  restored(): void {
+    if (!this.#started) return;
+    this.#disarmAll();
+    this.#follow();
+  }
+
   stop(): void {
     this.#started = false;
     this.#o.state.onSessionTtl = undefined;

@@ -17,6 +17,7 @@ import { kvCommand } from './commands/kv/index.js';
 import { membersCommand } from './commands/members/list.js';
 import { redirectTrafficCommand } from './commands/redirect/index.js';
 import { servicesCommand } from './commands/services/index.js';
+import { snapshotCommand } from './commands/snapshot/index.js';
 import { watchCommand } from './commands/watch/index.js';
 import { report, type CliContext, type CliDeps, type CliIo, type GlobalArgs } from './context.js';
 import { UsageError } from './exit.js';
@@ -62,6 +63,7 @@ export function buildCli(
     .command(intentionCommand(ctx))
     .command(configCommand(ctx))
     .command(caCommand(ctx))
+    .command(snapshotCommand(ctx))
     .command(dnsCommand(ctx))
     .command(redirectTrafficCommand(ctx));
   if (opts.register) parser = opts.register(parser, ctx);

@@ -11,6 +11,7 @@ import { createHealthApi, type HealthApi } from './health.js';
 import { createPreparedQueryApi, type PreparedQueryApi } from './prepared-query.js';
 import { createKvApi, type KvApi } from './kv.js';
 import { createSessionApi, type SessionApi } from './session.js';
+import { createSnapshotApi, type SnapshotApi } from './snapshot.js';
 import { createStatusApi, type StatusApi } from './status.js';
 import {
   createTransport,
@@ -36,6 +37,7 @@ export interface TrellisClient {
   configEntries: ConfigEntriesApi;
   event: EventApi;
   query: PreparedQueryApi;
+  snapshot: SnapshotApi;
   /** The watch loop (see watch.ts), using the client's clock unless told otherwise. */
   watch<T>(fetch: WatchFetch<T>, onChange: WatchHandler<T>, opts: WatchOptions): Promise<void>;
   /** Adds a server address to fail over to; false when it is already known. */
@@ -59,6 +61,7 @@ export function createClient(opts: ClientOptions): TrellisClient {
     configEntries: createConfigEntriesApi(transport),
     event: createEventApi(transport),
     query: createPreparedQueryApi(transport),
+    snapshot: createSnapshotApi(transport),
     watch: (fetch, onChange, watchOpts) =>
       watch(fetch, onChange, { clock: opts.clock, ...watchOpts }),
     addAddress: (address) => transport.addAddress(address),

@@ -2,7 +2,7 @@
  * client: the typed HTTP client of the Trellis (Consul-compatible) API, over undici.
  *
  *   createClient({ addresses, token, timeoutMs, tls })
- *     -> catalog / health / kv / agent / status / session / acl / connect / configEntries
+ *     -> catalog / health / kv / agent / status / session / acl / connect / configEntries / snapshot
  *        -> transport.request: token header, JSON bodies, timeout, failover, error mapping
  *
  * 1. Every read takes `{ index?, wait?, signal? }` and returns `{ value, index }`, where
@@ -60,6 +60,7 @@ export {
 export type { AgentApi, RedirectView, RegisterServiceOptions, WriteOptions } from './agent.js';
 export type { StatusApi } from './status.js';
 export type { SessionApi } from './session.js';
+export type { SavedSnapshot, SnapshotApi } from './snapshot.js';
 export type { AclApi, AclWriteOptions, TokenListOptions } from './acl.js';
 export type {
   ConnectApi,

@@ -171,7 +171,7 @@ export function createTransport(opts: TransportOptions): Transport {
       preferred = at;
       if (res.status >= 200 && res.status < 300) return res;
       if (res.status === 404 && req.allowNotFound) return res;
-      throw statusError(res.status, String(res.body).slice(0, MAX_ERROR_TEXT), {
+      throw statusError(res.status, errorText(res).slice(0, MAX_ERROR_TEXT), {
         method: req.method,
         path: req.path,
         address: ep.label,
@@ -192,6 +192,18 @@ export function createTransport(opts: TransportOptions): Transport {
     // Idempotent: undici rejects a second close of the same agent.
     close: () => (closing ??= ownAgent ? ownAgent.close() : Promise.resolve()),
   };
+}
+
+/** The server's message: its text, or the `error` of a JSON error body ({"error","field"}). */
+function errorText(res: ApiResponse<unknown>): string {
+  const text = String(res.body);
+  if (!(res.headers['content-type'] ?? '').includes('application/json')) return text;
+  try {
+    const b = JSON.parse(text) as { error?: unknown } | null;
+    return b && typeof b === 'object' && typeof b.error === 'string' ? b.error : text;
+  } catch {
+    return text;
+  }
 }
 
 /**

@@ -30,6 +30,7 @@
  */
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import {
+  badRequest,
   deferred,
   describeError,
   storageError,
@@ -38,6 +39,7 @@ import {
 } from '../../core/index.js';
 import type { Command } from '../state/commands.js';
 import type { CommandLog } from '../state/command-log.js';
+import { prepareRestore } from '../state/restore.js';
 import { serializeCapture, StateStore, type ApplyResult } from '../state/state-store.js';
 import {
   connectEtcd,
@@ -45,6 +47,13 @@ import {
   type EtcdConnectionOptions,
 } from './etcd-client.js';
 import { etcdCause, etcdWriteError } from './etcd-errors.js';
+import {
+  deleteRestoreData,
+  isRestoreCommand,
+  loadRestoreData,
+  storeRestoreData,
+  type RestoreCommand,
+} from './etcd-restore.js';
 import {
   compactLog,
   readPicture,
@@ -114,7 +123,9 @@ export async function openEtcdLog(opts: EtcdLogOptions): Promise<OpenedEtcdLog> 
       ? StateStore.deserialize(picture.snapshot.data)
       : new StateStore();
     const log = new EtcdLog(client, keys, state, opts, call);
-    for (const e of picture.entries) log.applyEntry(e);
+    for (const e of picture.entries) log.deliver(e);
+    await log.settled();
+    if (log.failure) throw log.failure;
     await log.follow(picture.revision);
     log.startHeartbeat(loadStarted);
     return {
@@ -153,6 +164,13 @@ export class EtcdLog implements CommandLog, Freshness {
   /** Clock time at which the state was last known to be current (see lastContactMs). */
   #contactAt = 0;
   #heartbeat: ReturnType<Clock['setTimeout']> | undefined;
+  /** Entries received, not yet applied: they wait while a restore loads its state. */
+  readonly #backlog: EtcdEntry[] = [];
+  #applyingRestore = false;
+  #settledWaiters: (() => void)[] = [];
+  readonly #restoredListeners: ((index: number) => void)[] = [];
+  /** Restores applied whose chunks are still in etcd (deleted once a snapshot covers them). */
+  #restoreChunks: { id: string; index: number }[] = [];
 
   constructor(
     client: Etcd3,
@@ -198,7 +216,9 @@ export class EtcdLog implements CommandLog, Freshness {
         .then((res) => {
           // Once this revision is applied, the state held everything etcd had when it was sent.
           const revision = Number(res.header.revision);
-          void this.#whenApplied(revision).then(() => this.#touch(sentAt));
+          void this.#whenApplied(revision)
+            .then(() => this.settled())
+            .then(() => this.#touch(sentAt));
         })
         .catch((err: unknown) => {
           if (!this.#pending.has(key)) return; // the watch applied it meanwhile
@@ -215,18 +235,110 @@ export class EtcdLog implements CommandLog, Freshness {
     return result.promise;
   }
 
-  /** Applies one entry at its index; resolves the proposal waiting for it, if any. */
-  applyEntry(e: EtcdEntry): void {
-    let cmd: Command;
+  /** Why this server stopped following the log, if it did. */
+  get failure(): Error | null {
+    return this.#failed;
+  }
+
+  /** Queues an entry for applying in log order (at once, unless a restore is loading). */
+  deliver(e: EtcdEntry): void {
+    this.#backlog.push(e);
+    if (!this.#applyingRestore) this.#pump();
+  }
+
+  /** Resolves once every delivered entry is applied (or this server stopped following). */
+  settled(): Promise<void> {
+    if (this.#backlog.length === 0 && !this.#applyingRestore) return Promise.resolve();
+    if (this.#failed) return Promise.resolve();
+    return new Promise((resolve) => this.#settledWaiters.push(resolve));
+  }
+
+  #pump(): void {
+    while (this.#backlog.length > 0 && !this.#failed) {
+      const e = this.#backlog.shift()!;
+      const cmd = this.#parse(e);
+      if (cmd === undefined) continue;
+      if (isRestoreCommand(cmd)) {
+        this.#applyingRestore = true;
+        void this.#applyRestore(e, cmd).finally(() => {
+          this.#applyingRestore = false;
+          this.#pump();
+        });
+        return;
+      }
+      this.#applyCommand(e, cmd);
+    }
+    const waiters = this.#settledWaiters;
+    this.#settledWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * A restore command: load the state it points at and swap it in at this entry's index. Entries
+   * after it wait. etcd errors are retried; chunks that are gone stop this server (a restart
+   * loads the stored snapshot that covers the restore).
+   */
+  async #applyRestore(e: EtcdEntry, cmd: RestoreCommand): Promise<void> {
+    const waiting = this.#pending.get(e.key);
+    this.#pending.delete(e.key);
+    let data: Buffer | string | undefined;
+    for (let attempt = 0; data === undefined; attempt++) {
+      if (this.#closed) {
+        waiting?.reject(storageError('The catalog shut down while applying the restore'));
+        return;
+      }
+      try {
+        data = await loadRestoreData(this.#client, this.#keys, cmd, this.#call);
+      } catch (err) {
+        this.#opts.log.warn(
+          { err: etcdCause(err), attempt, index: e.index },
+          'could not read the restored state from etcd; retrying',
+        );
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+      }
+    }
+    if (typeof data === 'string') {
+      waiting?.reject(storageError(data));
+      this.#fail(new Error(`cannot apply the restore at index ${e.index}: ${data}`));
+      return;
+    }
+    let next: StateStore;
     try {
-      cmd = JSON.parse(e.value.toString()) as Command;
+      next = prepareRestore(this.#state, data, () => e.index);
+    } catch (err) {
+      // The proposer checked the state first, so this is not expected; every server skips it.
+      this.#opts.log.error(
+        { err: describeError(err), index: e.index },
+        'a restored state in etcd cannot be loaded; skipped',
+      );
+      waiting?.resolve({ ok: false, error: describeError(err), status: 400 });
+      return;
+    }
+    this.#state.replaceWith(next);
+    this.#restoreChunks.push({ id: cmd.id, index: e.index });
+    this.#sinceSnapshot = 0;
+    this.#opts.log.info(
+      { index: e.index, bytes: data.length },
+      'catalog state restored from a snapshot',
+    );
+    waiting?.resolve({ ok: true, value: e.index });
+    for (const l of this.#restoredListeners) l(e.index);
+  }
+
+  #parse(e: EtcdEntry): Command | RestoreCommand | undefined {
+    try {
+      return JSON.parse(e.value.toString()) as Command;
     } catch {
       // Every server skips the same entry, so states stay equal.
       this.#opts.log.warn({ key: e.key, index: e.index }, 'log entry in etcd is not JSON; skipped');
       this.#pending.get(e.key)?.reject(storageError('the log entry was unreadable'));
       this.#pending.delete(e.key);
-      return;
+      return undefined;
     }
+  }
+
+  /** Applies one command at its index; resolves the proposal waiting for it, if any. */
+  #applyCommand(e: EtcdEntry, cmd: Command): void {
     const waiting = this.#pending.get(e.key);
     this.#pending.delete(e.key);
     try {
@@ -284,7 +396,7 @@ export class EtcdLog implements CommandLog, Freshness {
     for (const e of toEntries(kvs)) {
       if (e.index <= this.#through) continue; // seen before a reconnect
       this.#through = e.index;
-      this.applyEntry(e);
+      this.deliver(e);
     }
     this.#advance(this.#through);
   }
@@ -332,7 +444,9 @@ export class EtcdLog implements CommandLog, Freshness {
     const late = new Promise<'late'>((resolve) => {
       timer = this.#opts.clock.setTimeout(() => resolve('late'), timeout);
     });
-    const outcome = await Promise.race([this.#whenApplied(head), late]);
+    // Delivered is not yet applied while a restore loads its state: wait for both.
+    const applied = this.#whenApplied(head).then(() => this.settled());
+    const outcome = await Promise.race([applied, late]);
     if (timer) this.#opts.clock.clearTimeout(timer);
     if (outcome === 'late')
       throw storageError(
@@ -385,7 +499,7 @@ export class EtcdLog implements CommandLog, Freshness {
           );
           return;
         }
-        for (const e of picture.entries) if (e.index > this.#through) this.applyEntry(e);
+        for (const e of picture.entries) if (e.index > this.#through) this.deliver(e);
         await this.follow(picture.revision);
         return;
       } catch (err) {
@@ -412,7 +526,11 @@ export class EtcdLog implements CommandLog, Freshness {
     this.#opts.onFatal?.(err);
   }
 
-  snapshotNow(): Promise<void> {
+  /**
+   * Writes a snapshot unless another server stored a recent one; `force` writes it anyway (after
+   * a restore, so that its chunks can go).
+   */
+  snapshotNow(force = false): Promise<void> {
     if (this.#snapshotting) return this.#snapshotting;
     this.#sinceSnapshot = 0;
     const capture = this.#state.capture();
@@ -421,7 +539,7 @@ export class EtcdLog implements CommandLog, Freshness {
       // Several servers reach their count at about the same time: skip if one already stored
       // a recent snapshot.
       const stored = await readSnapshotMeta(this.#client, this.#keys, this.#call);
-      if (stored && stored.index > capture.lastIndex - this.#snapshotEvery / 2) return;
+      if (!force && stored && stored.index > capture.lastIndex - this.#snapshotEvery / 2) return;
       const data = await serializeCapture(capture, yieldNow);
       const snap = { index: capture.lastIndex, data };
       const written = await writeSnapshot(
@@ -433,6 +551,9 @@ export class EtcdLog implements CommandLog, Freshness {
       );
       if (!written) return;
       const removed = await compactLog(this.#client, this.#keys, snap.index, this.#call);
+      const covered = this.#restoreChunks.filter((r) => r.index <= snap.index);
+      for (const r of covered) await deleteRestoreData(this.#client, this.#keys, r.id, this.#call);
+      this.#restoreChunks = this.#restoreChunks.filter((r) => r.index > snap.index);
       this.#opts.log.info(
         { index: snap.index, bytes: data.length, removed },
         'snapshot stored in etcd; log compacted',
@@ -448,6 +569,34 @@ export class EtcdLog implements CommandLog, Freshness {
         this.#snapshotting = null;
       });
     return this.#snapshotting;
+  }
+
+  /**
+   * Checks the state, puts it in etcd and appends the restore command; resolves with the index
+   * (revision) every server applies it at, after storing a snapshot that covers it.
+   */
+  async restore(data: Buffer): Promise<number> {
+    if (this.#failed)
+      throw storageError(`this server stopped following etcd: ${this.#failed.message}`);
+    if (this.#closed) throw storageError('The catalog is shutting down; the restore was not made');
+    // Refuses a state that cannot be loaded before anything is written.
+    prepareRestore(this.#state, data, () => this.#state.lastIndex + 1);
+    let cmd: RestoreCommand;
+    try {
+      cmd = await storeRestoreData(this.#client, this.#keys, this.#opts.newId(), data, this.#call);
+    } catch (err) {
+      throw etcdWriteError(err);
+    }
+    const r = await this.propose(cmd as unknown as Command);
+    if (!r.ok) throw r.status < 500 ? badRequest(r.error, 'state') : storageError(r.error);
+    const index = r.value as number;
+    if (this.#snapshotting) await this.#snapshotting;
+    await this.snapshotNow(true);
+    return index;
+  }
+
+  onRestored(listener: (index: number) => void): void {
+    this.#restoredListeners.push(listener);
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@
  *   <prefix>/log-head                      put in the same txn as every log entry: its mod
  *                                          revision is the newest entry's index (one cheap get)
  *   <prefix>/ca-keys/<root id>             a CA root's private key, AES-256-GCM encrypted
+ *   <prefix>/restore-data/<id>/<n>         a restored state's bytes, until a snapshot covers it
  *
  * Indexes are zero-padded so that etcd's byte-wise value and key comparisons order them.
  */
@@ -16,6 +17,9 @@ export interface EtcdKeys {
   snapshotDataPrefix: string;
   logHead: string;
   caKeysPrefix: string;
+  restoreDataPrefix: string;
+  /** The chunk prefix of one restored state (`trellis snapshot restore`). */
+  restoreChunksOf(id: string): string;
   /** The chunk prefix of one snapshot. */
   chunksOf(index: number, id: string): string;
 }
@@ -27,6 +31,8 @@ export function etcdKeys(prefix: string): EtcdKeys {
     snapshotDataPrefix: `${prefix}/snapshot-data/`,
     logHead: `${prefix}/log-head`,
     caKeysPrefix: `${prefix}/ca-keys/`,
+    restoreDataPrefix: `${prefix}/restore-data/`,
+    restoreChunksOf: (id) => `${prefix}/restore-data/${id}/`,
     chunksOf: (index, id) => `${prefix}/snapshot-data/${padIndex(index)}-${id}/`,
   };
 }

@@ -25,6 +25,10 @@ export class IndexTable {
     for (const k of change.keys) this.#index.set(k, index);
   }
 
+  keys(): IterableIterator<string> {
+    return this.#index.keys();
+  }
+
   toJSON(): [string, number][] {
     return [...this.#index];
   }

@@ -48,19 +48,19 @@ const ok = (value: unknown): ApplyResult => ({ ok: true, value });
 const fail = (error: string, status = 400): ApplyResult => ({ ok: false, error, status });
 
 export class StateStore {
-  readonly catalog = new CatalogTable();
-  readonly kv = new KVTable();
+  catalog = new CatalogTable();
+  kv = new KVTable();
   acl = new AclTable();
   ca = new CaTable();
   config = new ConfigTable();
   events = new EventTable();
   queries = new QueryTable();
   coordinates = new CoordinateTable();
-  readonly sessions = new Map<string, Session>();
+  sessions = new Map<string, Session>();
   /** session id -> keys it holds locks on */
-  readonly locksBySession = new Map<string, Set<string>>();
+  locksBySession = new Map<string, Set<string>>();
   /** key -> time (ms) until which a lock cannot be re-acquired after its session was invalidated */
-  readonly lockDelays = new Map<string, number>();
+  lockDelays = new Map<string, number>();
   indexes = new IndexTable();
   readonly hub = new WatchHub();
   /**
@@ -663,13 +663,39 @@ export class StateStore {
     };
   }
 
+  /**
+   * Takes over every table of `next` (a restored snapshot, made by restore.ts at next.lastIndex)
+   * and wakes every blocked read: anything may have changed. The hub stays, so waiters that
+   * subscribe meanwhile are not lost.
+   */
+  replaceWith(next: StateStore): void {
+    this.catalog = next.catalog;
+    this.kv = next.kv;
+    this.acl = next.acl;
+    this.ca = next.ca;
+    this.config = next.config;
+    this.events = next.events;
+    this.queries = next.queries;
+    this.coordinates = next.coordinates;
+    this.sessions = next.sessions;
+    this.locksBySession = next.locksBySession;
+    // Lock-delays are timers of this server, not state: a restored key starts without one.
+    this.lockDelays = new Map();
+    this.indexes = next.indexes;
+    this.lastIndex = next.lastIndex;
+    this.hub.notifyAll();
+  }
+
   /** Serializes the whole state at once (tests, small states). */
   serialize(): Buffer {
     return Buffer.from(JSON.stringify(this.capture()));
   }
 
   static deserialize(data: Buffer): StateStore {
-    const s = JSON.parse(data.toString('utf8')) as SerializedState;
+    return StateStore.fromSerialized(JSON.parse(data.toString('utf8')) as SerializedState);
+  }
+
+  static fromSerialized(s: SerializedState): StateStore {
     const st = new StateStore();
     st.lastIndex = s.lastIndex;
     for (const n of s.nodes) st.catalog.nodes.set(n.Node, n);
@@ -737,7 +763,7 @@ export async function serializeCapture(
   return Buffer.concat(parts);
 }
 
-interface SerializedState {
+export interface SerializedState {
   v: number;
   lastIndex: number;
   nodes: Node[];

@@ -54,6 +54,14 @@ export class WatchHub {
     for (const w of hit) w();
   }
 
+  /** Wakes every waiter (the whole state was replaced by a restore). */
+  notifyAll(): void {
+    const hit = new Set<Waiter>();
+    for (const m of [this.#byKey, this.#byKvKey, this.#byKvPrefix])
+      for (const set of m.values()) collect(set, hit);
+    for (const w of hit) w();
+  }
+
   /** Number of registered waiters (for tests and metrics). */
   get size(): number {
     let n = 0;

@@ -10,6 +10,7 @@
 import { deferred, storageError, type Deferred } from '../../core/index.js';
 import type { DurableStore } from '../store/types.js';
 import type { Command } from './commands.js';
+import { prepareRestore } from './restore.js';
 import { serializeCapture, type ApplyResult, type StateStore } from './state-store.js';
 
 interface Pending {
@@ -41,6 +42,9 @@ export class Writer {
   #sinceSnapshot = 0;
   #snapshotting: Promise<void> | null = null;
   #closed = false;
+  /** A restore in progress: proposals wait for it, so none gets an index below the restore's. */
+  #restoring: Promise<unknown> | null = null;
+  readonly #restoredListeners: ((index: number) => void)[] = [];
 
   constructor(state: StateStore, store: DurableStore, opts: WriterOptions = {}) {
     this.#state = state;
@@ -53,6 +57,10 @@ export class Writer {
   propose(cmd: Command): Promise<ApplyResult> {
     if (this.#closed)
       return Promise.reject(storageError('The catalog is shutting down; the write was not made'));
+    if (this.#restoring) {
+      const retry = (): Promise<ApplyResult> => this.propose(cmd);
+      return this.#restoring.then(retry, retry);
+    }
     const p: Pending = {
       index: ++this.#nextIndex,
       cmd,
@@ -109,9 +117,50 @@ export class Writer {
     return this.#snapshotting;
   }
 
+  /**
+   * The restore: once every earlier write is applied, the restored state is written as the
+   * store's newest snapshot at index max(last index, snapshot's index) + 1 (the log before it is
+   * then superseded: recovery starts from that snapshot), and only then swapped in.
+   */
+  restore(data: Buffer): Promise<number> {
+    if (this.#closed)
+      return Promise.reject(storageError('The catalog is shutting down; the restore was not made'));
+    const prior = this.#restoring ?? Promise.resolve();
+    const run = prior
+      .catch(() => undefined)
+      .then(async () => {
+        await Promise.allSettled(this.#queue.map((p) => p.result.promise));
+        if (this.#snapshotting) await this.#snapshotting;
+        const next = prepareRestore(
+          this.#state,
+          data,
+          (snapIndex) => Math.max(this.#nextIndex, snapIndex) + 1,
+        );
+        const yieldNow = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+        const bytes = await serializeCapture(next.capture(), yieldNow);
+        await this.#store.snapshot({ index: next.lastIndex, data: bytes });
+        this.#state.replaceWith(next);
+        this.#nextIndex = next.lastIndex;
+        this.#sinceSnapshot = 0;
+        for (const l of this.#restoredListeners) l(next.lastIndex);
+        return next.lastIndex;
+      });
+    const tracked = run.finally(() => {
+      if (this.#restoring === tracked) this.#restoring = null;
+    });
+    tracked.catch(() => undefined); // the caller gets `run`'s rejection
+    this.#restoring = tracked;
+    return run;
+  }
+
+  onRestored(listener: (index: number) => void): void {
+    this.#restoredListeners.push(listener);
+  }
+
   /** Waits for in-flight writes and snapshots, then refuses new ones. */
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#restoring) await this.#restoring.catch(() => undefined);
     await Promise.allSettled(this.#queue.map((p) => p.result.promise));
     if (this.#snapshotting) await this.#snapshotting;
   }
