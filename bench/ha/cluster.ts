@@ -5,13 +5,12 @@
  * and clients already know, with its own data dir. Processes are stopped by the PID this file
  * started them with.
  */
-import { cpSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { processCpuMs } from '../lib/proc.js';
 import { trackChild, trackDir } from './leftovers.js';
 import {
   etcdMissing,
   startEtcdCluster,
+  writeCaEncryptionKey,
   type EtcdCluster,
 } from '../../test/helpers/etcd-cluster.js';
 import { freePort } from '../../test/helpers/net.js';
@@ -79,17 +78,12 @@ export async function startEtcdLayout(count: number, tag: string): Promise<EtcdL
     },
   };
   try {
-    let firstDir: string | undefined;
+    // CA keys live in etcd, encrypted with a key file every server is given (docs/ha.md).
+    const keyFile = writeCaEncryptionKey(trackDir(dirs.make(`ha-${tag}-key`)));
     for (let i = 0; i < count; i++) {
       const name = `ha-${tag}-${String.fromCharCode(97 + i)}`;
       const dataDir = trackDir(dirs.make(name));
-      // Until CA keys are kept in etcd, every server needs the first one's key files, copied as
-      // an operator would (docs/ha.md); once they are in etcd there is nothing to copy.
-      const keys = firstDir ? join(firstDir, 'catalog', 'ca-keys') : undefined;
-      if (keys && existsSync(keys))
-        cpSync(keys, join(dataDir, 'catalog', 'ca-keys'), { recursive: true });
-      firstDir ??= dataDir;
-      servers.push(await startEtcdServer(name, dataDir, etcd.endpoints));
+      servers.push(await startEtcdServer(name, dataDir, etcd.endpoints, keyFile));
     }
   } catch (err) {
     await layout.stop();
@@ -102,6 +96,7 @@ async function startEtcdServer(
   name: string,
   dataDir: string,
   endpoints: string,
+  keyFile: string,
 ): Promise<HaServer> {
   const port = await freePort();
   const address = `127.0.0.1:${port}`;
@@ -123,6 +118,8 @@ async function startEtcdServer(
     'etcd',
     '--etcd-endpoints',
     endpoints,
+    '--ca-encryption-key-file',
+    keyFile,
   ];
   const start = async (): Promise<TrellisProcess> => {
     const p = await startTrellis(args, { timeoutMs: SERVER_START_MS });
