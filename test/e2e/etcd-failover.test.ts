@@ -14,12 +14,8 @@ import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient } from '../../src/client/index.js';
-import {
-  etcdMissing,
-  startEtcdCluster,
-  writeCaEncryptionKey,
-  type EtcdCluster,
-} from '../helpers/etcd-cluster.js';
+import { etcdMissing, startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.js';
+import { etcdServerArgs } from '../helpers/etcd-servers.js';
 import {
   agentArgs,
   eventually,
@@ -93,11 +89,7 @@ describe('catalog on etcd: a Trellis server and an etcd member SIGKILLed under l
       this.skip();
     }
     etcd = await startEtcdCluster(3);
-    const keyFile = writeCaEncryptionKey(dirs.make('fo-key'));
-    const args = [
-      ...['--store', 'etcd', '--etcd-endpoints', etcd.endpoints, '--https-bind', 'off'],
-      ...['--ca-encryption-key-file', keyFile],
-    ];
+    const args = etcdServerArgs(etcd, dirs, 'fo');
     // The first server creates the CA (its key goes to etcd, encrypted); the others use it.
     for (const name of ['fo-srv-a', 'fo-srv-b', 'fo-srv-c'])
       servers.push(await startServerProcess(dirs.make(name), name, args, { timeoutMs: 30_000 }));

@@ -6,12 +6,8 @@
  * message naming etcd while reads are still answered.
  */
 import { expect } from 'chai';
-import {
-  etcdMissing,
-  startEtcdCluster,
-  writeCaEncryptionKey,
-  type EtcdCluster,
-} from '../../helpers/etcd-cluster.js';
+import { etcdMissing, startEtcdCluster, type EtcdCluster } from '../../helpers/etcd-cluster.js';
+import { etcdServerArgs } from '../../helpers/etcd-servers.js';
 import {
   eventually,
   startServerProcess,
@@ -66,11 +62,7 @@ describe('catalog on etcd: several servers over a 3-member etcd cluster', functi
       this.skip();
     }
     etcd = await startEtcdCluster(3);
-    const keyFile = writeCaEncryptionKey(dirs.make('etcd-key'));
-    const args = [
-      ...['--store', 'etcd', '--etcd-endpoints', etcd.endpoints, '--https-bind', 'off'],
-      ...['--ca-encryption-key-file', keyFile],
-    ];
+    const args = etcdServerArgs(etcd, dirs, 'etcd');
     // The first server creates the CA (its key goes to etcd, encrypted); the others use it.
     for (const name of ['srv-a', 'srv-b', 'srv-c']) {
       const dir = dirs.make(`etcd-${name}`);

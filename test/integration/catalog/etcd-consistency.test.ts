@@ -5,12 +5,8 @@
  * is enforced, and default reads are still answered with a LastContact that keeps growing.
  */
 import { expect } from 'chai';
-import {
-  etcdMissing,
-  startEtcdCluster,
-  writeCaEncryptionKey,
-  type EtcdCluster,
-} from '../../helpers/etcd-cluster.js';
+import { etcdMissing, startEtcdCluster, type EtcdCluster } from '../../helpers/etcd-cluster.js';
+import { etcdServerArgs } from '../../helpers/etcd-servers.js';
 import {
   eventually,
   startServerProcess,
@@ -59,11 +55,7 @@ describe('catalog on etcd: ?consistent reads and X-Consul-LastContact', function
       this.skip();
     }
     etcd = await startEtcdCluster(3);
-    const keyFile = writeCaEncryptionKey(dirs.make('cons-key'));
-    const args = [
-      ...['--store', 'etcd', '--etcd-endpoints', etcd.endpoints, '--https-bind', 'off'],
-      ...['--ca-encryption-key-file', keyFile],
-    ];
+    const args = etcdServerArgs(etcd, dirs, 'cons');
     for (const name of ['srv-a', 'srv-b'])
       servers.push(
         await startServerProcess(dirs.make(`cons-${name}`), name, args, { timeoutMs: 30_000 }),

@@ -9,12 +9,8 @@ import { expect } from 'chai';
 import { cpSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeSnapshotFile } from '../../../src/api/index.js';
-import {
-  etcdMissing,
-  startEtcdCluster,
-  writeCaEncryptionKey,
-  type EtcdCluster,
-} from '../../helpers/etcd-cluster.js';
+import { etcdMissing, startEtcdCluster, type EtcdCluster } from '../../helpers/etcd-cluster.js';
+import { etcdServerArgs } from '../../helpers/etcd-servers.js';
 import { bootstrap, call, fingerprint, seed } from '../../helpers/snapshot-api.js';
 import {
   eventually,
@@ -56,10 +52,7 @@ describe('snapshot: from an embedded server into three servers on etcd', functio
       await old.stop();
     }
     etcd = await startEtcdCluster(3);
-    etcdArgs = [
-      ...['--store', 'etcd', '--etcd-endpoints', etcd.endpoints, '--https-bind', 'off'],
-      ...['--ca-encryption-key-file', writeCaEncryptionKey(dirs.make('snap-etcd-key'))],
-    ];
+    etcdArgs = etcdServerArgs(etcd, dirs, 'snap-etcd');
     for (const name of ['srv-a', 'srv-b', 'srv-c']) {
       const dir = dirs.make(`snap-etcd-${name}`);
       servers.push(await startServerProcess(dir, name, etcdArgs, { timeoutMs: 30_000 }));
