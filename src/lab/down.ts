@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { CA_KEY_FILE } from './etcd.js';
 import { deleteNamespace } from './network.js';
 import { presentNamespaces, resolveLab, type LabOptions, type Settled } from './options.js';
 import { commandLine, emptyNamespace, isAlive, stopPids } from './processes.js';
@@ -30,7 +31,7 @@ export async function labDown(opts: LabOptions = {}): Promise<LabDownResult> {
 }
 
 /** What the lab made under its state dir; nothing else there is touched. */
-const OWN_ENTRIES = [STATE_FILE, `${STATE_FILE}.tmp`, 'logs', 'hosts'];
+const OWN_ENTRIES = [STATE_FILE, `${STATE_FILE}.tmp`, 'logs', 'hosts', CA_KEY_FILE];
 
 export async function teardown(lab: Settled, state: LabState | undefined): Promise<LabDownResult> {
   const { name, stateDir, out, clock } = lab;
