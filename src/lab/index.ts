@@ -23,7 +23,7 @@ export {
   etcdHealthy,
   type ServerView,
 } from './servers.js';
-export { CA_KEY_FILE, DEFAULT_ETCD } from './etcd.js';
+export { CA_KEY_FILE, DEFAULT_ETCD, etcdEndpoints } from './etcd.js';
 export { startDemoApp, parseListen, type DemoApp, type DemoAppOptions } from './demo-app.js';
 export { defaultServicesDir, defaultTrellis, type LabOptions } from './options.js';
 export { LabError } from './sys.js';
