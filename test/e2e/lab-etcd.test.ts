@@ -100,6 +100,47 @@ function existingUsers(): string[] {
   });
 }
 
+describe('trellis lab up --servers: bad input', function () {
+  this.timeout(60_000);
+
+  it('refuses a server count other than 1 or 3 with a usage error, making nothing', () => {
+    for (const bad of ['2', '5', 'many']) {
+      let code = 0;
+      let stderr = '';
+      try {
+        execFileSync(
+          process.execPath,
+          [TRELLIS_BIN, 'lab', 'up', '--name', NAME, '--servers', bad],
+          {
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
+      } catch (e) {
+        const err = e as { status?: number; stderr?: string };
+        code = err.status ?? -1;
+        stderr = err.stderr ?? '';
+      }
+      expect(code, bad).to.equal(2);
+      expect(stderr.split('\n')[0], bad).to.contain('--servers must be 1').and.contain('or 3');
+      expect(stderr).to.not.contain('    at ');
+    }
+  });
+
+  it('names the missing etcd binary before making anything', async function () {
+    const why = netnsSkipReason();
+    if (why) {
+      console.log(`      skipped: ${why}`);
+      this.skip();
+    }
+    let err: unknown;
+    await labUp({ ...OPTS, etcd: '/nonexistent/etcd' }).catch((e: unknown) => (err = e));
+    expect(String(err)).to.contain('--servers 3 runs etcd').and.contain('etcd-server');
+    expect(labNamespaces()).to.deep.equal([]);
+    expect(existsSync(STATE_DIR)).to.equal(false);
+  });
+});
+
 describe('trellis lab up --servers 3: three servers over a three-member etcd', function () {
   this.timeout(300_000);
   const skip =
