@@ -64,8 +64,22 @@ export async function teardown(lab: Settled, state: LabState | undefined): Promi
     };
   }
 
-  out(`stopping processes in ${namespaces.length} namespace(s)`);
   let stopped = 0;
+  // With etcd in the lab, everything else stops first, while etcd still has its quorum: a
+  // server on etcd revokes its lease as it stops, which would otherwise wait for etcd.
+  const etcdLab = (state?.processes ?? []).some((p) => p.role === 'etcd');
+  const firsts = (state?.processes ?? [])
+    .filter((p) => etcdLab && p.role !== 'etcd' && p.pid !== undefined && isAlive(p.pid))
+    .filter((p) => sameCommand(commandLine(p.pid!), p.argv))
+    .map((p) => p.pid!);
+  if (firsts.length > 0) {
+    out(`stopping ${firsts.length} process(es) before etcd`);
+    await attempt('stopping the processes before etcd', async () => {
+      await stopPids(firsts, clock);
+      stopped += firsts.length;
+    });
+  }
+  out(`stopping processes in ${namespaces.length} namespace(s)`);
   for (const ns of namespaces) {
     await attempt(`stopping processes in ${ns}`, async () => {
       stopped += await emptyNamespace(ns, clock);
