@@ -15,6 +15,7 @@ import {
 import {
   DEFAULT_HOSTS,
   DEFAULT_LAB_NAME,
+  DEFAULT_SERVERS,
   formatStatus,
   hostsProblem,
   labDown,
@@ -24,6 +25,7 @@ import {
   labUp,
   MAX_HOSTS,
   parseListen,
+  serversProblem,
   startDemoApp,
   STATE_ROOT,
   type LabOptions,
@@ -69,9 +71,12 @@ function labFlags<T>(y: Argv<T>): Argv<T & LabArgs> {
     }) as unknown as Argv<T & LabArgs>;
 }
 
-function upCommand(
-  ctx: CliContext,
-): CommandModule<GlobalArgs, GlobalArgs & LabArgs & { hosts: number }> {
+interface UpArgs {
+  hosts: number;
+  servers: number;
+}
+
+function upCommand(ctx: CliContext): CommandModule<GlobalArgs, GlobalArgs & LabArgs & UpArgs> {
   return {
     command: 'up',
     describe: 'Create the namespaces and start a server, agents and demo apps',
@@ -83,11 +88,19 @@ function upCommand(
           requiresArg: true,
           describe: `App hosts (1-${MAX_HOSTS}): app1 runs web, the others api`,
         })
-        .example('$0 lab up', 'As root: a server and three app hosts'),
-    handler: action<LabArgs & { hosts: number }>(ctx, async (_env, args) => {
-      const problem = hostsProblem(args.hosts);
+        .option('servers', {
+          type: 'number',
+          default: DEFAULT_SERVERS,
+          requiresArg: true,
+          describe:
+            'Servers: 1 (embedded store) or 3 (three servers over a three-member etcd, one member per server host; needs the etcd binary)',
+        })
+        .example('$0 lab up', 'As root: a server and three app hosts')
+        .example('$0 lab up --servers 3', 'As root: three servers on etcd and three app hosts'),
+    handler: action<LabArgs & UpArgs>(ctx, async (_env, args) => {
+      const problem = hostsProblem(args.hosts) ?? serversProblem(args.servers);
       if (problem) throw new UsageError(problem);
-      await labUp({ ...labOptions(args, ctx), hosts: args.hosts });
+      await labUp({ ...labOptions(args, ctx), hosts: args.hosts, servers: args.servers });
     }),
   };
 }

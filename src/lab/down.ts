@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { CA_KEY_FILE } from './etcd.js';
 import { deleteNamespace } from './network.js';
 import { presentNamespaces, resolveLab, type LabOptions, type Settled } from './options.js';
 import { commandLine, emptyNamespace, isAlive, stopPids } from './processes.js';
@@ -30,7 +31,7 @@ export async function labDown(opts: LabOptions = {}): Promise<LabDownResult> {
 }
 
 /** What the lab made under its state dir; nothing else there is touched. */
-const OWN_ENTRIES = [STATE_FILE, `${STATE_FILE}.tmp`, 'logs', 'hosts'];
+const OWN_ENTRIES = [STATE_FILE, `${STATE_FILE}.tmp`, 'logs', 'hosts', CA_KEY_FILE];
 
 export async function teardown(lab: Settled, state: LabState | undefined): Promise<LabDownResult> {
   const { name, stateDir, out, clock } = lab;
@@ -63,8 +64,22 @@ export async function teardown(lab: Settled, state: LabState | undefined): Promi
     };
   }
 
-  out(`stopping processes in ${namespaces.length} namespace(s)`);
   let stopped = 0;
+  // With etcd in the lab, everything else stops first, while etcd still has its quorum: a
+  // server on etcd revokes its lease as it stops, which would otherwise wait for etcd.
+  const etcdLab = (state?.processes ?? []).some((p) => p.role === 'etcd');
+  const firsts = (state?.processes ?? [])
+    .filter((p) => etcdLab && p.role !== 'etcd' && p.pid !== undefined && isAlive(p.pid))
+    .filter((p) => sameCommand(commandLine(p.pid!), p.argv))
+    .map((p) => p.pid!);
+  if (firsts.length > 0) {
+    out(`stopping ${firsts.length} process(es) before etcd`);
+    await attempt('stopping the processes before etcd', async () => {
+      await stopPids(firsts, clock);
+      stopped += firsts.length;
+    });
+  }
+  out(`stopping processes in ${namespaces.length} namespace(s)`);
   for (const ns of namespaces) {
     await attempt(`stopping processes in ${ns}`, async () => {
       stopped += await emptyNamespace(ns, clock);

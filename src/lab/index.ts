@@ -11,9 +11,19 @@ export {
   type LabStatus,
   type HostStatus,
   type ProcessStatus,
+  type ServerStatus,
+  type EtcdMemberStatus,
   type ServiceStatus,
 } from './status.js';
 export { labExec, type ExecOptions } from './exec.js';
+export {
+  serverViews,
+  leaderHost,
+  leaderDisagreement,
+  etcdHealthy,
+  type ServerView,
+} from './servers.js';
+export { CA_KEY_FILE, DEFAULT_ETCD, etcdEndpoints } from './etcd.js';
 export { startDemoApp, parseListen, type DemoApp, type DemoAppOptions } from './demo-app.js';
 export { defaultServicesDir, defaultTrellis, type LabOptions } from './options.js';
 export { LabError } from './sys.js';

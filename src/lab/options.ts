@@ -23,6 +23,10 @@ export interface LabOptions {
   stateDir?: string;
   /** App hosts for `up` (default 3). */
   hosts?: number;
+  /** Servers for `up`: 1 (default, embedded store) or 3 (over a three-member etcd). */
+  servers?: number;
+  /** How to run etcd for `up --servers 3` (default: `etcd` on PATH, Debian's etcd-server). */
+  etcd?: string;
   /** How to run trellis: [node, .../dist/src/bin/trellis.js] (default: this build's). */
   trellis?: readonly string[];
   /** Where web.hcl and api.hcl are (default: deploy/lab/services of this checkout). */
@@ -96,11 +100,12 @@ export async function presentNamespaces(name: string): Promise<string[]> {
 
 /** The topology from lab.json, else guessed from the namespaces present; undefined if none. */
 export function knownTopology(lab: ResolvedLab, present: readonly string[]): Topology | undefined {
-  if (lab.state) return labTopology(lab.name, lab.state.hosts);
+  if (lab.state) return labTopology(lab.name, lab.state.hosts, lab.state.servers ?? 1);
   const apps = present
     .map((ns) => /-app(\d+)$/.exec(ns)?.[1])
     .filter((n): n is string => n !== undefined)
     .map(Number);
   if (present.length === 0) return undefined;
-  return labTopology(lab.name, Math.max(1, ...apps));
+  const servers = present.some((ns) => /-server\d$/.test(ns)) ? 3 : 1;
+  return labTopology(lab.name, Math.max(1, ...apps), servers);
 }

@@ -18,7 +18,7 @@ import { STATE_ROOT } from './topology.js';
 
 export interface LabProcess {
   host: string;
-  /** "server", "agent", or the demo service's name. */
+  /** "server", "etcd", "agent", or the demo service's name. */
   role: string;
   namespace: string;
   user: string;
@@ -34,6 +34,10 @@ export interface LabState {
   name: string;
   stateDir: string;
   hosts: number;
+  /** Server hosts: 1 (embedded store), or 3 over etcd. Absent in state from before: 1. */
+  servers?: number;
+  /** The CA encryption key file every server of an etcd lab shares (in the state dir). */
+  caEncryptionKeyFile?: string;
   phase: 'starting' | 'up' | 'failed';
   /** Namespaces recorded before creation; some may not exist. */
   namespaces: string[];

@@ -1,9 +1,19 @@
-/** `lab status`: hosts, namespaces, addresses, processes, and the server's catalog. */
+/**
+ * `lab status`: hosts, namespaces, addresses, processes, the servers (which one leads) and
+ * etcd members, and the catalog.
+ */
 import { presentNamespaces, resolveLab, knownTopology, type LabOptions } from './options.js';
 import { isAlive } from './processes.js';
 import { jsonBody, probeInNamespace } from './probe.js';
+import { etcdHealthy, leaderHost, serverViews } from './servers.js';
 import { requireRoot, requireTools } from './sys.js';
-import { SERVER_HTTP_ADDR, type LabHost } from './topology.js';
+import {
+  SERVER_HTTP_ADDR,
+  serverHosts,
+  serverHttpsAddr,
+  type LabHost,
+  type Topology,
+} from './topology.js';
 
 export interface ProcessStatus {
   role: string;
@@ -28,6 +38,23 @@ export interface ServiceStatus {
   instances: string[];
 }
 
+export interface ServerStatus {
+  host: string;
+  /** Its HTTPS API on the lab network. */
+  https: string;
+  /** The leader it names ("198.18.0.101:8300", "" for none); absent when it did not answer. */
+  leader?: string;
+  /** How many live servers it lists in /v1/status/peers; absent when it did not answer. */
+  peers?: number;
+}
+
+export interface EtcdMemberStatus {
+  host: string;
+  clientUrl: string;
+  /** Its /health says true (it is up and sees an etcd leader). */
+  healthy: boolean;
+}
+
 export interface LabStatus {
   name: string;
   stateDir: string;
@@ -35,7 +62,14 @@ export interface LabStatus {
   phase: 'starting' | 'up' | 'failed' | 'down' | 'unknown';
   switchNamespace?: { name: string; present: boolean };
   hosts: HostStatus[];
-  /** From the server's catalog, when it answered. */
+  /** "embedded" (one server) or "etcd" (`--servers 3`). */
+  store?: Topology['store'];
+  /** What each server with a namespace says about leadership. */
+  servers?: ServerStatus[];
+  /** The host of the leader the answering servers name (the first named, if they differ). */
+  leader?: string;
+  etcd?: EtcdMemberStatus[];
+  /** From a server's catalog (the first that answered). */
   services?: ServiceStatus[];
   catalogError?: string;
 }
@@ -72,15 +106,44 @@ export async function labStatus(opts: LabOptions = {}): Promise<LabStatus> {
       present: present.includes(topo.switchNamespace),
     },
     hosts,
+    store: topo.store,
   };
-  const server = topo.hosts.find((h) => h.role === 'server')!;
-  if (present.includes(server.namespace)) {
+  const node = lab.trellis[0]!;
+  const servers = serverHosts(topo).filter((h) => present.includes(h.namespace));
+  const views = await serverViews(node, servers);
+  status.servers = servers.map((h, i) => ({
+    host: h.name,
+    https: serverHttpsAddr(h),
+    ...(views[i]!.leader !== undefined ? { leader: views[i]!.leader } : {}),
+    ...(views[i]!.peers !== undefined ? { peers: views[i]!.peers.length } : {}),
+  }));
+  const named = views.find((v) => v.leader)?.leader;
+  const leader = leaderHost(servers, named);
+  if (leader) status.leader = leader.name;
+  if (topo.store === 'etcd') {
+    const etcd = serverHosts(topo).filter((h) => h.etcd);
+    const healthy = await Promise.all(
+      etcd.map((h) =>
+        present.includes(h.namespace) ? etcdHealthy(node, h).catch(() => false) : false,
+      ),
+    );
+    status.etcd = etcd.map((h, i) => ({
+      host: h.name,
+      clientUrl: h.etcd!.clientUrl,
+      healthy: healthy[i]!,
+    }));
+  }
+  // The catalog from the first server that answers (one may have been killed).
+  const errors: string[] = [];
+  for (const server of servers) {
     try {
-      status.services = await catalogServices(lab.trellis[0]!, server.namespace);
+      status.services = await catalogServices(node, server.namespace);
+      break;
     } catch (err) {
-      status.catalogError = err instanceof Error ? err.message : String(err);
+      errors.push(`${server.name}: ${err instanceof Error ? err.message : String(err)}`);
     }
   }
+  if (!status.services && errors.length > 0) status.catalogError = errors.join('; ');
   return status;
 }
 
@@ -127,6 +190,23 @@ export function formatStatus(s: LabStatus): string {
         `      ${p.role.padEnd(8)} ${pid.padEnd(12)} ${p.alive ? 'alive' : 'DEAD'}  user ${p.user}`,
       );
     }
+  }
+  if (s.servers && s.servers.length > 0) {
+    lines.push(`servers (store ${s.store ?? 'embedded'}; leader ${s.leader ?? 'none known'}):`);
+    for (const v of s.servers) {
+      const says =
+        v.leader === undefined
+          ? 'no answer'
+          : `names leader "${v.leader}", ${v.peers ?? 0} peer(s)${v.host === s.leader ? '  (leader)' : ''}`;
+      lines.push(`  ${v.host.padEnd(8)} https ${v.https.padEnd(18)} ${says}`);
+    }
+  }
+  if (s.etcd) {
+    lines.push('etcd members:');
+    for (const m of s.etcd)
+      lines.push(
+        `  ${m.host.padEnd(8)} ${m.clientUrl.padEnd(26)} ${m.healthy ? 'healthy' : 'NOT HEALTHY'}`,
+      );
   }
   if (s.services) {
     lines.push('catalog services:');

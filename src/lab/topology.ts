@@ -27,8 +27,17 @@ export const AGENT_DNS_ADDR = '127.0.0.1:8600';
 export const BRIDGE_NAME = 'br0';
 export const HOST_INTERFACE = 'eth0';
 
+/** etcd's client and peer ports, on each server host's lab address (`--servers 3`). */
+export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
+/** A server host's address in an etcd lab: 198.18.0.101, .102, .103, clear of the app hosts. */
+const ETCD_SERVER_OCTET_BASE = 100;
+
 export const DEFAULT_LAB_NAME = 'tlab';
 export const DEFAULT_HOSTS = 3;
+export const DEFAULT_SERVERS = 1;
+/** One server on the embedded store, or three over a three-member etcd (a quorum of two). */
+export const SERVER_COUNTS: readonly number[] = [1, 3];
 export const MAX_HOSTS = 20;
 /** tmpfs: a reboot removes the state together with the namespaces it describes. */
 export const STATE_ROOT = '/run/trellis-lab';
@@ -58,11 +67,23 @@ export interface LabHost {
   /** The veth end on the bridge, in the switch namespace (at most 15 characters). */
   switchPort: string;
   services: DemoService[];
+  /** The etcd member this server host runs (only in a lab with `--servers 3`). */
+  etcd?: EtcdMember;
+}
+
+export interface EtcdMember {
+  /** etcd's member name: the host's name. */
+  name: string;
+  /** What the Trellis servers connect to, on the host's lab address. */
+  clientUrl: string;
+  peerUrl: string;
 }
 
 export interface Topology {
   name: string;
   switchNamespace: string;
+  /** "embedded": one server with its own log; "etcd": every server over the etcd members. */
+  store: 'embedded' | 'etcd';
   hosts: LabHost[];
 }
 
@@ -92,15 +113,50 @@ export function hostsProblem(hosts: number): string | undefined {
   return undefined;
 }
 
-/** One server host and `hosts` app hosts: app1 runs web, every other app host runs api. */
-export function labTopology(name: string, hosts: number): Topology {
-  const problem = labNameProblem(name) ?? hostsProblem(hosts);
+export function serversProblem(servers: number): string | undefined {
+  if (!SERVER_COUNTS.includes(servers))
+    return `--servers must be 1 (one server, embedded store) or 3 (three servers over a three-member etcd) (got ${String(servers)})`;
+  return undefined;
+}
+
+/**
+ * The server hosts and `hosts` app hosts: app1 runs web, every other app host runs api. One
+ * server is host "server" (198.18.0.10); three are "server1".."server3" (198.18.0.101-103),
+ * each running one etcd member next to its Trellis server.
+ */
+export function labTopology(name: string, hosts: number, servers = DEFAULT_SERVERS): Topology {
+  const problem = labNameProblem(name) ?? hostsProblem(hosts) ?? serversProblem(servers);
   if (problem) throw new Error(problem);
-  const list: LabHost[] = [host(name, 'server', 'server', 10, [])];
+  const list: LabHost[] = [];
+  if (servers === 1) list.push(host(name, 'server', 'server', 10, []));
+  else
+    for (let i = 1; i <= servers; i++) {
+      const h = host(name, `server${i}`, 'server', ETCD_SERVER_OCTET_BASE + i, []);
+      h.etcd = {
+        name: h.name,
+        clientUrl: `http://${h.address}:${ETCD_CLIENT_PORT}`,
+        peerUrl: `http://${h.address}:${ETCD_PEER_PORT}`,
+      };
+      list.push(h);
+    }
   for (let i = 1; i <= hosts; i++) {
     list.push(host(name, `app${i}`, 'app', 10 + i, [i === 1 ? WEB : API]));
   }
-  return { name, switchNamespace: `${name}-sw`, hosts: list };
+  return {
+    name,
+    switchNamespace: `${name}-sw`,
+    store: servers === 1 ? 'embedded' : 'etcd',
+    hosts: list,
+  };
+}
+
+export function serverHosts(topo: Topology): LabHost[] {
+  return topo.hosts.filter((h) => h.role === 'server');
+}
+
+/** A server host's HTTPS API on the lab network: what agents join through and use. */
+export function serverHttpsAddr(server: LabHost): string {
+  return `${server.address}:${SERVER_HTTPS_PORT}`;
 }
 
 function host(
@@ -123,7 +179,7 @@ function host(
 /** The namespace names a lab of this name can have, for discovery without a state file. */
 export function isLabNamespace(lab: string, ns: string): boolean {
   if (!ns.startsWith(`${lab}-`)) return false;
-  return /^(sw|server|app\d{1,2})$/.test(ns.slice(lab.length + 1));
+  return /^(sw|server[1-9]?|app\d{1,2})$/.test(ns.slice(lab.length + 1));
 }
 
 /** The users a topology needs. */

@@ -6,7 +6,12 @@
  * The control plane is set up as in a real deployment: the server serves HTTPS on the lab
  * network (plain HTTP on its host's loopback only), and each agent joins with a single-use join
  * token made for its node, pinning the CA's fingerprint, then talks TLS with its own
- * certificate. Nothing plaintext crosses the lab network.
+ * certificate. Nothing plaintext crosses the lab network, except, with `--servers 3`, etcd's
+ * own traffic between the server hosts (plain HTTP: a lab, not a deployment).
+ *
+ * With `--servers 3` each server host first runs one etcd member, then a Trellis server with
+ * `--store etcd` over all three members and a CA encryption key file shared through the state
+ * dir; every agent is given all three servers.
  */
 import {
   chmodSync,
@@ -20,6 +25,14 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { teardown } from './down.js';
+import {
+  CA_KEY_FILE,
+  DEFAULT_ETCD,
+  etcdArgv,
+  etcdEndpoints,
+  requireEtcd,
+  writeCaEncryptionKey,
+} from './etcd.js';
 import { createHost, createSwitch } from './network.js';
 import {
   defaultServicesDir,
@@ -30,6 +43,7 @@ import {
 } from './options.js';
 import { isAlive, spawnDetached, type RunAs } from './processes.js';
 import { jsonBody, probeInNamespace } from './probe.js';
+import { etcdHealthy, leaderDisagreement } from './servers.js';
 import {
   claimActive,
   defaultStateDir,
@@ -45,14 +59,16 @@ import {
   AGENT_HTTP_ADDR,
   DEFAULT_HOSTS,
   DEFAULT_LAB_NAME,
+  DEFAULT_SERVERS,
   hostsProblem,
   LAB_USERS,
   labNameProblem,
   labTopology,
   labUsers,
-  SERVER_ADDRESS,
   SERVER_HTTP_ADDR,
-  SERVER_HTTPS_ADDR,
+  serverHosts,
+  serverHttpsAddr,
+  serversProblem,
   type DemoService,
   type LabHost,
   type Topology,
@@ -70,10 +86,12 @@ export async function labUp(opts: LabOptions = {}): Promise<LabUpResult> {
   requireRoot();
   const name = opts.name ?? DEFAULT_LAB_NAME;
   const hosts = opts.hosts ?? DEFAULT_HOSTS;
-  const problem = labNameProblem(name) ?? hostsProblem(hosts);
+  const servers = opts.servers ?? DEFAULT_SERVERS;
+  const problem = labNameProblem(name) ?? hostsProblem(hosts) ?? serversProblem(servers);
   if (problem) throw new LabError(problem);
   await requireTools(['ip', 'setpriv', 'useradd', 'userdel', 'id']);
-  const topo = labTopology(name, hosts);
+  const topo = labTopology(name, hosts, servers);
+  if (topo.store === 'etcd') await requireEtcd(opts.etcd ?? DEFAULT_ETCD);
   const stateDir = resolve(opts.stateDir ?? defaultStateDir(name));
   const servicesDir = resolve(opts.servicesDir ?? defaultServicesDir());
   for (const file of new Set(topo.hosts.flatMap((h) => h.services.map((s) => s.file)))) {
@@ -96,6 +114,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabUpResult> {
     name,
     stateDir,
     hosts,
+    servers,
     phase: 'starting',
     namespaces: [],
     usersCreated: [],
@@ -175,7 +194,7 @@ async function build(
     for (const s of host.services) copyFileSync(join(servicesDir, s.file), join(config, s.file));
     return { data, config };
   };
-  const start = async (host: LabHost, role: string, argv: string[], as: RunAs): Promise<void> => {
+  const start: Starter = async (host, role, argv, as) => {
     step();
     const proc: LabProcess = {
       host: host.name,
@@ -193,48 +212,100 @@ async function build(
   const trellis = [...lab.trellis];
   const timeoutMs = opts.readyTimeoutMs ?? 90_000;
 
-  const server = topo.hosts.find((h) => h.role === 'server')!;
-  lab.out(
-    `starting server on ${server.name} (HTTPS ${SERVER_HTTPS_ADDR}, HTTP ${SERVER_HTTP_ADDR} on the host only)`,
-  );
-  const serverDirs = dirs(server);
-  await start(
-    server,
-    'server',
-    [
-      ...trellis,
+  const servers = serverHosts(topo);
+  const serverDirs = new Map(servers.map((h) => [h.name, dirs(h)]));
+  const storeArgs: string[] = [];
+  if (topo.store === 'etcd') {
+    await startEtcd(lab, opts, topo, state, timeoutMs, start, agentIds);
+    const keyFile = join(lab.stateDir, CA_KEY_FILE);
+    state.caEncryptionKeyFile = keyFile;
+    writeState(state);
+    writeCaEncryptionKey(keyFile, agentIds);
+    storeArgs.push(
+      ...['--store', 'etcd', '--etcd-endpoints', etcdEndpoints(topo)],
+      ...['--ca-encryption-key-file', keyFile],
+    );
+  }
+  const startServer = async (server: LabHost): Promise<void> => {
+    lab.out(
+      `starting server on ${server.name} (HTTPS ${serverHttpsAddr(server)}, HTTP ${SERVER_HTTP_ADDR} on the host only${topo.store === 'etcd' ? ', store etcd' : ''})`,
+    );
+    await start(
+      server,
       'server',
-      '--node',
-      server.name,
-      // Plain HTTP on the server host's loopback: for `lab status` and commands run there.
-      '--bind',
-      SERVER_HTTP_ADDR,
-      // HTTPS (certificate from the mesh CA) on the lab network: what the agents join and use.
-      '--https-bind',
-      SERVER_HTTPS_ADDR,
-      '--advertise',
-      SERVER_ADDRESS,
-      '--data-dir',
-      serverDirs.data,
-      // A lab is for trying things: no tokens needed until someone turns ACLs on (and so no
-      // management token to make join tokens with either).
-      '--acl-default-policy',
-      'allow',
-    ],
-    { user: LAB_USERS.agent },
-  );
-  const serverLog = state.processes.find((p) => p.role === 'server')!.log;
-  await waitFor(lab, state, opts, timeoutMs, 'the server to answer', async () => {
-    // The server prints this line once both its HTTP and its HTTPS listeners are up.
-    if (!readFileSync(serverLog, 'utf8').includes('trellis server https on ')) return false;
-    const [leader] = await probeInNamespace(trellis[0]!, server.namespace, [
-      `http://${SERVER_HTTP_ADDR}/v1/status/leader`,
-    ]);
-    return leader?.status === 200;
-  });
+      [
+        ...trellis,
+        'server',
+        '--node',
+        server.name,
+        // Plain HTTP on the server host's loopback: for `lab status` and commands run there.
+        '--bind',
+        SERVER_HTTP_ADDR,
+        // HTTPS (certificate from the mesh CA) on the lab network: what the agents join and use.
+        '--https-bind',
+        serverHttpsAddr(server),
+        // Also what tells the servers apart (/v1/status/leader and peers): one per host.
+        '--advertise',
+        server.address,
+        '--data-dir',
+        serverDirs.get(server.name)!.data,
+        // A lab is for trying things: no tokens needed until someone turns ACLs on (and so no
+        // management token to make join tokens with either).
+        '--acl-default-policy',
+        'allow',
+        ...storeArgs,
+      ],
+      { user: LAB_USERS.agent },
+    );
+  };
+  const serverUp = (server: LabHost): Promise<void> => {
+    const log = state.processes.find((p) => p.host === server.name && p.role === 'server')!.log;
+    return waitFor(
+      lab,
+      state,
+      opts,
+      timeoutMs,
+      `the server on ${server.name} to answer`,
+      async () => {
+        // The server prints this line once both its HTTP and its HTTPS listeners are up.
+        if (!readFileSync(log, 'utf8').includes('trellis server https on ')) return false;
+        const [leader] = await probeInNamespace(trellis[0]!, server.namespace, [
+          `http://${SERVER_HTTP_ADDR}/v1/status/leader`,
+        ]);
+        return leader?.status === 200;
+      },
+    );
+  };
+  // The first server alone: on etcd it makes the mesh CA, which the others then load.
+  await startServer(servers[0]!);
+  await serverUp(servers[0]!);
+  for (const server of servers.slice(1)) await startServer(server);
+  for (const server of servers.slice(1)) await serverUp(server);
+  if (servers.length > 1) {
+    lab.out('waiting for the servers to agree on a leader');
+    let last = '';
+    await waitFor(
+      lab,
+      state,
+      opts,
+      timeoutMs,
+      'the servers to agree on a leader',
+      async () => {
+        last = await leaderDisagreement(trellis[0]!, servers);
+        return last === '';
+      },
+      () => last,
+    );
+  }
 
+  let appIndex = 0;
   for (const host of topo.hosts.filter((h) => h.role === 'app')) {
     const { data, config } = dirs(host);
+    // Each agent lists every server, starting at a different one, so the agents spread over
+    // them; its tokens are made on its first server, which it joins through.
+    const order = servers.map((_, i) => servers[(appIndex + i) % servers.length]!);
+    appIndex++;
+    const server = order[0]!;
     for (const s of host.services) {
       lab.out(`starting ${s.name} on ${host.name} (${s.listen}, user ${s.user})`);
       await start(
@@ -254,7 +325,7 @@ async function build(
     step();
     const ticket = await createJoinToken(lab, server, host);
     lab.out(
-      `starting agent on ${host.name} (${host.address}), joining through ${SERVER_HTTPS_ADDR} (join token accessor ${ticket.AccessorID})`,
+      `starting agent on ${host.name} (${host.address}), joining through ${serverHttpsAddr(server)} (join token accessor ${ticket.AccessorID})`,
     );
     await start(
       host,
@@ -265,8 +336,7 @@ async function build(
         // HTTPS only. The join token is spent on the first start; the identity it buys (agent
         // token, certificate, CA roots) is kept in the data dir, so a restarted agent with this
         // same command line loads it and does not join again.
-        '--server',
-        SERVER_HTTPS_ADDR,
+        ...order.flatMap((h) => ['--server', serverHttpsAddr(h)]),
         '--join-token',
         ticket.SecretID,
         '--ca-fingerprint',
@@ -291,7 +361,7 @@ async function build(
 
   lab.out('waiting for the agents to join and register their services');
   await waitFor(lab, state, opts, timeoutMs, 'agents and services in the catalog', () =>
-    catalogComplete(trellis[0]!, server.namespace, topo),
+    catalogComplete(trellis[0]!, servers[0]!.namespace, topo),
   );
   // Registered is not in force: each agent applies its nftables table and its sidecars' checks
   // pass a little later, and `lab up` promises all of it when it returns.
@@ -338,6 +408,50 @@ async function hostNotReady(node: string, host: LabHost): Promise<string> {
   if (failing.length > 0)
     return `checks not passing: ${failing.map((c) => `${c.Name} (${c.Status})`).join(', ')}`;
   return '';
+}
+
+/** Starts one recorded process in a host's namespace. */
+type Starter = (host: LabHost, role: string, argv: string[], as: RunAs) => Promise<void>;
+
+/**
+ * One etcd member per server host (as the `trellis` user, data in hosts/<host>/etcd), all
+ * started before any waits, since a member waits for a quorum of its peers; then waits until
+ * every member sees a leader.
+ */
+async function startEtcd(
+  lab: Settled,
+  opts: LabOptions,
+  topo: Topology,
+  state: LabState,
+  timeoutMs: number,
+  start: Starter,
+  owner: UnixIds,
+): Promise<void> {
+  const etcd = opts.etcd ?? DEFAULT_ETCD;
+  const servers = serverHosts(topo);
+  for (const host of servers) {
+    const dataDir = join(lab.stateDir, 'hosts', host.name, 'etcd');
+    mkdirSync(dataDir, { mode: 0o700 });
+    chownSync(dataDir, owner.uid, owner.gid);
+    lab.out(`starting etcd member ${host.name} (${host.etcd?.clientUrl ?? '?'})`);
+    await start(host, 'etcd', etcdArgv(etcd, topo, host, dataDir), { user: LAB_USERS.agent });
+  }
+  let sick: string[] = [];
+  await waitFor(
+    lab,
+    state,
+    opts,
+    timeoutMs,
+    'the etcd members to form a cluster',
+    async () => {
+      const healthy = await Promise.all(
+        servers.map((h) => etcdHealthy(lab.trellis[0]!, h).catch(() => false)),
+      );
+      sick = servers.filter((_, i) => !healthy[i]).map((h) => h.name);
+      return sick.length === 0;
+    },
+    () => `not healthy yet: ${sick.join(', ')}`,
+  );
 }
 
 interface JoinToken {
@@ -396,9 +510,9 @@ async function createJoinToken(lab: Settled, server: LabHost, host: LabHost): Pr
   ]);
   if (!token.SecretID || !token.CAFingerprint || !token.AccessorID)
     throw new LabError(`the join token for ${host.name} lacks its secret or the CA fingerprint`);
-  if (token.JoinAddress !== SERVER_HTTPS_ADDR)
+  if (token.JoinAddress !== serverHttpsAddr(server))
     throw new LabError(
-      `the server offers joins at ${token.JoinAddress ?? 'no HTTPS address'}, not ${SERVER_HTTPS_ADDR}`,
+      `the server on ${server.name} offers joins at ${token.JoinAddress ?? 'no HTTPS address'}, not ${serverHttpsAddr(server)}`,
     );
   return token as JoinToken;
 }
@@ -499,11 +613,14 @@ function readyText(topo: Topology, stateDir: string): string {
   const hosts = topo.hosts
     .map((h) => {
       const svc = h.services.map((s) => ` ${s.name} (${s.listen}, user ${s.user})`).join('');
-      return `  ${h.name.padEnd(7)} ${h.address.padEnd(12)} ns ${h.namespace}${h.role === 'server' ? ` server https://${SERVER_HTTPS_ADDR} (http://${SERVER_HTTP_ADDR} on the host)` : `${svc}`}`;
+      const server = ` server https://${serverHttpsAddr(h)} (http://${SERVER_HTTP_ADDR} on the host)${h.etcd ? `, etcd ${h.etcd.clientUrl}` : ''}`;
+      return `  ${h.name.padEnd(7)} ${h.address.padEnd(12)} ns ${h.namespace}${h.role === 'server' ? server : svc}`;
     })
     .join('\n');
   const name = topo.name === DEFAULT_LAB_NAME ? '' : ` --name ${topo.name}`;
   const api = topo.hosts.some((h) => h.services.some((s) => s.name === 'api'));
+  const servers = serverHosts(topo);
+  const first = servers[0]!.name;
   const tries = [
     `trellis lab status${name}`,
     `trellis lab exec${name} app1 -- ip -br addr`,
@@ -512,11 +629,18 @@ function readyText(topo: Topology, stateDir: string): string {
           `trellis lab exec${name} app1 --user ${LAB_USERS.web} -- curl -s http://api.service.consul/`,
         ]
       : []),
-    `trellis lab exec${name} server -- curl -s http://${SERVER_HTTP_ADDR}/v1/catalog/services`,
+    `trellis lab exec${name} ${first} -- curl -s http://${SERVER_HTTP_ADDR}/v1/catalog/services`,
+    ...(servers.length > 1
+      ? [`trellis lab exec${name} ${first} -- curl -s http://${SERVER_HTTP_ADDR}/v1/status/leader`]
+      : []),
     `trellis lab down${name}`,
   ];
+  const layout =
+    servers.length > 1
+      ? `${servers.length} servers over a ${servers.length}-member etcd, ${topo.hosts.length - servers.length} app hosts`
+      : `${topo.hosts.length - 1} app hosts`;
   return (
-    `lab ${topo.name} is up (state in ${stateDir}; ${topo.hosts.length - 1} app hosts)\n` +
+    `lab ${topo.name} is up (state in ${stateDir}; ${layout})\n` +
     `${hosts}\n` +
     `try:\n${tries.map((t) => `  ${t}`).join('\n')}`
   );

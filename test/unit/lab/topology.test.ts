@@ -2,14 +2,18 @@
 import { expect } from 'chai';
 import { request } from 'undici';
 import {
+  etcdEndpoints,
   hostsProblem,
+  leaderHost,
   isLabNamespace,
   labNameProblem,
   labTopology,
   labUsers,
   parseListen,
+  serversProblem,
   startDemoApp,
 } from '../../../src/lab/index.js';
+import { etcdArgv } from '../../../src/lab/etcd.js';
 import { inNamespace, setprivArgs } from '../../../src/lab/processes.js';
 
 describe('lab topology', () => {
@@ -31,8 +35,48 @@ describe('lab topology', () => {
     expect(labUsers(t)).to.deep.equal(['trellis', 'trellis-web', 'trellis-api']);
   });
 
+  it('with --servers 3: three server hosts, each with an etcd member on its lab address', () => {
+    const t = labTopology('tlab', 2, 3);
+    expect(t.store).to.equal('etcd');
+    expect(labTopology('tlab', 2).store).to.equal('embedded');
+    expect(t.hosts.map((h) => [h.name, h.namespace, h.address, h.etcd?.clientUrl])).to.deep.equal([
+      ['server1', 'tlab-server1', '198.18.0.101', 'http://198.18.0.101:2379'],
+      ['server2', 'tlab-server2', '198.18.0.102', 'http://198.18.0.102:2379'],
+      ['server3', 'tlab-server3', '198.18.0.103', 'http://198.18.0.103:2379'],
+      ['app1', 'tlab-app1', '198.18.0.11', undefined],
+      ['app2', 'tlab-app2', '198.18.0.12', undefined],
+    ]);
+    expect(etcdEndpoints(t)).to.equal(
+      'http://198.18.0.101:2379,http://198.18.0.102:2379,http://198.18.0.103:2379',
+    );
+    const argv = etcdArgv('etcd', t, t.hosts[1]!, '/d').join(' ');
+    expect(argv)
+      .to.contain('--name server2 --data-dir /d')
+      .and.contain('--listen-client-urls http://198.18.0.102:2379,http://127.0.0.1:2379')
+      .and.contain('--listen-peer-urls http://198.18.0.102:2380')
+      .and.contain(
+        '--initial-cluster server1=http://198.18.0.101:2380,server2=http://198.18.0.102:2380,server3=http://198.18.0.103:2380',
+      )
+      .and.contain('--initial-cluster-token trellis-lab-tlab');
+    expect(() => etcdArgv('etcd', t, t.hosts[3]!, '/d')).to.throw('runs no etcd member');
+    expect(leaderHost(t.hosts, '198.18.0.102:8300')?.name).to.equal('server2');
+    expect(leaderHost(t.hosts, '')).to.equal(undefined);
+    expect(leaderHost(t.hosts, '10.0.0.1:8300')).to.equal(undefined);
+  });
+
+  it('refuses server counts other than 1 and 3', () => {
+    expect(serversProblem(1)).to.equal(undefined);
+    expect(serversProblem(3)).to.equal(undefined);
+    for (const bad of [0, 2, 4, 5, 1.5, NaN])
+      expect(serversProblem(bad)).to.contain('--servers must be 1').and.contain('or 3');
+    expect(() => labTopology('tlab', 3, 2)).to.throw('--servers');
+  });
+
   it('keeps every interface name within 15 characters, up to the largest lab', () => {
-    for (const h of labTopology('abcdefghijkl', 20).hosts)
+    for (const h of [
+      ...labTopology('abcdefghijkl', 20).hosts,
+      ...labTopology('abcdefghijkl', 20, 3).hosts,
+    ])
       expect(h.switchPort.length, h.switchPort).to.be.at.most(15);
   });
 
@@ -50,6 +94,8 @@ describe('lab topology', () => {
   it('recognizes only its own namespace names', () => {
     expect(isLabNamespace('tlab', 'tlab-sw')).to.equal(true);
     expect(isLabNamespace('tlab', 'tlab-server')).to.equal(true);
+    expect(isLabNamespace('tlab', 'tlab-server3')).to.equal(true);
+    expect(isLabNamespace('tlab', 'tlab-server12')).to.equal(false);
     expect(isLabNamespace('tlab', 'tlab-app12')).to.equal(true);
     expect(isLabNamespace('tlab', 'tlab-other')).to.equal(false);
     expect(isLabNamespace('tlab', 'tlab2-app1')).to.equal(false);
