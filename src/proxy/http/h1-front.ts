@@ -539,7 +539,9 @@ export class H1Exchange implements Downstream {
   }
 
   relay(res: UpstreamResponse): void {
-    if (this.#over) return;
+    // The client went away meanwhile: the response is not wanted, and its connection must
+    // not wait for a splice that never comes.
+    if (this.#over) return res.discard();
     if (isSpliced(res)) return res.spliceInto(this);
     if (!isStream(res)) return this.abort(); // linked responses answer HTTP/2 streams only
     this.#relayStream(res);

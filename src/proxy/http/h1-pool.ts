@@ -88,9 +88,20 @@ export class H1Pool implements HttpTarget {
     if (!(down instanceof H1Exchange))
       return (this.#fallback ??= this.opts.fallback()).send(head, down, cb);
     if (this.#retired) return cb(targetError(new Error('target closed'), true, true));
-    const conn = this.#idle.pop() ?? this.#open();
     this.#active++;
-    conn.run(head, down, cb);
+    this.#takeIdle().run(head, down, cb);
+  }
+
+  /**
+   * The most recently pooled connection still open, else a new one. A pooled connection
+   * closed by the idle sweep or by stray bytes is dropped from the list at once, but one
+   * the peer ended may stay listed until its 'close': never send on it (a body could not
+   * be resent to an app).
+   */
+  #takeIdle(): UpConn {
+    for (let c = this.#idle.pop(); c !== undefined; c = this.#idle.pop())
+      if (!c.socket.destroyed && c.socket.writable) return c;
+    return this.#open();
   }
 
   /** Sends on a new connection (a reused one was found closed before it answered). */
@@ -134,7 +145,10 @@ export class H1Pool implements HttpTarget {
     const limit = Math.max(1, Math.ceil(this.opts.idleTimeoutMs / 1000));
     for (let i = this.#idle.length - 1; i >= 0; i--) {
       const c = this.#idle[i]!;
-      if (tick - c.idleSince >= limit) c.socket.destroy();
+      if (tick - c.idleSince < limit) continue;
+      // Out of the list now, not at its 'close': a request in between must not take it.
+      this.#idle.splice(i, 1);
+      c.socket.destroy();
     }
     return this.#idle.length > 0;
   }
@@ -261,7 +275,10 @@ class UpConn {
       case Phase.Idle:
       case Phase.Handed:
         // Bytes nobody asked for (or a body before the caller took the head): not reusable.
-        if (this.#phase === Phase.Idle) return void this.socket.destroy();
+        if (this.#phase === Phase.Idle) {
+          this.pool.gone(this);
+          return void this.socket.destroy();
+        }
         this.#head = this.#head ? Buffer.concat([this.#head, d]) : d;
         return;
       case Phase.Head:

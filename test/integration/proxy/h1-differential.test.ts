@@ -1053,7 +1053,11 @@ describe('proxy: HTTP/1.1 differential against HAProxy (mode http)', function ()
     };
   };
 
-  async function run(door: Door, c: Case): Promise<Outcome & { raw: string; closed: boolean }> {
+  async function run(
+    door: Door,
+    c: Case,
+  ): Promise<Outcome & { raw: string; closed: boolean; ms: number }> {
+    const t0 = Date.now();
     const app = apps[door];
     app.reset(c.script ?? DEFAULT_SCRIPT);
     const { sock, ready } = open(door);
@@ -1070,7 +1074,15 @@ describe('proxy: HTTP/1.1 differential against HAProxy (mode http)', function ()
     }));
     const firstFinal = conv.responses.find((r) => r.status >= 200);
     const refused = appSaw.length === 0 && (firstFinal === undefined || firstFinal.status >= 400);
-    return { refused, app: appSaw, client: conv.responses, raw: conv.text, closed: conv.closed };
+    return {
+      refused,
+      app: appSaw,
+      client: conv.responses,
+      raw: conv.text,
+      closed: conv.closed,
+      // For a failure's message: a close by the proxy ends early, a hang lasts ANSWER_WAIT_MS.
+      ms: Date.now() - t0,
+    };
   }
 
   for (const c of CASES) {
@@ -1078,8 +1090,10 @@ describe('proxy: HTTP/1.1 differential against HAProxy (mode http)', function ()
       const h = await run('haproxy', c);
       const i = await run('inbound', c);
       const p = await run('pair', c);
-      const show = (o: Outcome & { raw: string }): string =>
+      const show = (o: Outcome & { raw: string; closed: boolean; ms: number }): string =>
         JSON.stringify({
+          closed: o.closed,
+          ms: o.ms,
           refused: o.refused,
           app: o.app,
           client: o.client,

@@ -26,6 +26,8 @@ describe('proxy/h1 splice: framing and connection rules (H1Front + H1Pool, real 
   let received: string[] = [];
   /** What the app writes once it has read a request head (the same for every request). */
   let reply = '';
+  /** Runs just before the handler sends a request to the pool (a race set up in the same turn). */
+  let beforeSend: (() => void) | undefined;
   const appSockets = new Set<Socket>();
 
   before(async () => {
@@ -57,6 +59,7 @@ describe('proxy/h1 splice: framing and connection rules (H1Front + H1Pool, real 
     const handle = (ex: H1Exchange): void => {
       const c = collectRequestHeaders(ex.rawHeaders, false);
       if (isHeaderProblem(c)) return ex.refuse(400, REASON.badRequest, c.message);
+      beforeSend?.();
       pool.send(
         { method: ex.method, path: ex.target, authority: c.host ?? '', headers: c.headers },
         ex,
@@ -81,6 +84,7 @@ describe('proxy/h1 splice: framing and connection rules (H1Front + H1Pool, real 
 
   beforeEach(() => {
     received = [];
+    beforeSend = undefined;
     // Each row starts with no pooled connection: what one row left must not answer the next.
     for (const s of appSockets) s.destroy();
   });
@@ -166,5 +170,22 @@ describe('proxy/h1 splice: framing and connection rules (H1Front + H1Pool, real 
     const got = await talk('GET /1 HTTP/1.1\r\nHost: a\r\n\r\n', /\r\n\r\n/);
     expect(got).to.match(/^HTTP\/1\.1 204 /);
     expect(got).not.to.match(/content-length/i);
+  });
+
+  it('a pooled connection the idle sweep just closed is not used: a POST after it reaches the app', async () => {
+    reply = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+    // Leaves one connection idle in the pool.
+    expect(await talk('GET /1 HTTP/1.1\r\nHost: a\r\n\r\n', /ok/)).to.match(/^HTTP\/1\.1 200 /);
+    // The sweep closes it in the same turn the POST is sent: its 'close' has not come yet.
+    beforeSend = () => void pool.sweepIdle(Number.MAX_SAFE_INTEGER);
+    const got = await talk(
+      'POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody',
+      /ok|\r\n\r\n/,
+    );
+    expect(got, got).to.match(/^HTTP\/1\.1 200 /);
+    expect(
+      received.some((r) => r.startsWith('POST /2 ') && r.endsWith('body')),
+      received.join('|'),
+    ).to.equal(true);
   });
 });
