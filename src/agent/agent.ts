@@ -13,7 +13,7 @@
  * ports assigned to sidecars are kept in the data dir too, so a restart does not move them.
  */
 import { ConfigLoadError } from './config-load-error.js';
-import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   normalizeCheckType,
@@ -42,7 +42,14 @@ import { loadDataPlane } from './proxycfg/data-plane.js';
 import { filePlanStore } from './proxycfg/plan-store.js';
 import { IntentionCache } from './connect/intention-cache.js';
 import { loadConfigDir, formatDiagnostic } from '../config/index.js';
-import { badRequest, describeError, MeshError, type Clock, type Random } from '../core/index.js';
+import {
+  badRequest,
+  describeError,
+  MeshError,
+  type Clock,
+  type Random,
+  makeDirs,
+} from '../core/index.js';
 import { CheckScheduler } from './checks/index.js';
 import { LocalState } from './local/local-state.js';
 import { NODE_MAINT_CHECK_ID } from '../api/types.js';
@@ -199,7 +206,7 @@ export class TrellisAgent {
   constructor(opts: AgentOptions) {
     this.opts = opts;
     this.startedAt = opts.clock.now();
-    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    makeDirs(opts.dataDir, 0o700);
     this.#persistFile = join(opts.dataDir, 'local-services.json');
     this.#servers = [...opts.servers];
     this.#listeners = [];

@@ -6,7 +6,6 @@ import {
   type ConnectionLimits,
 } from '../httpkit/conn-limits.js';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { mkdirSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { hostname } from 'node:os';
 import type { TokenResolver } from '../agent/acl/token-resolver.js';
@@ -23,7 +22,7 @@ import { parseRecursorAddress, type RecursorAddress } from '../config/dns-values
 import { agentRoutes } from '../agent/http/agent-routes.js';
 import { connectRoutes } from '../agent/http/connect-routes.js';
 import { createForwarder, forwardRoutes, type Forwarder } from '../agent/http/forward.js';
-import { listenHttp, systemClock, systemRandom } from '../core/index.js';
+import { listenHttp, systemClock, systemRandom, makeConfiguredDir } from '../core/index.js';
 import { installConsulHttp, CONSUL_FASTIFY_OPTIONS } from '../httpkit/consul-http.js';
 import { accessLogFor } from '../telemetry/access-log.js';
 import { auditLogger, type Logger } from '../telemetry/logger.js';
@@ -114,7 +113,7 @@ export function makeAgent(
   secure?: { tls: TlsOptions; onRoots: (r: CARoots) => void },
 ): TrellisAgent {
   const nodeName = args.node ?? hostname();
-  mkdirSync(args.dataDir, { recursive: true, mode: 0o700 });
+  makeConfiguredDir(args.dataDir, 0o700, '--data-dir');
   return new TrellisAgent({
     node: {
       node: nodeName,

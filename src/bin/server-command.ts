@@ -7,14 +7,14 @@
  *   <data-dir>/agent/    the node's own agent state
  */
 import type { ConnectionLimits } from '../httpkit/conn-limits.js';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { TrellisAgent } from '../agent/agent.js';
 import { agentRoutes } from '../agent/http/agent-routes.js';
 import { connectRoutes } from '../agent/http/connect-routes.js';
 import { startServer, type CatalogServer } from '../catalog/server.js';
-import { describeError, newId, systemClock, systemRandom } from '../core/index.js';
+import { describeError, newId, systemClock, systemRandom, makeConfiguredDir } from '../core/index.js';
 import type { EtcdConnectionOptions } from '../catalog/etcd/etcd-client.js';
 import { UsageError } from '../cli/index.js';
 import { parseCaEncryptionKey } from '../catalog/connect/key-sealing.js';
@@ -80,7 +80,7 @@ export interface RunningServer {
 }
 
 export async function runServer(args: ServerArgs, log: Logger): Promise<RunningServer> {
-  mkdirSync(args.dataDir, { recursive: true, mode: 0o700 });
+  makeConfiguredDir(args.dataDir, 0o700, '--data-dir');
   const bind = await concretePort(args.bind, 8500);
   const { host, port } = splitHostPort(bind, 8500);
   const requested = splitHostPort(args.bind, 8500);

@@ -10,3 +10,4 @@ export * from './ids.js';
 export * from './suggest.js';
 export * from './re2.js';
 export * from './listen.js';
+export * from './make-dirs.js';

@@ -3,18 +3,11 @@
  * before it is created), so `lab down` can undo a lab whose `up` crashed or was killed at any
  * point. Also the machine-wide marker that allows one lab at a time.
  */
-import {
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LabError } from './sys.js';
 import { STATE_ROOT } from './topology.js';
+import { makeDirs } from '../core/make-dirs.js';
 
 export interface LabProcess {
   host: string;
@@ -109,7 +102,7 @@ export function refuseIfActive(): void {
 
 /** Claims the machine for one lab; the exclusive create makes two concurrent `up`s safe. */
 export function claimActive(lab: ActiveLab): void {
-  mkdirSync(STATE_ROOT, { recursive: true, mode: 0o755 });
+  makeDirs(STATE_ROOT, 0o755);
   try {
     writeFileSync(ACTIVE_FILE, `${JSON.stringify(lab)}\n`, { flag: 'wx', mode: 0o644 });
   } catch (err) {

@@ -74,6 +74,7 @@ import {
   type Topology,
 } from './topology.js';
 import { createUser, userExists, userIds, type UnixIds } from './users.js';
+import { makeDirs } from '../core/make-dirs.js';
 
 export interface LabUpResult {
   name: string;
@@ -121,7 +122,7 @@ export async function labUp(opts: LabOptions = {}): Promise<LabUpResult> {
     processes: [],
   };
   try {
-    mkdirSync(stateDir, { recursive: true, mode: 0o755 });
+    makeDirs(stateDir, 0o755);
     chmodSync(stateDir, 0o755); // the lab's users must reach their data and config dirs
     writeState(state);
     await build(lab, opts, topo, state, servicesDir);
@@ -181,13 +182,13 @@ async function build(
 
   const agentIds = await userIds(LAB_USERS.agent);
   const logs = join(lab.stateDir, 'logs');
-  mkdirSync(logs, { recursive: true, mode: 0o755 });
+  makeDirs(logs, 0o755);
   const dirs = (host: LabHost): { data: string; config: string } => {
     const base = join(lab.stateDir, 'hosts', host.name);
     const data = join(base, 'data');
     const config = join(base, 'config');
     // Made one level at a time: a recursive mkdir would give the parents 0700 too.
-    mkdirSync(base, { recursive: true, mode: 0o755 });
+    makeDirs(base, 0o755);
     mkdirSync(data, { mode: 0o700 });
     chownSync(data, agentIds.uid, agentIds.gid);
     mkdirSync(config, { mode: 0o755 });

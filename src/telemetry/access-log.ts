@@ -7,9 +7,10 @@
  * serializer for its line. The fields are flat (strings, numbers, booleans), which is all an
  * access-log line holds. Lines still buffered are written when the process exits.
  */
-import { mkdirSync, openSync } from 'node:fs';
+import { openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pino } from 'pino';
+import { makeDirs } from '../core/make-dirs.js';
 
 const LEVELS: Record<string, number> = { debug: 20, info: 30, warn: 40, error: 50 };
 /** How often buffered lines are written out, at the latest. */
@@ -90,7 +91,7 @@ export function createAccessLogger(
     // Opened here, synchronously, so a path that cannot be written is known at once (and
     // pino's exit hook never meets a destination that did not open).
     try {
-      mkdirSync(dirname(to), { recursive: true });
+      makeDirs(dirname(to), 0o777);
       fd = openSync(to, 'a');
     } catch (err) {
       onError?.(err as Error);

@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { TRELLIS_BIN } from '../helpers/trellis-process.js';
 
 interface Run {
@@ -83,6 +84,23 @@ describe('trellis binary: unused flags and --version', function () {
     expect(agent.stderr.split('\n')[0]).to.equal(
       'Error: --drain-timeout must be a duration such as 30s or 1m30s, not bogus',
     );
+  });
+
+  it('a data dir that cannot be made exits 1 naming it, at once (it spun under /proc before)', async function () {
+    if (!existsSync('/proc/self')) {
+      console.log('      skipped: no /proc here');
+      return this.skip();
+    }
+    for (const argv of [
+      ['server', '--data-dir', '/proc/nonexistent/x', '--bind', '127.0.0.1:0'],
+      ['agent', '--data-dir', '/proc/nonexistent/x', '--server', '127.0.0.1:1'],
+    ]) {
+      const r = await trellis(argv);
+      expect(r.code, r.stderr).to.equal(1);
+      expect(r.stderr.split('\n')[0]).to.match(
+        /^Error: --data-dir \/proc\/nonexistent\/x: cannot create it \(ENOENT: /,
+      );
+    }
   });
 
   it('trellis --version prints the package version', async () => {

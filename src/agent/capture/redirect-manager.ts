@@ -11,7 +11,7 @@
  * A plan that cannot be applied (unknown user, nft missing or refusing) changes nothing: the
  * previous ruleset stays in force and the error is kept for `trellis redirect-traffic --status`.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Clock } from '../../core/index.js';
 import type { ApplyResult, NftStatus } from '../nftables/nft.js';
@@ -19,6 +19,7 @@ import { renderRuleset, wholeFile, type RedirectPlan } from '../nftables/ruleset
 import { cgroupInode } from './cgroups.js';
 import { buildRedirectPlan } from './redirect-plan.js';
 import type { SidecarCapture } from './types.js';
+import { makeDirs } from '../../core/make-dirs.js';
 
 /** The subset of NftApplier the manager uses (tests may run it in a network namespace). */
 export interface Applier {
@@ -401,7 +402,7 @@ export class RedirectManager {
       ...(this.#applied ? { plan: this.#applied } : {}),
     };
     try {
-      mkdirSync(dirname(this.#o.stateFile), { recursive: true, mode: 0o700 });
+      makeDirs(dirname(this.#o.stateFile), 0o700);
       writeFileSync(`${this.#o.stateFile}.tmp`, JSON.stringify(state), { mode: 0o600 });
       renameSync(`${this.#o.stateFile}.tmp`, this.#o.stateFile);
     } catch (err) {

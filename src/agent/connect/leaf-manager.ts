@@ -12,11 +12,11 @@
  * unreachable.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CARoots, IssuedCert } from '../../api/index.js';
 import type { TrellisClient } from '../../client/index.js';
-import { jitter, MeshError, type Clock, type Random } from '../../core/index.js';
+import { jitter, MeshError, type Clock, type Random, makeDirs } from '../../core/index.js';
 import { createCsr } from '../../pki/index.js';
 import { serviceSpiffeId } from '../../policy/index.js';
 
@@ -321,7 +321,7 @@ export class LeafManager {
 
   #save(service: string, e: LeafEntry): void {
     try {
-      mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+      makeDirs(this.#dir, 0o700);
       const path = join(this.#dir, `leaf-${service}.json`);
       writeFileSync(`${path}.tmp`, JSON.stringify(e), { mode: 0o600 });
       renameSync(`${path}.tmp`, path);
@@ -332,7 +332,7 @@ export class LeafManager {
 
   #saveRoots(): void {
     try {
-      mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+      makeDirs(this.#dir, 0o700);
       const path = join(this.#dir, 'roots.json');
       writeFileSync(`${path}.tmp`, JSON.stringify(this.#roots), { mode: 0o600 });
       renameSync(`${path}.tmp`, path);

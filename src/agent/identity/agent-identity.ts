@@ -15,7 +15,7 @@
  * for longer than its lifetime), with the agent token, so a joined host never has to re-join.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CARoots } from '../../api/index.js';
 import {
@@ -24,7 +24,7 @@ import {
   type TlsOptions,
   type TrellisClient,
 } from '../../client/index.js';
-import { jitter, MeshError, type Clock, type Random } from '../../core/index.js';
+import { jitter, MeshError, type Clock, type Random, makeDirs } from '../../core/index.js';
 import { createCsr, fingerprintMatches } from '../../pki/index.js';
 import { agentSpiffeId } from '../../policy/index.js';
 
@@ -204,7 +204,7 @@ export class AgentIdentity {
 }
 
 function save(dataDir: string, f: IdentityFile): void {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  makeDirs(dataDir, 0o700);
   const path = fileOf(dataDir);
   writeFileSync(`${path}.tmp`, JSON.stringify(f), { mode: 0o600 });
   renameSync(`${path}.tmp`, path);

@@ -3,10 +3,11 @@
  * (directory 0700, files 0600), so an agent restarted while every server is down serves what
  * it last knew (fail static) until the certificate expires, and then fails closed.
  */
-import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ProxyPlan } from '../../proxy/index.js';
 import type { SidecarCapture } from '../capture/types.js';
+import { makeDirs } from '../../core/make-dirs.js';
 
 interface Saved {
   /** The sidecar definition the plan was made for; a changed definition ignores it. */
@@ -43,7 +44,7 @@ export function filePlanStore(dir: string, warn: (o: object, m: string) => void)
     },
     save(id, specKey, plan, capture) {
       try {
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        makeDirs(dir, 0o700);
         const path = fileOf(id);
         writeFileSync(
           `${path}.tmp`,

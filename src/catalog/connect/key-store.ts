@@ -6,16 +6,9 @@
  *   FileCaKeyStore  the embedded store: PKCS#8 PEM files in <data-dir>/catalog/ca-keys
  *   EtcdCaKeyStore  --store etcd: encrypted values in etcd (catalog/etcd/etcd-key-store.ts)
  */
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeDirs } from '../../core/make-dirs.js';
 
 export interface CaKeyStore {
   /** Stores a root's key; resolves once it is durable (fsynced, or committed by etcd). */
@@ -54,7 +47,7 @@ export class FileCaKeyStore implements CaKeyStore {
   }
 
   writeSync(rootId: string, keyPem: string): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    makeDirs(this.dir, 0o700);
     const path = this.pathOf(rootId);
     const tmp = `${path}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
