@@ -3,6 +3,7 @@
  * writes, syncs and truncations; the default forwards to node:fs/promises.
  */
 import { promises as fsp } from 'node:fs';
+import { makeDirs } from '../../core/make-dirs.js';
 
 export interface StoreFileHandle {
   write(
@@ -29,7 +30,8 @@ export interface StoreFs {
 
 export const nodeFs: StoreFs = {
   mkdir: async (path) => {
-    await fsp.mkdir(path, { recursive: true });
+    // Not fsp.mkdir({ recursive }): it never settles for a path under /proc (core/make-dirs.ts).
+    makeDirs(path, 0o777);
   },
   readdir: (path) => fsp.readdir(path),
   readFile: (path) => fsp.readFile(path),

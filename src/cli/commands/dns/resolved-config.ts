@@ -4,7 +4,8 @@
  * fsynced, then renamed), so resolved never reads half a file.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
+import { makeDirs } from '../../../core/make-dirs.js';
 import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { action, type CliContext, type GlobalArgs } from '../../context.js';
@@ -24,7 +25,7 @@ interface Args {
 }
 
 async function writeAtomically(dir: string, name: string, text: string): Promise<string> {
-  await mkdir(dir, { recursive: true, mode: 0o755 });
+  makeDirs(dir, 0o755);
   const path = join(dir, name);
   // resolved reads only *.conf, so the temp file is ignored if we die before the rename.
   const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
