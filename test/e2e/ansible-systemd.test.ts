@@ -12,13 +12,14 @@
  * Needs root, ansible-playbook, dpkg-deb, nsenter, unshare and systemd; skipped otherwise.
  */
 import { expect } from 'chai';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestNs, deleteTestNs, inNs, netnsSkipReason } from '../helpers/netns.js';
 import { SystemdHost } from '../helpers/systemd-host.js';
 import { recap } from '../helpers/ansible-recap.js';
+import { debPackage } from '../helpers/deb-package.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const ADDRESS = '198.18.231.2';
@@ -77,12 +78,7 @@ describe('ansible/ roles on hosts running systemd (the default service manager)'
       this.skip();
     }
     tmp = mkdtempSync('/tmp/trellis-ansible-sd-');
-    const deb = join(tmp, 'trellis.deb');
-    execFileSync('npm', ['run', '--silent', 'package', '--', '--out', deb], {
-      cwd: REPO,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      timeout: 300_000,
-    });
+    const deb = debPackage();
     ns = createTestNs(ADDRESS);
     for (const name of ['server1', 'agent1'])
       hosts.set(

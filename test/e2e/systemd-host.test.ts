@@ -18,8 +18,9 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { debPackage } from '../helpers/deb-package.js';
 import { SystemdHost } from '../helpers/systemd-host.js';
-import { eventually, removeDir, tempDir } from '../helpers/trellis-process.js';
+import { eventually, tempDir } from '../helpers/trellis-process.js';
 
 const REPO = resolve('.');
 const VERSION = (
@@ -50,7 +51,6 @@ const WEB =
 
 describe('the package under a real systemd (one test host)', function () {
   this.timeout(600_000);
-  let dir: string;
   let host: SystemdHost | undefined;
 
   /** Writes `text` to `path` inside the host. */
@@ -96,14 +96,7 @@ describe('the package under a real systemd (one test host)', function () {
       console.log(`    skipped: ${reason}`);
       this.skip();
     }
-    dir = tempDir('sdhost');
-    const deb = join(dir, `trellis_${VERSION}_all.deb`);
-    const built = spawnSync(
-      process.execPath,
-      ['scripts/package-deb.mjs', '--version', VERSION, '--out', deb],
-      { encoding: 'utf8' },
-    );
-    expect(built.status, `${built.stdout}${built.stderr}`).to.equal(0);
+    const deb = debPackage(VERSION);
     host = await SystemdHost.boot(`trellis-test-sd-${process.pid}`, tempDir('sdhost-layers'));
     host.copyIn(deb, '/tmp/trellis.deb');
     host.copyIn(LOAD, '/tmp/load.mjs');
@@ -120,7 +113,6 @@ describe('the package under a real systemd (one test host)', function () {
 
   after(async () => {
     await host?.stop();
-    if (dir) removeDir(dir);
   });
 
   it('trellis-server: ready once its API answers, as trellis, with no capability', () => {

@@ -4,7 +4,7 @@
  * inside one private mount namespace and one throwaway network namespace, driven through
  * Ansible's community.general.chroot connection with the `direct` service manager
  * (start-stop-daemon and pidfiles; no systemd runs here). The package is built from this checkout
- * (`npm run package`) and installed by the roles into the chroots; nothing is installed on the
+ * (test/helpers/deb-package.ts, shared with the other package tests) and installed by the roles into the chroots; nothing is installed on the
  * host, and the daemons listen only inside the namespace.
  *
  * Needs root, ip, nsenter, unshare, overlayfs, ansible-playbook and dpkg-deb; skipped otherwise.
@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestNs, deleteTestNs, inNs, netnsSkipReason } from '../../helpers/netns.js';
 import { recap } from '../../helpers/ansible-recap.js';
+import { debPackage } from '../../helpers/deb-package.js';
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
 const ADDRESS = '10.231.0.2';
@@ -42,10 +43,6 @@ function skipReason(): string | undefined {
   for (const bin of ['ansible-playbook', 'dpkg-deb', 'nsenter', 'unshare'])
     if (!runs(bin)) return `needs ${bin}`;
   if (!readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return 'needs overlayfs';
-  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
-    scripts?: Record<string, string>;
-  };
-  if (!pkg.scripts?.package) return 'needs `npm run package` (the Debian package)';
   return undefined;
 }
 
@@ -118,12 +115,7 @@ describe('ansible/ roles on chroot hosts in a network namespace (direct service 
       this.skip();
     }
     tmp = mkdtempSync('/tmp/trellis-ansible-');
-    const deb = join(tmp, 'trellis.deb');
-    execFileSync('npm', ['run', '--silent', 'package', '--', '--out', deb], {
-      cwd: REPO,
-      stdio: ['ignore', 'ignore', 'pipe'],
-      timeout: 300_000,
-    });
+    const deb = debPackage();
 
     ns = createTestNs(ADDRESS);
     // One process holds a private mount namespace inside the network namespace; the chroots

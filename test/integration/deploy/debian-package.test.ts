@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { removeDir, tempDir } from '../../helpers/trellis-process.js';
+import { debPackage } from '../../helpers/deb-package.js';
 import { leftovers, runInScratchRoot } from '../../helpers/scratch-root.js';
 
 const REPO = resolve('.');
@@ -40,10 +41,6 @@ function sh(cmd: string, args: string[]): string {
   return r.stdout;
 }
 
-function build(version: string, out: string): void {
-  sh(process.execPath, ['scripts/package-deb.mjs', '--version', version, '--out', out]);
-}
-
 /** `dpkg-deb -c` as path -> "mode owner". */
 function contents(deb: string): Map<string, string> {
   const map = new Map<string, string>();
@@ -67,10 +64,8 @@ describe('Debian package', function () {
       this.skip();
     }
     dir = tempDir('deb');
-    deb = join(dir, `trellis_${VERSION}_all.deb`);
-    oldDeb = join(dir, `trellis_${OLD_VERSION}_all.deb`);
-    build(VERSION, deb);
-    build(OLD_VERSION, oldDeb);
+    deb = debPackage(VERSION);
+    oldDeb = debPackage(OLD_VERSION);
   });
   after(() => {
     if (dir) removeDir(dir);
