@@ -14,7 +14,13 @@ import type { TrellisAgent } from '../agent/agent.js';
 import { agentRoutes } from '../agent/http/agent-routes.js';
 import { connectRoutes } from '../agent/http/connect-routes.js';
 import { startServer, type CatalogServer } from '../catalog/server.js';
-import { describeError, newId, systemClock, systemRandom, makeConfiguredDir } from '../core/index.js';
+import {
+  describeError,
+  newId,
+  systemClock,
+  systemRandom,
+  makeConfiguredDir,
+} from '../core/index.js';
 import type { EtcdConnectionOptions } from '../catalog/etcd/etcd-client.js';
 import { UsageError } from '../cli/index.js';
 import { parseCaEncryptionKey } from '../catalog/connect/key-sealing.js';
@@ -57,6 +63,7 @@ export interface ServerArgs {
   etcdPassword?: string;
   /** With `etcd`: the file holding the key CA private keys are encrypted with (base64, 32 bytes). */
   caEncryptionKeyFile?: string;
+  caEncryptionPreviousKeyFiles?: string[];
   /** This server can no longer follow the etcd log (the command exits). */
   onFatal?: (err: Error) => void;
 }
@@ -94,7 +101,14 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
   const etcd = args.etcd ? etcdConnection(args.etcd, args.etcdPassword) : undefined;
   const caEncryption =
     args.caEncryptionKeyFile !== undefined
-      ? { key: readEncryptionKey(args.caEncryptionKeyFile), file: args.caEncryptionKeyFile }
+      ? {
+          key: readEncryptionKey(args.caEncryptionKeyFile),
+          file: args.caEncryptionKeyFile,
+          previous: (args.caEncryptionPreviousKeyFiles ?? []).map((file) => ({
+            key: readEncryptionKey(file, 'previous'),
+            file,
+          })),
+        }
       : undefined;
   const nodeName = args.node ?? hostname();
   const nodeId = nodeIdFor(args.dataDir);
@@ -219,8 +233,11 @@ function etcdConnection(s: EtcdSettings, password: string | undefined): EtcdConn
 }
 
 /** The CA encryption key file: 32 bytes in base64, or a usage error naming the file and why. */
-function readEncryptionKey(path: string): Buffer {
-  const what = 'CA encryption key file (--ca-encryption-key-file / ca_encryption_key_file)';
+function readEncryptionKey(path: string, which: 'current' | 'previous' = 'current'): Buffer {
+  const what =
+    which === 'current'
+      ? 'CA encryption key file (--ca-encryption-key-file / ca_encryption_key_file)'
+      : 'previous CA encryption key file (--ca-encryption-previous-key-file / ca_encryption_previous_key_files)';
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

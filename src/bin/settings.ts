@@ -67,6 +67,8 @@ export interface DaemonFlags {
   etcdPasswordSet?: boolean;
   /** --ca-encryption-key-file (server, with --store etcd). */
   caEncryptionKeyFile?: string;
+  /** --ca-encryption-previous-key-file, repeatable (server, with --store etcd). */
+  caEncryptionPreviousKeyFiles?: string[];
 }
 
 export const DEFAULT_DATACENTER = 'dc1';
@@ -237,6 +239,12 @@ function etcdSettingValues(
       flags.caEncryptionKeyFile,
       file.caEncryptionKeyFile,
     ),
+    pick(
+      '--ca-encryption-previous-key-file',
+      'ca_encryption_previous_key_files',
+      flags.caEncryptionPreviousKeyFiles,
+      file.caEncryptionPreviousKeyFiles,
+    ),
   ];
 }
 
@@ -248,7 +256,7 @@ function etcdSettingValues(
 function storeSettings(
   flags: DaemonFlags,
   file: AgentSettings,
-): { etcd?: EtcdSettings; caEncryptionKeyFile?: string } {
+): { etcd?: EtcdSettings; caEncryptionKeyFile?: string; caEncryptionPreviousKeyFiles?: string[] } {
   for (const e of flags.etcdEndpoints ?? []) {
     const problem = etcdEndpoint(e);
     if (problem) throw new UsageError(`--etcd-endpoints: ${problem}`);
@@ -269,9 +277,16 @@ function storeSettings(
       );
     return {};
   }
-  const [endpoints, prefix, caFile, certFile, keyFile, username, caEncryptionKeyFile] = values.map(
-    (v) => v.value,
-  ) as [
+  const [
+    endpoints,
+    prefix,
+    caFile,
+    certFile,
+    keyFile,
+    username,
+    caEncryptionKeyFile,
+    caEncryptionPreviousKeyFiles,
+  ] = values.map((v) => v.value) as [
     string[] | undefined,
     string | undefined,
     string | undefined,
@@ -279,6 +294,7 @@ function storeSettings(
     string | undefined,
     string | undefined,
     string | undefined,
+    string[] | undefined,
   ];
   if (!endpoints || endpoints.length === 0)
     throw new UsageError(
@@ -316,6 +332,7 @@ function storeSettings(
     );
   return {
     caEncryptionKeyFile,
+    ...(caEncryptionPreviousKeyFiles?.length ? { caEncryptionPreviousKeyFiles } : {}),
     etcd: {
       endpoints,
       prefix: prefix ?? '/trellis',
@@ -379,6 +396,7 @@ const SETTING_NAMES: Record<string, string> = {
   sessionMinTtlMs: '--session-min-ttl',
   etcd: 'store/etcd',
   caEncryptionKeyFile: 'ca_encryption_key_file',
+  caEncryptionPreviousKeyFiles: 'ca_encryption_previous_key_files',
 };
 
 export interface SettingChange {
@@ -437,6 +455,7 @@ const FILE_KEYS: Record<keyof AgentSettings, string> = {
   etcdKeyFile: 'etcd.key_file',
   etcdUsername: 'etcd.username',
   caEncryptionKeyFile: 'ca_encryption_key_file',
+  caEncryptionPreviousKeyFiles: 'ca_encryption_previous_key_files',
 };
 
 /** File settings the other kind of daemon uses; set here, they are ignored (and logged). */
@@ -455,6 +474,7 @@ const UNUSED: Record<'agent' | 'server', readonly (keyof AgentSettings)[]> = {
     'etcdKeyFile',
     'etcdUsername',
     'caEncryptionKeyFile',
+    'caEncryptionPreviousKeyFiles',
   ],
   server: [
     'retryJoin',

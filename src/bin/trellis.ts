@@ -131,6 +131,7 @@ interface DaemonArgs extends GlobalArgs {
   'etcd-key-file'?: string;
   'etcd-username'?: string;
   'ca-encryption-key-file'?: string;
+  'ca-encryption-previous-key-file'?: string[];
 }
 
 const PROXY_WORKERS_OPTION = {
@@ -203,6 +204,7 @@ function givenFlags(args: DaemonArgs): DaemonFlags {
     etcdKeyFile: args['etcd-key-file'],
     etcdUsername: args['etcd-username'],
     caEncryptionKeyFile: args['ca-encryption-key-file'],
+    caEncryptionPreviousKeyFiles: args['ca-encryption-previous-key-file'],
   };
 }
 
@@ -246,6 +248,12 @@ const ETCD_OPTIONS = {
     describe:
       'With --store etcd: file with 32 random bytes in base64 (`openssl rand -base64 32`), the same on every server; CA private keys are stored in etcd encrypted with it (ca_encryption_key_file)',
   },
+  'ca-encryption-previous-key-file': {
+    type: 'string',
+    array: true,
+    describe:
+      'While changing the encryption key: a key file CA keys may still be encrypted with; each such key is re-encrypted with --ca-encryption-key-file at start (repeatable; ca_encryption_previous_key_files)',
+  },
 } as const;
 
 /** The API listeners' connection limits, on both daemons (limits.* in a config file). */
@@ -287,6 +295,7 @@ const REPEATABLE_DAEMON_FLAGS: readonly string[] = [
   'node-meta',
   'recursor',
   'etcd-endpoints',
+  'ca-encryption-previous-key-file',
 ];
 
 /**

@@ -94,7 +94,12 @@ export interface ServerOptions {
    * With `etcd`: the 32-byte key CA private keys are encrypted with in etcd, and the file it
    * was read from (--ca-encryption-key-file; named in messages). Required with `etcd`.
    */
-  caEncryption?: { key: Buffer; file: string };
+  caEncryption?: {
+    key: Buffer;
+    file: string;
+    /** Keys stored values may still be sealed with; re-sealed with `key` at start. */
+    previous?: { key: Buffer; file: string }[];
+  };
   /** What tokens without a matching rule may do: 'deny' in production, 'allow' in dev mode. */
   aclDefaultPolicy?: DefaultPolicy;
   /** False: ACLs are off, every token is ignored and everything allowed (default true). */
@@ -470,14 +475,15 @@ async function openEtcd(
     keys: etcdKeys(etcd.prefix),
     encryptionKey: opts.caEncryption!.key,
     encryptionKeyFile: opts.caEncryption!.file,
+    previousKeys: opts.caEncryption!.previous ?? [],
     legacy: fileKeys,
     call: () => ({ deadline: opts.clock.now() + timeout }),
     log: opts.log,
   });
   try {
-    const stored = await keys.verifyAll();
+    const { stored, resealed } = await keys.verifyAll();
     opts.log.info(
-      { stored, file: opts.caEncryption!.file },
+      { stored, resealed, file: opts.caEncryption!.file },
       'CA keys in etcd decrypt with the encryption key file',
     );
   } catch (err) {

@@ -96,6 +96,11 @@ export interface AgentSettings {
   etcdUsername?: string;
   /** `ca_encryption_key_file`: the key (32 bytes, base64) CA keys are encrypted with in etcd. */
   caEncryptionKeyFile?: string;
+  /**
+   * `ca_encryption_previous_key_files`: keys the CA keys may still be encrypted with (while the
+   * encryption key is changed); each is re-encrypted with `ca_encryption_key_file` at start.
+   */
+  caEncryptionPreviousKeyFiles?: string[];
 }
 
 /** One setting as one file wrote it. */
@@ -218,6 +223,10 @@ const settingFields: readonly FieldSpec[] = [
     ),
   ),
   field('ca_encryption_key_file', t.string(notEmpty('ca_encryption_key_file'))),
+  field(
+    'ca_encryption_previous_key_files',
+    t.listOf(t.string(notEmpty('ca_encryption_previous_key_files')), nonEmptyList),
+  ),
   field('addresses', t.object(schema([field('http', t.string(host))]))),
   field('ports', t.object(schema([field('http', t.int(listenPort))]))),
   field('retry_join', t.listOf(t.string(hostPort(false)), nonEmptyList), { aliases: ['servers'] }),
@@ -416,6 +425,7 @@ function toSettings(m: ReadonlyMap<string, SettingEntry>): AgentSettings {
   set('etcdKeyFile', get('etcd.keyfile'));
   set('etcdUsername', get('etcd.username'));
   set('caEncryptionKeyFile', get('ca_encryption_key_file'));
+  set('caEncryptionPreviousKeyFiles', get('ca_encryption_previous_key_files'));
   return s;
 }
 

@@ -61,6 +61,16 @@ export function sealCaKey(key: Buffer, rootId: string, keyPem: string): Buffer {
   return Buffer.from(JSON.stringify(value));
 }
 
+/** The id of the key that sealed `sealed` (its `kid`), or undefined if it is not a record. */
+export function sealedWith(sealed: Buffer): string | undefined {
+  try {
+    const v = JSON.parse(sealed.toString('utf8')) as Partial<SealedValue>;
+    return typeof v.kid === 'string' ? v.kid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Why a sealed value could not be opened: the key file's key is not the one that sealed it. */
 export class WrongEncryptionKeyError extends Error {}
 

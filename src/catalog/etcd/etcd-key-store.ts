@@ -11,7 +11,13 @@
 import type { Etcd3 } from 'etcd3';
 import { MeshError, storageError } from '../../core/index.js';
 import type { CaKeyStore } from '../connect/key-store.js';
-import { keyId, openCaKey, sealCaKey } from '../connect/key-sealing.js';
+import {
+  WrongEncryptionKeyError,
+  keyId,
+  openCaKey,
+  sealCaKey,
+  sealedWith,
+} from '../connect/key-sealing.js';
 import { etcdCause } from './etcd-errors.js';
 import { prefixEnd, type EtcdKeys } from './keys.js';
 import type { CallDeadline } from './etcd-snapshots.js';
@@ -22,6 +28,11 @@ export interface EtcdCaKeyStoreOptions {
   /** The 32-byte key and the file it came from (named in messages). */
   encryptionKey: Buffer;
   encryptionKeyFile: string;
+  /**
+   * Keys stored values may still be sealed with while the operator changes the key
+   * (--ca-encryption-previous-key-file): opened with them, and re-sealed with encryptionKey.
+   */
+  previousKeys?: readonly { key: Buffer; file: string }[];
   /** Keys written as files by earlier versions, uploaded when missing from etcd. */
   legacy?: CaKeyStore;
   call: CallDeadline;
@@ -80,9 +91,10 @@ export class EtcdCaKeyStore implements CaKeyStore {
 
   /**
    * Decrypts every key stored in etcd: a key file that is not the cluster's is found at start,
-   * not at the first signing.
+   * not at the first signing. A value sealed with a previous key is sealed again with the
+   * current one (compare-and-swap on its revision: servers starting together do it once).
    */
-  async verifyAll(): Promise<number> {
+  async verifyAll(): Promise<{ stored: number; resealed: number }> {
     const prefix = this.#o.keys.caKeysPrefix;
     let kvs;
     try {
@@ -94,22 +106,57 @@ export class EtcdCaKeyStore implements CaKeyStore {
     } catch (err) {
       throw storageError(`could not read the CA keys from etcd: ${etcdCause(err)}`, err);
     }
+    const current = keyId(this.#o.encryptionKey);
+    let resealed = 0;
     for (const kv of kvs) {
       const key = kv.key.toString();
-      this.#open(key.slice(prefix.length), key, kv.value);
+      const rootId = key.slice(prefix.length);
+      const pem = this.#open(rootId, key, kv.value);
+      if (sealedWith(kv.value) === current) continue;
+      if (await this.#reseal(rootId, key, pem, kv.mod_revision)) resealed++;
     }
-    return kvs.length;
+    if (resealed > 0)
+      this.#o.log.warn(
+        { resealed, keyId: current, file: this.#o.encryptionKeyFile },
+        'CA keys encrypted with a previous key were encrypted again with the current key',
+      );
+    return { stored: kvs.length, resealed };
+  }
+
+  /** Seals `pem` again with the current key, unless the value changed since `revision`. */
+  async #reseal(rootId: string, etcdKey: string, pem: string, revision: string): Promise<boolean> {
+    const k = Buffer.from(etcdKey);
+    const value = sealCaKey(this.#o.encryptionKey, rootId, pem);
+    try {
+      const r = await this.#o.client.kv.txn(
+        {
+          compare: [{ key: k, target: 'Mod', result: 'Equal', mod_revision: revision }],
+          success: [{ request_put: { key: k, value } }],
+        },
+        this.#o.call(),
+      );
+      return r.succeeded;
+    } catch (err) {
+      throw storageError(`could not re-encrypt the CA key in etcd: ${etcdCause(err)}`, err);
+    }
+  }
+
+  /** The key that sealed a value: the current one, or a previous one with the same id. */
+  #keyFor(sealed: Buffer): Buffer {
+    const kid = sealedWith(sealed);
+    if (kid === undefined || kid === keyId(this.#o.encryptionKey)) return this.#o.encryptionKey;
+    return this.#o.previousKeys?.find((p) => keyId(p.key) === kid)?.key ?? this.#o.encryptionKey;
   }
 
   #open(rootId: string, etcdKey: string, sealed: Buffer): string {
     try {
-      return openCaKey(this.#o.encryptionKey, rootId, sealed);
+      return openCaKey(this.#keyFor(sealed), rootId, sealed);
     } catch (err) {
-      throw undecryptable(
-        this.#o.encryptionKeyFile,
-        etcdKey,
-        err instanceof Error ? err.message : String(err),
-      );
+      let why = err instanceof Error ? err.message : String(err);
+      const previous = this.#o.previousKeys ?? [];
+      if (err instanceof WrongEncryptionKeyError && previous.length > 0)
+        why += `, and the previous key files hold ${previous.map((p) => `key ${keyId(p.key)} (${p.file})`).join(', ')}`;
+      throw undecryptable(this.#o.encryptionKeyFile, etcdKey, why);
     }
   }
 

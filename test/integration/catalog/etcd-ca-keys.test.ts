@@ -10,7 +10,11 @@ import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:cry
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { openCaKey, parseCaEncryptionKey } from '../../../src/catalog/connect/key-sealing.js';
+import {
+  keyId,
+  openCaKey,
+  parseCaEncryptionKey,
+} from '../../../src/catalog/connect/key-sealing.js';
 import { createCsr } from '../../../src/pki/index.js';
 import { agentSpiffeId } from '../../../src/policy/index.js';
 import {
@@ -158,6 +162,78 @@ describe('catalog on etcd: CA private keys in etcd, encrypted', function () {
     const root = onB.Roots.find((x) => x.ID === ActiveRootID)!;
     const leaf = new X509Certificate(cert.CertPEM);
     expect(leaf.verify(new X509Certificate(root.RootCert).publicKey)).to.equal(true);
+  });
+
+  it('the encryption key is changed server by server: values re-encrypted once, then the old key is not needed', async () => {
+    const kidOf = (v: Buffer): string => (JSON.parse(v.toString()) as { kid: string }).kid;
+    const newKeyFile = writeCaEncryptionKey(dirs.make('ca-new-key'));
+    const newKid = keyId(parseCaEncryptionKey(readFileSync(newKeyFile, 'utf8')));
+    const oldKid = keyId(parseCaEncryptionKey(readFileSync(keyFile, 'utf8')));
+    const sealed = async (): Promise<Buffer[]> =>
+      Object.values(await client!.getAll().prefix('/ca/ca-keys/').buffers());
+    // Two roots by now (the test above rotated): both sealed with the old key.
+    expect((await sealed()).map(kidOf)).to.deep.equal([oldKid, oldKid]);
+
+    // A restarted with the new key and the old one as previous: it opens both and seals them
+    // again with the new key. B, still on the old key, keeps signing with what it loaded.
+    await a.stop();
+    a = await start(dirA, 'srv-a', [
+      ...etcdArgs('/ca', newKeyFile),
+      ...['--ca-encryption-previous-key-file', keyFile],
+    ]);
+    expect(a.output()).to.include('encrypted again with the current key');
+    expect((await sealed()).map(kidOf)).to.deep.equal([newKid, newKid]);
+    const signOn = async (s: TrellisProcess, node: string): Promise<number> => {
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      const td = (await roots(s)).TrustDomain;
+      const res = await fetch(`http://${s.address}/v1/internal/trellis/connect/sign-agent`, {
+        method: 'PUT',
+        body: JSON.stringify({
+          Node: node,
+          CSR: createCsr(privateKey, agentSpiffeId(td, 'dc1', node)),
+        }),
+      });
+      return res.status;
+    };
+    expect(await signOn(a, 'host-2')).to.equal(200);
+    expect(await signOn(b, 'host-3')).to.equal(200);
+
+    // B restarted with only the new key: nothing is left that needs the old one.
+    const revs = (await client!.getAll().prefix('/ca/ca-keys/').exec()).kvs.map(
+      (kv) => kv.mod_revision,
+    );
+    await b.stop();
+    b = await start(dirs.make('ca-b2'), 'srv-b', etcdArgs('/ca', newKeyFile));
+    expect(b.output()).to.not.include('encrypted again');
+    expect(
+      (await client!.getAll().prefix('/ca/ca-keys/').exec()).kvs.map((kv) => kv.mod_revision),
+    ).to.deep.equal(revs);
+    expect(await signOn(b, 'host-4')).to.equal(200);
+
+    // The old key alone no longer opens the cluster's CA keys, and says which keys are involved.
+    const out = await failedStart([
+      'server',
+      ...['--data-dir', dirs.make('ca-old-only'), '--bind', '127.0.0.1:0', '--https-bind', 'off'],
+      ...etcdArgs('/ca', keyFile),
+    ]);
+    expect(out).to.include(`cannot be decrypted with the key in ${keyFile}`);
+    expect(out).to.include(
+      `it was encrypted with key ${newKid}, and the key file holds key ${oldKid}`,
+    );
+    // A previous key file that is not a key is refused like the current one, naming it.
+    const junk = join(dirs.make('ca-junk'), 'junk.key');
+    writeFileSync(junk, 'not a key');
+    const refused = await failedStart([
+      'server',
+      ...['--data-dir', dirs.make('ca-junk-dir'), '--bind', '127.0.0.1:0', '--https-bind', 'off'],
+      ...etcdArgs('/ca', newKeyFile),
+      ...['--ca-encryption-previous-key-file', junk],
+    ]);
+    expect(refused).to.match(/exited with 2/);
+    expect(refused).to.include(`previous CA encryption key file`);
+    expect(refused).to.include(`${junk}: it is not base64`);
+    // Later tests use the new key.
+    keyFile = newKeyFile;
   });
 
   it('a wrong key file stops the start with one line naming the file', async () => {

@@ -149,6 +149,37 @@ describe('bin/settings: --store etcd', () => {
     );
   });
 
+  it('takes previous CA encryption key files from the flag over the file, only with etcd', () => {
+    const r = parseConfigFile(
+      'ca_encryption_previous_key_files = ["/etc/trellis/old.key"]\n',
+      'server.hcl',
+    );
+    expect(r.errors.map(formatDiagnostic)).to.deep.equal([]);
+    expect(r.settings).to.deep.equal({ caEncryptionPreviousKeyFiles: ['/etc/trellis/old.key'] });
+    expect(errorsOf('ca_encryption_previous_key_files = []\n')).to.have.length(1);
+    expect(errorsOf('ca_encryption_previous_key_files = []\n')[0]).to.match(/^server\.hcl:1:/);
+    const file: AgentSettings = {
+      store: 'etcd',
+      etcdEndpoints: ['http://a:2379'],
+      caEncryptionKeyFile: '/new.key',
+      caEncryptionPreviousKeyFiles: ['/file-old.key'],
+    };
+    expect(server({}, file).caEncryptionPreviousKeyFiles).to.deep.equal(['/file-old.key']);
+    expect(
+      server({ caEncryptionPreviousKeyFiles: ['/a.key', '/b.key'] }, file)
+        .caEncryptionPreviousKeyFiles,
+    ).to.deep.equal(['/a.key', '/b.key']);
+    expect(server({}, { ...file, caEncryptionPreviousKeyFiles: undefined })).to.not.have.property(
+      'caEncryptionPreviousKeyFiles',
+    );
+    expect(refused({ caEncryptionPreviousKeyFiles: ['/old.key'] })).to.equal(
+      '--ca-encryption-previous-key-file is set but the store is "embedded": pass --store etcd (store = "etcd") or remove it',
+    );
+    expect(unusedSettings('agent', { caEncryptionPreviousKeyFiles: ['/x'] })).to.deep.equal([
+      'ca_encryption_previous_key_files',
+    ]);
+  });
+
   it('takes TLS files and a user when the password is in the environment', () => {
     const r = server({
       store: 'etcd',
