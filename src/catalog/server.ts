@@ -78,6 +78,8 @@ export interface ServerOptions {
   sessionMinTTLms?: number;
   /** Time nodes get after a server start to heartbeat again (ms). */
   nodeGraceMs?: number;
+  /** How far clocks may disagree (ms) when dropping rotated-out CA roots (default 60 s). */
+  caClockSkewMs?: number;
   /** Nodes critical this long are removed (ms, default 72h as in Consul). */
   nodeReapAfterMs?: number;
   /** Extra routes (the agent API of this server's own node). */
@@ -214,6 +216,7 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
       log: opts.log,
       audit,
       sharedState: opts.etcd !== undefined,
+      ...(opts.caClockSkewMs !== undefined ? { clockSkewMs: opts.caClockSkewMs } : {}),
     }),
     signing: new SigningLimiter(),
     version: opts.version ?? '0.1.0',
