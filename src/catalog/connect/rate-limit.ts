@@ -41,7 +41,8 @@ export function takeToken(
   const left = allowed ? tokens - 1 : tokens;
   return {
     allowed,
-    bucket: { tokens: left, at: now },
+    // Counted as of the later of the two times, so a slow request cannot grant refill twice.
+    bucket: { tokens: left, at: Math.max(now, bucket?.at ?? now) },
     fullInMs: Math.ceil(((burst - left) / rate) * 1000),
   };
 }
