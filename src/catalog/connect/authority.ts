@@ -112,7 +112,7 @@ export class CertificateAuthority {
 
   /** Runs one CA operation and writes its audit line, whether it succeeds or throws. */
   async #audited<T>(
-    event: 'ca.sign' | 'ca.rotate' | 'ca.config',
+    event: 'ca.sign' | 'ca.rotate' | 'ca.prune' | 'ca.config',
     actor: AuditActor,
     fields: object,
     op: () => Promise<T>,
@@ -222,11 +222,11 @@ export class CertificateAuthority {
       return at !== undefined && now >= at;
     });
     if (expired.length > 0) {
-      await this.#o.propose({ type: 'ca-prune', ids: expired.map((r) => r.ID) });
-      this.#o.log.info(
-        { roots: expired.map((r) => r.ID) },
-        'dropped roots whose leaves have all expired',
+      const roots = expired.map((r) => r.ID);
+      await this.#audited('ca.prune', INTERNAL_ACTOR, { roots }, () =>
+        this.#o.propose({ type: 'ca-prune', ids: roots }),
       );
+      this.#o.log.info({ roots }, 'dropped roots whose leaves have all expired');
     }
   }
 
