@@ -39,6 +39,7 @@ export interface ServerArgs {
   snapshotEvery?: number;
   sessionMinTtlMs?: number;
   nodeGraceMs?: number;
+  caClockSkewMs?: number;
   /** For the server's own node, as on an agent. */
   nodeMeta?: Record<string, string>;
   enableScriptChecks?: boolean;
@@ -166,6 +167,7 @@ export async function runServer(args: ServerArgs, log: Logger): Promise<RunningS
     ...(args.snapshotEvery ? { snapshotEvery: args.snapshotEvery } : {}),
     ...(args.sessionMinTtlMs !== undefined ? { sessionMinTTLms: args.sessionMinTtlMs } : {}),
     ...(args.nodeGraceMs !== undefined ? { nodeGraceMs: args.nodeGraceMs } : {}),
+    ...(args.caClockSkewMs !== undefined ? { caClockSkewMs: args.caClockSkewMs } : {}),
     ...(args.virtualIpRange ? { vipRange: args.virtualIpRange } : {}),
     ...(args.httpLimits ? { httpLimits: args.httpLimits } : {}),
     ...(etcd ? { etcd } : {}),

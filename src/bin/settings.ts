@@ -41,6 +41,7 @@ export interface DaemonFlags {
   snapshotEvery?: number;
   sessionMinTtlMs?: number;
   nodeGraceMs?: number;
+  caClockSkewMs?: number;
   aclDefaultPolicy?: 'allow' | 'deny';
   /** --metrics-bind: host:port, or `off`. */
   metricsBind?: string;
@@ -208,6 +209,7 @@ export function resolveServer(flags: DaemonFlags, file: AgentSettings): Resolved
     ...(proxyWorkers !== undefined ? { proxyWorkers } : {}),
     ...(flags.sessionMinTtlMs !== undefined ? { sessionMinTtlMs: flags.sessionMinTtlMs } : {}),
     ...(flags.nodeGraceMs !== undefined ? { nodeGraceMs: flags.nodeGraceMs } : {}),
+    ...(flags.caClockSkewMs !== undefined ? { caClockSkewMs: flags.caClockSkewMs } : {}),
     ...aclSettings(flags, file),
     ...vipRange(flags, file),
     ...storeSettings(flags, file),
@@ -393,6 +395,7 @@ const SETTING_NAMES: Record<string, string> = {
   virtualIpRange: 'virtual_ip_range',
   httpLimits: 'limits.http_max_conns_per_client/http_handshake_timeout',
   nodeGraceMs: '--node-grace',
+  caClockSkewMs: '--ca-clock-skew',
   sessionMinTtlMs: '--session-min-ttl',
   etcd: 'store/etcd',
   caEncryptionKeyFile: 'ca_encryption_key_file',

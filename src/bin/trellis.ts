@@ -105,6 +105,7 @@ interface DaemonArgs extends GlobalArgs {
   'snapshot-every'?: number;
   'session-min-ttl'?: number;
   'node-grace'?: number;
+  'ca-clock-skew'?: number;
   'sync-interval'?: number;
   'heartbeat-interval'?: number;
   'heartbeat-ttl'?: number;
@@ -185,6 +186,7 @@ function givenFlags(args: DaemonArgs): DaemonFlags {
     snapshotEvery: numberFlag(args['snapshot-every'], 'snapshot-every', 1),
     sessionMinTtlMs: numberFlag(args['session-min-ttl'], 'session-min-ttl', 0),
     nodeGraceMs: numberFlag(args['node-grace'], 'node-grace', 0),
+    caClockSkewMs: numberFlag(args['ca-clock-skew'], 'ca-clock-skew', 0),
     aclDefaultPolicy: args['acl-default-policy'],
     metricsBind: args['metrics-bind'],
     dnsBind: args['dns-bind'],
@@ -365,6 +367,11 @@ export function register(parser: Argv<GlobalArgs>, ctx: CliContext): Argv<Global
             type: 'number',
             describe:
               'Grace after start (or after taking over as leader) before silent nodes turn critical, ms (default 30000)',
+          })
+          .option('ca-clock-skew', {
+            type: 'number',
+            describe:
+              'How far server and agent clocks may disagree, ms: a rotated-out CA root is kept this long after its last leaf expired (default 60000)',
           })
           .option('https-bind', {
             type: 'string',

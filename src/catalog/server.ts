@@ -20,7 +20,7 @@ import { aclRoutes } from './http/acl-routes.js';
 import { join } from 'node:path';
 import { caError, CertificateAuthority } from './connect/authority.js';
 import { FileCaKeyStore, type CaKeyStore } from './connect/key-store.js';
-import { SigningLimiter } from './connect/rate-limit.js';
+import { SigningLimiter, type SigningLimits } from './connect/rate-limit.js';
 import { connectCaRoutes } from './http/connect-ca-routes.js';
 import { isIP } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
@@ -78,6 +78,8 @@ export interface ServerOptions {
   sessionMinTTLms?: number;
   /** Time nodes get after a server start to heartbeat again (ms). */
   nodeGraceMs?: number;
+  /** How far clocks may disagree (ms) when dropping rotated-out CA roots (default 60 s). */
+  caClockSkewMs?: number;
   /** Nodes critical this long are removed (ms, default 72h as in Consul). */
   nodeReapAfterMs?: number;
   /** Extra routes (the agent API of this server's own node). */
@@ -142,9 +144,14 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
       'a server on etcd needs --ca-encryption-key-file (CA keys are stored in etcd encrypted; docs/ha.md)',
     );
   const fileKeys = new FileCaKeyStore(opts.caKeyDir ?? join(opts.dataDir, 'ca-keys'));
-  const { state, writer, closeStore, keys, freshness } = opts.etcd
+  const { state, writer, closeStore, keys, freshness, signing } = opts.etcd
     ? await openEtcd(opts, opts.etcd, fileKeys)
-    : { ...(await openEmbedded(opts)), keys: fileKeys, freshness: ALWAYS_CURRENT };
+    : {
+        ...(await openEmbedded(opts)),
+        keys: fileKeys,
+        freshness: ALWAYS_CURRENT,
+        signing: new SigningLimiter() as SigningLimits,
+      };
   const startedAt = opts.clock.now();
   const self: ServerInfo = {
     id: opts.nodeId,
@@ -219,8 +226,9 @@ export async function startServer(opts: ServerOptions): Promise<CatalogServer> {
       log: opts.log,
       audit,
       sharedState: opts.etcd !== undefined,
+      ...(opts.caClockSkewMs !== undefined ? { clockSkewMs: opts.caClockSkewMs } : {}),
     }),
-    signing: new SigningLimiter(),
+    signing,
     version: opts.version ?? '0.1.0',
     leadership,
     // Every live server (one with the embedded store); all vote, the elected one leads.
@@ -445,10 +453,11 @@ async function openEtcd(
   opts: ServerOptions,
   etcd: EtcdConnectionOptions,
   fileKeys: FileCaKeyStore,
-): Promise<OpenedStore & { keys: CaKeyStore; freshness: Freshness }> {
+): Promise<OpenedStore & { keys: CaKeyStore; freshness: Freshness; signing: SigningLimits }> {
   // Loaded only here: the etcd client (gRPC) would add ~7 MiB to every trellis process.
   const { openEtcdLog } = await import('./etcd/etcd-log.js');
   const { EtcdCaKeyStore } = await import('./etcd/etcd-key-store.js');
+  const { EtcdSigningLimiter } = await import('./etcd/etcd-signing-limiter.js');
   const { etcdKeys } = await import('./etcd/keys.js');
   const { DEFAULT_ETCD_REQUEST_TIMEOUT_MS } = await import('./etcd/etcd-client.js');
   const opened = await openEtcdLog({
@@ -490,12 +499,21 @@ async function openEtcd(
     await opened.log.close();
     throw err;
   }
+  // One bucket per node in etcd, so a host gets its rate once, not once per server.
+  const signing = new EtcdSigningLimiter({
+    client: opened.client,
+    bucketPrefix: etcdKeys(etcd.prefix).signBucketPrefix,
+    clock: opts.clock,
+    random: opts.random,
+    call: () => ({ deadline: opts.clock.now() + timeout }),
+  });
   return {
     state: opened.state,
     writer: opened.log,
     closeStore: async () => undefined,
     keys,
     freshness: opened.log,
+    signing,
   };
 }
 

@@ -15,7 +15,7 @@ export interface AuditSink {
   info(obj: object, msg: string): void;
 }
 
-export type AuditEvent = 'acl.denied' | 'ca.sign' | 'ca.rotate' | 'ca.config';
+export type AuditEvent = 'acl.denied' | 'ca.sign' | 'ca.rotate' | 'ca.prune' | 'ca.config';
 
 /** Who asked for an operation: the token's accessor and the connection's remote address. */
 export interface AuditActor {

@@ -36,7 +36,13 @@ import { NO_AUDIT, type AuditActor, type AuditLog } from '../../httpkit/audit.js
 export const INTERNAL_ACTOR: AuditActor = { accessor: 'internal', remote: '' };
 
 const DAY_MS = 24 * 3600_000;
-const CLOCK_SKEW_MS = 60_000;
+/** How far agents' and servers' clocks may disagree: a rotated-out root stays this much longer. */
+export const CLOCK_SKEW_MS = 60_000;
+/** The longest wait between two maintenance checks, so configuration changes are seen. */
+export const MAX_CHECK_MS = 30_000;
+/** The wait after a failed check, and the least wait between checks. */
+const RETRY_MS = 10_000;
+const MIN_CHECK_MS = 1_000;
 
 export interface IssuedCert {
   SerialNumber: string;
@@ -74,6 +80,8 @@ export interface AuthorityOptions {
    * is logged and signing refused, instead of failing the start.
    */
   sharedState?: boolean;
+  /** How far clocks may disagree (ms): a rotated-out root is kept this long past its leaves. */
+  clockSkewMs?: number;
 }
 
 export function caError(message: string, status = 500): MeshError {
@@ -89,8 +97,13 @@ export class CertificateAuthority {
   #signer: { rootId: string; key: KeyObject; certPem: string } | undefined;
   #timer: ReturnType<Clock['setTimeout']> | undefined;
   #running = false;
+  #generation = 0;
   #rotating: Promise<CaRootRow> | undefined;
   readonly #audit: AuditLog;
+
+  get #skewMs(): number {
+    return this.#o.clockSkewMs ?? CLOCK_SKEW_MS;
+  }
 
   constructor(opts: AuthorityOptions) {
     this.#o = opts;
@@ -99,7 +112,7 @@ export class CertificateAuthority {
 
   /** Runs one CA operation and writes its audit line, whether it succeeds or throws. */
   async #audited<T>(
-    event: 'ca.sign' | 'ca.rotate' | 'ca.config',
+    event: 'ca.sign' | 'ca.rotate' | 'ca.prune' | 'ca.config',
     actor: AuditActor,
     fields: object,
     op: () => Promise<T>,
@@ -158,24 +171,39 @@ export class CertificateAuthority {
     }
   }
 
+  /**
+   * Runs maintenance while this server leads: at once (a previous leader may have died with
+   * work due), then at the next due time, at least every MAX_CHECK_MS so that configuration
+   * changes are seen. `stop()` ends it; a later `start()` begins a new schedule.
+   */
   start(): void {
+    const generation = ++this.#generation;
     this.#running = true;
-    const tick = (): void => {
-      if (!this.#running) return; // stopped while a check ran (this server stopped leading)
-      this.#timer = this.#o.clock.setTimeout(() => {
-        this.maintain()
-          .catch((err: unknown) =>
-            this.#o.log.error({ err: String(err) }, 'CA maintenance failed; will retry'),
-          )
-          .finally(tick);
-      }, 30_000);
+    const run = (): void => {
+      this.#timer = undefined;
+      this.maintain()
+        .then(
+          () => nextMaintenanceIn(this.#o.state.ca, this.#o.clock.now(), this.#skewMs),
+          (err: unknown) => {
+            this.#o.log.error({ err: String(err) }, 'CA maintenance failed; will retry');
+            return RETRY_MS;
+          },
+        )
+        .then((delay) => {
+          // Stopped (or restarted) while the check ran: that schedule is over.
+          if (!this.#running || generation !== this.#generation) return;
+          this.#timer = this.#o.clock.setTimeout(run, delay);
+        })
+        .catch(() => undefined);
     };
-    tick();
+    run();
   }
 
   stop(): void {
     this.#running = false;
+    this.#generation++;
     if (this.#timer) this.#o.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   /** Rotation when the root is older than RotationPeriod; pruning of roots no leaf needs. */
@@ -184,24 +212,21 @@ export class CertificateAuthority {
     const active = ca.active();
     if (!active) return;
     const now = this.#o.clock.now();
-    const period = durationMs(ca.config.RotationPeriod);
-    if (period > 0 && now - Date.parse(active.NotBefore) > period) {
+    const rotateAt = rotationDueAt(ca.config, active);
+    if (rotateAt !== undefined && now >= rotateAt) {
       this.#o.log.info({ root: active.ID }, 'root reached its RotationPeriod; rotating');
       await this.rotate();
     }
-    const leafTtl = durationMs(ca.config.LeafCertTTL);
-    const expired = ca.roots.filter(
-      (r) =>
-        !r.Active &&
-        r.RotatedOutAt !== undefined &&
-        Date.parse(r.RotatedOutAt) + leafTtl + CLOCK_SKEW_MS < now,
-    );
+    const expired = ca.roots.filter((r) => {
+      const at = pruneDueAt(ca.config, r, this.#skewMs);
+      return at !== undefined && now >= at;
+    });
     if (expired.length > 0) {
-      await this.#o.propose({ type: 'ca-prune', ids: expired.map((r) => r.ID) });
-      this.#o.log.info(
-        { roots: expired.map((r) => r.ID) },
-        'dropped roots whose leaves have all expired',
+      const roots = expired.map((r) => r.ID);
+      await this.#audited('ca.prune', INTERNAL_ACTOR, { roots }, () =>
+        this.#o.propose({ type: 'ca-prune', ids: roots }),
       );
+      this.#o.log.info({ roots }, 'dropped roots whose leaves have all expired');
     }
   }
 
@@ -444,6 +469,42 @@ export class CertificateAuthority {
       );
     return loadPrivateKey(pem);
   }
+}
+
+/** When the active root reaches its RotationPeriod (ms), or undefined when it never rotates. */
+export function rotationDueAt(config: CaConfig, active: CaRootRow): number | undefined {
+  const period = durationMs(config.RotationPeriod);
+  return period > 0 ? Date.parse(active.NotBefore) + period + 1 : undefined;
+}
+
+/**
+ * When a rotated-out root may go (ms): every leaf it signed has expired, with a margin for
+ * clocks. Undefined for the active root.
+ */
+export function pruneDueAt(
+  config: CaConfig,
+  root: CaRootRow,
+  skewMs = CLOCK_SKEW_MS,
+): number | undefined {
+  if (root.Active || root.RotatedOutAt === undefined) return undefined;
+  return Date.parse(root.RotatedOutAt) + durationMs(config.LeafCertTTL) + skewMs + 1;
+}
+
+/**
+ * How long to wait (ms) before the next maintenance check: until the next rotation or pruning
+ * is due, between MIN_CHECK_MS (work due now was just attempted) and MAX_CHECK_MS.
+ */
+export function nextMaintenanceIn(
+  ca: { config: CaConfig; roots: readonly CaRootRow[] },
+  now: number,
+  skewMs = CLOCK_SKEW_MS,
+): number {
+  let next = now + MAX_CHECK_MS;
+  for (const r of ca.roots) {
+    const at = r.Active ? rotationDueAt(ca.config, r) : pruneDueAt(ca.config, r, skewMs);
+    if (at !== undefined) next = Math.min(next, at);
+  }
+  return Math.max(MIN_CHECK_MS, next - now);
 }
 
 /** What an audit line records of an issued certificate. */

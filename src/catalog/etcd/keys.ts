@@ -8,6 +8,7 @@
  *                                          revision is the newest entry's index (one cheap get)
  *   <prefix>/ca-keys/<root id>             a CA root's private key, AES-256-GCM encrypted
  *   <prefix>/restore-data/<id>/<n>         a restored state's bytes, until a snapshot covers it
+ *   <prefix>/sign-bucket/<node>            a node's certificate signing bucket (under a lease)
  *
  * Indexes are zero-padded so that etcd's byte-wise value and key comparisons order them.
  */
@@ -18,6 +19,7 @@ export interface EtcdKeys {
   logHead: string;
   caKeysPrefix: string;
   restoreDataPrefix: string;
+  signBucketPrefix: string;
   /** The chunk prefix of one restored state (`trellis snapshot restore`). */
   restoreChunksOf(id: string): string;
   /** The chunk prefix of one snapshot. */
@@ -32,6 +34,7 @@ export function etcdKeys(prefix: string): EtcdKeys {
     logHead: `${prefix}/log-head`,
     caKeysPrefix: `${prefix}/ca-keys/`,
     restoreDataPrefix: `${prefix}/restore-data/`,
+    signBucketPrefix: `${prefix}/sign-bucket/`,
     restoreChunksOf: (id) => `${prefix}/restore-data/${id}/`,
     chunksOf: (index, id) => `${prefix}/snapshot-data/${padIndex(index)}-${id}/`,
   };

@@ -167,7 +167,7 @@ export function connectCaRoutes(app: FastifyInstance, ctx: CatalogContext): void
         `Permission denied: service "${service}" is not registered on node "${node}"`,
         { status: 403 },
       );
-    if (!ctx.signing.take(node, ctx.state.ca.config.CSRMaxPerSecond, ctx.clock.now()))
+    if (!(await ctx.signing.take(node, ctx.state.ca.config.CSRMaxPerSecond, ctx.clock.now())))
       throw tooMany(node);
     return sendJSON(reply, await ca.signService(service, csr, requestActor(req, a.accessor)));
   });
@@ -184,7 +184,7 @@ export function connectCaRoutes(app: FastifyInstance, ctx: CatalogContext): void
     const a = authz(ctx, req);
     if (certifiedNode(ctx, req) !== node && !a.allowed('node', node, 'write'))
       throw denied(a, 'node:write', node);
-    if (!ctx.signing.take(node, ctx.state.ca.config.CSRMaxPerSecond, ctx.clock.now()))
+    if (!(await ctx.signing.take(node, ctx.state.ca.config.CSRMaxPerSecond, ctx.clock.now())))
       throw tooMany(node);
     const cert = await ca.signAgent(node, csr, requestActor(req, a.accessor));
     return sendJSON(reply, { ...cert, Roots: ca.rootsPem() });

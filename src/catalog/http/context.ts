@@ -10,7 +10,7 @@ import type { SessionTimers } from '../session-timers.js';
 import type { ResponseCache } from './response-cache.js';
 import type { AclResolver } from '../acl/resolver.js';
 import type { CertificateAuthority } from '../connect/authority.js';
-import type { SigningLimiter } from '../connect/rate-limit.js';
+import type { SigningLimits } from '../connect/rate-limit.js';
 import type { AuditLog } from '../../httpkit/audit.js';
 import type { Leadership } from '../leadership.js';
 
@@ -53,7 +53,7 @@ export interface CatalogContext {
   /** The advertised host:port of this server's HTTPS API, once it listens. */
   httpsAdvertise?: string;
   /** Per-agent limits on certificate signing. */
-  signing: SigningLimiter;
+  signing: SigningLimits;
   /** Which server leads the once-only work, and which servers are alive. */
   leadership: Leadership;
   /** The live servers of the cluster (this one alone with the embedded store). */
