@@ -10,21 +10,12 @@
  * Needs root, ip, nsenter, unshare, overlayfs, ansible-playbook and dpkg-deb; skipped otherwise.
  */
 import { expect } from 'chai';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createTestNs, deleteTestNs, inNs, netnsSkipReason } from '../../helpers/netns.js';
+import { createTestNs, deleteTestNs, inNs } from '../../helpers/netns.js';
 import { recap } from '../../helpers/ansible-recap.js';
+import { chrootHostsSkipReason, ChrootHosts } from '../../helpers/chroot-hosts.js';
 import { debPackage } from '../../helpers/deb-package.js';
 
 const REPO = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -33,64 +24,27 @@ const SERVER_HTTP = '127.0.0.1:18500';
 const AGENT_HTTP = '127.0.0.1:18510';
 const HOSTS = ['server1', 'agent1'] as const;
 
-function runs(bin: string, arg = '--version'): boolean {
-  return spawnSync(bin, [arg], { stdio: 'ignore', timeout: 60_000 }).status === 0;
-}
-
-function skipReason(): string | undefined {
-  const ns = netnsSkipReason();
-  if (ns) return ns;
-  for (const bin of ['ansible-playbook', 'dpkg-deb', 'nsenter', 'unshare'])
-    if (!runs(bin)) return `needs ${bin}`;
-  if (!readFileSync('/proc/filesystems', 'utf8').includes('overlay')) return 'needs overlayfs';
-  return undefined;
-}
-
 describe('ansible/ roles on chroot hosts in a network namespace (direct service manager)', function () {
   this.timeout(600_000);
   let tmp = '';
   let ns = '';
-  let holder: ChildProcess | undefined;
+  let hosts: ChrootHosts | undefined;
   let token = '';
   const outputs: string[] = [];
 
-  const root = (host: string): string => join(tmp, host, 'root');
-  /** A command in the holder's mount namespace (where the chroots are mounted). */
-  const inMounts = (argv: string[], net = false): string =>
-    execFileSync(
-      'nsenter',
-      ['-t', String(holder!.pid), '-m', ...(net ? ['-n'] : []), '--', ...argv],
-      { encoding: 'utf8', timeout: 30_000, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+  const root = (host: string): string => hosts!.root(host);
+  /** A command in the chroots' mount namespace. */
+  const inMounts = (argv: string[]): string => hosts!.inMounts(argv);
 
   const playbook = (extraVars?: object): { status: number | null; output: string } => {
-    const args = [
-      '-t',
-      String(holder!.pid),
-      '-m',
-      '-n',
-      '--',
-      'ansible-playbook',
-      '-i',
+    const r = hosts!.playbook(
       join(tmp, 'inventory.yml'),
       join(REPO, 'ansible', 'site.yml'),
-      ...(extraVars ? ['-e', JSON.stringify(extraVars)] : []),
-    ];
-    const r = spawnSync('nsenter', args, {
-      cwd: tmp,
-      encoding: 'utf8',
-      timeout: 300_000,
-      env: {
-        ...process.env,
-        ANSIBLE_CONFIG: join(REPO, 'ansible', 'ansible.cfg'),
-        ANSIBLE_NOCOLOR: '1',
-        ANSIBLE_HOST_KEY_CHECKING: 'False',
-        ANSIBLE_LOCAL_TEMP: join(tmp, 'ansible-local'),
-      },
-    });
-    const output = `${r.stdout}${r.stderr}`;
-    outputs.push(output);
-    return { status: r.status, output };
+      join(REPO, 'ansible', 'ansible.cfg'),
+      extraVars ? ['-e', JSON.stringify(extraVars)] : [],
+    );
+    outputs.push(r.output);
+    return r;
   };
 
   /** GET on the server's plain HTTP API inside the namespace, with the management token. */
@@ -109,7 +63,7 @@ describe('ansible/ roles on chroot hosts in a network namespace (direct service 
   };
 
   before(function () {
-    const reason = skipReason();
+    const reason = chrootHostsSkipReason(REPO);
     if (reason) {
       console.log(`      skipped: ${reason}`);
       this.skip();
@@ -118,46 +72,7 @@ describe('ansible/ roles on chroot hosts in a network namespace (direct service 
     const deb = debPackage();
 
     ns = createTestNs(ADDRESS);
-    // One process holds a private mount namespace inside the network namespace; the chroots
-    // are mounted there, ansible-playbook and the daemons it starts live there. `ip netns exec`
-    // and `unshare` exec in turn, so the PID is the holder's.
-    holder = spawn(
-      'ip',
-      ['netns', 'exec', ns, 'unshare', '-m', '--propagation', 'private', 'sleep', 'infinity'],
-      { stdio: 'ignore' },
-    );
-    const ownMounts = readlinkSync('/proc/self/ns/mnt');
-    for (let i = 0; ; i++) {
-      let theirs = '';
-      try {
-        theirs = readlinkSync(`/proc/${holder.pid}/ns/mnt`);
-      } catch {
-        // not there yet
-      }
-      const comm = existsSync(`/proc/${holder.pid}/comm`)
-        ? readFileSync(`/proc/${holder.pid}/comm`, 'utf8').trim()
-        : '';
-      if (theirs && theirs !== ownMounts && comm === 'sleep') break;
-      if (i > 200) throw new Error('the mount namespace holder did not start');
-      execFileSync('sleep', ['0.05']);
-    }
-
-    for (const host of HOSTS) {
-      for (const d of ['upper', 'work', 'root']) mkdirSync(join(tmp, host, d), { recursive: true });
-      inMounts([
-        'mount',
-        '-t',
-        'overlay',
-        'overlay',
-        '-o',
-        `lowerdir=/,upperdir=${join(tmp, host, 'upper')},workdir=${join(tmp, host, 'work')}`,
-        root(host),
-      ]);
-      for (const d of ['proc', 'sys', 'dev'])
-        inMounts(['mount', '--rbind', `/${d}`, join(root(host), d)]);
-      for (const d of ['run', 'tmp'])
-        inMounts(['mount', '-t', 'tmpfs', 'tmpfs', join(root(host), d)]);
-    }
+    hosts = ChrootHosts.make(tmp, ns, HOSTS);
     // The demo's web service is captured by its unix user (deploy/lab/services/web.hcl): the
     // application's user comes with the application, not with the roles.
     inMounts([
@@ -228,25 +143,10 @@ describe('ansible/ roles on chroot hosts in a network namespace (direct service 
   });
 
   after(function () {
-    if (holder?.pid) {
+    if (hosts) {
       // The daemons the roles started, by the pidfiles their direct mode wrote.
-      for (const host of HOSTS)
-        for (const daemon of ['server', 'agent']) {
-          let pid = '';
-          try {
-            pid = inMounts(['cat', join(root(host), 'run', 'trellis', `${daemon}.pid`)]).trim();
-          } catch {
-            continue;
-          }
-          if (/^\d+$/.test(pid)) {
-            try {
-              process.kill(Number(pid), 'SIGKILL');
-            } catch {
-              // already gone
-            }
-          }
-        }
-      holder.kill('SIGKILL');
+      for (const host of HOSTS) hosts.killDaemons(host, ['server', 'agent']);
+      hosts.close();
     }
     if (ns) deleteTestNs(ns);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
