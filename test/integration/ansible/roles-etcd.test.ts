@@ -1,16 +1,21 @@
 /**
- * The etcd layout of the Ansible roles applied for real: three server hosts, each running an
+ * The Ansible roles applied for real, in the etcd layout: three server hosts, each running an
  * etcd member (role trellis_etcd) and a `trellis server --store etcd` over all three members,
- * and one agent host; every host a chroot on an overlayfs over `/` (test/helpers/chroot-hosts.ts),
+ * and one agent host that joins and runs the demo's web service (deploy/lab/services/web.hcl as
+ * variables) with an intention and a config entry; every host a chroot on an overlayfs over `/` (test/helpers/chroot-hosts.ts),
  * all in one test network namespace with addresses in 198.18.214.0/24, the `direct` service
  * manager (start-stop-daemon and pidfiles). Debian's etcd-server is installed on the machine, so
  * the role's apt task finds it in every chroot and downloads nothing.
+ *
+ * The one-server layout (embedded store) runs through the same roles in
+ * test/e2e/ansible-systemd.test.ts, under systemd; one chroot test covers what the direct
+ * service manager and the service roles do, to keep the suite short.
  *
  * Needs root, ip, nsenter, unshare, overlayfs, ansible-playbook, dpkg-deb, curl and etcd;
  * skipped otherwise, with the reason printed.
  */
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -82,6 +87,18 @@ describe('ansible/ etcd layout: three servers on etcd and an agent, on chroot ho
     for (const a of [...SERVERS.slice(1).map((s) => s.address), AGENT.address])
       inNs(ns, ['ip', 'addr', 'add', `${a}/24`, 'dev', 'tv0']);
     hosts = ChrootHosts.make(tmp, ns, HOSTS);
+    // The demo's web service is captured by its unix user (deploy/lab/services/web.hcl): the
+    // application's user comes with the application, not with the roles.
+    hosts.inMounts([
+      'chroot',
+      hosts.root(AGENT.name),
+      'adduser',
+      '--system',
+      '--quiet',
+      '--group',
+      '--no-create-home',
+      'trellis-web',
+    ]);
 
     const inventory = {
       all: {
@@ -95,6 +112,8 @@ describe('ansible/ etcd layout: three servers on etcd and an agent, on chroot ho
           trellis_server_store: 'etcd',
           trellis_server_etcd_prefix: PREFIX,
           trellis_server_https_port: 18501,
+          trellis_intentions: [{ source: 'web', destination: 'api', action: 'allow' }],
+          trellis_config_entries: [{ Kind: 'service-defaults', Name: 'api', Protocol: 'http' }],
         },
         children: {
           trellis_servers: {
@@ -121,6 +140,29 @@ describe('ansible/ etcd layout: three servers on etcd and an agent, on chroot ho
                 trellis_agent_http_addr: '127.0.0.1:18520',
                 trellis_agent_dns_addr: '127.0.0.1:18620',
                 trellis_agent_settings: { proxy_workers: 0 },
+                // deploy/lab/services/web.hcl as variables.
+                trellis_services: [
+                  {
+                    name: 'web',
+                    port: 8081,
+                    connect: {
+                      sidecar_service: {
+                        port: 21000,
+                        proxy: {
+                          mode: 'transparent',
+                          transparent_proxy: { capture_user: 'trellis-web', redirect_dns: true },
+                        },
+                      },
+                    },
+                    check: {
+                      id: 'web-http',
+                      name: 'web answers HTTP',
+                      http: 'http://127.0.0.1:8081/',
+                      interval: '5s',
+                      timeout: '2s',
+                    },
+                  },
+                ],
               },
             },
           },
@@ -152,9 +194,17 @@ describe('ansible/ etcd layout: three servers on etcd and an agent, on chroot ho
     const counts = recap(r.output);
     expect([...counts.keys()].sort()).to.deep.equal([...HOSTS].sort());
     for (const [host, c] of counts) expect(c.failed, `${host}\n${r.output}`).to.equal(0);
-    token = readFileSync(join(tmp, 'secrets', 'management-token'), 'utf8').trim();
+    // The management token was written on the controller only, mode 0600, and never printed.
+    const tokenFile = join(tmp, 'secrets', 'management-token');
+    expect(statSync(tokenFile).mode & 0o777).to.equal(0o600);
+    token = readFileSync(tokenFile, 'utf8').trim();
     expect(token).to.match(/^[0-9a-f-]{36}$/);
     expect(r.output).not.to.include(token);
+    // The package went into the chroots, not onto the host.
+    expect(existsSync(join(tmp, 'server1', 'upper', 'usr', 'bin', 'trellis'))).to.equal(true);
+    expect(
+      existsSync(join(tmp, AGENT.name, 'upper', 'var', 'lib', 'trellis', 'agent', 'identity.json')),
+    ).to.equal(true);
   });
 
   it('makes one etcd cluster of the three members', function () {
@@ -201,6 +251,35 @@ describe('ansible/ etcd layout: three servers on etcd and an agent, on chroot ho
         s.name,
       ).to.include.members(HOSTS);
     }
+  });
+
+  it("registers the agent's service and sidecar, and writes the intention and config entry", function () {
+    if (!token) this.skip();
+    const server = SERVERS[1].http;
+    const web = JSON.parse(api(server, '/v1/catalog/service/web').body) as {
+      Node: string;
+      ServicePort: number;
+    }[];
+    expect(web.map((x) => [x.Node, x.ServicePort])).to.deep.equal([[AGENT.name, 8081]]);
+    const sidecar = JSON.parse(api(server, '/v1/catalog/service/web-sidecar-proxy').body) as {
+      ServicePort: number;
+    }[];
+    expect(sidecar.map((x) => x.ServicePort)).to.deep.equal([21000]);
+    const intention = api(server, '/v1/connect/intentions/exact?source=web&destination=api');
+    expect(intention.status, intention.body).to.equal(200);
+    expect((JSON.parse(intention.body) as { Action: string }).Action).to.equal('allow');
+    const entry = JSON.parse(api(server, '/v1/config/service-defaults/api').body) as {
+      Protocol: string;
+    };
+    expect(entry.Protocol).to.equal('http');
+    // The service was registered with the service token the role made (a joined agent's own
+    // token may only write its node), which is in no output.
+    const hcl = hosts!.inMounts([
+      'cat',
+      join(hosts!.root(AGENT.name), 'etc', 'trellis.d', 'web.hcl'),
+    ]);
+    expect(hcl).to.match(/^\s*token = "[0-9a-f-]{36}"$/m);
+    expect(outputs.join('\n')).not.to.include(/token = "([^"]+)"/m.exec(hcl)![1]!);
   });
 
   it('lists every server in the agent’s retry_join', function () {
@@ -264,6 +343,19 @@ describe('ansible/ etcd layout: three servers on etcd and an agent, on chroot ho
       expect(c.changed, `${host} in\n${r.output}`).to.equal(0);
       expect(c.failed, host).to.equal(0);
     }
+  });
+
+  it('writes a changed intention (changed=1), having left the same one alone (changed=0 above)', function () {
+    if (!token) this.skip();
+    const deny = { trellis_intentions: [{ source: 'web', destination: 'api', action: 'deny' }] };
+    const r = run(['--limit', AGENT.name, '-e', JSON.stringify(deny)]);
+    expect(r.status, r.output).to.equal(0);
+    expect(recap(r.output).get(AGENT.name)?.changed, r.output).to.equal(1);
+    const intention = api(
+      SERVERS[2].http,
+      '/v1/connect/intentions/exact?source=web&destination=api',
+    );
+    expect((JSON.parse(intention.body) as { Action: string }).Action).to.equal('deny');
   });
 
   it('refuses to replace a server’s CA encryption key with another one', function () {
