@@ -129,9 +129,10 @@ describe('etcd quorum lost: writes refused clearly, proxied traffic flows, every
 
   after(async () => {
     await agent?.stop();
-    for (const s of servers) await s.stop();
+    // Whatever the last test did not stop (it failed, or a server hung): SIGKILL by PID.
+    for (const s of servers) await s.kill9();
     await etcd?.destroy();
-    await new Promise<void>((r) => (app.server ? app.server.close(() => r()) : r()));
+    if (app.server) await app.kill();
     dirs.removeAll();
   });
 
@@ -191,13 +192,21 @@ describe('etcd quorum lost: writes refused clearly, proxied traffic flows, every
         Port: 9001,
       });
       expect(agentReg.status, await agentReg.text()).to.equal(200);
-      const self = (await (await send(agentBase, '/v1/agent/self')).json()) as {
-        Stats: { trellis: { sync_error: string; synced: string } };
-      };
-      expect(self.Stats.trellis.synced).to.equal('false');
-      expect(self.Stats.trellis.sync_error).to.match(/etcd/);
-      expect(self.Stats.trellis.sync_error).to.match(/quorum/);
-      expect(self.Stats.trellis.sync_error).not.to.match(/\n\s+at /);
+      // The agent's answer does not wait for a refused sync to finish; its stats say why.
+      const syncError = await eventually(
+        async () => {
+          const self = (await (await send(agentBase, '/v1/agent/self')).json()) as {
+            Stats: { trellis: { sync_error: string; synced: string } };
+          };
+          expect(self.Stats.trellis.synced).to.equal('false');
+          return self.Stats.trellis.sync_error;
+        },
+        30_000,
+        200,
+      );
+      expect(syncError).to.match(/etcd/);
+      expect(syncError).to.match(/quorum/);
+      expect(syncError).not.to.match(/\n\s+at /);
 
       // Reads are still served, from the state each server holds, and say how old it is.
       for (const s of bases) {
@@ -293,5 +302,17 @@ describe('etcd quorum lost: writes refused clearly, proxied traffic flows, every
     await eventually(async () => (await through(upstreamPort)) === 403, 60_000, 200);
     await setIntention('allow');
     await eventually(async () => (await through(upstreamPort)) === 200, 60_000, 200);
+  });
+
+  it('after the outage the agent and both servers stop on SIGTERM', async () => {
+    // A server that lost its etcd lease during the outage once kept a second lease alive
+    // after close, and never exited.
+    const exitsWithin = async (p: TrellisProcess, what: string): Promise<void> => {
+      const stopped = p.stop().then(() => true);
+      const limit = new Promise<false>((r) => setTimeout(() => r(false), 30_000).unref());
+      expect(await Promise.race([stopped, limit]), `${what} exited on SIGTERM`).to.equal(true);
+    };
+    await exitsWithin(agent!, 'the agent');
+    for (const [i, s] of servers.entries()) await exitsWithin(s, `server ${i}`);
   });
 });
