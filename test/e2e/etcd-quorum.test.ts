@@ -171,27 +171,27 @@ describe('etcd quorum lost: writes refused clearly, proxied traffic flows, every
       );
       const noticedMs = Date.now() - lostAt;
 
-      // Writes through either server are refused, with the cause.
-      const [kv, reg] = await Promise.all([
+      // Writes through either server are refused, with the cause. An agent registration is kept
+      // by the agent (as Consul's agent does: it answers once it tried to sync) and stays out
+      // of the catalog until quorum returns.
+      const agentBase = `http://${agent!.address}`;
+      const [kv, reg, agentReg] = await Promise.all([
         send(a, '/v1/kv/quorum/key', 'PUT', 'during'),
         send(b, '/v1/catalog/register', 'PUT', {
           Node: 'q-outage-node',
           Address: '127.0.0.9',
           Service: { ID: 'during-1', Service: 'during', Port: 9000 },
         }),
+        send(agentBase, '/v1/agent/service/register', 'PUT', {
+          Name: 'late',
+          ID: 'late-1',
+          Port: 9001,
+        }),
       ]);
       const kvError = await expectQuorumError(kv, 'KV put');
       await expectQuorumError(reg, 'catalog register');
-
-      // An agent registration is kept by the agent (as Consul's agent does: it answers once it
-      // tried to sync) and is not in the catalog; the agent says why it could not sync.
-      const agentBase = `http://${agent!.address}`;
-      const agentReg = await send(agentBase, '/v1/agent/service/register', 'PUT', {
-        Name: 'late',
-        ID: 'late-1',
-        Port: 9001,
-      });
       expect(agentReg.status, await agentReg.text()).to.equal(200);
+
       // The agent's answer does not wait for a refused sync to finish; its stats say why.
       const syncError = await eventually(
         async () => {
