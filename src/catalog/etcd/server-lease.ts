@@ -92,8 +92,20 @@ export class ServerLease {
     });
     lease.on('lost', (err: unknown) => this.#onLost(lease, err));
     this.#lease = lease;
-    const id = await lease.grant();
-    if (this.#lease !== lease) return;
+    let id: string;
+    try {
+      id = await lease.grant();
+    } catch (err) {
+      if (this.#lease === lease) this.#lease = null;
+      throw err;
+    }
+    if (this.#lease !== lease) {
+      // Closed (or replaced) while etcd granted it: nothing will use it, and its keepalives
+      // would hold it in etcd and keep this process from exiting.
+      if (!lease.revoked())
+        await lease.revoke({ deadline: this.#o.clock.now() + 2_000 }).catch(() => undefined);
+      return;
+    }
     this.#id = id;
     this.#validUntil = askedAt + this.#o.ttlSec * 1000;
     for (const fn of this.#grantedListeners) fn(id);
@@ -101,7 +113,9 @@ export class ServerLease {
   }
 
   #onLost(lease: Lease, err: unknown): void {
-    if (this.#closed || this.#lease !== lease) return;
+    // A grant that failed is also reported as lost: whoever asked for it (start, #regrant)
+    // retries it, so a second chain of grants must not start here (it would leak a lease).
+    if (this.#closed || this.#lease !== lease || this.#id === undefined) return;
     this.#o.log.warn(
       { err: etcdCause(err), lease: this.#id },
       'etcd lease lost; this server stops leading and asks for a new lease',
@@ -121,7 +135,6 @@ export class ServerLease {
     } catch (err) {
       if (attempt === 0)
         this.#o.log.warn({ err: describeError(err) }, 'could not get a new etcd lease; retrying');
-      this.#lease = null;
       const wait = Math.min(2_000, 100 * 2 ** attempt);
       this.#o.clock.setTimeout(() => void this.#regrant(attempt + 1), wait);
     }
