@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { createTestNs, deleteTestNs, inNs, netnsSkipReason } from '../helpers/netns.js';
 import { SystemdHost } from '../helpers/systemd-host.js';
 import { recap } from '../helpers/ansible-recap.js';
+import { demoWebService } from '../helpers/ansible-demo.js';
 import { debPackage } from '../helpers/deb-package.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -129,21 +130,7 @@ describe('ansible/ roles on hosts running systemd (the default service manager)'
                 ansible_host: root('agent1'),
                 trellis_agent_http_addr: '127.0.0.1:18510',
                 trellis_agent_dns_addr: '127.0.0.1:18610',
-                trellis_services: [
-                  {
-                    name: 'web',
-                    port: 8081,
-                    connect: {
-                      sidecar_service: {
-                        port: 21000,
-                        proxy: {
-                          mode: 'transparent',
-                          transparent_proxy: { capture_user: 'trellis-web', redirect_dns: true },
-                        },
-                      },
-                    },
-                  },
-                ],
+                trellis_services: [demoWebService()],
               },
             },
           },

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { createTestNs, deleteTestNs, inNs, tryInNs } from '../../helpers/netns.js';
 import { recap } from '../../helpers/ansible-recap.js';
+import { demoWebService } from '../../helpers/ansible-demo.js';
 import { chrootHostsSkipReason, ChrootHosts } from '../../helpers/chroot-hosts.js';
 import { debPackage } from '../../helpers/deb-package.js';
 
@@ -141,28 +142,7 @@ describe('ansible/ etcd layout: three servers on etcd and an agent, on chroot ho
                 trellis_agent_dns_addr: '127.0.0.1:18620',
                 trellis_agent_settings: { proxy_workers: 0 },
                 // deploy/lab/services/web.hcl as variables.
-                trellis_services: [
-                  {
-                    name: 'web',
-                    port: 8081,
-                    connect: {
-                      sidecar_service: {
-                        port: 21000,
-                        proxy: {
-                          mode: 'transparent',
-                          transparent_proxy: { capture_user: 'trellis-web', redirect_dns: true },
-                        },
-                      },
-                    },
-                    check: {
-                      id: 'web-http',
-                      name: 'web answers HTTP',
-                      http: 'http://127.0.0.1:8081/',
-                      interval: '5s',
-                      timeout: '2s',
-                    },
-                  },
-                ],
+                trellis_services: [demoWebService({ check: true })],
               },
             },
           },
