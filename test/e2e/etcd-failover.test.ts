@@ -14,7 +14,7 @@ import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient } from '../../src/client/index.js';
-import { etcdMissing, startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.js';
+import { etcdClusterOrSkip, type EtcdCluster } from '../helpers/etcd-cluster.js';
 import { etcdServerArgs } from '../helpers/etcd-servers.js';
 import {
   agentArgs,
@@ -83,12 +83,7 @@ describe('catalog on etcd: a Trellis server and an etcd member SIGKILLed under l
   let agent: TrellisProcess | undefined;
 
   before(async function () {
-    const missing = etcdMissing();
-    if (missing) {
-      console.log(`      skipped: ${missing}`);
-      this.skip();
-    }
-    etcd = await startEtcdCluster(3);
+    etcd = await etcdClusterOrSkip(this, 3);
     const args = etcdServerArgs(etcd, dirs, 'fo');
     // The first server creates the CA (its key goes to etcd, encrypted); the others use it.
     for (const name of ['fo-srv-a', 'fo-srv-b', 'fo-srv-c'])

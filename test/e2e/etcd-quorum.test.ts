@@ -19,7 +19,7 @@
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { etcdMissing, startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.js';
+import { etcdClusterOrSkip, type EtcdCluster } from '../helpers/etcd-cluster.js';
 import { etcdServerArgs } from '../helpers/etcd-servers.js';
 import { App, failed, load, sleep } from '../helpers/http-load.js';
 import { freePort } from '../helpers/net.js';
@@ -86,12 +86,7 @@ describe('etcd quorum lost: writes refused clearly, proxied traffic flows, every
   };
 
   before(async function () {
-    const missing = etcdMissing();
-    if (missing) {
-      console.log(`      skipped: ${missing}`);
-      this.skip();
-    }
-    etcd = await startEtcdCluster(3);
+    etcd = await etcdClusterOrSkip(this, 3);
     const args = etcdServerArgs(etcd, dirs, 'q');
     // The first server creates the CA (its key goes to etcd, encrypted); the second uses it.
     for (const name of ['q-srv-a', 'q-srv-b'])

@@ -152,3 +152,16 @@ export function writeCaEncryptionKey(dir: string, name = 'ca-encryption.key'): s
   writeFileSync(path, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
   return path;
 }
+
+/**
+ * For a suite's `before`: a started cluster, or the suite skipped with the reason printed when
+ * etcd is not installed here (CI installs it, so there it never skips).
+ */
+export async function etcdClusterOrSkip(ctx: Mocha.Context, size = 3): Promise<EtcdCluster> {
+  const missing = etcdMissing();
+  if (missing) {
+    console.log(`      skipped: ${missing}`);
+    ctx.skip();
+  }
+  return startEtcdCluster(size);
+}

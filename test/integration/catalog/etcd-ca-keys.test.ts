@@ -18,8 +18,7 @@ import {
 import { createCsr } from '../../../src/pki/index.js';
 import { agentSpiffeId } from '../../../src/policy/index.js';
 import {
-  etcdMissing,
-  startEtcdCluster,
+  etcdClusterOrSkip,
   writeCaEncryptionKey,
   type EtcdCluster,
 } from '../../helpers/etcd-cluster.js';
@@ -90,12 +89,7 @@ describe('catalog on etcd: CA private keys in etcd, encrypted', function () {
   };
 
   before(async function () {
-    const missing = etcdMissing();
-    if (missing) {
-      console.log(`      skipped: ${missing}`);
-      this.skip();
-    }
-    etcd = await startEtcdCluster(3);
+    etcd = await etcdClusterOrSkip(this, 3);
     client = new Etcd3({ hosts: etcd.endpoints.split(',') });
     keyFile = writeCaEncryptionKey(dirs.make('ca-enc-key'));
   });

@@ -6,7 +6,7 @@
  * message naming etcd while reads are still answered.
  */
 import { expect } from 'chai';
-import { etcdMissing, startEtcdCluster, type EtcdCluster } from '../../helpers/etcd-cluster.js';
+import { etcdClusterOrSkip, type EtcdCluster } from '../../helpers/etcd-cluster.js';
 import { etcdServerArgs } from '../../helpers/etcd-servers.js';
 import {
   eventually,
@@ -56,12 +56,7 @@ describe('catalog on etcd: several servers over a 3-member etcd cluster', functi
   const servers: TrellisProcess[] = [];
 
   before(async function () {
-    const missing = etcdMissing();
-    if (missing) {
-      console.log(`      skipped: ${missing}`);
-      this.skip();
-    }
-    etcd = await startEtcdCluster(3);
+    etcd = await etcdClusterOrSkip(this, 3);
     const args = etcdServerArgs(etcd, dirs, 'etcd');
     // The first server creates the CA (its key goes to etcd, encrypted); the others use it.
     for (const name of ['srv-a', 'srv-b', 'srv-c']) {

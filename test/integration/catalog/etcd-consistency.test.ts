@@ -5,7 +5,7 @@
  * is enforced, and default reads are still answered with a LastContact that keeps growing.
  */
 import { expect } from 'chai';
-import { etcdMissing, startEtcdCluster, type EtcdCluster } from '../../helpers/etcd-cluster.js';
+import { etcdClusterOrSkip, type EtcdCluster } from '../../helpers/etcd-cluster.js';
 import { etcdServerArgs } from '../../helpers/etcd-servers.js';
 import {
   eventually,
@@ -49,12 +49,7 @@ describe('catalog on etcd: ?consistent reads and X-Consul-LastContact', function
   const servers: TrellisProcess[] = [];
 
   before(async function () {
-    const missing = etcdMissing();
-    if (missing) {
-      console.log(`      skipped: ${missing}`);
-      this.skip();
-    }
-    etcd = await startEtcdCluster(3);
+    etcd = await etcdClusterOrSkip(this, 3);
     const args = etcdServerArgs(etcd, dirs, 'cons');
     for (const name of ['srv-a', 'srv-b'])
       servers.push(

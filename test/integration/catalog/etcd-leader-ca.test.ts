@@ -14,7 +14,7 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { Etcd3 } from 'etcd3';
 import { createCsr, generateRoot } from '../../../src/pki/index.js';
 import { agentSpiffeId } from '../../../src/policy/index.js';
-import { etcdMissing, startEtcdCluster, type EtcdCluster } from '../../helpers/etcd-cluster.js';
+import { etcdClusterOrSkip, type EtcdCluster } from '../../helpers/etcd-cluster.js';
 import { etcdServerArgs } from '../../helpers/etcd-servers.js';
 import {
   eventually,
@@ -105,12 +105,7 @@ describe('catalog on etcd: CA work on the leader, signing limits across servers'
   }
 
   before(async function () {
-    const missing = etcdMissing();
-    if (missing) {
-      console.log(`      skipped: ${missing}`);
-      this.skip();
-    }
-    etcd = await startEtcdCluster(3);
+    etcd = await etcdClusterOrSkip(this, 3);
     client = new Etcd3({ hosts: etcd.endpoints.split(',') });
     const args = [...etcdServerArgs(etcd, dirs, 'leader-ca'), '--ca-clock-skew', '0'];
     for (const [i, name] of ['srv-a', 'srv-b', 'srv-c'].entries()) {

@@ -8,8 +8,7 @@
  */
 import { expect } from 'chai';
 import {
-  etcdMissing,
-  startEtcdCluster,
+  etcdClusterOrSkip,
   writeCaEncryptionKey,
   type EtcdCluster,
 } from '../../helpers/etcd-cluster.js';
@@ -79,12 +78,7 @@ describe('catalog on etcd: one elected leader for once-only work', function () {
   const servers: Server[] = [];
 
   before(async function () {
-    const missing = etcdMissing();
-    if (missing) {
-      console.log(`      skipped: ${missing}`);
-      this.skip();
-    }
-    etcd = await startEtcdCluster(3);
+    etcd = await etcdClusterOrSkip(this, 3);
     const args = [
       '--store',
       'etcd',

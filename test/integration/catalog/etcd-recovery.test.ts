@@ -5,8 +5,7 @@
 import { expect } from 'chai';
 import { Etcd3 } from 'etcd3';
 import {
-  etcdMissing,
-  startEtcdCluster,
+  etcdClusterOrSkip,
   writeCaEncryptionKey,
   type EtcdCluster,
 } from '../../helpers/etcd-cluster.js';
@@ -40,12 +39,7 @@ describe('catalog on etcd: restart and compaction', function () {
   const running: TrellisProcess[] = [];
 
   before(async function () {
-    const missing = etcdMissing();
-    if (missing) {
-      console.log(`      skipped: ${missing}`);
-      this.skip();
-    }
-    etcd = await startEtcdCluster(3);
+    etcd = await etcdClusterOrSkip(this, 3);
     keyFile = writeCaEncryptionKey(dirs.make('etcd-key'));
     client = new Etcd3({ hosts: etcd.endpoints.split(',') });
   });
